@@ -1,0 +1,221 @@
+# canopy: a plain Makefile. `make help` lists the targets.
+#
+# Every output goes under build/. The compiler, flags and sanitizers in use
+# are recorded in build/.settings; when they change, everything rebuilds, so
+# a sanitizer build never links objects from a plain one.
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+# ---------------------------------------------------------------- settings
+CC       ?= cc
+FUZZ_CC  ?= clang
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+LIBDIR   ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR   ?= $(PREFIX)/share/man
+DESTDIR  ?=
+SANITIZE ?=
+WERROR   ?=
+FUZZ_SECONDS ?= 60
+PKG_CONFIG ?= pkg-config
+
+B := build
+
+VERSION := $(shell sed -n 's/^\#define CN_VERSION_MAJOR \([0-9]*\)/\1/p' include/canopy/version.h).$(shell sed -n 's/^\#define CN_VERSION_MINOR \([0-9]*\)/\1/p' include/canopy/version.h).$(shell sed -n 's/^\#define CN_VERSION_PATCH \([0-9]*\)/\1/p' include/canopy/version.h)
+SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+# pkg-config, checked once: a missing package stops the build with the fix.
+LIB_PKGS  := libuv msgpack
+UI_PKGS   := ncursesw libedit
+TEST_PKGS := cmocka
+ifeq ($(filter clean help deps format demo,$(MAKECMDGOALS)),)
+MISSING_PKGS := $(strip $(foreach p,$(LIB_PKGS) $(UI_PKGS) $(TEST_PKGS),$(if $(shell $(PKG_CONFIG) --exists $(p) && echo y),,$(p))))
+ifneq ($(MISSING_PKGS),)
+$(error pkg-config cannot find: $(MISSING_PKGS). Run 'make deps' (contrib/install-deps.sh) first)
+endif
+endif
+
+pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
+pc_libs   = $(shell $(PKG_CONFIG) --libs $(1))
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+ifneq ($(WERROR),)
+WARN += -Werror
+endif
+ifneq ($(SANITIZE),)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+
+CFLAGS   ?= -O2 -g
+CPPFLAGS_ALL := -Iinclude -Isrc -D_GNU_SOURCE -DCN_TOP_SRCDIR='"$(CURDIR)"' $(CPPFLAGS)
+CFLAGS_ALL   := -std=c11 -fPIC -fvisibility=hidden $(WARN) $(SAN_FLAGS) $(CFLAGS) \
+                $(call pc_cflags,$(LIB_PKGS))
+LDFLAGS_ALL  := $(SAN_FLAGS) $(LDFLAGS)
+LIB_LIBS     := $(call pc_libs,$(LIB_PKGS)) -lpthread
+
+# ---------------------------------------------------------------- sources
+LIB_SRCS   := $(sort $(wildcard src/*.c src/*/*.c))
+UI_SRCS    := $(sort $(wildcard ui/*.c))
+TEST_SRCS  := $(sort $(wildcard tests/test_*.c))
+TEST_SH    := $(sort $(wildcard tests/test_*.sh))
+BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
+FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
+UI_OBJS    := $(UI_SRCS:%.c=$(B)/obj/%.o)
+TEST_BINS  := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
+FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+
+LIBA  := $(B)/libcanopy.a
+LIBSO := $(B)/libcanopy.so
+BIN   := $(B)/canopy
+
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2);
+endif
+
+# ---------------------------------------------------------------- build
+.PHONY: all
+all: $(LIBA) $(LIBSO) $(BIN)
+
+# Rewritten only when the settings change, so objects rebuild only then.
+SETTINGS := CC=$(CC) CFLAGS=$(CFLAGS_ALL) CPPFLAGS=$(CPPFLAGS_ALL) LDFLAGS=$(LDFLAGS_ALL)
+$(B)/.settings: FORCE
+	@mkdir -p $(B)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(SETTINGS)' ]; then echo '$(SETTINGS)' > $@; fi
+
+$(B)/obj/%.o: %.c $(B)/.settings
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(B)/obj/ui/%.o: CFLAGS_ALL += $(call pc_cflags,$(UI_PKGS))
+
+$(LIBA): $(LIB_OBJS)
+	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
+
+$(LIBSO): $(LIB_OBJS)
+	$(call say,LD,$@)$(CC) -shared -Wl,-soname,libcanopy.so.$(SOMAJOR) $(LDFLAGS_ALL) -o $@ $^ $(LIB_LIBS)
+
+$(BIN): $(UI_OBJS) $(LIBA)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $(UI_OBJS) $(LIBA) $(call pc_libs,$(UI_PKGS)) $(LIB_LIBS)
+
+-include $(LIB_OBJS:.o=.d) $(UI_OBJS:.o=.d) $(TEST_SRCS:%.c=$(B)/obj/%.d) $(BENCH_SRCS:%.c=$(B)/obj/%.d)
+
+# ---------------------------------------------------------------- tests
+$(B)/obj/tests/%.o: CFLAGS_ALL += $(call pc_cflags,$(TEST_PKGS))
+
+$(B)/tests/%: $(B)/obj/tests/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(call pc_libs,$(TEST_PKGS)) $(LIB_LIBS)
+
+.PHONY: tests check
+tests: all $(TEST_BINS)
+
+# Runs every cmocka binary and every shell test, prints each one's own
+# summary, then one closing line; fails if anything failed.
+check: tests
+	@pass=0; fail=0; failed=; \
+	for t in $(TEST_BINS); do \
+	    echo "== $$t"; \
+	    if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	done; \
+	for t in $(TEST_SH); do \
+	    echo "== $$t"; \
+	    if CC="$(CC)" SANITIZE="$(SANITIZE)" sh $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	done; \
+	[ -z "$$failed" ] || echo "failed:$$failed"; \
+	echo "check: $$pass passed, $$fail failed"; \
+	[ $$fail -eq 0 ]
+
+# ---------------------------------------------------------------- bench
+$(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+
+.PHONY: bench
+bench: all $(BENCH_BINS)
+	@sh tests/bench/run.sh $(B)/bench.json $(BENCH_BINS)
+
+# ---------------------------------------------------------------- fuzz
+# libFuzzer targets, built with clang straight from the sources (never from
+# objects another compiler made), with ASan and UBSan.
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+              -Iinclude -Isrc -D_GNU_SOURCE $(call pc_cflags,msgpack)
+
+$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard src/*.h src/*/*.h include/*.h include/canopy/*.h)
+	@mkdir -p $(@D)
+	$(call say,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(filter src/wire/%.c src/errors.c,$(LIB_SRCS)) $(call pc_libs,msgpack)
+
+.PHONY: fuzz fuzz-run
+fuzz: $(FUZZ_BINS)
+
+# Each target runs FUZZ_SECONDS on a scratch copy of its checked-in corpus;
+# a crash leaves its input in build/fuzz/ and fails the target.
+fuzz-run: fuzz
+	@for f in $(FUZZ_BINS); do \
+	    n=$$(basename $$f); c=tests/fuzz/corpus/$${n#fuzz_}; w=$(B)/fuzz/corpus-$${n#fuzz_}; \
+	    mkdir -p $$w; cp $$c/* $$w/ 2>/dev/null; \
+	    echo "== $$f for $(FUZZ_SECONDS) s"; \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(B)/fuzz/$$n- $$w 2>$(B)/fuzz/$$n.log; rc=$$?; \
+	    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)|^#[0-9]+ *DONE' $(B)/fuzz/$$n.log; \
+	    if [ $$rc -ne 0 ]; then tail -40 $(B)/fuzz/$$n.log; echo "fuzz: $$n failed (log: $(B)/fuzz/$$n.log)"; exit 1; fi; \
+	done
+
+# ---------------------------------------------------------------- install
+.PHONY: install uninstall
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/canopy
+	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/canopy
+	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/libcanopy.a
+	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libcanopy.so.$(VERSION)
+	ln -sf libcanopy.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcanopy.so.$(SOMAJOR)
+	ln -sf libcanopy.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libcanopy.so
+	install -m 644 include/canopy.h $(DESTDIR)$(INCLUDEDIR)/canopy.h
+	install -m 644 include/canopy/*.h $(DESTDIR)$(INCLUDEDIR)/canopy/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	    -e 's|@VERSION@|$(VERSION)|' contrib/canopy.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/canopy.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/canopy $(DESTDIR)$(LIBDIR)/libcanopy.a \
+	      $(DESTDIR)$(LIBDIR)/libcanopy.so $(DESTDIR)$(LIBDIR)/libcanopy.so.$(SOMAJOR) \
+	      $(DESTDIR)$(LIBDIR)/libcanopy.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/canopy.pc \
+	      $(DESTDIR)$(INCLUDEDIR)/canopy.h
+	rm -rf $(DESTDIR)$(INCLUDEDIR)/canopy
+
+# ---------------------------------------------------------------- misc
+.PHONY: deps format clean help demo FORCE
+deps:
+	sh contrib/install-deps.sh
+
+FORMAT_SRCS := $(wildcard src/*.[ch] src/*/*.[ch] ui/*.[ch] include/*.h include/canopy/*.h tests/*.c tests/*/*.c)
+format:
+	clang-format -i $(FORMAT_SRCS)
+
+demo:
+	@echo "make demo: not built yet; the demo tree arrives with the runtime (see README.md)" >&2
+	@exit 2
+
+clean:
+	rm -rf $(B)
+
+help:
+	@echo "make               build $(LIBA), $(LIBSO) and $(BIN)"
+	@echo "make deps          install the Debian packages (contrib/install-deps.sh)"
+	@echo "make check         build and run every test (SANITIZE=address,undefined for sanitizers)"
+	@echo "make bench         run the benchmarks; figures also in $(B)/bench.json"
+	@echo "make fuzz          build the libFuzzer targets with clang"
+	@echo "make fuzz-run      run each fuzz target for FUZZ_SECONDS (default 60)"
+	@echo "make install       install into DESTDIR/PREFIX (default /usr/local)"
+	@echo "make format        apply .clang-format to the sources"
+	@echo "make clean         remove $(B)/"
+	@echo "options: CC=clang V=1 WERROR=1 SANITIZE=address,undefined PREFIX=... DESTDIR=..."
+
+FORCE:

@@ -1,0 +1,648 @@
+/*
+ * wire.c: framing and the message codec.
+ *
+ * What it does: turns a byte stream into validated messages (cn_wire_decode)
+ * and messages into frames appended to a buffer (cn_wire_pack*). What it
+ * does not do: any I/O, routing, or interpretation beyond the shape checks
+ * that docs/protocol.md makes part of the wire format.
+ *
+ * Decoding a frame is two passes over its body. wire_scan() measures it:
+ * it walks the msgpack tokens, refuses anything truncated, trailing or
+ * invalid, and counts the container slots. Only then does msgpack_unpack()
+ * build objects, into a zone sized from that count, so one malloc holds the
+ * message, its frame copy and its objects. The scan is also what makes
+ * msgpack-c safe on hostile input: msgpack-c allocates a container's slots
+ * as soon as it reads the header, so a five-byte body claiming 2^32 array
+ * elements would otherwise ask for 96 GiB.
+ *
+ * Invariant: nothing is allocated for a frame until its length prefix has
+ * been checked against max_frame, and a partial frame's buffer grows only
+ * with bytes that have actually arrived.
+ */
+#include "wire.h"
+
+#include <msgpack/unpack_define.h> /* MSGPACK_EMBED_STACK_SIZE */
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------
+ * Tables generated from the lists in wire.h
+ */
+
+static const char *const type_names[CN_MSG_MAX_] = {
+#define CN__WIRE_TYPE_NAME(name, code, block) [code] = #name,
+    CN_WIRE_TYPES(CN__WIRE_TYPE_NAME)
+#undef CN__WIRE_TYPE_NAME
+};
+
+#define CN__WIRE_FIELD_DESC(T, kind, field, req)                                           \
+    {#field, CN_WIRE_KIND_##kind, req, offsetof(T, field)},
+#define CN__WIRE_BODY_DESC(name, member, FIELDS)                                           \
+    static const cn_wire_field_t member##_fields[] = {                                     \
+        FIELDS(CN__WIRE_FIELD_DESC, cn_wire_##member##_t)};
+CN_WIRE_BODIES(CN__WIRE_BODY_DESC)
+#undef CN__WIRE_BODY_DESC
+#undef CN__WIRE_FIELD_DESC
+
+typedef struct body_desc {
+    const cn_wire_field_t *fields;
+    size_t n;
+    size_t union_offset; /* of the body struct inside cn_wire_msg_t */
+} body_desc_t;
+
+static const body_desc_t bodies[CN_MSG_MAX_] = {
+#define CN__WIRE_BODY_ENTRY(name, member, FIELDS)                                          \
+    [CN_MSG_##name] = {member##_fields, sizeof(member##_fields) / sizeof(member##_fields[0]), \
+                       offsetof(cn_wire_msg_t, u.member)},
+    CN_WIRE_BODIES(CN__WIRE_BODY_ENTRY)
+#undef CN__WIRE_BODY_ENTRY
+};
+
+const char *cn_wire_type_name(uint32_t type)
+{
+    if (type < CN_MSG_MAX_ && type_names[type] != NULL)
+        return type_names[type];
+    return "?";
+}
+
+const cn_wire_field_t *cn_wire_fields(uint32_t type, size_t *n)
+{
+    if (type < CN_MSG_MAX_ && bodies[type].fields != NULL) {
+        *n = bodies[type].n;
+        return bodies[type].fields;
+    }
+    *n = 0;
+    return NULL;
+}
+
+const char *cn_wire_kind_name(cn_wire_kind_t kind)
+{
+    switch (kind) {
+    case CN_WIRE_KIND_U64:
+        return "uint";
+    case CN_WIRE_KIND_I64:
+        return "int";
+    case CN_WIRE_KIND_STR:
+        return "str";
+    case CN_WIRE_KIND_BYTES:
+        return "bin|str";
+    case CN_WIRE_KIND_ANY:
+        return "any";
+    }
+    return "?";
+}
+
+/* ---------------------------------------------------------------------------
+ * The measuring scan
+ */
+
+static uint64_t be_read(const uint8_t *p, unsigned n)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* msgpack-c's parser keeps a fixed stack of this many open containers and
+ * fails deeper input with a NOMEM code; the scan refuses it first, so that
+ * NOMEM from msgpack_unpack() means memory. */
+#define WIRE_MAX_DEPTH MSGPACK_EMBED_STACK_SIZE
+
+/*
+ * Checks that body[0..len) is exactly one msgpack object and sets *slots to
+ * the number of container slots (array elements plus map keys and values)
+ * it claims. Keeps `pending` (objects still owed) <= bytes left, since each
+ * owed object needs at least one byte; that bounds *slots by len.
+ * `open[]` holds the elements still owed by each open non-empty container.
+ */
+static int wire_scan(const uint8_t *p, size_t len, size_t *slots)
+{
+    size_t i = 0, pending = 1, nslots = 0;
+    size_t open[WIRE_MAX_DEPTH + 1];
+    unsigned depth = 0;
+
+    open[0] = 1; /* the root object */
+    while (pending > 0) {
+        if (i >= len)
+            return CN_ETRUNC;
+        uint8_t b = p[i++];
+        pending--;
+        open[depth]--;
+        unsigned lenbytes = 0; /* size of a length field that follows */
+        uint64_t skip = 0;     /* payload bytes after it */
+        uint64_t items = 0;    /* container slots claimed */
+        unsigned ext = 0;      /* ext's type byte */
+
+        if (b <= 0x7f || b >= 0xe0) {
+            /* fixint */
+        } else if (b <= 0x8f) {
+            items = 2u * (b & 0x0f);
+        } else if (b <= 0x9f) {
+            items = b & 0x0f;
+        } else if (b <= 0xbf) {
+            skip = b & 0x1f;
+        } else {
+            switch (b) {
+            case 0xc0: /* nil */
+            case 0xc2: /* false */
+            case 0xc3: /* true */
+                break;
+            case 0xc4: /* bin 8/16/32, str 8/16/32 */
+            case 0xd9:
+                lenbytes = 1;
+                break;
+            case 0xc5:
+            case 0xda:
+                lenbytes = 2;
+                break;
+            case 0xc6:
+            case 0xdb:
+                lenbytes = 4;
+                break;
+            case 0xc7: /* ext 8/16/32 */
+                lenbytes = 1, ext = 1;
+                break;
+            case 0xc8:
+                lenbytes = 2, ext = 1;
+                break;
+            case 0xc9:
+                lenbytes = 4, ext = 1;
+                break;
+            case 0xca: /* float 32/64 */
+                skip = 4;
+                break;
+            case 0xcb:
+                skip = 8;
+                break;
+            case 0xcc: /* uint and int 8/16/32/64 */
+            case 0xd0:
+                skip = 1;
+                break;
+            case 0xcd:
+            case 0xd1:
+                skip = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                skip = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                skip = 8;
+                break;
+            case 0xd4: /* fixext 1/2/4/8/16: type byte, then data */
+            case 0xd5:
+            case 0xd6:
+            case 0xd7:
+            case 0xd8:
+                skip = 1 + (1u << (b - 0xd4));
+                break;
+            case 0xdc: /* array 16/32, map 16/32: count follows */
+            case 0xde:
+                if (len - i < 2)
+                    return CN_ETRUNC;
+                items = be_read(p + i, 2) * (b == 0xde ? 2 : 1);
+                i += 2;
+                break;
+            case 0xdd:
+            case 0xdf:
+                if (len - i < 4)
+                    return CN_ETRUNC;
+                items = be_read(p + i, 4) * (b == 0xdf ? 2 : 1);
+                i += 4;
+                break;
+            default: /* 0xc1 is never used */
+                return CN_EBADMSGPACK;
+            }
+        }
+        if (lenbytes > 0) {
+            if (len - i < lenbytes)
+                return CN_ETRUNC;
+            skip = be_read(p + i, lenbytes) + ext;
+            i += lenbytes;
+        }
+        if (skip > len - i)
+            return CN_ETRUNC;
+        i += (size_t)skip;
+        if (items > len - i || pending + items > len - i)
+            return CN_ETRUNC;
+        pending += (size_t)items;
+        nslots += (size_t)items;
+        if (items > 0) {
+            if (depth == WIRE_MAX_DEPTH)
+                return CN_EBADMSGPACK;
+            open[++depth] = (size_t)items;
+        }
+        while (depth > 0 && open[depth] == 0)
+            depth--;
+    }
+    if (i != len)
+        return CN_ETRAILING;
+    *slots = nslots;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * Building a message from a whole frame
+ */
+
+static int check_field(const cn_wire_field_t *f, const msgpack_object *o, void *dst)
+{
+    if (f->kind != CN_WIRE_KIND_ANY && o->type == MSGPACK_OBJECT_NIL)
+        return f->required ? CN_EMISSING : 0; /* optional nil: leave zeroed */
+
+    switch (f->kind) {
+    case CN_WIRE_KIND_U64:
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return CN_EBADTYPE;
+        *(uint64_t *)dst = o->via.u64;
+        return 0;
+    case CN_WIRE_KIND_I64:
+        if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            *(int64_t *)dst = o->via.i64;
+            return 0;
+        }
+        if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return CN_EBADTYPE;
+        if (o->via.u64 > INT64_MAX)
+            return CN_ERANGE;
+        *(int64_t *)dst = (int64_t)o->via.u64;
+        return 0;
+    case CN_WIRE_KIND_STR:
+    case CN_WIRE_KIND_BYTES: {
+        cn_wire_str_t *s = dst;
+        if (o->type == MSGPACK_OBJECT_STR) {
+            s->ptr = o->via.str.ptr;
+            s->len = o->via.str.size;
+        } else if (o->type == MSGPACK_OBJECT_BIN && f->kind == CN_WIRE_KIND_BYTES) {
+            s->ptr = o->via.bin.ptr;
+            s->len = o->via.bin.size;
+        } else {
+            return CN_EBADTYPE;
+        }
+        if (s->ptr == NULL)
+            s->ptr = ""; /* msgpack-c may leave an empty str's pointer NULL */
+        return 0;
+    }
+    case CN_WIRE_KIND_ANY:
+        *(msgpack_object *)dst = *o;
+        return 0;
+    }
+    return CN_EBADTYPE;
+}
+
+static int check_body(cn_wire_msg_t *m)
+{
+    const body_desc_t *bd = &bodies[m->hdr.type];
+    if (bd->fields == NULL)
+        return 0; /* an opaque payload */
+    if (m->body.type != MSGPACK_OBJECT_ARRAY)
+        return CN_EBADTYPE;
+
+    const msgpack_object_array *a = &m->body.via.array;
+    char *base = (char *)m + bd->union_offset;
+    for (size_t i = 0; i < bd->n; i++) {
+        const cn_wire_field_t *f = &bd->fields[i];
+        if (i >= a->size) {
+            if (f->required)
+                return CN_EMISSING;
+            continue;
+        }
+        int rc = check_field(f, &a->ptr[i], base + f->offset);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int check_envelope(cn_wire_msg_t *m, const msgpack_object *root)
+{
+    if (root->type != MSGPACK_OBJECT_ARRAY)
+        return CN_EBADTYPE;
+    if (root->via.array.size < 5)
+        return CN_EMISSING;
+
+    const msgpack_object *e = root->via.array.ptr;
+    for (int i = 0; i < 4; i++) {
+        if (e[i].type == MSGPACK_OBJECT_NIL)
+            return CN_EMISSING;
+        if (e[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return CN_EBADTYPE;
+    }
+    if (e[0].via.u64 == CN_MSG_INVALID || e[0].via.u64 >= CN_MSG_MAX_)
+        return CN_EUNKNOWNMSG;
+    if (e[1].via.u64 > UINT32_MAX || e[2].via.u64 > UINT32_MAX)
+        return CN_ERANGE;
+
+    m->hdr.type = (uint32_t)e[0].via.u64;
+    m->hdr.dst = (uint32_t)e[1].via.u64;
+    m->hdr.src = (uint32_t)e[2].via.u64;
+    m->hdr.cid = e[3].via.u64;
+    m->body = e[4];
+    return check_body(m);
+}
+
+/* Builds a message from the 4-byte prefix and a body of body_len bytes. */
+static int decode_body(const uint8_t *prefix, const char *body, size_t body_len,
+                       cn_wire_msg_t **out)
+{
+    size_t slots;
+    int rc = wire_scan((const uint8_t *)body, body_len, &slots);
+    if (rc < 0)
+        return rc;
+
+    /* One chunk for the struct, the frame copy and every object, plus
+     * alignment slack. If the estimate were short the zone would just take
+     * another chunk. */
+    size_t frame_len = CN_WIRE_LEN_SIZE + body_len;
+    size_t chunk = sizeof(cn_wire_msg_t) + frame_len + slots * sizeof(msgpack_object) + 32;
+    msgpack_zone z;
+    if (!msgpack_zone_init(&z, chunk))
+        return CN_ENOMEM;
+
+    cn_wire_msg_t *m = msgpack_zone_malloc(&z, sizeof(*m));
+    char *frame = m ? msgpack_zone_malloc_no_align(&z, frame_len) : NULL;
+    if (frame == NULL) {
+        msgpack_zone_destroy(&z);
+        return CN_ENOMEM;
+    }
+    memset(m, 0, sizeof(*m));
+    memcpy(frame, prefix, CN_WIRE_LEN_SIZE);
+    memcpy(frame + CN_WIRE_LEN_SIZE, body, body_len);
+    m->frame = frame;
+    m->frame_len = frame_len;
+
+    msgpack_object root;
+    size_t off = 0;
+    switch (msgpack_unpack(frame + CN_WIRE_LEN_SIZE, body_len, &off, &z, &root)) {
+    case MSGPACK_UNPACK_SUCCESS:
+        rc = check_envelope(m, &root);
+        break;
+    case MSGPACK_UNPACK_EXTRA_BYTES: /* the scan rules these out; kept for safety */
+        rc = CN_ETRAILING;
+        break;
+    case MSGPACK_UNPACK_CONTINUE:
+        rc = CN_ETRUNC;
+        break;
+    case MSGPACK_UNPACK_NOMEM_ERROR: /* never too deep: the scan checked */
+        rc = CN_ENOMEM;
+        break;
+    default: /* PARSE_ERROR: the scan rules these out too */
+        rc = CN_EBADMSGPACK;
+        break;
+    }
+    if (rc < 0) {
+        msgpack_zone_destroy(&z);
+        return rc;
+    }
+    m->zone = z; /* from here on the message owns the zone that holds it */
+    *out = m;
+    return 0;
+}
+
+void cn_wire_msg_free(cn_wire_msg_t *msg)
+{
+    if (msg == NULL)
+        return;
+    /* The zone struct lives inside memory the zone owns: move it out first. */
+    msgpack_zone z = msg->zone;
+    msgpack_zone_destroy(&z);
+}
+
+int cn_wire_decode_frame(const void *frame, size_t len, size_t max_frame, cn_wire_msg_t **out)
+{
+    const uint8_t *p = frame;
+    *out = NULL;
+    if (max_frame == 0 || max_frame > UINT32_MAX)
+        max_frame = max_frame ? UINT32_MAX : CN_WIRE_DEFAULT_MAX_FRAME;
+    if (len < CN_WIRE_LEN_SIZE)
+        return CN_ETRUNC;
+    uint64_t body_len = be_read(p, CN_WIRE_LEN_SIZE);
+    if (body_len > max_frame)
+        return CN_EMSGSIZE;
+    if (body_len == 0 || body_len > len - CN_WIRE_LEN_SIZE)
+        return CN_ETRUNC;
+    if (body_len < len - CN_WIRE_LEN_SIZE)
+        return CN_ETRAILING;
+    return decode_body(p, (const char *)p + CN_WIRE_LEN_SIZE, (size_t)body_len, out);
+}
+
+/* ---------------------------------------------------------------------------
+ * The incremental decoder
+ */
+
+/* A partial-frame buffer larger than this is freed rather than kept. */
+#define PEND_KEEP (64u * 1024)
+#define PEND_MIN 4096u
+
+void cn_wire_decoder_init(cn_wire_decoder_t *d, size_t max_frame)
+{
+    memset(d, 0, sizeof(*d));
+    if (max_frame == 0)
+        max_frame = CN_WIRE_DEFAULT_MAX_FRAME;
+    d->max_frame = max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
+}
+
+void cn_wire_decoder_fini(cn_wire_decoder_t *d)
+{
+    free(d->pend);
+    d->pend = NULL;
+    d->pend_cap = d->pend_have = 0;
+}
+
+static int decoder_fail(cn_wire_decoder_t *d, int rc)
+{
+    d->err = rc;
+    cn_wire_decoder_fini(d);
+    return rc;
+}
+
+/* Makes room in pend for `want` bytes in all (want <= body_len). */
+static int pend_reserve(cn_wire_decoder_t *d, size_t want)
+{
+    if (want <= d->pend_cap)
+        return 0;
+    size_t cap = 2 * want;
+    if (cap < PEND_MIN)
+        cap = PEND_MIN;
+    if (cap > d->body_len)
+        cap = d->body_len;
+    char *p = realloc(d->pend, cap);
+    if (p == NULL)
+        return CN_ENOMEM;
+    d->pend = p;
+    d->pend_cap = cap;
+    return 0;
+}
+
+int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *used,
+                   cn_wire_msg_t **out)
+{
+    const char *p = buf;
+    size_t left = len;
+    int rc;
+
+    *out = NULL;
+    *used = 0;
+    if (d->err)
+        return d->err;
+
+    if (d->len_have < CN_WIRE_LEN_SIZE) {
+        size_t n = CN_WIRE_LEN_SIZE - d->len_have;
+        if (n > left)
+            n = left;
+        memcpy(d->lenbuf + d->len_have, p, n);
+        d->len_have += (unsigned)n;
+        p += n, left -= n;
+        *used = len - left;
+        if (d->len_have < CN_WIRE_LEN_SIZE)
+            return 0;
+        uint64_t body_len = be_read(d->lenbuf, CN_WIRE_LEN_SIZE);
+        if (body_len > d->max_frame)
+            return decoder_fail(d, CN_EMSGSIZE);
+        if (body_len == 0)
+            return decoder_fail(d, CN_ETRUNC);
+        d->body_len = (uint32_t)body_len;
+    }
+
+    if (d->pend_have == 0 && left >= d->body_len) {
+        /* The common case: the whole body is in the caller's buffer. */
+        rc = decode_body(d->lenbuf, p, d->body_len, out);
+        p += d->body_len, left -= d->body_len;
+    } else {
+        size_t n = d->body_len - d->pend_have;
+        if (n > left)
+            n = left;
+        if ((rc = pend_reserve(d, d->pend_have + n)) < 0)
+            return decoder_fail(d, rc);
+        memcpy(d->pend + d->pend_have, p, n);
+        d->pend_have += n;
+        p += n, left -= n;
+        *used = len - left;
+        if (d->pend_have < d->body_len)
+            return 0;
+        rc = decode_body(d->lenbuf, d->pend, d->body_len, out);
+        d->pend_have = 0;
+        if (d->pend_cap > PEND_KEEP)
+            cn_wire_decoder_fini(d);
+    }
+    *used = len - left;
+    d->len_have = 0;
+    if (rc < 0)
+        return decoder_fail(d, rc);
+    d->frames++;
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------
+ * Encoding
+ */
+
+int cn_wire_begin(msgpack_sbuffer *sb, msgpack_packer *pk, const cn_wire_hdr_t *hdr,
+                  size_t *mark)
+{
+    static const char zero[CN_WIRE_LEN_SIZE];
+    *mark = sb->size;
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+    if (msgpack_sbuffer_write(sb, zero, sizeof(zero)) != 0 || msgpack_pack_array(pk, 5) != 0 ||
+        msgpack_pack_uint32(pk, hdr->type) != 0 || msgpack_pack_uint32(pk, hdr->dst) != 0 ||
+        msgpack_pack_uint32(pk, hdr->src) != 0 || msgpack_pack_uint64(pk, hdr->cid) != 0) {
+        sb->size = *mark;
+        return CN_ENOMEM;
+    }
+    return 0;
+}
+
+int cn_wire_end(msgpack_sbuffer *sb, size_t mark, int pack_rc, size_t max_frame)
+{
+    if (max_frame == 0)
+        max_frame = CN_WIRE_DEFAULT_MAX_FRAME;
+    if (max_frame > UINT32_MAX)
+        max_frame = UINT32_MAX;
+    if (pack_rc != 0) {
+        sb->size = mark;
+        return CN_ENOMEM;
+    }
+    size_t body_len = sb->size - mark - CN_WIRE_LEN_SIZE;
+    if (body_len > max_frame) {
+        sb->size = mark;
+        return CN_EMSGSIZE;
+    }
+    uint8_t *p = (uint8_t *)sb->data + mark;
+    p[0] = (uint8_t)(body_len >> 24);
+    p[1] = (uint8_t)(body_len >> 16);
+    p[2] = (uint8_t)(body_len >> 8);
+    p[3] = (uint8_t)body_len;
+    return 0;
+}
+
+int cn_wire_pack(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const msgpack_object *body,
+                 size_t max_frame)
+{
+    msgpack_packer pk;
+    size_t mark;
+    int rc = cn_wire_begin(sb, &pk, hdr, &mark);
+    if (rc < 0)
+        return rc;
+    rc = body ? msgpack_pack_object(&pk, *body) : msgpack_pack_nil(&pk);
+    return cn_wire_end(sb, mark, rc, max_frame);
+}
+
+int cn_wire_pack_raw(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *body,
+                     size_t len, size_t max_frame)
+{
+    size_t slots;
+    if (body == NULL || wire_scan(body, len, &slots) < 0)
+        return CN_EINVAL; /* not exactly one msgpack object */
+
+    msgpack_packer pk;
+    size_t mark;
+    int rc = cn_wire_begin(sb, &pk, hdr, &mark);
+    if (rc < 0)
+        return rc;
+    rc = msgpack_sbuffer_write(sb, body, len);
+    return cn_wire_end(sb, mark, rc, max_frame);
+}
+
+static int pack_field(msgpack_packer *pk, const cn_wire_field_t *f, const void *src)
+{
+    switch (f->kind) {
+    case CN_WIRE_KIND_U64:
+        return msgpack_pack_uint64(pk, *(const uint64_t *)src);
+    case CN_WIRE_KIND_I64:
+        return msgpack_pack_int64(pk, *(const int64_t *)src);
+    case CN_WIRE_KIND_STR:
+    case CN_WIRE_KIND_BYTES: {
+        const cn_wire_str_t *s = src;
+        if (s->ptr == NULL && !f->required)
+            return msgpack_pack_nil(pk);
+        if (f->kind == CN_WIRE_KIND_BYTES)
+            return msgpack_pack_bin_with_body(pk, s->ptr, s->len);
+        return msgpack_pack_str_with_body(pk, s->ptr, s->len);
+    }
+    case CN_WIRE_KIND_ANY:
+        return msgpack_pack_object(pk, *(const msgpack_object *)src);
+    }
+    return -1;
+}
+
+int cn_wire_pack_typed(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *body,
+                       size_t max_frame)
+{
+    if (hdr->type >= CN_MSG_MAX_ || bodies[hdr->type].fields == NULL || body == NULL)
+        return CN_EINVAL;
+    const body_desc_t *bd = &bodies[hdr->type];
+
+    msgpack_packer pk;
+    size_t mark;
+    int rc = cn_wire_begin(sb, &pk, hdr, &mark);
+    if (rc < 0)
+        return rc;
+    rc = msgpack_pack_array(&pk, bd->n);
+    for (size_t i = 0; i < bd->n && rc == 0; i++)
+        rc = pack_field(&pk, &bd->fields[i], (const char *)body + bd->fields[i].offset);
+    return cn_wire_end(sb, mark, rc, max_frame);
+}

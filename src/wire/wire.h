@@ -1,0 +1,300 @@
+/*
+ * wire.h: canopy's frame codec (internal to libcanopy and its tests).
+ *
+ * A frame is a 4-byte big-endian body length followed by one msgpack array,
+ * [type, dst, src, cid, body]. docs/protocol.md is the normative spec; the
+ * lists below are its machine-readable half, and tests/test_wire.c checks
+ * that the two agree.
+ *
+ * The codec is pure: no I/O, no libuv, no globals, no threads. Every
+ * function may be called from any thread on objects that thread owns.
+ *
+ * Memory: a decoded cn_wire_msg_t lives in one msgpack zone that holds the
+ * struct itself, a copy of the raw frame and every msgpack object decoded
+ * from it. Strings and binaries in the message point into that frame copy
+ * (msgpack-c does not copy them). cn_wire_msg_free() releases all of it at
+ * once; nothing in a message outlives it.
+ */
+#ifndef CN_WIRE_H
+#define CN_WIRE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "canopy/errors.h"
+#include "canopy/version.h"
+
+/* ---------------------------------------------------------------------------
+ * Message types
+ *
+ * XX(NAME, code, block). Codes are part of the protocol: never renumber,
+ * only append. Code 0 is never valid.
+ */
+#define CN_WIRE_TYPES(XX)                                                                  \
+    XX(HELLO, 1, handshake)                                                                \
+    XX(ADD_ROUTE, 2, routing)                                                              \
+    XX(DEL_ROUTE, 3, routing)                                                              \
+    XX(DEAD, 4, routing)                                                                   \
+    XX(SHUTDOWN, 5, routing)                                                               \
+    XX(ALLOCATE_ID, 6, routing)                                                            \
+    XX(CMD, 7, dialog)                                                                     \
+    XX(STARTED, 8, dialog)                                                                 \
+    XX(YIELD, 9, dialog)                                                                   \
+    XX(STOP, 10, dialog)                                                                   \
+    XX(RETURN, 11, dialog)                                                                 \
+    XX(ERROR, 12, dialog)                                                                  \
+    XX(CANCEL, 13, dialog)                                                                 \
+    XX(LOG, 14, logging)                                                                   \
+    XX(LOCK_REQ, 15, debugging)                                                            \
+    XX(LOCK_GRANT, 16, debugging)                                                          \
+    XX(LOCK_RELEASE, 17, debugging)                                                        \
+    XX(CONSOLE_IN, 18, debugging)                                                          \
+    XX(CONSOLE_OUT, 19, debugging)                                                         \
+    XX(BREAK, 20, debugging)                                                               \
+    XX(INSPECT, 21, inspection)                                                            \
+    XX(SNAPSHOT, 22, inspection)                                                           \
+    XX(SUBSCRIBE, 23, inspection)                                                          \
+    XX(EVENT, 24, inspection)
+
+typedef enum cn_wire_type {
+    CN_MSG_INVALID = 0,
+#define CN__WIRE_TYPE_ENUM(name, code, block) CN_MSG_##name = (code),
+    CN_WIRE_TYPES(CN__WIRE_TYPE_ENUM)
+#undef CN__WIRE_TYPE_ENUM
+        CN_MSG_MAX_ /* one past the highest code */
+} cn_wire_type_t;
+
+/* ---------------------------------------------------------------------------
+ * Typed bodies
+ *
+ * A type listed in CN_WIRE_BODIES has a body that is a msgpack array of the
+ * fields given, in order; the decoder checks it and fills the matching
+ * struct in cn_wire_msg_t.u. Any other type's body is an opaque payload
+ * (any msgpack object) left in cn_wire_msg_t.body.
+ *
+ * F(T, kind, field, required); T is passed through untouched, so that a
+ * generator can name the body struct. Kinds:
+ *   U64    unsigned integer                  -> uint64_t
+ *   I64    integer, either sign              -> int64_t
+ *   STR    str                               -> cn_wire_str_t
+ *   BYTES  bin or str                        -> cn_wire_str_t
+ *   ANY    any object                        -> msgpack_object
+ * Required fields come first. An optional field may be absent or nil; then
+ * its struct member is zero (a cn_wire_str_t with ptr == NULL). Extra
+ * trailing elements are ignored, so a newer peer may append fields.
+ */
+#define CN_WIRE_HELLO_FIELDS(F, T)                                                            \
+    F(T, U64, version, 1) F(T, STR, name, 1) F(T, U64, pid, 1) F(T, U64, uid, 1)
+#define CN_WIRE_ADD_ROUTE_FIELDS(F, T) F(T, U64, id, 1) F(T, U64, parent, 1) F(T, STR, name, 1)
+#define CN_WIRE_DEL_ROUTE_FIELDS(F, T) F(T, U64, id, 1) F(T, STR, reason, 1)
+#define CN_WIRE_DEAD_FIELDS(F, T) F(T, STR, reason, 1) F(T, U64, orig_type, 0)
+#define CN_WIRE_SHUTDOWN_FIELDS(F, T) F(T, STR, reason, 0)
+#define CN_WIRE_ALLOCATE_ID_FIELDS(F, T) F(T, U64, first, 1) F(T, U64, count, 1)
+#define CN_WIRE_CMD_FIELDS(F, T) F(T, STR, fn, 1) F(T, ANY, args, 1) F(T, U64, flags, 0)
+#define CN_WIRE_ERROR_FIELDS(F, T)                                                            \
+    F(T, STR, origin, 1) F(T, STR, fn, 1) F(T, STR, message, 1) F(T, STR, backtrace, 0) F(T, I64, code, 0)
+#define CN_WIRE_CANCEL_FIELDS(F, T) F(T, STR, reason, 0)
+#define CN_WIRE_LOG_FIELDS(F, T)                                                              \
+    F(T, U64, level, 1) F(T, U64, time_us, 1) F(T, STR, path, 1) F(T, STR, message, 1)
+#define CN_WIRE_LOCK_REQ_FIELDS(F, T) F(T, STR, reason, 1)
+#define CN_WIRE_CONSOLE_IN_FIELDS(F, T) F(T, BYTES, data, 1)
+#define CN_WIRE_CONSOLE_OUT_FIELDS(F, T) F(T, BYTES, data, 1)
+
+/* XX(NAME, member, FIELDS-macro) */
+#define CN_WIRE_BODIES(XX)                                                                 \
+    XX(HELLO, hello, CN_WIRE_HELLO_FIELDS)                                                 \
+    XX(ADD_ROUTE, add_route, CN_WIRE_ADD_ROUTE_FIELDS)                                     \
+    XX(DEL_ROUTE, del_route, CN_WIRE_DEL_ROUTE_FIELDS)                                     \
+    XX(DEAD, dead, CN_WIRE_DEAD_FIELDS)                                                    \
+    XX(SHUTDOWN, shutdown, CN_WIRE_SHUTDOWN_FIELDS)                                        \
+    XX(ALLOCATE_ID, allocate_id, CN_WIRE_ALLOCATE_ID_FIELDS)                               \
+    XX(CMD, cmd, CN_WIRE_CMD_FIELDS)                                                       \
+    XX(ERROR, error, CN_WIRE_ERROR_FIELDS)                                                 \
+    XX(CANCEL, cancel, CN_WIRE_CANCEL_FIELDS)                                              \
+    XX(LOG, log, CN_WIRE_LOG_FIELDS)                                                       \
+    XX(LOCK_REQ, lock_req, CN_WIRE_LOCK_REQ_FIELDS)                                        \
+    XX(CONSOLE_IN, console_in, CN_WIRE_CONSOLE_IN_FIELDS)                                  \
+    XX(CONSOLE_OUT, console_out, CN_WIRE_CONSOLE_OUT_FIELDS)
+
+/* A view of a str or bin inside a message. Not NUL-terminated: print it
+ * with "%.*s", (int)s.len, s.ptr. */
+typedef struct cn_wire_str {
+    const char *ptr;
+    uint32_t len;
+} cn_wire_str_t;
+
+#define CN__WIRE_CTYPE_U64 uint64_t
+#define CN__WIRE_CTYPE_I64 int64_t
+#define CN__WIRE_CTYPE_STR cn_wire_str_t
+#define CN__WIRE_CTYPE_BYTES cn_wire_str_t
+#define CN__WIRE_CTYPE_ANY msgpack_object
+#define CN__WIRE_MEMBER(T, kind, field, req) CN__WIRE_CTYPE_##kind field;
+#define CN__WIRE_BODY_STRUCT(name, member, FIELDS)                                         \
+    typedef struct cn_wire_##member {                                                      \
+        FIELDS(CN__WIRE_MEMBER, _)                                                         \
+    } cn_wire_##member##_t;
+CN_WIRE_BODIES(CN__WIRE_BODY_STRUCT)
+#undef CN__WIRE_BODY_STRUCT
+
+/* ---------------------------------------------------------------------------
+ * Messages
+ */
+
+/* The envelope of every message. Actor ids are 32-bit on the wire. */
+typedef struct cn_wire_hdr {
+    uint32_t type; /* cn_wire_type_t */
+    uint32_t dst;  /* destination actor id */
+    uint32_t src;  /* source actor id */
+    uint64_t cid;  /* call/context id, 0 when the type has none */
+} cn_wire_hdr_t;
+
+typedef struct cn_wire_msg {
+    cn_wire_hdr_t hdr;
+    msgpack_object body; /* the body, typed or not */
+    union {
+#define CN__WIRE_BODY_MEMBER(name, member, FIELDS) cn_wire_##member##_t member;
+        CN_WIRE_BODIES(CN__WIRE_BODY_MEMBER)
+#undef CN__WIRE_BODY_MEMBER
+    } u;                  /* filled for typed bodies only */
+    const char *frame;    /* the raw frame, length prefix included, */
+    size_t frame_len;     /*   so a router can forward it unchanged */
+    msgpack_zone zone;    /* owns this struct and all of the above */
+} cn_wire_msg_t;
+
+/* Releases everything a decoded message owns, the struct included. NULL is
+ * a no-op. */
+void cn_wire_msg_free(cn_wire_msg_t *msg);
+
+/* "HELLO", "YIELD", ...; "?" for an unknown code. Static string. */
+const char *cn_wire_type_name(uint32_t type);
+
+/* ---------------------------------------------------------------------------
+ * Decoding
+ */
+
+#define CN_WIRE_LEN_SIZE 4
+#define CN_WIRE_DEFAULT_MAX_FRAME (16u * 1024 * 1024)
+
+/*
+ * An incremental decoder for one byte stream. The struct is public so that
+ * it can be embedded; its fields are private to wire.c except where noted.
+ *
+ * Invariant: at most one partial frame is buffered, in `pend`, and `pend`
+ * never holds more than twice the bytes that have actually arrived for it
+ * (at least 4 KiB), so a peer that claims a large length and then stalls
+ * costs almost nothing.
+ */
+typedef struct cn_wire_decoder {
+    size_t max_frame;  /* bodies longer than this are refused */
+    int err;           /* sticky: the first error, or 0 */
+    uint8_t lenbuf[CN_WIRE_LEN_SIZE];
+    unsigned len_have; /* bytes of the length prefix seen so far */
+    uint32_t body_len; /* valid once len_have == 4 */
+    char *pend;        /* partial body: pend_have of body_len bytes */
+    size_t pend_have;
+    size_t pend_cap;
+    uint64_t frames;   /* public, read-only: frames decoded so far */
+} cn_wire_decoder_t;
+
+/* Prepares `d`. max_frame 0 means CN_WIRE_DEFAULT_MAX_FRAME; larger than
+ * UINT32_MAX is clamped. Never fails. */
+void cn_wire_decoder_init(cn_wire_decoder_t *d, size_t max_frame);
+
+/* Frees the partial frame, if any. `d` may be initialised again. */
+void cn_wire_decoder_fini(cn_wire_decoder_t *d);
+
+/*
+ * Consumes bytes from `buf` until one message is complete or `buf` is used
+ * up. Any split of the stream works: byte by byte, or many frames at once.
+ * `*used` is set to how many bytes were consumed; call again with the rest.
+ *
+ * Returns 1 with `*out` set to a message the caller owns (free it with
+ * cn_wire_msg_free), 0 when all of `buf` was consumed and no message is
+ * complete yet, or a negative CN_E* code. Errors are sticky: the stream is
+ * out of step or hostile, so every later call returns the same code and
+ * the caller should close the stream. The codes:
+ *   CN_EMSGSIZE    the length prefix exceeds max_frame (nothing allocated)
+ *   CN_ETRUNC      the body ends inside its msgpack object, or is empty
+ *   CN_EBADMSGPACK the body is not msgpack (or nests deeper than 32)
+ *   CN_ETRAILING   the body has bytes after its msgpack object
+ *   CN_EBADTYPE    the message or a field has the wrong msgpack type
+ *   CN_EMISSING    the envelope or a typed body lacks a required field
+ *   CN_ERANGE      an actor id does not fit in 32 bits
+ *   CN_EUNKNOWNMSG the type code is not in CN_WIRE_TYPES
+ *   CN_ENOMEM      out of memory
+ */
+int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *used,
+                   cn_wire_msg_t **out);
+
+/* Decodes exactly one whole frame held in `frame` (length prefix included,
+ * `len` bytes in all). Same codes as cn_wire_decode, plus CN_ETRUNC when
+ * `len` is short of the frame and CN_ETRAILING when it is longer. */
+int cn_wire_decode_frame(const void *frame, size_t len, size_t max_frame, cn_wire_msg_t **out);
+
+/* ---------------------------------------------------------------------------
+ * Encoding
+ *
+ * Frames are appended to a msgpack_sbuffer, so a broker can gather many
+ * frames into one buffer and write them with one system call. On any error
+ * the buffer is left exactly as it was before the call.
+ */
+
+/*
+ * Starts a frame: appends the length placeholder, the array header and the
+ * envelope, and sets `*mark` for cn_wire_end(). The caller then packs
+ * exactly one body object with `pk`, which must write to `sb`, and calls
+ * cn_wire_end() even if packing failed. Returns 0 or CN_ENOMEM.
+ */
+int cn_wire_begin(msgpack_sbuffer *sb, msgpack_packer *pk, const cn_wire_hdr_t *hdr,
+                  size_t *mark);
+
+/* Finishes the frame started at `mark`: patches its length. `pack_rc` is
+ * the result of packing the body (0 or negative); if it is an error, or the
+ * body is larger than max_frame (0 = default), the frame is removed from
+ * `sb` and CN_ENOMEM or CN_EMSGSIZE is returned. Otherwise 0. */
+int cn_wire_end(msgpack_sbuffer *sb, size_t mark, int pack_rc, size_t max_frame);
+
+/* Appends a whole frame whose body is `body` (NULL packs nil). */
+int cn_wire_pack(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const msgpack_object *body,
+                 size_t max_frame);
+
+/* Appends a whole frame whose body is already msgpack-encoded: `body` holds
+ * exactly one msgpack object of `len` bytes, copied verbatim. */
+int cn_wire_pack_raw(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *body,
+                     size_t len, size_t max_frame);
+
+/* Appends a whole frame of a typed type (one in CN_WIRE_BODIES), packing
+ * the struct `body` points to, e.g. a cn_wire_hello_t for CN_MSG_HELLO.
+ * Optional STR/BYTES fields with ptr == NULL are packed as nil. Returns
+ * CN_EINVAL for a type without a typed body. */
+int cn_wire_pack_typed(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *body,
+                       size_t max_frame);
+
+/* ---------------------------------------------------------------------------
+ * Introspection, for tests, docs and tools
+ */
+
+typedef enum cn_wire_kind {
+    CN_WIRE_KIND_U64,
+    CN_WIRE_KIND_I64,
+    CN_WIRE_KIND_STR,
+    CN_WIRE_KIND_BYTES,
+    CN_WIRE_KIND_ANY
+} cn_wire_kind_t;
+
+typedef struct cn_wire_field {
+    const char *name;
+    cn_wire_kind_t kind;
+    int required;
+    size_t offset; /* within the body struct */
+} cn_wire_field_t;
+
+/* The typed-body fields of `type`, or NULL (and *n = 0) for a payload type. */
+const cn_wire_field_t *cn_wire_fields(uint32_t type, size_t *n);
+
+/* "uint", "int", "str", "bin|str", "any". */
+const char *cn_wire_kind_name(cn_wire_kind_t kind);
+
+#endif /* CN_WIRE_H */

@@ -1,0 +1,844 @@
+/*
+ * test_wire.c: the frame codec, against docs/protocol.md.
+ *
+ * Round-trips every message type, splits a 1000-frame stream at every
+ * boundary, feeds each malformed case and checks its distinct error code,
+ * and checks that the protocol doc's table matches the codec's lists.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <malloc.h>
+
+#include "wire/wire.h"
+
+/* ---------------------------------------------------------------- helpers */
+
+static const cn_wire_type_t all_types[] = {
+#define T(name, code, block) CN_MSG_##name,
+    CN_WIRE_TYPES(T)
+#undef T
+};
+#define NTYPES (sizeof(all_types) / sizeof(all_types[0]))
+
+/* A payload object with a nested array, a str and a bin, for ANY fields
+ * and untyped bodies. */
+static msgpack_object payload_items[3];
+static msgpack_object sample_payload(void)
+{
+    payload_items[0].type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    payload_items[0].via.i64 = -42;
+    payload_items[1].type = MSGPACK_OBJECT_STR;
+    payload_items[1].via.str.ptr = "payload";
+    payload_items[1].via.str.size = 7;
+    payload_items[2].type = MSGPACK_OBJECT_BIN;
+    payload_items[2].via.bin.ptr = "\0\1\xff";
+    payload_items[2].via.bin.size = 3;
+    msgpack_object o = {.type = MSGPACK_OBJECT_ARRAY};
+    o.via.array.size = 3;
+    o.via.array.ptr = payload_items;
+    return o;
+}
+
+/* Fills a typed body struct from its field list with values derived from
+ * `seed`, so that every field of every type is exercised. Strings point
+ * into `strs`, which must outlive the struct. */
+static void fill_body(uint32_t type, void *body, uint64_t seed, char strs[][32])
+{
+    size_t n;
+    const cn_wire_field_t *f = cn_wire_fields(type, &n);
+    for (size_t i = 0; i < n; i++) {
+        char *dst = (char *)body + f[i].offset;
+        switch (f[i].kind) {
+        case CN_WIRE_KIND_U64:
+            *(uint64_t *)dst = seed * 1000 + i + (i == 0 ? UINT32_MAX : 0);
+            break;
+        case CN_WIRE_KIND_I64:
+            *(int64_t *)dst = -(int64_t)(seed + i) - 1;
+            break;
+        case CN_WIRE_KIND_STR:
+        case CN_WIRE_KIND_BYTES: {
+            int len = snprintf(strs[i], 32, "%s-%zu-%llu", f[i].name, i,
+                               (unsigned long long)seed);
+            if (f[i].kind == CN_WIRE_KIND_BYTES)
+                strs[i][1] = '\0'; /* bytes may hold NULs */
+            ((cn_wire_str_t *)dst)->ptr = strs[i];
+            ((cn_wire_str_t *)dst)->len = (uint32_t)len;
+            break;
+        }
+        case CN_WIRE_KIND_ANY:
+            *(msgpack_object *)dst = sample_payload();
+            break;
+        }
+    }
+}
+
+static void assert_body_equal(uint32_t type, const void *a, const void *b)
+{
+    size_t n;
+    const cn_wire_field_t *f = cn_wire_fields(type, &n);
+    for (size_t i = 0; i < n; i++) {
+        const char *x = (const char *)a + f[i].offset, *y = (const char *)b + f[i].offset;
+        switch (f[i].kind) {
+        case CN_WIRE_KIND_U64:
+            assert_int_equal(*(const uint64_t *)x, *(const uint64_t *)y);
+            break;
+        case CN_WIRE_KIND_I64:
+            assert_int_equal(*(const int64_t *)x, *(const int64_t *)y);
+            break;
+        case CN_WIRE_KIND_STR:
+        case CN_WIRE_KIND_BYTES: {
+            const cn_wire_str_t *s = (const void *)x, *t = (const void *)y;
+            assert_int_equal(s->len, t->len);
+            assert_memory_equal(s->ptr, t->ptr, s->len);
+            break;
+        }
+        case CN_WIRE_KIND_ANY:
+            assert_true(msgpack_object_equal(*(const msgpack_object *)x,
+                                             *(const msgpack_object *)y));
+            break;
+        }
+    }
+}
+
+/* Appends a message of `type` built from `seed` to sb. */
+static void pack_sample(msgpack_sbuffer *sb, uint32_t type, uint64_t seed, char strs[][32],
+                        void *body_out)
+{
+    cn_wire_hdr_t h = {type, (uint32_t)(seed * 7), (uint32_t)(seed * 13 + 1), seed << 33};
+    size_t n;
+    if (cn_wire_fields(type, &n) != NULL) {
+        fill_body(type, body_out, seed, strs);
+        assert_int_equal(cn_wire_pack_typed(sb, &h, body_out, 0), 0);
+    } else {
+        msgpack_object o = sample_payload();
+        assert_int_equal(cn_wire_pack(sb, &h, &o, 0), 0);
+    }
+}
+
+/* Checks that `m` is what pack_sample(type, seed) produced. */
+static void check_sample(const cn_wire_msg_t *m, uint32_t type, uint64_t seed)
+{
+    assert_int_equal(m->hdr.type, type);
+    assert_int_equal(m->hdr.dst, (uint32_t)(seed * 7));
+    assert_int_equal(m->hdr.src, (uint32_t)(seed * 13 + 1));
+    assert_int_equal(m->hdr.cid, seed << 33);
+    size_t n;
+    if (cn_wire_fields(type, &n) != NULL) {
+        union {
+            max_align_t a;
+            char b[sizeof(((cn_wire_msg_t *)0)->u)];
+        } want;
+        char strs[8][32];
+        memset(&want, 0, sizeof(want));
+        fill_body(type, &want, seed, strs);
+        assert_body_equal(type, &want, (const char *)m + offsetof(cn_wire_msg_t, u));
+    } else {
+        assert_true(msgpack_object_equal(m->body, sample_payload()));
+    }
+}
+
+/* Frames `body` (count bytes of raw msgpack) with a length prefix. */
+static size_t frame_raw(char *out, const void *body, size_t len)
+{
+    out[0] = (char)(len >> 24), out[1] = (char)(len >> 16);
+    out[2] = (char)(len >> 8), out[3] = (char)len;
+    memcpy(out + 4, body, len);
+    return len + 4;
+}
+
+/* Decodes one whole frame through a fresh incremental decoder and returns
+ * the result code, freeing any message. */
+static int decode_once(const void *frame, size_t len)
+{
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 0);
+    cn_wire_msg_t *m = NULL;
+    size_t used;
+    int rc = cn_wire_decode(&d, frame, len, &used, &m);
+    cn_wire_msg_free(m);
+    /* cn_wire_decode_frame must agree on whole frames. */
+    int rc2 = cn_wire_decode_frame(frame, len, 0, &m);
+    cn_wire_msg_free(m);
+    if (rc == 1)
+        assert_int_equal(rc2, 0);
+    else
+        assert_int_equal(rc2, rc);
+    cn_wire_decoder_fini(&d);
+    return rc;
+}
+
+/* Packs a body with the given raw msgpack elements after a standard
+ * envelope: [type, dst, src, cid, <body bytes>]. */
+static size_t frame_with_body(char *out, uint32_t type, const void *body, size_t blen)
+{
+    char tmp[256];
+    size_t n = 0;
+    tmp[n++] = (char)0x95;
+    tmp[n++] = (char)type;
+    tmp[n++] = 1, tmp[n++] = 2, tmp[n++] = 3;
+    memcpy(tmp + n, body, blen);
+    return frame_raw(out, tmp, n + blen);
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_roundtrip_every_type(void **state)
+{
+    (void)state;
+    for (size_t t = 0; t < NTYPES; t++) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        char strs[8][32];
+        union {
+            max_align_t a;
+            char b[sizeof(((cn_wire_msg_t *)0)->u)];
+        } body;
+        memset(&body, 0, sizeof(body));
+        pack_sample(&sb, all_types[t], t + 1, strs, &body);
+
+        cn_wire_msg_t *m = NULL;
+        assert_int_equal(cn_wire_decode_frame(sb.data, sb.size, 0, &m), 0);
+        check_sample(m, all_types[t], t + 1);
+        /* The raw frame is kept verbatim for forwarding. */
+        assert_int_equal(m->frame_len, sb.size);
+        assert_memory_equal(m->frame, sb.data, sb.size);
+        /* Re-encoding the decoded body gives the same frame. */
+        msgpack_sbuffer sb2;
+        msgpack_sbuffer_init(&sb2);
+        assert_int_equal(cn_wire_pack(&sb2, &m->hdr, &m->body, 0), 0);
+        assert_int_equal(sb2.size, sb.size);
+        assert_memory_equal(sb2.data, sb.data, sb.size);
+        assert_string_not_equal(cn_wire_type_name(all_types[t]), "?");
+        msgpack_sbuffer_destroy(&sb2);
+        cn_wire_msg_free(m);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    assert_string_equal(cn_wire_type_name(0), "?");
+    assert_string_equal(cn_wire_type_name(CN_MSG_MAX_), "?");
+    assert_string_equal(cn_wire_type_name(CN_MSG_YIELD), "YIELD");
+}
+
+static void test_optional_fields_absent_or_nil(void **state)
+{
+    (void)state;
+    /* ERROR with only its three required fields: backtrace and code zero. */
+    static const char err3[] = {(char)0x93, (char)0xa1, 'o', (char)0xa1, 'f', (char)0xa1, 'm'};
+    char f[64];
+    size_t n = frame_with_body(f, CN_MSG_ERROR, err3, sizeof(err3));
+    cn_wire_msg_t *m;
+    assert_int_equal(cn_wire_decode_frame(f, n, 0, &m), 0);
+    assert_null(m->u.error.backtrace.ptr);
+    assert_int_equal(m->u.error.code, 0);
+    assert_memory_equal(m->u.error.origin.ptr, "o", 1);
+    cn_wire_msg_free(m);
+
+    /* The same with explicit nils, and with an extra trailing field that a
+     * newer peer might add: both accepted. */
+    static const char err6[] = {(char)0x96, (char)0xa1, 'o', (char)0xa1, 'f', (char)0xa1,
+                                'm',        (char)0xc0, (char)0xc0, (char)0xa3, 'n', 'e', 'w'};
+    n = frame_with_body(f, CN_MSG_ERROR, err6, sizeof(err6));
+    assert_int_equal(cn_wire_decode_frame(f, n, 0, &m), 0);
+    assert_null(m->u.error.backtrace.ptr);
+    cn_wire_msg_free(m);
+
+    /* A six-element envelope: the extra element is ignored. */
+    static const char env6[] = {(char)0x96, CN_MSG_STOP, 1, 2, 3, (char)0xc0, 7};
+    n = frame_raw(f, env6, sizeof(env6));
+    assert_int_equal(cn_wire_decode_frame(f, n, 0, &m), 0);
+    assert_int_equal(m->hdr.type, CN_MSG_STOP);
+    assert_int_equal(m->body.type, MSGPACK_OBJECT_NIL);
+    cn_wire_msg_free(m);
+
+    /* An optional str packed from ptr == NULL comes back absent. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_cancel_t c = {{NULL, 0}};
+    cn_wire_hdr_t h = {CN_MSG_CANCEL, 1, 2, 3};
+    assert_int_equal(cn_wire_pack_typed(&sb, &h, &c, 0), 0);
+    assert_int_equal(cn_wire_decode_frame(sb.data, sb.size, 0, &m), 0);
+    assert_null(m->u.cancel.reason.ptr);
+    cn_wire_msg_free(m);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* Builds a stream of `count` frames cycling through every type. */
+static void build_stream(msgpack_sbuffer *sb, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        char strs[8][32];
+        union {
+            max_align_t a;
+            char b[sizeof(((cn_wire_msg_t *)0)->u)];
+        } body;
+        memset(&body, 0, sizeof(body));
+        pack_sample(sb, all_types[i % NTYPES], i, strs, &body);
+    }
+}
+
+/* Feeds `len` bytes in the chunk sizes `next_chunk` chooses and checks
+ * that exactly `count` sample frames come out, in order. */
+static void feed_and_check(const char *buf, size_t len, size_t count,
+                           size_t (*next_chunk)(size_t pos, void *arg), void *arg)
+{
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 0);
+    size_t pos = 0, got = 0;
+    while (pos < len) {
+        size_t chunk = next_chunk(pos, arg);
+        if (chunk > len - pos)
+            chunk = len - pos;
+        const char *p = buf + pos;
+        size_t left = chunk;
+        while (left > 0) {
+            cn_wire_msg_t *m = NULL;
+            size_t used;
+            int rc = cn_wire_decode(&d, p, left, &used, &m);
+            assert_true(rc == 0 || rc == 1);
+            assert_true(used <= left);
+            if (rc == 1) {
+                check_sample(m, all_types[got % NTYPES], got);
+                cn_wire_msg_free(m);
+                got++;
+            } else {
+                assert_int_equal(used, left); /* 0 means all consumed */
+            }
+            p += used, left -= used;
+        }
+        pos += chunk;
+    }
+    assert_int_equal(got, count);
+    assert_int_equal(d.frames, count);
+    assert_int_equal(d.len_have, 0);
+    assert_int_equal(d.pend_have, 0);
+    cn_wire_decoder_fini(&d);
+}
+
+static size_t chunk_one(size_t pos, void *arg)
+{
+    (void)pos, (void)arg;
+    return 1;
+}
+
+static size_t chunk_all(size_t pos, void *arg)
+{
+    (void)pos, (void)arg;
+    return SIZE_MAX;
+}
+
+static size_t chunk_split_at(size_t pos, void *arg)
+{
+    size_t k = *(size_t *)arg;
+    return pos < k ? k - pos : SIZE_MAX;
+}
+
+static size_t chunk_random(size_t pos, void *arg)
+{
+    (void)pos;
+    unsigned *seed = arg;
+    *seed = *seed * 1103515245u + 12345u;
+    return 1 + (*seed >> 16) % 300;
+}
+
+static void test_stream_1000_frames_every_split(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    build_stream(&sb, 1000);
+
+    /* One byte at a time: every boundary in the stream is a split. */
+    feed_and_check(sb.data, sb.size, 1000, chunk_one, NULL);
+    /* All at once: many frames per call. */
+    feed_and_check(sb.data, sb.size, 1000, chunk_all, NULL);
+    /* Random chunks of 1..300 bytes. */
+    unsigned seed = 12345;
+    feed_and_check(sb.data, sb.size, 1000, chunk_random, &seed);
+    msgpack_sbuffer_destroy(&sb);
+
+    /* Two chunks, cut at each byte of a shorter stream that still holds
+     * every type twice. */
+    msgpack_sbuffer_init(&sb);
+    build_stream(&sb, 2 * NTYPES);
+    for (size_t k = 0; k <= sb.size; k++)
+        feed_and_check(sb.data, sb.size, 2 * NTYPES, chunk_split_at, &k);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_large_frame_in_pieces(void **state)
+{
+    (void)state;
+    /* A 3 MiB YIELD arriving in 64 KiB reads: the partial buffer grows
+     * with the data and the message is intact. */
+    size_t big = 3u << 20;
+    char *blob = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        blob[i] = (char)(i * 31);
+    msgpack_object o = {.type = MSGPACK_OBJECT_BIN};
+    o.via.bin.ptr = blob;
+    o.via.bin.size = (uint32_t)big;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_hdr_t h = {CN_MSG_YIELD, 5, 6, 7};
+    assert_int_equal(cn_wire_pack(&sb, &h, &o, 0), 0);
+
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 0);
+    cn_wire_msg_t *m = NULL;
+    size_t pos = 0;
+    while (m == NULL) {
+        size_t chunk = sb.size - pos < 65536 ? sb.size - pos : 65536, used;
+        int rc = cn_wire_decode(&d, sb.data + pos, chunk, &used, &m);
+        assert_true(rc >= 0);
+        if (rc == 0) /* never more than twice what arrived */
+            assert_true(d.pend_cap <= 2 * (pos + chunk) || d.pend_cap <= 4096);
+        pos += used;
+    }
+    assert_int_equal(pos, sb.size);
+    assert_int_equal(m->body.type, MSGPACK_OBJECT_BIN);
+    assert_int_equal(m->body.via.bin.size, big);
+    assert_memory_equal(m->body.via.bin.ptr, blob, big);
+    cn_wire_msg_free(m);
+    /* Large partial buffers are not kept after the frame completes. */
+    assert_null(d.pend);
+    cn_wire_decoder_fini(&d);
+    msgpack_sbuffer_destroy(&sb);
+    free(blob);
+}
+
+static void test_oversize_length(void **state)
+{
+    (void)state;
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 1024);
+    static const char hdr[] = {0, 0, 4, 1, (char)0x95}; /* 1025 > 1024 */
+    size_t used;
+    cn_wire_msg_t *m = NULL;
+    assert_int_equal(cn_wire_decode(&d, hdr, sizeof(hdr), &used, &m), CN_EMSGSIZE);
+    assert_null(m);
+    assert_null(d.pend);
+    assert_int_equal(d.pend_cap, 0);
+    /* Sticky: the stream is unusable from here on. */
+    assert_int_equal(cn_wire_decode(&d, hdr, sizeof(hdr), &used, &m), CN_EMSGSIZE);
+    assert_int_equal(used, 0);
+    cn_wire_decoder_fini(&d);
+
+    /* The largest length a 32-bit prefix can claim, with the default max. */
+    static const char huge[] = {(char)0xff, (char)0xff, (char)0xff, (char)0xff};
+    assert_int_equal(decode_once(huge, sizeof(huge)), CN_EMSGSIZE);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CN_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CN_UNDER_ASAN 1
+#endif
+#endif
+
+static void test_huge_claimed_length_allocates_nothing(void **state)
+{
+    (void)state;
+    /* 16 MiB - 1 is allowed by the default max, but only 9 bytes arrive:
+     * the decoder must not reserve the claimed size. */
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 0);
+    static const char start[] = {0, (char)0xff, (char)0xff, (char)0xff, (char)0x95,
+                                 9,  0,          0,          0};
+#ifndef CN_UNDER_ASAN
+    struct mallinfo2 before = mallinfo2();
+#endif
+    size_t used;
+    cn_wire_msg_t *m = NULL;
+    assert_int_equal(cn_wire_decode(&d, start, sizeof(start), &used, &m), 0);
+    assert_int_equal(used, sizeof(start));
+    assert_null(m);
+    assert_true(d.pend_cap <= 4096);
+#ifndef CN_UNDER_ASAN
+    /* And the allocator agrees: well under a megabyte more in use. */
+    struct mallinfo2 after = mallinfo2();
+    assert_true(after.uordblks + after.hblkhd < before.uordblks + before.hblkhd + (1u << 20));
+#endif
+    cn_wire_decoder_fini(&d);
+
+    /* A tiny body that claims 2^32-1 array elements (msgpack-c alone would
+     * try to allocate ~96 GiB for it) is refused as truncated. */
+    static const char arr32[] = {(char)0xdd, (char)0xff, (char)0xff, (char)0xff, (char)0xff, 1};
+    char f[32];
+    size_t n = frame_raw(f, arr32, sizeof(arr32));
+    assert_int_equal(decode_once(f, n), CN_ETRUNC);
+    /* Nested claims that add up past the bytes available, too. */
+    static const char nested[] = {(char)0xdc, 0, 4, (char)0xdc, 0, 4, 1, 2, 3, 4, 5};
+    n = frame_raw(f, nested, sizeof(nested));
+    assert_int_equal(decode_once(f, n), CN_ETRUNC);
+}
+
+static void test_malformed_each_code(void **state)
+{
+    (void)state;
+    char f[256];
+    size_t n;
+
+    /* CN_ETRUNC: empty body; body ends inside its array; str longer than
+     * the body; whole-frame decode given too few bytes. */
+    static const char zero[] = {0, 0, 0, 0};
+    assert_int_equal(decode_once(zero, sizeof(zero)), CN_ETRUNC);
+    static const char cut[] = {(char)0x95, CN_MSG_STOP, 1};
+    n = frame_raw(f, cut, sizeof(cut));
+    assert_int_equal(decode_once(f, n), CN_ETRUNC);
+    static const char longstr[] = {(char)0x95, CN_MSG_STOP, 1, 2, 3, (char)0xd9, 200, 'x'};
+    n = frame_raw(f, longstr, sizeof(longstr));
+    assert_int_equal(decode_once(f, n), CN_ETRUNC);
+    cn_wire_msg_t *m = NULL;
+    assert_int_equal(cn_wire_decode_frame(f, n - 1, 0, &m), CN_ETRUNC);
+    assert_int_equal(cn_wire_decode_frame(f, 3, 0, &m), CN_ETRUNC);
+
+    /* CN_EBADMSGPACK: the never-used byte 0xc1; nesting deeper than
+     * msgpack-c's parser stack. */
+    static const char c1[] = {(char)0x95, CN_MSG_STOP, 1, 2, 3, (char)0xc1};
+    n = frame_raw(f, c1, sizeof(c1));
+    assert_int_equal(decode_once(f, n), CN_EBADMSGPACK);
+    char deep[80];
+    size_t dn = 0;
+    deep[dn++] = (char)0x95, deep[dn++] = CN_MSG_YIELD, deep[dn++] = 1, deep[dn++] = 2;
+    deep[dn++] = 3;
+    for (int i = 0; i < 32; i++) /* 33 open containers with the envelope */
+        deep[dn++] = (char)0x91;
+    deep[dn++] = 0;
+    n = frame_raw(f, deep, dn);
+    assert_int_equal(decode_once(f, n), CN_EBADMSGPACK);
+    /* One level less is the deepest msgpack-c takes, and is accepted. */
+    memmove(deep + 5, deep + 6, dn - 6);
+    n = frame_raw(f, deep, dn - 1);
+    assert_int_equal(decode_once(f, n), 1);
+
+    /* CN_ETRAILING: a second object inside the frame; whole-frame decode
+     * given bytes past the frame. */
+    static const char two[] = {(char)0x95, CN_MSG_STOP, 1, 2, 3, (char)0xc0, (char)0xc0};
+    n = frame_raw(f, two, sizeof(two));
+    assert_int_equal(decode_once(f, n), CN_ETRAILING);
+    static const char ok[] = {(char)0x95, CN_MSG_STOP, 1, 2, 3, (char)0xc0};
+    n = frame_raw(f, ok, sizeof(ok));
+    assert_int_equal(decode_once(f, n), 1);
+    f[n] = 0;
+    assert_int_equal(cn_wire_decode_frame(f, n + 1, 0, &m), CN_ETRAILING);
+
+    /* CN_EBADTYPE: the message is a map, not an array; the type is a str;
+     * a negative id; a typed body that is not an array; a field of the
+     * wrong kind (HELLO's name as an int); a bin where only str will do. */
+    static const char map[] = {(char)0x81, 1, 2};
+    n = frame_raw(f, map, sizeof(map));
+    assert_int_equal(decode_once(f, n), CN_EBADTYPE);
+    static const char strtype[] = {(char)0x95, (char)0xa1, 'x', 1, 2, 3, (char)0xc0};
+    n = frame_raw(f, strtype, sizeof(strtype));
+    assert_int_equal(decode_once(f, n), CN_EBADTYPE);
+    static const char negid[] = {(char)0x95, CN_MSG_STOP, (char)0xff, 2, 3, (char)0xc0};
+    n = frame_raw(f, negid, sizeof(negid));
+    assert_int_equal(decode_once(f, n), CN_EBADTYPE);
+    static const char notarr[] = {(char)0xa1, 'x'};
+    n = frame_with_body(f, CN_MSG_HELLO, notarr, sizeof(notarr));
+    assert_int_equal(decode_once(f, n), CN_EBADTYPE);
+    static const char hello_int_name[] = {(char)0x94, 1, 7, 100, 0};
+    n = frame_with_body(f, CN_MSG_HELLO, hello_int_name, sizeof(hello_int_name));
+    assert_int_equal(decode_once(f, n), CN_EBADTYPE);
+    static const char dead_bin[] = {(char)0x91, (char)0xc4, 1, 'x'};
+    n = frame_with_body(f, CN_MSG_DEAD, dead_bin, sizeof(dead_bin));
+    assert_int_equal(decode_once(f, n), CN_EBADTYPE);
+    /* ...while BYTES fields take bin or str. */
+    static const char out_bin[] = {(char)0x91, (char)0xc4, 1, 'x'};
+    n = frame_with_body(f, CN_MSG_CONSOLE_OUT, out_bin, sizeof(out_bin));
+    assert_int_equal(decode_once(f, n), 1);
+
+    /* CN_EMISSING: a four-element envelope; a HELLO body with two of its
+     * four fields; a required field that is nil; a nil type. */
+    static const char env4[] = {(char)0x94, CN_MSG_STOP, 1, 2, 3};
+    n = frame_raw(f, env4, sizeof(env4));
+    assert_int_equal(decode_once(f, n), CN_EMISSING);
+    static const char hello2[] = {(char)0x92, 1, (char)0xa1, 'x'};
+    n = frame_with_body(f, CN_MSG_HELLO, hello2, sizeof(hello2));
+    assert_int_equal(decode_once(f, n), CN_EMISSING);
+    static const char hello_nil[] = {(char)0x94, 1, (char)0xc0, 5, 6};
+    n = frame_with_body(f, CN_MSG_HELLO, hello_nil, sizeof(hello_nil));
+    assert_int_equal(decode_once(f, n), CN_EMISSING);
+    static const char niltype[] = {(char)0x95, (char)0xc0, 1, 2, 3, (char)0xc0};
+    n = frame_raw(f, niltype, sizeof(niltype));
+    assert_int_equal(decode_once(f, n), CN_EMISSING);
+
+    /* CN_EUNKNOWNMSG: type 0 and a type past the list. */
+    static const char t0[] = {(char)0x95, 0, 1, 2, 3, (char)0xc0};
+    n = frame_raw(f, t0, sizeof(t0));
+    assert_int_equal(decode_once(f, n), CN_EUNKNOWNMSG);
+    static const char t99[] = {(char)0x95, 99, 1, 2, 3, (char)0xc0};
+    n = frame_raw(f, t99, sizeof(t99));
+    assert_int_equal(decode_once(f, n), CN_EUNKNOWNMSG);
+
+    /* CN_ERANGE: a dst that does not fit in 32 bits; an int field above
+     * INT64_MAX. */
+    static const char bigdst[] = {(char)0x95, CN_MSG_STOP, (char)0xcf, 0, 0, 0, 1,
+                                  0,          0,           0,          0, 2, 3, (char)0xc0};
+    n = frame_raw(f, bigdst, sizeof(bigdst));
+    assert_int_equal(decode_once(f, n), CN_ERANGE);
+    static const char bigcode[] = {(char)0x95, (char)0xa1, 'o',        (char)0xa1, 'f',
+                                   (char)0xa1, 'm',        (char)0xc0, (char)0xcf, (char)0x80,
+                                   0,          0,          0,          0,          0,
+                                   0,          0};
+    n = frame_with_body(f, CN_MSG_ERROR, bigcode, sizeof(bigcode));
+    assert_int_equal(decode_once(f, n), CN_ERANGE);
+
+    /* The codes really are distinct. */
+    const int codes[] = {CN_EMSGSIZE, CN_ETRUNC,      CN_EBADMSGPACK, CN_ETRAILING,
+                         CN_EBADTYPE, CN_EMISSING,    CN_EUNKNOWNMSG, CN_ERANGE};
+    for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+        for (size_t j = i + 1; j < sizeof(codes) / sizeof(codes[0]); j++)
+            assert_int_not_equal(codes[i], codes[j]);
+}
+
+static void test_error_after_good_frames_is_sticky(void **state)
+{
+    (void)state;
+    /* Two good frames then garbage: both good ones come out first. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    build_stream(&sb, 2);
+    static const char bad[] = {0, 0, 0, 1, (char)0xc1};
+    msgpack_sbuffer_write(&sb, bad, sizeof(bad));
+    build_stream(&sb, 1);
+
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 0);
+    const char *p = sb.data;
+    size_t left = sb.size, used;
+    cn_wire_msg_t *m;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(cn_wire_decode(&d, p, left, &used, &m), 1);
+        check_sample(m, all_types[i], (uint64_t)i);
+        cn_wire_msg_free(m);
+        p += used, left -= used;
+    }
+    assert_int_equal(cn_wire_decode(&d, p, left, &used, &m), CN_EBADMSGPACK);
+    assert_int_equal(used, sizeof(bad));
+    p += used, left -= used;
+    assert_int_equal(cn_wire_decode(&d, p, left, &used, &m), CN_EBADMSGPACK);
+    assert_int_equal(used, 0);
+    cn_wire_decoder_fini(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void test_encoder_errors_leave_buffer_alone(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    build_stream(&sb, 3);
+    size_t before = sb.size;
+
+    /* A body bigger than the limit is refused and rolled back. */
+    char blob[2000] = {0};
+    msgpack_object o = {.type = MSGPACK_OBJECT_BIN};
+    o.via.bin.ptr = blob;
+    o.via.bin.size = sizeof(blob);
+    cn_wire_hdr_t h = {CN_MSG_YIELD, 1, 2, 3};
+    assert_int_equal(cn_wire_pack(&sb, &h, &o, 1000), CN_EMSGSIZE);
+    assert_int_equal(sb.size, before);
+
+    /* A raw body that is not exactly one msgpack object. */
+    static const char two_objs[] = {1, 2}, half[] = {(char)0x92, 1}, c1[] = {(char)0xc1};
+    assert_int_equal(cn_wire_pack_raw(&sb, &h, two_objs, sizeof(two_objs), 0), CN_EINVAL);
+    assert_int_equal(cn_wire_pack_raw(&sb, &h, half, sizeof(half), 0), CN_EINVAL);
+    assert_int_equal(cn_wire_pack_raw(&sb, &h, c1, sizeof(c1), 0), CN_EINVAL);
+    assert_int_equal(cn_wire_pack_raw(&sb, &h, NULL, 0, 0), CN_EINVAL);
+    assert_int_equal(sb.size, before);
+
+    /* pack_typed only takes types with a typed body. */
+    cn_wire_hello_t hello = {0};
+    h.type = CN_MSG_YIELD;
+    assert_int_equal(cn_wire_pack_typed(&sb, &h, &hello, 0), CN_EINVAL);
+    h.type = 200;
+    assert_int_equal(cn_wire_pack_typed(&sb, &h, &hello, 0), CN_EINVAL);
+    assert_int_equal(sb.size, before);
+
+    /* A good raw body works and decodes to the same object. */
+    h.type = CN_MSG_RETURN;
+    static const char raw[] = {(char)0x92, (char)0xa2, 'o', 'k', 7};
+    assert_int_equal(cn_wire_pack_raw(&sb, &h, raw, sizeof(raw), 0), 0);
+    cn_wire_msg_t *m;
+    assert_int_equal(cn_wire_decode_frame(sb.data + before, sb.size - before, 0, &m), 0);
+    assert_int_equal(m->body.type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(m->body.via.array.ptr[1].via.u64, 7);
+    cn_wire_msg_free(m);
+
+    /* begin/end with a body packed by the caller, and a failed packing
+     * reported through pack_rc. */
+    before = sb.size;
+    msgpack_packer pk;
+    size_t mark;
+    h.type = CN_MSG_STARTED;
+    assert_int_equal(cn_wire_begin(&sb, &pk, &h, &mark), 0);
+    assert_int_equal(mark, before);
+    msgpack_pack_str_with_body(&pk, "started", 7);
+    assert_int_equal(cn_wire_end(&sb, mark, 0, 0), 0);
+    assert_int_equal(cn_wire_decode_frame(sb.data + before, sb.size - before, 0, &m), 0);
+    assert_int_equal(m->body.type, MSGPACK_OBJECT_STR);
+    cn_wire_msg_free(m);
+    before = sb.size;
+    assert_int_equal(cn_wire_begin(&sb, &pk, &h, &mark), 0);
+    assert_int_equal(cn_wire_end(&sb, mark, -1, 0), CN_ENOMEM);
+    assert_int_equal(sb.size, before);
+    msgpack_sbuffer_destroy(&sb);
+
+    cn_wire_msg_free(NULL); /* a no-op */
+}
+
+/* ------------------------------------------------- docs/protocol.md check */
+
+/* Finds the next unescaped '|' (markdown writes a literal one as \|). */
+static char *next_pipe(char *s)
+{
+    for (; *s; s++)
+        if (*s == '|' && s[-1] != '\\') /* s > line: the row's first '|' precedes it */
+            return s;
+    return NULL;
+}
+
+/* Removes the backslash from each \| in place. */
+static void unescape_pipes(char *s)
+{
+    char *w = s;
+    for (; *s; s++)
+        if (!(s[0] == '\\' && s[1] == '|'))
+            *w++ = *s;
+    *w = '\0';
+}
+
+/* Splits a markdown table row into trimmed cells; returns the count. */
+static int split_row(char *line, char **cells, int max)
+{
+    int n = 0;
+    char *p = strchr(line, '|');
+    while (p && n < max) {
+        char *start = p + 1, *end = next_pipe(start);
+        if (end == NULL)
+            break;
+        *end = '\0';
+        unescape_pipes(start);
+        while (*start == ' ')
+            start++;
+        char *e = start + strlen(start);
+        while (e > start && e[-1] == ' ')
+            *--e = '\0';
+        cells[n++] = start;
+        p = end;
+    }
+    return n;
+}
+
+/* The body column the doc must show for `type`, generated from the codec. */
+static void expected_body(uint32_t type, char *out, size_t cap)
+{
+    size_t n, len = 0;
+    const cn_wire_field_t *f = cn_wire_fields(type, &n);
+    if (f == NULL) {
+        snprintf(out, cap, "payload");
+        return;
+    }
+    len += (size_t)snprintf(out + len, cap - len, "[");
+    for (size_t i = 0; i < n; i++)
+        len += (size_t)snprintf(out + len, cap - len, "%s%s%s: %s", i ? ", " : "", f[i].name,
+                                f[i].required ? "" : "?", cn_wire_kind_name(f[i].kind));
+    snprintf(out + len, cap - len, "]");
+}
+
+static void test_protocol_doc_matches_codec(void **state)
+{
+    (void)state;
+    const char *path = CN_TOP_SRCDIR "/docs/protocol.md";
+    FILE *fp = fopen(path, "r");
+    if (fp == NULL)
+        fail_msg("cannot open %s", path);
+
+    static const struct {
+        const char *name;
+        unsigned code;
+        const char *block;
+    } codec[] = {
+#define T(name, code, block) {#name, code, #block},
+        CN_WIRE_TYPES(T)
+#undef T
+    };
+    int seen[sizeof(codec) / sizeof(codec[0])] = {0};
+    char line[1024];
+    int in_table = 0, rows = 0;
+
+    while (fgets(line, sizeof(line), fp)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strstr(line, "<!-- message-types:begin -->")) {
+            in_table = 1;
+            continue;
+        }
+        if (strstr(line, "<!-- message-types:end -->"))
+            break;
+        if (!in_table || line[0] != '|' || strstr(line, "---") || strstr(line, "| code |"))
+            continue;
+        char *cells[8];
+        int n = split_row(line, cells, 8);
+        if (n < 6)
+            fail_msg("protocol.md: short row: %s", line);
+        unsigned code = (unsigned)strtoul(cells[0], NULL, 10);
+        const char *name = cells[1];
+        if (name[0] == '`')
+            name++;
+        char nm[64];
+        snprintf(nm, sizeof(nm), "%s", name);
+        nm[strcspn(nm, "`")] = '\0';
+        size_t i;
+        for (i = 0; i < sizeof(codec) / sizeof(codec[0]); i++)
+            if (strcmp(codec[i].name, nm) == 0)
+                break;
+        if (i == sizeof(codec) / sizeof(codec[0]))
+            fail_msg("protocol.md lists %s, which the codec does not have", nm);
+        if (codec[i].code != code)
+            fail_msg("protocol.md gives %s code %u, the codec %u", nm, code, codec[i].code);
+        if (strcmp(codec[i].block, cells[2]) != 0)
+            fail_msg("protocol.md puts %s in block '%s', the codec in '%s'", nm, cells[2],
+                     codec[i].block);
+        char want[256];
+        expected_body(code, want, sizeof(want));
+        if (strncmp(cells[3], want, strlen(want)) != 0 ||
+            (want[0] == '[' && cells[3][strlen(want)] != '\0'))
+            fail_msg("protocol.md body of %s is '%s'; the codec says '%s'", nm, cells[3],
+                     want);
+        if (seen[i]++)
+            fail_msg("protocol.md lists %s twice", nm);
+        rows++;
+    }
+    fclose(fp);
+    if (!in_table)
+        fail_msg("protocol.md has no <!-- message-types:begin --> table");
+    for (size_t i = 0; i < sizeof(codec) / sizeof(codec[0]); i++)
+        if (!seen[i])
+            fail_msg("protocol.md does not list %s (code %u)", codec[i].name, codec[i].code);
+    assert_int_equal(rows, (int)NTYPES);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_roundtrip_every_type),
+        cmocka_unit_test(test_optional_fields_absent_or_nil),
+        cmocka_unit_test(test_stream_1000_frames_every_split),
+        cmocka_unit_test(test_large_frame_in_pieces),
+        cmocka_unit_test(test_oversize_length),
+        cmocka_unit_test(test_huge_claimed_length_allocates_nothing),
+        cmocka_unit_test(test_malformed_each_code),
+        cmocka_unit_test(test_error_after_good_frames_is_sticky),
+        cmocka_unit_test(test_encoder_errors_leave_buffer_alone),
+        cmocka_unit_test(test_protocol_doc_matches_codec),
+    };
+    return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
+}
