@@ -63,6 +63,7 @@ TEST_SRCS  := $(sort $(wildcard tests/test_*.c))
 TEST_SH    := $(sort $(wildcard tests/test_*.sh))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+CORPUS_SRCS := $(sort $(wildcard tests/fuzz/mkcorpus_*.c))
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 UI_OBJS    := $(UI_SRCS:%.c=$(B)/obj/%.o)
@@ -150,12 +151,21 @@ bench: all $(BENCH_BINS)
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -Iinclude -Isrc -D_GNU_SOURCE $(call pc_cflags,msgpack)
 
-$(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard src/*.h src/*/*.h include/*.h include/canopy/*.h)
+$(FUZZ_BINS): $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard src/*.h src/*/*.h include/*.h include/canopy/*.h)
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(filter src/wire/%.c src/errors.c,$(LIB_SRCS)) $(call pc_libs,msgpack)
 
-.PHONY: fuzz fuzz-run
+.PHONY: fuzz fuzz-run fuzz-corpus
 fuzz: $(FUZZ_BINS)
+
+# Regenerates the checked-in seed corpora from the codec itself.
+$(B)/fuzz/mkcorpus_%: $(B)/obj/tests/fuzz/mkcorpus_%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+
+fuzz-corpus: $(CORPUS_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+	@for g in $^; do n=$${g##*/mkcorpus_}; mkdir -p tests/fuzz/corpus/$$n; $$g tests/fuzz/corpus/$$n || exit 1; \
+	    echo "fuzz-corpus: tests/fuzz/corpus/$$n: $$(ls tests/fuzz/corpus/$$n | wc -l) seeds"; done
 
 # Each target runs FUZZ_SECONDS on a scratch copy of its checked-in corpus;
 # a crash leaves its input in build/fuzz/ and fails the target.

@@ -13,8 +13,8 @@ const char *cn_strerror(int err)
     switch (err) {
     case 0:
         return "success";
-#define CN__ERR_MSG(name, value, msg)                                                      \
-    case CN_##name:                                                                        \
+#define CN__ERR_MSG(name, value, msg)                                                              \
+    case CN_##name:                                                                                \
         return msg;
         CN_ERRNO_MAP(CN__ERR_MSG)
 #undef CN__ERR_MSG
@@ -28,8 +28,8 @@ const char *cn_err_name(int err)
     switch (err) {
     case 0:
         return "CN_OK";
-#define CN__ERR_NAME(name, value, msg)                                                     \
-    case CN_##name:                                                                        \
+#define CN__ERR_NAME(name, value, msg)                                                             \
+    case CN_##name:                                                                                \
         return "CN_" #name;
         CN_ERRNO_MAP(CN__ERR_NAME)
 #undef CN__ERR_NAME

@@ -64,8 +64,7 @@ static void fill_body(uint32_t type, void *body, uint64_t seed, char strs[][32])
             break;
         case CN_WIRE_KIND_STR:
         case CN_WIRE_KIND_BYTES: {
-            int len = snprintf(strs[i], 32, "%s-%zu-%llu", f[i].name, i,
-                               (unsigned long long)seed);
+            int len = snprintf(strs[i], 32, "%s-%zu-%llu", f[i].name, i, (unsigned long long)seed);
             if (f[i].kind == CN_WIRE_KIND_BYTES)
                 strs[i][1] = '\0'; /* bytes may hold NULs */
             ((cn_wire_str_t *)dst)->ptr = strs[i];
@@ -100,8 +99,8 @@ static void assert_body_equal(uint32_t type, const void *a, const void *b)
             break;
         }
         case CN_WIRE_KIND_ANY:
-            assert_true(msgpack_object_equal(*(const msgpack_object *)x,
-                                             *(const msgpack_object *)y));
+            assert_true(
+                msgpack_object_equal(*(const msgpack_object *)x, *(const msgpack_object *)y));
             break;
         }
     }
@@ -241,8 +240,9 @@ static void test_optional_fields_absent_or_nil(void **state)
 
     /* The same with explicit nils, and with an extra trailing field that a
      * newer peer might add: both accepted. */
-    static const char err6[] = {(char)0x96, (char)0xa1, 'o', (char)0xa1, 'f', (char)0xa1,
-                                'm',        (char)0xc0, (char)0xc0, (char)0xa3, 'n', 'e', 'w'};
+    static const char err6[] = {(char)0x96, (char)0xa1, 'o',        (char)0xa1, 'f',
+                                (char)0xa1, 'm',        (char)0xc0, (char)0xc0, (char)0xa3,
+                                'n',        'e',        'w'};
     n = frame_with_body(f, CN_MSG_ERROR, err6, sizeof(err6));
     assert_int_equal(cn_wire_decode_frame(f, n, 0, &m), 0);
     assert_null(m->u.error.backtrace.ptr);
@@ -412,6 +412,31 @@ static void test_large_frame_in_pieces(void **state)
     free(blob);
 }
 
+/* Regression (found by fuzz_wire): a read that ends exactly after the
+ * length prefix used to memcpy zero bytes into a NULL buffer. */
+static void test_read_ends_after_prefix(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    build_stream(&sb, 1);
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 0);
+    cn_wire_msg_t *m = NULL;
+    size_t used;
+    assert_int_equal(cn_wire_decode(&d, sb.data, CN_WIRE_LEN_SIZE, &used, &m), 0);
+    assert_int_equal(used, CN_WIRE_LEN_SIZE);
+    assert_null(d.pend);
+    assert_int_equal(cn_wire_decode(&d, sb.data + used, 0, &used, &m), 0);
+    assert_int_equal(used, 0);
+    assert_int_equal(
+        cn_wire_decode(&d, sb.data + CN_WIRE_LEN_SIZE, sb.size - CN_WIRE_LEN_SIZE, &used, &m), 1);
+    check_sample(m, all_types[0], 0);
+    cn_wire_msg_free(m);
+    cn_wire_decoder_fini(&d);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_oversize_length(void **state)
 {
     (void)state;
@@ -449,8 +474,7 @@ static void test_huge_claimed_length_allocates_nothing(void **state)
      * the decoder must not reserve the claimed size. */
     cn_wire_decoder_t d;
     cn_wire_decoder_init(&d, 0);
-    static const char start[] = {0, (char)0xff, (char)0xff, (char)0xff, (char)0x95,
-                                 9,  0,          0,          0};
+    static const char start[] = {0, (char)0xff, (char)0xff, (char)0xff, (char)0x95, 9, 0, 0, 0};
 #ifndef CN_UNDER_ASAN
     struct mallinfo2 before = mallinfo2();
 #endif
@@ -584,16 +608,15 @@ static void test_malformed_each_code(void **state)
                                   0,          0,           0,          0, 2, 3, (char)0xc0};
     n = frame_raw(f, bigdst, sizeof(bigdst));
     assert_int_equal(decode_once(f, n), CN_ERANGE);
-    static const char bigcode[] = {(char)0x95, (char)0xa1, 'o',        (char)0xa1, 'f',
-                                   (char)0xa1, 'm',        (char)0xc0, (char)0xcf, (char)0x80,
-                                   0,          0,          0,          0,          0,
-                                   0,          0};
+    static const char bigcode[] = {(char)0x95, (char)0xa1, 'o',        (char)0xa1, 'f', (char)0xa1,
+                                   'm',        (char)0xc0, (char)0xcf, (char)0x80, 0,   0,
+                                   0,          0,          0,          0,          0};
     n = frame_with_body(f, CN_MSG_ERROR, bigcode, sizeof(bigcode));
     assert_int_equal(decode_once(f, n), CN_ERANGE);
 
     /* The codes really are distinct. */
-    const int codes[] = {CN_EMSGSIZE, CN_ETRUNC,      CN_EBADMSGPACK, CN_ETRAILING,
-                         CN_EBADTYPE, CN_EMISSING,    CN_EUNKNOWNMSG, CN_ERANGE};
+    const int codes[] = {CN_EMSGSIZE, CN_ETRUNC,   CN_EBADMSGPACK, CN_ETRAILING,
+                         CN_EBADTYPE, CN_EMISSING, CN_EUNKNOWNMSG, CN_ERANGE};
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
         for (size_t j = i + 1; j < sizeof(codes) / sizeof(codes[0]); j++)
             assert_int_not_equal(codes[i], codes[j]);
@@ -811,8 +834,7 @@ static void test_protocol_doc_matches_codec(void **state)
         expected_body(code, want, sizeof(want));
         if (strncmp(cells[3], want, strlen(want)) != 0 ||
             (want[0] == '[' && cells[3][strlen(want)] != '\0'))
-            fail_msg("protocol.md body of %s is '%s'; the codec says '%s'", nm, cells[3],
-                     want);
+            fail_msg("protocol.md body of %s is '%s'; the codec says '%s'", nm, cells[3], want);
         if (seen[i]++)
             fail_msg("protocol.md lists %s twice", nm);
         rows++;
@@ -833,6 +855,7 @@ int main(void)
         cmocka_unit_test(test_optional_fields_absent_or_nil),
         cmocka_unit_test(test_stream_1000_frames_every_split),
         cmocka_unit_test(test_large_frame_in_pieces),
+        cmocka_unit_test(test_read_ends_after_prefix),
         cmocka_unit_test(test_oversize_length),
         cmocka_unit_test(test_huge_claimed_length_allocates_nothing),
         cmocka_unit_test(test_malformed_each_code),

@@ -33,8 +33,7 @@ static int cmd_version(const cmd_entry_t *self, int argc, char **argv);
 
 static const cmd_entry_t cmd_table[] = {
     {"help", "[COMMAND]", "show help for canopy or for one command", NULL, 0, 1, cmd_help},
-    {"version", "", "print canopy's version and wire protocol version", NULL, 0, 0,
-     cmd_version},
+    {"version", "", "print canopy's version and wire protocol version", NULL, 0, 0, cmd_version},
 };
 #define NCMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))
 

@@ -22,29 +22,29 @@ extern "C" {
 #endif
 
 /* XX(name, value, message) */
-#define CN_ERRNO_MAP(XX)                                                                   \
-    /* errno values that fit */                                                            \
-    XX(EINVAL, -EINVAL, "invalid argument")                                                \
-    XX(ENOMEM, -ENOMEM, "out of memory")                                                   \
-    XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                                \
-    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                 \
-    XX(ECANCELED, -ECANCELED, "cancelled")                                                 \
-    XX(EMSGSIZE, -EMSGSIZE, "frame is larger than the maximum frame size")                 \
-    XX(ERANGE, -ERANGE, "value is out of range for its field")                             \
-    XX(ENOENT, -ENOENT, "no such entry")                                                   \
-    XX(EPIPE, -EPIPE, "the connection is closed")                                          \
-    /* canopy's own runtime codes */                                                       \
-    XX(EDEAD, -4001, "the actor or context is dead")                                       \
-    XX(EOVERRUN, -4002, "stream buffer overrun")                                           \
-    XX(EREMOTE, -4003, "the remote side raised an error")                                  \
-    XX(EPROTO, -4004, "protocol error")                                                    \
-    XX(EVERSION, -4005, "protocol version mismatch")                                       \
-    /* wire codec: why a frame was refused (each one distinct, see docs/protocol.md) */    \
-    XX(ETRUNC, -4010, "frame ends inside its msgpack message")                             \
-    XX(EBADMSGPACK, -4011, "frame is not valid msgpack")                                   \
-    XX(ETRAILING, -4012, "frame has bytes after its message")                              \
-    XX(EBADTYPE, -4013, "a message field has the wrong msgpack type")                      \
-    XX(EMISSING, -4014, "a message is missing a required field")                           \
+#define CN_ERRNO_MAP(XX)                                                                           \
+    /* errno values that fit */                                                                    \
+    XX(EINVAL, -EINVAL, "invalid argument")                                                        \
+    XX(ENOMEM, -ENOMEM, "out of memory")                                                           \
+    XX(EAGAIN, -EAGAIN, "resource temporarily unavailable")                                        \
+    XX(ETIMEDOUT, -ETIMEDOUT, "timed out")                                                         \
+    XX(ECANCELED, -ECANCELED, "cancelled")                                                         \
+    XX(EMSGSIZE, -EMSGSIZE, "frame is larger than the maximum frame size")                         \
+    XX(ERANGE, -ERANGE, "value is out of range for its field")                                     \
+    XX(ENOENT, -ENOENT, "no such entry")                                                           \
+    XX(EPIPE, -EPIPE, "the connection is closed")                                                  \
+    /* canopy's own runtime codes */                                                               \
+    XX(EDEAD, -4001, "the actor or context is dead")                                               \
+    XX(EOVERRUN, -4002, "stream buffer overrun")                                                   \
+    XX(EREMOTE, -4003, "the remote side raised an error")                                          \
+    XX(EPROTO, -4004, "protocol error")                                                            \
+    XX(EVERSION, -4005, "protocol version mismatch")                                               \
+    /* wire codec: why a frame was refused (each one distinct, see docs/protocol.md) */            \
+    XX(ETRUNC, -4010, "frame ends inside its msgpack message")                                     \
+    XX(EBADMSGPACK, -4011, "frame is not valid msgpack")                                           \
+    XX(ETRAILING, -4012, "frame has bytes after its message")                                      \
+    XX(EBADTYPE, -4013, "a message field has the wrong msgpack type")                              \
+    XX(EMISSING, -4014, "a message is missing a required field")                                   \
     XX(EUNKNOWNMSG, -4015, "unknown message type")
 
 enum cn_errno {

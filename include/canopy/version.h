@@ -16,7 +16,7 @@
 
 #define CN__STR2(x) #x
 #define CN__STR(x) CN__STR2(x)
-#define CN_VERSION_STRING                                                                  \
+#define CN_VERSION_STRING                                                                          \
     CN__STR(CN_VERSION_MAJOR) "." CN__STR(CN_VERSION_MINOR) "." CN__STR(CN_VERSION_PATCH)
 
 /* Bumped on any incompatible change to framing or message layout. */

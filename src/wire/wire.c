@@ -37,10 +37,10 @@ static const char *const type_names[CN_MSG_MAX_] = {
 #undef CN__WIRE_TYPE_NAME
 };
 
-#define CN__WIRE_FIELD_DESC(T, kind, field, req)                                           \
+#define CN__WIRE_FIELD_DESC(T, kind, field, req)                                                   \
     {#field, CN_WIRE_KIND_##kind, req, offsetof(T, field)},
-#define CN__WIRE_BODY_DESC(name, member, FIELDS)                                           \
-    static const cn_wire_field_t member##_fields[] = {                                     \
+#define CN__WIRE_BODY_DESC(name, member, FIELDS)                                                   \
+    static const cn_wire_field_t member##_fields[] = {                                             \
         FIELDS(CN__WIRE_FIELD_DESC, cn_wire_##member##_t)};
 CN_WIRE_BODIES(CN__WIRE_BODY_DESC)
 #undef CN__WIRE_BODY_DESC
@@ -53,8 +53,8 @@ typedef struct body_desc {
 } body_desc_t;
 
 static const body_desc_t bodies[CN_MSG_MAX_] = {
-#define CN__WIRE_BODY_ENTRY(name, member, FIELDS)                                          \
-    [CN_MSG_##name] = {member##_fields, sizeof(member##_fields) / sizeof(member##_fields[0]), \
+#define CN__WIRE_BODY_ENTRY(name, member, FIELDS)                                                  \
+    [CN_MSG_##name] = {member##_fields, sizeof(member##_fields) / sizeof(member##_fields[0]),      \
                        offsetof(cn_wire_msg_t, u.member)},
     CN_WIRE_BODIES(CN__WIRE_BODY_ENTRY)
 #undef CN__WIRE_BODY_ENTRY
@@ -507,6 +507,8 @@ int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *us
             return decoder_fail(d, CN_ETRUNC);
         d->body_len = (uint32_t)body_len;
     }
+    if (left == 0)
+        return 0; /* the read ended right after the prefix */
 
     if (d->pend_have == 0 && left >= d->body_len) {
         /* The common case: the whole body is in the caller's buffer. */
@@ -541,8 +543,7 @@ int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *us
  * Encoding
  */
 
-int cn_wire_begin(msgpack_sbuffer *sb, msgpack_packer *pk, const cn_wire_hdr_t *hdr,
-                  size_t *mark)
+int cn_wire_begin(msgpack_sbuffer *sb, msgpack_packer *pk, const cn_wire_hdr_t *hdr, size_t *mark)
 {
     static const char zero[CN_WIRE_LEN_SIZE];
     *mark = sb->size;
@@ -591,8 +592,8 @@ int cn_wire_pack(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const msgpack_ob
     return cn_wire_end(sb, mark, rc, max_frame);
 }
 
-int cn_wire_pack_raw(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *body,
-                     size_t len, size_t max_frame)
+int cn_wire_pack_raw(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *body, size_t len,
+                     size_t max_frame)
 {
     size_t slots;
     if (body == NULL || wire_scan(body, len, &slots) < 0)

@@ -32,30 +32,30 @@
  * XX(NAME, code, block). Codes are part of the protocol: never renumber,
  * only append. Code 0 is never valid.
  */
-#define CN_WIRE_TYPES(XX)                                                                  \
-    XX(HELLO, 1, handshake)                                                                \
-    XX(ADD_ROUTE, 2, routing)                                                              \
-    XX(DEL_ROUTE, 3, routing)                                                              \
-    XX(DEAD, 4, routing)                                                                   \
-    XX(SHUTDOWN, 5, routing)                                                               \
-    XX(ALLOCATE_ID, 6, routing)                                                            \
-    XX(CMD, 7, dialog)                                                                     \
-    XX(STARTED, 8, dialog)                                                                 \
-    XX(YIELD, 9, dialog)                                                                   \
-    XX(STOP, 10, dialog)                                                                   \
-    XX(RETURN, 11, dialog)                                                                 \
-    XX(ERROR, 12, dialog)                                                                  \
-    XX(CANCEL, 13, dialog)                                                                 \
-    XX(LOG, 14, logging)                                                                   \
-    XX(LOCK_REQ, 15, debugging)                                                            \
-    XX(LOCK_GRANT, 16, debugging)                                                          \
-    XX(LOCK_RELEASE, 17, debugging)                                                        \
-    XX(CONSOLE_IN, 18, debugging)                                                          \
-    XX(CONSOLE_OUT, 19, debugging)                                                         \
-    XX(BREAK, 20, debugging)                                                               \
-    XX(INSPECT, 21, inspection)                                                            \
-    XX(SNAPSHOT, 22, inspection)                                                           \
-    XX(SUBSCRIBE, 23, inspection)                                                          \
+#define CN_WIRE_TYPES(XX)                                                                          \
+    XX(HELLO, 1, handshake)                                                                        \
+    XX(ADD_ROUTE, 2, routing)                                                                      \
+    XX(DEL_ROUTE, 3, routing)                                                                      \
+    XX(DEAD, 4, routing)                                                                           \
+    XX(SHUTDOWN, 5, routing)                                                                       \
+    XX(ALLOCATE_ID, 6, routing)                                                                    \
+    XX(CMD, 7, dialog)                                                                             \
+    XX(STARTED, 8, dialog)                                                                         \
+    XX(YIELD, 9, dialog)                                                                           \
+    XX(STOP, 10, dialog)                                                                           \
+    XX(RETURN, 11, dialog)                                                                         \
+    XX(ERROR, 12, dialog)                                                                          \
+    XX(CANCEL, 13, dialog)                                                                         \
+    XX(LOG, 14, logging)                                                                           \
+    XX(LOCK_REQ, 15, debugging)                                                                    \
+    XX(LOCK_GRANT, 16, debugging)                                                                  \
+    XX(LOCK_RELEASE, 17, debugging)                                                                \
+    XX(CONSOLE_IN, 18, debugging)                                                                  \
+    XX(CONSOLE_OUT, 19, debugging)                                                                 \
+    XX(BREAK, 20, debugging)                                                                       \
+    XX(INSPECT, 21, inspection)                                                                    \
+    XX(SNAPSHOT, 22, inspection)                                                                   \
+    XX(SUBSCRIBE, 23, inspection)                                                                  \
     XX(EVENT, 24, inspection)
 
 typedef enum cn_wire_type {
@@ -85,7 +85,7 @@ typedef enum cn_wire_type {
  * its struct member is zero (a cn_wire_str_t with ptr == NULL). Extra
  * trailing elements are ignored, so a newer peer may append fields.
  */
-#define CN_WIRE_HELLO_FIELDS(F, T)                                                            \
+#define CN_WIRE_HELLO_FIELDS(F, T)                                                                 \
     F(T, U64, version, 1) F(T, STR, name, 1) F(T, U64, pid, 1) F(T, U64, uid, 1)
 #define CN_WIRE_ADD_ROUTE_FIELDS(F, T) F(T, U64, id, 1) F(T, U64, parent, 1) F(T, STR, name, 1)
 #define CN_WIRE_DEL_ROUTE_FIELDS(F, T) F(T, U64, id, 1) F(T, STR, reason, 1)
@@ -93,29 +93,30 @@ typedef enum cn_wire_type {
 #define CN_WIRE_SHUTDOWN_FIELDS(F, T) F(T, STR, reason, 0)
 #define CN_WIRE_ALLOCATE_ID_FIELDS(F, T) F(T, U64, first, 1) F(T, U64, count, 1)
 #define CN_WIRE_CMD_FIELDS(F, T) F(T, STR, fn, 1) F(T, ANY, args, 1) F(T, U64, flags, 0)
-#define CN_WIRE_ERROR_FIELDS(F, T)                                                            \
-    F(T, STR, origin, 1) F(T, STR, fn, 1) F(T, STR, message, 1) F(T, STR, backtrace, 0) F(T, I64, code, 0)
+#define CN_WIRE_ERROR_FIELDS(F, T)                                                                 \
+    F(T, STR, origin, 1)                                                                           \
+    F(T, STR, fn, 1) F(T, STR, message, 1) F(T, STR, backtrace, 0) F(T, I64, code, 0)
 #define CN_WIRE_CANCEL_FIELDS(F, T) F(T, STR, reason, 0)
-#define CN_WIRE_LOG_FIELDS(F, T)                                                              \
+#define CN_WIRE_LOG_FIELDS(F, T)                                                                   \
     F(T, U64, level, 1) F(T, U64, time_us, 1) F(T, STR, path, 1) F(T, STR, message, 1)
 #define CN_WIRE_LOCK_REQ_FIELDS(F, T) F(T, STR, reason, 1)
 #define CN_WIRE_CONSOLE_IN_FIELDS(F, T) F(T, BYTES, data, 1)
 #define CN_WIRE_CONSOLE_OUT_FIELDS(F, T) F(T, BYTES, data, 1)
 
 /* XX(NAME, member, FIELDS-macro) */
-#define CN_WIRE_BODIES(XX)                                                                 \
-    XX(HELLO, hello, CN_WIRE_HELLO_FIELDS)                                                 \
-    XX(ADD_ROUTE, add_route, CN_WIRE_ADD_ROUTE_FIELDS)                                     \
-    XX(DEL_ROUTE, del_route, CN_WIRE_DEL_ROUTE_FIELDS)                                     \
-    XX(DEAD, dead, CN_WIRE_DEAD_FIELDS)                                                    \
-    XX(SHUTDOWN, shutdown, CN_WIRE_SHUTDOWN_FIELDS)                                        \
-    XX(ALLOCATE_ID, allocate_id, CN_WIRE_ALLOCATE_ID_FIELDS)                               \
-    XX(CMD, cmd, CN_WIRE_CMD_FIELDS)                                                       \
-    XX(ERROR, error, CN_WIRE_ERROR_FIELDS)                                                 \
-    XX(CANCEL, cancel, CN_WIRE_CANCEL_FIELDS)                                              \
-    XX(LOG, log, CN_WIRE_LOG_FIELDS)                                                       \
-    XX(LOCK_REQ, lock_req, CN_WIRE_LOCK_REQ_FIELDS)                                        \
-    XX(CONSOLE_IN, console_in, CN_WIRE_CONSOLE_IN_FIELDS)                                  \
+#define CN_WIRE_BODIES(XX)                                                                         \
+    XX(HELLO, hello, CN_WIRE_HELLO_FIELDS)                                                         \
+    XX(ADD_ROUTE, add_route, CN_WIRE_ADD_ROUTE_FIELDS)                                             \
+    XX(DEL_ROUTE, del_route, CN_WIRE_DEL_ROUTE_FIELDS)                                             \
+    XX(DEAD, dead, CN_WIRE_DEAD_FIELDS)                                                            \
+    XX(SHUTDOWN, shutdown, CN_WIRE_SHUTDOWN_FIELDS)                                                \
+    XX(ALLOCATE_ID, allocate_id, CN_WIRE_ALLOCATE_ID_FIELDS)                                       \
+    XX(CMD, cmd, CN_WIRE_CMD_FIELDS)                                                               \
+    XX(ERROR, error, CN_WIRE_ERROR_FIELDS)                                                         \
+    XX(CANCEL, cancel, CN_WIRE_CANCEL_FIELDS)                                                      \
+    XX(LOG, log, CN_WIRE_LOG_FIELDS)                                                               \
+    XX(LOCK_REQ, lock_req, CN_WIRE_LOCK_REQ_FIELDS)                                                \
+    XX(CONSOLE_IN, console_in, CN_WIRE_CONSOLE_IN_FIELDS)                                          \
     XX(CONSOLE_OUT, console_out, CN_WIRE_CONSOLE_OUT_FIELDS)
 
 /* A view of a str or bin inside a message. Not NUL-terminated: print it
@@ -131,9 +132,9 @@ typedef struct cn_wire_str {
 #define CN__WIRE_CTYPE_BYTES cn_wire_str_t
 #define CN__WIRE_CTYPE_ANY msgpack_object
 #define CN__WIRE_MEMBER(T, kind, field, req) CN__WIRE_CTYPE_##kind field;
-#define CN__WIRE_BODY_STRUCT(name, member, FIELDS)                                         \
-    typedef struct cn_wire_##member {                                                      \
-        FIELDS(CN__WIRE_MEMBER, _)                                                         \
+#define CN__WIRE_BODY_STRUCT(name, member, FIELDS)                                                 \
+    typedef struct cn_wire_##member {                                                              \
+        FIELDS(CN__WIRE_MEMBER, _)                                                                 \
     } cn_wire_##member##_t;
 CN_WIRE_BODIES(CN__WIRE_BODY_STRUCT)
 #undef CN__WIRE_BODY_STRUCT
@@ -157,10 +158,10 @@ typedef struct cn_wire_msg {
 #define CN__WIRE_BODY_MEMBER(name, member, FIELDS) cn_wire_##member##_t member;
         CN_WIRE_BODIES(CN__WIRE_BODY_MEMBER)
 #undef CN__WIRE_BODY_MEMBER
-    } u;                  /* filled for typed bodies only */
-    const char *frame;    /* the raw frame, length prefix included, */
-    size_t frame_len;     /*   so a router can forward it unchanged */
-    msgpack_zone zone;    /* owns this struct and all of the above */
+    } u;               /* filled for typed bodies only */
+    const char *frame; /* the raw frame, length prefix included, */
+    size_t frame_len;  /*   so a router can forward it unchanged */
+    msgpack_zone zone; /* owns this struct and all of the above */
 } cn_wire_msg_t;
 
 /* Releases everything a decoded message owns, the struct included. NULL is
@@ -187,15 +188,15 @@ const char *cn_wire_type_name(uint32_t type);
  * costs almost nothing.
  */
 typedef struct cn_wire_decoder {
-    size_t max_frame;  /* bodies longer than this are refused */
-    int err;           /* sticky: the first error, or 0 */
+    size_t max_frame; /* bodies longer than this are refused */
+    int err;          /* sticky: the first error, or 0 */
     uint8_t lenbuf[CN_WIRE_LEN_SIZE];
     unsigned len_have; /* bytes of the length prefix seen so far */
     uint32_t body_len; /* valid once len_have == 4 */
     char *pend;        /* partial body: pend_have of body_len bytes */
     size_t pend_have;
     size_t pend_cap;
-    uint64_t frames;   /* public, read-only: frames decoded so far */
+    uint64_t frames; /* public, read-only: frames decoded so far */
 } cn_wire_decoder_t;
 
 /* Prepares `d`. max_frame 0 means CN_WIRE_DEFAULT_MAX_FRAME; larger than
@@ -247,8 +248,7 @@ int cn_wire_decode_frame(const void *frame, size_t len, size_t max_frame, cn_wir
  * exactly one body object with `pk`, which must write to `sb`, and calls
  * cn_wire_end() even if packing failed. Returns 0 or CN_ENOMEM.
  */
-int cn_wire_begin(msgpack_sbuffer *sb, msgpack_packer *pk, const cn_wire_hdr_t *hdr,
-                  size_t *mark);
+int cn_wire_begin(msgpack_sbuffer *sb, msgpack_packer *pk, const cn_wire_hdr_t *hdr, size_t *mark);
 
 /* Finishes the frame started at `mark`: patches its length. `pack_rc` is
  * the result of packing the body (0 or negative); if it is an error, or the
@@ -262,8 +262,8 @@ int cn_wire_pack(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const msgpack_ob
 
 /* Appends a whole frame whose body is already msgpack-encoded: `body` holds
  * exactly one msgpack object of `len` bytes, copied verbatim. */
-int cn_wire_pack_raw(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *body,
-                     size_t len, size_t max_frame);
+int cn_wire_pack_raw(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *body, size_t len,
+                     size_t max_frame);
 
 /* Appends a whole frame of a typed type (one in CN_WIRE_BODIES), packing
  * the struct `body` points to, e.g. a cn_wire_hello_t for CN_MSG_HELLO.

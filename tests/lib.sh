@@ -1,0 +1,22 @@
+# lib.sh: helpers for canopy's shell tests (sourced, not run).
+# Each test calls ok/fail; `finish` prints "NAME: N passed, N failed" and
+# sets the exit status.
+pass=0
+failn=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+fail() { failn=$((failn + 1)); echo "FAIL $*"; }
+# expect_rc WANT DESC CMD...: runs CMD, output to $out, checks its status.
+expect_rc() {
+    want=$1 desc=$2
+    shift 2
+    out=$("$@" 2>&1) && rc=0 || rc=$?
+    if [ "$rc" = "$want" ]; then ok "$desc"; else fail "$desc (exit $rc, want $want): $out"; fi
+}
+# expect_out PATTERN DESC: checks that $out matches the grep -E pattern.
+expect_out() {
+    if printf '%s\n' "$out" | grep -Eq -- "$1"; then ok "$2"; else fail "$2: no /$1/ in: $out"; fi
+}
+finish() {
+    echo "$1: $pass passed, $failn failed"
+    [ "$failn" -eq 0 ]
+}

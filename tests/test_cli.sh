@@ -1,0 +1,36 @@
+#!/bin/sh
+# test_cli.sh: the canopy binary as a user meets it: help, version, and
+# clear errors with exit status 2 for a wrong command line.
+set -u
+. "$(dirname "$0")/lib.sh"
+c=build/canopy
+
+expect_rc 0 "--version exits 0" $c --version
+expect_out '^canopy [0-9]+\.[0-9]+\.[0-9]+ \(wire protocol [0-9]+\)$' "--version prints version and protocol"
+v=$(sed -n 's/^#define CN_VERSION_MAJOR //p' include/canopy/version.h)
+expect_out "^canopy $v\." "--version matches version.h"
+expect_rc 0 "-V is --version" $c -V
+expect_rc 0 "version command" $c version
+
+expect_rc 0 "--help exits 0" $c --help
+expect_out '^usage: canopy' "--help shows usage"
+expect_out '^  version +print' "--help lists commands from the table"
+expect_rc 0 "help version" $c help version
+expect_out '^usage: canopy version' "help CMD shows the command's usage"
+expect_rc 0 "CMD --help" $c version --help
+expect_out '^usage: canopy version' "CMD --help shows the command's usage"
+
+expect_rc 2 "no arguments is a usage error" $c
+expect_out '^usage: canopy' "no arguments prints usage"
+expect_rc 2 "unknown command" $c frobnicate
+expect_out "unknown command 'frobnicate'" "unknown command is named"
+expect_rc 2 "unknown option" $c --frob
+expect_out "unknown option '--frob'" "unknown option is named"
+expect_rc 2 "too many arguments" $c version extra
+expect_out "expected 0 arguments, got 1" "argument count is explained"
+expect_rc 2 "help for a missing command" $c help nope
+expect_out "no command 'nope'" "help names the missing command"
+expect_rc 2 "unknown option to a command" $c version --bogus
+expect_out "unknown option '--bogus'" "a command's unknown option is named"
+
+finish test_cli
