@@ -7,6 +7,7 @@
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .SUFFIXES:
+.SECONDARY:
 
 # ---------------------------------------------------------------- settings
 CC       ?= cc
@@ -38,8 +39,17 @@ $(error pkg-config cannot find: $(MISSING_PKGS). Run 'make deps' (contrib/instal
 endif
 endif
 
+# pkg-config is asked once, on first use, not when the Makefile is read:
+# `make deps check` must see the packages that `deps` has just installed.
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1))
 pc_libs   = $(shell $(PKG_CONFIG) --libs $(1))
+lazy_once = $(eval $(1) := $(2))$($(1))
+LIB_CFLAGS  = $(call lazy_once,LIB_CFLAGS,$(call pc_cflags,$(LIB_PKGS)))
+LIB_LIBS    = $(call lazy_once,LIB_LIBS,$(call pc_libs,$(LIB_PKGS)) -lpthread)
+UI_CFLAGS   = $(call lazy_once,UI_CFLAGS,$(call pc_cflags,$(UI_PKGS)))
+UI_LIBS     = $(call lazy_once,UI_LIBS,$(call pc_libs,$(UI_PKGS)))
+TEST_CFLAGS = $(call lazy_once,TEST_CFLAGS,$(call pc_cflags,$(TEST_PKGS)))
+TEST_LIBS   = $(call lazy_once,TEST_LIBS,$(call pc_libs,$(TEST_PKGS)))
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
 ifneq ($(WERROR),)
@@ -51,10 +61,8 @@ endif
 
 CFLAGS   ?= -O2 -g
 CPPFLAGS_ALL := -Iinclude -Isrc -D_GNU_SOURCE -DCN_TOP_SRCDIR='"$(CURDIR)"' $(CPPFLAGS)
-CFLAGS_ALL   := -std=c11 -fPIC -fvisibility=hidden $(WARN) $(SAN_FLAGS) $(CFLAGS) \
-                $(call pc_cflags,$(LIB_PKGS))
+CFLAGS_ALL    = -std=c11 -fPIC -fvisibility=hidden $(WARN) $(SAN_FLAGS) $(CFLAGS) $(LIB_CFLAGS)
 LDFLAGS_ALL  := $(SAN_FLAGS) $(LDFLAGS)
-LIB_LIBS     := $(call pc_libs,$(LIB_PKGS)) -lpthread
 
 # ---------------------------------------------------------------- sources
 LIB_SRCS   := $(sort $(wildcard src/*.c src/*/*.c))
@@ -88,7 +96,7 @@ endif
 all: $(LIBA) $(LIBSO) $(BIN)
 
 # Rewritten only when the settings change, so objects rebuild only then.
-SETTINGS := CC=$(CC) CFLAGS=$(CFLAGS_ALL) CPPFLAGS=$(CPPFLAGS_ALL) LDFLAGS=$(LDFLAGS_ALL)
+SETTINGS = CC=$(CC) CFLAGS=$(CFLAGS_ALL) CPPFLAGS=$(CPPFLAGS_ALL) LDFLAGS=$(LDFLAGS_ALL)
 $(B)/.settings: FORCE
 	@mkdir -p $(B)
 	@if [ "$$(cat $@ 2>/dev/null)" != '$(SETTINGS)' ]; then echo '$(SETTINGS)' > $@; fi
@@ -97,7 +105,7 @@ $(B)/obj/%.o: %.c $(B)/.settings
 	@mkdir -p $(@D)
 	$(call say,CC,$<)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
-$(B)/obj/ui/%.o: CFLAGS_ALL += $(call pc_cflags,$(UI_PKGS))
+$(B)/obj/ui/%.o: CFLAGS_ALL += $(UI_CFLAGS)
 
 $(LIBA): $(LIB_OBJS)
 	$(call say,AR,$@)rm -f $@ && ar rcs $@ $^
@@ -106,16 +114,16 @@ $(LIBSO): $(LIB_OBJS)
 	$(call say,LD,$@)$(CC) -shared -Wl,-soname,libcanopy.so.$(SOMAJOR) $(LDFLAGS_ALL) -o $@ $^ $(LIB_LIBS)
 
 $(BIN): $(UI_OBJS) $(LIBA)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $(UI_OBJS) $(LIBA) $(call pc_libs,$(UI_PKGS)) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $(UI_OBJS) $(LIBA) $(UI_LIBS) $(LIB_LIBS)
 
 -include $(LIB_OBJS:.o=.d) $(UI_OBJS:.o=.d) $(TEST_SRCS:%.c=$(B)/obj/%.d) $(BENCH_SRCS:%.c=$(B)/obj/%.d)
 
 # ---------------------------------------------------------------- tests
-$(B)/obj/tests/%.o: CFLAGS_ALL += $(call pc_cflags,$(TEST_PKGS))
+$(B)/obj/tests/%.o: CFLAGS_ALL += $(TEST_CFLAGS)
 
 $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(call pc_libs,$(TEST_PKGS)) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(TEST_LIBS) $(LIB_LIBS)
 
 .PHONY: tests check
 tests: all $(TEST_BINS)
@@ -148,7 +156,7 @@ bench: all $(BENCH_BINS)
 # ---------------------------------------------------------------- fuzz
 # libFuzzer targets, built with clang straight from the sources (never from
 # objects another compiler made), with ASan and UBSan.
-FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+FUZZ_FLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -Iinclude -Isrc -D_GNU_SOURCE $(call pc_cflags,msgpack)
 
 $(FUZZ_BINS): $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard src/*.h src/*/*.h include/*.h include/canopy/*.h)
