@@ -106,15 +106,23 @@ static void assert_body_equal(uint32_t type, const void *a, const void *b)
     }
 }
 
+/* Room for any typed body struct, suitably aligned. */
+typedef union body_buf {
+    max_align_t align;
+    char bytes[sizeof(((cn_wire_msg_t *)0)->u)];
+} body_buf_t;
+
 /* Appends a message of `type` built from `seed` to sb. */
-static void pack_sample(msgpack_sbuffer *sb, uint32_t type, uint64_t seed, char strs[][32],
-                        void *body_out)
+static void pack_sample(msgpack_sbuffer *sb, uint32_t type, uint64_t seed)
 {
+    char strs[8][32];
+    body_buf_t body;
+    memset(&body, 0, sizeof(body));
     cn_wire_hdr_t h = {type, (uint32_t)(seed * 7), (uint32_t)(seed * 13 + 1), seed << 33};
     size_t n;
     if (cn_wire_fields(type, &n) != NULL) {
-        fill_body(type, body_out, seed, strs);
-        assert_int_equal(cn_wire_pack_typed(sb, &h, body_out, 0), 0);
+        fill_body(type, &body, seed, strs);
+        assert_int_equal(cn_wire_pack_typed(sb, &h, &body, 0), 0);
     } else {
         msgpack_object o = sample_payload();
         assert_int_equal(cn_wire_pack(sb, &h, &o, 0), 0);
@@ -130,10 +138,7 @@ static void check_sample(const cn_wire_msg_t *m, uint32_t type, uint64_t seed)
     assert_int_equal(m->hdr.cid, seed << 33);
     size_t n;
     if (cn_wire_fields(type, &n) != NULL) {
-        union {
-            max_align_t a;
-            char b[sizeof(((cn_wire_msg_t *)0)->u)];
-        } want;
+        body_buf_t want;
         char strs[8][32];
         memset(&want, 0, sizeof(want));
         fill_body(type, &want, seed, strs);
@@ -194,13 +199,7 @@ static void test_roundtrip_every_type(void **state)
     for (size_t t = 0; t < NTYPES; t++) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
-        char strs[8][32];
-        union {
-            max_align_t a;
-            char b[sizeof(((cn_wire_msg_t *)0)->u)];
-        } body;
-        memset(&body, 0, sizeof(body));
-        pack_sample(&sb, all_types[t], t + 1, strs, &body);
+        pack_sample(&sb, all_types[t], t + 1);
 
         cn_wire_msg_t *m = NULL;
         assert_int_equal(cn_wire_decode_frame(sb.data, sb.size, 0, &m), 0);
@@ -271,15 +270,8 @@ static void test_optional_fields_absent_or_nil(void **state)
 /* Builds a stream of `count` frames cycling through every type. */
 static void build_stream(msgpack_sbuffer *sb, size_t count)
 {
-    for (size_t i = 0; i < count; i++) {
-        char strs[8][32];
-        union {
-            max_align_t a;
-            char b[sizeof(((cn_wire_msg_t *)0)->u)];
-        } body;
-        memset(&body, 0, sizeof(body));
-        pack_sample(sb, all_types[i % NTYPES], i, strs, &body);
-    }
+    for (size_t i = 0; i < count; i++)
+        pack_sample(sb, all_types[i % NTYPES], i);
 }
 
 /* Feeds `len` bytes in the chunk sizes `next_chunk` chooses and checks

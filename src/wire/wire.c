@@ -249,6 +249,15 @@ static int wire_scan(const uint8_t *p, size_t len, size_t *slots)
  * Building a message from a whole frame
  */
 
+/* The frame limit callers mean: 0 is the default, and no body can be
+ * longer than a 32-bit length prefix says. */
+static size_t frame_limit(size_t max_frame)
+{
+    if (max_frame == 0)
+        return CN_WIRE_DEFAULT_MAX_FRAME;
+    return max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
+}
+
 static int check_field(const cn_wire_field_t *f, const msgpack_object *o, void *dst)
 {
     if (f->kind != CN_WIRE_KIND_ANY && o->type == MSGPACK_OBJECT_NIL)
@@ -416,8 +425,7 @@ int cn_wire_decode_frame(const void *frame, size_t len, size_t max_frame, cn_wir
 {
     const uint8_t *p = frame;
     *out = NULL;
-    if (max_frame == 0 || max_frame > UINT32_MAX)
-        max_frame = max_frame ? UINT32_MAX : CN_WIRE_DEFAULT_MAX_FRAME;
+    max_frame = frame_limit(max_frame);
     if (len < CN_WIRE_LEN_SIZE)
         return CN_ETRUNC;
     uint64_t body_len = be_read(p, CN_WIRE_LEN_SIZE);
@@ -441,9 +449,7 @@ int cn_wire_decode_frame(const void *frame, size_t len, size_t max_frame, cn_wir
 void cn_wire_decoder_init(cn_wire_decoder_t *d, size_t max_frame)
 {
     memset(d, 0, sizeof(*d));
-    if (max_frame == 0)
-        max_frame = CN_WIRE_DEFAULT_MAX_FRAME;
-    d->max_frame = max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
+    d->max_frame = frame_limit(max_frame);
 }
 
 void cn_wire_decoder_fini(cn_wire_decoder_t *d)
@@ -559,10 +565,7 @@ int cn_wire_begin(msgpack_sbuffer *sb, msgpack_packer *pk, const cn_wire_hdr_t *
 
 int cn_wire_end(msgpack_sbuffer *sb, size_t mark, int pack_rc, size_t max_frame)
 {
-    if (max_frame == 0)
-        max_frame = CN_WIRE_DEFAULT_MAX_FRAME;
-    if (max_frame > UINT32_MAX)
-        max_frame = UINT32_MAX;
+    max_frame = frame_limit(max_frame);
     if (pack_rc != 0) {
         sb->size = mark;
         return CN_ENOMEM;
