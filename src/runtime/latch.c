@@ -1,0 +1,182 @@
+/*
+ * latch.c: the FIFO latch declared in latch.h.
+ *
+ * Invariant: a waiter is in the sleeper list exactly while its `state` is
+ * WAITING, and both change only under the latch mutex. So a timing-out
+ * waiter that takes the mutex and finds itself DELIVERED owns the item it
+ * was handed; one that finds itself still WAITING unlinks itself, and no
+ * put can pick it after that. That is what makes wake-ups neither lost nor
+ * duplicated.
+ *
+ * A woken waiter takes the mutex once more before it returns, because the
+ * waker may still be inside futex_wake() on the waiter's stack word.
+ */
+#include "latch.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { WAITING = 0, DELIVERED = 1 };
+
+struct cn__waiter {
+    cn__waiter_t *next, *prev;
+    _Atomic uint32_t state;
+    cn__node_t *item; /* set with DELIVERED; NULL means woken by close */
+};
+
+static void futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *rel)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, rel, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *word)
+{
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+void cn__latch_init(cn__latch_t *l)
+{
+    pthread_mutex_init(&l->mu, NULL);
+    l->head = l->tail = NULL;
+    l->wfirst = l->wlast = NULL;
+    l->nwaiting = 0;
+    l->closed = 0;
+}
+
+void cn__latch_fini(cn__latch_t *l)
+{
+    pthread_mutex_destroy(&l->mu);
+}
+
+static void unlink_waiter(cn__latch_t *l, cn__waiter_t *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        l->wfirst = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    else
+        l->wlast = w->prev;
+    l->nwaiting--;
+}
+
+/* Under the mutex: hands `item` (NULL for a close) to waiter w. */
+static void deliver(cn__latch_t *l, cn__waiter_t *w, cn__node_t *item)
+{
+    unlink_waiter(l, w);
+    w->item = item;
+    atomic_store_explicit(&w->state, DELIVERED, memory_order_release);
+    futex_wake(&w->state);
+}
+
+int cn__latch_put(cn__latch_t *l, cn__node_t *n)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->closed) {
+        int err = l->closed;
+        pthread_mutex_unlock(&l->mu);
+        return err;
+    }
+    if (l->wfirst) {
+        deliver(l, l->wfirst, n);
+    } else {
+        n->next = NULL;
+        if (l->tail)
+            l->tail->next = n;
+        else
+            l->head = n;
+        l->tail = n;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
+{
+    *out = NULL;
+    pthread_mutex_lock(&l->mu);
+    if (l->head) {
+        /* Items are only queued while nobody waits, so taking one here
+         * never jumps ahead of a sleeper. */
+        cn__node_t *n = l->head;
+        l->head = n->next;
+        if (l->head == NULL)
+            l->tail = NULL;
+        pthread_mutex_unlock(&l->mu);
+        *out = n;
+        return 0;
+    }
+    if (l->closed || timeout_ms == 0) {
+        int err = l->closed ? l->closed : CN_ETIMEDOUT;
+        pthread_mutex_unlock(&l->mu);
+        return err;
+    }
+
+    cn__waiter_t w = {.next = NULL, .prev = l->wlast, .item = NULL};
+    atomic_init(&w.state, WAITING);
+    if (l->wlast)
+        l->wlast->next = &w;
+    else
+        l->wfirst = &w;
+    l->wlast = &w;
+    l->nwaiting++;
+    pthread_mutex_unlock(&l->mu);
+
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ns() + timeout_ms * 1000000;
+    while (atomic_load_explicit(&w.state, memory_order_acquire) == WAITING) {
+        if (deadline == INT64_MAX) {
+            futex_wait(&w.state, WAITING, NULL);
+            continue;
+        }
+        int64_t left = deadline - now_ns();
+        if (left <= 0)
+            break;
+        struct timespec rel = {left / 1000000000, left % 1000000000};
+        futex_wait(&w.state, WAITING, &rel);
+    }
+
+    pthread_mutex_lock(&l->mu);
+    int rc;
+    if (atomic_load_explicit(&w.state, memory_order_acquire) == DELIVERED) {
+        *out = w.item;
+        rc = w.item ? 0 : l->closed;
+    } else {
+        unlink_waiter(l, &w); /* timed out, and nobody picked us */
+        rc = CN_ETIMEDOUT;
+    }
+    pthread_mutex_unlock(&l->mu);
+    return rc;
+}
+
+void cn__latch_close(cn__latch_t *l, int err)
+{
+    pthread_mutex_lock(&l->mu);
+    if (!l->closed) {
+        l->closed = err < 0 ? err : CN_EPIPE;
+        while (l->wfirst)
+            deliver(l, l->wfirst, NULL);
+    }
+    pthread_mutex_unlock(&l->mu);
+}
+
+unsigned cn__latch_size(cn__latch_t *l)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&l->mu);
+    for (cn__node_t *p = l->head; p; p = p->next)
+        n++;
+    pthread_mutex_unlock(&l->mu);
+    return n;
+}

@@ -1,0 +1,68 @@
+/*
+ * latch.h: a FIFO hand-off queue that threads block on (internal).
+ *
+ * The broker puts items (results, messages, jobs) into a latch, and task or
+ * user threads take them out, waiting with a timeout when it is empty. It
+ * follows mitogen's Latch, with its hard-won rules:
+ *   - wake-ups are FIFO: the thread that has waited longest gets the next
+ *     item, handed to it directly, so no later arrival can steal it;
+ *   - no lost wake-ups: an item put while a waiter is timing out is either
+ *     delivered to it or stays queued, never dropped;
+ *   - no file descriptor per waiter: each waiter sleeps on a futex word in
+ *     its own stack frame.
+ * Items are intrusive: anything queued embeds a cn__node_t.
+ *
+ * Any thread may call any function here; the latch has its own mutex.
+ */
+#ifndef CN_LATCH_H
+#define CN_LATCH_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "canopy/errors.h"
+
+/* Waits forever; every public blocking call takes an explicit timeout, and
+ * this is the value that says "no limit" on purpose. */
+#define CN__FOREVER (-1)
+
+typedef struct cn__node {
+    struct cn__node *next;
+} cn__node_t;
+
+typedef struct cn__waiter cn__waiter_t;
+
+typedef struct cn__latch {
+    pthread_mutex_t mu;
+    cn__node_t *head, *tail;      /* queued items */
+    cn__waiter_t *wfirst, *wlast; /* sleeping threads, oldest first */
+    unsigned nwaiting;
+    int closed; /* 0, or the error every get returns once drained */
+} cn__latch_t;
+
+void cn__latch_init(cn__latch_t *l);
+
+/* Destroys the latch. No thread may be waiting; queued items are not
+ * touched (drain them first if they own memory). */
+void cn__latch_fini(cn__latch_t *l);
+
+/* Hands `n` to the oldest waiter, or queues it. Returns 0, or the close
+ * error if the latch is closed (the caller still owns `n`). */
+int cn__latch_put(cn__latch_t *l, cn__node_t *n);
+
+/*
+ * Takes the oldest item into *out, waiting up to timeout_ms (CN__FOREVER
+ * for no limit; 0 to poll). Returns 0; CN_ETIMEDOUT; or, once the latch is
+ * closed and empty, its close error. Items queued before the close are
+ * still delivered first.
+ */
+int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out);
+
+/* Closes the latch with `err` (negative): every waiter wakes with it, and
+ * later puts fail with it. Closing twice keeps the first error. */
+void cn__latch_close(cn__latch_t *l, int err);
+
+/* Items queued now (for the inspector). */
+unsigned cn__latch_size(cn__latch_t *l);
+
+#endif /* CN_LATCH_H */
