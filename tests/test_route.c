@@ -35,11 +35,11 @@ static void test_add_find_del(void **state)
     assert_int_equal(cn_route_find(&t, 5)->learned_us, 1000);
     assert_int_equal(cn_route_add(&t, 5, 1, 9, "evil", 4, 3000), CN_EINVAL);
     assert_int_equal(cn_route_find(&t, 5)->via, 2);
-    assert_int_equal(t.count, 1);
+    assert_int_equal(cn_route_count(&t), 1);
 
     assert_int_equal(cn_route_del(&t, 5), 0);
     assert_null(cn_route_find(&t, 5));
-    assert_int_equal(t.count, 0);
+    assert_int_equal(cn_route_count(&t), 0);
     cn_route_table_fini(&t);
 }
 
@@ -94,7 +94,7 @@ static void test_del_via_and_spoofing(void **state)
         assert_null(cn_route_find(&t, id));
     for (uint32_t id = 50; id <= 60; id++)
         assert_non_null(cn_route_find(&t, id));
-    assert_int_equal(t.count, 11);
+    assert_int_equal(cn_route_count(&t), 11);
     assert_false(cn_route_src_ok(&t, 1, 10, 33));
     assert_int_equal(cn_route_del_via(&t, 1, NULL, NULL), 0);
     cn_route_table_fini(&t);
@@ -148,7 +148,7 @@ static void test_random_against_reference(void **state)
             }
             break;
         }
-        assert_int_equal(t.count, count);
+        assert_int_equal(cn_route_count(&t), count);
         if (op % 997 == 0 || (r % 16) == 14) /* compare all after drops too */
             for (uint32_t i = 0; i < SPACE; i++) {
                 const cn_route_t *found = cn_route_find(&t, i);
@@ -177,7 +177,7 @@ static void test_foreach_and_many(void **state)
     size_t n = 0;
     cn_route_foreach(&t, count_cb, &n);
     assert_int_equal(n, 10000);
-    assert_true(t.cap * 3 >= t.count * 4); /* load factor stays <= 3/4 */
+    assert_true(t.map.cap * 3 >= t.map.count * 4); /* load factor stays <= 3/4 */
     for (uint32_t id = 1; id <= 10000; id++)
         assert_int_equal(cn_route_find(&t, id * 16)->learned_us, id);
     cn_route_table_fini(&t);
@@ -235,6 +235,43 @@ static void test_idpool(void **state)
     assert_int_equal(cn_idpool_grant(&p, 1, &first), CN_ERANGE);
 }
 
+/* The map under the route table, with two-part keys as pending calls use
+ * them, against a plain 2-D array. */
+static void test_cmap_pairs_against_reference(void **state)
+{
+    (void)state;
+    enum { K1 = 40, K2 = 60 };
+    static void *ref[K1][K2];
+    memset(ref, 0, sizeof(ref));
+    cn__cmap_t m;
+    cn__cmap_init(&m);
+    unsigned seed = 7;
+    for (int op = 0; op < 100000; op++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t a = (seed >> 8) % K1;
+        uint64_t b = ((seed >> 16) % K2) << 33; /* high bits matter too */
+        void *v = (void *)(uintptr_t)(op + 1), *old = NULL;
+        if ((seed >> 28) < 10) {
+            int rc = cn__cmap_put(&m, a, b, v, &old);
+            if (ref[a][b >> 33]) {
+                assert_int_equal(rc, 1);
+                assert_ptr_equal(old, ref[a][b >> 33]);
+            } else {
+                assert_int_equal(rc, 0);
+                ref[a][b >> 33] = v;
+            }
+        } else {
+            assert_ptr_equal(cn__cmap_del(&m, a, b), ref[a][b >> 33]);
+            ref[a][b >> 33] = NULL;
+        }
+        if (op % 499 == 0)
+            for (uint32_t i = 0; i < K1; i++)
+                for (uint64_t j = 0; j < K2; j++)
+                    assert_ptr_equal(cn__cmap_get(&m, i, j << 33), ref[i][j]);
+    }
+    cn__cmap_fini(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -245,6 +282,7 @@ int main(void)
         cmocka_unit_test(test_foreach_and_many),
         cmocka_unit_test(test_idrange),
         cmocka_unit_test(test_idpool),
+        cmocka_unit_test(test_cmap_pairs_against_reference),
     };
     return cmocka_run_group_tests_name("route", tests, NULL, NULL);
 }

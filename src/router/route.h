@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "canopy/errors.h"
+#include "cmap.h"
 
 #define CN_ROUTE_NAME_MAX 64 /* longer names are cut, with a NUL */
 
@@ -30,13 +31,9 @@ typedef struct cn_route {
     char name[CN_ROUTE_NAME_MAX];
 } cn_route_t;
 
-/* A hash table from actor id to route (open addressing, linear probing,
- * backward-shift deletion, so no tombstones build up). */
+/* Actor id -> route. */
 typedef struct cn_route_table {
-    cn_route_t *slots;
-    uint8_t *used; /* one flag per slot */
-    size_t cap;    /* a power of two, or 0 */
-    size_t count;
+    cn__cmap_t map; /* (id, 0) -> cn_route_t *, each malloc'd */
 } cn_route_table_t;
 
 void cn_route_table_init(cn_route_table_t *t);
@@ -54,6 +51,9 @@ int cn_route_add(cn_route_table_t *t, uint32_t id, uint32_t parent, uint32_t via
 
 /* The route to `id`, or NULL. Valid until the table is next changed. */
 const cn_route_t *cn_route_find(const cn_route_table_t *t, uint32_t id);
+
+/* How many routes the table holds. */
+size_t cn_route_count(const cn_route_table_t *t);
 
 /* Forgets the route to `id`. Returns 0 or CN_ENOENT. */
 int cn_route_del(cn_route_table_t *t, uint32_t id);
