@@ -249,7 +249,7 @@ static void test_cmap_pairs_against_reference(void **state)
     for (int op = 0; op < 100000; op++) {
         seed = seed * 1103515245u + 12345u;
         uint32_t a = (seed >> 8) % K1;
-        uint64_t b = ((seed >> 16) % K2) << 33; /* high bits matter too */
+        uint64_t b = (uint64_t)((seed >> 16) % K2) << 33; /* high bits matter too */
         void *v = (void *)(uintptr_t)(op + 1), *old = NULL;
         if ((seed >> 28) < 10) {
             int rc = cn__cmap_put(&m, a, b, v, &old);
