@@ -52,6 +52,9 @@ TEST_CFLAGS = $(call lazy_once,TEST_CFLAGS,$(call pc_cflags,$(TEST_PKGS)))
 TEST_LIBS   = $(call lazy_once,TEST_LIBS,$(call pc_libs,$(TEST_PKGS)))
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-missing-field-initializers
+# Reasons and paths are cut to fixed buffers with snprintf on purpose; gcc
+# warns about every such call. (clang 14 does not know the option.)
+WARN += $(shell $(CC) -Werror -Wno-format-truncation -E -x c /dev/null >/dev/null 2>&1 && echo -Wno-format-truncation)
 ifneq ($(WERROR),)
 WARN += -Werror
 endif
@@ -70,12 +73,14 @@ UI_SRCS    := $(sort $(wildcard ui/*.c))
 TEST_SRCS  := $(sort $(wildcard tests/test_*.c))
 TEST_SH    := $(sort $(wildcard tests/test_*.sh))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
+HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 CORPUS_SRCS := $(sort $(wildcard tests/fuzz/mkcorpus_*.c))
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 UI_OBJS    := $(UI_SRCS:%.c=$(B)/obj/%.o)
 TEST_BINS  := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
+HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(B)/tests/helpers/%)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
@@ -125,8 +130,13 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(TEST_LIBS) $(LIB_LIBS)
 
+# Programs the tests spawn (fake peers and the like).
+$(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+
 .PHONY: tests check
-tests: all $(TEST_BINS)
+tests: all $(TEST_BINS) $(HELPER_BINS)
 
 # Runs every cmocka binary and every shell test, prints each one's own
 # summary, then one closing line; fails if anything failed.

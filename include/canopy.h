@@ -1,14 +1,207 @@
 /*
- * canopy.h: the public API of libcanopy.
+ * canopy.h: the public API of libcanopy, an actor-tree runtime.
  *
- * This umbrella header is what programs include. The runtime API (start-up,
- * spawn, calls, contexts, streams) arrives with the runtime; today it holds
- * the error codes and the version.
+ * A program describes itself in a cn_config_t (the functions others may
+ * call, and the entry points its children may run) and hands control to
+ * cn_run(). Started normally, the program becomes the root of a new tree
+ * and cn_run() runs cfg->main. Started by cn_spawn() (the same binary
+ * re-executed, or any program linking libcanopy), cn_run() sees the
+ * inherited channel in its environment, greets its parent and serves.
+ *
+ * Threads. Each actor process has one broker thread that owns every socket
+ * and never runs user code, and a pool of task threads that run incoming
+ * calls. Every function below may be called from any thread unless it says
+ * otherwise. Every blocking call takes a timeout in milliseconds and may
+ * return CN_ETIMEDOUT, CN_ECANCELED or CN_EDEAD; CN_FOREVER waits without
+ * limit, on purpose.
+ *
+ * Values are msgpack (msgpack-c's msgpack_object and msgpack_packer).
+ * Ownership is stated per function; nothing is freed behind the caller.
  */
 #ifndef CANOPY_H
 #define CANOPY_H
 
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "canopy/defs.h"
 #include "canopy/errors.h"
 #include "canopy/version.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CN_FOREVER (-1)
+#define CN_ROOT_ID 0u
+
+/* A handle to an actor anywhere in the tree: just its id. Messages to a
+ * sibling or cousin travel up to the common ancestor and down again. */
+typedef struct cn_portal {
+    uint32_t id;
+} cn_portal_t;
+
+/* ---------------------------------------------------------------------------
+ * Start-up
+ */
+
+typedef struct cn_call cn_call_t;
+
+/*
+ * A function other actors may call. `args` is the caller's argument object
+ * (valid until the function returns). Pack exactly one result object with
+ * `result` and return 0, or return a negative code (cn_call_fail() sets a
+ * message) to raise an error at the caller. Runs on a task thread.
+ */
+typedef int (*cn_fn_t)(cn_call_t *call, const msgpack_object *args, msgpack_packer *result);
+
+typedef struct cn_export {
+    const char *name;
+    cn_fn_t fn;
+} cn_export_t;
+
+/* An actor's main: the root's cfg->main, or a child's entry. argv[0] is
+ * the program, argv[1..] what the spawner passed. The return value is the
+ * process's exit status. Runs on the process's main thread. */
+typedef int (*cn_main_t)(int argc, char **argv);
+
+typedef struct cn_entry {
+    const char *name;
+    cn_main_t main;
+} cn_entry_t;
+
+typedef struct cn_config {
+    const char *name;           /* the root's name; default "root" */
+    const cn_export_t *exports; /* ends with {NULL, NULL}; may be NULL */
+    const cn_entry_t *entries;  /* ends with {NULL, NULL}; may be NULL */
+    cn_main_t main;             /* the root's main; NULL serves until cancelled */
+    unsigned max_threads;       /* task threads at most; 0 means 64 */
+} cn_config_t;
+
+/*
+ * Runs this process as an actor. As the root: starts the broker, runs
+ * cfg->main, then cancels and reaps the whole tree and returns main's
+ * status. As a child: greets the parent, runs the entry it was spawned
+ * with (or serves calls until cancelled), then exits the process; it does
+ * not return. Returns a negative code if the runtime cannot start (the
+ * reason is printed to stderr). Call once, from the main thread.
+ */
+CN_EXTERN int cn_run(int argc, char **argv, const cn_config_t *cfg);
+
+/* This actor, its parent (itself for the root), and its path such as
+ * "root/sup-1/worker-3" (a static string). */
+CN_EXTERN cn_portal_t cn_self(void);
+CN_EXTERN cn_portal_t cn_parent(void);
+CN_EXTERN const char *cn_path(void);
+
+/* ---------------------------------------------------------------------------
+ * Spawning
+ */
+
+typedef struct cn_spawn_opts {
+    const char *entry;       /* entry in the child's cfg->entries; NULL serves only */
+    const char *exe;         /* program to run; NULL re-executes this binary */
+    const char *const *argv; /* NULL-terminated extra arguments, or NULL */
+} cn_spawn_opts_t;
+
+/*
+ * Starts a child actor called `name` (letters, digits, '-', '_' and '.';
+ * at most 63 bytes) and waits until it has greeted this actor. Its stdout
+ * and stderr become log records at the root. On success *out is the child
+ * and 0 is returned; else CN_EINVAL (bad name or entry), CN_ETIMEDOUT (the
+ * child was killed), CN_EDEAD (it died first, e.g. exec failed), or an
+ * errno-style code from the system. opts may be NULL.
+ */
+CN_EXTERN int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out,
+                       int64_t timeout_ms);
+
+/*
+ * Cancels a child of this actor (its children first, depth-first) and waits
+ * until it has exited and been reaped: it gets SHUTDOWN, then SIGTERM
+ * after 1 s, then SIGKILL after another. Returns 0, CN_ENOENT if `child` is
+ * not a live child of this actor, or CN_ETIMEDOUT.
+ */
+CN_EXTERN int cn_cancel(cn_portal_t child, int64_t timeout_ms);
+
+/*
+ * Sleeps up to timeout_ms, waking early when this actor is cancelled. A
+ * cancellation point for entries and long handlers: returns 0 after the
+ * full sleep, CN_ECANCELED once the actor is shutting down (at once, if it
+ * already is).
+ */
+CN_EXTERN int cn_sleep(int64_t timeout_ms);
+
+/* ---------------------------------------------------------------------------
+ * Calls
+ */
+
+/* Why a call failed, when it did remotely (CN_EREMOTE) or its target died
+ * (CN_EDEAD). Strings are NUL-terminated, owned by the result. */
+typedef struct cn_error {
+    char *origin;    /* path of the actor the error came from */
+    char *fn;        /* the function that failed, or "" */
+    char *message;   /* what happened: the error text or the death's cause */
+    char *backtrace; /* or NULL */
+    int code;        /* the CN_E* code the remote side reported */
+} cn_error_t;
+
+typedef struct cn_result {
+    msgpack_object value; /* the return value, on success */
+    cn_error_t error;     /* on CN_EREMOTE and CN_EDEAD */
+    void *priv_;
+} cn_result_t;
+
+/*
+ * Calls `fn` on actor `to` with `args` (NULL sends nil) and waits for its
+ * result. Returns 0 with res->value set; CN_EREMOTE with res->error from
+ * the remote function; CN_EDEAD with res->error.message saying which actor
+ * died and how; CN_ETIMEDOUT. In every case call cn_result_free(res)
+ * afterwards; res is zeroed first.
+ */
+CN_EXTERN int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_result_t *res,
+                      int64_t timeout_ms);
+
+/* Frees what a result holds. Safe on a zeroed or already freed result. */
+CN_EXTERN void cn_result_free(cn_result_t *res);
+
+/* In a cn_fn_t: sets the message the caller will see and returns `code`
+ * (a negative CN_E* code), so a handler can `return cn_call_fail(...)`. */
+CN_EXTERN int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* In a cn_fn_t: the actor that made the call. */
+CN_EXTERN cn_portal_t cn_call_caller(const cn_call_t *call);
+
+/* ---------------------------------------------------------------------------
+ * Logging
+ */
+
+typedef enum cn_log_level {
+    CN_LOG_TRACE,
+    CN_LOG_DEBUG,
+    CN_LOG_INFO,
+    CN_LOG_CANCEL,
+    CN_LOG_WARN,
+    CN_LOG_ERROR
+} cn_log_level_t;
+
+/* Sends a log record to the root, which prints it to stderr as
+ * "time level actor-path: message". Records below the level are dropped at
+ * the source. Never blocks on the network. */
+CN_EXTERN void cn_log(cn_log_level_t level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Sets this actor's level; children spawned later inherit it. The initial
+ * level comes from CANOPY_LOG_LEVEL (trace, debug, info, cancel, warn,
+ * error), else info. */
+CN_EXTERN void cn_log_set_level(cn_log_level_t level);
+
+/* "trace" ... "error". */
+CN_EXTERN const char *cn_log_level_name(cn_log_level_t level);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* CANOPY_H */

@@ -1,0 +1,1434 @@
+/*
+ * actor.c: one actor process: its broker, streams, routing and lifecycle.
+ *
+ * What it does: runs the broker thread's libuv loop over the stream to the
+ * parent and the streams to children; greets and is greeted (HELLO);
+ * routes every message by its dst, forwarding raw frames unchanged; turns
+ * every undeliverable message into a DEAD reply; spawns, cancels and reaps
+ * children; forwards children's output and log records to the root; shuts
+ * the actor down even when all of its task threads hang. Calls and the task
+ * pool are in call.c.
+ *
+ * How a frame is written: the thread that has it writes it to the socket
+ * itself, under the stream's wmu, when nothing is queued ahead of it; only
+ * a partial write queues the rest for the broker to finish when the socket
+ * is writable. That keeps a call's round trip free of hand-offs to the
+ * broker on the sending side (shared/PERF-NOTES.md).
+ *
+ * The invariant a reader must not break: every CMD written into a stream
+ * is recorded in that stream's in-flight set until its reply comes back
+ * through the same stream, and when the stream is lost every recorded call
+ * gets a DEAD with the reason. That, not timeouts, is what guarantees that
+ * a waiter on a dead subtree wakes, wherever in the tree it waits.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rt.h"
+
+extern char **environ;
+
+cn__rt_t cn__rt;
+
+#define READ_BUF (64 * 1024)
+#define LOST_WAIT_MS 50   /* how long a lost child's exit status is awaited */
+#define REAP_SOFT_MS 1000 /* SHUTDOWN, then SIGTERM after this */
+#define REAP_HARD_MS 1000 /* then SIGKILL after this */
+#define HELLO_TIMEOUT_MS 10000
+
+uint64_t cn__now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* ===========================================================================
+ * Streams
+ */
+
+static void stream_unref(cn__stream_t *s);
+static void on_poll(uv_poll_t *p, int status, int events);
+static void drain_output(cn__stream_t *s, int which);
+
+static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
+{
+    cn__stream_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    atomic_init(&s->refs, 1); /* the stream table's reference */
+    s->fd = fd;
+    s->is_parent = is_parent;
+    s->peer = peer;
+    cn_wire_decoder_init(&s->dec, 0);
+    pthread_mutex_init(&s->wmu, NULL);
+    msgpack_sbuffer_init(&s->wq);
+    cn__cmap_init(&s->inflight);
+    cn__latch_init(&s->hello);
+    cn__latch_init(&s->exited);
+    s->out_fd[0] = s->out_fd[1] = -1;
+    return s;
+}
+
+/* Adds s to the stream table and asks the broker to start watching it.
+ * Takes rt.mu. */
+static int stream_register(cn__stream_t *s)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__stream_t **n = realloc(cn__rt.streams, (cn__rt.nstreams + 1) * sizeof(*n));
+    if (n == NULL) {
+        pthread_mutex_unlock(&cn__rt.mu);
+        return CN_ENOMEM;
+    }
+    cn__rt.streams = n;
+    s->via = (uint32_t)cn__rt.nstreams;
+    cn__rt.streams[cn__rt.nstreams++] = s;
+    if (s->is_parent)
+        cn__rt.parent = s;
+    else
+        cn__rt.children++;
+    pthread_mutex_unlock(&cn__rt.mu);
+    uv_async_send(&cn__rt.async);
+    return 0;
+}
+
+static void stream_free(cn__stream_t *s)
+{
+    cn_wire_decoder_fini(&s->dec);
+    pthread_mutex_destroy(&s->wmu);
+    msgpack_sbuffer_destroy(&s->wq);
+    cn__cmap_fini(&s->inflight);
+    cn__latch_fini(&s->hello);
+    cn__latch_fini(&s->exited);
+    free(s->line[0]);
+    free(s->line[1]);
+    free(s);
+}
+
+static void stream_ref(cn__stream_t *s)
+{
+    atomic_fetch_add(&s->refs, 1);
+}
+
+static void stream_unref(cn__stream_t *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) == 1)
+        stream_free(s);
+}
+
+/* Asks the broker to watch s for writability; any thread. */
+static void stream_kick(cn__stream_t *s)
+{
+    atomic_store(&s->want_write, 1);
+    uv_async_send(&cn__rt.async);
+}
+
+/*
+ * Writes one frame into s, from any thread. A CMD's (src, cid) is recorded
+ * as in flight first, under the same lock, so that its reply or the
+ * stream's loss always finds it. Returns 0, or CN_EDEAD with the stream's
+ * reason copied to `reason` (if not NULL) when s is closed.
+ */
+static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf, size_t len,
+                        char *reason)
+{
+    int kick = 0;
+    pthread_mutex_lock(&s->wmu);
+    if (s->closed) {
+        if (reason)
+            snprintf(reason, CN__REASON_MAX, "%s", s->reason);
+        pthread_mutex_unlock(&s->wmu);
+        return CN_EDEAD;
+    }
+    if (h->type == CN_MSG_CMD &&
+        cn__cmap_put(&s->inflight, h->src, h->cid, (void *)1, NULL) == CN_ENOMEM) {
+        pthread_mutex_unlock(&s->wmu);
+        return CN_ENOMEM;
+    }
+    size_t done = 0;
+    if (s->wq.size == s->wq_off) {
+        s->wq.size = s->wq_off = 0;
+        while (done < len) {
+            ssize_t n = send(s->fd, buf + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                done += (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                done = len; /* broken: the broker sees it on read and cleans up */
+            break;
+        }
+    }
+    if (done < len) {
+        if (msgpack_sbuffer_write(&s->wq, buf + done, len - done) != 0) {
+            pthread_mutex_unlock(&s->wmu);
+            return CN_ENOMEM;
+        }
+        kick = 1;
+    }
+    pthread_mutex_unlock(&s->wmu);
+    if (kick)
+        stream_kick(s);
+    return 0;
+}
+
+/* Broker: writes what is queued on s; stops watching for writability once
+ * the queue is empty. */
+static void stream_flush(cn__stream_t *s)
+{
+    pthread_mutex_lock(&s->wmu);
+    while (s->wq_off < s->wq.size) {
+        ssize_t n = send(s->fd, s->wq.data + s->wq_off, s->wq.size - s->wq_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            s->wq_off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+                s->wq_off = s->wq.size; /* broken: dropped; the read side reports it */
+            break;
+        }
+    }
+    int empty = s->wq_off == s->wq.size;
+    if (empty)
+        s->wq.size = s->wq_off = 0;
+    pthread_mutex_unlock(&s->wmu);
+    if (empty && (s->poll_events & UV_WRITABLE) && !s->lost) {
+        s->poll_events = UV_READABLE;
+        uv_poll_start(&s->poll, s->poll_events, on_poll);
+    }
+}
+
+/* ===========================================================================
+ * Routing and sending
+ */
+
+/*
+ * Sends an encoded frame toward h->dst: through the route for dst if this
+ * actor knows one, else up to the parent. `from_via` is the stream the
+ * frame arrived on (CN__NO_VIA for a local one): a frame is never sent
+ * back where it came from. Returns 0, or CN_EDEAD with `reason` filled.
+ */
+static int deliver_local(const char *buf, size_t len);
+
+static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint32_t from_via,
+                      char *reason)
+{
+    if (h->dst == cn__rt.id)
+        return deliver_local(buf, len);
+    cn__stream_t *s = NULL;
+    pthread_mutex_lock(&cn__rt.mu);
+    const cn_route_t *r = cn_route_find(&cn__rt.routes, h->dst);
+    if (r != NULL)
+        s = cn__rt.streams[r->via];
+    else if (cn__rt.parent != NULL && from_via != cn__rt.parent->via)
+        s = cn__rt.parent;
+    if (s != NULL && s->via != from_via)
+        stream_ref(s);
+    else
+        s = NULL;
+    pthread_mutex_unlock(&cn__rt.mu);
+
+    if (s == NULL) {
+        if (reason)
+            snprintf(reason, CN__REASON_MAX, "no route to actor %u from %s", h->dst, cn__rt.path);
+        return CN_EDEAD;
+    }
+    int rc = stream_write(s, h, buf, len, reason);
+    stream_unref(s);
+    return rc;
+}
+
+/* A message from this actor to itself, delivered without a stream: a call
+ * to self, and its reply. Any thread. */
+static int deliver_local(const char *buf, size_t len)
+{
+    cn_wire_msg_t *m;
+    int rc = cn_wire_decode_frame(buf, len, 0, &m);
+    if (rc < 0)
+        return rc;
+    switch (m->hdr.type) {
+    case CN_MSG_CMD:
+        if (cn__pool_submit(m) == 0)
+            return 0;
+        cn__call_complete(m->hdr.cid, NULL, CN_EDEAD, "the actor is shutting down");
+        break;
+    case CN_MSG_RETURN:
+    case CN_MSG_ERROR:
+        cn__call_complete(m->hdr.cid, m, 0, NULL);
+        return 0;
+    default:
+        break;
+    }
+    cn_wire_msg_free(m);
+    return 0;
+}
+
+int cn__send_frame(const cn_wire_hdr_t *h, const char *buf, size_t len, char *reason)
+{
+    return route_send(h, buf, len, CN__NO_VIA, reason);
+}
+
+/* Sends a typed message (see wire.h) toward hdr->dst; any thread. */
+static int send_typed(const cn_wire_hdr_t *h, const void *body, char *reason)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int rc = cn_wire_pack_typed(&sb, h, body, 0);
+    if (rc == 0)
+        rc = route_send(h, sb.data, sb.size, CN__NO_VIA, reason);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* Writes a typed message straight into one stream (handshake, routes). */
+static int write_typed(cn__stream_t *s, const cn_wire_hdr_t *h, const void *body)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int rc = cn_wire_pack_typed(&sb, h, body, 0);
+    if (rc == 0)
+        rc = stream_write(s, h, sb.data, sb.size, NULL);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static cn_wire_str_t wstr(const char *s)
+{
+    return (cn_wire_str_t){s, (uint32_t)strlen(s)};
+}
+
+/* Tells `to` that its message (cid, orig_type) could not be delivered.
+ * A DEAD for this very actor completes the local call directly. */
+static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, const char *reason)
+{
+    if (to == cn__rt.id) {
+        cn__call_complete(cid, NULL, CN_EDEAD, reason);
+        return;
+    }
+    cn_wire_hdr_t h = {CN_MSG_DEAD, to, cn__rt.id, cid};
+    cn_wire_dead_t d = {wstr(reason), orig_type};
+    send_typed(&h, &d, NULL); /* if `to` is unreachable too, nobody waits */
+}
+
+/* Whether an undeliverable message of this type deserves a DEAD reply:
+ * never for DEAD itself (no ping-pong) nor for fire-and-forget traffic. */
+static int wants_dead_reply(uint32_t type)
+{
+    switch (type) {
+    case CN_MSG_DEAD:
+    case CN_MSG_LOG:
+    case CN_MSG_ADD_ROUTE:
+    case CN_MSG_DEL_ROUTE:
+    case CN_MSG_HELLO:
+    case CN_MSG_SHUTDOWN:
+        return 0;
+    default:
+        return 1;
+    }
+}
+
+void cn__log_send(int level, uint64_t time_us, const char *path, const char *msg, size_t len)
+{
+    cn_wire_hdr_t h = {CN_MSG_LOG, CN_ROOT_ID, cn__rt.id, 0};
+    cn_wire_log_t l = {(uint64_t)level, time_us, wstr(path), {msg, (uint32_t)len}};
+    if (send_typed(&h, &l, NULL) < 0) /* no way up: keep it visible anyway */
+        fprintf(stderr, "%s: %.*s\n", path, (int)len, msg);
+}
+
+/* ===========================================================================
+ * Losing a stream
+ */
+
+static void describe_exit(cn__stream_t *s, char *out, size_t cap)
+{
+    if (!s->reaped)
+        snprintf(out, cap, "actor %u (%s) disconnected", s->peer, s->name);
+    else if (WIFSIGNALED(s->status))
+        snprintf(out, cap, "actor %u (%s) exited on signal %d", s->peer, s->name,
+                 WTERMSIG(s->status));
+    else
+        snprintf(out, cap, "actor %u (%s) exited with status %d", s->peer, s->name,
+                 WEXITSTATUS(s->status));
+}
+
+static void begin_shutdown(const char *why, int status);
+static void maybe_finish_shutdown(void);
+
+static void send_del_route(const cn_route_t *r, void *arg)
+{
+    const char *reason = arg;
+    if (cn__rt.parent == NULL || cn__rt.parent->closed)
+        return;
+    cn_wire_hdr_t h = {CN_MSG_DEL_ROUTE, CN_ROOT_ID, cn__rt.id, 0};
+    cn_wire_del_route_t d = {r->id, wstr(reason)};
+    write_typed(cn__rt.parent, &h, &d);
+}
+
+/* Every waiter behind s learns why it is gone: routes through s are
+ * dropped (DEL_ROUTE goes up for each), and each call in flight through s
+ * is answered with DEAD. Broker only; runs once per stream. */
+static void stream_finish(cn__stream_t *s)
+{
+    if (s->finished)
+        return;
+    s->finished = 1;
+    char reason[CN__REASON_MAX];
+    if (s->is_parent)
+        snprintf(reason, sizeof(reason), "%s: the parent disconnected", cn__rt.path);
+    else if (s->why[0])
+        snprintf(reason, sizeof(reason), "actor %u (%s) was dropped: %s", s->peer, s->name, s->why);
+    else
+        describe_exit(s, reason, sizeof(reason));
+
+    cn__cmap_t inflight;
+    pthread_mutex_lock(&cn__rt.mu);
+    cn_route_del_via(&cn__rt.routes, s->via, send_del_route, reason);
+    if (cn__rt.parent == s)
+        cn__rt.parent = NULL;
+    pthread_mutex_lock(&s->wmu);
+    s->closed = 1;
+    snprintf(s->reason, sizeof(s->reason), "%s", reason);
+    inflight = s->inflight;
+    cn__cmap_init(&s->inflight);
+    pthread_mutex_unlock(&s->wmu);
+    pthread_mutex_unlock(&cn__rt.mu);
+
+    for (size_t i = 0; i < inflight.cap; i++)
+        if (inflight.e[i].used)
+            send_dead(inflight.e[i].k1, inflight.e[i].k2, CN_MSG_CMD, reason);
+    cn__cmap_fini(&inflight);
+    cn__latch_close(&s->hello, CN_EDEAD);
+
+    if (s->is_parent) {
+        cn__call_fail_all(CN_EDEAD, reason);
+        begin_shutdown(reason, 0);
+    } else if (s->peer != 0) {
+        cn_log(s->reaped && s->status == 0 ? CN_LOG_DEBUG : CN_LOG_WARN, "%s", reason);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h);
+
+/* The last step for a child: finished and reaped. Broker only. */
+static void child_done(cn__stream_t *s)
+{
+    if (!s->finished || !s->reaped || s->is_parent)
+        return;
+    /* Out of the table before anyone is told, so a cn_cancel that wakes
+     * here and asks again finds the child gone. */
+    pthread_mutex_lock(&cn__rt.mu);
+    if (cn__rt.streams[s->via] == s) {
+        cn__rt.streams[s->via] = NULL;
+        cn__rt.children--;
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    /* Its last words may still sit in the pipes: read them, then close
+     * everything; on_handle_closed tells cn_cancel once all is released. */
+    for (int i = 0; i < 2; i++)
+        if (s->out[i].data == s && !uv_is_closing((uv_handle_t *)&s->out[i])) {
+            drain_output(s, i);
+            uv_close((uv_handle_t *)&s->out[i], on_handle_closed);
+        }
+    for (uv_timer_t *t = &s->timer; t <= &s->reaper; t++)
+        if (!uv_is_closing((uv_handle_t *)t))
+            uv_close((uv_handle_t *)t, on_handle_closed);
+    maybe_finish_shutdown();
+}
+
+static void on_lost_timer(uv_timer_t *t);
+static void on_reap_timer(uv_timer_t *t);
+
+/* The read side of s is over (EOF, an error, or a bad frame): stop
+ * reading and, for a child, give its exit status a moment to arrive so the
+ * DEAD replies can say how it died. Broker only. */
+static void stream_lost(cn__stream_t *s, const char *why)
+{
+    if (s->lost)
+        return;
+    s->lost = 1;
+    if (why)
+        snprintf(s->why, sizeof(s->why), "%s", why);
+    if (s->polling && !uv_is_closing((uv_handle_t *)&s->poll))
+        uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+    if (s->is_parent || s->reaped) {
+        stream_finish(s);
+        child_done(s);
+        return;
+    }
+    /* The child sees EOF now and should exit on its own; one we dropped
+     * (bad frame, wrong version) gets SIGTERM, then SIGKILL, if it stays. */
+    shutdown(s->fd, SHUT_RDWR);
+    if (why && s->reap_step == 0) {
+        s->reap_step = 1;
+        uv_timer_start(&s->reaper, on_reap_timer, REAP_SOFT_MS, 0);
+    }
+    uv_timer_start(&s->timer, on_lost_timer, LOST_WAIT_MS, 0);
+}
+
+static void on_lost_timer(uv_timer_t *t)
+{
+    cn__stream_t *s = t->data;
+    stream_finish(s);
+    child_done(s);
+}
+
+/* ===========================================================================
+ * Children's output
+ */
+
+static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h, (void)suggested;
+    static char scratch[READ_BUF]; /* broker only */
+    *buf = uv_buf_init(scratch, sizeof(scratch));
+}
+
+static void emit_lines(cn__stream_t *s, int which, const char *p, size_t n, int flush)
+{
+    static const int levels[2] = {CN_LOG_INFO, CN_LOG_WARN};
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (c != '\n') {
+            if (s->line_len[which] < 4096) {
+                if (s->line[which] == NULL && (s->line[which] = malloc(4097)) == NULL)
+                    continue;
+                s->line[which][s->line_len[which]++] = c;
+            }
+            continue;
+        }
+        cn__log_emit(levels[which], s->path, s->line[which] ? s->line[which] : "",
+                     s->line_len[which]);
+        s->line_len[which] = 0;
+    }
+    if (flush && s->line_len[which] > 0) {
+        cn__log_emit(levels[which], s->path, s->line[which], s->line_len[which]);
+        s->line_len[which] = 0;
+    }
+}
+
+/* Reads what is left in one of a dead child's output pipes, without
+ * waiting for a writer that may never close it (a stray grandchild). */
+static void drain_output(cn__stream_t *s, int which)
+{
+    uv_os_fd_t fd;
+    char buf[4096];
+    if (uv_fileno((uv_handle_t *)&s->out[which], &fd) == 0) {
+        ssize_t n;
+        while ((n = read(fd, buf, sizeof(buf))) > 0)
+            emit_lines(s, which, buf, (size_t)n, 0);
+    }
+    emit_lines(s, which, NULL, 0, 1);
+}
+
+static void on_out_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
+{
+    cn__stream_t *s = h->data;
+    int which = (uv_pipe_t *)h == &s->out[1];
+    if (n > 0) {
+        emit_lines(s, which, buf->base, (size_t)n, 0);
+    } else if (n < 0) {
+        emit_lines(s, which, NULL, 0, 1);
+        uv_close((uv_handle_t *)h, on_handle_closed);
+    }
+}
+
+/* ===========================================================================
+ * Reaping
+ */
+
+static void reap_children(void)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    size_t n = cn__rt.nstreams;
+    pthread_mutex_unlock(&cn__rt.mu);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&cn__rt.mu);
+        cn__stream_t *s = cn__rt.streams[i];
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (s == NULL || s->is_parent || s->reaped || s->pid <= 0)
+            continue;
+        int st;
+        pid_t r = waitpid(s->pid, &st, WNOHANG);
+        if (r != s->pid)
+            continue;
+        s->reaped = 1;
+        s->status = st;
+        uv_timer_stop(&s->reaper);
+        if (s->lost && !s->finished) {
+            uv_timer_stop(&s->timer);
+            stream_finish(s);
+        }
+        child_done(s);
+    }
+}
+
+static void on_sigchld(uv_signal_t *h, int sig)
+{
+    (void)h, (void)sig;
+    reap_children();
+}
+
+/* Soft then hard: SHUTDOWN, then SIGTERM, then SIGKILL. */
+static void on_reap_timer(uv_timer_t *t)
+{
+    cn__stream_t *s = t->data;
+    if (s->reaped)
+        return;
+    if (s->reap_step == 1) {
+        cn_log(CN_LOG_CANCEL, "actor %u (%s) ignored SHUTDOWN for %d ms: SIGTERM", s->peer, s->name,
+               REAP_SOFT_MS);
+        kill(s->pid, SIGTERM);
+        s->reap_step = 2;
+        uv_timer_start(&s->reaper, on_reap_timer, REAP_HARD_MS, 0);
+    } else if (s->reap_step == 2) {
+        cn_log(CN_LOG_CANCEL, "actor %u (%s) survived SIGTERM: SIGKILL", s->peer, s->name);
+        kill(s->pid, SIGKILL);
+        s->reap_step = 3;
+    }
+}
+
+/* Starts cancelling child s. Broker only. */
+static void cancel_child(cn__stream_t *s)
+{
+    if (s->reaped || s->reap_step > 0 || s->pid <= 0)
+        return;
+    s->reap_step = 1;
+    if (!s->closed && s->up) {
+        cn_wire_hdr_t h = {CN_MSG_SHUTDOWN, s->peer, cn__rt.id, 0};
+        cn_wire_shutdown_t b = {wstr("cancelled by parent")};
+        write_typed(s, &h, &b);
+    } else {
+        kill(s->pid, SIGTERM);
+        s->reap_step = 2;
+    }
+    uv_timer_start(&s->reaper, on_reap_timer, s->reap_step == 1 ? REAP_SOFT_MS : REAP_HARD_MS, 0);
+}
+
+/* ===========================================================================
+ * Shutdown
+ */
+
+static void begin_shutdown(const char *why, int status)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    int already = cn__rt.shutting_down;
+    cn__rt.shutting_down = 1;
+    if (!already)
+        cn__rt.exit_status = status;
+    size_t n = cn__rt.nstreams;
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (already)
+        return;
+    cn_log(CN_LOG_CANCEL, "shutting down: %s", why);
+    cn__latch_close(&cn__rt.done, CN_ECANCELED); /* wakes cn_sleep */
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&cn__rt.mu);
+        cn__stream_t *s = cn__rt.streams[i];
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (s && !s->is_parent)
+            cancel_child(s);
+    }
+    maybe_finish_shutdown();
+}
+
+static void flush_parent_blocking(int ms)
+{
+    cn__stream_t *p = cn__rt.parent;
+    if (p == NULL)
+        return;
+    for (int i = 0; i < ms; i++) {
+        stream_flush(p);
+        pthread_mutex_lock(&p->wmu);
+        int empty = p->wq.size == p->wq_off;
+        pthread_mutex_unlock(&p->wmu);
+        if (empty)
+            return;
+        usleep(1000);
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h);
+
+static void close_leftover(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, h->data ? on_handle_closed : NULL);
+}
+
+static void maybe_finish_shutdown(void)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    int done = cn__rt.shutting_down && cn__rt.children == 0;
+    int status = cn__rt.exit_status;
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (!done)
+        return;
+    if (!cn__rt.is_root) {
+        /* Task threads may be stuck in user code; nothing waits for them.
+         * exit_group, not _exit: a sanitizer's _exit may try to finalise
+         * first and stall behind those very threads. */
+        flush_parent_blocking(200);
+        syscall(SYS_exit_group, status);
+    }
+    /* The root returns from cn_run: close every handle so the loop ends
+     * and the process is left as it was found. */
+    cn__rt.stop_loop = 1;
+    uv_walk(&cn__rt.loop, close_leftover, NULL);
+}
+
+/* ===========================================================================
+ * The handshake
+ */
+
+static int version_ok(cn__stream_t *s, const cn_wire_msg_t *m)
+{
+    if (m->u.hello.version == CN_PROTOCOL_VERSION)
+        return 1;
+    char msg[CN__REASON_MAX];
+    snprintf(msg, sizeof(msg), "protocol version mismatch: peer speaks %llu, this side speaks %d",
+             (unsigned long long)m->u.hello.version, CN_PROTOCOL_VERSION);
+    cn_wire_hdr_t h = {CN_MSG_ERROR, m->hdr.src, cn__rt.id, 0};
+    cn_wire_error_t e = {wstr(cn__rt.path), wstr("hello"), wstr(msg), {NULL, 0}, CN_EVERSION};
+    write_typed(s, &h, &e);
+    cn_log(CN_LOG_ERROR, "refused %s: %s", s->is_parent ? "the parent" : s->name, msg);
+    stream_lost(s, msg);
+    return 0;
+}
+
+static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
+{
+    if (!version_ok(s, m))
+        return;
+    if (s->is_parent) { /* the parent's answer: we are up */
+        s->up = 1;
+        cn__latch_put(&cn__rt.ready, &cn__rt.ready_node);
+        return;
+    }
+    if (m->hdr.src != s->peer) {
+        char why[CN__REASON_MAX];
+        snprintf(why, sizeof(why), "actor %u (%s) greeted as actor %u", s->peer, s->name,
+                 m->hdr.src);
+        cn_log(CN_LOG_ERROR, "%s", why);
+        stream_lost(s, why);
+        return;
+    }
+    cn_wire_hdr_t h = {CN_MSG_HELLO, s->peer, cn__rt.id, 0};
+    cn_wire_hello_t me = {CN_PROTOCOL_VERSION, wstr(cn__rt.name), (uint64_t)getpid(),
+                          (uint64_t)getuid()};
+    write_typed(s, &h, &me);
+    s->up = 1;
+
+    pthread_mutex_lock(&cn__rt.mu);
+    int rc = cn_route_add(&cn__rt.routes, s->peer, cn__rt.id, s->via, s->name, strlen(s->name),
+                          cn__now_us());
+    cn__stream_t *parent = cn__rt.parent;
+    if (parent)
+        stream_ref(parent);
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (rc < 0)
+        cn_log(CN_LOG_ERROR, "cannot route to new child %u: %s", s->peer, cn_strerror(rc));
+    if (parent) { /* ADD_ROUTE goes up, so every ancestor learns the child */
+        cn_wire_hdr_t ah = {CN_MSG_ADD_ROUTE, CN_ROOT_ID, cn__rt.id, 0};
+        cn_wire_add_route_t a = {s->peer, cn__rt.id, wstr(s->name)};
+        write_typed(parent, &ah, &a);
+        stream_unref(parent);
+    }
+    cn__latch_put(&s->hello, &s->hello_node);
+}
+
+/* ===========================================================================
+ * Dispatch
+ */
+
+/* Whether m may have arrived on s: a child may speak for itself and its
+ * subtree; the parent for anyone outside this actor's subtree. */
+static int src_ok(cn__stream_t *s, const cn_wire_msg_t *m)
+{
+    uint32_t src = m->hdr.src;
+    pthread_mutex_lock(&cn__rt.mu);
+    int ok;
+    if (s->is_parent)
+        ok = src != cn__rt.id && cn_route_find(&cn__rt.routes, src) == NULL;
+    else
+        ok = cn_route_src_ok(&cn__rt.routes, s->via, s->peer, src);
+    pthread_mutex_unlock(&cn__rt.mu);
+    return ok;
+}
+
+static void forward(cn__stream_t *s, cn_wire_msg_t *m)
+{
+    char reason[CN__REASON_MAX];
+    /* A message the parent sent down for an id not below us is dead here:
+     * sending it back up would only bounce. */
+    int rc = route_send(&m->hdr, m->frame, m->frame_len, s->via, reason);
+    if (rc < 0 && wants_dead_reply(m->hdr.type))
+        send_dead(m->hdr.src, m->hdr.cid, m->hdr.type, reason);
+}
+
+static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
+{
+    if (s->is_parent) {
+        cn_log(CN_LOG_WARN, "ignored %s from the parent", cn_wire_type_name(m->hdr.type));
+        return;
+    }
+    pthread_mutex_lock(&cn__rt.mu);
+    if (m->hdr.type == CN_MSG_ADD_ROUTE) {
+        const cn_wire_add_route_t *a = &m->u.add_route;
+        int rc = CN_EINVAL;
+        if (a->id != 0 && a->id != cn__rt.id && a->id <= UINT32_MAX)
+            rc = cn_route_add(&cn__rt.routes, (uint32_t)a->id, (uint32_t)a->parent, s->via,
+                              a->name.ptr, a->name.len, cn__now_us());
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (rc < 0) {
+            cn_log(CN_LOG_WARN, "refused ADD_ROUTE for %llu from actor %u (%s)",
+                   (unsigned long long)a->id, s->peer, s->name);
+            return;
+        }
+    } else {
+        const cn_route_t *r = cn_route_find(&cn__rt.routes, (uint32_t)m->u.del_route.id);
+        if (r && r->via == s->via && m->u.del_route.id <= UINT32_MAX)
+            cn_route_del(&cn__rt.routes, (uint32_t)m->u.del_route.id);
+        pthread_mutex_unlock(&cn__rt.mu);
+    }
+    if (!cn__rt.is_root)
+        route_send(&m->hdr, m->frame, m->frame_len, s->via, NULL);
+}
+
+static void on_allocate_id(cn_wire_msg_t *m)
+{
+    if (!cn__rt.is_root) { /* the root's answer to our request */
+        cn__call_complete(m->hdr.cid, m, 0, NULL);
+        return;
+    }
+    uint64_t count = m->u.allocate_id.count;
+    uint32_t first = 0;
+    pthread_mutex_lock(&cn__rt.mu);
+    int rc = count == 0 || count > 65536 ? CN_EINVAL
+                                         : cn_idpool_grant(&cn__rt.pool, (uint32_t)count, &first);
+    pthread_mutex_unlock(&cn__rt.mu);
+    cn_wire_hdr_t h = {CN_MSG_ALLOCATE_ID, m->hdr.src, cn__rt.id, m->hdr.cid};
+    if (rc < 0) {
+        send_dead(m->hdr.src, m->hdr.cid, CN_MSG_ALLOCATE_ID, cn_strerror(rc));
+    } else {
+        cn_wire_allocate_id_t a = {first, count};
+        send_typed(&h, &a, NULL);
+    }
+    cn_wire_msg_free(m);
+}
+
+/* Takes ownership of m. */
+static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
+{
+    const cn_wire_hdr_t *h = &m->hdr;
+    if (!s->up) {
+        if (h->type == CN_MSG_HELLO) {
+            on_hello(s, m);
+        } else {
+            char why[CN__REASON_MAX];
+            snprintf(why, sizeof(why), "%s before HELLO on the stream to %s",
+                     cn_wire_type_name(h->type), s->is_parent ? "the parent" : s->name);
+            cn_log(CN_LOG_ERROR, "protocol error: %s", why);
+            stream_lost(s, why);
+        }
+        cn_wire_msg_free(m);
+        return;
+    }
+    if (!src_ok(s, m)) {
+        cn_log(CN_LOG_WARN, "dropped %s claiming to be from actor %u on the stream to %s",
+               cn_wire_type_name(h->type), h->src, s->is_parent ? "the parent" : s->name);
+        cn_wire_msg_free(m);
+        return;
+    }
+    /* A reply coming back through s ends the call it answers. */
+    if (h->type == CN_MSG_RETURN || h->type == CN_MSG_ERROR || h->type == CN_MSG_DEAD) {
+        pthread_mutex_lock(&s->wmu);
+        cn__cmap_del(&s->inflight, h->dst, h->cid);
+        pthread_mutex_unlock(&s->wmu);
+    }
+    if (h->type == CN_MSG_ADD_ROUTE || h->type == CN_MSG_DEL_ROUTE) {
+        on_route_msg(s, m);
+        cn_wire_msg_free(m);
+        return;
+    }
+    if (h->dst != cn__rt.id) {
+        forward(s, m);
+        cn_wire_msg_free(m);
+        return;
+    }
+    switch (h->type) {
+    case CN_MSG_CMD:
+        if (cn__pool_submit(m) < 0) {
+            send_dead(h->src, h->cid, CN_MSG_CMD, "the actor is shutting down");
+            cn_wire_msg_free(m);
+        }
+        return;
+    case CN_MSG_RETURN:
+    case CN_MSG_ERROR:
+        cn__call_complete(h->cid, m, 0, NULL);
+        return;
+    case CN_MSG_DEAD: {
+        char reason[CN__REASON_MAX];
+        snprintf(reason, sizeof(reason), "%.*s", (int)m->u.dead.reason.len, m->u.dead.reason.ptr);
+        cn__call_complete(h->cid, NULL, CN_EDEAD, reason);
+        break;
+    }
+    case CN_MSG_ALLOCATE_ID:
+        on_allocate_id(m);
+        return;
+    case CN_MSG_LOG:
+        if (cn__rt.is_root)
+            cn__log_sink((int)(m->u.log.level > CN_LOG_ERROR ? CN_LOG_ERROR : m->u.log.level),
+                         m->u.log.time_us, m->u.log.path.ptr, m->u.log.path.len,
+                         m->u.log.message.ptr, m->u.log.message.len);
+        break;
+    case CN_MSG_SHUTDOWN:
+        if (s->is_parent)
+            begin_shutdown("cancelled by the parent", 0);
+        break;
+    default:
+        cn_log(CN_LOG_DEBUG, "no handler yet for %s from actor %u", cn_wire_type_name(h->type),
+               h->src);
+        if (wants_dead_reply(h->type))
+            send_dead(h->src, h->cid, h->type, "not supported by this actor");
+        break;
+    }
+    cn_wire_msg_free(m);
+}
+
+/* ===========================================================================
+ * The broker loop
+ */
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    static char buf[READ_BUF]; /* broker only */
+    cn__stream_t *s = p->data;
+    if (s->lost)
+        return;
+    if (status < 0) {
+        stream_lost(s, NULL);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        stream_flush(s);
+    if (!(events & UV_READABLE))
+        return;
+    ssize_t n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        stream_lost(s, NULL);
+        return;
+    }
+    size_t off = 0;
+    while (off < (size_t)n && !s->lost) {
+        cn_wire_msg_t *m;
+        size_t used;
+        int rc = cn_wire_decode(&s->dec, buf + off, (size_t)n - off, &used, &m);
+        off += used;
+        if (rc == 1) {
+            dispatch(s, m);
+        } else if (rc < 0) {
+            char why[CN__REASON_MAX];
+            snprintf(why, sizeof(why), "bad frame from %s: %s",
+                     s->is_parent ? "the parent" : s->name, cn_strerror(rc));
+            cn_log(CN_LOG_ERROR, "closing the stream: %s", why);
+            stream_lost(s, why);
+        }
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    cn__stream_t *s = h->data;
+    if (--s->handles == 0 && s->finished && (s->reaped || s->is_parent)) {
+        close(s->fd);
+        s->fd = -1;
+        pthread_mutex_lock(&cn__rt.mu);
+        if (cn__rt.streams[s->via] == s)
+            cn__rt.streams[s->via] = NULL;
+        pthread_mutex_unlock(&cn__rt.mu);
+        cn__latch_close(&s->exited, CN_EDEAD); /* cn_cancel: all released */
+        stream_unref(s);                       /* the table's reference */
+    }
+}
+
+/* Starts watching a newly registered stream. Broker only. */
+static void stream_start(cn__stream_t *s)
+{
+    s->polling = 1;
+    s->poll.data = s;
+    s->timer.data = s->reaper.data = s;
+    uv_poll_init_socket(&cn__rt.loop, &s->poll, s->fd);
+    uv_timer_init(&cn__rt.loop, &s->timer);
+    uv_timer_init(&cn__rt.loop, &s->reaper);
+    s->handles = 3;
+    s->poll_events = UV_READABLE;
+    uv_poll_start(&s->poll, s->poll_events, on_poll);
+    for (int i = 0; i < 2; i++) {
+        if (s->out_fd[i] < 0)
+            continue;
+        uv_pipe_init(&cn__rt.loop, &s->out[i], 0);
+        s->out[i].data = s;
+        s->handles++;
+        if (uv_pipe_open(&s->out[i], s->out_fd[i]) == 0)
+            uv_read_start((uv_stream_t *)&s->out[i], on_out_alloc, on_out_read);
+        else
+            uv_close((uv_handle_t *)&s->out[i], on_handle_closed);
+        s->out_fd[i] = -1;
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    (void)a;
+    pthread_mutex_lock(&cn__rt.mu);
+    size_t n = cn__rt.nstreams;
+    pthread_mutex_unlock(&cn__rt.mu);
+    for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&cn__rt.mu);
+        cn__stream_t *s = cn__rt.streams[i];
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (s == NULL || s->lost)
+            continue;
+        if (!s->polling)
+            stream_start(s);
+        if (atomic_exchange(&s->want_write, 0) && !(s->poll_events & UV_WRITABLE)) {
+            s->poll_events = UV_READABLE | UV_WRITABLE;
+            uv_poll_start(&s->poll, s->poll_events, on_poll);
+        }
+        if (s->reap_step < 0) { /* cn_cancel asked for this child */
+            s->reap_step = 0;
+            cancel_child(s);
+        }
+    }
+    pthread_mutex_lock(&cn__rt.mu);
+    int main_done = cn__rt.main_done == 1;
+    if (main_done)
+        cn__rt.main_done = 2;
+    int status = cn__rt.exit_status;
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (main_done)
+        begin_shutdown(cn__rt.is_root ? "the root's main returned" : "the entry returned", status);
+}
+
+static void broker_main(void *arg)
+{
+    (void)arg;
+    while (!cn__rt.stop_loop)
+        uv_run(&cn__rt.loop, UV_RUN_DEFAULT);
+}
+
+/* ===========================================================================
+ * Spawning
+ */
+
+static int name_ok(const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+    if (n == 0 || n >= CN__NAME_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+static int take_id(uint32_t *id, int64_t timeout_ms)
+{
+    for (;;) {
+        pthread_mutex_lock(&cn__rt.mu);
+        int rc = cn__rt.is_root ? cn_idpool_grant(&cn__rt.pool, 1, id)
+                                : cn_idrange_take(&cn__rt.ids, id);
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (rc != CN_EAGAIN)
+            return rc;
+        /* Out of ids: ask the root for a range (ALLOCATE_ID). */
+        uint32_t first;
+        rc = cn__request_ids(cn__rt.id_range_size, &first, timeout_ms);
+        if (rc < 0)
+            return rc;
+        pthread_mutex_lock(&cn__rt.mu);
+        rc = cn_idrange_give(&cn__rt.ids, first, cn__rt.id_range_size);
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (rc < 0 && rc != CN_EAGAIN)
+            return rc;
+    }
+}
+
+/* Builds the child's environment: ours minus CANOPY_*, plus its own. */
+static char **child_env(char vars[][CN__PATH_MAX + 32], int nvars)
+{
+    size_t n = 0;
+    for (char **e = environ; *e; e++)
+        n++;
+    char **env = calloc(n + (size_t)nvars + 1, sizeof(char *));
+    if (env == NULL)
+        return NULL;
+    size_t k = 0;
+    for (char **e = environ; *e; e++)
+        if (strncmp(*e, "CANOPY_", 7) != 0)
+            env[k++] = *e;
+    for (int i = 0; i < nvars; i++)
+        env[k++] = vars[i];
+    env[k] = NULL;
+    return env;
+}
+
+int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, int64_t timeout_ms)
+{
+    static const cn_spawn_opts_t none = {NULL, NULL, NULL};
+    if (opts == NULL)
+        opts = &none;
+    if (!cn__rt.started || out == NULL || !name_ok(name))
+        return CN_EINVAL;
+    if (opts->entry && !name_ok(opts->entry))
+        return CN_EINVAL;
+    pthread_mutex_lock(&cn__rt.mu);
+    int stopping = cn__rt.shutting_down;
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (stopping)
+        return CN_ECANCELED;
+
+    uint32_t id;
+    int rc = take_id(&id, timeout_ms);
+    if (rc < 0)
+        return rc;
+
+    int sv[2], pout[2], perr[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        return -errno;
+    if (pipe2(pout, O_CLOEXEC) < 0) {
+        rc = -errno;
+        close(sv[0]), close(sv[1]);
+        return rc;
+    }
+    if (pipe2(perr, O_CLOEXEC) < 0) {
+        rc = -errno;
+        close(sv[0]), close(sv[1]), close(pout[0]), close(pout[1]);
+        return rc;
+    }
+
+    char vars[9][CN__PATH_MAX + 32];
+    int nv = 0;
+    snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_FD=3");
+    snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_ID=%u", id);
+    snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_PARENT_ID=%u", cn__rt.id);
+    snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_PPID=%d", (int)getpid());
+    snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_NAME=%s", name);
+    snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_PATH=%s/%s", cn__rt.path, name);
+    snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_LOG_LEVEL=%s",
+             cn_log_level_name((cn_log_level_t)atomic_load(&cn__rt.log_level)));
+    snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_ID_RANGE=%u", cn__rt.id_range_size);
+    if (opts->entry)
+        snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_ENTRY=%s", opts->entry);
+    char **env = child_env(vars, nv);
+
+    const char *exe = opts->exe ? opts->exe : "/proc/self/exe";
+    size_t nargs = 0;
+    while (opts->argv && opts->argv[nargs])
+        nargs++;
+    char **argv = calloc(nargs + 2, sizeof(char *));
+    if (env == NULL || argv == NULL) {
+        free(env), free(argv);
+        close(sv[0]), close(sv[1]), close(pout[0]), close(pout[1]), close(perr[0]), close(perr[1]);
+        return CN_ENOMEM;
+    }
+    argv[0] = cn__rt.argv && cn__rt.argv[0] && !opts->exe ? cn__rt.argv[0] : (char *)exe;
+    for (size_t i = 0; i < nargs; i++)
+        argv[i + 1] = (char *)opts->argv[i];
+
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+    posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
+    posix_spawnattr_init(&attr);
+    sigset_t none_set, all_set;
+    sigemptyset(&none_set);
+    sigfillset(&all_set);
+    posix_spawnattr_setsigmask(&attr, &none_set);
+    posix_spawnattr_setsigdefault(&attr, &all_set);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    pid_t pid;
+    rc = posix_spawn(&pid, exe, &fa, &attr, argv, env);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    free(env);
+    free(argv);
+    close(sv[1]), close(pout[1]), close(perr[1]);
+    if (rc != 0) {
+        close(sv[0]), close(pout[0]), close(perr[0]);
+        cn_log(CN_LOG_ERROR, "cannot start %s for actor %s: %s", exe, name, strerror(rc));
+        return -rc;
+    }
+
+    cn__stream_t *s = stream_new(sv[0], 0, id);
+    if (s == NULL) {
+        kill(pid, SIGKILL);
+        close(sv[0]), close(pout[0]), close(perr[0]);
+        return CN_ENOMEM;
+    }
+    s->pid = pid;
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    snprintf(s->path, sizeof(s->path), "%s/%s", cn__rt.path, name);
+    /* uv handles belong to the broker: it watches these from stream_start. */
+    s->out_fd[0] = pout[0];
+    s->out_fd[1] = perr[0];
+    stream_ref(s); /* ours, while we wait */
+    if ((rc = stream_register(s)) < 0) {
+        kill(pid, SIGKILL);
+        stream_unref(s);
+        stream_unref(s);
+        return rc;
+    }
+    cn__node_t *n;
+    rc = cn__latch_get(&s->hello, timeout_ms, &n);
+    if (rc == CN_ETIMEDOUT) {
+        cn_log(CN_LOG_ERROR, "actor %s did not greet within %lld ms; killing it", name,
+               (long long)timeout_ms);
+        kill(pid, SIGKILL);
+    }
+    stream_unref(s);
+    if (rc < 0)
+        return rc;
+    out->id = id;
+    return 0;
+}
+
+int cn_cancel(cn_portal_t child, int64_t timeout_ms)
+{
+    cn__stream_t *s = NULL;
+    pthread_mutex_lock(&cn__rt.mu);
+    for (size_t i = 0; i < cn__rt.nstreams; i++) {
+        cn__stream_t *c = cn__rt.streams[i];
+        if (c && !c->is_parent && !c->reaped && c->peer == child.id) {
+            s = c;
+            stream_ref(s);
+            if (s->reap_step == 0)
+                s->reap_step = -1; /* the broker picks this up */
+            break;
+        }
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (s == NULL)
+        return CN_ENOENT;
+    uv_async_send(&cn__rt.async);
+    cn__node_t *n;
+    int rc = cn__latch_get(&s->exited, timeout_ms, &n);
+    stream_unref(s);
+    return rc == CN_EDEAD ? 0 : rc;
+}
+
+/* ===========================================================================
+ * Start-up
+ */
+
+int cn_sleep(int64_t timeout_ms)
+{
+    cn__node_t *n;
+    int rc = cn__latch_get(&cn__rt.done, timeout_ms, &n);
+    return rc == CN_ETIMEDOUT ? 0 : CN_ECANCELED;
+}
+
+cn_portal_t cn_self(void)
+{
+    return (cn_portal_t){cn__rt.id};
+}
+
+cn_portal_t cn_parent(void)
+{
+    return (cn_portal_t){cn__rt.is_root ? cn__rt.id : cn__rt.parent_id};
+}
+
+const char *cn_path(void)
+{
+    return cn__rt.path;
+}
+
+static int env_u32(const char *name, uint32_t *out)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (v == NULL || *v == '\0')
+        return -1;
+    unsigned long x = strtoul(v, &end, 10);
+    if (*end != '\0' || x > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)x;
+    return 0;
+}
+
+static int rt_init(int argc, char **argv, const cn_config_t *cfg)
+{
+    cn__rt_t *r = &cn__rt;
+    r->cfg = cfg;
+    r->argc = argc;
+    r->argv = argv;
+    pthread_mutex_init(&r->mu, NULL);
+    cn_route_table_init(&r->routes);
+    cn__cmap_init(&r->calls);
+    cn_idpool_init(&r->pool);
+    atomic_init(&r->next_cid, 1);
+    const char *lv = getenv("CANOPY_LOG_LEVEL");
+    int level = lv ? cn__log_parse_level(lv) : -1;
+    atomic_init(&r->log_level, level < 0 ? CN_LOG_INFO : level);
+    uint32_t range = 64;
+    env_u32("CANOPY_ID_RANGE", &range);
+    r->id_range_size = range ? range : 64;
+    cn_idrange_init(&r->ids, r->id_range_size / 4);
+    r->max_threads = cfg->max_threads ? cfg->max_threads : 64;
+    cn__latch_init(&r->jobs);
+    cn__latch_init(&r->ready);
+    cn__latch_init(&r->done);
+    if (uv_loop_init(&r->loop) < 0)
+        return CN_ENOMEM;
+    uv_async_init(&r->loop, &r->async, on_async);
+    uv_signal_init(&r->loop, &r->sigchld);
+    uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD);
+    signal(SIGPIPE, SIG_IGN);
+    return 0;
+}
+
+/* The root, after its broker has stopped: frees what is left. */
+static void rt_fini(void)
+{
+    uv_loop_close(&cn__rt.loop);
+    for (size_t i = 0; i < cn__rt.nstreams; i++)
+        if (cn__rt.streams[i])
+            stream_unref(cn__rt.streams[i]);
+    free(cn__rt.streams);
+    cn__rt.streams = NULL;
+    cn_route_table_fini(&cn__rt.routes);
+    cn__cmap_fini(&cn__rt.calls);
+}
+
+/* The child side: who we are comes from the environment the parent set. */
+static int child_init(void)
+{
+    uint32_t fd, ppid;
+    if (env_u32("CANOPY_FD", &fd) < 0 || env_u32("CANOPY_ID", &cn__rt.id) < 0 ||
+        env_u32("CANOPY_PARENT_ID", &cn__rt.parent_id) < 0 || env_u32("CANOPY_PPID", &ppid) < 0) {
+        fprintf(stderr, "canopy: CANOPY_FD is set but the rest of the child environment "
+                        "is not; was this started by cn_spawn?\n");
+        return CN_EINVAL;
+    }
+    /* The backstop for a parent that dies without closing its stream
+     * cleanly (kill -9): the kernel kills us too. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if ((uint32_t)getppid() != ppid)
+        _exit(1); /* the parent died before we got here */
+    snprintf(cn__rt.name, sizeof(cn__rt.name), "%s",
+             getenv("CANOPY_NAME") ? getenv("CANOPY_NAME") : "child");
+    snprintf(cn__rt.path, sizeof(cn__rt.path), "%s",
+             getenv("CANOPY_PATH") ? getenv("CANOPY_PATH") : cn__rt.name);
+    signal(SIGINT, SIG_IGN); /* the root coordinates cancellation */
+    /* stdout is a pipe to the parent, so fully buffered by default, and a
+     * child leaves without flushing: line-buffer it so no line is lost. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    cn__stream_t *p = stream_new((int)fd, 1, cn__rt.parent_id);
+    if (p == NULL)
+        return CN_ENOMEM;
+    fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+    return stream_register(p);
+}
+
+static const cn_entry_t *find_entry(const cn_config_t *cfg, const char *name)
+{
+    for (const cn_entry_t *e = cfg->entries; e && e->name; e++)
+        if (strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+int cn_run(int argc, char **argv, const cn_config_t *cfg)
+{
+    static const cn_config_t empty = {0};
+    if (cfg == NULL)
+        cfg = &empty;
+    if (cn__rt.started)
+        return CN_EINVAL;
+    int rc = rt_init(argc, argv, cfg);
+    if (rc < 0)
+        return rc;
+    int child = getenv("CANOPY_FD") != NULL;
+    if (child) {
+        if ((rc = child_init()) < 0)
+            _exit(1);
+    } else {
+        cn__rt.is_root = 1;
+        snprintf(cn__rt.name, sizeof(cn__rt.name), "%s", cfg->name ? cfg->name : "root");
+        snprintf(cn__rt.path, sizeof(cn__rt.path), "%s", cn__rt.name);
+    }
+    cn__rt.started = 1;
+    if (uv_thread_create(&cn__rt.broker, broker_main, NULL) != 0) {
+        fprintf(stderr, "canopy: cannot start the broker thread\n");
+        return CN_ENOMEM;
+    }
+
+    if (child) {
+        cn_wire_hdr_t h = {CN_MSG_HELLO, cn__rt.parent_id, cn__rt.id, 0};
+        cn_wire_hello_t me = {CN_PROTOCOL_VERSION, wstr(cn__rt.name), (uint64_t)getpid(),
+                              (uint64_t)getuid()};
+        cn__node_t *n;
+        if (write_typed(cn__rt.parent, &h, &me) < 0 ||
+            cn__latch_get(&cn__rt.ready, HELLO_TIMEOUT_MS, &n) < 0) {
+            fprintf(stderr, "canopy: %s: no answer from the parent\n", cn__rt.path);
+            _exit(1);
+        }
+        const char *entry = getenv("CANOPY_ENTRY");
+        int status = 0;
+        if (entry) {
+            const cn_entry_t *e = find_entry(cfg, entry);
+            if (e == NULL) {
+                cn_log(CN_LOG_ERROR, "no entry '%s' in this program", entry);
+                status = 2;
+            } else {
+                status = e->main(argc, argv);
+            }
+        } else {
+            cn__node_t *d;
+            cn__latch_get(&cn__rt.done, CN__FOREVER, &d); /* until SHUTDOWN */
+        }
+        pthread_mutex_lock(&cn__rt.mu);
+        cn__rt.exit_status = status;
+        cn__rt.main_done = 1;
+        pthread_mutex_unlock(&cn__rt.mu);
+        uv_async_send(&cn__rt.async);
+        for (;;)
+            pause(); /* the broker exits the process once children are reaped */
+    }
+
+    int status = cfg->main ? cfg->main(argc, argv) : 0;
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__rt.exit_status = status;
+    cn__rt.main_done = 1;
+    pthread_mutex_unlock(&cn__rt.mu);
+    uv_async_send(&cn__rt.async);
+    uv_thread_join(&cn__rt.broker);
+    cn__pool_stop();
+    rt_fini();
+    return status;
+}

@@ -1,0 +1,157 @@
+/*
+ * rt.h: the runtime's shared state, private to src/runtime/.
+ *
+ * One actor per process. The broker thread owns the libuv loop and every
+ * handle; other threads reach it through rt.async. Shared state is guarded
+ * by two kinds of lock, always taken in this order:
+ *   rt.mu      routes, the stream table, pending calls, ids, lifecycle
+ *   s->wmu     one stream's write queue, its closed flag and in-flight calls
+ * Never take rt.mu while holding a stream's wmu.
+ */
+#ifndef CN_RT_H
+#define CN_RT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/types.h>
+
+#include <uv.h>
+
+#include "canopy.h"
+#include "latch.h"
+#include "router/cmap.h"
+#include "router/route.h"
+#include "wire/wire.h"
+
+#define CN__NAME_MAX 64
+#define CN__PATH_MAX 512
+#define CN__REASON_MAX 256
+#define CN__NO_VIA UINT32_MAX
+
+typedef struct cn__stream cn__stream_t;
+
+struct cn__stream {
+    uint32_t via; /* index in rt.streams */
+    _Atomic int refs;
+    int fd;
+    int is_parent; /* the stream to our parent, else to a child */
+    int up;        /* handshake done */
+    uint32_t peer; /* actor id at the other end */
+    cn_wire_decoder_t dec;
+
+    /* guarded by wmu */
+    pthread_mutex_t wmu;
+    msgpack_sbuffer wq; /* bytes not yet written */
+    size_t wq_off;
+    int closed; /* writes fail with CN_EDEAD */
+    char reason[CN__REASON_MAX];
+    cn__cmap_t inflight; /* (src, cid) of CMDs sent into this stream */
+
+    /* broker only */
+    uv_poll_t poll;
+    int polling;     /* poll handle initialised */
+    int poll_events; /* what it watches now */
+    _Atomic int want_write;
+    int lost;          /* read side finished; cleanup started */
+    int finished;      /* routes dropped, waiters told */
+    int handles;       /* open uv handles */
+    uv_timer_t timer;  /* lost: the wait for the exit status */
+    uv_timer_t reaper; /* the soft-then-hard steps of cancelling a child */
+    int reap_step;     /* 0 none, 1 SHUTDOWN sent, 2 SIGTERM sent, 3 SIGKILL sent */
+
+    /* children only */
+    pid_t pid;
+    int reaped, status; /* wait status once reaped */
+    char name[CN__NAME_MAX];
+    char path[CN__PATH_MAX];
+    char why[CN__REASON_MAX]; /* why we dropped it, if we did */
+    int out_fd[2];            /* the child's stdout and stderr, until watched */
+    uv_pipe_t out[2];         /* ... and then */
+    char *line[2];
+    size_t line_len[2];
+    cn__latch_t hello; /* put once the child greeted us */
+    cn__node_t hello_node;
+    cn__latch_t exited; /* closed once reaped and finished */
+};
+
+typedef struct cn__rt {
+    int started, is_root;
+    uint32_t id, parent_id;
+    char name[CN__NAME_MAX];
+    char path[CN__PATH_MAX];
+    const cn_config_t *cfg;
+    int argc;
+    char **argv;
+
+    uv_loop_t loop;
+    uv_async_t async;
+    uv_signal_t sigchld;
+    uv_thread_t broker;
+
+    pthread_mutex_t mu;
+    cn_route_table_t routes;
+    cn__stream_t **streams;
+    size_t nstreams;
+    cn__stream_t *parent;
+    cn__cmap_t calls; /* (0, cid) -> cn__pcall_t * */
+    cn_idrange_t ids;
+    cn_idpool_t pool;
+    uint32_t id_range_size;
+    unsigned children; /* child streams not yet reaped and finished */
+    int shutting_down;
+    int exit_status;
+    int main_done; /* the main or entry returned: shut down */
+    int stop_loop; /* broker only */
+
+    _Atomic uint64_t next_cid;
+    _Atomic int log_level;
+
+    cn__latch_t jobs;
+    _Atomic unsigned nthreads, idle;
+    unsigned max_threads;
+    pthread_t *threads;
+
+    cn__latch_t ready; /* child: the parent answered HELLO */
+    cn__node_t ready_node;
+    cn__latch_t done; /* closed when shutdown completes */
+} cn__rt_t;
+
+extern cn__rt_t cn__rt;
+
+uint64_t cn__now_us(void);
+
+/* Root only: prints and keeps one log record. */
+void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,
+                  size_t msg_len);
+
+/* Emits a log record from this actor, or on behalf of `path` (a child's
+ * output); any thread. */
+void cn__log_emit(int level, const char *path, const char *msg, size_t len);
+
+/* The seams between actor.c, call.c and log.c. */
+
+/* Sends an encoded frame toward h->dst (any thread). Returns 0 or
+ * CN_EDEAD with `reason` (CN__REASON_MAX bytes, may be NULL) filled. */
+int cn__send_frame(const cn_wire_hdr_t *h, const char *buf, size_t len, char *reason);
+
+/* Completes the local call `cid` with a reply (owned from here on) or an
+ * error and its reason; a reply nobody waits for is dropped. */
+void cn__call_complete(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason);
+
+/* Completes every pending local call with `err`. */
+void cn__call_fail_all(int err, const char *reason);
+
+/* Runs the CMD `msg` (owned on success) on a task thread. */
+int cn__pool_submit(cn_wire_msg_t *msg);
+void cn__pool_stop(void);
+
+/* Asks the root for `count` ids (ALLOCATE_ID). */
+int cn__request_ids(uint32_t count, uint32_t *first, int64_t timeout_ms);
+
+/* Sends a log record up to the root (non-root actors). */
+void cn__log_send(int level, uint64_t time_us, const char *path, const char *msg, size_t len);
+
+/* "info" -> CN_LOG_INFO; -1 if unknown. */
+int cn__log_parse_level(const char *s);
+
+#endif /* CN_RT_H */

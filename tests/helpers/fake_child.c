@@ -1,0 +1,141 @@
+/*
+ * fake_child.c: a misbehaving child for test_runtime. It speaks the wire
+ * protocol by hand on the fd cn_spawn gave it, instead of running cn_run,
+ * so it can do what a real actor never would. argv[1] picks the act:
+ *   badversion  greet with protocol version 99; print the answer
+ *   spoof       greet properly, then call the parent's "record" once with a
+ *               forged src and once honestly; wait for the honest reply
+ *   garbage     greet properly, then send bytes that are not a frame
+ * It prints what it saw on stdout, which reaches the root as log lines.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wire/wire.h"
+
+static int fd = 3;
+static uint32_t self, parent;
+
+static void send_buf(msgpack_sbuffer *sb)
+{
+    if (write(fd, sb->data, sb->size) != (ssize_t)sb->size)
+        exit(3);
+    sb->size = 0;
+}
+
+/* Reads until one message arrives; NULL on EOF or error. */
+static cn_wire_msg_t *recv_msg(cn_wire_decoder_t *d)
+{
+    static char buf[65536];
+    static size_t have, off;
+    for (;;) {
+        while (off < have) {
+            cn_wire_msg_t *m;
+            size_t used;
+            int rc = cn_wire_decode(d, buf + off, have - off, &used, &m);
+            off += used;
+            if (rc == 1)
+                return m;
+            if (rc < 0)
+                return NULL;
+        }
+        ssize_t n = read(fd, buf, sizeof(buf));
+        if (n <= 0)
+            return NULL;
+        have = (size_t)n, off = 0;
+    }
+}
+
+static void hello(msgpack_sbuffer *sb, uint64_t version)
+{
+    cn_wire_hdr_t h = {CN_MSG_HELLO, parent, self, 0};
+    cn_wire_hello_t b = {version, {"fake", 4}, (uint64_t)getpid(), (uint64_t)getuid()};
+    cn_wire_pack_typed(sb, &h, &b, 0);
+    send_buf(sb);
+}
+
+static void call_record(msgpack_sbuffer *sb, uint32_t src, uint64_t cid)
+{
+    cn_wire_hdr_t h = {CN_MSG_CMD, parent, src, cid};
+    msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    cn_wire_cmd_t c = {{"record", 6}, nil, 0};
+    cn_wire_pack_typed(sb, &h, &c, 0);
+    send_buf(sb);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !getenv("CANOPY_ID") || !getenv("CANOPY_PARENT_ID"))
+        return 2;
+    self = (uint32_t)atoi(getenv("CANOPY_ID"));
+    parent = (uint32_t)atoi(getenv("CANOPY_PARENT_ID"));
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each line reaches the root at once */
+    static msgpack_sbuffer sb;        /* static: still reachable at exit */
+    msgpack_sbuffer_init(&sb);
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 0);
+    const char *act = argv[1];
+    int status = 2;
+
+    hello(&sb, strcmp(act, "badversion") == 0 ? 99 : CN_PROTOCOL_VERSION);
+    cn_wire_msg_t *m = recv_msg(&d);
+    if (m == NULL) {
+        printf("fake_child: no answer to HELLO\n");
+        return 1;
+    }
+    if (strcmp(act, "badversion") == 0) {
+        if (m->hdr.type == CN_MSG_ERROR)
+            printf("fake_child: refused with code %lld: %.*s\n", (long long)m->u.error.code,
+                   (int)m->u.error.message.len, m->u.error.message.ptr);
+        else
+            printf("fake_child: expected ERROR, got %s\n", cn_wire_type_name(m->hdr.type));
+        cn_wire_msg_free(m);
+        status = 0;
+        goto out;
+    }
+    if (m->hdr.type != CN_MSG_HELLO) {
+        cn_wire_msg_free(m);
+        status = 1;
+        goto out;
+    }
+    cn_wire_msg_free(m);
+
+    if (strcmp(act, "spoof") == 0) {
+        call_record(&sb, 9999, 1); /* forged: 9999 is not behind this stream */
+        call_record(&sb, self, 2);
+        while ((m = recv_msg(&d)) != NULL) {
+            if (m->hdr.cid == 2) {
+                printf("fake_child: honest call answered with %s\n",
+                       cn_wire_type_name(m->hdr.type));
+                fflush(stdout);
+                break;
+            }
+            cn_wire_msg_free(m);
+        }
+        cn_wire_msg_free(m);
+        while ((m = recv_msg(&d)) != NULL) { /* until SHUTDOWN or EOF */
+            int stop = m->hdr.type == CN_MSG_SHUTDOWN;
+            cn_wire_msg_free(m);
+            if (stop)
+                break;
+        }
+        status = 0;
+        goto out;
+    }
+    if (strcmp(act, "garbage") == 0) {
+        static const char junk[] = {0, 0, 0, 3, (char)0xc1, (char)0xc1, (char)0xc1};
+        if (write(fd, junk, sizeof(junk)) < 0)
+            return 3;
+        m = recv_msg(&d); /* EOF when the parent closes us */
+        printf("fake_child: after garbage the parent %s\n", m ? "kept talking" : "closed");
+        cn_wire_msg_free(m);
+        status = 0;
+    }
+out:
+    cn_wire_decoder_fini(&d);
+    msgpack_sbuffer_destroy(&sb);
+    return status;
+}

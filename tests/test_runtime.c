@@ -1,0 +1,598 @@
+/*
+ * test_runtime.c: the actor runtime with real processes.
+ *
+ * This binary is the root and every actor of its tree: cn_run() runs the
+ * cmocka suite as the root's main, and re-executed copies of it serve as
+ * supervisors and workers. The tree is root -> sup-0..sup-2 -> w0..w2,
+ * built with an id range of 2 so that supervisors must ask the root for
+ * more ids (ALLOCATE_ID). tests/helpers/fake_child plays the hostile peer.
+ *
+ * The root's log goes to a file (CANOPY_LOG_FILE) so that tests can check
+ * what the tree said; on failure the file is printed.
+ */
+#include <dirent.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "canopy.h"
+#include "runtime/rt.h" /* to look at the root's route table and id pool */
+
+#define T_MS 5000 /* generous limits; nothing here should wait this long */
+#define NSUPS 3
+#define NWORKERS 3
+#define FAKE CN_TOP_SRCDIR "/build/tests/helpers/fake_child"
+
+/* ------------------------------------------------------------ the actors */
+
+static cn_portal_t kids[NWORKERS];                          /* in a supervisor: its workers, */
+static int nkids;                                           /* spawned by the entry thread and */
+static pthread_mutex_t kids_mu = PTHREAD_MUTEX_INITIALIZER; /* read by calls */
+static _Atomic int records;
+
+static int pack_str(msgpack_packer *pk, const char *s)
+{
+    return msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+static int fn_whoami(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a;
+    return pack_str(out, cn_path());
+}
+
+static int fn_getpid(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a;
+    return msgpack_pack_int64(out, getpid());
+}
+
+static int fn_kids(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a;
+    pthread_mutex_lock(&kids_mu);
+    msgpack_pack_array(out, (size_t)nkids);
+    for (int i = 0; i < nkids; i++)
+        msgpack_pack_uint32(out, kids[i].id);
+    pthread_mutex_unlock(&kids_mu);
+    return 0;
+}
+
+/* relay [target, fn]: calls fn on target from here and returns its result */
+static int fn_relay(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    if (a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size != 2)
+        return cn_call_fail(c, CN_EINVAL, "relay takes [target, fn]");
+    const msgpack_object *t = &a->via.array.ptr[0], *f = &a->via.array.ptr[1];
+    char fn[64];
+    snprintf(fn, sizeof(fn), "%.*s", (int)f->via.str.size, f->via.str.ptr);
+    cn_result_t r;
+    int rc = cn_call((cn_portal_t){(uint32_t)t->via.u64}, fn, NULL, &r, 10000);
+    if (rc == 0)
+        msgpack_pack_object(out, r.value);
+    else
+        rc = cn_call_fail(c, rc, "%s", r.error.message ? r.error.message : cn_strerror(rc));
+    cn_result_free(&r);
+    return rc;
+}
+
+static int fn_record(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a, (void)out;
+    atomic_fetch_add(&records, 1);
+    return 0;
+}
+
+static int fn_block(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a, (void)out;
+    for (;;)
+        sleep(1); /* not a cancellation point, on purpose */
+    return 0;
+}
+
+static int fn_spin(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a, (void)out;
+    for (volatile unsigned x = 0;; x++) /* unsigned: wrapping is defined */
+        ;
+    return 0;
+}
+
+static int fn_deadlock(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a, (void)out;
+    static pthread_mutex_t m = PTHREAD_MUTEX_INITIALIZER;
+    static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+    pthread_mutex_lock(&m);
+    for (;;)
+        pthread_cond_wait(&cv, &m); /* nobody ever signals */
+    return 0;
+}
+
+static int sup_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    for (int i = 0; i < NWORKERS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "w%d", i);
+        cn_portal_t kid;
+        int rc = cn_spawn(name, NULL, &kid, T_MS);
+        if (rc < 0) {
+            cn_log(CN_LOG_ERROR, "spawning %s: %s", name, cn_strerror(rc));
+            return 1;
+        }
+        pthread_mutex_lock(&kids_mu);
+        kids[nkids++] = kid;
+        pthread_mutex_unlock(&kids_mu);
+    }
+    cn_sleep(CN_FOREVER); /* until cancelled */
+    return 0;
+}
+
+static const cn_export_t exports[] = {
+    {"whoami", fn_whoami}, {"getpid", fn_getpid},     {"kids", fn_kids},
+    {"relay", fn_relay},   {"record", fn_record},     {"block", fn_block},
+    {"spin", fn_spin},     {"deadlock", fn_deadlock}, {NULL, NULL}};
+static const cn_entry_t entries[] = {{"sup", sup_main}, {NULL, NULL}};
+
+/* ------------------------------------------------------------ helpers */
+
+static char logpath[] = "/tmp/canopy-test-runtime-XXXXXX";
+static cn_portal_t sups[NSUPS];
+static cn_portal_t workers[NSUPS][NWORKERS];
+
+static int log_contains(const char *needle)
+{
+    FILE *f = fopen(logpath, "r");
+    if (f == NULL)
+        return 0;
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
+}
+
+static int64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Calls fn (no arguments) and returns its str result in buf, or "". */
+static int call_str(cn_portal_t to, const char *fn, char *buf, size_t cap)
+{
+    cn_result_t r;
+    int rc = cn_call(to, fn, NULL, &r, T_MS);
+    buf[0] = '\0';
+    if (rc == 0 && r.value.type == MSGPACK_OBJECT_STR)
+        snprintf(buf, cap, "%.*s", (int)r.value.via.str.size, r.value.via.str.ptr);
+    cn_result_free(&r);
+    return rc;
+}
+
+static int relay_str(cn_portal_t via, uint32_t target, const char *fn, char *buf, size_t cap,
+                     cn_result_t *keep)
+{
+    msgpack_object items[2] = {{.type = MSGPACK_OBJECT_POSITIVE_INTEGER},
+                               {.type = MSGPACK_OBJECT_STR}};
+    items[0].via.u64 = target;
+    items[1].via.str.ptr = fn;
+    items[1].via.str.size = (uint32_t)strlen(fn);
+    msgpack_object args = {.type = MSGPACK_OBJECT_ARRAY};
+    args.via.array.size = 2;
+    args.via.array.ptr = items;
+    cn_result_t r;
+    int rc = cn_call(via, "relay", &args, &r, T_MS * 2);
+    buf[0] = '\0';
+    if (rc == 0 && r.value.type == MSGPACK_OBJECT_STR)
+        snprintf(buf, cap, "%.*s", (int)r.value.via.str.size, r.value.via.str.ptr);
+    if (keep)
+        *keep = r;
+    else
+        cn_result_free(&r);
+    return rc;
+}
+
+/* Prints every open fd and what it is, to explain a leak. */
+static void show_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        char path[300], target[256];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        target[n > 0 ? n : 0] = '\0';
+        print_message("  fd %s -> %s\n", e->d_name, target);
+    }
+    if (d)
+        closedir(d);
+}
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n - 1; /* the DIR's own fd */
+}
+
+static int route_known(uint32_t id)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    int known = cn_route_find(&cn__rt.routes, id) != NULL;
+    pthread_mutex_unlock(&cn__rt.mu);
+    return known;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static int start_fds;
+
+static int setup_tree(void **state)
+{
+    (void)state;
+    /* The fd baseline is taken once the runtime holds what it keeps for
+     * its whole life (libuv opens a reserve fd with its first pipe), so
+     * one actor is started and cancelled first. */
+    cn_portal_t warm;
+    if (cn_spawn("warm-up", NULL, &warm, T_MS) != 0 || cn_cancel(warm, T_MS) != 0)
+        return -1;
+    start_fds = count_fds();
+    for (int i = 0; i < NSUPS; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "sup-%d", i);
+        cn_spawn_opts_t o = {.entry = "sup"};
+        if (cn_spawn(name, &o, &sups[i], T_MS) != 0)
+            return -1;
+    }
+    /* Each supervisor spawns its workers on its own; ask until they are up. */
+    for (int i = 0; i < NSUPS; i++) {
+        int64_t deadline = ms_now() + T_MS;
+        for (;;) {
+            cn_result_t r;
+            int rc = cn_call(sups[i], "kids", NULL, &r, T_MS);
+            int n = rc == 0 ? (int)r.value.via.array.size : 0;
+            for (int k = 0; k < n && n == NWORKERS; k++)
+                workers[i][k].id = (uint32_t)r.value.via.array.ptr[k].via.u64;
+            cn_result_free(&r);
+            if (n == NWORKERS)
+                break;
+            if (ms_now() > deadline)
+                return -1;
+            usleep(10000);
+        }
+    }
+    return 0;
+}
+
+static void test_tree_ids_and_allocate_id(void **state)
+{
+    (void)state;
+    uint32_t seen[NSUPS * (NWORKERS + 1)];
+    int n = 0;
+    for (int i = 0; i < NSUPS; i++) {
+        seen[n++] = sups[i].id;
+        for (int k = 0; k < NWORKERS; k++)
+            seen[n++] = workers[i][k].id;
+    }
+    for (int i = 0; i < n; i++) {
+        assert_int_not_equal(seen[i], CN_ROOT_ID);
+        for (int j = i + 1; j < n; j++)
+            assert_int_not_equal(seen[i], seen[j]);
+    }
+    /* The root granted 1 id to the warm-up actor and 1 per supervisor
+     * itself, and each supervisor needed two ranges of 2 for its three
+     * workers: 1 + 3 + 3 * 4 ids. */
+    pthread_mutex_lock(&cn__rt.mu);
+    uint64_t granted = cn__rt.pool.next - 1;
+    pthread_mutex_unlock(&cn__rt.mu);
+    assert_int_equal(granted, 1 + NSUPS + NSUPS * 4);
+    /* Every worker's route reached the root through ADD_ROUTE. */
+    for (int i = 0; i < NSUPS; i++)
+        for (int k = 0; k < NWORKERS; k++)
+            assert_true(route_known(workers[i][k].id));
+}
+
+static void test_calls_across_the_tree(void **state)
+{
+    (void)state;
+    char buf[128], want[128];
+    /* root -> supervisor, root -> grandchild */
+    assert_int_equal(call_str(sups[1], "whoami", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "root/sup-1");
+    assert_int_equal(call_str(workers[2][1], "whoami", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "root/sup-2/w1");
+    /* grandchild -> root */
+    assert_int_equal(relay_str(workers[0][2], CN_ROOT_ID, "whoami", buf, sizeof(buf), NULL), 0);
+    assert_string_equal(buf, "root");
+    /* cousin -> cousin, and sibling -> sibling */
+    assert_int_equal(relay_str(workers[0][0], workers[1][2].id, "whoami", buf, sizeof(buf), NULL),
+                     0);
+    assert_string_equal(buf, "root/sup-1/w2");
+    assert_int_equal(relay_str(workers[1][0], workers[1][1].id, "whoami", buf, sizeof(buf), NULL),
+                     0);
+    assert_string_equal(buf, "root/sup-1/w1");
+    /* grandchild -> its own parent's sibling */
+    assert_int_equal(relay_str(workers[2][0], sups[0].id, "whoami", buf, sizeof(buf), NULL), 0);
+    assert_string_equal(buf, "root/sup-0");
+    /* a call to self */
+    assert_int_equal(relay_str(workers[0][1], workers[0][1].id, "whoami", buf, sizeof(buf), NULL),
+                     0);
+    snprintf(want, sizeof(want), "root/sup-0/w1");
+    assert_string_equal(buf, want);
+}
+
+static void test_errors_name_their_origin(void **state)
+{
+    (void)state;
+    cn_result_t r;
+    assert_int_equal(cn_call(workers[1][1], "nope", NULL, &r, T_MS), CN_EREMOTE);
+    assert_string_equal(r.error.origin, "root/sup-1/w1");
+    assert_string_equal(r.error.fn, "nope");
+    assert_int_equal(r.error.code, CN_ENOENT);
+    assert_non_null(strstr(r.error.message, "has no function 'nope'"));
+    cn_result_free(&r);
+
+    /* An actor that does not exist: a DEAD reply, not a hang. */
+    assert_int_equal(cn_call((cn_portal_t){4000000}, "whoami", NULL, &r, T_MS), CN_EDEAD);
+    assert_non_null(strstr(r.error.message, "no route to actor 4000000"));
+    cn_result_free(&r);
+    /* ...also when asked from deep in the tree: the DEAD comes back down. */
+    char buf[64];
+    assert_int_equal(relay_str(workers[2][2], 4000000, "whoami", buf, sizeof(buf), &r), CN_EREMOTE);
+    assert_non_null(strstr(r.error.message, "no route to actor 4000000"));
+    cn_result_free(&r);
+}
+
+static void test_spoofed_src_is_dropped(void **state)
+{
+    (void)state;
+    const char *argv[] = {"spoof", NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
+    cn_portal_t fake;
+    atomic_store(&records, 0);
+    assert_int_equal(cn_spawn("fake-spoof", &o, &fake, T_MS), 0);
+    int64_t deadline = ms_now() + T_MS;
+    while (atomic_load(&records) < 1 && ms_now() < deadline)
+        usleep(1000);
+    usleep(100000); /* room for the forged call, had it got through */
+    assert_int_equal(atomic_load(&records), 1);
+    assert_true(log_contains("dropped CMD claiming to be from actor 9999"));
+    assert_int_equal(cn_cancel(fake, T_MS), 0);
+    assert_true(log_contains("fake_child: honest call answered with RETURN"));
+}
+
+static void test_version_mismatch_is_refused(void **state)
+{
+    (void)state;
+    const char *argv[] = {"badversion", NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
+    cn_portal_t fake;
+    assert_int_equal(cn_spawn("fake-version", &o, &fake, T_MS), CN_EDEAD);
+    assert_true(log_contains("protocol version mismatch: peer speaks 99, this side speaks 1"));
+    /* The peer was told, with the code, before the stream closed. */
+    int64_t deadline = ms_now() + T_MS;
+    while (!log_contains("fake_child: refused with code -4005") && ms_now() < deadline)
+        usleep(10000);
+    assert_true(log_contains("fake_child: refused with code -4005: protocol version mismatch"));
+}
+
+static void test_garbage_closes_only_its_stream(void **state)
+{
+    (void)state;
+    const char *argv[] = {"garbage", NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
+    cn_portal_t fake;
+    assert_int_equal(cn_spawn("fake-garbage", &o, &fake, T_MS), 0);
+    int64_t deadline = ms_now() + T_MS;
+    while (!log_contains("fake_child: after garbage the parent closed") && ms_now() < deadline)
+        usleep(10000);
+    assert_true(log_contains("closing the stream: bad frame from fake-garbage"));
+    assert_true(log_contains("fake_child: after garbage the parent closed"));
+    char buf[64];
+    assert_int_equal(call_str(workers[0][0], "whoami", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "root/sup-0/w0");
+    deadline = ms_now() + 1000; /* dropped once its exit status is known */
+    while (route_known(fake.id) && ms_now() < deadline)
+        usleep(1000);
+    assert_false(route_known(fake.id));
+}
+
+static void test_hung_handlers_do_not_stop_shutdown(void **state)
+{
+    (void)state;
+    cn_portal_t hung;
+    assert_int_equal(cn_spawn("hung", NULL, &hung, T_MS), 0);
+    cn_result_t r;
+    assert_int_equal(cn_call(hung, "spin", NULL, &r, 300), CN_ETIMEDOUT);
+    assert_non_null(strstr(r.error.message, "did not answer within 300 ms"));
+    cn_result_free(&r);
+    assert_int_equal(cn_call(hung, "deadlock", NULL, &r, 300), CN_ETIMEDOUT);
+    cn_result_free(&r);
+    assert_int_equal(cn_call(hung, "block", NULL, &r, 300), CN_ETIMEDOUT);
+    cn_result_free(&r);
+    /* Every task thread it has is stuck; its broker still obeys SHUTDOWN,
+     * so no SIGTERM is needed. */
+    assert_int_equal(cn_cancel(hung, T_MS), 0);
+    assert_false(log_contains("(hung) ignored SHUTDOWN"));
+    assert_int_equal(cn_cancel(hung, T_MS), CN_ENOENT); /* gone */
+}
+
+struct waiter {
+    pthread_t th;
+    cn_portal_t to;
+    cn_portal_t via; /* relay through this actor, or id 0 for a direct call */
+    int rc;
+    int64_t woke_ms;
+    char message[CN__REASON_MAX + 64];
+};
+
+static void *wait_block(void *p)
+{
+    struct waiter *w = p;
+    cn_result_t r;
+    if (w->via.id == 0) {
+        w->rc = cn_call(w->to, "block", NULL, &r, 10000);
+    } else {
+        char buf[8];
+        w->rc = relay_str(w->via, w->to.id, "block", buf, sizeof(buf), &r);
+    }
+    w->woke_ms = ms_now();
+    snprintf(w->message, sizeof(w->message), "%s", r.error.message ? r.error.message : "");
+    cn_result_free(&r);
+    return NULL;
+}
+
+static void test_kill9_middle_wakes_every_waiter(void **state)
+{
+    (void)state;
+    cn_result_t r;
+    assert_int_equal(cn_call(sups[2], "getpid", NULL, &r, T_MS), 0);
+    pid_t victim = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    pid_t wpids[NWORKERS];
+    for (int k = 0; k < NWORKERS; k++) {
+        assert_int_equal(cn_call(workers[2][k], "getpid", NULL, &r, T_MS), 0);
+        wpids[k] = (pid_t)r.value.via.i64;
+        cn_result_free(&r);
+    }
+
+    /* Waiters on the supervisor, on each of its workers, and a cousin in
+     * another branch whose call crosses the root into the doomed subtree. */
+    struct waiter w[NWORKERS + 2];
+    memset(w, 0, sizeof(w));
+    w[0].to = sups[2];
+    for (int k = 0; k < NWORKERS; k++)
+        w[k + 1].to = workers[2][k];
+    w[NWORKERS + 1].to = workers[2][0];
+    w[NWORKERS + 1].via = workers[0][1];
+    for (int i = 0; i < NWORKERS + 2; i++)
+        pthread_create(&w[i].th, NULL, wait_block, &w[i]);
+    usleep(300000); /* every call is in flight well before this */
+
+    int64_t t0 = ms_now();
+    assert_int_equal(kill(victim, SIGKILL), 0);
+    for (int i = 0; i < NWORKERS + 2; i++)
+        pthread_join(w[i].th, NULL);
+
+    char want[64];
+    snprintf(want, sizeof(want), "actor %u (sup-2) exited on signal 9", sups[2].id);
+    for (int i = 0; i < NWORKERS + 2; i++) {
+        print_message("waiter %d: rc %s after %lld ms: %s\n", i, cn_err_name(w[i].rc),
+                      (long long)(w[i].woke_ms - t0), w[i].message);
+        assert_int_equal(w[i].rc, i == NWORKERS + 1 ? CN_EREMOTE : CN_EDEAD);
+        assert_non_null(strstr(w[i].message, want));
+        assert_true(w[i].woke_ms - t0 <= 100);
+    }
+    /* The subtree's routes are gone at the root... */
+    assert_false(route_known(sups[2].id));
+    for (int k = 0; k < NWORKERS; k++)
+        assert_false(route_known(workers[2][k].id));
+    /* ...and the rest of the tree still answers. */
+    char buf[64];
+    assert_int_equal(call_str(workers[1][2], "whoami", buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "root/sup-1/w2");
+    assert_int_equal(call_str(workers[2][0], "whoami", buf, sizeof(buf)), CN_EDEAD);
+    /* The orphaned workers follow their parent within 2 s (PDEATHSIG). */
+    for (int k = 0; k < NWORKERS; k++) {
+        int64_t deadline = ms_now() + 2000;
+        char path[64], line[256];
+        int alive = 1;
+        while (alive && ms_now() < deadline) {
+            snprintf(path, sizeof(path), "/proc/%d/status", (int)wpids[k]);
+            FILE *f = fopen(path, "r");
+            alive = 0;
+            while (f && fgets(line, sizeof(line), f))
+                if (strncmp(line, "State:", 6) == 0)
+                    alive = strchr(line, 'Z') == NULL && strchr(line, 'X') == NULL;
+            if (f)
+                fclose(f);
+            if (alive)
+                usleep(10000);
+        }
+        assert_false(alive);
+    }
+}
+
+static void test_cancel_leaves_no_zombies_or_fds(void **state)
+{
+    (void)state;
+    for (int i = 0; i < NSUPS - 1; i++)
+        assert_int_equal(cn_cancel(sups[i], T_MS), 0);
+    assert_int_equal(cn_cancel(sups[2], T_MS), CN_ENOENT); /* killed earlier, reaped */
+    errno = 0;
+    assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
+    assert_int_equal(errno, ECHILD);    /* no child left, not even a zombie */
+    int64_t deadline = ms_now() + 1000; /* the broker closes the last handles */
+    while (count_fds() != start_fds && ms_now() < deadline)
+        usleep(1000);
+    if (count_fds() != start_fds)
+        show_fds();
+    assert_int_equal(count_fds(), start_fds);
+}
+
+/* ------------------------------------------------------------ main */
+
+static int suite_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_tree_ids_and_allocate_id),
+        cmocka_unit_test(test_calls_across_the_tree),
+        cmocka_unit_test(test_errors_name_their_origin),
+        cmocka_unit_test(test_spoofed_src_is_dropped),
+        cmocka_unit_test(test_version_mismatch_is_refused),
+        cmocka_unit_test(test_garbage_closes_only_its_stream),
+        cmocka_unit_test(test_hung_handlers_do_not_stop_shutdown),
+        cmocka_unit_test(test_kill9_middle_wakes_every_waiter),
+        cmocka_unit_test(test_cancel_leaves_no_zombies_or_fds),
+    };
+    int failed = cmocka_run_group_tests_name("runtime", tests, setup_tree, NULL);
+    if (failed) { /* show what the tree logged */
+        FILE *f = fopen(logpath, "r");
+        char line[1024];
+        fprintf(stderr, "--- the tree's log:\n");
+        while (f && fgets(line, sizeof(line), f))
+            fputs(line, stderr);
+        if (f)
+            fclose(f);
+    }
+    unlink(logpath);
+    return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const cn_config_t cfg = {
+        .name = "root", .exports = exports, .entries = entries, .main = suite_main};
+    if (getenv("CANOPY_FD") == NULL) { /* the root: capture the tree's log */
+        setenv("CANOPY_ID_RANGE", "2", 1);
+        int fd = mkstemp(logpath);
+        if (fd < 0)
+            return 1;
+        close(fd);
+        setenv("CANOPY_LOG_FILE", logpath, 1);
+    }
+    return cn_run(argc, argv, &cfg);
+}
