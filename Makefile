@@ -74,6 +74,7 @@ TEST_SRCS  := $(sort $(wildcard tests/test_*.c))
 TEST_SH    := $(sort $(wildcard tests/test_*.sh))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
 HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
+EXAMPLE_SRCS := $(sort $(wildcard contrib/examples/*.c))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 CORPUS_SRCS := $(sort $(wildcard tests/fuzz/mkcorpus_*.c))
 
@@ -81,6 +82,7 @@ LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 UI_OBJS    := $(UI_SRCS:%.c=$(B)/obj/%.o)
 TEST_BINS  := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(B)/tests/helpers/%)
+EXAMPLE_BINS := $(EXAMPLE_SRCS:contrib/examples/%.c=$(B)/examples/%)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
@@ -130,13 +132,22 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(TEST_LIBS) $(LIB_LIBS)
 
+# ---------------------------------------------------------------- examples
+# Built against the public header only, as a user's program would be.
+$(B)/examples/%: $(B)/obj/contrib/examples/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+
+.PHONY: examples
+examples: $(EXAMPLE_BINS)
+
 # Programs the tests spawn (fake peers and the like).
 $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(LIBA)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
 
 .PHONY: tests check
-tests: all $(TEST_BINS) $(HELPER_BINS)
+tests: all $(TEST_BINS) $(HELPER_BINS) $(EXAMPLE_BINS)
 
 # Runs every cmocka binary and every shell test, prints each one's own
 # summary, then one closing line; fails if anything failed.
@@ -238,6 +249,7 @@ help:
 	@echo "make               build $(LIBA), $(LIBSO) and $(BIN)"
 	@echo "make deps          install the Debian packages (contrib/install-deps.sh)"
 	@echo "make check         build and run every test (SANITIZE=address,undefined for sanitizers)"
+	@echo "make examples      build the examples as build/examples/NAME"
 	@echo "make bench         run the benchmarks; figures also in $(B)/bench.json"
 	@echo "make fuzz          build the libFuzzer targets with clang"
 	@echo "make fuzz-run      run each fuzz target for FUZZ_SECONDS (default 60)"

@@ -61,6 +61,7 @@ uint64_t cn__now_us(void)
 static void stream_unref(cn__stream_t *s);
 static void on_poll(uv_poll_t *p, int status, int events);
 static void drain_output(cn__stream_t *s, int which);
+static void run_spawns(void);
 
 static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
 {
@@ -998,6 +999,7 @@ static void stream_start(cn__stream_t *s)
 static void on_async(uv_async_t *a)
 {
     (void)a;
+    run_spawns();
     pthread_mutex_lock(&cn__rt.mu);
     size_t n = cn__rt.nstreams;
     pthread_mutex_unlock(&cn__rt.mu);
@@ -1073,6 +1075,99 @@ static int take_id(uint32_t *id, int64_t timeout_ms)
         if (rc < 0 && rc != CN_EAGAIN)
             return rc;
     }
+}
+
+/*
+ * posix_spawn runs on the broker, never on the caller's thread: the kernel
+ * delivers PR_SET_PDEATHSIG when the *thread* that created a child exits,
+ * so a child spawned from a short-lived thread would be killed with it.
+ * The caller prepares everything; the broker only makes the call.
+ */
+struct cn__spawn_req {
+    cn__spawn_req_t *next;
+    const char *exe;
+    char *const *argv, *const *env;
+    const posix_spawn_file_actions_t *fa;
+    const posix_spawnattr_t *attr;
+    pid_t pid;
+    int rc;
+    int state; /* 0 queued, 1 done, 2 abandoned by a caller that timed out */
+    cn__latch_t done;
+    cn__node_t done_node;
+};
+
+static void spawn_req_free(cn__spawn_req_t *r)
+{
+    cn__latch_fini(&r->done);
+    free(r);
+}
+
+/* Broker: runs the queued posix_spawn calls. */
+static void run_spawns(void)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__spawn_req_t *q = cn__rt.spawn_q;
+    cn__rt.spawn_q = NULL;
+    pthread_mutex_unlock(&cn__rt.mu);
+    while (q) {
+        cn__spawn_req_t *r = q;
+        q = q->next;
+        pthread_mutex_lock(&cn__rt.mu);
+        int abandoned = r->state == 2;
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (abandoned) {
+            spawn_req_free(r);
+            continue;
+        }
+        r->rc = posix_spawn(&r->pid, r->exe, r->fa, r->attr, r->argv, r->env);
+        pthread_mutex_lock(&cn__rt.mu);
+        abandoned = r->state == 2;
+        r->state = 1;
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (abandoned) { /* too late for its caller: undo */
+            if (r->rc == 0) {
+                kill(r->pid, SIGKILL);
+                waitpid(r->pid, NULL, 0);
+            }
+            spawn_req_free(r);
+        } else {
+            cn__latch_put(&r->done, &r->done_node);
+        }
+    }
+}
+
+/* Has the broker run posix_spawn; returns 0 with *pid, an errno value, or
+ * CN_ETIMEDOUT. */
+static int spawn_on_broker(const char *exe, const posix_spawn_file_actions_t *fa,
+                           const posix_spawnattr_t *attr, char *const *argv, char *const *env,
+                           pid_t *pid, int64_t timeout_ms)
+{
+    cn__spawn_req_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ENOMEM;
+    *r = (cn__spawn_req_t){.exe = exe, .argv = argv, .env = env, .fa = fa, .attr = attr};
+    cn__latch_init(&r->done);
+    pthread_mutex_lock(&cn__rt.mu);
+    r->next = cn__rt.spawn_q;
+    cn__rt.spawn_q = r;
+    pthread_mutex_unlock(&cn__rt.mu);
+    uv_async_send(&cn__rt.async);
+
+    cn__node_t *n;
+    if (cn__latch_get(&r->done, timeout_ms, &n) < 0) {
+        pthread_mutex_lock(&cn__rt.mu);
+        int done = r->state == 1;
+        if (!done)
+            r->state = 2; /* the broker frees it */
+        pthread_mutex_unlock(&cn__rt.mu);
+        if (!done)
+            return CN_ETIMEDOUT;
+        cn__latch_get(&r->done, CN__FOREVER, &n);
+    }
+    int rc = r->rc;
+    *pid = r->pid;
+    spawn_req_free(r);
+    return rc;
 }
 
 /* Builds the child's environment: ours minus CANOPY_*, plus its own. */
@@ -1172,7 +1267,7 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     posix_spawnattr_setsigdefault(&attr, &all_set);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
-    rc = posix_spawn(&pid, exe, &fa, &attr, argv, env);
+    rc = spawn_on_broker(exe, &fa, &attr, argv, env, &pid, timeout_ms);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     free(env);
@@ -1180,6 +1275,8 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     close(sv[1]), close(pout[1]), close(perr[1]);
     if (rc != 0) {
         close(sv[0]), close(pout[0]), close(perr[0]);
+        if (rc == CN_ETIMEDOUT)
+            return rc;
         cn_log(CN_LOG_ERROR, "cannot start %s for actor %s: %s", exe, name, strerror(rc));
         return -rc;
     }

@@ -29,6 +29,7 @@
 #define CN__NO_VIA UINT32_MAX
 
 typedef struct cn__stream cn__stream_t;
+typedef struct cn__spawn_req cn__spawn_req_t;
 
 struct cn__stream {
     uint32_t via; /* index in rt.streams */
@@ -110,6 +111,8 @@ typedef struct cn__rt {
     _Atomic unsigned nthreads, idle;
     unsigned max_threads;
     pthread_t *threads;
+
+    cn__spawn_req_t *spawn_q; /* posix_spawn requests for the broker */
 
     cn__latch_t ready; /* child: the parent answered HELLO */
     cn__node_t ready_node;

@@ -1,0 +1,80 @@
+#!/bin/sh
+# test_tree.sh: build/examples/tree as a user runs it. A SIGINT cancels the
+# whole tree cleanly; a kill -9 of the root takes every descendant with it
+# within 2 s (their stream to the parent closes, and PR_SET_PDEATHSIG is
+# the backstop). Nothing may be left running either way.
+set -u
+. "$(dirname "$0")/lib.sh"
+tree=build/examples/tree
+tmp=$(mktemp -d)
+trap 'kill -9 $root 2>/dev/null; rm -rf "$tmp"' EXIT
+root=
+
+# Pids of every live descendant of $1 (zombies do not count).
+descendants() {
+    todo=$1
+    while [ -n "$todo" ]; do
+        set -- $todo
+        todo=
+        for parent in "$@"; do
+            for stat in /proc/[0-9]*/stat; do
+                # fields: pid (comm) state ppid ...; comm may hold spaces
+                line=$(cat "$stat" 2>/dev/null) || continue
+                rest=${line##*) }
+                state=${rest%% *}
+                ppid=$(echo "$rest" | cut -d' ' -f2)
+                if [ "$ppid" = "$parent" ]; then
+                    pid=${line%% *}
+                    case $state in Z|X) ;; *) echo "$pid" ;; esac
+                    todo="$todo $pid"
+                fi
+            done
+        done
+    done
+}
+
+alive() { # alive PID...: prints those still running (not zombie)
+    for p in "$@"; do
+        s=$(cut -d')' -f2 "/proc/$p/stat" 2>/dev/null | cut -d' ' -f2)
+        case $s in ""|Z|X) ;; *) echo "$p" ;; esac
+    done
+}
+
+start_tree() { # start_tree LOG: starts the tree, waits until it is up
+    CANOPY_LOG_FILE=$1 $tree >/dev/null 2>&1 &
+    root=$!
+    i=0
+    while ! grep -q "tree is up" "$1" 2>/dev/null && [ $i -lt 200 ]; do
+        sleep 0.05; i=$((i + 1))
+    done
+}
+
+# --- SIGINT: graceful cancel ------------------------------------------------
+start_tree "$tmp/a.log"
+if grep -q "tree is up: 3 supervisors, 9 workers" "$tmp/a.log"; then ok "tree comes up"; else fail "tree did not come up: $(cat "$tmp/a.log")"; fi
+kids=$(descendants $root)
+n=$(echo $kids | wc -w)
+if [ "$n" -eq 12 ]; then ok "12 actors below the root"; else fail "expected 12 descendants, found $n"; fi
+sleep 1.2 # a round of cousin calls
+kill -INT $root
+i=0
+while kill -0 $root 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+if wait $root; then ok "SIGINT: root exits 0"; else fail "SIGINT: root exit status $?"; fi
+left=$(alive $kids)
+if [ -z "$left" ]; then ok "SIGINT: no actor left running"; else fail "SIGINT: still running: $left"; fi
+if grep -q "got SIGINT: cancelling the tree" "$tmp/a.log"; then ok "SIGINT is logged"; else fail "no SIGINT line in the log"; fi
+if grep -q "calling cousin" "$tmp/a.log"; then fail "a cousin call failed: $(grep 'calling cousin' "$tmp/a.log" | head -3)"; else ok "cousin calls succeed"; fi
+
+# --- kill -9 of the root ------------------------------------------------------
+start_tree "$tmp/b.log"
+kids=$(descendants $root)
+n=$(echo $kids | wc -w)
+if [ "$n" -eq 12 ]; then ok "second tree: 12 actors"; else fail "second tree: $n descendants"; fi
+kill -9 $root
+wait $root 2>/dev/null
+i=0
+while [ -n "$(alive $kids)" ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
+left=$(alive $kids)
+if [ -z "$left" ]; then ok "kill -9 root: every descendant gone within 2 s"; else fail "kill -9 root: still running after 2 s: $left"; fi
+
+finish test_tree
