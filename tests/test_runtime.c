@@ -505,6 +505,17 @@ static void test_kill9_middle_wakes_every_waiter(void **state)
         assert_non_null(strstr(w[i].message, want));
         assert_true(w[i].woke_ms - t0 <= 100);
     }
+    /* The root keeps how its child ended, for the inspector. */
+    int found = 0;
+    pthread_mutex_lock(&cn__rt.mu);
+    for (uint64_t i = 0; i < cn__rt.nexited && i < CN__EXITED_KEEP; i++) {
+        const cn__exited_t *x = &cn__rt.exited[i];
+        if (x->id == sups[2].id && strcmp(x->name, "sup-2") == 0 && WIFSIGNALED(x->status) &&
+            WTERMSIG(x->status) == SIGKILL)
+            found = 1;
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    assert_true(found);
     /* The subtree's routes are gone at the root... */
     assert_false(route_known(sups[2].id));
     for (int k = 0; k < NWORKERS; k++)

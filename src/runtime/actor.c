@@ -437,6 +437,9 @@ static void child_done(cn__stream_t *s)
         cn__rt.streams[s->via] = NULL;
         cn__rt.children--;
     }
+    cn__exited_t *x = &cn__rt.exited[cn__rt.nexited++ % CN__EXITED_KEEP];
+    *x = (cn__exited_t){s->peer, s->status, cn__now_us(), ""};
+    snprintf(x->name, sizeof(x->name), "%s", s->name);
     pthread_mutex_unlock(&cn__rt.mu);
     /* Its last words may still sit in the pipes: read them, then close
      * everything; on_handle_closed tells cn_cancel once all is released. */

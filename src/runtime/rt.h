@@ -75,6 +75,16 @@ struct cn__stream {
     cn__latch_t exited; /* closed once reaped and finished */
 };
 
+/* A child that has exited, kept for the inspector. */
+typedef struct cn__exited {
+    uint32_t id;
+    int status; /* wait status */
+    uint64_t time_us;
+    char name[CN__NAME_MAX];
+} cn__exited_t;
+
+#define CN__EXITED_KEEP 64
+
 typedef struct cn__rt {
     int started, is_root;
     uint32_t id, parent_id;
@@ -112,7 +122,9 @@ typedef struct cn__rt {
     unsigned max_threads;
     pthread_t *threads;
 
-    cn__spawn_req_t *spawn_q; /* posix_spawn requests for the broker */
+    cn__spawn_req_t *spawn_q;             /* posix_spawn requests for the broker */
+    cn__exited_t exited[CN__EXITED_KEEP]; /* the last children to exit, */
+    uint64_t nexited;                     /* a ring: nexited % KEEP is next */
 
     cn__latch_t ready; /* child: the parent answered HELLO */
     cn__node_t ready_node;

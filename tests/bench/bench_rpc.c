@@ -13,6 +13,7 @@
  *   spawn_100_ms      100 children spawned from 8 threads until all have
  *                     greeted, vs 100 sequential fork+exec+wait of /bin/true
  *   idle_actor_rss_kib  resident memory of an idle child, vs /bin/sleep
+ *   idle_actor_anon_kib its private (anonymous) part, vs /bin/sleep's
  */
 #include <pthread.h>
 #include <signal.h>
@@ -135,14 +136,16 @@ static double fork_exec_true_ms(int n)
     return (bench_now() - t0) * 1e3;
 }
 
-static long rss_kib(pid_t pid)
+/* A "Name:  N kB" figure from a /proc file of pid, or -1. */
+static long proc_kib(pid_t pid, const char *file, const char *field)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    char path[64], line[256], fmt[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+    snprintf(fmt, sizeof(fmt), "%s: %%ld kB", field);
     FILE *f = fopen(path, "r");
     long kib = -1;
     while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+        if (sscanf(line, fmt, &kib) == 1)
             break;
     if (f)
         fclose(f);
@@ -227,21 +230,28 @@ static int bench_main(int argc, char **argv)
     bench_report(&out, "rpc_rtt_hop_us", median(hop, 5), "us", raw2_m, "raw socketpair RTT");
 
     /* Idle memory: the echo child has served, then sits idle. */
+    /* RSS is mostly libc's pages, shared with every process; the private
+     * (anonymous) part is what each actor really adds. */
     cn_result_t r;
-    long kib = -1, base_kib = -1;
-    if (cn_call(echo, "getpid", NULL, &r, 5000) == 0)
-        kib = rss_kib((pid_t)r.value.via.i64);
+    long kib = -1, anon = -1, base_kib = -1, base_anon = -1;
+    if (cn_call(echo, "getpid", NULL, &r, 5000) == 0) {
+        kib = proc_kib((pid_t)r.value.via.i64, "status", "VmRSS");
+        anon = proc_kib((pid_t)r.value.via.i64, "smaps_rollup", "Anonymous");
+    }
     cn_result_free(&r);
     pid_t sp;
     char *sargv[] = {"sleep", "5", NULL};
     if (posix_spawn(&sp, "/bin/sleep", NULL, NULL, sargv, environ) == 0) {
         usleep(100000);
-        base_kib = rss_kib(sp);
+        base_kib = proc_kib(sp, "status", "VmRSS");
+        base_anon = proc_kib(sp, "smaps_rollup", "Anonymous");
         kill(sp, SIGKILL);
         waitpid(sp, NULL, 0);
     }
     bench_report(&out, "idle_actor_rss_kib", (double)kib, "KiB", (double)base_kib,
                  "/bin/sleep RSS");
+    bench_report(&out, "idle_actor_anon_kib", (double)anon, "KiB", (double)base_anon,
+                 "/bin/sleep anonymous");
     cn_cancel(echo, 5000);
     cn_cancel(mid, 5000);
 
