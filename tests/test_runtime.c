@@ -302,8 +302,8 @@ static void test_tree_ids_and_allocate_id(void **state)
             assert_int_not_equal(seen[i], seen[j]);
     }
     /* The root granted 1 id to the warm-up actor and 1 per supervisor
-     * itself, and each supervisor needed two ranges of 2 for its three
-     * workers: 1 + 3 + 3 * 4 ids. */
+     * itself (this test runs before any other spawns), and each supervisor needed two ranges of 2
+     * for its three workers: 1 + 3 + 3 * 4 ids. */
     pthread_mutex_lock(&cn__rt.mu);
     uint64_t granted = cn__rt.pool.next - 1;
     pthread_mutex_unlock(&cn__rt.mu);
@@ -363,6 +363,26 @@ static void test_errors_name_their_origin(void **state)
     assert_int_equal(relay_str(workers[2][2], 4000000, "whoami", buf, sizeof(buf), &r), CN_EREMOTE);
     assert_non_null(strstr(r.error.message, "no route to actor 4000000"));
     cn_result_free(&r);
+}
+
+static void test_spawn_failures_are_clear(void **state)
+{
+    (void)state;
+    cn_portal_t p;
+    cn_spawn_opts_t missing = {.exe = "/nonexistent/actor"};
+    assert_int_equal(cn_spawn("ghost", &missing, &p, T_MS), -ENOENT);
+    assert_true(log_contains("cannot start /nonexistent/actor for actor ghost"));
+
+    cn_spawn_opts_t bad_entry = {.entry = "no-such-entry"};
+    assert_int_equal(cn_spawn("lost", &bad_entry, &p, T_MS), CN_EDEAD);
+    int64_t deadline = ms_now() + T_MS;
+    while (!log_contains("has no entry 'no-such-entry'") && ms_now() < deadline)
+        usleep(10000);
+    assert_true(log_contains("root/lost: root/lost: this program has no entry 'no-such-entry'"));
+
+    assert_int_equal(cn_spawn("bad name", NULL, &p, T_MS), CN_EINVAL);
+    assert_int_equal(cn_spawn("", NULL, &p, T_MS), CN_EINVAL);
+    assert_int_equal(cn_spawn("ok", NULL, NULL, T_MS), CN_EINVAL);
 }
 
 static void test_spoofed_src_is_dropped(void **state)
@@ -572,6 +592,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_tree_ids_and_allocate_id),
         cmocka_unit_test(test_calls_across_the_tree),
         cmocka_unit_test(test_errors_name_their_origin),
+        cmocka_unit_test(test_spawn_failures_are_clear),
         cmocka_unit_test(test_spoofed_src_is_dropped),
         cmocka_unit_test(test_version_mismatch_is_refused),
         cmocka_unit_test(test_garbage_closes_only_its_stream),

@@ -1489,6 +1489,14 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
     }
 
     if (child) {
+        /* An unknown entry fails the spawn itself (the parent sees this
+         * child exit before greeting), rather than greet and then die. */
+        const char *entry = getenv("CANOPY_ENTRY");
+        const cn_entry_t *e = entry ? find_entry(cfg, entry) : NULL;
+        if (entry && e == NULL) {
+            fprintf(stderr, "%s: this program has no entry '%s'\n", cn__rt.path, entry);
+            _exit(2);
+        }
         cn_wire_hdr_t h = {CN_MSG_HELLO, cn__rt.parent_id, cn__rt.id, 0};
         cn_wire_hello_t me = {CN_PROTOCOL_VERSION, wstr(cn__rt.name), (uint64_t)getpid(),
                               (uint64_t)getuid()};
@@ -1498,16 +1506,9 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
             fprintf(stderr, "canopy: %s: no answer from the parent\n", cn__rt.path);
             _exit(1);
         }
-        const char *entry = getenv("CANOPY_ENTRY");
         int status = 0;
-        if (entry) {
-            const cn_entry_t *e = find_entry(cfg, entry);
-            if (e == NULL) {
-                cn_log(CN_LOG_ERROR, "no entry '%s' in this program", entry);
-                status = 2;
-            } else {
-                status = e->main(argc, argv);
-            }
+        if (e) {
+            status = e->main(argc, argv);
         } else {
             cn__node_t *d;
             cn__latch_get(&cn__rt.done, CN__FOREVER, &d); /* until SHUTDOWN */
