@@ -1018,10 +1018,8 @@ static void on_async(uv_async_t *a)
             s->poll_events = UV_READABLE | UV_WRITABLE;
             uv_poll_start(&s->poll, s->poll_events, on_poll);
         }
-        if (s->reap_step < 0) { /* cn_cancel asked for this child */
-            s->reap_step = 0;
+        if (atomic_exchange(&s->cancel_req, 0)) /* cn_cancel asked */
             cancel_child(s);
-        }
     }
     pthread_mutex_lock(&cn__rt.mu);
     int main_done = cn__rt.main_done == 1;
@@ -1323,11 +1321,12 @@ int cn_cancel(cn_portal_t child, int64_t timeout_ms)
     pthread_mutex_lock(&cn__rt.mu);
     for (size_t i = 0; i < cn__rt.nstreams; i++) {
         cn__stream_t *c = cn__rt.streams[i];
-        if (c && !c->is_parent && !c->reaped && c->peer == child.id) {
+        /* A child leaves this table (under rt.mu) once reaped, so a
+         * child found here is alive or about to be released. */
+        if (c && !c->is_parent && c->peer == child.id) {
             s = c;
             stream_ref(s);
-            if (s->reap_step == 0)
-                s->reap_step = -1; /* the broker picks this up */
+            atomic_store(&s->cancel_req, 1);
             break;
         }
     }

@@ -53,12 +53,13 @@ struct cn__stream {
     int polling;     /* poll handle initialised */
     int poll_events; /* what it watches now */
     _Atomic int want_write;
-    int lost;          /* read side finished; cleanup started */
-    int finished;      /* routes dropped, waiters told */
-    int handles;       /* open uv handles */
-    uv_timer_t timer;  /* lost: the wait for the exit status */
-    uv_timer_t reaper; /* the soft-then-hard steps of cancelling a child */
-    int reap_step;     /* 0 none, 1 SHUTDOWN sent, 2 SIGTERM sent, 3 SIGKILL sent */
+    int lost;               /* read side finished; cleanup started */
+    int finished;           /* routes dropped, waiters told */
+    int handles;            /* open uv handles */
+    uv_timer_t timer;       /* lost: the wait for the exit status */
+    uv_timer_t reaper;      /* the soft-then-hard steps of cancelling a child */
+    int reap_step;          /* 0 none, 1 SHUTDOWN sent, 2 SIGTERM sent, 3 SIGKILL sent */
+    _Atomic int cancel_req; /* set by cn_cancel (any thread) for the broker */
 
     /* children only */
     pid_t pid;
