@@ -174,6 +174,64 @@ CN_EXTERN int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
 CN_EXTERN cn_portal_t cn_call_caller(const cn_call_t *call);
 
 /* ---------------------------------------------------------------------------
+ * Contexts: long-lived remote tasks
+ *
+ * A context is a call whose function reports that it has started (with a
+ * value) and then keeps running until it returns. The same exported
+ * cn_fn_t serves plain calls and contexts; inside it, cn_started() is
+ * what a context's opener waits for.
+ */
+
+typedef struct cn_ctx cn_ctx_t;
+
+/*
+ * Starts `fn` on `to` as a context and waits until it calls cn_started().
+ * Returns 0 with *ctx set and started->value the value it passed; 1 if the
+ * function returned without starting (*ctx is NULL, started->value is its
+ * result); CN_EREMOTE or CN_EDEAD with started->error; CN_ETIMEDOUT (the
+ * remote task is sent CANCEL). Free `started` with cn_result_free and the
+ * context with cn_ctx_free.
+ */
+CN_EXTERN int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t **ctx,
+                      cn_result_t *started, int64_t timeout_ms);
+
+/* Waits for the context's function to return. Returns 0 with res->value,
+ * or CN_EREMOTE, CN_EDEAD, CN_ECANCELED (it stopped because it was
+ * cancelled) with res->error, or CN_ETIMEDOUT. May be called again; every
+ * call after the end gives the same outcome. */
+CN_EXTERN int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms);
+
+/* Asks the remote task to stop (it sees CN_ECANCELED at its next blocking
+ * call, and so, transitively, does every call it has in flight) and waits
+ * for it to end. Returns 0 when it ended (the cancel was acknowledged, or
+ * it had already ended), CN_ETIMEDOUT when it did not end in time. */
+CN_EXTERN int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms);
+
+/* Frees the context; one still running is sent CANCEL first (without
+ * waiting). NULL is a no-op. */
+CN_EXTERN void cn_ctx_free(cn_ctx_t *ctx);
+
+/* Cancellation state, as the inspector shows it. */
+typedef enum cn_cancel_state {
+    CN_CANCEL_NONE,
+    CN_CANCEL_REQUESTED,
+    CN_CANCEL_ACKNOWLEDGED, /* the task ended after the request */
+    CN_CANCEL_TIMED_OUT
+} cn_cancel_state_t;
+
+CN_EXTERN cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx);
+
+/* In a cn_fn_t opened as a context: reports that it has started, handing
+ * `value` (NULL sends nil) to the opener. Returns 0; CN_EINVAL if this is
+ * a plain call or it was already called; CN_ECANCELED if the context has
+ * been cancelled. */
+CN_EXTERN int cn_started(cn_call_t *call, const msgpack_object *value);
+
+/* In a cn_fn_t: whether the caller has cancelled it. Blocking calls made
+ * from the function return CN_ECANCELED once it has. */
+CN_EXTERN int cn_call_cancelled(const cn_call_t *call);
+
+/* ---------------------------------------------------------------------------
  * Logging
  */
 

@@ -264,14 +264,18 @@ static int deliver_local(const char *buf, size_t len)
         return rc;
     switch (m->hdr.type) {
     case CN_MSG_CMD:
-        if (cn__pool_submit(m) == 0)
+        if (cn__task_start(m) == 0)
             return 0;
-        cn__call_complete(m->hdr.cid, NULL, CN_EDEAD, "the actor is shutting down");
+        cn__call_deliver(m->hdr.cid, NULL, CN_EDEAD, "the actor is shutting down");
         break;
+    case CN_MSG_STARTED:
     case CN_MSG_RETURN:
     case CN_MSG_ERROR:
-        cn__call_complete(m->hdr.cid, m, 0, NULL);
+        cn__call_deliver(m->hdr.cid, m, 0, NULL);
         return 0;
+    case CN_MSG_CANCEL:
+        cn__task_cancel(m->hdr.src, m->hdr.cid, "cancelled by itself");
+        break;
     default:
         break;
     }
@@ -318,7 +322,7 @@ static cn_wire_str_t wstr(const char *s)
 static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, const char *reason)
 {
     if (to == cn__rt.id) {
-        cn__call_complete(cid, NULL, CN_EDEAD, reason);
+        cn__call_deliver(cid, NULL, CN_EDEAD, reason);
         return;
     }
     cn_wire_hdr_t h = {CN_MSG_DEAD, to, cn__rt.id, cid};
@@ -817,7 +821,7 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
 static void on_allocate_id(cn_wire_msg_t *m)
 {
     if (!cn__rt.is_root) { /* the root's answer to our request */
-        cn__call_complete(m->hdr.cid, m, 0, NULL);
+        cn__call_deliver(m->hdr.cid, m, 0, NULL);
         return;
     }
     uint64_t count = m->u.allocate_id.count;
@@ -877,19 +881,33 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
     }
     switch (h->type) {
     case CN_MSG_CMD:
-        if (cn__pool_submit(m) < 0) {
+        if (cn__task_start(m) < 0) {
             send_dead(h->src, h->cid, CN_MSG_CMD, "the actor is shutting down");
             cn_wire_msg_free(m);
         }
         return;
+    case CN_MSG_STARTED:
     case CN_MSG_RETURN:
     case CN_MSG_ERROR:
-        cn__call_complete(h->cid, m, 0, NULL);
+        cn__call_deliver(h->cid, m, 0, NULL);
         return;
+    case CN_MSG_CANCEL: {
+        char reason[CN__REASON_MAX];
+        const cn_wire_str_t *r = &m->u.cancel.reason;
+        snprintf(reason, sizeof(reason), "%.*s", r->ptr ? (int)r->len : 9,
+                 r->ptr ? r->ptr : "cancelled");
+        if (cn__task_cancel(h->src, h->cid, reason) == CN_ENOENT) {
+            /* Not an error: a task that just ended races its CANCEL. */
+            cn_log(CN_LOG_DEBUG, "CANCEL from actor %u for call %llu, which is not running here",
+                   h->src, (unsigned long long)h->cid);
+            send_dead(h->src, h->cid, CN_MSG_CANCEL, "no such task running here");
+        }
+        break;
+    }
     case CN_MSG_DEAD: {
         char reason[CN__REASON_MAX];
         snprintf(reason, sizeof(reason), "%.*s", (int)m->u.dead.reason.len, m->u.dead.reason.ptr);
-        cn__call_complete(h->cid, NULL, CN_EDEAD, reason);
+        cn__call_deliver(h->cid, NULL, CN_EDEAD, reason);
         break;
     }
     case CN_MSG_ALLOCATE_ID:
@@ -1346,8 +1364,10 @@ int cn_cancel(cn_portal_t child, int64_t timeout_ms)
 
 int cn_sleep(int64_t timeout_ms)
 {
+    /* In a task, its own cancellation wakes it; elsewhere, the actor's. */
+    cn__latch_t *l = cn__task_wake_latch();
     cn__node_t *n;
-    int rc = cn__latch_get(&cn__rt.done, timeout_ms, &n);
+    int rc = cn__latch_get(l ? l : &cn__rt.done, timeout_ms, &n);
     return rc == CN_ETIMEDOUT ? 0 : CN_ECANCELED;
 }
 
@@ -1388,6 +1408,7 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     pthread_mutex_init(&r->mu, NULL);
     cn_route_table_init(&r->routes);
     cn__cmap_init(&r->calls);
+    cn__cmap_init(&r->tasks);
     cn_idpool_init(&r->pool);
     atomic_init(&r->next_cid, 1);
     const char *lv = getenv("CANOPY_LOG_LEVEL");
@@ -1421,6 +1442,7 @@ static void rt_fini(void)
     cn__rt.streams = NULL;
     cn_route_table_fini(&cn__rt.routes);
     cn__cmap_fini(&cn__rt.calls);
+    cn__cmap_fini(&cn__rt.tasks);
 }
 
 /* The child side: who we are comes from the environment the parent set. */

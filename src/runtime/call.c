@@ -1,110 +1,174 @@
 /*
- * call.c: calls, both ends: cn_call() on the caller's thread, and the task
- * pool that runs exported functions for incoming CMDs.
+ * call.c: the caller's side of calls and contexts.
  *
- * A caller registers its call under a fresh cid, writes the CMD itself and
- * sleeps on the call's latch. The broker completes the call when RETURN,
- * ERROR or DEAD arrives for that cid, or when the stream the CMD went into
- * is lost (actor.c). What it does not do: retry, or guess at a timeout for
- * the caller; every wait has the caller's own.
+ * A pending call is an inbox: the broker delivers each message for its cid
+ * (STARTED, then the final RETURN, ERROR or DEAD) into the call's latch,
+ * and the caller takes them out. A plain call (cn_call) waits for the final
+ * message; a context (cn_open) first for STARTED, then (cn_ctx_result) for
+ * the final one. The callee's side is in task.c.
  *
- * Invariant: a pending call is completed at most once, by whoever removes
- * it from rt.calls first; a caller that times out removes it itself, and if
- * it finds it already gone, a completion is on its way and it waits for it.
+ * Invariant: a pending call is in rt.calls from its creation until either
+ * its final message is delivered or its owner withdraws it, and every
+ * delivery happens under rt.mu, so after a withdrawal nothing more arrives
+ * and the owner may drain the inbox and free it.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rt.h"
 
-typedef struct cn__pcall {
+typedef struct item {
     cn__node_t node;
-    cn__latch_t latch;
-    uint64_t cid;
-    cn_wire_msg_t *reply; /* RETURN, ERROR or ALLOCATE_ID */
-    int err;              /* or this, with reason */
+    cn_wire_msg_t *msg; /* or NULL with err and reason */
+    int err;
     char reason[CN__REASON_MAX];
-} cn__pcall_t;
+} item_t;
 
-struct cn_call {
-    cn_wire_msg_t *msg; /* the CMD */
-    char message[1024]; /* set by cn_call_fail */
+struct cn__pcall {
+    cn__latch_t inbox;
+    uint64_t cid;
+    uint32_t to;
+    cn__task_t *task; /* the task that made it, if made from a handler */
 };
 
+struct cn_ctx {
+    cn__pcall_t *pc; /* NULL once the context has ended */
+    uint32_t peer;
+    char fn[CN__NAME_MAX];
+    item_t *final; /* how it ended, once it has */
+    cn_cancel_state_t cancel;
+};
+
+static int is_final(uint32_t type)
+{
+    return type != CN_MSG_STARTED;
+}
+
 /* ===========================================================================
- * The caller's side
+ * Pending calls
  */
 
-static cn__pcall_t *pcall_new(void)
+static cn__pcall_t *cn__pcall_new(uint32_t to)
 {
     cn__pcall_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    cn__latch_init(&c->latch);
+    cn__latch_init(&c->inbox);
     c->cid = atomic_fetch_add(&cn__rt.next_cid, 1);
+    c->to = to;
+    c->task = cn__task_current();
     pthread_mutex_lock(&cn__rt.mu);
     int rc = cn__cmap_put(&cn__rt.calls, 0, c->cid, c, NULL);
+    if (rc == 0 && c->task)
+        rc = cn__task_track(c->task, c, 1);
     pthread_mutex_unlock(&cn__rt.mu);
     if (rc != 0) {
-        cn__latch_fini(&c->latch);
+        pthread_mutex_lock(&cn__rt.mu);
+        cn__cmap_del(&cn__rt.calls, 0, c->cid);
+        pthread_mutex_unlock(&cn__rt.mu);
+        cn__latch_fini(&c->inbox);
         free(c);
         return NULL;
     }
     return c;
 }
 
-static void pcall_free(cn__pcall_t *c)
+uint64_t cn__pcall_cid(const cn__pcall_t *c)
 {
-    cn_wire_msg_free(c->reply);
-    cn__latch_fini(&c->latch);
-    free(c);
+    return c->cid;
 }
 
-/* Removes c from the table unless a completion got there first. Returns 1
- * if it was still pending (and is now ours alone). */
+uint32_t cn__pcall_to(const cn__pcall_t *c)
+{
+    return c->to;
+}
+
+static void item_free(item_t *it)
+{
+    if (it) {
+        cn_wire_msg_free(it->msg);
+        free(it);
+    }
+}
+
+/* Takes c out of the table, so nothing more is delivered to it. Returns 1
+ * if it was still there. Takes rt.mu. */
 static int pcall_withdraw(cn__pcall_t *c)
 {
     pthread_mutex_lock(&cn__rt.mu);
-    int mine = cn__cmap_del(&cn__rt.calls, 0, c->cid) != NULL;
+    int was = cn__cmap_del(&cn__rt.calls, 0, c->cid) != NULL;
+    if (was && c->task)
+        cn__task_track(c->task, c, 0);
     pthread_mutex_unlock(&cn__rt.mu);
-    return mine;
+    return was;
 }
 
-/* Waits for c's completion. Returns 0 (c->reply or c->err set) or
- * CN_ETIMEDOUT. */
-static int pcall_wait(cn__pcall_t *c, int64_t timeout_ms)
+/* Frees c and whatever is left in its inbox. It must be out of the table. */
+static void pcall_free(cn__pcall_t *c)
 {
     cn__node_t *n;
-    int rc = cn__latch_get(&c->latch, timeout_ms, &n);
-    if (rc == 0)
-        return 0;
-    if (pcall_withdraw(c))
-        return CN_ETIMEDOUT;
-    /* Being completed right now: the put is a moment away. */
-    return cn__latch_get(&c->latch, CN__FOREVER, &n);
+    while (cn__latch_get(&c->inbox, 0, &n) == 0)
+        item_free((item_t *)n);
+    cn__latch_fini(&c->inbox);
+    free(c);
 }
 
-void cn__call_complete(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason)
+/* Next message for c, or NULL with *rc = CN_ETIMEDOUT. */
+static item_t *pcall_next(cn__pcall_t *c, int64_t timeout_ms, int *rc)
 {
-    pthread_mutex_lock(&cn__rt.mu);
-    cn__pcall_t *c = cn__cmap_del(&cn__rt.calls, 0, cid);
-    pthread_mutex_unlock(&cn__rt.mu);
-    if (c == NULL) {
-        if (msg && (msg->hdr.type == CN_MSG_RETURN || msg->hdr.type == CN_MSG_ERROR))
-            cn_log(CN_LOG_DEBUG,
-                   "reply for call %llu from actor %u came after its caller "
-                   "stopped waiting",
-                   (unsigned long long)cid, msg->hdr.src);
-        cn_wire_msg_free(msg);
-        return;
+    cn__node_t *n;
+    *rc = cn__latch_get(&c->inbox, timeout_ms, &n);
+    return *rc == 0 ? (item_t *)n : NULL;
+}
+
+/* Waits for c's final message, skipping any that are not (none can come
+ * for a plain call). With `withdraw`, a timeout also withdraws c, unless
+ * its final message was already on its way, in which case that is
+ * returned; without, c stays registered for a later wait. */
+static item_t *pcall_final(cn__pcall_t *c, int64_t timeout_ms, int withdraw, int *rc)
+{
+    for (;;) {
+        item_t *it = pcall_next(c, timeout_ms, rc);
+        if (it == NULL) {
+            if (!withdraw || pcall_withdraw(c))
+                return NULL;
+            /* The final message was delivered as we gave up: take it. */
+            timeout_ms = CN__FOREVER;
+            continue;
+        }
+        if (it->msg == NULL || is_final(it->msg->hdr.type))
+            return it;
+        item_free(it);
     }
-    c->reply = msg;
-    c->err = err;
-    if (reason)
-        snprintf(c->reason, sizeof(c->reason), "%s", reason);
-    cn__latch_put(&c->latch, &c->node);
+}
+
+void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason)
+{
+    item_t *it = calloc(1, sizeof(*it));
+    int final = msg == NULL || is_final(msg->hdr.type);
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__pcall_t *c =
+        final ? cn__cmap_del(&cn__rt.calls, 0, cid) : cn__cmap_get(&cn__rt.calls, 0, cid);
+    if (c && final && c->task)
+        cn__task_track(c->task, c, 0);
+    if (c && it) {
+        it->msg = msg;
+        it->err = err;
+        if (reason)
+            snprintf(it->reason, sizeof(it->reason), "%s", reason);
+        cn__latch_put(&c->inbox, &it->node); /* under rt.mu: see the invariant */
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (c && it)
+        return;
+    if (c == NULL && msg)
+        cn_log(CN_LOG_DEBUG,
+               "%s for call %llu from actor %u came after its caller stopped "
+               "waiting",
+               cn_wire_type_name(msg->hdr.type), (unsigned long long)cid, msg->hdr.src);
+    free(it);
+    cn_wire_msg_free(msg);
 }
 
 void cn__call_fail_all(int err, const char *reason)
@@ -119,9 +183,13 @@ void cn__call_fail_all(int err, const char *reason)
         pthread_mutex_unlock(&cn__rt.mu);
         if (!found)
             return;
-        cn__call_complete(cid, NULL, err, reason);
+        cn__call_deliver(cid, NULL, err, reason);
     }
 }
+
+/* ===========================================================================
+ * Results
+ */
 
 static char *dup_str(cn_wire_str_t s)
 {
@@ -139,18 +207,22 @@ static char *dup_c(const char *s)
     return dup_str((cn_wire_str_t){s, (uint32_t)strlen(s)});
 }
 
-/* Turns a completed call into the caller's result. */
-static int pcall_result(cn__pcall_t *c, uint32_t to, cn_result_t *res)
+/*
+ * Fills res from a delivered item and returns the call's outcome. With
+ * `take`, a RETURN/STARTED message moves into res (res->priv_); without,
+ * res->value points into the item, which the caller keeps.
+ */
+static int item_result(item_t *it, cn_result_t *res, int take)
 {
-    if (c->err) {
+    memset(res, 0, sizeof(*res));
+    if (it->msg == NULL) {
         res->error.origin = dup_c(cn__rt.path);
         res->error.fn = dup_c("");
-        res->error.message = dup_c(c->reason);
-        res->error.code = c->err;
-        (void)to;
-        return c->err;
+        res->error.message = dup_c(it->reason);
+        res->error.code = it->err;
+        return it->err;
     }
-    cn_wire_msg_t *m = c->reply;
+    cn_wire_msg_t *m = it->msg;
     if (m->hdr.type == CN_MSG_ERROR) {
         const cn_wire_error_t *e = &m->u.error;
         res->error.origin = dup_str(e->origin);
@@ -158,51 +230,21 @@ static int pcall_result(cn__pcall_t *c, uint32_t to, cn_result_t *res)
         res->error.message = dup_str(e->message);
         res->error.backtrace = e->backtrace.ptr ? dup_str(e->backtrace) : NULL;
         res->error.code = (int)e->code;
-        return CN_EREMOTE;
+        return e->code == CN_ECANCELED ? CN_ECANCELED : CN_EREMOTE;
+    }
+    if (m->hdr.type == CN_MSG_DEAD) { /* a DEAD delivered as a message */
+        res->error.origin = dup_c(cn__rt.path);
+        res->error.fn = dup_c("");
+        res->error.message = dup_str(m->u.dead.reason);
+        res->error.code = CN_EDEAD;
+        return CN_EDEAD;
     }
     res->value = m->body;
-    res->priv_ = m; /* the value lives in the message's zone */
-    c->reply = NULL;
-    return 0;
-}
-
-int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_result_t *res,
-            int64_t timeout_ms)
-{
-    if (res == NULL)
-        return CN_EINVAL;
-    memset(res, 0, sizeof(*res));
-    if (!cn__rt.started || fn == NULL)
-        return CN_EINVAL;
-    cn__pcall_t *c = pcall_new();
-    if (c == NULL)
-        return CN_ENOMEM;
-
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    cn_wire_hdr_t h = {CN_MSG_CMD, to.id, cn__rt.id, c->cid};
-    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
-    cn_wire_cmd_t cmd = {{fn, (uint32_t)strlen(fn)}, args ? *args : nil, 0};
-    int rc = cn_wire_pack_typed(&sb, &h, &cmd, 0);
-    if (rc == 0)
-        rc = cn__send_frame(&h, sb.data, sb.size, c->reason);
-    msgpack_sbuffer_destroy(&sb);
-    if (rc < 0) {
-        if (pcall_withdraw(c)) {
-            c->err = rc;
-            if (rc != CN_EDEAD)
-                snprintf(c->reason, sizeof(c->reason), "%s", cn_strerror(rc));
-        } else {
-            pcall_wait(c, CN__FOREVER);
-        }
-    } else if ((rc = pcall_wait(c, timeout_ms)) == CN_ETIMEDOUT) {
-        snprintf(c->reason, sizeof(c->reason), "%s on actor %u did not answer within %lld ms", fn,
-                 to.id, (long long)timeout_ms);
-        c->err = CN_ETIMEDOUT;
+    if (take) {
+        res->priv_ = m;
+        it->msg = NULL;
     }
-    rc = pcall_result(c, to.id, res);
-    pcall_free(c);
-    return rc;
+    return 0;
 }
 
 void cn_result_free(cn_result_t *res)
@@ -217,182 +259,248 @@ void cn_result_free(cn_result_t *res)
     memset(res, 0, sizeof(*res));
 }
 
+/* ===========================================================================
+ * Sending a CMD
+ */
+
+/* Sends CMD fn(args) for c; `flags` as in protocol.md. On failure c has
+ * been withdrawn and an item with the reason is in its inbox. */
+static int send_cmd(cn__pcall_t *c, const char *fn, const msgpack_object *args, uint64_t flags)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_hdr_t h = {CN_MSG_CMD, c->to, cn__rt.id, c->cid};
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    cn_wire_cmd_t cmd = {{fn, (uint32_t)strlen(fn)}, args ? *args : nil, flags};
+    char reason[CN__REASON_MAX] = "";
+    int rc = cn_wire_pack_typed(&sb, &h, &cmd, 0);
+    if (rc == 0)
+        rc = cn__send_frame(&h, sb.data, sb.size, reason);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc < 0)
+        cn__call_deliver(c->cid, NULL, rc, reason[0] ? reason : cn_strerror(rc));
+    return rc;
+}
+
+/* Sends CANCEL for the call or context c to its callee. */
+static void send_cancel(const cn__pcall_t *c, const char *why)
+{
+    cn_wire_hdr_t h = {CN_MSG_CANCEL, c->to, cn__rt.id, c->cid};
+    char reason[CN__REASON_MAX];
+    snprintf(reason, sizeof(reason), "%s (by %s)", why, cn__rt.path);
+    cn_wire_cancel_t b = {{reason, (uint32_t)strlen(reason)}};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (cn_wire_pack_typed(&sb, &h, &b, 0) == 0)
+        cn__send_frame(&h, sb.data, sb.size, NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+void cn__pcall_cancel(uint32_t to, uint64_t cid, const char *why)
+{
+    cn__pcall_t c = {.to = to, .cid = cid};
+    send_cancel(&c, why);
+    cn__call_deliver(cid, NULL, CN_ECANCELED, why);
+}
+
+void cn__pcall_detach(cn__pcall_t *c)
+{
+    c->task = NULL;
+}
+
+static int check_started(void)
+{
+    if (!cn__rt.started)
+        return CN_EINVAL;
+    if (cn__task_current() && cn__task_is_cancelled(cn__task_current()))
+        return CN_ECANCELED;
+    return 0;
+}
+
+/* ===========================================================================
+ * Plain calls
+ */
+
+int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_result_t *res,
+            int64_t timeout_ms)
+{
+    if (res == NULL)
+        return CN_EINVAL;
+    memset(res, 0, sizeof(*res));
+    int rc = check_started();
+    if (fn == NULL || rc < 0)
+        return fn == NULL ? CN_EINVAL : rc;
+    cn__pcall_t *c = cn__pcall_new(to.id);
+    if (c == NULL)
+        return CN_ENOMEM;
+    send_cmd(c, fn, args, 0);
+    item_t *it = pcall_final(c, timeout_ms, 1, &rc);
+    if (it == NULL) {
+        send_cancel(c, "the caller timed out");
+        item_t t = {.err = CN_ETIMEDOUT};
+        snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not answer within %lld ms", fn,
+                 to.id, (long long)timeout_ms);
+        rc = item_result(&t, res, 1);
+    } else {
+        rc = item_result(it, res, 1);
+        item_free(it);
+    }
+    pcall_free(c);
+    return rc;
+}
+
 int cn__request_ids(uint32_t count, uint32_t *first, int64_t timeout_ms)
 {
-    cn__pcall_t *c = pcall_new();
+    cn__pcall_t *c = cn__pcall_new(CN_ROOT_ID);
     if (c == NULL)
         return CN_ENOMEM;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     cn_wire_hdr_t h = {CN_MSG_ALLOCATE_ID, CN_ROOT_ID, cn__rt.id, c->cid};
     cn_wire_allocate_id_t a = {0, count};
+    char reason[CN__REASON_MAX] = "";
     int rc = cn_wire_pack_typed(&sb, &h, &a, 0);
     if (rc == 0)
-        rc = cn__send_frame(&h, sb.data, sb.size, c->reason);
+        rc = cn__send_frame(&h, sb.data, sb.size, reason);
     msgpack_sbuffer_destroy(&sb);
-    if (rc < 0 && pcall_withdraw(c)) {
-        pcall_free(c);
-        return rc;
-    }
-    rc = pcall_wait(c, rc < 0 ? CN__FOREVER : timeout_ms);
-    if (rc == 0 && c->err)
-        rc = c->err;
-    else if (rc == 0 && c->reply->hdr.type == CN_MSG_ALLOCATE_ID &&
-             c->reply->u.allocate_id.count == count &&
-             c->reply->u.allocate_id.first + count <= UINT32_MAX)
-        *first = (uint32_t)c->reply->u.allocate_id.first;
-    else if (rc == 0)
-        rc = CN_EPROTO;
+    if (rc < 0)
+        cn__call_deliver(c->cid, NULL, rc, reason);
+    item_t *it = pcall_final(c, timeout_ms, 1, &rc);
+    if (it && it->msg && it->msg->hdr.type == CN_MSG_ALLOCATE_ID &&
+        it->msg->u.allocate_id.count == count && it->msg->u.allocate_id.first + count <= UINT32_MAX)
+        *first = (uint32_t)it->msg->u.allocate_id.first;
+    else if (it)
+        rc = it->msg == NULL ? it->err : CN_EPROTO;
+    item_free(it);
     pcall_free(c);
     return rc;
 }
 
 /* ===========================================================================
- * The callee's side: the task pool
+ * Contexts
  */
 
-typedef struct job {
-    cn__node_t node;
-    cn_wire_msg_t *msg;
-} job_t;
-
-static cn_fn_t find_export(cn_wire_str_t name)
+static void ctx_end(cn_ctx_t *ctx, item_t *final)
 {
-    const cn_export_t *e = cn__rt.cfg ? cn__rt.cfg->exports : NULL;
-    for (; e && e->name; e++)
-        if (strlen(e->name) == name.len && memcmp(e->name, name.ptr, name.len) == 0)
-            return e->fn;
-    return NULL;
-}
-
-static void reply_error(const cn_wire_msg_t *cmd, int code, const char *message)
-{
-    cn_wire_hdr_t h = {CN_MSG_ERROR, cmd->hdr.src, cn__rt.id, cmd->hdr.cid};
-    cn_wire_error_t e = {{cn__rt.path, (uint32_t)strlen(cn__rt.path)},
-                         cmd->u.cmd.fn,
-                         {message, (uint32_t)strlen(message)},
-                         {NULL, 0},
-                         code};
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    if (cn_wire_pack_typed(&sb, &h, &e, 0) == 0)
-        cn__send_frame(&h, sb.data, sb.size, NULL);
-    msgpack_sbuffer_destroy(&sb);
-}
-
-static void run_job(cn_wire_msg_t *m)
-{
-    cn_fn_t fn = find_export(m->u.cmd.fn);
-    if (fn == NULL) {
-        char msg[256];
-        snprintf(msg, sizeof(msg), "%s has no function '%.*s'", cn__rt.path, (int)m->u.cmd.fn.len,
-                 m->u.cmd.fn.ptr);
-        reply_error(m, CN_ENOENT, msg);
-        return;
-    }
-    struct cn_call call = {m, ""};
-    msgpack_sbuffer out;
-    msgpack_sbuffer_init(&out);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
-    int rc = fn(&call, &m->u.cmd.args, &pk);
-    if (rc >= 0) {
-        if (out.size == 0)
-            msgpack_pack_nil(&pk);
-        cn_wire_hdr_t h = {CN_MSG_RETURN, m->hdr.src, cn__rt.id, m->hdr.cid};
-        msgpack_sbuffer frame;
-        msgpack_sbuffer_init(&frame);
-        rc = cn_wire_pack_raw(&frame, &h, out.data, out.size, 0);
-        if (rc == 0)
-            cn__send_frame(&h, frame.data, frame.size, NULL);
-        else
-            snprintf(call.message, sizeof(call.message),
-                     "%.*s packed %s, not exactly one result object", (int)m->u.cmd.fn.len,
-                     m->u.cmd.fn.ptr, rc == CN_EMSGSIZE ? "too much" : "a bad result");
-        msgpack_sbuffer_destroy(&frame);
-    }
-    if (rc < 0)
-        reply_error(m, rc, call.message[0] ? call.message : cn_strerror(rc));
-    msgpack_sbuffer_destroy(&out);
-}
-
-static void *worker(void *arg)
-{
-    (void)arg;
-    for (;;) {
-        cn__node_t *n;
-        atomic_fetch_add(&cn__rt.idle, 1);
-        int rc = cn__latch_get(&cn__rt.jobs, CN__FOREVER, &n);
-        atomic_fetch_sub(&cn__rt.idle, 1);
-        if (rc < 0)
-            return NULL;
-        job_t *j = (job_t *)n;
-        run_job(j->msg);
-        cn_wire_msg_free(j->msg);
-        free(j);
+    ctx->final = final;
+    pcall_free(ctx->pc); /* out of the table: its final message came */
+    ctx->pc = NULL;
+    if (ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT) {
+        ctx->cancel = CN_CANCEL_ACKNOWLEDGED;
+        cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel acknowledged", ctx->fn, ctx->peer);
     }
 }
 
-int cn__pool_submit(cn_wire_msg_t *msg)
+int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t **ctx,
+            cn_result_t *started, int64_t timeout_ms)
 {
-    job_t *j = malloc(sizeof(*j));
-    if (j == NULL)
+    if (ctx == NULL || started == NULL)
+        return CN_EINVAL;
+    *ctx = NULL;
+    memset(started, 0, sizeof(*started));
+    int rc = check_started();
+    if (fn == NULL || rc < 0)
+        return fn == NULL ? CN_EINVAL : rc;
+    cn__pcall_t *c = cn__pcall_new(to.id);
+    if (c == NULL)
         return CN_ENOMEM;
-    j->msg = msg;
-    /* Grow the pool when nobody is free to take the job, so that calls
-     * that call back into this actor cannot starve each other. */
-    if (atomic_load(&cn__rt.idle) == 0 && atomic_load(&cn__rt.nthreads) < cn__rt.max_threads) {
-        pthread_mutex_lock(&cn__rt.mu);
-        if (cn__rt.threads == NULL)
-            cn__rt.threads = calloc(cn__rt.max_threads, sizeof(pthread_t));
-        unsigned k = atomic_load(&cn__rt.nthreads);
-        if (cn__rt.threads && k < cn__rt.max_threads &&
-            pthread_create(&cn__rt.threads[k], NULL, worker, NULL) == 0)
-            atomic_fetch_add(&cn__rt.nthreads, 1);
-        pthread_mutex_unlock(&cn__rt.mu);
+    send_cmd(c, fn, args, CN__CMD_CONTEXT);
+
+    item_t *it = pcall_next(c, timeout_ms, &rc);
+    if (it == NULL) {
+        if (pcall_withdraw(c)) {
+            send_cancel(c, "the opener timed out");
+            item_t t = {.err = CN_ETIMEDOUT};
+            snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not start within %lld ms", fn,
+                     to.id, (long long)timeout_ms);
+            rc = item_result(&t, started, 1);
+            pcall_free(c);
+            return rc;
+        }
+        it = pcall_next(c, CN__FOREVER, &rc); /* it ended just then */
     }
-    int rc = cn__latch_put(&cn__rt.jobs, &j->node);
-    if (rc < 0)
-        free(j);
-    return rc;
+    if (it->msg && it->msg->hdr.type == CN_MSG_STARTED) {
+        cn_ctx_t *x = calloc(1, sizeof(*x));
+        if (x == NULL) {
+            item_free(it);
+            if (pcall_withdraw(c))
+                send_cancel(c, "out of memory");
+            pcall_free(c);
+            return CN_ENOMEM;
+        }
+        x->pc = c;
+        x->peer = to.id;
+        snprintf(x->fn, sizeof(x->fn), "%s", fn);
+        item_result(it, started, 1);
+        item_free(it);
+        *ctx = x;
+        return 0;
+    }
+    /* It ended without starting: c is already out of the table. */
+    rc = item_result(it, started, 1);
+    item_free(it);
+    pcall_free(c);
+    return rc == 0 ? 1 : rc;
 }
 
-void cn__pool_stop(void)
+int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
 {
-    cn__latch_close(&cn__rt.jobs, CN_ECANCELED);
-    unsigned n = atomic_load(&cn__rt.nthreads);
-    for (unsigned i = 0; i < n; i++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        /* A handler stuck in user code is left behind rather than hang
-         * the root's exit. */
-        if (pthread_timedjoin_np(cn__rt.threads[i], NULL, &ts) != 0)
-            pthread_detach(cn__rt.threads[i]);
+    if (ctx == NULL || res == NULL)
+        return CN_EINVAL;
+    memset(res, 0, sizeof(*res));
+    if (ctx->final == NULL) {
+        int rc;
+        item_t *it = pcall_final(ctx->pc, timeout_ms, 0, &rc);
+        if (it == NULL) { /* still running: it stays registered */
+            item_t t = {.err = CN_ETIMEDOUT};
+            snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not return within %lld ms",
+                     ctx->fn, ctx->peer, (long long)timeout_ms);
+            return item_result(&t, res, 1);
+        }
+        ctx_end(ctx, it);
     }
-    free(cn__rt.threads);
-    cn__rt.threads = NULL;
-    atomic_store(&cn__rt.nthreads, 0);
-    cn__node_t *n2;
-    while (cn__latch_get(&cn__rt.jobs, 0, &n2) == 0) {
-        job_t *j = (job_t *)n2;
-        cn_wire_msg_free(j->msg);
-        free(j);
-    }
+    /* res points into ctx->final, which lives until cn_ctx_free; copy the
+     * error strings so res is freed the usual way. */
+    return item_result(ctx->final, res, 0);
 }
 
-int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
+int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
 {
-    if (call && fmt) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(call->message, sizeof(call->message), fmt, ap);
-        va_end(ap);
+    if (ctx == NULL)
+        return CN_EINVAL;
+    if (ctx->final)
+        return 0;
+    if (ctx->cancel == CN_CANCEL_NONE) {
+        ctx->cancel = CN_CANCEL_REQUESTED;
+        cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel requested", ctx->fn, ctx->peer);
+        send_cancel(ctx->pc, "cancelled");
     }
-    return code < 0 ? code : CN_EINVAL;
+    cn_result_t r;
+    int rc = cn_ctx_result(ctx, &r, timeout_ms);
+    cn_result_free(&r);
+    if (rc == CN_ETIMEDOUT) {
+        ctx->cancel = CN_CANCEL_TIMED_OUT;
+        cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel timed out after %lld ms", ctx->fn,
+               ctx->peer, (long long)timeout_ms);
+        return CN_ETIMEDOUT;
+    }
+    return 0;
 }
 
-cn_portal_t cn_call_caller(const cn_call_t *call)
+cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx)
 {
-    return (cn_portal_t){call->msg->hdr.src};
+    return ctx ? ctx->cancel : CN_CANCEL_NONE;
+}
+
+void cn_ctx_free(cn_ctx_t *ctx)
+{
+    if (ctx == NULL)
+        return;
+    if (ctx->pc) {
+        if (pcall_withdraw(ctx->pc))
+            send_cancel(ctx->pc, "the context was freed");
+        pcall_free(ctx->pc);
+    }
+    item_free(ctx->final);
+    free(ctx);
 }

@@ -105,7 +105,8 @@ typedef struct cn__rt {
     cn__stream_t **streams;
     size_t nstreams;
     cn__stream_t *parent;
-    cn__cmap_t calls; /* (0, cid) -> cn__pcall_t * */
+    cn__cmap_t calls; /* (0, cid) -> cn__pcall_t *: our calls in flight */
+    cn__cmap_t tasks; /* (caller, cid) -> cn__task_t *: calls we are running */
     cn_idrange_t ids;
     cn_idpool_t pool;
     uint32_t id_range_size;
@@ -150,15 +151,51 @@ void cn__log_emit(int level, const char *path, const char *msg, size_t len);
  * CN_EDEAD with `reason` (CN__REASON_MAX bytes, may be NULL) filled. */
 int cn__send_frame(const cn_wire_hdr_t *h, const char *buf, size_t len, char *reason);
 
-/* Completes the local call `cid` with a reply (owned from here on) or an
- * error and its reason; a reply nobody waits for is dropped. */
-void cn__call_complete(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason);
+/* --- call.c: the caller's side */
+
+typedef struct cn__pcall cn__pcall_t;
+typedef struct cn_call cn__task_t; /* a running exported function */
+
+#define CN__CMD_CONTEXT 1u /* CMD flag: opened with cn_open */
+
+/* Delivers a message (owned from here on) for the local call `cid`, or
+ * an error and its reason. STARTED leaves the call pending; anything else
+ * ends it. A message nobody waits for is dropped. Any thread. */
+void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason);
 
 /* Completes every pending local call with `err`. */
 void cn__call_fail_all(int err, const char *reason);
 
-/* Runs the CMD `msg` (owned on success) on a task thread. */
-int cn__pool_submit(cn_wire_msg_t *msg);
+/* Cancels the local call `cid` to `to`: CANCEL goes to the callee and the
+ * waiter wakes with CN_ECANCELED. Any thread. */
+void cn__pcall_cancel(uint32_t to, uint64_t cid, const char *why);
+
+/* Under rt.mu: forgets the task that made c (the task is ending). */
+void cn__pcall_detach(cn__pcall_t *c);
+uint64_t cn__pcall_cid(const cn__pcall_t *c);
+uint32_t cn__pcall_to(const cn__pcall_t *c);
+
+/* --- task.c: the callee's side */
+
+/* Broker: registers the CMD `msg` (owned from here on) as a task and
+ * queues it for a task thread. */
+int cn__task_start(cn_wire_msg_t *msg);
+
+/* Broker: cancels the task (caller, cid). Returns 0 or CN_ENOENT. */
+int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason);
+
+/* The task running on this thread, or NULL. */
+cn__task_t *cn__task_current(void);
+int cn__task_is_cancelled(const cn__task_t *t);
+
+/* Under rt.mu: records (add) or forgets a call the task has in flight, so
+ * that cancelling the task cancels it too. */
+int cn__task_track(cn__task_t *t, cn__pcall_t *c, int add);
+
+/* Wakes with CN_ECANCELED when this thread's task is cancelled; for
+ * cn_sleep. NULL outside a task. */
+cn__latch_t *cn__task_wake_latch(void);
+
 void cn__pool_stop(void);
 
 /* Asks the root for `count` ids (ALLOCATE_ID). */

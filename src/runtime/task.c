@@ -1,0 +1,336 @@
+/*
+ * task.c: the callee's side: running exported functions for incoming CMDs.
+ *
+ * The broker registers each CMD as a task under (caller, cid) and queues it
+ * for the pool; a task thread runs the function and sends RETURN or ERROR.
+ * A task opened as a context may call cn_started() first. A CANCEL from the
+ * caller marks the task cancelled, wakes a cn_sleep in it, and cancels every
+ * call the task has in flight, which carries the cancellation on to other
+ * actors: that is what makes cancellation structured across processes.
+ *
+ * What it does not do: stop a function that never blocks. Cancellation is
+ * cooperative; it takes effect at the function's next blocking call.
+ *
+ * Invariant: a task is in rt.tasks from the broker's registration until
+ * its thread has sent the reply, and is only freed after it leaves, so the
+ * broker, which touches it under rt.mu only, never sees it freed.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "rt.h"
+
+struct cn_call {
+    cn__node_t node;    /* in rt.jobs until a thread takes it */
+    cn_wire_msg_t *msg; /* the CMD */
+    uint32_t caller;
+    uint64_t cid;
+    int context; /* opened with cn_open */
+    int started; /* cn_started was called */
+    _Atomic int cancelled;
+    cn__latch_t wake;  /* closed with CN_ECANCELED on cancel */
+    cn__cmap_t nested; /* (0, cid) -> cn__pcall_t *, under rt.mu */
+    char cancel_reason[CN__REASON_MAX];
+    char message[1024]; /* set by cn_call_fail */
+};
+
+static __thread cn__task_t *tl_task;
+
+cn__task_t *cn__task_current(void)
+{
+    return tl_task;
+}
+
+int cn__task_is_cancelled(const cn__task_t *t)
+{
+    return atomic_load(&t->cancelled);
+}
+
+cn__latch_t *cn__task_wake_latch(void)
+{
+    return tl_task ? &tl_task->wake : NULL;
+}
+
+int cn__task_track(cn__task_t *t, cn__pcall_t *c, int add)
+{
+    if (!add) {
+        cn__cmap_del(&t->nested, 0, cn__pcall_cid(c));
+        return 0;
+    }
+    return cn__cmap_put(&t->nested, 0, cn__pcall_cid(c), c, NULL) == CN_ENOMEM ? CN_ENOMEM : 0;
+}
+
+/* ===========================================================================
+ * Replies
+ */
+
+static void send_typed_reply(const cn_wire_hdr_t *h, const void *body)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (cn_wire_pack_typed(&sb, h, body, 0) == 0)
+        cn__send_frame(h, sb.data, sb.size, NULL);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void reply_error(const cn__task_t *t, int code, const char *message)
+{
+    cn_wire_hdr_t h = {CN_MSG_ERROR, t->caller, cn__rt.id, t->cid};
+    cn_wire_error_t e = {{cn__rt.path, (uint32_t)strlen(cn__rt.path)},
+                         t->msg->u.cmd.fn,
+                         {message, (uint32_t)strlen(message)},
+                         {NULL, 0},
+                         code};
+    send_typed_reply(&h, &e);
+}
+
+/* Sends one already-packed object as the body of a `type` message to the
+ * caller. Returns 0, or CN_EINVAL when `packed` is not exactly one object. */
+static int reply_raw(const cn__task_t *t, uint32_t type, const msgpack_sbuffer *packed)
+{
+    cn_wire_hdr_t h = {type, t->caller, cn__rt.id, t->cid};
+    msgpack_sbuffer frame;
+    msgpack_sbuffer_init(&frame);
+    int rc = cn_wire_pack_raw(&frame, &h, packed->data, packed->size, 0);
+    if (rc == 0)
+        cn__send_frame(&h, frame.data, frame.size, NULL);
+    msgpack_sbuffer_destroy(&frame);
+    return rc;
+}
+
+/* ===========================================================================
+ * Running a task
+ */
+
+static cn_fn_t find_export(cn_wire_str_t name)
+{
+    const cn_export_t *e = cn__rt.cfg ? cn__rt.cfg->exports : NULL;
+    for (; e && e->name; e++)
+        if (strlen(e->name) == name.len && memcmp(e->name, name.ptr, name.len) == 0)
+            return e->fn;
+    return NULL;
+}
+
+static void run_task(cn__task_t *t)
+{
+    const cn_wire_cmd_t *cmd = &t->msg->u.cmd;
+    char text[CN__REASON_MAX + 64];
+    if (atomic_load(&t->cancelled)) {
+        snprintf(text, sizeof(text), "cancelled before it ran: %s", t->cancel_reason);
+        reply_error(t, CN_ECANCELED, text);
+        return;
+    }
+    cn_fn_t fn = find_export(cmd->fn);
+    if (fn == NULL) {
+        snprintf(text, sizeof(text), "%s has no function '%.*s'", cn__rt.path, (int)cmd->fn.len,
+                 cmd->fn.ptr);
+        reply_error(t, CN_ENOENT, text);
+        return;
+    }
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+    int rc = fn(t, &cmd->args, &pk);
+    if (rc >= 0) {
+        if (out.size == 0)
+            msgpack_pack_nil(&pk);
+        rc = reply_raw(t, CN_MSG_RETURN, &out);
+        if (rc < 0)
+            snprintf(t->message, sizeof(t->message),
+                     "%.*s packed %s, not exactly one result object", (int)cmd->fn.len, cmd->fn.ptr,
+                     rc == CN_EMSGSIZE ? "too much" : "a bad result");
+    }
+    if (rc < 0) {
+        if (!t->message[0] && rc == CN_ECANCELED && atomic_load(&t->cancelled))
+            snprintf(t->message, sizeof(t->message), "cancelled: %s", t->cancel_reason);
+        reply_error(t, rc, t->message[0] ? t->message : cn_strerror(rc));
+    }
+    msgpack_sbuffer_destroy(&out);
+}
+
+static void task_free(cn__task_t *t)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
+    /* Calls the function left running (a context it never freed) outlive
+     * it; they must not point at it any more. */
+    for (size_t i = 0; i < t->nested.cap; i++)
+        if (t->nested.e[i].used)
+            cn__pcall_detach(t->nested.e[i].val);
+    pthread_mutex_unlock(&cn__rt.mu);
+    cn__cmap_fini(&t->nested);
+    cn__latch_fini(&t->wake);
+    cn_wire_msg_free(t->msg);
+    free(t);
+}
+
+static void *worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        cn__node_t *n;
+        atomic_fetch_add(&cn__rt.idle, 1);
+        int rc = cn__latch_get(&cn__rt.jobs, CN__FOREVER, &n);
+        atomic_fetch_sub(&cn__rt.idle, 1);
+        if (rc < 0)
+            return NULL;
+        cn__task_t *t = (cn__task_t *)n;
+        tl_task = t;
+        run_task(t);
+        tl_task = NULL;
+        task_free(t);
+    }
+}
+
+/* Adds a task thread when none is idle, so that calls which call back into
+ * this actor cannot starve each other. */
+static void pool_grow(void)
+{
+    if (atomic_load(&cn__rt.idle) > 0 || atomic_load(&cn__rt.nthreads) >= cn__rt.max_threads)
+        return;
+    pthread_mutex_lock(&cn__rt.mu);
+    if (cn__rt.threads == NULL)
+        cn__rt.threads = calloc(cn__rt.max_threads, sizeof(pthread_t));
+    unsigned k = atomic_load(&cn__rt.nthreads);
+    if (cn__rt.threads && k < cn__rt.max_threads &&
+        pthread_create(&cn__rt.threads[k], NULL, worker, NULL) == 0)
+        atomic_fetch_add(&cn__rt.nthreads, 1);
+    pthread_mutex_unlock(&cn__rt.mu);
+}
+
+int cn__task_start(cn_wire_msg_t *msg)
+{
+    cn__task_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return CN_ENOMEM;
+    t->msg = msg;
+    t->caller = msg->hdr.src;
+    t->cid = msg->hdr.cid;
+    t->context = (msg->u.cmd.flags & CN__CMD_CONTEXT) != 0;
+    cn__latch_init(&t->wake);
+    cn__cmap_init(&t->nested);
+    pthread_mutex_lock(&cn__rt.mu);
+    int rc = cn__cmap_put(&cn__rt.tasks, t->caller, t->cid, t, NULL);
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (rc == 0) {
+        pool_grow();
+        rc = cn__latch_put(&cn__rt.jobs, &t->node);
+        if (rc < 0) {
+            pthread_mutex_lock(&cn__rt.mu);
+            cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
+            pthread_mutex_unlock(&cn__rt.mu);
+        }
+    } else if (rc == 1) {
+        rc = CN_EINVAL; /* the same caller reused a cid still running */
+    }
+    if (rc < 0) {
+        t->msg = NULL; /* the caller keeps msg on failure */
+        cn__latch_fini(&t->wake);
+        cn__cmap_fini(&t->nested);
+        free(t);
+    }
+    return rc;
+}
+
+int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
+{
+    enum { MAXN = 64 };
+    uint32_t to[MAXN];
+    uint64_t cids[MAXN];
+    size_t n = 0;
+    char fn[CN__NAME_MAX];
+
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__task_t *t = cn__cmap_get(&cn__rt.tasks, caller, cid);
+    if (t == NULL || atomic_load(&t->cancelled)) {
+        pthread_mutex_unlock(&cn__rt.mu);
+        return t ? 0 : CN_ENOENT;
+    }
+    snprintf(t->cancel_reason, sizeof(t->cancel_reason), "%s", reason);
+    snprintf(fn, sizeof(fn), "%.*s", (int)t->msg->u.cmd.fn.len, t->msg->u.cmd.fn.ptr);
+    atomic_store(&t->cancelled, 1);
+    cn__latch_close(&t->wake, CN_ECANCELED); /* under rt.mu: t is alive */
+    for (size_t i = 0; i < t->nested.cap && n < MAXN; i++)
+        if (t->nested.e[i].used) {
+            to[n] = cn__pcall_to(t->nested.e[i].val);
+            cids[n++] = t->nested.e[i].k2;
+        }
+    pthread_mutex_unlock(&cn__rt.mu);
+
+    cn_log(CN_LOG_CANCEL, "%s (for actor %u) cancelled: %s", fn, caller, reason);
+    char why[CN__REASON_MAX];
+    snprintf(why, sizeof(why), "its caller's task %s was cancelled", fn);
+    for (size_t i = 0; i < n; i++)
+        cn__pcall_cancel(to[i], cids[i], why);
+    return 0;
+}
+
+void cn__pool_stop(void)
+{
+    cn__latch_close(&cn__rt.jobs, CN_ECANCELED);
+    unsigned n = atomic_load(&cn__rt.nthreads);
+    for (unsigned i = 0; i < n; i++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        /* A handler stuck in user code is left behind rather than hang
+         * the root's exit. */
+        if (pthread_timedjoin_np(cn__rt.threads[i], NULL, &ts) != 0)
+            pthread_detach(cn__rt.threads[i]);
+    }
+    free(cn__rt.threads);
+    cn__rt.threads = NULL;
+    atomic_store(&cn__rt.nthreads, 0);
+    cn__node_t *node;
+    while (cn__latch_get(&cn__rt.jobs, 0, &node) == 0) {
+        cn__task_t *t = (cn__task_t *)node;
+        task_free(t);
+    }
+}
+
+/* ===========================================================================
+ * The API a function uses
+ */
+
+int cn_started(cn_call_t *call, const msgpack_object *value)
+{
+    if (call == NULL || !call->context || call->started)
+        return CN_EINVAL;
+    if (atomic_load(&call->cancelled))
+        return CN_ECANCELED;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = value ? msgpack_pack_object(&pk, *value) : msgpack_pack_nil(&pk);
+    if (rc == 0)
+        rc = reply_raw(call, CN_MSG_STARTED, &sb);
+    msgpack_sbuffer_destroy(&sb);
+    if (rc == 0)
+        call->started = 1;
+    return rc < 0 ? rc : 0;
+}
+
+int cn_call_cancelled(const cn_call_t *call)
+{
+    return call && atomic_load(&call->cancelled);
+}
+
+int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
+{
+    if (call && fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(call->message, sizeof(call->message), fmt, ap);
+        va_end(ap);
+    }
+    return code < 0 ? code : CN_EINVAL;
+}
+
+cn_portal_t cn_call_caller(const cn_call_t *call)
+{
+    return (cn_portal_t){call->caller};
+}

@@ -1,0 +1,421 @@
+/*
+ * test_context.c: contexts (cn_open, cn_started, cn_ctx_result,
+ * cn_ctx_cancel) between real actor processes.
+ *
+ * The root runs the suite; two served children, "a" and "b", run the
+ * functions below. Cancellation is checked end to end: a cancelled
+ * context's nested call to another actor is cancelled too, and the other
+ * actor's function observes it.
+ */
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "canopy.h"
+
+#define T_MS 5000
+
+static char logpath[] = "/tmp/canopy-test-context-XXXXXX";
+static cn_portal_t a, b;
+static _Atomic int cancelled_seen; /* in an actor: functions that saw CN_ECANCELED */
+
+/* ------------------------------------------------------------ functions */
+
+static int pack_int(msgpack_packer *pk, int64_t v)
+{
+    return msgpack_pack_int64(pk, v);
+}
+
+/* Starts with its argument, then sleeps until cancelled. */
+static int fn_hold(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    int rc = cn_started(c, args);
+    if (rc < 0)
+        return rc;
+    rc = cn_sleep(60000);
+    if (rc == CN_ECANCELED)
+        atomic_fetch_add(&cancelled_seen, 1);
+    return rc < 0 ? cn_call_fail(c, rc, "hold stopped: cancelled") : 0;
+}
+
+static int fn_quick(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    msgpack_object go = {.type = MSGPACK_OBJECT_STR};
+    go.via.str.ptr = "go";
+    go.via.str.size = 2;
+    cn_started(c, &go);
+    return pack_int(out, 42);
+}
+
+static int fn_no_start(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args;
+    return pack_int(out, 7);
+}
+
+static int fn_fail_before(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    return cn_call_fail(c, CN_EINVAL, "bad input, before starting");
+}
+
+static int fn_fail_after(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_started(c, NULL);
+    return cn_call_fail(c, CN_ERANGE, "broke after starting");
+}
+
+/* Reports what a second cn_started says. */
+static int fn_twice(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_started(c, NULL);
+    return pack_int(out, cn_started(c, NULL));
+}
+
+/* Called as a plain call: reports what cn_started says. */
+static int fn_started_in_plain_call(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    return pack_int(out, cn_started(c, NULL));
+}
+
+/* A plain call that sleeps until cancelled. */
+static int fn_sleeper(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    int rc = cn_sleep(60000);
+    if (rc == CN_ECANCELED)
+        atomic_fetch_add(&cancelled_seen, 1);
+    return rc < 0 ? cn_call_fail(c, rc, "sleeper cancelled") : 0;
+}
+
+/* A context that, once started, calls `sleeper` on actor args[0] and
+ * waits for it: cancelling this context must cancel that call. */
+static int fn_nested(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    cn_started(c, NULL);
+    cn_result_t r;
+    int rc = cn_call((cn_portal_t){(uint32_t)args->via.u64}, "sleeper", NULL, &r, 60000);
+    cn_result_free(&r);
+    if (rc == CN_ECANCELED)
+        atomic_fetch_add(&cancelled_seen, 1);
+    return rc < 0 ? cn_call_fail(c, rc, "nested call ended: %s", cn_strerror(rc)) : 0;
+}
+
+/* Ignores cancellation: never blocks. */
+static int fn_stubborn(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_started(c, NULL);
+    while (!cn_call_cancelled(c))
+        ;           /* busy, no blocking call */
+    usleep(600000); /* acknowledges only well after the canceller gave up */
+    return cn_call_fail(c, CN_ECANCELED, "stubborn gave in");
+}
+
+/* Takes long to start. */
+static int fn_slow_start(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    int rc = cn_sleep(10000);
+    if (rc == CN_ECANCELED)
+        atomic_fetch_add(&cancelled_seen, 1);
+    if (rc == 0)
+        cn_started(c, NULL);
+    return rc;
+}
+
+static int fn_seen(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args;
+    return pack_int(out, atomic_load(&cancelled_seen));
+}
+
+static const cn_export_t exports[] = {{"hold", fn_hold},
+                                      {"quick", fn_quick},
+                                      {"no_start", fn_no_start},
+                                      {"fail_before", fn_fail_before},
+                                      {"fail_after", fn_fail_after},
+                                      {"twice", fn_twice},
+                                      {"started_in_plain_call", fn_started_in_plain_call},
+                                      {"sleeper", fn_sleeper},
+                                      {"nested", fn_nested},
+                                      {"stubborn", fn_stubborn},
+                                      {"slow_start", fn_slow_start},
+                                      {"seen", fn_seen},
+                                      {NULL, NULL}};
+
+/* ------------------------------------------------------------ helpers */
+
+static int64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t seen(cn_portal_t who)
+{
+    cn_result_t r;
+    int64_t n = -1;
+    if (cn_call(who, "seen", NULL, &r, T_MS) == 0)
+        n = r.value.via.i64;
+    cn_result_free(&r);
+    return n;
+}
+
+/* Waits until `who` has seen `want` cancellations. */
+static int64_t wait_seen(cn_portal_t who, int64_t want)
+{
+    int64_t deadline = ms_now() + T_MS, n;
+    while ((n = seen(who)) < want && ms_now() < deadline)
+        usleep(5000);
+    return n;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (cn_spawn("a", NULL, &a, T_MS) != 0 || cn_spawn("b", NULL, &b, T_MS) != 0)
+        return -1;
+    return 0;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_open_started_result(void **state)
+{
+    (void)state;
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    assert_int_equal(cn_open(a, "quick", NULL, &ctx, &st, T_MS), 0);
+    assert_non_null(ctx);
+    assert_int_equal(st.value.type, MSGPACK_OBJECT_STR);
+    assert_memory_equal(st.value.via.str.ptr, "go", 2);
+    cn_result_free(&st);
+    assert_int_equal(cn_ctx_result(ctx, &res, T_MS), 0);
+    assert_int_equal(res.value.via.i64, 42);
+    cn_result_free(&res);
+    /* Asking again gives the same answer; cancelling an ended one is 0. */
+    assert_int_equal(cn_ctx_result(ctx, &res, 0), 0);
+    assert_int_equal(res.value.via.i64, 42);
+    cn_result_free(&res);
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_NONE);
+    cn_ctx_free(ctx);
+}
+
+static void test_return_or_error_before_started(void **state)
+{
+    (void)state;
+    cn_ctx_t *ctx;
+    cn_result_t st;
+    assert_int_equal(cn_open(a, "no_start", NULL, &ctx, &st, T_MS), 1);
+    assert_null(ctx);
+    assert_int_equal(st.value.via.i64, 7);
+    cn_result_free(&st);
+
+    assert_int_equal(cn_open(a, "fail_before", NULL, &ctx, &st, T_MS), CN_EREMOTE);
+    assert_null(ctx);
+    assert_string_equal(st.error.origin, "root/a");
+    assert_string_equal(st.error.fn, "fail_before");
+    assert_string_equal(st.error.message, "bad input, before starting");
+    assert_int_equal(st.error.code, CN_EINVAL);
+    cn_result_free(&st);
+
+    assert_int_equal(cn_open(a, "missing", NULL, &ctx, &st, T_MS), CN_EREMOTE);
+    assert_int_equal(st.error.code, CN_ENOENT);
+    cn_result_free(&st);
+}
+
+static void test_error_after_started(void **state)
+{
+    (void)state;
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    assert_int_equal(cn_open(b, "fail_after", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    assert_int_equal(cn_ctx_result(ctx, &res, T_MS), CN_EREMOTE);
+    assert_string_equal(res.error.origin, "root/b");
+    assert_string_equal(res.error.message, "broke after starting");
+    assert_int_equal(res.error.code, CN_ERANGE);
+    cn_result_free(&res);
+    cn_ctx_free(ctx);
+}
+
+static void test_started_misuse(void **state)
+{
+    (void)state;
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    assert_int_equal(cn_open(a, "twice", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    assert_int_equal(cn_ctx_result(ctx, &res, T_MS), 0);
+    assert_int_equal(res.value.via.i64, CN_EINVAL);
+    cn_result_free(&res);
+    cn_ctx_free(ctx);
+
+    assert_int_equal(cn_call(a, "started_in_plain_call", NULL, &res, T_MS), 0);
+    assert_int_equal(res.value.via.i64, CN_EINVAL);
+    cn_result_free(&res);
+}
+
+static void test_cancel_is_acknowledged(void **state)
+{
+    (void)state;
+    int64_t before = seen(a);
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    msgpack_object arg = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    arg.via.u64 = 5;
+    assert_int_equal(cn_open(a, "hold", &arg, &ctx, &st, T_MS), 0);
+    assert_int_equal(st.value.via.u64, 5);
+    cn_result_free(&st);
+    assert_int_equal(cn_ctx_result(ctx, &res, 100), CN_ETIMEDOUT); /* still holding */
+    cn_result_free(&res);
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_ACKNOWLEDGED);
+    assert_int_equal(cn_ctx_result(ctx, &res, 0), CN_ECANCELED);
+    assert_string_equal(res.error.message, "hold stopped: cancelled");
+    cn_result_free(&res);
+    assert_int_equal(wait_seen(a, before + 1), before + 1);
+    cn_ctx_free(ctx);
+}
+
+static void test_cancel_reaches_nested_calls(void **state)
+{
+    (void)state;
+    int64_t a0 = seen(a), b0 = seen(b);
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    msgpack_object arg = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    arg.via.u64 = b.id;
+    assert_int_equal(cn_open(a, "nested", &arg, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    usleep(100000); /* a's call to b's sleeper is under way */
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    assert_int_equal(cn_ctx_result(ctx, &res, 0), CN_ECANCELED);
+    assert_non_null(strstr(res.error.message, "nested call ended: cancelled"));
+    cn_result_free(&res);
+    /* Both a's task and b's sleeper saw the cancellation. */
+    assert_int_equal(wait_seen(a, a0 + 1), a0 + 1);
+    assert_int_equal(wait_seen(b, b0 + 1), b0 + 1);
+    cn_ctx_free(ctx);
+}
+
+static void test_cancel_times_out(void **state)
+{
+    (void)state;
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    assert_int_equal(cn_open(b, "stubborn", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    assert_int_equal(cn_ctx_cancel(ctx, 200), CN_ETIMEDOUT);
+    assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_TIMED_OUT);
+    /* It gives in later; the end still reaches us. */
+    assert_int_equal(cn_ctx_result(ctx, &res, T_MS), CN_ECANCELED);
+    assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_ACKNOWLEDGED);
+    cn_result_free(&res);
+    cn_ctx_free(ctx);
+}
+
+static void test_open_timeout_cancels_the_task(void **state)
+{
+    (void)state;
+    int64_t before = seen(b);
+    cn_ctx_t *ctx;
+    cn_result_t st;
+    assert_int_equal(cn_open(b, "slow_start", NULL, &ctx, &st, 200), CN_ETIMEDOUT);
+    assert_null(ctx);
+    assert_non_null(strstr(st.error.message, "did not start within 200 ms"));
+    cn_result_free(&st);
+    assert_int_equal(wait_seen(b, before + 1), before + 1);
+}
+
+static void test_free_running_context_cancels_it(void **state)
+{
+    (void)state;
+    int64_t before = seen(a);
+    cn_ctx_t *ctx;
+    cn_result_t st;
+    assert_int_equal(cn_open(a, "hold", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    cn_ctx_free(ctx);
+    assert_int_equal(wait_seen(a, before + 1), before + 1);
+}
+
+static void test_context_on_dead_actor(void **state)
+{
+    (void)state;
+    cn_portal_t c;
+    assert_int_equal(cn_spawn("c", NULL, &c, T_MS), 0);
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    assert_int_equal(cn_open(c, "hold", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    assert_int_equal(cn_cancel(c, T_MS), 0); /* the actor goes away */
+    assert_int_equal(cn_ctx_result(ctx, &res, T_MS), CN_EDEAD);
+    assert_non_null(strstr(res.error.message, "(c) exited"));
+    cn_result_free(&res);
+    cn_ctx_free(ctx);
+    assert_int_equal(cn_open(c, "hold", NULL, &ctx, &st, T_MS), CN_EDEAD);
+    cn_result_free(&st);
+}
+
+/* ------------------------------------------------------------ main */
+
+static int suite_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_started_result),
+        cmocka_unit_test(test_return_or_error_before_started),
+        cmocka_unit_test(test_error_after_started),
+        cmocka_unit_test(test_started_misuse),
+        cmocka_unit_test(test_cancel_is_acknowledged),
+        cmocka_unit_test(test_cancel_reaches_nested_calls),
+        cmocka_unit_test(test_cancel_times_out),
+        cmocka_unit_test(test_open_timeout_cancels_the_task),
+        cmocka_unit_test(test_free_running_context_cancels_it),
+        cmocka_unit_test(test_context_on_dead_actor),
+    };
+    int failed = cmocka_run_group_tests_name("context", tests, setup, NULL);
+    if (failed) {
+        FILE *f = fopen(logpath, "r");
+        char line[1024];
+        fprintf(stderr, "--- the tree's log:\n");
+        while (f && fgets(line, sizeof(line), f))
+            fputs(line, stderr);
+        if (f)
+            fclose(f);
+    }
+    unlink(logpath);
+    return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const cn_config_t cfg = {.name = "root", .exports = exports, .main = suite_main};
+    if (getenv("CANOPY_FD") == NULL) {
+        int fd = mkstemp(logpath);
+        if (fd < 0)
+            return 1;
+        close(fd);
+        setenv("CANOPY_LOG_FILE", logpath, 1);
+    }
+    return cn_run(argc, argv, &cfg);
+}
