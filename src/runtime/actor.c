@@ -610,10 +610,21 @@ static void on_reap_timer(uv_timer_t *t)
     }
 }
 
+/*
+ * The debugger's hook: an actor that holds or waits for the console lock
+ * must not be cancelled or killed under the user's feet (DESIGN.md,
+ * "Debugger"). Nothing holds the lock yet, so nothing is exempt.
+ */
+static int exempt_from_cancel(const cn__stream_t *s)
+{
+    (void)s;
+    return 0;
+}
+
 /* Starts cancelling child s. Broker only. */
 static void cancel_child(cn__stream_t *s)
 {
-    if (s->reaped || s->reap_step > 0 || s->pid <= 0)
+    if (s->reaped || s->reap_step > 0 || s->pid <= 0 || exempt_from_cancel(s))
         return;
     s->reap_step = 1;
     if (!s->closed && s->up) {
@@ -640,8 +651,10 @@ static void begin_shutdown(const char *why, int status)
         cn__rt.exit_status = status;
     size_t n = cn__rt.nstreams;
     pthread_mutex_unlock(&cn__rt.mu);
-    if (already)
+    if (already) { /* e.g. main returned during a SIGINT cancel */
+        maybe_finish_shutdown();
         return;
+    }
     cn_log(CN_LOG_CANCEL, "shutting down: %s", why);
     cn__latch_close(&cn__rt.done, CN_ECANCELED); /* wakes cn_sleep */
     for (size_t i = 0; i < n; i++) {
@@ -679,6 +692,36 @@ static void close_leftover(uv_handle_t *h, void *arg)
         uv_close(h, h->data ? on_handle_closed : NULL);
 }
 
+static void on_sigint_grace(uv_timer_t *t)
+{
+    (void)t;
+    cn_log(CN_LOG_CANCEL, "the tree is cancelled and main has not returned: exiting");
+    syscall(SYS_exit_group, 128 + SIGINT);
+}
+
+/* SIGINT at the root: the first cancels the tree gracefully, a second
+ * within 2 s kills it. */
+static void on_sigint(uv_signal_t *h, int sig)
+{
+    (void)h, (void)sig;
+    uint64_t now = uv_now(&cn__rt.loop);
+    if (cn__rt.sigint_at && now - cn__rt.sigint_at <= 2000) {
+        cn_log(CN_LOG_ERROR, "second SIGINT: killing the tree");
+        pthread_mutex_lock(&cn__rt.mu);
+        for (size_t i = 0; i < cn__rt.nstreams; i++) {
+            cn__stream_t *s = cn__rt.streams[i];
+            if (s && !s->is_parent && s->pid > 0 && !s->reaped && !exempt_from_cancel(s))
+                kill(s->pid, SIGKILL); /* grandchildren follow: PDEATHSIG */
+        }
+        pthread_mutex_unlock(&cn__rt.mu);
+        syscall(SYS_exit_group, 128 + SIGINT);
+    }
+    cn__rt.sigint_at = now ? now : 1;
+    cn_log(CN_LOG_WARN, "SIGINT: cancelling the tree (Ctrl-C again within 2 s to kill it)");
+    cn__call_fail_all(CN_ECANCELED, "the tree is being cancelled (SIGINT)");
+    begin_shutdown("SIGINT", 128 + SIGINT);
+}
+
 static void maybe_finish_shutdown(void)
 {
     pthread_mutex_lock(&cn__rt.mu);
@@ -693,6 +736,16 @@ static void maybe_finish_shutdown(void)
          * first and stall behind those very threads. */
         flush_parent_blocking(200);
         syscall(SYS_exit_group, status);
+    }
+    pthread_mutex_lock(&cn__rt.mu);
+    int main_done = cn__rt.main_done;
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (cn__rt.sigint_at && !main_done) {
+        /* Ctrl-C cancelled the tree under a main that is still running:
+         * give it a second to return by itself, then exit as SIGINT would. */
+        if (!uv_is_active((uv_handle_t *)&cn__rt.sigint_timer))
+            uv_timer_start(&cn__rt.sigint_timer, on_sigint_grace, 1000, 0);
+        return;
     }
     /* The root returns from cn_run: close every handle so the loop ends
      * and the process is left as it was found. */
@@ -1427,6 +1480,16 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     uv_async_init(&r->loop, &r->async, on_async);
     uv_signal_init(&r->loop, &r->sigchld);
     uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD);
+    uv_timer_init(&r->loop, &r->sigint_timer);
+    /* The root decides when the tree stops, unless the program has blocked
+     * SIGINT to take it itself (with sigwait, say). */
+    sigset_t mask;
+    pthread_sigmask(SIG_SETMASK, NULL, &mask);
+    r->own_sigint = getenv("CANOPY_FD") == NULL && !sigismember(&mask, SIGINT);
+    if (r->own_sigint) {
+        uv_signal_init(&r->loop, &r->sigint);
+        uv_signal_start(&r->sigint, on_sigint, SIGINT);
+    }
     signal(SIGPIPE, SIG_IGN);
     return 0;
 }
@@ -1543,7 +1606,16 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
             pause(); /* the broker exits the process once children are reaped */
     }
 
+    /* Only the broker takes SIGINT, so its handler runs at once whatever
+     * main is blocked in. */
+    sigset_t intr, saved;
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    if (cn__rt.own_sigint)
+        pthread_sigmask(SIG_BLOCK, &intr, &saved);
     int status = cfg->main ? cfg->main(argc, argv) : 0;
+    if (cn__rt.own_sigint)
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
     pthread_mutex_lock(&cn__rt.mu);
     cn__rt.exit_status = status;
     cn__rt.main_done = 1;

@@ -98,6 +98,10 @@ typedef struct cn__rt {
     uv_loop_t loop;
     uv_async_t async;
     uv_signal_t sigchld;
+    uv_signal_t sigint;      /* the root only */
+    uv_timer_t sigint_timer; /* after a SIGINT cancel: main's grace period */
+    uint64_t sigint_at;      /* loop time of the last SIGINT, 0 if none */
+    int own_sigint;          /* the runtime handles SIGINT (the root\'s broker) */
     uv_thread_t broker;
 
     pthread_mutex_t mu;

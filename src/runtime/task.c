@@ -15,6 +15,7 @@
  * its thread has sent the reply, and is only freed after it leaves, so the
  * broker, which touches it under rt.mu only, never sees it freed.
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,10 @@ static void task_free(cn__task_t *t)
 static void *worker(void *arg)
 {
     (void)arg;
+    sigset_t intr; /* SIGINT is the broker's to take */
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &intr, NULL);
     for (;;) {
         cn__node_t *n;
         atomic_fetch_add(&cn__rt.idle, 1);

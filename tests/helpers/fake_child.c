@@ -6,8 +6,10 @@
  *   spoof       greet properly, then call the parent's "record" once with a
  *               forged src and once honestly; wait for the honest reply
  *   garbage     greet properly, then send bytes that are not a frame
+ *   stubborn    greet properly, then ignore SHUTDOWN, SIGTERM and EOF
  * It prints what it saw on stdout, which reaches the root as log lines.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +126,13 @@ int main(int argc, char **argv)
         }
         status = 0;
         goto out;
+    }
+    if (strcmp(act, "stubborn") == 0) {
+        signal(SIGTERM, SIG_IGN);
+        while ((m = recv_msg(&d)) != NULL)
+            cn_wire_msg_free(m); /* SHUTDOWN included */
+        for (;;)
+            pause(); /* only SIGKILL ends this */
     }
     if (strcmp(act, "garbage") == 0) {
         static const char junk[] = {0, 0, 0, 3, (char)0xc1, (char)0xc1, (char)0xc1};
