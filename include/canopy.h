@@ -232,6 +232,63 @@ CN_EXTERN int cn_started(cn_call_t *call, const msgpack_object *value);
 CN_EXTERN int cn_call_cancelled(const cn_call_t *call);
 
 /* ---------------------------------------------------------------------------
+ * Streams: both ways over a context, with backpressure
+ *
+ * Each side of a started context may open its end of the context's one
+ * stream. Opening lets the peer send up to `window` messages ahead of this
+ * side's cn_stream_recv; a sender with no credit left blocks (backpressure),
+ * or, in overrun mode, fails at once with CN_EOVERRUN. Nothing is dropped
+ * and no buffer grows past its window. The stream belongs to the context
+ * (or call) and is freed with it.
+ */
+
+typedef struct cn_stream cn_stream_t;
+
+typedef struct cn_stream_opts {
+    unsigned window; /* messages this side buffers; 0 means 64; at most 65536 */
+    int overrun;     /* sending without credit fails with CN_EOVERRUN */
+} cn_stream_opts_t;
+
+typedef struct cn_stream_stats {
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t last_us;  /* time of the last message either way */
+    unsigned window;   /* this side's receive buffer */
+    unsigned buffered; /* received, not yet taken by cn_stream_recv */
+    int64_t credit;    /* messages this side may still send */
+    int send_blocked;  /* a sender is waiting for credit now */
+    int local_open, local_closed, peer_opened, peer_closed;
+} cn_stream_stats_t;
+
+/* Opens the opener's end of ctx's stream. Returns 0, or CN_EINVAL (bad
+ * window, or already open). */
+CN_EXTERN int cn_ctx_stream(cn_ctx_t *ctx, const cn_stream_opts_t *opts, cn_stream_t **out);
+
+/* In a context's function: opens the callee's end. CN_EINVAL before
+ * cn_started, in a plain call, or if already open. */
+CN_EXTERN int cn_call_stream(cn_call_t *call, const cn_stream_opts_t *opts, cn_stream_t **out);
+
+/* Sends one value (NULL sends nil), waiting up to timeout_ms for credit.
+ * Returns 0; CN_ETIMEDOUT; CN_EOVERRUN (overrun mode); CN_EPIPE after
+ * cn_stream_close; CN_EOF, CN_EDEAD or CN_ECANCELED once the context is
+ * over. cn_stream_last_error() says why in words. */
+CN_EXTERN int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_ms);
+
+/* Takes the next value into msg->value (free with cn_result_free). Returns
+ * 0; CN_EOF once the peer closed its end or the context returned; the
+ * context's error (CN_EREMOTE, CN_EDEAD, CN_ECANCELED, with msg->error) if
+ * it ended so; CN_ETIMEDOUT. */
+CN_EXTERN int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms);
+
+/* Closes this side's sending end: the peer's recv returns CN_EOF after
+ * what was sent. This side may still receive. */
+CN_EXTERN int cn_stream_close(cn_stream_t *s);
+
+CN_EXTERN void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out);
+
+/* Why the last call on s failed, in words ("" if none did). */
+CN_EXTERN const char *cn_stream_last_error(const cn_stream_t *s);
+
+/* ---------------------------------------------------------------------------
  * Logging
  */
 

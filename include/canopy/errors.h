@@ -39,6 +39,7 @@ extern "C" {
     XX(EREMOTE, -4003, "the remote side raised an error")                                          \
     XX(EPROTO, -4004, "protocol error")                                                            \
     XX(EVERSION, -4005, "protocol version mismatch")                                               \
+    XX(EOF, -4006, "end of stream")                                                                \
     /* wire codec: why a frame was refused (each one distinct, see docs/protocol.md) */            \
     XX(ETRUNC, -4010, "frame ends inside its msgpack message")                                     \
     XX(EBADMSGPACK, -4011, "frame is not valid msgpack")                                           \

@@ -62,6 +62,7 @@ static void stream_unref(cn__stream_t *s);
 static void on_poll(uv_poll_t *p, int status, int events);
 static void drain_output(cn__stream_t *s, int which);
 static void run_spawns(void);
+static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, const char *reason);
 
 static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
 {
@@ -254,6 +255,22 @@ static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint3
     return rc;
 }
 
+/* A YIELD, STOP or CREDIT: for a context we opened (sent by its callee,
+ * so marked in the cid) or one we serve. Takes m. */
+static void deliver_stream_msg(cn_wire_msg_t *m)
+{
+    if (m->hdr.cid & CN__CID_FROM_CALLEE) {
+        cn__call_deliver(m->hdr.cid, m, 0, NULL);
+        return;
+    }
+    uint32_t src = m->hdr.src, type = m->hdr.type;
+    uint64_t cid = m->hdr.cid;
+    if (cn__task_deliver(src, cid, m) == CN_ENOENT) {
+        cn_wire_msg_free(m);
+        send_dead(src, cid | CN__CID_FROM_CALLEE, type, "no such context running here");
+    }
+}
+
 /* A message from this actor to itself, delivered without a stream: a call
  * to self, and its reply. Any thread. */
 static int deliver_local(const char *buf, size_t len)
@@ -272,6 +289,11 @@ static int deliver_local(const char *buf, size_t len)
     case CN_MSG_RETURN:
     case CN_MSG_ERROR:
         cn__call_deliver(m->hdr.cid, m, 0, NULL);
+        return 0;
+    case CN_MSG_YIELD:
+    case CN_MSG_STOP:
+    case CN_MSG_CREDIT:
+        deliver_stream_msg(m);
         return 0;
     case CN_MSG_CANCEL:
         cn__task_cancel(m->hdr.src, m->hdr.cid, "cancelled by itself");
@@ -943,6 +965,11 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
     case CN_MSG_RETURN:
     case CN_MSG_ERROR:
         cn__call_deliver(h->cid, m, 0, NULL);
+        return;
+    case CN_MSG_YIELD:
+    case CN_MSG_STOP:
+    case CN_MSG_CREDIT:
+        deliver_stream_msg(m);
         return;
     case CN_MSG_CANCEL: {
         char reason[CN__REASON_MAX];

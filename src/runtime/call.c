@@ -18,31 +18,40 @@
 
 #include "rt.h"
 
-typedef struct item {
-    cn__node_t node;
-    cn_wire_msg_t *msg; /* or NULL with err and reason */
-    int err;
-    char reason[CN__REASON_MAX];
-} item_t;
+typedef cn__item_t item_t;
 
 struct cn__pcall {
-    cn__latch_t inbox;
+    cn__latch_t inbox; /* STARTED, YIELD, STOP, then the final message */
+    cn__flow_t flow;   /* our send credit on the context's stream */
     uint64_t cid;
     uint32_t to;
     cn__task_t *task; /* the task that made it, if made from a handler */
 };
 
 struct cn_ctx {
-    cn__pcall_t *pc; /* NULL once the context has ended */
+    cn__pcall_t *pc; /* kept until cn_ctx_free: the stream uses its inbox */
     uint32_t peer;
     char fn[CN__NAME_MAX];
-    item_t *final; /* how it ended, once it has */
+    item_t *final;       /* how it ended, once it has (pc is out of the table) */
+    cn_stream_t *stream; /* our end, once opened */
     cn_cancel_state_t cancel;
 };
 
 static int is_final(uint32_t type)
 {
-    return type != CN_MSG_STARTED;
+    return type != CN_MSG_STARTED && type != CN_MSG_YIELD && type != CN_MSG_STOP;
+}
+
+cn__item_t *cn__item_new(cn_wire_msg_t *msg, int err, const char *reason)
+{
+    cn__item_t *it = calloc(1, sizeof(*it));
+    if (it) {
+        it->msg = msg;
+        it->err = err;
+        if (reason)
+            snprintf(it->reason, sizeof(it->reason), "%s", reason);
+    }
+    return it;
 }
 
 /* ===========================================================================
@@ -55,6 +64,7 @@ static cn__pcall_t *cn__pcall_new(uint32_t to)
     if (c == NULL)
         return NULL;
     cn__latch_init(&c->inbox);
+    cn__flow_init(&c->flow);
     c->cid = atomic_fetch_add(&cn__rt.next_cid, 1);
     c->to = to;
     c->task = cn__task_current();
@@ -68,6 +78,7 @@ static cn__pcall_t *cn__pcall_new(uint32_t to)
         cn__cmap_del(&cn__rt.calls, 0, c->cid);
         pthread_mutex_unlock(&cn__rt.mu);
         cn__latch_fini(&c->inbox);
+        cn__flow_fini(&c->flow);
         free(c);
         return NULL;
     }
@@ -84,7 +95,7 @@ uint32_t cn__pcall_to(const cn__pcall_t *c)
     return c->to;
 }
 
-static void item_free(item_t *it)
+void cn__item_free(cn__item_t *it)
 {
     if (it) {
         cn_wire_msg_free(it->msg);
@@ -109,8 +120,9 @@ static void pcall_free(cn__pcall_t *c)
 {
     cn__node_t *n;
     while (cn__latch_get(&c->inbox, 0, &n) == 0)
-        item_free((item_t *)n);
+        cn__item_free((item_t *)n);
     cn__latch_fini(&c->inbox);
+    cn__flow_fini(&c->flow);
     free(c);
 }
 
@@ -139,26 +151,48 @@ static item_t *pcall_final(cn__pcall_t *c, int64_t timeout_ms, int withdraw, int
         }
         if (it->msg == NULL || is_final(it->msg->hdr.type))
             return it;
-        item_free(it);
+        cn__item_free(it);
+    }
+}
+
+/* How a final message ends a context, for a sender still on its stream. */
+static int end_code(const cn_wire_msg_t *msg, int err)
+{
+    if (msg == NULL)
+        return err;
+    switch (msg->hdr.type) {
+    case CN_MSG_ERROR:
+        return msg->u.error.code == CN_ECANCELED ? CN_ECANCELED : CN_EREMOTE;
+    case CN_MSG_DEAD:
+        return CN_EDEAD;
+    default:
+        return CN_EOF;
     }
 }
 
 void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason)
 {
-    item_t *it = calloc(1, sizeof(*it));
+    cid &= ~CN__CID_FROM_CALLEE;
+    if (msg && msg->hdr.type == CN_MSG_CREDIT) { /* for senders, not the inbox */
+        pthread_mutex_lock(&cn__rt.mu);
+        cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid);
+        if (c)
+            cn__flow_credit(&c->flow, msg->u.credit.count);
+        pthread_mutex_unlock(&cn__rt.mu);
+        cn_wire_msg_free(msg);
+        return;
+    }
     int final = msg == NULL || is_final(msg->hdr.type);
+    item_t *it = cn__item_new(msg, err, reason);
     pthread_mutex_lock(&cn__rt.mu);
     cn__pcall_t *c =
         final ? cn__cmap_del(&cn__rt.calls, 0, cid) : cn__cmap_get(&cn__rt.calls, 0, cid);
     if (c && final && c->task)
         cn__task_track(c->task, c, 0);
-    if (c && it) {
-        it->msg = msg;
-        it->err = err;
-        if (reason)
-            snprintf(it->reason, sizeof(it->reason), "%s", reason);
+    if (c && final) /* a sender waiting for credit must not wait on */
+        cn__flow_end(&c->flow, end_code(msg, err), msg == NULL ? reason : "the context has ended");
+    if (c && it)
         cn__latch_put(&c->inbox, &it->node); /* under rt.mu: see the invariant */
-    }
     pthread_mutex_unlock(&cn__rt.mu);
     if (c && it)
         return;
@@ -167,6 +201,8 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
                "%s for call %llu from actor %u came after its caller stopped "
                "waiting",
                cn_wire_type_name(msg->hdr.type), (unsigned long long)cid, msg->hdr.src);
+    if (it)
+        it->msg = NULL; /* freed just below */
     free(it);
     cn_wire_msg_free(msg);
 }
@@ -343,7 +379,7 @@ int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_resul
         rc = item_result(&t, res, 1);
     } else {
         rc = item_result(it, res, 1);
-        item_free(it);
+        cn__item_free(it);
     }
     pcall_free(c);
     return rc;
@@ -371,7 +407,7 @@ int cn__request_ids(uint32_t count, uint32_t *first, int64_t timeout_ms)
         *first = (uint32_t)it->msg->u.allocate_id.first;
     else if (it)
         rc = it->msg == NULL ? it->err : CN_EPROTO;
-    item_free(it);
+    cn__item_free(it);
     pcall_free(c);
     return rc;
 }
@@ -382,9 +418,7 @@ int cn__request_ids(uint32_t count, uint32_t *first, int64_t timeout_ms)
 
 static void ctx_end(cn_ctx_t *ctx, item_t *final)
 {
-    ctx->final = final;
-    pcall_free(ctx->pc); /* out of the table: its final message came */
-    ctx->pc = NULL;
+    ctx->final = final; /* pc left the table when this was delivered */
     if (ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT) {
         ctx->cancel = CN_CANCEL_ACKNOWLEDGED;
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel acknowledged", ctx->fn, ctx->peer);
@@ -422,7 +456,7 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
     if (it->msg && it->msg->hdr.type == CN_MSG_STARTED) {
         cn_ctx_t *x = calloc(1, sizeof(*x));
         if (x == NULL) {
-            item_free(it);
+            cn__item_free(it);
             if (pcall_withdraw(c))
                 send_cancel(c, "out of memory");
             pcall_free(c);
@@ -432,13 +466,13 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
         x->peer = to.id;
         snprintf(x->fn, sizeof(x->fn), "%s", fn);
         item_result(it, started, 1);
-        item_free(it);
+        cn__item_free(it);
         *ctx = x;
         return 0;
     }
     /* It ended without starting: c is already out of the table. */
     rc = item_result(it, started, 1);
-    item_free(it);
+    cn__item_free(it);
     pcall_free(c);
     return rc == 0 ? 1 : rc;
 }
@@ -496,11 +530,27 @@ void cn_ctx_free(cn_ctx_t *ctx)
 {
     if (ctx == NULL)
         return;
-    if (ctx->pc) {
-        if (pcall_withdraw(ctx->pc))
-            send_cancel(ctx->pc, "the context was freed");
-        pcall_free(ctx->pc);
-    }
-    item_free(ctx->final);
+    if (ctx->final == NULL && pcall_withdraw(ctx->pc))
+        send_cancel(ctx->pc, "the context was freed");
+    cn__stream_free(ctx->stream);
+    pcall_free(ctx->pc);
+    cn__item_free(ctx->final);
     free(ctx);
+}
+
+int cn__ctx_end_from_stream(cn_ctx_t *ctx, cn__item_t *it, cn_result_t *res)
+{
+    ctx_end(ctx, it);
+    return item_result(ctx->final, res, 0);
+}
+
+int cn_ctx_stream(cn_ctx_t *ctx, const cn_stream_opts_t *opts, cn_stream_t **out)
+{
+    if (ctx == NULL || out == NULL || ctx->stream)
+        return CN_EINVAL;
+    int rc;
+    ctx->stream =
+        cn__stream_open(&ctx->pc->flow, &ctx->pc->inbox, ctx->peer, ctx->pc->cid, ctx, opts, &rc);
+    *out = ctx->stream;
+    return rc;
 }

@@ -155,6 +155,51 @@ void cn__log_emit(int level, const char *path, const char *msg, size_t len);
  * CN_EDEAD with `reason` (CN__REASON_MAX bytes, may be NULL) filled. */
 int cn__send_frame(const cn_wire_hdr_t *h, const char *buf, size_t len, char *reason);
 
+/* --- shared by call.c, task.c and stream.c */
+
+/* A message (or an error with its reason) queued for a waiting thread. */
+typedef struct cn__item {
+    cn__node_t node;
+    cn_wire_msg_t *msg; /* or NULL with err and reason */
+    int err;
+    char reason[CN__REASON_MAX];
+} cn__item_t;
+
+cn__item_t *cn__item_new(cn_wire_msg_t *msg, int err, const char *reason);
+void cn__item_free(cn__item_t *it);
+
+/* Stream messages sent by a context's callee carry this bit in their cid,
+ * so that a side that both opened and serves contexts with the same peer
+ * can tell which of them a YIELD, STOP or CREDIT is for. */
+#define CN__CID_FROM_CALLEE (1ull << 63)
+
+/* One side's send credit on a context's stream (stream.c). */
+typedef struct cn__flow {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;    /* a sender waiting for credit */
+    int64_t credit;       /* YIELDs this side may still send */
+    int peer_opened;      /* a CREDIT has arrived: the peer opened its end */
+    uint64_t peer_window; /* the peer\'s first grant: its buffer size */
+    int ended;            /* the context is over: sending fails with err */
+    int err;
+    char reason[CN__REASON_MAX];
+} cn__flow_t;
+
+void cn__flow_init(cn__flow_t *f);
+void cn__flow_fini(cn__flow_t *f);
+void cn__flow_credit(cn__flow_t *f, uint64_t n);
+void cn__flow_end(cn__flow_t *f, int err, const char *reason);
+
+/* Opens one end of a context's stream over `flow` (our send credit) and
+ * `in` (what the peer sends); grants the peer its first credit. */
+cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__latch_t *in, uint32_t peer, uint64_t cid_out,
+                             cn_ctx_t *ctx, const cn_stream_opts_t *opts, int *rc);
+void cn__stream_free(cn_stream_t *s);
+
+/* The opener's stream met the context's final message `it` (taken): the
+ * context records it; res gets its outcome, which is returned. */
+int cn__ctx_end_from_stream(cn_ctx_t *ctx, cn__item_t *it, cn_result_t *res);
+
 /* --- call.c: the caller's side */
 
 typedef struct cn__pcall cn__pcall_t;
@@ -184,6 +229,10 @@ uint32_t cn__pcall_to(const cn__pcall_t *c);
 /* Broker: registers the CMD `msg` (owned from here on) as a task and
  * queues it for a task thread. */
 int cn__task_start(cn_wire_msg_t *msg);
+
+/* Broker: hands a stream message (YIELD, STOP, CREDIT) from the caller to
+ * the task (caller, cid). Takes msg. Returns 0 or CN_ENOENT. */
+int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg);
 
 /* Broker: cancels the task (caller, cid). Returns 0 or CN_ENOENT. */
 int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason);

@@ -33,6 +33,9 @@ struct cn_call {
     _Atomic int cancelled;
     cn__latch_t wake;  /* closed with CN_ECANCELED on cancel */
     cn__cmap_t nested; /* (0, cid) -> cn__pcall_t *, under rt.mu */
+    cn__latch_t in;    /* YIELD and STOP from the caller */
+    cn__flow_t flow;   /* our send credit on the stream */
+    cn_stream_t *stream;
     char cancel_reason[CN__REASON_MAX];
     char message[1024]; /* set by cn_call_fail */
 };
@@ -164,6 +167,12 @@ static void task_free(cn__task_t *t)
     pthread_mutex_unlock(&cn__rt.mu);
     cn__cmap_fini(&t->nested);
     cn__latch_fini(&t->wake);
+    cn__node_t *n;
+    while (cn__latch_get(&t->in, 0, &n) == 0)
+        cn__item_free((cn__item_t *)n);
+    cn__latch_fini(&t->in);
+    cn__flow_fini(&t->flow);
+    cn__stream_free(t->stream);
     cn_wire_msg_free(t->msg);
     free(t);
 }
@@ -217,6 +226,8 @@ int cn__task_start(cn_wire_msg_t *msg)
     t->context = (msg->u.cmd.flags & CN__CMD_CONTEXT) != 0;
     cn__latch_init(&t->wake);
     cn__cmap_init(&t->nested);
+    cn__latch_init(&t->in);
+    cn__flow_init(&t->flow);
     pthread_mutex_lock(&cn__rt.mu);
     int rc = cn__cmap_put(&cn__rt.tasks, t->caller, t->cid, t, NULL);
     pthread_mutex_unlock(&cn__rt.mu);
@@ -235,9 +246,37 @@ int cn__task_start(cn_wire_msg_t *msg)
         t->msg = NULL; /* the caller keeps msg on failure */
         cn__latch_fini(&t->wake);
         cn__cmap_fini(&t->nested);
+        cn__latch_fini(&t->in);
+        cn__flow_fini(&t->flow);
         free(t);
     }
     return rc;
+}
+
+int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg)
+{
+    int rc = 0;
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__task_t *t = cn__cmap_get(&cn__rt.tasks, caller, cid);
+    if (t == NULL) {
+        rc = CN_ENOENT;
+    } else if (msg->hdr.type == CN_MSG_CREDIT) {
+        cn__flow_credit(&t->flow, msg->u.credit.count);
+    } else {
+        cn__item_t *it = cn__item_new(msg, 0, NULL);
+        if (it == NULL || cn__latch_put(&t->in, &it->node) < 0) {
+            if (it)
+                it->msg = NULL;
+            free(it);
+            rc = CN_ENOMEM; /* or cancelled: the message is dropped */
+        } else {
+            msg = NULL; /* the task owns it now */
+        }
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (rc == 0 || rc == CN_ENOMEM)
+        cn_wire_msg_free(msg);
+    return rc == CN_ENOMEM ? 0 : rc;
 }
 
 int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
@@ -257,7 +296,9 @@ int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
     snprintf(t->cancel_reason, sizeof(t->cancel_reason), "%s", reason);
     snprintf(fn, sizeof(fn), "%.*s", (int)t->msg->u.cmd.fn.len, t->msg->u.cmd.fn.ptr);
     atomic_store(&t->cancelled, 1);
-    cn__latch_close(&t->wake, CN_ECANCELED); /* under rt.mu: t is alive */
+    cn__latch_close(&t->wake, CN_ECANCELED);      /* under rt.mu: t is alive */
+    cn__latch_close(&t->in, CN_ECANCELED);        /* a recv wakes too */
+    cn__flow_end(&t->flow, CN_ECANCELED, reason); /* and a send */
     for (size_t i = 0; i < t->nested.cap && n < MAXN; i++)
         if (t->nested.e[i].used) {
             to[n] = cn__pcall_to(t->nested.e[i].val);
@@ -317,6 +358,17 @@ int cn_started(cn_call_t *call, const msgpack_object *value)
     if (rc == 0)
         call->started = 1;
     return rc < 0 ? rc : 0;
+}
+
+int cn_call_stream(cn_call_t *call, const cn_stream_opts_t *opts, cn_stream_t **out)
+{
+    if (call == NULL || out == NULL || !call->context || !call->started || call->stream)
+        return CN_EINVAL;
+    int rc;
+    call->stream = cn__stream_open(&call->flow, &call->in, call->caller,
+                                   call->cid | CN__CID_FROM_CALLEE, NULL, opts, &rc);
+    *out = call->stream;
+    return rc;
 }
 
 int cn_call_cancelled(const cn_call_t *call)

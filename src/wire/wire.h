@@ -56,7 +56,8 @@
     XX(INSPECT, 21, inspection)                                                                    \
     XX(SNAPSHOT, 22, inspection)                                                                   \
     XX(SUBSCRIBE, 23, inspection)                                                                  \
-    XX(EVENT, 24, inspection)
+    XX(EVENT, 24, inspection)                                                                      \
+    XX(CREDIT, 25, dialog)
 
 typedef enum cn_wire_type {
     CN_MSG_INVALID = 0,
@@ -99,6 +100,7 @@ typedef enum cn_wire_type {
 #define CN_WIRE_CANCEL_FIELDS(F, T) F(T, STR, reason, 0)
 #define CN_WIRE_LOG_FIELDS(F, T)                                                                   \
     F(T, U64, level, 1) F(T, U64, time_us, 1) F(T, STR, path, 1) F(T, STR, message, 1)
+#define CN_WIRE_CREDIT_FIELDS(F, T) F(T, U64, count, 1)
 #define CN_WIRE_LOCK_REQ_FIELDS(F, T) F(T, STR, reason, 1)
 #define CN_WIRE_CONSOLE_IN_FIELDS(F, T) F(T, BYTES, data, 1)
 #define CN_WIRE_CONSOLE_OUT_FIELDS(F, T) F(T, BYTES, data, 1)
@@ -115,6 +117,7 @@ typedef enum cn_wire_type {
     XX(ERROR, error, CN_WIRE_ERROR_FIELDS)                                                         \
     XX(CANCEL, cancel, CN_WIRE_CANCEL_FIELDS)                                                      \
     XX(LOG, log, CN_WIRE_LOG_FIELDS)                                                               \
+    XX(CREDIT, credit, CN_WIRE_CREDIT_FIELDS)                                                      \
     XX(LOCK_REQ, lock_req, CN_WIRE_LOCK_REQ_FIELDS)                                                \
     XX(CONSOLE_IN, console_in, CN_WIRE_CONSOLE_IN_FIELDS)                                          \
     XX(CONSOLE_OUT, console_out, CN_WIRE_CONSOLE_OUT_FIELDS)

@@ -1,0 +1,323 @@
+/*
+ * stream.c: a context's bidirectional stream, with credit-based
+ * backpressure.
+ *
+ * Each side opens its end with a receive window of W messages, and opening
+ * sends CREDIT [W] to the peer: the peer may send W YIELDs. Each YIELD
+ * spends one credit; a sender with none blocks (or, in overrun mode, fails
+ * at once with CN_EOVERRUN). As the receiver's user takes messages out, it
+ * returns credit in batches of half a window. So a receiver never holds
+ * more than W messages it has not asked for, nothing is dropped, and a
+ * peer that never opened its end simply never granted credit.
+ *
+ * What it does not do: broadcast to several local consumers (one recv side
+ * per end), and the inspector's view of the counters, both still to come.
+ *
+ * Invariant: credit and the counters only change under flow->mu, and a
+ * sender waiting for credit is woken by every CREDIT and by the end of
+ * the context.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rt.h"
+
+#define DEFAULT_WINDOW 64
+#define MAX_WINDOW 65536
+
+struct cn_stream {
+    cn__flow_t *flow;
+    cn__latch_t *in; /* YIELD and STOP from the peer (and, for an opener,
+                        the context's final message) */
+    uint32_t peer;
+    uint64_t cid_out; /* the cid our messages carry */
+    cn_ctx_t *ctx;    /* the opener's side: where the final message goes */
+    unsigned window;
+    int overrun;
+    unsigned consumed; /* taken since we last granted credit */
+    int closed;        /* we sent STOP */
+    int eof;           /* the peer's STOP arrived, or the context ended */
+    int end_rc;        /* what recv returns once eof */
+    cn_stream_stats_t st;
+    char last_error[CN__REASON_MAX];
+};
+
+/* ===========================================================================
+ * Flow
+ */
+
+void cn__flow_init(cn__flow_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
+void cn__flow_fini(cn__flow_t *f)
+{
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cv);
+}
+
+void cn__flow_credit(cn__flow_t *f, uint64_t n)
+{
+    pthread_mutex_lock(&f->mu);
+    if (n > (uint64_t)MAX_WINDOW * 2)
+        n = (uint64_t)MAX_WINDOW * 2; /* a peer cannot make us buffer without bound */
+    f->credit += (int64_t)n;
+    if (!f->peer_opened)
+        f->peer_window = n;
+    f->peer_opened = 1;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+void cn__flow_end(cn__flow_t *f, int err, const char *reason)
+{
+    pthread_mutex_lock(&f->mu);
+    if (!f->ended) {
+        f->ended = 1;
+        f->err = err;
+        snprintf(f->reason, sizeof(f->reason), "%s", reason ? reason : cn_strerror(err));
+    }
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* ===========================================================================
+ * Opening
+ */
+
+static int send_simple(cn_stream_t *s, uint32_t type, const msgpack_object *body)
+{
+    cn_wire_hdr_t h = {type, s->peer, cn__rt.id, s->cid_out};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    int rc;
+    if (type == CN_MSG_CREDIT) {
+        cn_wire_credit_t c = {body->via.u64};
+        rc = cn_wire_pack_typed(&sb, &h, &c, 0);
+    } else {
+        rc = cn_wire_pack(&sb, &h, body, 0);
+    }
+    if (rc == 0)
+        rc = cn__send_frame(&h, sb.data, sb.size, s->last_error);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static int grant(cn_stream_t *s, unsigned n)
+{
+    msgpack_object c = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    c.via.u64 = n;
+    return send_simple(s, CN_MSG_CREDIT, &c);
+}
+
+cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__latch_t *in, uint32_t peer, uint64_t cid_out,
+                             cn_ctx_t *ctx, const cn_stream_opts_t *opts, int *rc)
+{
+    unsigned window = opts && opts->window ? opts->window : DEFAULT_WINDOW;
+    if (window > MAX_WINDOW) {
+        *rc = CN_EINVAL;
+        return NULL;
+    }
+    cn_stream_t *s = calloc(1, sizeof(*s));
+    if (s == NULL) {
+        *rc = CN_ENOMEM;
+        return NULL;
+    }
+    s->flow = flow;
+    s->in = in;
+    s->peer = peer;
+    s->cid_out = cid_out;
+    s->ctx = ctx;
+    s->window = window;
+    s->overrun = opts && opts->overrun;
+    s->st.window = window;
+    s->st.local_open = 1;
+    *rc = grant(s, window); /* the peer may now send `window` messages */
+    return s;
+}
+
+void cn__stream_free(cn_stream_t *s)
+{
+    free(s);
+}
+
+/* ===========================================================================
+ * Sending
+ */
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Takes one credit, waiting up to timeout_ms for it. */
+static int take_credit(cn_stream_t *s, int64_t timeout_ms)
+{
+    cn__flow_t *f = s->flow;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_ns() + timeout_ms * 1000000;
+    int rc = 0;
+    pthread_mutex_lock(&f->mu);
+    while (!f->ended && f->credit <= 0) {
+        if (s->overrun) {
+            rc = CN_EOVERRUN;
+            if (f->peer_opened)
+                snprintf(s->last_error, sizeof(s->last_error),
+                         "overrun: the receiver's buffer of %llu messages is full",
+                         (unsigned long long)f->peer_window);
+            else
+                snprintf(s->last_error, sizeof(s->last_error),
+                         "overrun: the receiving side never opened its stream");
+            break;
+        }
+        if (deadline != INT64_MAX && mono_ns() >= deadline) {
+            rc = CN_ETIMEDOUT;
+            snprintf(s->last_error, sizeof(s->last_error),
+                     "no credit within %lld ms: the receiver %s", (long long)timeout_ms,
+                     f->peer_opened ? "is not keeping up" : "has not opened its stream");
+            break;
+        }
+        s->st.send_blocked = 1;
+        if (deadline == INT64_MAX) {
+            pthread_cond_wait(&f->cv, &f->mu);
+        } else {
+            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+            pthread_cond_timedwait(&f->cv, &f->mu, &ts);
+        }
+    }
+    s->st.send_blocked = 0;
+    if (rc == 0 && f->ended) {
+        rc = f->err;
+        snprintf(s->last_error, sizeof(s->last_error), "%s", f->reason);
+    }
+    if (rc == 0)
+        f->credit--;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_ms)
+{
+    if (s == NULL)
+        return CN_EINVAL;
+    if (s->closed) {
+        snprintf(s->last_error, sizeof(s->last_error), "this end of the stream is closed");
+        return CN_EPIPE;
+    }
+    cn__task_t *t = cn__task_current();
+    if (t && cn__task_is_cancelled(t))
+        return CN_ECANCELED;
+    int rc = take_credit(s, timeout_ms);
+    if (rc < 0)
+        return rc;
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    cn_wire_hdr_t h = {CN_MSG_YIELD, s->peer, cn__rt.id, s->cid_out};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    rc = cn_wire_pack(&sb, &h, value ? value : &nil, 0);
+    if (rc == 0)
+        rc = cn__send_frame(&h, sb.data, sb.size, s->last_error);
+    if (rc == 0) {
+        pthread_mutex_lock(&s->flow->mu); /* the counters are read elsewhere */
+        s->st.msgs_out++;
+        s->st.bytes_out += sb.size;
+        s->st.last_us = cn__now_us();
+        pthread_mutex_unlock(&s->flow->mu);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int cn_stream_close(cn_stream_t *s)
+{
+    if (s == NULL)
+        return CN_EINVAL;
+    if (s->closed)
+        return 0;
+    s->closed = 1;
+    pthread_mutex_lock(&s->flow->mu);
+    s->st.local_closed = 1;
+    pthread_mutex_unlock(&s->flow->mu);
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    return send_simple(s, CN_MSG_STOP, &nil);
+}
+
+/* ===========================================================================
+ * Receiving
+ */
+
+int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
+{
+    if (s == NULL || msg == NULL)
+        return CN_EINVAL;
+    memset(msg, 0, sizeof(*msg));
+    if (s->eof)
+        return s->end_rc;
+    cn__node_t *n;
+    int rc = cn__latch_get(s->in, timeout_ms, &n);
+    if (rc < 0) {
+        if (rc == CN_ETIMEDOUT)
+            snprintf(s->last_error, sizeof(s->last_error), "nothing received within %lld ms",
+                     (long long)timeout_ms);
+        return rc; /* CN_ETIMEDOUT, or the task's cancellation */
+    }
+    cn__item_t *it = (cn__item_t *)n;
+    uint32_t type = it->msg ? it->msg->hdr.type : CN_MSG_DEAD;
+    if (type == CN_MSG_YIELD) {
+        pthread_mutex_lock(&s->flow->mu);
+        s->st.msgs_in++;
+        s->st.bytes_in += it->msg->frame_len;
+        s->st.last_us = cn__now_us();
+        pthread_mutex_unlock(&s->flow->mu);
+        msg->value = it->msg->body;
+        msg->priv_ = it->msg; /* freed by cn_result_free */
+        it->msg = NULL;
+        cn__item_free(it);
+        if (++s->consumed >= (s->window + 1) / 2) {
+            grant(s, s->consumed);
+            s->consumed = 0;
+        }
+        return 0;
+    }
+    /* The end: the peer's STOP, or (opener) the context's final message. */
+    s->eof = 1;
+    pthread_mutex_lock(&s->flow->mu);
+    s->st.peer_closed = 1;
+    pthread_mutex_unlock(&s->flow->mu);
+    if (type == CN_MSG_STOP) {
+        s->end_rc = CN_EOF;
+        cn__item_free(it);
+    } else {
+        s->end_rc = cn__ctx_end_from_stream(s->ctx, it, msg);
+        if (s->end_rc == 0)
+            s->end_rc = CN_EOF; /* it returned: the stream is over */
+    }
+    return s->end_rc;
+}
+
+void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out)
+{
+    if (s == NULL || out == NULL)
+        return;
+    pthread_mutex_lock(&s->flow->mu); /* every counter changes under it */
+    *out = s->st;
+    out->credit = s->flow->credit;
+    out->peer_opened = s->flow->peer_opened;
+    pthread_mutex_unlock(&s->flow->mu);
+    out->buffered = cn__latch_size(s->in);
+}
+
+const char *cn_stream_last_error(const cn_stream_t *s)
+{
+    return s && s->last_error[0] ? s->last_error : "";
+}

@@ -1,0 +1,446 @@
+/*
+ * test_stream.c: streams over contexts between real actor processes:
+ * both directions, end of stream, backpressure with a slow consumer and a
+ * sequence check, overrun mode, errors and cancellation mid-stream, and a
+ * peer killed with -9.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "canopy.h"
+
+#define T_MS 5000
+#define BULK 100000
+
+static char logpath[] = "/tmp/canopy-test-stream-XXXXXX";
+static cn_portal_t a;
+
+static msgpack_object uint_obj(uint64_t v)
+{
+    msgpack_object o = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    o.via.u64 = v;
+    return o;
+}
+
+/* ------------------------------------------------------------ functions */
+
+/* Echoes each value doubled until the opener closes, then closes too and
+ * returns how many it echoed. */
+static int fn_doubler(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_stream_t *s;
+    cn_started(c, NULL);
+    int rc = cn_call_stream(c, NULL, &s);
+    if (rc < 0)
+        return rc;
+    uint64_t n = 0;
+    cn_result_t m;
+    while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
+        msgpack_object d = uint_obj(m.value.via.u64 * 2);
+        cn_result_free(&m);
+        if ((rc = cn_stream_send(s, &d, T_MS)) < 0)
+            return cn_call_fail(c, rc, "doubler send: %s", cn_stream_last_error(s));
+        n++;
+    }
+    cn_result_free(&m);
+    if (rc != CN_EOF)
+        return cn_call_fail(c, rc, "doubler recv: %s", cn_strerror(rc));
+    cn_stream_close(s);
+    return msgpack_pack_uint64(out, n);
+}
+
+/* A slow consumer with a window of 8: checks the sequence, pauses now and
+ * then, and returns [count, most messages it ever had waiting]. */
+static int fn_slow_sink(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_started(c, NULL);
+    usleep(300000); /* opens late: senders meet a receiver not yet open */
+    cn_stream_t *s;
+    cn_stream_opts_t o = {.window = 8};
+    int rc = cn_call_stream(c, &o, &s);
+    if (rc < 0)
+        return rc;
+    uint64_t n = 0;
+    unsigned most = 0;
+    cn_result_t m;
+    while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
+        cn_stream_stats_t st;
+        cn_stream_stats(s, &st);
+        if (st.buffered > most)
+            most = st.buffered;
+        if (m.value.via.u64 != n) {
+            uint64_t got = m.value.via.u64;
+            cn_result_free(&m);
+            return cn_call_fail(c, CN_ERANGE, "out of order: got %llu, want %llu",
+                                (unsigned long long)got, (unsigned long long)n);
+        }
+        cn_result_free(&m);
+        if (++n % 5000 == 0)
+            usleep(20000); /* fall behind */
+    }
+    cn_result_free(&m);
+    if (rc != CN_EOF)
+        return cn_call_fail(c, rc, "sink recv: %s", cn_strerror(rc));
+    msgpack_pack_array(out, 2);
+    msgpack_pack_uint64(out, n);
+    return msgpack_pack_uint32(out, most);
+}
+
+/* Opens its end with args[0] as window (0: never opens) and never reads;
+ * waits to be cancelled. */
+static int fn_deaf(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    cn_started(c, NULL);
+    cn_stream_t *s;
+    if (args->via.u64 > 0) {
+        cn_stream_opts_t o = {.window = (unsigned)args->via.u64};
+        cn_call_stream(c, &o, &s);
+    }
+    int rc = cn_sleep(60000);
+    return rc < 0 ? cn_call_fail(c, rc, "deaf: cancelled") : 0;
+}
+
+/* Tries to stream before started, and reports the code. */
+static int fn_early(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_stream_t *s;
+    int rc = cn_call_stream(c, NULL, &s);
+    cn_started(c, NULL);
+    return msgpack_pack_int64(out, rc);
+}
+
+/* Reads three messages, then fails. */
+static int fn_breaks(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_started(c, NULL);
+    cn_stream_t *s;
+    cn_call_stream(c, NULL, &s);
+    cn_result_t m;
+    for (int i = 0; i < 3; i++) {
+        if (cn_stream_recv(s, &m, T_MS) != 0)
+            return CN_EPROTO;
+        cn_result_free(&m);
+    }
+    return cn_call_fail(c, CN_EINVAL, "broke after 3 messages");
+}
+
+/* Blocks in recv until cancelled; reports what recv said. */
+static int fn_listener(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_started(c, NULL);
+    cn_stream_t *s;
+    cn_call_stream(c, NULL, &s);
+    cn_result_t m;
+    int rc = cn_stream_recv(s, &m, 60000);
+    cn_result_free(&m);
+    return cn_call_fail(c, rc < 0 ? rc : CN_EPROTO, "listener: recv said %s", cn_err_name(rc));
+}
+
+static int fn_getpid(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args;
+    return msgpack_pack_int64(out, getpid());
+}
+
+static const cn_export_t exports[] = {{"doubler", fn_doubler}, {"slow_sink", fn_slow_sink},
+                                      {"deaf", fn_deaf},       {"early", fn_early},
+                                      {"breaks", fn_breaks},   {"listener", fn_listener},
+                                      {"getpid", fn_getpid},   {NULL, NULL}};
+
+/* ------------------------------------------------------------ helpers */
+
+static int64_t ms_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Opens fn on `to` with args and this side's stream. */
+static cn_ctx_t *open_stream(cn_portal_t to, const char *fn, const msgpack_object *args,
+                             const cn_stream_opts_t *opts, cn_stream_t **s)
+{
+    cn_ctx_t *ctx;
+    cn_result_t st;
+    int rc = cn_open(to, fn, args, &ctx, &st, T_MS);
+    cn_result_free(&st);
+    if (rc != 0)
+        fail_msg("open %s: %s", fn, cn_strerror(rc));
+    assert_int_equal(cn_ctx_stream(ctx, opts, s), 0);
+    return ctx;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return cn_spawn("a", NULL, &a, T_MS) == 0 ? 0 : -1;
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_both_ways_and_end_of_stream(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(a, "doubler", NULL, NULL, &s);
+    /* Twice the window, so credit must flow back for this to finish. */
+    for (uint64_t i = 1; i <= 128; i++) {
+        msgpack_object v = uint_obj(i);
+        assert_int_equal(cn_stream_send(s, &v, T_MS), 0);
+        cn_result_t m;
+        assert_int_equal(cn_stream_recv(s, &m, T_MS), 0);
+        assert_int_equal(m.value.via.u64, 2 * i);
+        cn_result_free(&m);
+    }
+    assert_int_equal(cn_stream_close(s), 0);
+    msgpack_object v = uint_obj(1);
+    assert_int_equal(cn_stream_send(s, &v, T_MS), CN_EPIPE);
+    cn_result_t m;
+    assert_int_equal(cn_stream_recv(s, &m, T_MS), CN_EOF); /* its STOP */
+    assert_int_equal(cn_stream_recv(s, &m, T_MS), CN_EOF); /* and it stays so */
+    cn_result_t res;
+    assert_int_equal(cn_ctx_result(ctx, &res, T_MS), 0);
+    assert_int_equal(res.value.via.u64, 128);
+    cn_result_free(&res);
+    cn_stream_stats_t st;
+    cn_stream_stats(s, &st);
+    assert_int_equal(st.msgs_out, 128);
+    assert_int_equal(st.msgs_in, 128);
+    assert_true(st.local_closed && st.peer_closed && st.peer_opened);
+    cn_ctx_free(ctx);
+}
+
+static void test_backpressure_slow_consumer(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(a, "slow_sink", NULL, NULL, &s);
+    /* The sink has not opened its end yet: no credit, so a short send
+     * times out, and says why. */
+    msgpack_object v = uint_obj(0);
+    assert_int_equal(cn_stream_send(s, &v, 50), CN_ETIMEDOUT);
+    assert_non_null(strstr(cn_stream_last_error(s), "has not opened its stream"));
+    int64_t most_credit = 0;
+    for (uint64_t i = 0; i < BULK; i++) {
+        v = uint_obj(i);
+        assert_int_equal(cn_stream_send(s, &v, T_MS), 0);
+        cn_stream_stats_t st;
+        cn_stream_stats(s, &st);
+        if (st.credit > most_credit)
+            most_credit = st.credit;
+    }
+    cn_stream_close(s);
+    cn_result_t res;
+    assert_int_equal(cn_ctx_result(ctx, &res, 30000), 0);
+    assert_int_equal(res.value.via.array.ptr[0].via.u64, BULK); /* all, in order */
+    assert_true(res.value.via.array.ptr[1].via.u64 <= 8);       /* never past its window */
+    assert_true(most_credit <= 8);
+    cn_result_free(&res);
+    cn_ctx_free(ctx);
+}
+
+static void test_overrun_mode(void **state)
+{
+    (void)state;
+    cn_stream_opts_t overrun = {.overrun = 1};
+    cn_stream_t *s;
+    msgpack_object never = uint_obj(0), four = uint_obj(4), v = uint_obj(1);
+
+    cn_ctx_t *ctx = open_stream(a, "deaf", &never, &overrun, &s);
+    assert_int_equal(cn_stream_send(s, &v, T_MS), CN_EOVERRUN);
+    assert_non_null(strstr(cn_stream_last_error(s), "never opened its stream"));
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    cn_ctx_free(ctx);
+
+    ctx = open_stream(a, "deaf", &four, &overrun, &s);
+    int64_t deadline = ms_now() + T_MS;
+    cn_stream_stats_t st;
+    for (cn_stream_stats(s, &st); !st.peer_opened && ms_now() < deadline; cn_stream_stats(s, &st))
+        usleep(1000); /* its CREDIT is on the way */
+    int sent = 0, rc;
+    while ((rc = cn_stream_send(s, &v, T_MS)) == 0)
+        sent++;
+    assert_int_equal(rc, CN_EOVERRUN);
+    assert_int_equal(sent, 4); /* exactly its window, never more */
+    assert_string_equal(cn_stream_last_error(s),
+                        "overrun: the receiver's buffer of 4 messages is full");
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    cn_ctx_free(ctx);
+}
+
+static void test_stream_before_started_is_refused(void **state)
+{
+    (void)state;
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    assert_int_equal(cn_open(a, "early", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    assert_int_equal(cn_ctx_result(ctx, &res, T_MS), 0);
+    assert_int_equal(res.value.via.i64, CN_EINVAL);
+    cn_result_free(&res);
+    cn_stream_t *s, *again;
+    assert_int_equal(cn_ctx_stream(ctx, NULL, &s), 0);
+    assert_int_equal(cn_ctx_stream(ctx, NULL, &again), CN_EINVAL); /* one per side */
+    cn_stream_opts_t huge = {.window = 1u << 20};
+    cn_ctx_free(ctx);
+    assert_int_equal(cn_open(a, "early", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    assert_int_equal(cn_ctx_stream(ctx, &huge, &s), CN_EINVAL);
+    cn_ctx_free(ctx);
+}
+
+static void test_error_during_streaming(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(a, "breaks", NULL, NULL, &s);
+    msgpack_object v = uint_obj(1);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(cn_stream_send(s, &v, T_MS), 0);
+    cn_result_t m;
+    assert_int_equal(cn_stream_recv(s, &m, T_MS), CN_EREMOTE);
+    assert_string_equal(m.error.message, "broke after 3 messages");
+    assert_string_equal(m.error.origin, "root/a");
+    cn_result_free(&m);
+    /* Sending now fails the same way, at once. */
+    assert_int_equal(cn_stream_send(s, &v, T_MS), CN_EREMOTE);
+    cn_ctx_free(ctx);
+}
+
+static void test_cancel_while_peer_blocked_in_recv(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(a, "listener", NULL, NULL, &s);
+    usleep(50000);
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    cn_result_t res;
+    assert_int_equal(cn_ctx_result(ctx, &res, 0), CN_ECANCELED);
+    assert_non_null(strstr(res.error.message, "recv said CN_ECANCELED"));
+    cn_result_free(&res);
+    cn_ctx_free(ctx);
+}
+
+struct blocked_sender {
+    cn_stream_t *s;
+    int rc;
+    int64_t woke;
+};
+
+static void *send_until_stuck(void *p)
+{
+    struct blocked_sender *b = p;
+    msgpack_object v = uint_obj(7);
+    while ((b->rc = cn_stream_send(b->s, &v, 60000)) == 0)
+        ;
+    b->woke = ms_now();
+    return NULL;
+}
+
+static void test_cancel_while_blocked_on_backpressure(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    msgpack_object two = uint_obj(2);
+    cn_ctx_t *ctx = open_stream(a, "deaf", &two, NULL, &s);
+    struct blocked_sender b = {s, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, send_until_stuck, &b);
+    usleep(200000); /* two sent, the third waits for credit */
+    cn_stream_stats_t st;
+    cn_stream_stats(s, &st);
+    assert_true(st.send_blocked);
+    assert_int_equal(st.msgs_out, 2);
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(b.rc, CN_ECANCELED);
+    cn_ctx_free(ctx);
+}
+
+static void test_peer_killed_mid_stream(void **state)
+{
+    (void)state;
+    cn_portal_t c;
+    assert_int_equal(cn_spawn("c", NULL, &c, T_MS), 0);
+    cn_result_t r;
+    assert_int_equal(cn_call(c, "getpid", NULL, &r, T_MS), 0);
+    pid_t pid = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(c, "doubler", NULL, NULL, &s);
+    msgpack_object v = uint_obj(1);
+    assert_int_equal(cn_stream_send(s, &v, T_MS), 0);
+    cn_result_t m;
+    assert_int_equal(cn_stream_recv(s, &m, T_MS), 0);
+    cn_result_free(&m);
+    int64_t t0 = ms_now();
+    kill(pid, SIGKILL);
+    int rc = cn_stream_recv(s, &m, T_MS);
+    int64_t waited = ms_now() - t0;
+    assert_int_equal(rc, CN_EDEAD);
+    assert_non_null(strstr(m.error.message, "(c) exited on signal 9"));
+    cn_result_free(&m);
+    print_message("recv woke %lld ms after kill -9\n", (long long)waited);
+    assert_true(waited <= 100);
+    cn_ctx_free(ctx);
+}
+
+/* ------------------------------------------------------------ main */
+
+static int suite_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_both_ways_and_end_of_stream),
+        cmocka_unit_test(test_backpressure_slow_consumer),
+        cmocka_unit_test(test_overrun_mode),
+        cmocka_unit_test(test_stream_before_started_is_refused),
+        cmocka_unit_test(test_error_during_streaming),
+        cmocka_unit_test(test_cancel_while_peer_blocked_in_recv),
+        cmocka_unit_test(test_cancel_while_blocked_on_backpressure),
+        cmocka_unit_test(test_peer_killed_mid_stream),
+    };
+    int failed = cmocka_run_group_tests_name("stream", tests, setup, NULL);
+    if (failed) {
+        FILE *f = fopen(logpath, "r");
+        char line[1024];
+        fprintf(stderr, "--- the tree's log:\n");
+        while (f && fgets(line, sizeof(line), f))
+            fputs(line, stderr);
+        if (f)
+            fclose(f);
+    }
+    unlink(logpath);
+    return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const cn_config_t cfg = {.name = "root", .exports = exports, .main = suite_main};
+    if (getenv("CANOPY_FD") == NULL) {
+        int fd = mkstemp(logpath);
+        if (fd < 0)
+            return 1;
+        close(fd);
+        setenv("CANOPY_LOG_FILE", logpath, 1);
+    }
+    return cn_run(argc, argv, &cfg);
+}
