@@ -159,7 +159,11 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
         return CN_ENOMEM;
     }
     size_t done = 0;
-    if (s->wq.size == s->wq_off) {
+    /* A YIELD is queued for the broker, which merges every frame queued
+     * by the time it runs into one write: a fast producer gets batched
+     * writes without asking. Other frames go out now unless something is
+     * queued ahead of them (order is kept either way). */
+    if (s->wq.size == s->wq_off && h->type != CN_MSG_YIELD) {
         s->wq.size = s->wq_off = 0;
         while (done < len) {
             ssize_t n = send(s->fd, buf + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -175,11 +179,12 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
         }
     }
     if (done < len) {
+        int was_empty = s->wq.size == s->wq_off;
         if (msgpack_sbuffer_write(&s->wq, buf + done, len - done) != 0) {
             pthread_mutex_unlock(&s->wmu);
             return CN_ENOMEM;
         }
-        kick = 1;
+        kick = was_empty; /* the broker is already on its way otherwise */
     }
     pthread_mutex_unlock(&s->wmu);
     if (kick)

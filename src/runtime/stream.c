@@ -221,9 +221,10 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     if (rc < 0)
         return rc;
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    /* One packing buffer per thread, reused: no allocation per message. */
+    static __thread msgpack_sbuffer sb;
+    sb.size = 0;
     cn_wire_hdr_t h = {CN_MSG_YIELD, s->peer, cn__rt.id, s->cid_out};
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     rc = cn_wire_pack(&sb, &h, value ? value : &nil, 0);
     if (rc == 0)
         rc = cn__send_frame(&h, sb.data, sb.size, s->last_error);
@@ -234,7 +235,10 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
         s->st.last_us = cn__now_us();
         pthread_mutex_unlock(&s->flow->mu);
     }
-    msgpack_sbuffer_destroy(&sb);
+    if (sb.alloc > 1u << 20) { /* do not keep a huge one */
+        msgpack_sbuffer_destroy(&sb);
+        msgpack_sbuffer_init(&sb);
+    }
     return rc;
 }
 
