@@ -143,6 +143,7 @@ typedef struct cn_error {
     char *fn;        /* the function that failed, or "" */
     char *message;   /* what happened: the error text or the death's cause */
     char *backtrace; /* or NULL */
+    char *via;       /* actors that relayed it, nearest the origin first, or NULL */
     int code;        /* the CN_E* code the remote side reported */
 } cn_error_t;
 
@@ -165,8 +166,12 @@ CN_EXTERN int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args
 /* Frees what a result holds. Safe on a zeroed or already freed result. */
 CN_EXTERN void cn_result_free(cn_result_t *res);
 
-/* In a cn_fn_t: sets the message the caller will see and returns `code`
- * (a negative CN_E* code), so a handler can `return cn_call_fail(...)`. */
+/* In a cn_fn_t: sets the message the caller will see, records a backtrace
+ * of this point when one is available, and returns `code` (a negative
+ * CN_E* code), so a handler can `return cn_call_fail(...)`.
+ * A function that returns CN_EREMOTE from a failed nested call without
+ * calling cn_call_fail relays that error as it came, adding itself to the
+ * error's `via`. */
 CN_EXTERN int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -139,6 +139,29 @@ static int fn_slow_start(cn_call_t *c, const msgpack_object *args, msgpack_packe
     return rc;
 }
 
+/* Fails where it stands, with a message and a backtrace. */
+static int fn_boom(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    return cn_call_fail(c, CN_EINVAL, "boom at %s", cn_path());
+}
+
+/* relay_raw [target, fn, args]: calls fn on target and, if that fails,
+ * returns the code as it is, adding nothing: the runtime relays the error. */
+static int fn_relay_raw(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c;
+    const msgpack_object *e = args->via.array.ptr;
+    char fn[32];
+    snprintf(fn, sizeof(fn), "%.*s", (int)e[1].via.str.size, e[1].via.str.ptr);
+    cn_result_t r;
+    int rc = cn_call((cn_portal_t){(uint32_t)e[0].via.u64}, fn, &e[2], &r, T_MS);
+    if (rc == 0)
+        msgpack_pack_object(out, r.value);
+    cn_result_free(&r);
+    return rc;
+}
+
 static int fn_seen(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
     (void)c, (void)args;
@@ -157,6 +180,8 @@ static const cn_export_t exports[] = {{"hold", fn_hold},
                                       {"stubborn", fn_stubborn},
                                       {"slow_start", fn_slow_start},
                                       {"seen", fn_seen},
+                                      {"boom", fn_boom},
+                                      {"relay_raw", fn_relay_raw},
                                       {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
@@ -376,6 +401,49 @@ static void test_context_on_dead_actor(void **state)
     cn_result_free(&st);
 }
 
+/* [target, fn, args] as a msgpack array, in caller-provided storage. */
+static msgpack_object relay_args(msgpack_object items[3], uint32_t target, const char *fn,
+                                 const msgpack_object *args)
+{
+    items[0] = (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    items[0].via.u64 = target;
+    items[1] = (msgpack_object){.type = MSGPACK_OBJECT_STR};
+    items[1].via.str.ptr = fn;
+    items[1].via.str.size = (uint32_t)strlen(fn);
+    items[2] = args ? *args : (msgpack_object){.type = MSGPACK_OBJECT_NIL};
+    msgpack_object o = {.type = MSGPACK_OBJECT_ARRAY};
+    o.via.array.size = 3;
+    o.via.array.ptr = items;
+    return o;
+}
+
+static void test_error_relayed_names_every_hop(void **state)
+{
+    (void)state;
+    cn_portal_t c;
+    assert_int_equal(cn_spawn("c", NULL, &c, T_MS), 0);
+    /* root -> a.relay_raw -> b.relay_raw -> c.boom */
+    msgpack_object inner_items[3], outer_items[3];
+    msgpack_object inner = relay_args(inner_items, c.id, "boom", NULL);
+    msgpack_object outer = relay_args(outer_items, b.id, "relay_raw", &inner);
+    cn_result_t r;
+    assert_int_equal(cn_call(a, "relay_raw", &outer, &r, T_MS), CN_EREMOTE);
+    assert_string_equal(r.error.origin, "root/c");
+    assert_string_equal(r.error.fn, "boom");
+    assert_string_equal(r.error.message, "boom at root/c");
+    assert_int_equal(r.error.code, CN_EINVAL);
+    assert_non_null(r.error.via);
+    assert_string_equal(r.error.via, "root/b, root/a");
+    assert_non_null(r.error.backtrace); /* captured where it failed */
+    assert_non_null(strstr(r.error.backtrace, "\n"));
+    cn_result_free(&r);
+    /* A direct failure has no hops. */
+    assert_int_equal(cn_call(c, "boom", NULL, &r, T_MS), CN_EREMOTE);
+    assert_null(r.error.via);
+    cn_result_free(&r);
+    assert_int_equal(cn_cancel(c, T_MS), 0);
+}
+
 /* ------------------------------------------------------------ main */
 
 static int suite_main(int argc, char **argv)
@@ -392,6 +460,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_open_timeout_cancels_the_task),
         cmocka_unit_test(test_free_running_context_cancels_it),
         cmocka_unit_test(test_context_on_dead_actor),
+        cmocka_unit_test(test_error_relayed_names_every_hop),
     };
     int failed = cmocka_run_group_tests_name("context", tests, setup, NULL);
     if (failed) {

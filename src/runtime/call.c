@@ -265,7 +265,9 @@ static int item_result(item_t *it, cn_result_t *res, int take)
         res->error.fn = dup_str(e->fn);
         res->error.message = dup_str(e->message);
         res->error.backtrace = e->backtrace.ptr ? dup_str(e->backtrace) : NULL;
+        res->error.via = e->via.ptr ? dup_str(e->via) : NULL;
         res->error.code = (int)e->code;
+        cn__task_note_remote(e); /* a task may relay it */
         return e->code == CN_ECANCELED ? CN_ECANCELED : CN_EREMOTE;
     }
     if (m->hdr.type == CN_MSG_DEAD) { /* a DEAD delivered as a message */
@@ -292,6 +294,7 @@ void cn_result_free(cn_result_t *res)
     free(res->error.fn);
     free(res->error.message);
     free(res->error.backtrace);
+    free(res->error.via);
     memset(res, 0, sizeof(*res));
 }
 

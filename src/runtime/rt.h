@@ -245,6 +245,10 @@ int cn__task_is_cancelled(const cn__task_t *t);
  * that cancelling the task cancels it too. */
 int cn__task_track(cn__task_t *t, cn__pcall_t *c, int add);
 
+/* In a task: remembers the remote error a nested call just returned, so
+ * that the task can relay it if it fails with CN_EREMOTE itself. */
+void cn__task_note_remote(const cn_wire_error_t *e);
+
 /* Wakes with CN_ECANCELED when this thread's task is cancelled; for
  * cn_sleep. NULL outside a task. */
 cn__latch_t *cn__task_wake_latch(void);

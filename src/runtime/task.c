@@ -15,6 +15,7 @@
  * its thread has sent the reply, and is only freed after it leaves, so the
  * broker, which touches it under rt.mu only, never sees it freed.
  */
+#include <execinfo.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,6 +39,11 @@ struct cn_call {
     cn_stream_t *stream;
     char cancel_reason[CN__REASON_MAX];
     char message[1024]; /* set by cn_call_fail */
+    char *backtrace;    /* captured by cn_call_fail */
+    struct {            /* the last remote error a nested call returned */
+        char *origin, *fn, *message, *backtrace, *via;
+        int64_t code;
+    } remote;
 };
 
 static __thread cn__task_t *tl_task;
@@ -79,15 +85,68 @@ static void send_typed_reply(const cn_wire_hdr_t *h, const void *body)
     msgpack_sbuffer_destroy(&sb);
 }
 
+static cn_wire_str_t wstr(const char *s)
+{
+    return s ? (cn_wire_str_t){s, (uint32_t)strlen(s)} : (cn_wire_str_t){NULL, 0};
+}
+
 static void reply_error(const cn__task_t *t, int code, const char *message)
 {
     cn_wire_hdr_t h = {CN_MSG_ERROR, t->caller, cn__rt.id, t->cid};
-    cn_wire_error_t e = {{cn__rt.path, (uint32_t)strlen(cn__rt.path)},
-                         t->msg->u.cmd.fn,
-                         {message, (uint32_t)strlen(message)},
-                         {NULL, 0},
-                         code};
+    cn_wire_error_t e = {
+        wstr(cn__rt.path), t->msg->u.cmd.fn, wstr(message), wstr(t->backtrace), code, {NULL, 0}};
     send_typed_reply(&h, &e);
+}
+
+/* Passes on the remote error a nested call returned, as it came, adding
+ * this actor to the hops it went through. */
+static void relay_error(const cn__task_t *t)
+{
+    char via[CN__PATH_MAX * 2];
+    if (t->remote.via && t->remote.via[0])
+        snprintf(via, sizeof(via), "%s, %s", t->remote.via, cn__rt.path);
+    else
+        snprintf(via, sizeof(via), "%s", cn__rt.path);
+    cn_wire_hdr_t h = {CN_MSG_ERROR, t->caller, cn__rt.id, t->cid};
+    cn_wire_error_t e = {wstr(t->remote.origin),    wstr(t->remote.fn), wstr(t->remote.message),
+                         wstr(t->remote.backtrace), t->remote.code,     wstr(via)};
+    send_typed_reply(&h, &e);
+}
+
+static char *dup_wstr(cn_wire_str_t s)
+{
+    if (s.ptr == NULL)
+        return NULL;
+    char *p = malloc((size_t)s.len + 1);
+    if (p) {
+        memcpy(p, s.ptr, s.len);
+        p[s.len] = '\0';
+    }
+    return p;
+}
+
+static void forget_remote(cn__task_t *t)
+{
+    free(t->remote.origin);
+    free(t->remote.fn);
+    free(t->remote.message);
+    free(t->remote.backtrace);
+    free(t->remote.via);
+    memset(&t->remote, 0, sizeof(t->remote));
+}
+
+void cn__task_note_remote(const cn_wire_error_t *e)
+{
+    cn__task_t *t = tl_task;
+    if (t == NULL)
+        return;
+    forget_remote(t);
+    t->remote.origin = dup_wstr(e->origin);
+    t->remote.fn = dup_wstr(e->fn);
+    t->remote.message = dup_wstr(e->message);
+    t->remote.backtrace = dup_wstr(e->backtrace);
+    t->remote.via = dup_wstr(e->via);
+    t->remote.code = e->code;
 }
 
 /* Sends one already-packed object as the body of a `type` message to the
@@ -147,7 +206,9 @@ static void run_task(cn__task_t *t)
                      "%.*s packed %s, not exactly one result object", (int)cmd->fn.len, cmd->fn.ptr,
                      rc == CN_EMSGSIZE ? "too much" : "a bad result");
     }
-    if (rc < 0) {
+    if (rc == CN_EREMOTE && !t->message[0] && t->remote.origin) {
+        relay_error(t);
+    } else if (rc < 0) {
         if (!t->message[0] && rc == CN_ECANCELED && atomic_load(&t->cancelled))
             snprintf(t->message, sizeof(t->message), "cancelled: %s", t->cancel_reason);
         reply_error(t, rc, t->message[0] ? t->message : cn_strerror(rc));
@@ -173,6 +234,8 @@ static void task_free(cn__task_t *t)
     cn__latch_fini(&t->in);
     cn__flow_fini(&t->flow);
     cn__stream_free(t->stream);
+    forget_remote(t);
+    free(t->backtrace);
     cn_wire_msg_free(t->msg);
     free(t);
 }
@@ -376,6 +439,29 @@ int cn_call_cancelled(const cn_call_t *call)
     return call && atomic_load(&call->cancelled);
 }
 
+/* A backtrace of the calling thread as text, one frame a line, or NULL. */
+static char *capture_backtrace(void)
+{
+    void *frames[32];
+    int n = backtrace(frames, 32);
+    char **names = n > 1 ? backtrace_symbols(frames + 1, n - 1) : NULL; /* not this one */
+    if (names == NULL)
+        return NULL;
+    size_t len = 1;
+    for (int i = 0; i < n - 1; i++)
+        len += strlen(names[i]) + 1;
+    char *out = malloc(len);
+    if (out) {
+        out[0] = '\0';
+        for (int i = 0; i < n - 1; i++) {
+            strcat(out, names[i]);
+            strcat(out, "\n");
+        }
+    }
+    free(names);
+    return out;
+}
+
 int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
 {
     if (call && fmt) {
@@ -383,6 +469,10 @@ int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(call->message, sizeof(call->message), fmt, ap);
         va_end(ap);
+    }
+    if (call) {
+        free(call->backtrace);
+        call->backtrace = capture_backtrace();
     }
     return code < 0 ? code : CN_EINVAL;
 }

@@ -96,7 +96,8 @@ typedef enum cn_wire_type {
 #define CN_WIRE_CMD_FIELDS(F, T) F(T, STR, fn, 1) F(T, ANY, args, 1) F(T, U64, flags, 0)
 #define CN_WIRE_ERROR_FIELDS(F, T)                                                                 \
     F(T, STR, origin, 1)                                                                           \
-    F(T, STR, fn, 1) F(T, STR, message, 1) F(T, STR, backtrace, 0) F(T, I64, code, 0)
+    F(T, STR, fn, 1)                                                                               \
+    F(T, STR, message, 1) F(T, STR, backtrace, 0) F(T, I64, code, 0) F(T, STR, via, 0)
 #define CN_WIRE_CANCEL_FIELDS(F, T) F(T, STR, reason, 0)
 #define CN_WIRE_LOG_FIELDS(F, T)                                                                   \
     F(T, U64, level, 1) F(T, U64, time_us, 1) F(T, STR, path, 1) F(T, STR, message, 1)
