@@ -41,6 +41,8 @@ struct cn_stream {
     int eof;           /* the peer's STOP arrived, or the context ended */
     int end_rc;        /* what recv returns once eof */
     cn_stream_stats_t st;
+    pthread_mutex_t send_mu; /* one sender at a time; taken before rt.mu */
+    msgpack_sbuffer sb;      /* reused for packing: no allocation per message */
     char last_error[CN__REASON_MAX];
 };
 
@@ -141,12 +143,18 @@ cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__latch_t *in, uint32_t peer, u
     s->overrun = opts && opts->overrun;
     s->st.window = window;
     s->st.local_open = 1;
+    pthread_mutex_init(&s->send_mu, NULL);
+    msgpack_sbuffer_init(&s->sb);
     *rc = grant(s, window); /* the peer may now send `window` messages */
     return s;
 }
 
 void cn__stream_free(cn_stream_t *s)
 {
+    if (s == NULL)
+        return;
+    pthread_mutex_destroy(&s->send_mu);
+    msgpack_sbuffer_destroy(&s->sb);
     free(s);
 }
 
@@ -217,28 +225,31 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     cn__task_t *t = cn__task_current();
     if (t && cn__task_is_cancelled(t))
         return CN_ECANCELED;
+    pthread_mutex_lock(&s->send_mu);
     int rc = take_credit(s, timeout_ms);
-    if (rc < 0)
+    if (rc < 0) {
+        pthread_mutex_unlock(&s->send_mu);
         return rc;
+    }
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
-    /* One packing buffer per thread, reused: no allocation per message. */
-    static __thread msgpack_sbuffer sb;
-    sb.size = 0;
+    msgpack_sbuffer *sb = &s->sb;
+    sb->size = 0;
     cn_wire_hdr_t h = {CN_MSG_YIELD, s->peer, cn__rt.id, s->cid_out};
-    rc = cn_wire_pack(&sb, &h, value ? value : &nil, 0);
+    rc = cn_wire_pack(sb, &h, value ? value : &nil, 0);
     if (rc == 0)
-        rc = cn__send_frame(&h, sb.data, sb.size, s->last_error);
+        rc = cn__send_frame(&h, sb->data, sb->size, s->last_error);
     if (rc == 0) {
         pthread_mutex_lock(&s->flow->mu); /* the counters are read elsewhere */
         s->st.msgs_out++;
-        s->st.bytes_out += sb.size;
+        s->st.bytes_out += sb->size;
         s->st.last_us = cn__now_us();
         pthread_mutex_unlock(&s->flow->mu);
     }
-    if (sb.alloc > 1u << 20) { /* do not keep a huge one */
-        msgpack_sbuffer_destroy(&sb);
-        msgpack_sbuffer_init(&sb);
+    if (sb->alloc > 1u << 20) { /* do not keep a huge one */
+        msgpack_sbuffer_destroy(sb);
+        msgpack_sbuffer_init(sb);
     }
+    pthread_mutex_unlock(&s->send_mu);
     return rc;
 }
 
