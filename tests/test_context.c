@@ -8,6 +8,7 @@
  * actor's function observes it.
  */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,6 +163,30 @@ static int fn_relay_raw(cn_call_t *c, const msgpack_object *args, msgpack_packer
     return rc;
 }
 
+static int fn_getpid(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args;
+    return pack_int(out, getpid());
+}
+
+/* A context that opens `hold` on actor args and waits on it: the actor
+ * running this is then killed, orphaning the hold. */
+static int fn_open_and_wait(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    int rc = cn_open((cn_portal_t){(uint32_t)args->via.u64}, "hold", NULL, &ctx, &st, T_MS);
+    cn_result_free(&st);
+    if (rc != 0)
+        return rc;
+    cn_started(c, NULL);
+    rc = cn_ctx_result(ctx, &res, 60000);
+    cn_result_free(&res);
+    cn_ctx_free(ctx);
+    return rc;
+}
+
 static int fn_seen(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
     (void)c, (void)args;
@@ -181,6 +206,8 @@ static const cn_export_t exports[] = {{"hold", fn_hold},
                                       {"slow_start", fn_slow_start},
                                       {"seen", fn_seen},
                                       {"boom", fn_boom},
+                                      {"getpid", fn_getpid},
+                                      {"open_and_wait", fn_open_and_wait},
                                       {"relay_raw", fn_relay_raw},
                                       {NULL, NULL}};
 
@@ -444,6 +471,45 @@ static void test_error_relayed_names_every_hop(void **state)
     assert_int_equal(cn_cancel(c, T_MS), 0);
 }
 
+/* Starts d, has it open `hold` on `target`, then kills d with -9. */
+static void orphan_a_hold(uint32_t target)
+{
+    cn_portal_t d;
+    assert_int_equal(cn_spawn("d", NULL, &d, T_MS), 0);
+    cn_result_t r;
+    assert_int_equal(cn_call(d, "getpid", NULL, &r, T_MS), 0);
+    pid_t pid = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    cn_ctx_t *ctx;
+    msgpack_object arg = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    arg.via.u64 = target;
+    assert_int_equal(cn_open(d, "open_and_wait", &arg, &ctx, &r, T_MS), 0);
+    cn_result_free(&r);
+    kill(pid, SIGKILL);
+    assert_int_equal(cn_ctx_result(ctx, &r, T_MS), CN_EDEAD);
+    cn_result_free(&r);
+    cn_ctx_free(ctx);
+}
+
+static void test_orphaned_task_in_another_actor_is_cancelled(void **state)
+{
+    (void)state;
+    int64_t before = seen(b);
+    orphan_a_hold(b.id); /* d -> root -> b: the root cancels b's hold */
+    assert_int_equal(wait_seen(b, before + 1), before + 1);
+}
+
+static void test_orphaned_task_in_the_router_is_cancelled(void **state)
+{
+    (void)state;
+    int before = atomic_load(&cancelled_seen);
+    orphan_a_hold(CN_ROOT_ID); /* the hold runs here, in the root */
+    int64_t deadline = ms_now() + T_MS;
+    while (atomic_load(&cancelled_seen) == before && ms_now() < deadline)
+        usleep(1000);
+    assert_int_equal(atomic_load(&cancelled_seen), before + 1);
+}
+
 /* ------------------------------------------------------------ main */
 
 static int suite_main(int argc, char **argv)
@@ -461,6 +527,8 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_free_running_context_cancels_it),
         cmocka_unit_test(test_context_on_dead_actor),
         cmocka_unit_test(test_error_relayed_names_every_hop),
+        cmocka_unit_test(test_orphaned_task_in_another_actor_is_cancelled),
+        cmocka_unit_test(test_orphaned_task_in_the_router_is_cancelled),
     };
     int failed = cmocka_run_group_tests_name("context", tests, setup, NULL);
     if (failed) {

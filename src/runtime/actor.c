@@ -154,7 +154,8 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
         return CN_EDEAD;
     }
     if (h->type == CN_MSG_CMD &&
-        cn__cmap_put(&s->inflight, h->src, h->cid, (void *)1, NULL) == CN_ENOMEM) {
+        cn__cmap_put(&s->inflight, h->src, h->cid, (void *)((uintptr_t)h->dst + 1), NULL) ==
+            CN_ENOMEM) { /* the value is the callee's id + 1 (never NULL) */
         pthread_mutex_unlock(&s->wmu);
         return CN_ENOMEM;
     }
@@ -411,6 +412,92 @@ static void send_del_route(const cn_route_t *r, void *arg)
     write_typed(cn__rt.parent, &h, &d);
 }
 
+static void collect_id(const cn_route_t *r, void *arg)
+{
+    cn__cmap_put(arg, r->id, 0, (void *)1, NULL);
+}
+
+/*
+ * The other half of structured cancellation: calls and contexts that actors
+ * behind the lost stream s had started elsewhere must not run on as
+ * orphans. Each CMD this actor forwarded from behind s is still recorded in
+ * flight on the stream it went into, with its callee; that callee gets
+ * CANCEL on the dead caller's behalf. Tasks this actor serves for them are
+ * cancelled here. Runs before the routes through s are dropped, so that the
+ * next hop, which has not yet seen our DEL_ROUTE, still accepts those
+ * CANCELs as coming from behind us.
+ */
+static void cancel_orphans(cn__stream_t *lost, const char *reason)
+{
+    typedef struct orphan {
+        cn__stream_t *via;
+        uint32_t caller, callee;
+        uint64_t cid;
+    } orphan_t;
+    orphan_t *list = NULL;
+    size_t n = 0, cap = 0;
+    cn__cmap_t gone; /* ids behind the lost stream */
+    cn__cmap_init(&gone);
+    cn__cmap_put(&gone, lost->peer, 0, (void *)1, NULL);
+
+    pthread_mutex_lock(&cn__rt.mu);
+    for (size_t i = 0; i < cn__rt.routes.map.cap; i++)
+        if (cn__rt.routes.map.e[i].used)
+            if (((cn_route_t *)cn__rt.routes.map.e[i].val)->via == lost->via)
+                collect_id(cn__rt.routes.map.e[i].val, &gone);
+    for (size_t k = 0; k < cn__rt.nstreams; k++) {
+        cn__stream_t *o = cn__rt.streams[k];
+        if (o == NULL || o == lost)
+            continue;
+        pthread_mutex_lock(&o->wmu);
+        for (size_t i = 0; i < o->inflight.cap; i++) {
+            const cn__cmap_ent_t *e = &o->inflight.e[i];
+            if (!e->used || cn__cmap_get(&gone, e->k1, 0) == NULL)
+                continue;
+            if (n == cap) {
+                orphan_t *l = realloc(list, (cap = cap ? 2 * cap : 16) * sizeof(*l));
+                if (l == NULL)
+                    break;
+                list = l;
+            }
+            stream_ref(o);
+            list[n++] = (orphan_t){o, e->k1, (uint32_t)((uintptr_t)e->val - 1), e->k2};
+        }
+        pthread_mutex_unlock(&o->wmu);
+    }
+    /* Tasks we run ourselves for callers that are gone. */
+    uint32_t *tcaller = NULL;
+    uint64_t *tcid = NULL;
+    size_t nt = 0;
+    if (cn__rt.tasks.count) {
+        tcaller = malloc(cn__rt.tasks.count * sizeof(*tcaller));
+        tcid = malloc(cn__rt.tasks.count * sizeof(*tcid));
+        for (size_t i = 0; tcaller && tcid && i < cn__rt.tasks.cap; i++)
+            if (cn__rt.tasks.e[i].used && cn__cmap_get(&gone, cn__rt.tasks.e[i].k1, 0)) {
+                tcaller[nt] = cn__rt.tasks.e[i].k1;
+                tcid[nt++] = cn__rt.tasks.e[i].k2;
+            }
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+
+    char why[CN__REASON_MAX];
+    snprintf(why, sizeof(why), "its caller is gone: %s", reason);
+    for (size_t i = 0; i < n; i++) {
+        cn_wire_hdr_t h = {CN_MSG_CANCEL, list[i].callee, list[i].caller, list[i].cid};
+        cn_wire_cancel_t b = {wstr(why)};
+        write_typed(list[i].via, &h, &b);
+        stream_unref(list[i].via);
+    }
+    for (size_t i = 0; i < nt; i++)
+        cn__task_cancel(tcaller[i], tcid[i], why);
+    if (n + nt > 0)
+        cn_log(CN_LOG_CANCEL, "cancelled %zu call(s) whose caller is gone: %s", n + nt, reason);
+    free(list);
+    free(tcaller);
+    free(tcid);
+    cn__cmap_fini(&gone);
+}
+
 /* Every waiter behind s learns why it is gone: routes through s are
  * dropped (DEL_ROUTE goes up for each), and each call in flight through s
  * is answered with DEAD. Broker only; runs once per stream. */
@@ -426,6 +513,9 @@ static void stream_finish(cn__stream_t *s)
         snprintf(reason, sizeof(reason), "actor %u (%s) was dropped: %s", s->peer, s->name, s->why);
     else
         describe_exit(s, reason, sizeof(reason));
+
+    if (!s->is_parent)
+        cancel_orphans(s, reason); /* before DEL_ROUTE: see there */
 
     cn__cmap_t inflight;
     pthread_mutex_lock(&cn__rt.mu);
