@@ -294,6 +294,33 @@ CN_EXTERN void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out);
 CN_EXTERN const char *cn_stream_last_error(const cn_stream_t *s);
 
 /* ---------------------------------------------------------------------------
+ * Broadcast: several local consumers of one incoming stream
+ *
+ * A hub takes over a stream's receiving side (call no cn_stream_recv on it
+ * after this) and keeps its last `capacity` messages. Each subscriber sees
+ * every message from when it subscribed, in order, unless it falls more
+ * than `capacity` behind the fastest: then it skips to the newest message
+ * and is told how many it missed. The stream is drained only as fast as the
+ * fastest subscriber reads, so the sender still feels backpressure.
+ */
+
+typedef struct cn_bcast cn_bcast_t;
+typedef struct cn_sub cn_sub_t;
+
+/* capacity: 1..65536. Free the hub after its subscribers, before the
+ * stream's context. */
+CN_EXTERN int cn_bcast_new(cn_stream_t *s, unsigned capacity, cn_bcast_t **out);
+CN_EXTERN void cn_bcast_free(cn_bcast_t *b);
+
+/* A subscriber that starts at the next message to arrive. Any thread. */
+CN_EXTERN int cn_bcast_subscribe(cn_bcast_t *b, cn_sub_t **out);
+CN_EXTERN void cn_sub_free(cn_sub_t *sub);
+
+/* The subscriber's next message, as cn_stream_recv. *missed (if not NULL)
+ * is set to how many it skipped because it lagged, else 0. */
+CN_EXTERN int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeout_ms);
+
+/* ---------------------------------------------------------------------------
  * Logging
  */
 

@@ -154,16 +154,32 @@ static int fn_listener(cn_call_t *c, const msgpack_object *args, msgpack_packer 
     return cn_call_fail(c, rc < 0 ? rc : CN_EPROTO, "listener: recv said %s", cn_err_name(rc));
 }
 
+/* Sends 0..args-1 once the opener has opened its end, then closes. */
+static int fn_counter(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    cn_started(c, NULL);
+    cn_stream_t *s;
+    cn_call_stream(c, NULL, &s);
+    for (uint64_t i = 0; i < args->via.u64; i++) {
+        msgpack_object v = uint_obj(i);
+        int rc = cn_stream_send(s, &v, T_MS);
+        if (rc < 0)
+            return cn_call_fail(c, rc, "counter: %s", cn_stream_last_error(s));
+    }
+    return cn_stream_close(s);
+}
+
 static int fn_getpid(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
     (void)c, (void)args;
     return msgpack_pack_int64(out, getpid());
 }
 
-static const cn_export_t exports[] = {{"doubler", fn_doubler}, {"slow_sink", fn_slow_sink},
-                                      {"deaf", fn_deaf},       {"early", fn_early},
-                                      {"breaks", fn_breaks},   {"listener", fn_listener},
-                                      {"getpid", fn_getpid},   {NULL, NULL}};
+static const cn_export_t exports[] = {
+    {"doubler", fn_doubler}, {"slow_sink", fn_slow_sink}, {"deaf", fn_deaf},
+    {"early", fn_early},     {"breaks", fn_breaks},       {"listener", fn_listener},
+    {"getpid", fn_getpid},   {"counter", fn_counter},     {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -403,6 +419,132 @@ static void test_peer_killed_mid_stream(void **state)
     cn_ctx_free(ctx);
 }
 
+/* Takes the subscriber's next value; checks it and what was missed. */
+static void expect(cn_sub_t *sub, uint64_t value, uint64_t missed)
+{
+    cn_result_t m;
+    uint64_t skipped = 99;
+    assert_int_equal(cn_sub_recv(sub, &m, &skipped, T_MS), 0);
+    assert_int_equal(m.value.via.u64, value);
+    assert_int_equal(skipped, missed);
+    cn_result_free(&m);
+}
+
+static void test_broadcast_with_a_lagging_consumer(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    msgpack_object n = uint_obj(200);
+    cn_ctx_t *ctx = open_stream(a, "counter", &n, NULL, &s);
+    cn_bcast_t *b;
+    cn_sub_t *fast, *slow;
+    assert_int_equal(cn_bcast_new(s, 8, &b), 0);
+    assert_int_equal(cn_bcast_subscribe(b, &fast), 0);
+    assert_int_equal(cn_bcast_subscribe(b, &slow), 0);
+
+    expect(slow, 0, 0); /* each sees every message */
+    expect(fast, 0, 0);
+    for (uint64_t i = 1; i <= 20; i++)
+        expect(fast, i, 0);
+    /* slow is 20 behind with room for 8: it skips to the newest, 20, and
+     * learns it missed 1..19. */
+    expect(slow, 20, 19);
+    expect(slow, 21, 0);
+    expect(fast, 21, 0);
+    /* A late subscriber starts at the next message. */
+    cn_sub_t *late;
+    assert_int_equal(cn_bcast_subscribe(b, &late), 0);
+    expect(late, 22, 0);
+    /* Read round-robin, they keep up: each gets the rest in order, then
+     * the end of stream. */
+    cn_sub_t *subs[] = {fast, slow, late};
+    uint64_t want[] = {22, 22, 23};
+    int done = 0;
+    while (done < 3) {
+        done = 0;
+        for (int k = 0; k < 3; k++) {
+            cn_result_t m;
+            uint64_t missed;
+            int rc = cn_sub_recv(subs[k], &m, &missed, T_MS);
+            if (rc == 0) {
+                assert_int_equal(m.value.via.u64, want[k]);
+                assert_int_equal(missed, 0);
+                want[k]++;
+            } else {
+                assert_int_equal(rc, CN_EOF);
+                assert_int_equal(want[k], 200);
+                done++;
+            }
+            cn_result_free(&m);
+        }
+    }
+    for (int k = 0; k < 3; k++)
+        cn_sub_free(subs[k]);
+    cn_bcast_free(b);
+    cn_result_t res;
+    assert_int_equal(cn_ctx_result(ctx, &res, T_MS), 0);
+    cn_result_free(&res);
+    cn_ctx_free(ctx);
+}
+
+struct consumer {
+    pthread_t th;
+    cn_sub_t *sub;
+    int pause_every; /* sleep now and then: this one lags */
+    uint64_t got, missed, last;
+    int rc, out_of_order;
+};
+
+static void *consume(void *p)
+{
+    struct consumer *c = p;
+    cn_result_t m;
+    uint64_t missed;
+    int64_t prev = -1;
+    while ((c->rc = cn_sub_recv(c->sub, &m, &missed, T_MS)) == 0) {
+        if ((int64_t)m.value.via.u64 != prev + 1 + (int64_t)missed)
+            c->out_of_order++;
+        prev = (int64_t)m.value.via.u64;
+        c->got++;
+        c->missed += missed;
+        cn_result_free(&m);
+        if (c->pause_every && c->got % (uint64_t)c->pause_every == 0)
+            usleep(20000);
+    }
+    c->last = (uint64_t)prev;
+    cn_result_free(&m);
+    return NULL;
+}
+
+static void test_broadcast_threads(void **state)
+{
+    (void)state;
+    enum { COUNT = 5000 };
+    cn_stream_t *s;
+    msgpack_object n = uint_obj(COUNT);
+    cn_bcast_t *b;
+    cn_ctx_t *ctx = open_stream(a, "counter", &n, NULL, &s);
+    assert_int_equal(cn_bcast_new(s, 64, &b), 0);
+    struct consumer cs[3] = {{.pause_every = 0}, {.pause_every = 0}, {.pause_every = 500}};
+    for (int k = 0; k < 3; k++)
+        assert_int_equal(cn_bcast_subscribe(b, &cs[k].sub), 0);
+    for (int k = 0; k < 3; k++)
+        pthread_create(&cs[k].th, NULL, consume, &cs[k]);
+    for (int k = 0; k < 3; k++) {
+        pthread_join(cs[k].th, NULL);
+        print_message("consumer %d: got %llu, missed %llu\n", k, (unsigned long long)cs[k].got,
+                      (unsigned long long)cs[k].missed);
+        assert_int_equal(cs[k].rc, CN_EOF);
+        assert_int_equal(cs[k].out_of_order, 0);
+        assert_int_equal(cs[k].got + cs[k].missed, COUNT); /* all accounted for */
+        assert_int_equal(cs[k].last, COUNT - 1);
+        cn_sub_free(cs[k].sub);
+    }
+    assert_true(cs[2].missed > 0); /* the slow one did lag */
+    cn_bcast_free(b);
+    cn_ctx_free(ctx);
+}
+
 /* ------------------------------------------------------------ main */
 
 static int suite_main(int argc, char **argv)
@@ -417,6 +559,8 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_cancel_while_peer_blocked_in_recv),
         cmocka_unit_test(test_cancel_while_blocked_on_backpressure),
         cmocka_unit_test(test_peer_killed_mid_stream),
+        cmocka_unit_test(test_broadcast_with_a_lagging_consumer),
+        cmocka_unit_test(test_broadcast_threads),
     };
     int failed = cmocka_run_group_tests_name("stream", tests, setup, NULL);
     if (failed) {

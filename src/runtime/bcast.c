@@ -1,0 +1,188 @@
+/*
+ * bcast.c: several local consumers of one incoming stream.
+ *
+ * A hub takes over a stream's receiving side and keeps the last `capacity`
+ * messages in a ring, numbered from 0. Each subscriber has a cursor, the
+ * number of the next message it will get. A subscriber at the head pulls
+ * the next message off the stream itself (one puller at a time), so the
+ * stream is drained as fast as the fastest subscriber and the sender still
+ * feels backpressure. A subscriber whose next message has already left the
+ * ring has lagged: like tokio's broadcast, it skips ahead, to the newest
+ * message, and is told how many it missed.
+ *
+ * Each delivery is decoded afresh from the kept raw frame, so every
+ * subscriber owns its copy; nothing is shared after recv returns.
+ *
+ * Invariant: seq - capacity <= a message's number < seq for every message
+ * in the ring; ring[n % capacity] holds message n.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "rt.h"
+
+struct cn_bcast {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* a new message arrived, or the end */
+    cn_stream_t *stream;
+    unsigned capacity;
+    cn_wire_msg_t **ring;
+    uint64_t seq;        /* number of the next message to arrive */
+    int pulling;         /* a subscriber is reading the stream now */
+    int end_rc;          /* 0, or how the stream ended (CN_EOF, errors) */
+    cn_result_t end_res; /* the error object of the end, if any */
+    unsigned subs;
+};
+
+struct cn_sub {
+    cn_bcast_t *b;
+    uint64_t next; /* the number of the next message for this subscriber */
+};
+
+int cn_bcast_new(cn_stream_t *s, unsigned capacity, cn_bcast_t **out)
+{
+    if (s == NULL || out == NULL || capacity == 0 || capacity > 65536)
+        return CN_EINVAL;
+    cn_bcast_t *b = calloc(1, sizeof(*b));
+    if (b == NULL || (b->ring = calloc(capacity, sizeof(*b->ring))) == NULL) {
+        free(b);
+        return CN_ENOMEM;
+    }
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(&b->cv, &a);
+    pthread_condattr_destroy(&a);
+    b->stream = s;
+    b->capacity = capacity;
+    *out = b;
+    return 0;
+}
+
+void cn_bcast_free(cn_bcast_t *b)
+{
+    if (b == NULL)
+        return;
+    for (unsigned i = 0; i < b->capacity; i++)
+        cn_wire_msg_free(b->ring[i]);
+    cn_result_free(&b->end_res);
+    pthread_mutex_destroy(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    free(b->ring);
+    free(b);
+}
+
+int cn_bcast_subscribe(cn_bcast_t *b, cn_sub_t **out)
+{
+    if (b == NULL || out == NULL)
+        return CN_EINVAL;
+    cn_sub_t *sub = calloc(1, sizeof(*sub));
+    if (sub == NULL)
+        return CN_ENOMEM;
+    pthread_mutex_lock(&b->mu);
+    sub->b = b;
+    sub->next = b->seq; /* from the next message on */
+    b->subs++;
+    pthread_mutex_unlock(&b->mu);
+    *out = sub;
+    return 0;
+}
+
+void cn_sub_free(cn_sub_t *sub)
+{
+    if (sub == NULL)
+        return;
+    pthread_mutex_lock(&sub->b->mu);
+    sub->b->subs--;
+    pthread_mutex_unlock(&sub->b->mu);
+    free(sub);
+}
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Under b->mu, as the puller: reads one message off the stream (dropping
+ * the lock meanwhile) into the ring. */
+static void pull(cn_bcast_t *b, int64_t timeout_ms)
+{
+    b->pulling = 1;
+    pthread_mutex_unlock(&b->mu);
+    cn_result_t r;
+    int rc = cn_stream_recv(b->stream, &r, timeout_ms);
+    pthread_mutex_lock(&b->mu);
+    b->pulling = 0;
+    if (rc == 0) {
+        cn_wire_msg_t **slot = &b->ring[b->seq % b->capacity];
+        cn_wire_msg_free(*slot); /* the oldest leaves the ring */
+        *slot = r.priv_;         /* keep the message itself */
+        r.priv_ = NULL;
+        b->seq++;
+    } else if (rc != CN_ETIMEDOUT) {
+        b->end_rc = rc;
+        b->end_res = r;
+        memset(&r, 0, sizeof(r));
+    }
+    cn_result_free(&r);
+    pthread_cond_broadcast(&b->cv);
+}
+
+int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeout_ms)
+{
+    if (sub == NULL || msg == NULL)
+        return CN_EINVAL;
+    memset(msg, 0, sizeof(*msg));
+    if (missed)
+        *missed = 0;
+    cn_bcast_t *b = sub->b;
+    int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_ns() + timeout_ms * 1000000;
+    int rc = 0;
+    pthread_mutex_lock(&b->mu);
+    while (sub->next >= b->seq) { /* nothing new for us yet */
+        if (b->end_rc) {
+            rc = b->end_rc;
+            break;
+        }
+        int64_t left = deadline == INT64_MAX ? -1 : (deadline - mono_ns()) / 1000000;
+        if (deadline != INT64_MAX && left <= 0) {
+            rc = CN_ETIMEDOUT;
+            break;
+        }
+        if (!b->pulling) {
+            pull(b, left);
+        } else if (deadline == INT64_MAX) {
+            pthread_cond_wait(&b->cv, &b->mu);
+        } else {
+            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
+            pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+        }
+    }
+    if (rc == 0) {
+        if (b->seq - sub->next > b->capacity) { /* lagged past the ring */
+            uint64_t skip = b->seq - 1 - sub->next;
+            if (missed)
+                *missed = skip;
+            sub->next = b->seq - 1; /* to the newest */
+        }
+        const cn_wire_msg_t *m = b->ring[sub->next % b->capacity];
+        cn_wire_msg_t *copy;
+        rc = cn_wire_decode_frame(m->frame, m->frame_len, 0, &copy);
+        if (rc == 0) {
+            msg->value = copy->body;
+            msg->priv_ = copy;
+            sub->next++;
+        }
+    } else if (rc != CN_ETIMEDOUT && b->end_res.error.message) {
+        msg->error.origin = strdup(b->end_res.error.origin ? b->end_res.error.origin : "");
+        msg->error.fn = strdup(b->end_res.error.fn ? b->end_res.error.fn : "");
+        msg->error.message = strdup(b->end_res.error.message);
+        msg->error.code = b->end_res.error.code;
+    }
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
