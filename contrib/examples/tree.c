@@ -3,7 +3,9 @@
  *
  * Every second each worker asks the root for the roster of workers, calls
  * a cousin (a worker under another supervisor) and logs the answer, so the
- * tree always has calls crossing the root. It runs until it gets SIGINT or SIGTERM, then cancels the
+ * tree always has calls crossing the root. Each worker also holds a
+ * long-lived streaming context ("feed") open on another cousin: it streams
+ * a number into it every second and reads back the running total. It runs until it gets SIGINT or SIGTERM, then cancels the
  * whole tree and exits 0.
  *
  *   make examples && build/examples/tree
@@ -36,26 +38,88 @@ static int hello(cn_call_t *call, const msgpack_object *args, msgpack_packer *ou
     return msgpack_pack_str_with_body(out, me, strlen(me));
 }
 
-/* The worker's life: every second, ask the root for the roster of workers,
- * call `hello` on one under another supervisor (a cousin), log the answer. */
+/* A long-lived streaming context: the opener streams numbers, and this
+ * side streams back the running total, until the opener closes its end or
+ * the context is cancelled. */
+static int feed(cn_call_t *call, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_stream_t *s;
+    int rc = cn_started(call, NULL);
+    if (rc == 0)
+        rc = cn_call_stream(call, NULL, &s);
+    if (rc < 0)
+        return rc;
+    uint64_t total = 0;
+    cn_result_t m;
+    while ((rc = cn_stream_recv(s, &m, 60000)) == 0) {
+        total += m.value.via.u64;
+        cn_result_free(&m);
+        msgpack_object t = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = total};
+        if ((rc = cn_stream_send(s, &t, TIMEOUT_MS)) < 0)
+            break;
+    }
+    cn_result_free(&m);
+    if (rc != CN_EOF)
+        return cn_call_fail(call, rc, "feed stopped: %s", cn_strerror(rc));
+    cn_stream_close(s);
+    return msgpack_pack_uint64(out, total);
+}
+
+/* Finds a worker under another supervisor in the root's roster; 0 if the
+ * roster has none yet. */
+static uint32_t pick_cousin(unsigned round)
+{
+    uint32_t parent = cn_parent().id, cousins[SUPS * WORKERS];
+    int n = 0;
+    cn_result_t r;
+    if (cn_call((cn_portal_t){CN_ROOT_ID}, "roster", NULL, &r, TIMEOUT_MS) == 0)
+        for (uint32_t i = 0; i < r.value.via.array.size; i++) {
+            const msgpack_object *e = r.value.via.array.ptr[i].via.array.ptr;
+            if (e[1].via.u64 != parent && n < SUPS * WORKERS)
+                cousins[n++] = (uint32_t)e[0].via.u64;
+        }
+    cn_result_free(&r);
+    return n ? cousins[round % (unsigned)n] : 0;
+}
+
+/* The worker's life: keep a feed context open on one cousin and stream a
+ * number into it every second; every second also call `hello` on another
+ * cousin and log the answer. */
 static int worker_main(int argc, char **argv)
 {
     (void)argc, (void)argv;
-    uint32_t parent = cn_parent().id;
+    cn_ctx_t *ctx = NULL;
+    cn_stream_t *s = NULL;
     for (unsigned round = cn_self().id; cn_sleep(1000) == 0; round++) {
-        cn_result_t r;
-        uint32_t cousins[SUPS * WORKERS];
-        int n = 0;
-        if (cn_call((cn_portal_t){CN_ROOT_ID}, "roster", NULL, &r, TIMEOUT_MS) == 0)
-            for (uint32_t i = 0; i < r.value.via.array.size; i++) {
-                const msgpack_object *e = r.value.via.array.ptr[i].via.array.ptr;
-                if (e[1].via.u64 != parent && n < SUPS * WORKERS)
-                    cousins[n++] = (uint32_t)e[0].via.u64;
+        if (ctx == NULL) { /* (re)open the feed once the roster is complete */
+            uint32_t to = pick_cousin(round + 1);
+            cn_result_t st;
+            if (to && cn_open((cn_portal_t){to}, "feed", NULL, &ctx, &st, TIMEOUT_MS) == 0 &&
+                cn_ctx_stream(ctx, NULL, &s) < 0) {
+                cn_ctx_free(ctx);
+                ctx = NULL;
             }
-        cn_result_free(&r);
-        if (n == 0)
+            cn_result_free(&st);
+        }
+        if (ctx) {
+            msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = round};
+            cn_result_t total;
+            if (cn_stream_send(s, &v, TIMEOUT_MS) == 0 &&
+                cn_stream_recv(s, &total, TIMEOUT_MS) == 0)
+                cn_log(CN_LOG_TRACE, "feed total %llu", (unsigned long long)total.value.via.u64);
+            else { /* the cousin went away: open another next round */
+                cn_log(CN_LOG_WARN, "feed: %s", cn_stream_last_error(s));
+                cn_ctx_free(ctx);
+                ctx = NULL;
+            }
+            cn_result_free(&total);
+        }
+        uint32_t cousin_id = pick_cousin(round);
+        if (cousin_id == 0)
             continue; /* the roster is not complete yet */
-        cn_portal_t cousin = {cousins[round % (unsigned)n]};
+        cn_portal_t cousin = {cousin_id};
+        cn_result_t r;
         int rc = cn_call(cousin, "hello", NULL, &r, TIMEOUT_MS);
         if (rc == 0)
             cn_log(CN_LOG_DEBUG, "cousin %u says %.*s", cousin.id, (int)r.value.via.str.size,
@@ -65,6 +129,7 @@ static int worker_main(int argc, char **argv)
                    r.error.message ? r.error.message : "");
         cn_result_free(&r);
     }
+    cn_ctx_free(ctx); /* cancels the feed */
     return 0;
 }
 
@@ -191,7 +256,7 @@ static int root_main(int argc, char **argv)
 }
 
 static const cn_export_t exports[] = {
-    {"hello", hello}, {"workers", workers}, {"roster", roster}, {NULL, NULL}};
+    {"hello", hello}, {"feed", feed}, {"workers", workers}, {"roster", roster}, {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"supervisor", supervisor_main}, {"worker", worker_main}, {NULL, NULL}};
 
