@@ -220,11 +220,24 @@ CN_EXTERN void cn_ctx_free(cn_ctx_t *ctx);
 typedef enum cn_cancel_state {
     CN_CANCEL_NONE,
     CN_CANCEL_REQUESTED,
-    CN_CANCEL_ACKNOWLEDGED, /* the task ended after the request */
-    CN_CANCEL_TIMED_OUT
+    CN_CANCEL_ACKNOWLEDGED, /* the task stopped for it (ended with CN_ECANCELED) */
+    CN_CANCEL_DONE,         /* the task ended after the request, but otherwise */
+    CN_CANCEL_TIMED_OUT     /* cn_ctx_cancel gave up waiting; it may still end */
 } cn_cancel_state_t;
 
+typedef struct cn_cancel_info {
+    cn_cancel_state_t state;
+    uint64_t requested_us; /* when it was asked for (Unix epoch), or 0 */
+    char by[256];          /* who asked and why, e.g. "cancelled (by root)" */
+} cn_cancel_info_t;
+
 CN_EXTERN cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx);
+
+/* The opener's view of ctx's cancellation. */
+CN_EXTERN void cn_ctx_cancel_info(const cn_ctx_t *ctx, cn_cancel_info_t *out);
+
+/* In a cn_fn_t: the callee's view: NONE, or REQUESTED with who and when. */
+CN_EXTERN void cn_call_cancel_info(const cn_call_t *call, cn_cancel_info_t *out);
 
 /* In a cn_fn_t opened as a context: reports that it has started, handing
  * `value` (NULL sends nil) to the opener. Returns 0; CN_EINVAL if this is

@@ -117,6 +117,20 @@ static int fn_nested(cn_call_t *c, const msgpack_object *args, msgpack_packer *o
     return rc < 0 ? cn_call_fail(c, rc, "nested call ended: %s", cn_strerror(rc)) : 0;
 }
 
+/* On cancel, reports who asked and returns normally instead of failing. */
+static int fn_shrugs(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_started(c, NULL);
+    cn_sleep(60000);
+    cn_cancel_info_t ci;
+    cn_call_cancel_info(c, &ci);
+    msgpack_pack_array(out, 3);
+    msgpack_pack_int64(out, ci.state);
+    msgpack_pack_uint64(out, ci.requested_us);
+    return msgpack_pack_str_with_body(out, ci.by, strlen(ci.by));
+}
+
 /* Ignores cancellation: never blocks. */
 static int fn_stubborn(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
@@ -206,6 +220,7 @@ static const cn_export_t exports[] = {{"hold", fn_hold},
                                       {"slow_start", fn_slow_start},
                                       {"seen", fn_seen},
                                       {"boom", fn_boom},
+                                      {"shrugs", fn_shrugs},
                                       {"getpid", fn_getpid},
                                       {"open_and_wait", fn_open_and_wait},
                                       {"relay_raw", fn_relay_raw},
@@ -345,6 +360,32 @@ static void test_cancel_is_acknowledged(void **state)
     assert_string_equal(res.error.message, "hold stopped: cancelled");
     cn_result_free(&res);
     assert_int_equal(wait_seen(a, before + 1), before + 1);
+    cn_ctx_free(ctx);
+}
+
+static void test_cancel_state_by_whom_and_when(void **state)
+{
+    (void)state;
+    cn_ctx_t *ctx;
+    cn_result_t st, res;
+    cn_cancel_info_t ci;
+    assert_int_equal(cn_open(a, "shrugs", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    cn_ctx_cancel_info(ctx, &ci);
+    assert_int_equal(ci.state, CN_CANCEL_NONE);
+    assert_int_equal(ci.requested_us, 0);
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    cn_ctx_cancel_info(ctx, &ci);
+    assert_int_equal(ci.state, CN_CANCEL_DONE); /* it returned, not CN_ECANCELED */
+    assert_true(ci.requested_us > 0);
+    assert_string_equal(ci.by, "cancelled (by root)");
+    /* The callee saw who asked, and when. */
+    assert_int_equal(cn_ctx_result(ctx, &res, 0), 0);
+    const msgpack_object *v = res.value.via.array.ptr;
+    assert_int_equal(v[0].via.i64, CN_CANCEL_REQUESTED);
+    assert_true(v[1].via.u64 >= ci.requested_us - 1000000 && v[1].via.u64 > 0);
+    assert_memory_equal(v[2].via.str.ptr, "cancelled (by root)", v[2].via.str.size);
+    cn_result_free(&res);
     cn_ctx_free(ctx);
 }
 
@@ -521,6 +562,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_error_after_started),
         cmocka_unit_test(test_started_misuse),
         cmocka_unit_test(test_cancel_is_acknowledged),
+        cmocka_unit_test(test_cancel_state_by_whom_and_when),
         cmocka_unit_test(test_cancel_reaches_nested_calls),
         cmocka_unit_test(test_cancel_times_out),
         cmocka_unit_test(test_open_timeout_cancels_the_task),

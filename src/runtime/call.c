@@ -35,6 +35,7 @@ struct cn_ctx {
     item_t *final;       /* how it ended, once it has (pc is out of the table) */
     cn_stream_t *stream; /* our end, once opened */
     cn_cancel_state_t cancel;
+    uint64_t cancel_us; /* when cancel was requested */
 };
 
 static int is_final(uint32_t type)
@@ -423,8 +424,11 @@ static void ctx_end(cn_ctx_t *ctx, item_t *final)
 {
     ctx->final = final; /* pc left the table when this was delivered */
     if (ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT) {
-        ctx->cancel = CN_CANCEL_ACKNOWLEDGED;
-        cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel acknowledged", ctx->fn, ctx->peer);
+        int acked = final->msg && final->msg->hdr.type == CN_MSG_ERROR &&
+                    final->msg->u.error.code == CN_ECANCELED;
+        ctx->cancel = acked ? CN_CANCEL_ACKNOWLEDGED : CN_CANCEL_DONE;
+        cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s", ctx->fn, ctx->peer,
+               acked ? "acknowledged" : "overtaken: it ended on its own");
     }
 }
 
@@ -509,6 +513,7 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
         return 0;
     if (ctx->cancel == CN_CANCEL_NONE) {
         ctx->cancel = CN_CANCEL_REQUESTED;
+        ctx->cancel_us = cn__now_us();
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel requested", ctx->fn, ctx->peer);
         send_cancel(ctx->pc, "cancelled");
     }
@@ -527,6 +532,17 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
 cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx)
 {
     return ctx ? ctx->cancel : CN_CANCEL_NONE;
+}
+
+void cn_ctx_cancel_info(const cn_ctx_t *ctx, cn_cancel_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ctx == NULL)
+        return;
+    out->state = ctx->cancel;
+    out->requested_us = ctx->cancel_us;
+    if (ctx->cancel != CN_CANCEL_NONE)
+        snprintf(out->by, sizeof(out->by), "cancelled (by %s)", cn__rt.path);
 }
 
 void cn_ctx_free(cn_ctx_t *ctx)

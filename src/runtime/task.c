@@ -38,6 +38,7 @@ struct cn_call {
     cn__flow_t flow;   /* our send credit on the stream */
     cn_stream_t *stream;
     char cancel_reason[CN__REASON_MAX];
+    uint64_t cancel_us; /* when the cancel arrived */
     char message[1024]; /* set by cn_call_fail */
     char *backtrace;    /* captured by cn_call_fail */
     struct {            /* the last remote error a nested call returned */
@@ -357,6 +358,7 @@ int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
         return t ? 0 : CN_ENOENT;
     }
     snprintf(t->cancel_reason, sizeof(t->cancel_reason), "%s", reason);
+    t->cancel_us = cn__now_us();
     snprintf(fn, sizeof(fn), "%.*s", (int)t->msg->u.cmd.fn.len, t->msg->u.cmd.fn.ptr);
     atomic_store(&t->cancelled, 1);
     cn__latch_close(&t->wake, CN_ECANCELED);      /* under rt.mu: t is alive */
@@ -432,6 +434,18 @@ int cn_call_stream(cn_call_t *call, const cn_stream_opts_t *opts, cn_stream_t **
                                    call->cid | CN__CID_FROM_CALLEE, NULL, opts, &rc);
     *out = call->stream;
     return rc;
+}
+
+void cn_call_cancel_info(const cn_call_t *call, cn_cancel_info_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (call == NULL || !atomic_load(&call->cancelled))
+        return;
+    pthread_mutex_lock(&cn__rt.mu); /* the broker wrote these under it */
+    out->state = CN_CANCEL_REQUESTED;
+    out->requested_us = call->cancel_us;
+    snprintf(out->by, sizeof(out->by), "%s", call->cancel_reason);
+    pthread_mutex_unlock(&cn__rt.mu);
 }
 
 int cn_call_cancelled(const cn_call_t *call)
