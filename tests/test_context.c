@@ -22,10 +22,10 @@
 #include <cmocka.h>
 
 #include "canopy.h"
+#include "suite.h"
 
 #define T_MS 5000
 
-static char logpath[] = "/tmp/canopy-test-context-XXXXXX";
 static cn_portal_t a, b;
 static _Atomic int cancelled_seen; /* in an actor: functions that saw CN_ECANCELED */
 
@@ -572,29 +572,13 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_orphaned_task_in_another_actor_is_cancelled),
         cmocka_unit_test(test_orphaned_task_in_the_router_is_cancelled),
     };
-    int failed = cmocka_run_group_tests_name("context", tests, setup, NULL);
-    if (failed) {
-        FILE *f = fopen(logpath, "r");
-        char line[1024];
-        fprintf(stderr, "--- the tree's log:\n");
-        while (f && fgets(line, sizeof(line), f))
-            fputs(line, stderr);
-        if (f)
-            fclose(f);
-    }
-    unlink(logpath);
-    return failed ? 1 : 0;
+    return suite_finish(cmocka_run_group_tests_name("context", tests, setup, NULL));
 }
 
 int main(int argc, char **argv)
 {
     static const cn_config_t cfg = {.name = "root", .exports = exports, .main = suite_main};
-    if (getenv("CANOPY_FD") == NULL) {
-        int fd = mkstemp(logpath);
-        if (fd < 0)
-            return 1;
-        close(fd);
-        setenv("CANOPY_LOG_FILE", logpath, 1);
-    }
+    if (suite_capture_log() < 0)
+        return 1;
     return cn_run(argc, argv, &cfg);
 }

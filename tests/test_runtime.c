@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "canopy.h"
+#include "suite.h"
 #include "runtime/rt.h" /* to look at the root's route table and id pool */
 
 #define T_MS 5000 /* generous limits; nothing here should wait this long */
@@ -149,21 +150,8 @@ static const cn_entry_t entries[] = {{"sup", sup_main}, {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
-static char logpath[] = "/tmp/canopy-test-runtime-XXXXXX";
 static cn_portal_t sups[NSUPS];
 static cn_portal_t workers[NSUPS][NWORKERS];
-
-static int log_contains(const char *needle)
-{
-    FILE *f = fopen(logpath, "r");
-    if (f == NULL)
-        return 0;
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
-}
 
 static int64_t ms_now(void)
 {
@@ -371,14 +359,15 @@ static void test_spawn_failures_are_clear(void **state)
     cn_portal_t p;
     cn_spawn_opts_t missing = {.exe = "/nonexistent/actor"};
     assert_int_equal(cn_spawn("ghost", &missing, &p, T_MS), -ENOENT);
-    assert_true(log_contains("cannot start /nonexistent/actor for actor ghost"));
+    assert_true(suite_log_contains("cannot start /nonexistent/actor for actor ghost"));
 
     cn_spawn_opts_t bad_entry = {.entry = "no-such-entry"};
     assert_int_equal(cn_spawn("lost", &bad_entry, &p, T_MS), CN_EDEAD);
     int64_t deadline = ms_now() + T_MS;
-    while (!log_contains("has no entry 'no-such-entry'") && ms_now() < deadline)
+    while (!suite_log_contains("has no entry 'no-such-entry'") && ms_now() < deadline)
         usleep(10000);
-    assert_true(log_contains("root/lost: root/lost: this program has no entry 'no-such-entry'"));
+    assert_true(
+        suite_log_contains("root/lost: root/lost: this program has no entry 'no-such-entry'"));
 
     assert_int_equal(cn_spawn("bad name", NULL, &p, T_MS), CN_EINVAL);
     assert_int_equal(cn_spawn("", NULL, &p, T_MS), CN_EINVAL);
@@ -398,9 +387,9 @@ static void test_spoofed_src_is_dropped(void **state)
         usleep(1000);
     usleep(100000); /* room for the forged call, had it got through */
     assert_int_equal(atomic_load(&records), 1);
-    assert_true(log_contains("dropped CMD claiming to be from actor 9999"));
+    assert_true(suite_log_contains("dropped CMD claiming to be from actor 9999"));
     assert_int_equal(cn_cancel(fake, T_MS), 0);
-    assert_true(log_contains("fake_child: honest call answered with RETURN"));
+    assert_true(suite_log_contains("fake_child: honest call answered with RETURN"));
 }
 
 static void test_version_mismatch_is_refused(void **state)
@@ -410,12 +399,14 @@ static void test_version_mismatch_is_refused(void **state)
     cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
     cn_portal_t fake;
     assert_int_equal(cn_spawn("fake-version", &o, &fake, T_MS), CN_EDEAD);
-    assert_true(log_contains("protocol version mismatch: peer speaks 99, this side speaks 1"));
+    assert_true(
+        suite_log_contains("protocol version mismatch: peer speaks 99, this side speaks 1"));
     /* The peer was told, with the code, before the stream closed. */
     int64_t deadline = ms_now() + T_MS;
-    while (!log_contains("fake_child: refused with code -4005") && ms_now() < deadline)
+    while (!suite_log_contains("fake_child: refused with code -4005") && ms_now() < deadline)
         usleep(10000);
-    assert_true(log_contains("fake_child: refused with code -4005: protocol version mismatch"));
+    assert_true(
+        suite_log_contains("fake_child: refused with code -4005: protocol version mismatch"));
 }
 
 static void test_garbage_closes_only_its_stream(void **state)
@@ -426,10 +417,11 @@ static void test_garbage_closes_only_its_stream(void **state)
     cn_portal_t fake;
     assert_int_equal(cn_spawn("fake-garbage", &o, &fake, T_MS), 0);
     int64_t deadline = ms_now() + T_MS;
-    while (!log_contains("fake_child: after garbage the parent closed") && ms_now() < deadline)
+    while (!suite_log_contains("fake_child: after garbage the parent closed") &&
+           ms_now() < deadline)
         usleep(10000);
-    assert_true(log_contains("closing the stream: bad frame from fake-garbage"));
-    assert_true(log_contains("fake_child: after garbage the parent closed"));
+    assert_true(suite_log_contains("closing the stream: bad frame from fake-garbage"));
+    assert_true(suite_log_contains("fake_child: after garbage the parent closed"));
     char buf[64];
     assert_int_equal(call_str(workers[0][0], "whoami", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "root/sup-0/w0");
@@ -455,7 +447,7 @@ static void test_hung_handlers_do_not_stop_shutdown(void **state)
     /* Every task thread it has is stuck; its broker still obeys SHUTDOWN,
      * so no SIGTERM is needed. */
     assert_int_equal(cn_cancel(hung, T_MS), 0);
-    assert_false(log_contains("(hung) ignored SHUTDOWN"));
+    assert_false(suite_log_contains("(hung) ignored SHUTDOWN"));
     assert_int_equal(cn_cancel(hung, T_MS), CN_ENOENT); /* gone */
 }
 
@@ -600,18 +592,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_kill9_middle_wakes_every_waiter),
         cmocka_unit_test(test_cancel_leaves_no_zombies_or_fds),
     };
-    int failed = cmocka_run_group_tests_name("runtime", tests, setup_tree, NULL);
-    if (failed) { /* show what the tree logged */
-        FILE *f = fopen(logpath, "r");
-        char line[1024];
-        fprintf(stderr, "--- the tree's log:\n");
-        while (f && fgets(line, sizeof(line), f))
-            fputs(line, stderr);
-        if (f)
-            fclose(f);
-    }
-    unlink(logpath);
-    return failed ? 1 : 0;
+    return suite_finish(cmocka_run_group_tests_name("runtime", tests, setup_tree, NULL));
 }
 
 int main(int argc, char **argv)
@@ -620,11 +601,8 @@ int main(int argc, char **argv)
         .name = "root", .exports = exports, .entries = entries, .main = suite_main};
     if (getenv("CANOPY_FD") == NULL) { /* the root: capture the tree's log */
         setenv("CANOPY_ID_RANGE", "2", 1);
-        int fd = mkstemp(logpath);
-        if (fd < 0)
+        if (suite_capture_log() < 0)
             return 1;
-        close(fd);
-        setenv("CANOPY_LOG_FILE", logpath, 1);
     }
     return cn_run(argc, argv, &cfg);
 }

@@ -20,11 +20,11 @@
 #include <cmocka.h>
 
 #include "canopy.h"
+#include "suite.h"
 
 #define T_MS 5000
 #define BULK 100000
 
-static char logpath[] = "/tmp/canopy-test-stream-XXXXXX";
 static cn_portal_t a;
 
 static msgpack_object uint_obj(uint64_t v)
@@ -562,29 +562,13 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_broadcast_with_a_lagging_consumer),
         cmocka_unit_test(test_broadcast_threads),
     };
-    int failed = cmocka_run_group_tests_name("stream", tests, setup, NULL);
-    if (failed) {
-        FILE *f = fopen(logpath, "r");
-        char line[1024];
-        fprintf(stderr, "--- the tree's log:\n");
-        while (f && fgets(line, sizeof(line), f))
-            fputs(line, stderr);
-        if (f)
-            fclose(f);
-    }
-    unlink(logpath);
-    return failed ? 1 : 0;
+    return suite_finish(cmocka_run_group_tests_name("stream", tests, setup, NULL));
 }
 
 int main(int argc, char **argv)
 {
     static const cn_config_t cfg = {.name = "root", .exports = exports, .main = suite_main};
-    if (getenv("CANOPY_FD") == NULL) {
-        int fd = mkstemp(logpath);
-        if (fd < 0)
-            return 1;
-        close(fd);
-        setenv("CANOPY_LOG_FILE", logpath, 1);
-    }
+    if (suite_capture_log() < 0)
+        return 1;
     return cn_run(argc, argv, &cfg);
 }

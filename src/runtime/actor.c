@@ -673,18 +673,37 @@ static void on_out_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 }
 
 /* ===========================================================================
+ * Walking the stream table (broker only)
+ *
+ * Slots are added by any thread under rt.mu and cleared only by the broker,
+ * and a stream is freed only by the broker, so a stream the broker reads
+ * here stays valid until its callback returns.
+ */
+
+static size_t stream_slots(void)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    size_t n = cn__rt.nstreams;
+    pthread_mutex_unlock(&cn__rt.mu);
+    return n;
+}
+
+static cn__stream_t *stream_slot(size_t i)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__stream_t *s = cn__rt.streams[i];
+    pthread_mutex_unlock(&cn__rt.mu);
+    return s;
+}
+
+/* ===========================================================================
  * Reaping
  */
 
 static void reap_children(void)
 {
-    pthread_mutex_lock(&cn__rt.mu);
-    size_t n = cn__rt.nstreams;
-    pthread_mutex_unlock(&cn__rt.mu);
-    for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&cn__rt.mu);
-        cn__stream_t *s = cn__rt.streams[i];
-        pthread_mutex_unlock(&cn__rt.mu);
+    for (size_t i = 0, n = stream_slots(); i < n; i++) {
+        cn__stream_t *s = stream_slot(i);
         if (s == NULL || s->is_parent || s->reaped || s->pid <= 0)
             continue;
         int st;
@@ -766,7 +785,6 @@ static void begin_shutdown(const char *why, int status)
     cn__rt.shutting_down = 1;
     if (!already)
         cn__rt.exit_status = status;
-    size_t n = cn__rt.nstreams;
     pthread_mutex_unlock(&cn__rt.mu);
     if (already) { /* e.g. main returned during a SIGINT cancel */
         maybe_finish_shutdown();
@@ -774,10 +792,8 @@ static void begin_shutdown(const char *why, int status)
     }
     cn_log(CN_LOG_CANCEL, "shutting down: %s", why);
     cn__latch_close(&cn__rt.done, CN_ECANCELED); /* wakes cn_sleep */
-    for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&cn__rt.mu);
-        cn__stream_t *s = cn__rt.streams[i];
-        pthread_mutex_unlock(&cn__rt.mu);
+    for (size_t i = 0, n = stream_slots(); i < n; i++) {
+        cn__stream_t *s = stream_slot(i);
         if (s && !s->is_parent)
             cancel_child(s);
     }
@@ -1196,13 +1212,8 @@ static void on_async(uv_async_t *a)
 {
     (void)a;
     run_spawns();
-    pthread_mutex_lock(&cn__rt.mu);
-    size_t n = cn__rt.nstreams;
-    pthread_mutex_unlock(&cn__rt.mu);
-    for (size_t i = 0; i < n; i++) {
-        pthread_mutex_lock(&cn__rt.mu);
-        cn__stream_t *s = cn__rt.streams[i];
-        pthread_mutex_unlock(&cn__rt.mu);
+    for (size_t i = 0, n = stream_slots(); i < n; i++) {
+        cn__stream_t *s = stream_slot(i);
         if (s == NULL || s->lost)
             continue;
         if (!s->polling)

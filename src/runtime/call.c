@@ -357,6 +357,25 @@ static int check_started(void)
     return 0;
 }
 
+/* Registers a call of fn(args) on `to` and sends its CMD. NULL with *rc set
+ * if it could not start; a send failure is reported through the call. */
+static cn__pcall_t *start_call(cn_portal_t to, const char *fn, const msgpack_object *args,
+                               uint64_t flags, int *rc)
+{
+    *rc = check_started();
+    if (fn == NULL)
+        *rc = CN_EINVAL;
+    if (*rc < 0)
+        return NULL;
+    cn__pcall_t *c = cn__pcall_new(to.id);
+    if (c == NULL) {
+        *rc = CN_ENOMEM;
+        return NULL;
+    }
+    send_cmd(c, fn, args, flags);
+    return c;
+}
+
 /* ===========================================================================
  * Plain calls
  */
@@ -367,13 +386,10 @@ int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_resul
     if (res == NULL)
         return CN_EINVAL;
     memset(res, 0, sizeof(*res));
-    int rc = check_started();
-    if (fn == NULL || rc < 0)
-        return fn == NULL ? CN_EINVAL : rc;
-    cn__pcall_t *c = cn__pcall_new(to.id);
+    int rc;
+    cn__pcall_t *c = start_call(to, fn, args, 0, &rc);
     if (c == NULL)
-        return CN_ENOMEM;
-    send_cmd(c, fn, args, 0);
+        return rc;
     item_t *it = pcall_final(c, timeout_ms, 1, &rc);
     if (it == NULL) {
         send_cancel(c, "the caller timed out");
@@ -439,13 +455,10 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
         return CN_EINVAL;
     *ctx = NULL;
     memset(started, 0, sizeof(*started));
-    int rc = check_started();
-    if (fn == NULL || rc < 0)
-        return fn == NULL ? CN_EINVAL : rc;
-    cn__pcall_t *c = cn__pcall_new(to.id);
+    int rc;
+    cn__pcall_t *c = start_call(to, fn, args, CN__CMD_CONTEXT, &rc);
     if (c == NULL)
-        return CN_ENOMEM;
-    send_cmd(c, fn, args, CN__CMD_CONTEXT);
+        return rc;
 
     item_t *it = pcall_next(c, timeout_ms, &rc);
     if (it == NULL) {
