@@ -201,6 +201,33 @@ static int fn_open_and_wait(cn_call_t *c, const msgpack_object *args, msgpack_pa
     return rc;
 }
 
+/* fan_out [target, n]: opens n `hold` contexts on target, starts, and
+ * waits to be cancelled; cancelling it must cancel all n. */
+static int fn_fan_out(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    enum { MAXN = 128 };
+    cn_ctx_t *ctx[MAXN];
+    uint32_t target = (uint32_t)args->via.array.ptr[0].via.u64;
+    int n = (int)args->via.array.ptr[1].via.u64, opened = 0, rc = 0;
+    for (; opened < n && opened < MAXN; opened++) {
+        cn_result_t st;
+        rc = cn_open((cn_portal_t){target}, "hold", NULL, &ctx[opened], &st, T_MS);
+        cn_result_free(&st);
+        if (rc != 0)
+            break;
+    }
+    if (rc == 0)
+        cn_started(c, NULL);
+    int slept = cn_sleep(60000);
+    /* Hold on to the contexts a while: the runtime, not this cleanup, must
+     * be what cancels them. */
+    usleep(3000000);
+    for (int i = 0; i < opened; i++)
+        cn_ctx_free(ctx[i]);
+    return rc ? rc : (slept < 0 ? cn_call_fail(c, slept, "fan_out cancelled") : 0);
+}
+
 static int fn_seen(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
     (void)c, (void)args;
@@ -220,6 +247,7 @@ static const cn_export_t exports[] = {{"hold", fn_hold},
                                       {"slow_start", fn_slow_start},
                                       {"seen", fn_seen},
                                       {"boom", fn_boom},
+                                      {"fan_out", fn_fan_out},
                                       {"shrugs", fn_shrugs},
                                       {"getpid", fn_getpid},
                                       {"open_and_wait", fn_open_and_wait},
@@ -242,6 +270,15 @@ static int64_t seen(cn_portal_t who)
     if (cn_call(who, "seen", NULL, &r, T_MS) == 0)
         n = r.value.via.i64;
     cn_result_free(&r);
+    return n;
+}
+
+/* Waits up to ms until `who` has seen `want` cancellations. */
+static int64_t wait_seen_ms(cn_portal_t who, int64_t want, int64_t ms)
+{
+    int64_t deadline = ms_now() + ms, n;
+    while ((n = seen(who)) < want && ms_now() < deadline)
+        usleep(5000);
     return n;
 }
 
@@ -512,6 +549,34 @@ static void test_error_relayed_names_every_hop(void **state)
     assert_int_equal(cn_cancel(c, T_MS), 0);
 }
 
+static void test_cancel_reaches_every_nested_context(void **state)
+{
+    (void)state;
+    enum { N = 70 }; /* more than any small fixed list would hold */
+    int64_t before = seen(b);
+    msgpack_object items[2] = {{.type = MSGPACK_OBJECT_POSITIVE_INTEGER},
+                               {.type = MSGPACK_OBJECT_POSITIVE_INTEGER}};
+    items[0].via.u64 = b.id;
+    items[1].via.u64 = N;
+    msgpack_object args = {.type = MSGPACK_OBJECT_ARRAY};
+    args.via.array.size = 2;
+    args.via.array.ptr = items;
+    cn_ctx_t *ctx;
+    cn_result_t st;
+    assert_int_equal(cn_open(a, "fan_out", &args, &ctx, &st, T_MS * 4), 0);
+    cn_result_free(&st);
+    /* fan_out holds its contexts 3 s after it is cancelled, so within
+     * 1.5 s only the runtime's transitive cancel can have reached all N. */
+    cn_result_t res;
+    assert_int_equal(cn_ctx_result(ctx, &res, 0), CN_ETIMEDOUT);
+    cn_result_free(&res);
+    int64_t t0 = ms_now();
+    assert_int_equal(cn_ctx_cancel(ctx, 100), CN_ETIMEDOUT); /* still holding */
+    assert_int_equal(wait_seen_ms(b, before + N, 1500 - (ms_now() - t0)), before + N);
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+    cn_ctx_free(ctx);
+}
+
 /* Starts d, has it open `hold` on `target`, then kills d with -9. */
 static void orphan_a_hold(uint32_t target)
 {
@@ -571,13 +636,16 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_error_relayed_names_every_hop),
         cmocka_unit_test(test_orphaned_task_in_another_actor_is_cancelled),
         cmocka_unit_test(test_orphaned_task_in_the_router_is_cancelled),
+        cmocka_unit_test(test_cancel_reaches_every_nested_context),
     };
     return suite_finish(cmocka_run_group_tests_name("context", tests, setup, NULL));
 }
 
 int main(int argc, char **argv)
 {
-    static const cn_config_t cfg = {.name = "root", .exports = exports, .main = suite_main};
+    /* Each open context holds a thread at its callee; fan_out opens 70. */
+    static const cn_config_t cfg = {
+        .name = "root", .exports = exports, .main = suite_main, .max_threads = 256};
     if (suite_capture_log() < 0)
         return 1;
     return cn_run(argc, argv, &cfg);

@@ -412,9 +412,17 @@ static void send_del_route(const cn_route_t *r, void *arg)
     write_typed(cn__rt.parent, &h, &d);
 }
 
+struct gone {
+    cn__cmap_t ids;
+    uint32_t via;
+};
+
+/* cn_route_foreach callback: collects the ids routed through one stream. */
 static void collect_id(const cn_route_t *r, void *arg)
 {
-    cn__cmap_put(arg, r->id, 0, (void *)1, NULL);
+    struct gone *g = arg;
+    if (r->via == g->via)
+        cn__cmap_put(&g->ids, r->id, 0, (void *)1, NULL);
 }
 
 /*
@@ -436,15 +444,13 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
     } orphan_t;
     orphan_t *list = NULL;
     size_t n = 0, cap = 0;
-    cn__cmap_t gone; /* ids behind the lost stream */
-    cn__cmap_init(&gone);
-    cn__cmap_put(&gone, lost->peer, 0, (void *)1, NULL);
+    struct gone g = {.via = lost->via}; /* ids behind the lost stream */
+    cn__cmap_t *gone = &g.ids;
+    cn__cmap_init(gone);
+    cn__cmap_put(gone, lost->peer, 0, (void *)1, NULL);
 
     pthread_mutex_lock(&cn__rt.mu);
-    for (size_t i = 0; i < cn__rt.routes.map.cap; i++)
-        if (cn__rt.routes.map.e[i].used)
-            if (((cn_route_t *)cn__rt.routes.map.e[i].val)->via == lost->via)
-                collect_id(cn__rt.routes.map.e[i].val, &gone);
+    cn_route_foreach(&cn__rt.routes, collect_id, &g);
     for (size_t k = 0; k < cn__rt.nstreams; k++) {
         cn__stream_t *o = cn__rt.streams[k];
         if (o == NULL || o == lost)
@@ -452,7 +458,7 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
         pthread_mutex_lock(&o->wmu);
         for (size_t i = 0; i < o->inflight.cap; i++) {
             const cn__cmap_ent_t *e = &o->inflight.e[i];
-            if (!e->used || cn__cmap_get(&gone, e->k1, 0) == NULL)
+            if (!e->used || cn__cmap_get(gone, e->k1, 0) == NULL)
                 continue;
             if (n == cap) {
                 orphan_t *l = realloc(list, (cap = cap ? 2 * cap : 16) * sizeof(*l));
@@ -473,7 +479,7 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
         tcaller = malloc(cn__rt.tasks.count * sizeof(*tcaller));
         tcid = malloc(cn__rt.tasks.count * sizeof(*tcid));
         for (size_t i = 0; tcaller && tcid && i < cn__rt.tasks.cap; i++)
-            if (cn__rt.tasks.e[i].used && cn__cmap_get(&gone, cn__rt.tasks.e[i].k1, 0)) {
+            if (cn__rt.tasks.e[i].used && cn__cmap_get(gone, cn__rt.tasks.e[i].k1, 0)) {
                 tcaller[nt] = cn__rt.tasks.e[i].k1;
                 tcid[nt++] = cn__rt.tasks.e[i].k2;
             }
@@ -495,7 +501,7 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
     free(list);
     free(tcaller);
     free(tcid);
-    cn__cmap_fini(&gone);
+    cn__cmap_fini(gone);
 }
 
 /* Every waiter behind s learns why it is gone: routes through s are

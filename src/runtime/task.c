@@ -345,9 +345,8 @@ int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg)
 
 int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
 {
-    enum { MAXN = 64 };
-    uint32_t to[MAXN];
-    uint64_t cids[MAXN];
+    uint32_t *to = NULL;
+    uint64_t *cids = NULL;
     size_t n = 0;
     char fn[CN__NAME_MAX];
 
@@ -364,11 +363,17 @@ int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
     cn__latch_close(&t->wake, CN_ECANCELED);      /* under rt.mu: t is alive */
     cn__latch_close(&t->in, CN_ECANCELED);        /* a recv wakes too */
     cn__flow_end(&t->flow, CN_ECANCELED, reason); /* and a send */
-    for (size_t i = 0; i < t->nested.cap && n < MAXN; i++)
-        if (t->nested.e[i].used) {
-            to[n] = cn__pcall_to(t->nested.e[i].val);
-            cids[n++] = t->nested.e[i].k2;
-        }
+    /* Every call it has in flight is cancelled in turn: collect them all
+     * (not a fixed few) while t cannot go away. */
+    if (t->nested.count) {
+        to = malloc(t->nested.count * sizeof(*to));
+        cids = malloc(t->nested.count * sizeof(*cids));
+        for (size_t i = 0; to && cids && i < t->nested.cap; i++)
+            if (t->nested.e[i].used) {
+                to[n] = cn__pcall_to(t->nested.e[i].val);
+                cids[n++] = t->nested.e[i].k2;
+            }
+    }
     pthread_mutex_unlock(&cn__rt.mu);
 
     cn_log(CN_LOG_CANCEL, "%s (for actor %u) cancelled: %s", fn, caller, reason);
@@ -376,6 +381,8 @@ int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
     snprintf(why, sizeof(why), "its caller's task %s was cancelled", fn);
     for (size_t i = 0; i < n; i++)
         cn__pcall_cancel(to[i], cids[i], why);
+    free(to);
+    free(cids);
     return 0;
 }
 
