@@ -272,6 +272,10 @@ static void deliver_stream_msg(cn_wire_msg_t *m)
     uint32_t src = m->hdr.src, type = m->hdr.type;
     uint64_t cid = m->hdr.cid;
     if (cn__task_deliver(src, cid, m) == CN_ENOENT) {
+        /* Rejected, not held: a context is registered before its CMD is
+         * answered, so this is one that has ended (the two crossed). */
+        cn_log(CN_LOG_DEBUG, "%s from actor %u for context %llu, which is not running here",
+               cn_wire_type_name(type), src, (unsigned long long)cid);
         cn_wire_msg_free(m);
         send_dead(src, cid | CN__CID_FROM_CALLEE, type, "no such context running here");
     }
