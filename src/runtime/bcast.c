@@ -100,13 +100,6 @@ void cn_sub_free(cn_sub_t *sub)
     free(sub);
 }
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Under b->mu, as the puller: reads one message off the stream (dropping
  * the lock meanwhile) into the ring. */
 static void pull(cn_bcast_t *b, int64_t timeout_ms)
@@ -140,7 +133,7 @@ int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeo
     if (missed)
         *missed = 0;
     cn_bcast_t *b = sub->b;
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_ns() + timeout_ms * 1000000;
+    int64_t deadline = cn__deadline(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&b->mu);
     while (sub->next >= b->seq) { /* nothing new for us yet */
@@ -148,19 +141,15 @@ int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeo
             rc = b->end_rc;
             break;
         }
-        int64_t left = deadline == INT64_MAX ? -1 : (deadline - mono_ns()) / 1000000;
+        int64_t left = deadline == INT64_MAX ? -1 : (deadline - cn__mono_ns()) / 1000000;
         if (deadline != INT64_MAX && left <= 0) {
             rc = CN_ETIMEDOUT;
             break;
         }
-        if (!b->pulling) {
+        if (!b->pulling)
             pull(b, left);
-        } else if (deadline == INT64_MAX) {
-            pthread_cond_wait(&b->cv, &b->mu);
-        } else {
-            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
-            pthread_cond_timedwait(&b->cv, &b->mu, &ts);
-        }
+        else
+            cn__cond_wait_until(&b->cv, &b->mu, deadline);
     }
     if (rc == 0) {
         if (b->seq - sub->next > b->capacity) { /* lagged past the ring */

@@ -38,11 +38,26 @@ static void futex_wake(_Atomic uint32_t *word)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 }
 
-static int64_t now_ns(void)
+int64_t cn__mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int64_t cn__deadline(int64_t timeout_ms)
+{
+    return timeout_ms < 0 ? INT64_MAX : cn__mono_ns() + timeout_ms * 1000000;
+}
+
+void cn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns)
+{
+    if (deadline_ns == INT64_MAX) {
+        pthread_cond_wait(cv, mu);
+    } else {
+        struct timespec ts = {deadline_ns / 1000000000, deadline_ns % 1000000000};
+        pthread_cond_timedwait(cv, mu, &ts);
+    }
 }
 
 void cn__latch_init(cn__latch_t *l)
@@ -134,13 +149,13 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
     l->nwaiting++;
     pthread_mutex_unlock(&l->mu);
 
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : now_ns() + timeout_ms * 1000000;
+    int64_t deadline = cn__deadline(timeout_ms);
     while (atomic_load_explicit(&w.state, memory_order_acquire) == WAITING) {
         if (deadline == INT64_MAX) {
             futex_wait(&w.state, WAITING, NULL);
             continue;
         }
-        int64_t left = deadline - now_ns();
+        int64_t left = deadline - cn__mono_ns();
         if (left <= 0)
             break;
         struct timespec rel = {left / 1000000000, left % 1000000000};

@@ -62,6 +62,17 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out);
  * later puts fail with it. Closing twice keeps the first error. */
 void cn__latch_close(cn__latch_t *l, int err);
 
+/* CLOCK_MONOTONIC in nanoseconds: the clock every timeout here runs on. */
+int64_t cn__mono_ns(void);
+
+/* A deadline timeout_ms from now, INT64_MAX for CN__FOREVER (or any
+ * negative timeout). */
+int64_t cn__deadline(int64_t timeout_ms);
+
+/* Waits on cv (a CLOCK_MONOTONIC condition variable, mu held) until it is
+ * signalled or the deadline passes. Callers loop on their own condition. */
+void cn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
+
 /* Items queued now (for the inspector). */
 unsigned cn__latch_size(cn__latch_t *l);
 

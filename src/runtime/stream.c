@@ -162,18 +162,11 @@ void cn__stream_free(cn_stream_t *s)
  * Sending
  */
 
-static int64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
 /* Takes one credit, waiting up to timeout_ms for it. */
 static int take_credit(cn_stream_t *s, int64_t timeout_ms)
 {
     cn__flow_t *f = s->flow;
-    int64_t deadline = timeout_ms < 0 ? INT64_MAX : mono_ns() + timeout_ms * 1000000;
+    int64_t deadline = cn__deadline(timeout_ms);
     int rc = 0;
     pthread_mutex_lock(&f->mu);
     while (!f->ended && f->credit <= 0) {
@@ -188,7 +181,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms)
                          "overrun: the receiving side never opened its stream");
             break;
         }
-        if (deadline != INT64_MAX && mono_ns() >= deadline) {
+        if (deadline != INT64_MAX && cn__mono_ns() >= deadline) {
             rc = CN_ETIMEDOUT;
             snprintf(s->last_error, sizeof(s->last_error),
                      "no credit within %lld ms: the receiver %s", (long long)timeout_ms,
@@ -196,12 +189,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms)
             break;
         }
         s->st.send_blocked = 1;
-        if (deadline == INT64_MAX) {
-            pthread_cond_wait(&f->cv, &f->mu);
-        } else {
-            struct timespec ts = {deadline / 1000000000, deadline % 1000000000};
-            pthread_cond_timedwait(&f->cv, &f->mu, &ts);
-        }
+        cn__cond_wait_until(&f->cv, &f->mu, deadline);
     }
     s->st.send_blocked = 0;
     if (rc == 0 && f->ended) {

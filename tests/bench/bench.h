@@ -75,6 +75,22 @@ static inline void bench_report(bench_out_t *o, const char *name, double value, 
                 name, value, unit, baseline, ratio);
 }
 
+/* A "Name:  N kB" figure from /proc/PID/FILE (status, smaps_rollup), or -1. */
+static inline long bench_proc_kib(int pid, const char *file, const char *field)
+{
+    char path[64], line[256], fmt[64];
+    snprintf(path, sizeof(path), "/proc/%d/%s", pid, file);
+    snprintf(fmt, sizeof(fmt), "%s: %%ld kB", field);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, fmt, &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
 static inline void bench_close(bench_out_t *o)
 {
     if (o->json)

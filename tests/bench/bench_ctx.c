@@ -32,20 +32,6 @@ static int fn_getpid(cn_call_t *c, const msgpack_object *args, msgpack_packer *o
 
 static const cn_export_t exports[] = {{"hold", fn_hold}, {"getpid", fn_getpid}, {NULL, NULL}};
 
-static long anon_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, "Anonymous: %ld kB", &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 static int bench_main(int argc, char **argv)
 {
     bench_out_t out;
@@ -56,7 +42,7 @@ static int bench_main(int argc, char **argv)
         return 1;
     pid_t pid = (pid_t)r.value.via.i64;
     cn_result_free(&r);
-    long before = anon_kib(pid);
+    long before = bench_proc_kib(pid, "smaps_rollup", "Anonymous");
     static cn_ctx_t *ctx[N];
     double t0 = bench_now();
     int opened = 0;
@@ -70,7 +56,7 @@ static int bench_main(int argc, char **argv)
         cn_result_free(&st);
     }
     double secs = bench_now() - t0;
-    long after = anon_kib(pid);
+    long after = bench_proc_kib(pid, "smaps_rollup", "Anonymous");
     printf("contexts: %d opened in %.2f s; holder's anonymous memory %ld -> %ld KiB "
            "(%.1f KiB each)\n",
            opened, secs, before, after, opened ? (double)(after - before) / opened : 0.0);

@@ -136,22 +136,6 @@ static double fork_exec_true_ms(int n)
     return (bench_now() - t0) * 1e3;
 }
 
-/* A "Name:  N kB" figure from a /proc file of pid, or -1. */
-static long proc_kib(pid_t pid, const char *file, const char *field)
-{
-    char path[64], line[256], fmt[64];
-    snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
-    snprintf(fmt, sizeof(fmt), "%s: %%ld kB", field);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    while (f && fgets(line, sizeof(line), f))
-        if (sscanf(line, fmt, &kib) == 1)
-            break;
-    if (f)
-        fclose(f);
-    return kib;
-}
-
 /* ------------------------------------------------------------ measures */
 
 static double call_rtt_us(cn_portal_t to, int rounds)
@@ -235,16 +219,16 @@ static int bench_main(int argc, char **argv)
     cn_result_t r;
     long kib = -1, anon = -1, base_kib = -1, base_anon = -1;
     if (cn_call(echo, "getpid", NULL, &r, 5000) == 0) {
-        kib = proc_kib((pid_t)r.value.via.i64, "status", "VmRSS");
-        anon = proc_kib((pid_t)r.value.via.i64, "smaps_rollup", "Anonymous");
+        kib = bench_proc_kib((pid_t)r.value.via.i64, "status", "VmRSS");
+        anon = bench_proc_kib((pid_t)r.value.via.i64, "smaps_rollup", "Anonymous");
     }
     cn_result_free(&r);
     pid_t sp;
     char *sargv[] = {"sleep", "5", NULL};
     if (posix_spawn(&sp, "/bin/sleep", NULL, NULL, sargv, environ) == 0) {
         usleep(100000);
-        base_kib = proc_kib(sp, "status", "VmRSS");
-        base_anon = proc_kib(sp, "smaps_rollup", "Anonymous");
+        base_kib = bench_proc_kib(sp, "status", "VmRSS");
+        base_anon = bench_proc_kib(sp, "smaps_rollup", "Anonymous");
         kill(sp, SIGKILL);
         waitpid(sp, NULL, 0);
     }
