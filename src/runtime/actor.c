@@ -344,11 +344,6 @@ static int write_typed(cn__stream_t *s, const cn_wire_hdr_t *h, const void *body
     return rc;
 }
 
-static cn_wire_str_t wstr(const char *s)
-{
-    return (cn_wire_str_t){s, (uint32_t)strlen(s)};
-}
-
 /* Tells `to` that its message (cid, orig_type) could not be delivered.
  * A DEAD for this very actor completes the local call directly. */
 static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, const char *reason)
@@ -358,7 +353,7 @@ static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, const char 
         return;
     }
     cn_wire_hdr_t h = {CN_MSG_DEAD, to, cn__rt.id, cid};
-    cn_wire_dead_t d = {wstr(reason), orig_type};
+    cn_wire_dead_t d = {cn__wstr(reason), orig_type};
     send_typed(&h, &d, NULL); /* if `to` is unreachable too, nobody waits */
 }
 
@@ -382,7 +377,7 @@ static int wants_dead_reply(uint32_t type)
 void cn__log_send(int level, uint64_t time_us, const char *path, const char *msg, size_t len)
 {
     cn_wire_hdr_t h = {CN_MSG_LOG, CN_ROOT_ID, cn__rt.id, 0};
-    cn_wire_log_t l = {(uint64_t)level, time_us, wstr(path), {msg, (uint32_t)len}};
+    cn_wire_log_t l = {(uint64_t)level, time_us, cn__wstr(path), {msg, (uint32_t)len}};
     if (send_typed(&h, &l, NULL) < 0) /* no way up: keep it visible anyway */
         fprintf(stderr, "%s: %.*s\n", path, (int)len, msg);
 }
@@ -412,7 +407,7 @@ static void send_del_route(const cn_route_t *r, void *arg)
     if (cn__rt.parent == NULL || cn__rt.parent->closed)
         return;
     cn_wire_hdr_t h = {CN_MSG_DEL_ROUTE, CN_ROOT_ID, cn__rt.id, 0};
-    cn_wire_del_route_t d = {r->id, wstr(reason)};
+    cn_wire_del_route_t d = {r->id, cn__wstr(reason)};
     write_typed(cn__rt.parent, &h, &d);
 }
 
@@ -494,7 +489,7 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
     snprintf(why, sizeof(why), "its caller is gone: %s", reason);
     for (size_t i = 0; i < n; i++) {
         cn_wire_hdr_t h = {CN_MSG_CANCEL, list[i].callee, list[i].caller, list[i].cid};
-        cn_wire_cancel_t b = {wstr(why)};
+        cn_wire_cancel_t b = {cn__wstr(why)};
         write_typed(list[i].via, &h, &b);
         stream_unref(list[i].via);
     }
@@ -775,7 +770,7 @@ static void cancel_child(cn__stream_t *s)
     s->reap_step = 1;
     if (!s->closed && s->up) {
         cn_wire_hdr_t h = {CN_MSG_SHUTDOWN, s->peer, cn__rt.id, 0};
-        cn_wire_shutdown_t b = {wstr("cancelled by parent")};
+        cn_wire_shutdown_t b = {cn__wstr("cancelled by parent")};
         write_typed(s, &h, &b);
     } else {
         kill(s->pid, SIGTERM);
@@ -908,7 +903,8 @@ static int version_ok(cn__stream_t *s, const cn_wire_msg_t *m)
     snprintf(msg, sizeof(msg), "protocol version mismatch: peer speaks %llu, this side speaks %d",
              (unsigned long long)m->u.hello.version, CN_PROTOCOL_VERSION);
     cn_wire_hdr_t h = {CN_MSG_ERROR, m->hdr.src, cn__rt.id, 0};
-    cn_wire_error_t e = {wstr(cn__rt.path), wstr("hello"), wstr(msg), {NULL, 0}, CN_EVERSION};
+    cn_wire_error_t e = {
+        cn__wstr(cn__rt.path), cn__wstr("hello"), cn__wstr(msg), {NULL, 0}, CN_EVERSION};
     write_typed(s, &h, &e);
     cn_log(CN_LOG_ERROR, "refused %s: %s", s->is_parent ? "the parent" : s->name, msg);
     stream_lost(s, msg);
@@ -933,7 +929,7 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
         return;
     }
     cn_wire_hdr_t h = {CN_MSG_HELLO, s->peer, cn__rt.id, 0};
-    cn_wire_hello_t me = {CN_PROTOCOL_VERSION, wstr(cn__rt.name), (uint64_t)getpid(),
+    cn_wire_hello_t me = {CN_PROTOCOL_VERSION, cn__wstr(cn__rt.name), (uint64_t)getpid(),
                           (uint64_t)getuid()};
     write_typed(s, &h, &me);
     s->up = 1;
@@ -949,7 +945,7 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
         cn_log(CN_LOG_ERROR, "cannot route to new child %u: %s", s->peer, cn_strerror(rc));
     if (parent) { /* ADD_ROUTE goes up, so every ancestor learns the child */
         cn_wire_hdr_t ah = {CN_MSG_ADD_ROUTE, CN_ROOT_ID, cn__rt.id, 0};
-        cn_wire_add_route_t a = {s->peer, cn__rt.id, wstr(s->name)};
+        cn_wire_add_route_t a = {s->peer, cn__rt.id, cn__wstr(s->name)};
         write_typed(parent, &ah, &a);
         stream_unref(parent);
     }
@@ -1725,7 +1721,7 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
             _exit(2);
         }
         cn_wire_hdr_t h = {CN_MSG_HELLO, cn__rt.parent_id, cn__rt.id, 0};
-        cn_wire_hello_t me = {CN_PROTOCOL_VERSION, wstr(cn__rt.name), (uint64_t)getpid(),
+        cn_wire_hello_t me = {CN_PROTOCOL_VERSION, cn__wstr(cn__rt.name), (uint64_t)getpid(),
                               (uint64_t)getuid()};
         cn__node_t *n;
         if (write_typed(cn__rt.parent, &h, &me) < 0 ||

@@ -50,11 +50,7 @@ int cn_bcast_new(cn_stream_t *s, unsigned capacity, cn_bcast_t **out)
         return CN_ENOMEM;
     }
     pthread_mutex_init(&b->mu, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&b->cv, &a);
-    pthread_condattr_destroy(&a);
+    cn__cond_init_mono(&b->cv);
     b->stream = s;
     b->capacity = capacity;
     *out = b;

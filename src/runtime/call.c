@@ -228,12 +228,13 @@ void cn__call_fail_all(int err, const char *reason)
  * Results
  */
 
-static char *dup_str(cn_wire_str_t s)
+char *cn__dup_wire_str(cn_wire_str_t s)
 {
+    if (s.ptr == NULL)
+        return NULL;
     char *p = malloc((size_t)s.len + 1);
     if (p) {
-        if (s.len)
-            memcpy(p, s.ptr, s.len);
+        memcpy(p, s.ptr, s.len);
         p[s.len] = '\0';
     }
     return p;
@@ -241,7 +242,7 @@ static char *dup_str(cn_wire_str_t s)
 
 static char *dup_c(const char *s)
 {
-    return dup_str((cn_wire_str_t){s, (uint32_t)strlen(s)});
+    return cn__dup_wire_str(cn__wstr(s));
 }
 
 /*
@@ -262,11 +263,11 @@ static int item_result(item_t *it, cn_result_t *res, int take)
     cn_wire_msg_t *m = it->msg;
     if (m->hdr.type == CN_MSG_ERROR) {
         const cn_wire_error_t *e = &m->u.error;
-        res->error.origin = dup_str(e->origin);
-        res->error.fn = dup_str(e->fn);
-        res->error.message = dup_str(e->message);
-        res->error.backtrace = e->backtrace.ptr ? dup_str(e->backtrace) : NULL;
-        res->error.via = e->via.ptr ? dup_str(e->via) : NULL;
+        res->error.origin = cn__dup_wire_str(e->origin);
+        res->error.fn = cn__dup_wire_str(e->fn);
+        res->error.message = cn__dup_wire_str(e->message);
+        res->error.backtrace = cn__dup_wire_str(e->backtrace);
+        res->error.via = cn__dup_wire_str(e->via);
         res->error.code = (int)e->code;
         cn__task_note_remote(e); /* a task may relay it */
         return e->code == CN_ECANCELED ? CN_ECANCELED : CN_EREMOTE;
@@ -274,7 +275,7 @@ static int item_result(item_t *it, cn_result_t *res, int take)
     if (m->hdr.type == CN_MSG_DEAD) { /* a DEAD delivered as a message */
         res->error.origin = dup_c(cn__rt.path);
         res->error.fn = dup_c("");
-        res->error.message = dup_str(m->u.dead.reason);
+        res->error.message = cn__dup_wire_str(m->u.dead.reason);
         res->error.code = CN_EDEAD;
         return CN_EDEAD;
     }

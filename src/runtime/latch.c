@@ -50,6 +50,15 @@ int64_t cn__deadline(int64_t timeout_ms)
     return timeout_ms < 0 ? INT64_MAX : cn__mono_ns() + timeout_ms * 1000000;
 }
 
+void cn__cond_init_mono(pthread_cond_t *cv)
+{
+    pthread_condattr_t a;
+    pthread_condattr_init(&a);
+    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+    pthread_cond_init(cv, &a);
+    pthread_condattr_destroy(&a);
+}
+
 void cn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns)
 {
     if (deadline_ns == INT64_MAX) {

@@ -69,6 +69,10 @@ int64_t cn__mono_ns(void);
  * negative timeout). */
 int64_t cn__deadline(int64_t timeout_ms);
 
+/* Initialises cv to time its waits on CLOCK_MONOTONIC, as
+ * cn__cond_wait_until expects. */
+void cn__cond_init_mono(pthread_cond_t *cv);
+
 /* Waits on cv (a CLOCK_MONOTONIC condition variable, mu held) until it is
  * signalled or the deadline passes. Callers loop on their own condition. */
 void cn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);

@@ -12,6 +12,7 @@
 #define CN_RT_H
 
 #include <pthread.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <sys/types.h>
 
@@ -156,6 +157,16 @@ void cn__log_emit(int level, const char *path, const char *msg, size_t len);
 int cn__send_frame(const cn_wire_hdr_t *h, const char *buf, size_t len, char *reason);
 
 /* --- shared by call.c, task.c and stream.c */
+
+/* A view of a C string for a wire field; NULL gives an absent field. */
+static inline cn_wire_str_t cn__wstr(const char *s)
+{
+    return s ? (cn_wire_str_t){s, (uint32_t)strlen(s)} : (cn_wire_str_t){NULL, 0};
+}
+
+/* A NUL-terminated copy of a wire string, or NULL for an absent one (or
+ * when out of memory). */
+char *cn__dup_wire_str(cn_wire_str_t s);
 
 /* A message (or an error with its reason) queued for a waiting thread. */
 typedef struct cn__item {

@@ -54,11 +54,7 @@ void cn__flow_init(cn__flow_t *f)
 {
     memset(f, 0, sizeof(*f));
     pthread_mutex_init(&f->mu, NULL);
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&f->cv, &a);
-    pthread_condattr_destroy(&a);
+    cn__cond_init_mono(&f->cv);
 }
 
 void cn__flow_fini(cn__flow_t *f)

@@ -86,16 +86,15 @@ static void send_typed_reply(const cn_wire_hdr_t *h, const void *body)
     msgpack_sbuffer_destroy(&sb);
 }
 
-static cn_wire_str_t wstr(const char *s)
-{
-    return s ? (cn_wire_str_t){s, (uint32_t)strlen(s)} : (cn_wire_str_t){NULL, 0};
-}
-
 static void reply_error(const cn__task_t *t, int code, const char *message)
 {
     cn_wire_hdr_t h = {CN_MSG_ERROR, t->caller, cn__rt.id, t->cid};
-    cn_wire_error_t e = {
-        wstr(cn__rt.path), t->msg->u.cmd.fn, wstr(message), wstr(t->backtrace), code, {NULL, 0}};
+    cn_wire_error_t e = {cn__wstr(cn__rt.path),
+                         t->msg->u.cmd.fn,
+                         cn__wstr(message),
+                         cn__wstr(t->backtrace),
+                         code,
+                         {NULL, 0}};
     send_typed_reply(&h, &e);
 }
 
@@ -109,21 +108,10 @@ static void relay_error(const cn__task_t *t)
     else
         snprintf(via, sizeof(via), "%s", cn__rt.path);
     cn_wire_hdr_t h = {CN_MSG_ERROR, t->caller, cn__rt.id, t->cid};
-    cn_wire_error_t e = {wstr(t->remote.origin),    wstr(t->remote.fn), wstr(t->remote.message),
-                         wstr(t->remote.backtrace), t->remote.code,     wstr(via)};
+    cn_wire_error_t e = {
+        cn__wstr(t->remote.origin),    cn__wstr(t->remote.fn), cn__wstr(t->remote.message),
+        cn__wstr(t->remote.backtrace), t->remote.code,         cn__wstr(via)};
     send_typed_reply(&h, &e);
-}
-
-static char *dup_wstr(cn_wire_str_t s)
-{
-    if (s.ptr == NULL)
-        return NULL;
-    char *p = malloc((size_t)s.len + 1);
-    if (p) {
-        memcpy(p, s.ptr, s.len);
-        p[s.len] = '\0';
-    }
-    return p;
 }
 
 static void forget_remote(cn__task_t *t)
@@ -142,11 +130,11 @@ void cn__task_note_remote(const cn_wire_error_t *e)
     if (t == NULL)
         return;
     forget_remote(t);
-    t->remote.origin = dup_wstr(e->origin);
-    t->remote.fn = dup_wstr(e->fn);
-    t->remote.message = dup_wstr(e->message);
-    t->remote.backtrace = dup_wstr(e->backtrace);
-    t->remote.via = dup_wstr(e->via);
+    t->remote.origin = cn__dup_wire_str(e->origin);
+    t->remote.fn = cn__dup_wire_str(e->fn);
+    t->remote.message = cn__dup_wire_str(e->message);
+    t->remote.backtrace = cn__dup_wire_str(e->backtrace);
+    t->remote.via = cn__dup_wire_str(e->via);
     t->remote.code = e->code;
 }
 
