@@ -175,6 +175,26 @@ static int decode_once(const void *frame, size_t len)
     else
         assert_int_equal(rc2, rc);
     cn_wire_decoder_fini(&d);
+    /* cn_wire_peek must agree on the body of a frame of the right length,
+     * except that it does not look inside typed bodies. */
+    const unsigned char *u = frame;
+    if (len > CN_WIRE_LEN_SIZE &&
+        ((size_t)u[0] << 24 | (size_t)u[1] << 16 | (size_t)u[2] << 8 | u[3]) ==
+            len - CN_WIRE_LEN_SIZE) {
+        cn_wire_hdr_t h;
+        int rc3 = cn_wire_peek(u + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE, &h);
+        if (rc3 < 0) {
+            assert_int_equal(rc3, rc);
+        } else if (rc == 1) {
+            assert_int_equal(cn_wire_decode_frame(frame, len, 0, &m), 0);
+            assert_true(h.type == m->hdr.type && h.dst == m->hdr.dst && h.src == m->hdr.src &&
+                        h.cid == m->hdr.cid);
+            cn_wire_msg_free(m);
+        } else {
+            /* only a typed body's fields can fail past peek */
+            assert_true(rc == CN_EBADTYPE || rc == CN_EMISSING || rc == CN_ERANGE);
+        }
+    }
     return rc;
 }
 
@@ -276,6 +296,29 @@ static void build_stream(msgpack_sbuffer *sb, size_t count)
 
 /* Feeds `len` bytes in the chunk sizes `next_chunk` chooses and checks
  * that exactly `count` sample frames come out, in order. */
+/* With `split`, frames come from cn_wire_next_frame and are decoded
+ * apart with cn_wire_decode_body, as the broker does. */
+static int split_frames;
+
+static int feed_one(cn_wire_decoder_t *d, const char *p, size_t left, size_t *used,
+                    cn_wire_msg_t **m)
+{
+    if (!split_frames)
+        return cn_wire_decode(d, p, left, used, m);
+    const char *body;
+    size_t blen;
+    *m = NULL;
+    int rc = cn_wire_next_frame(d, p, left, used, &body, &blen);
+    if (rc == 1) {
+        cn_wire_hdr_t h;
+        assert_int_equal(cn_wire_peek(body, blen, &h), 0);
+        assert_int_equal(cn_wire_decode_body(body, blen, m), 0);
+        assert_true(h.type == (*m)->hdr.type && h.dst == (*m)->hdr.dst &&
+                    h.src == (*m)->hdr.src && h.cid == (*m)->hdr.cid);
+    }
+    return rc;
+}
+
 static void feed_and_check(const char *buf, size_t len, size_t count,
                            size_t (*next_chunk)(size_t pos, void *arg), void *arg)
 {
@@ -291,7 +334,7 @@ static void feed_and_check(const char *buf, size_t len, size_t count,
         while (left > 0) {
             cn_wire_msg_t *m = NULL;
             size_t used;
-            int rc = cn_wire_decode(&d, p, left, &used, &m);
+            int rc = feed_one(&d, p, left, &used, &m);
             assert_true(rc == 0 || rc == 1);
             assert_true(used <= left);
             if (rc == 1) {
@@ -345,21 +388,27 @@ static void test_stream_1000_frames_every_split(void **state)
     msgpack_sbuffer_init(&sb);
     build_stream(&sb, 1000);
 
-    /* One byte at a time: every boundary in the stream is a split. */
-    feed_and_check(sb.data, sb.size, 1000, chunk_one, NULL);
-    /* All at once: many frames per call. */
-    feed_and_check(sb.data, sb.size, 1000, chunk_all, NULL);
-    /* Random chunks of 1..300 bytes. */
-    unsigned seed = 12345;
-    feed_and_check(sb.data, sb.size, 1000, chunk_random, &seed);
+    /* Each way of taking frames: whole messages, and framing apart from
+     * decoding (cn_wire_next_frame), as the broker does. */
+    for (split_frames = 0; split_frames < 2; split_frames++) {
+        /* One byte at a time: every boundary in the stream is a split. */
+        feed_and_check(sb.data, sb.size, 1000, chunk_one, NULL);
+        /* All at once: many frames per call. */
+        feed_and_check(sb.data, sb.size, 1000, chunk_all, NULL);
+        /* Random chunks of 1..300 bytes. */
+        unsigned seed = 12345;
+        feed_and_check(sb.data, sb.size, 1000, chunk_random, &seed);
+    }
     msgpack_sbuffer_destroy(&sb);
 
     /* Two chunks, cut at each byte of a shorter stream that still holds
      * every type twice. */
     msgpack_sbuffer_init(&sb);
     build_stream(&sb, 2 * NTYPES);
-    for (size_t k = 0; k <= sb.size; k++)
-        feed_and_check(sb.data, sb.size, 2 * NTYPES, chunk_split_at, &k);
+    for (split_frames = 0; split_frames < 2; split_frames++)
+        for (size_t k = 0; k <= sb.size; k++)
+            feed_and_check(sb.data, sb.size, 2 * NTYPES, chunk_split_at, &k);
+    split_frames = 0;
     msgpack_sbuffer_destroy(&sb);
 }
 
@@ -556,6 +605,15 @@ static void test_malformed_each_code(void **state)
     assert_int_equal(decode_once(f, n), CN_EBADTYPE);
     static const char negid[] = {(char)0x95, CN_MSG_STOP, (char)0xff, 2, 3, (char)0xc0};
     n = frame_raw(f, negid, sizeof(negid));
+    assert_int_equal(decode_once(f, n), CN_EBADTYPE);
+    /* ...but a signed int that is not negative is an id like any other
+     * (msgpack-c reads it as positive), and cn_wire_peek agrees. */
+    static const char int8type[] = {(char)0x95, (char)0xd0, CN_MSG_STOP, 1, 2, 3, (char)0xc0};
+    n = frame_raw(f, int8type, sizeof(int8type));
+    assert_int_equal(decode_once(f, n), 1);
+    static const char negint16[] = {(char)0x95, CN_MSG_STOP, (char)0xd1, (char)0xff, 0, 2, 3,
+                                    (char)0xc0};
+    n = frame_raw(f, negint16, sizeof(negint16));
     assert_int_equal(decode_once(f, n), CN_EBADTYPE);
     static const char notarr[] = {(char)0xa1, 'x'};
     n = frame_with_body(f, CN_MSG_HELLO, notarr, sizeof(notarr));

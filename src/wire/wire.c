@@ -438,6 +438,73 @@ int cn_wire_decode_frame(const void *frame, size_t len, size_t max_frame, cn_wir
     return decode_body(p, (const char *)p + CN_WIRE_LEN_SIZE, (size_t)body_len, out);
 }
 
+int cn_wire_decode_body(const void *body, size_t len, cn_wire_msg_t **out)
+{
+    uint8_t prefix[CN_WIRE_LEN_SIZE];
+    *out = NULL;
+    if (len == 0)
+        return CN_ETRUNC;
+    if (len > UINT32_MAX)
+        return CN_EMSGSIZE;
+    for (int i = 0; i < CN_WIRE_LEN_SIZE; i++)
+        prefix[i] = (uint8_t)(len >> (8 * (CN_WIRE_LEN_SIZE - 1 - i)));
+    return decode_body(prefix, body, len, out);
+}
+
+/* Reads one envelope field at p[*i], which the scan has shown to be a
+ * whole object: a positive integer, or the code check_envelope gives. */
+static int peek_uint(const uint8_t *p, size_t *i, uint64_t *v)
+{
+    uint8_t b = p[(*i)++];
+    if (b <= 0x7f) {
+        *v = b;
+        return 0;
+    }
+    if (b >= 0xcc && b <= 0xd3) { /* uint 8..64, int 8..64 */
+        unsigned n = 1u << ((b - 0xcc) & 3);
+        *v = be_read(p + *i, n);
+        *i += n;
+        /* msgpack-c reads a signed int that is not negative as positive */
+        if (b >= 0xd0 && (*v >> (8 * n - 1)) != 0)
+            return CN_EBADTYPE;
+        return 0;
+    }
+    return b == 0xc0 ? CN_EMISSING : CN_EBADTYPE;
+}
+
+int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr)
+{
+    const uint8_t *p = body;
+    size_t slots, i = 1, n;
+    int rc = wire_scan(p, len, &slots);
+    if (rc < 0)
+        return rc;
+    if (p[0] >= 0x90 && p[0] <= 0x9f) {
+        n = p[0] & 0x0f;
+    } else if (p[0] == 0xdc || p[0] == 0xdd) {
+        unsigned w = p[0] == 0xdc ? 2 : 4;
+        n = (size_t)be_read(p + 1, w);
+        i += w;
+    } else {
+        return CN_EBADTYPE;
+    }
+    if (n < 5)
+        return CN_EMISSING;
+    uint64_t e[4];
+    for (int k = 0; k < 4; k++)
+        if ((rc = peek_uint(p, &i, &e[k])) < 0)
+            return rc;
+    if (e[0] == CN_MSG_INVALID || e[0] >= CN_MSG_MAX_)
+        return CN_EUNKNOWNMSG;
+    if (e[1] > UINT32_MAX || e[2] > UINT32_MAX)
+        return CN_ERANGE;
+    hdr->type = (uint32_t)e[0];
+    hdr->dst = (uint32_t)e[1];
+    hdr->src = (uint32_t)e[2];
+    hdr->cid = e[3];
+    return 0;
+}
+
 /* ---------------------------------------------------------------------------
  * The incremental decoder
  */
@@ -457,6 +524,7 @@ void cn_wire_decoder_fini(cn_wire_decoder_t *d)
     free(d->pend);
     d->pend = NULL;
     d->pend_cap = d->pend_have = 0;
+    d->pend_out = 0;
 }
 
 static int decoder_fail(cn_wire_decoder_t *d, int rc)
@@ -484,17 +552,23 @@ static int pend_reserve(cn_wire_decoder_t *d, size_t want)
     return 0;
 }
 
-int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *used,
-                   cn_wire_msg_t **out)
+int cn_wire_next_frame(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *used,
+                       const char **body, size_t *body_len)
 {
     const char *p = buf;
     size_t left = len;
-    int rc;
 
-    *out = NULL;
+    *body = NULL;
+    *body_len = 0;
     *used = 0;
     if (d->err)
         return d->err;
+    if (d->pend_out) {
+        /* The frame handed out last time was assembled in pend: done with. */
+        d->pend_out = 0;
+        if (d->pend_cap > PEND_KEEP)
+            cn_wire_decoder_fini(d);
+    }
 
     if (d->len_have < CN_WIRE_LEN_SIZE) {
         size_t n = CN_WIRE_LEN_SIZE - d->len_have;
@@ -506,25 +580,27 @@ int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *us
         *used = len - left;
         if (d->len_have < CN_WIRE_LEN_SIZE)
             return 0;
-        uint64_t body_len = be_read(d->lenbuf, CN_WIRE_LEN_SIZE);
-        if (body_len > d->max_frame)
+        uint64_t blen = be_read(d->lenbuf, CN_WIRE_LEN_SIZE);
+        if (blen > d->max_frame)
             return decoder_fail(d, CN_EMSGSIZE);
-        if (body_len == 0)
+        if (blen == 0)
             return decoder_fail(d, CN_ETRUNC);
-        d->body_len = (uint32_t)body_len;
+        d->body_len = (uint32_t)blen;
     }
     if (left == 0)
         return 0; /* the read ended right after the prefix */
 
     if (d->pend_have == 0 && left >= d->body_len) {
         /* The common case: the whole body is in the caller's buffer. */
-        rc = decode_body(d->lenbuf, p, d->body_len, out);
+        *body = p;
         p += d->body_len, left -= d->body_len;
+        d->len_have = 0;
     } else {
         size_t n = d->body_len - d->pend_have;
         if (n > left)
             n = left;
-        if ((rc = pend_reserve(d, d->pend_have + n)) < 0)
+        int rc = pend_reserve(d, d->pend_have + n);
+        if (rc < 0)
             return decoder_fail(d, rc);
         memcpy(d->pend + d->pend_have, p, n);
         d->pend_have += n;
@@ -532,16 +608,36 @@ int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *us
         *used = len - left;
         if (d->pend_have < d->body_len)
             return 0;
-        rc = decode_body(d->lenbuf, d->pend, d->body_len, out);
+        *body = d->pend; /* released on the next call */
         d->pend_have = 0;
+        d->len_have = 0;
+        d->pend_out = 1;
+    }
+    *body_len = d->body_len;
+    *used = len - left;
+    d->frames++;
+    return 1;
+}
+
+int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *used,
+                   cn_wire_msg_t **out)
+{
+    const char *body;
+    size_t body_len;
+    *out = NULL;
+    int rc = cn_wire_next_frame(d, buf, len, used, &body, &body_len);
+    if (rc != 1)
+        return rc;
+    rc = cn_wire_decode_body(body, body_len, out);
+    if (d->pend_out) { /* the message holds its own copy */
+        d->pend_out = 0;
         if (d->pend_cap > PEND_KEEP)
             cn_wire_decoder_fini(d);
     }
-    *used = len - left;
-    d->len_have = 0;
-    if (rc < 0)
+    if (rc < 0) {
+        d->frames--;
         return decoder_fail(d, rc);
-    d->frames++;
+    }
     return 1;
 }
 

@@ -200,6 +200,7 @@ typedef struct cn_wire_decoder {
     char *pend;        /* partial body: pend_have of body_len bytes */
     size_t pend_have;
     size_t pend_cap;
+    int pend_out;    /* pend holds the frame cn_wire_next_frame gave out */
     uint64_t frames; /* public, read-only: frames decoded so far */
 } cn_wire_decoder_t;
 
@@ -232,6 +233,34 @@ void cn_wire_decoder_fini(cn_wire_decoder_t *d);
  */
 int cn_wire_decode(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *used,
                    cn_wire_msg_t **out);
+
+/*
+ * The framing half of cn_wire_decode: consumes bytes from `buf` until one
+ * frame is complete, and points `*body` at its body (`*body_len` bytes,
+ * without the length prefix) instead of decoding it. The body is valid
+ * until the next call on `d` or cn_wire_decoder_fini; it may point into
+ * `buf`. Returns 1 with a body, 0 when `buf` is used up first, or
+ * CN_EMSGSIZE or CN_ETRUNC (sticky, as above). Nothing in the body has been
+ * checked: decode it with cn_wire_decode_body, or check its envelope with
+ * cn_wire_peek. This lets a router pass a frame on, or queue it for the
+ * thread that will use it, without building a message.
+ */
+int cn_wire_next_frame(cn_wire_decoder_t *d, const void *buf, size_t len, size_t *used,
+                       const char **body, size_t *body_len);
+
+/* Decodes one frame's body (`len` bytes, no length prefix): the second
+ * half of cn_wire_decode, with its codes. Not sticky: no decoder. */
+int cn_wire_decode_body(const void *body, size_t len, cn_wire_msg_t **out);
+
+/*
+ * Checks a frame's body as cn_wire_decode_body would, except for the
+ * fields of a typed body, and fills *hdr from its envelope, without
+ * allocating anything. Returns 0 or the code cn_wire_decode_body returns
+ * for the same input; a body accepted here may still fail there, but only
+ * on a typed body's fields (CN_EBADTYPE, CN_EMISSING, CN_ERANGE). For the hot path: a YIELD's body is opaque, so
+ * peeking one proves that decoding it later succeeds.
+ */
+int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr);
 
 /* Decodes exactly one whole frame held in `frame` (length prefix included,
  * `len` bytes in all). Same codes as cn_wire_decode, plus CN_ETRUNC when
