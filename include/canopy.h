@@ -268,7 +268,8 @@ typedef struct cn_stream_opts {
 } cn_stream_opts_t;
 
 typedef struct cn_stream_stats {
-    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t msgs_in, msgs_out; /* YIELDs received (taken or buffered), sent */
+    uint64_t bytes_in, bytes_out; /* their frames' bytes */
     uint64_t last_us;  /* time of the last message either way */
     unsigned window;   /* this side's receive buffer */
     unsigned buffered; /* received, not yet taken by cn_stream_recv */

@@ -76,6 +76,7 @@ static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
     cn_wire_decoder_init(&s->dec, 0);
     pthread_mutex_init(&s->wmu, NULL);
     msgpack_sbuffer_init(&s->wq);
+    msgpack_sbuffer_init(&s->wb);
     cn__cmap_init(&s->inflight);
     cn__latch_init(&s->hello);
     cn__latch_init(&s->exited);
@@ -110,6 +111,7 @@ static void stream_free(cn__stream_t *s)
     cn_wire_decoder_fini(&s->dec);
     pthread_mutex_destroy(&s->wmu);
     msgpack_sbuffer_destroy(&s->wq);
+    msgpack_sbuffer_destroy(&s->wb);
     cn__cmap_fini(&s->inflight);
     cn__latch_fini(&s->hello);
     cn__latch_fini(&s->exited);
@@ -164,8 +166,8 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
      * by the time it runs into one write: a fast producer gets batched
      * writes without asking. Other frames go out now unless something is
      * queued ahead of them (order is kept either way). */
-    if (s->wq.size == s->wq_off && h->type != CN_MSG_YIELD) {
-        s->wq.size = s->wq_off = 0;
+    int queued = s->wbusy || s->wq.size > 0;
+    if (!queued && h->type != CN_MSG_YIELD) {
         while (done < len) {
             ssize_t n = send(s->fd, buf + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n > 0) {
@@ -180,12 +182,11 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
         }
     }
     if (done < len) {
-        int was_empty = s->wq.size == s->wq_off;
         if (msgpack_sbuffer_write(&s->wq, buf + done, len - done) != 0) {
             pthread_mutex_unlock(&s->wmu);
             return CN_ENOMEM;
         }
-        kick = was_empty; /* the broker is already on its way otherwise */
+        kick = !queued; /* the broker is already on its way otherwise */
     }
     pthread_mutex_unlock(&s->wmu);
     if (kick)
@@ -193,32 +194,51 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
     return 0;
 }
 
-/* Broker: writes what is queued on s; stops watching for writability once
- * the queue is empty. */
-static void stream_flush(cn__stream_t *s)
+/*
+ * Broker: writes what is queued on s; stops watching for writability once
+ * nothing is left. It swaps the queue out under wmu and writes without
+ * it, so that threads queueing frames never wait on a system call; wbusy
+ * makes them queue behind the bytes it holds. Returns 1 once all is out.
+ */
+static int stream_flush(cn__stream_t *s)
 {
-    pthread_mutex_lock(&s->wmu);
-    while (s->wq_off < s->wq.size) {
-        ssize_t n = send(s->fd, s->wq.data + s->wq_off, s->wq.size - s->wq_off,
+    for (;;) {
+        if (s->wb_off == s->wb.size) {
+            if (s->wb.alloc > (1u << 20)) { /* do not keep a burst's buffer */
+                msgpack_sbuffer_destroy(&s->wb);
+                msgpack_sbuffer_init(&s->wb);
+            }
+            s->wb.size = s->wb_off = 0;
+            pthread_mutex_lock(&s->wmu);
+            msgpack_sbuffer t = s->wb;
+            s->wb = s->wq;
+            s->wq = t;
+            s->wbusy = s->wb.size > 0;
+            pthread_mutex_unlock(&s->wmu);
+            if (s->wb.size == 0)
+                break;
+        }
+        ssize_t n = send(s->fd, s->wb.data + s->wb_off, s->wb.size - s->wb_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
-            s->wq_off += (size_t)n;
+            s->wb_off += (size_t)n;
         } else if (n < 0 && errno == EINTR) {
             continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!(s->poll_events & UV_WRITABLE) && s->polling && !s->lost) {
+                s->poll_events = UV_READABLE | UV_WRITABLE;
+                uv_poll_start(&s->poll, s->poll_events, on_poll);
+            }
+            return 0;
         } else {
-            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-                s->wq_off = s->wq.size; /* broken: dropped; the read side reports it */
-            break;
+            s->wb_off = s->wb.size; /* broken: dropped; the read side reports it */
         }
     }
-    int empty = s->wq_off == s->wq.size;
-    if (empty)
-        s->wq.size = s->wq_off = 0;
-    pthread_mutex_unlock(&s->wmu);
-    if (empty && (s->poll_events & UV_WRITABLE) && !s->lost) {
+    if ((s->poll_events & UV_WRITABLE) && !s->lost) {
         s->poll_events = UV_READABLE;
         uv_poll_start(&s->poll, s->poll_events, on_poll);
     }
+    return 1;
 }
 
 /* ===========================================================================
@@ -281,10 +301,63 @@ static void deliver_stream_msg(cn_wire_msg_t *m)
     }
 }
 
+/* Whether src can be behind the stream s; under rt.mu. The parent's
+ * stream carries anyone outside our subtree; a child's, its subtree. */
+static int src_ok_locked(const cn__stream_t *s, uint32_t src)
+{
+    if (s->is_parent)
+        return src != cn__rt.id && cn_route_find(&cn__rt.routes, src) == NULL;
+    return cn_route_src_ok(&cn__rt.routes, s->via, s->peer, src);
+}
+
+/*
+ * A YIELD for this actor, as a checked frame body: queued as bytes for the
+ * end of the stream it is for, to be decoded by its reader. `from` is the
+ * stream it came on (its src is checked against it under the same lock),
+ * or NULL for our own. Any thread.
+ */
+static void deliver_yield(cn__stream_t *from, const cn_wire_hdr_t *h, const char *body,
+                          size_t len)
+{
+    int rc = CN_ENOENT;
+    pthread_mutex_lock(&cn__rt.mu);
+    if (from && !src_ok_locked(from, h->src)) {
+        pthread_mutex_unlock(&cn__rt.mu);
+        cn_log(CN_LOG_WARN, "dropped YIELD claiming to be from actor %u on the stream to %s",
+               h->src, from->is_parent ? "the parent" : from->name);
+        return;
+    }
+    cn__yq_t *q = h->cid & CN__CID_FROM_CALLEE ? cn__call_yq(h->cid) : cn__task_yq(h->src, h->cid);
+    if (q)
+        rc = cn__yq_push(q, body, len, cn__now_us());
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (rc == CN_ENOENT && (h->cid & CN__CID_FROM_CALLEE)) {
+        /* As cn__call_deliver: the context we opened is over here, and
+         * its callee learns so from our CANCEL. */
+        cn_log(CN_LOG_DEBUG, "YIELD for call %llu from actor %u came after its caller stopped waiting",
+               (unsigned long long)(h->cid & ~CN__CID_FROM_CALLEE), h->src);
+    } else if (rc == CN_ENOENT) {
+        /* Rejected, not held: see deliver_stream_msg. */
+        cn_log(CN_LOG_DEBUG, "YIELD from actor %u for context %llu, which is not running here",
+               h->src, (unsigned long long)h->cid);
+        send_dead(h->src, h->cid | CN__CID_FROM_CALLEE, CN_MSG_YIELD,
+                  "no such context running here");
+    } else if (rc < 0) {
+        cn_log(CN_LOG_ERROR, "dropped a YIELD from actor %u: %s", h->src, cn_strerror(rc));
+    }
+}
+
 /* A message from this actor to itself, delivered without a stream: a call
  * to self, and its reply. Any thread. */
 static int deliver_local(const char *buf, size_t len)
 {
+    cn_wire_hdr_t h;
+    if (len > CN_WIRE_LEN_SIZE &&
+        cn_wire_peek(buf + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE, &h) == 0 &&
+        h.type == CN_MSG_YIELD) {
+        deliver_yield(NULL, &h, buf + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE);
+        return 0;
+    }
     cn_wire_msg_t *m;
     int rc = cn_wire_decode_frame(buf, len, 0, &m);
     if (rc < 0)
@@ -811,11 +884,7 @@ static void flush_parent_blocking(int ms)
     if (p == NULL)
         return;
     for (int i = 0; i < ms; i++) {
-        stream_flush(p);
-        pthread_mutex_lock(&p->wmu);
-        int empty = p->wq.size == p->wq_off;
-        pthread_mutex_unlock(&p->wmu);
-        if (empty)
+        if (stream_flush(p))
             return;
         usleep(1000);
     }
@@ -960,13 +1029,8 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
  * subtree; the parent for anyone outside this actor's subtree. */
 static int src_ok(cn__stream_t *s, const cn_wire_msg_t *m)
 {
-    uint32_t src = m->hdr.src;
     pthread_mutex_lock(&cn__rt.mu);
-    int ok;
-    if (s->is_parent)
-        ok = src != cn__rt.id && cn_route_find(&cn__rt.routes, src) == NULL;
-    else
-        ok = cn_route_src_ok(&cn__rt.routes, s->via, s->peer, src);
+    int ok = src_ok_locked(s, m->hdr.src);
     pthread_mutex_unlock(&cn__rt.mu);
     return ok;
 }
@@ -1157,13 +1221,21 @@ static void on_poll(uv_poll_t *p, int status, int events)
     }
     size_t off = 0;
     while (off < (size_t)n && !s->lost) {
-        cn_wire_msg_t *m;
-        size_t used;
-        int rc = cn_wire_decode(&s->dec, buf + off, (size_t)n - off, &used, &m);
+        const char *body;
+        size_t used, len;
+        int rc = cn_wire_next_frame(&s->dec, buf + off, (size_t)n - off, &used, &body, &len);
         off += used;
         if (rc == 1) {
-            dispatch(s, m);
-        } else if (rc < 0) {
+            /* The hot path: a YIELD for us is queued as bytes, undecoded. */
+            cn_wire_hdr_t h;
+            cn_wire_msg_t *m;
+            if (s->up && cn_wire_peek(body, len, &h) == 0 && h.type == CN_MSG_YIELD &&
+                h.dst == cn__rt.id)
+                deliver_yield(s, &h, body, len);
+            else if ((rc = cn_wire_decode_body(body, len, &m)) == 0)
+                dispatch(s, m);
+        }
+        if (rc < 0) {
             char why[CN__REASON_MAX];
             snprintf(why, sizeof(why), "bad frame from %s: %s",
                      s->is_parent ? "the parent" : s->name, cn_strerror(rc));
@@ -1224,10 +1296,8 @@ static void on_async(uv_async_t *a)
             continue;
         if (!s->polling)
             stream_start(s);
-        if (atomic_exchange(&s->want_write, 0) && !(s->poll_events & UV_WRITABLE)) {
-            s->poll_events = UV_READABLE | UV_WRITABLE;
-            uv_poll_start(&s->poll, s->poll_events, on_poll);
-        }
+        if (atomic_exchange(&s->want_write, 0)) /* now: no poll round first */
+            stream_flush(s);
         if (atomic_exchange(&s->cancel_req, 0)) /* cn_cancel asked */
             cancel_child(s);
     }

@@ -21,7 +21,8 @@
 typedef cn__item_t item_t;
 
 struct cn__pcall {
-    cn__latch_t inbox; /* STARTED, YIELD, STOP, then the final message */
+    cn__latch_t inbox; /* STARTED, STOP, then the final message */
+    cn__yq_t yq;       /* YIELDs */
     cn__flow_t flow;   /* our send credit on the context's stream */
     uint64_t cid;
     uint32_t to;
@@ -65,6 +66,7 @@ static cn__pcall_t *cn__pcall_new(uint32_t to)
     if (c == NULL)
         return NULL;
     cn__latch_init(&c->inbox);
+    cn__yq_init(&c->yq, &c->inbox);
     cn__flow_init(&c->flow);
     c->cid = atomic_fetch_add(&cn__rt.next_cid, 1);
     c->to = to;
@@ -79,6 +81,7 @@ static cn__pcall_t *cn__pcall_new(uint32_t to)
         cn__cmap_del(&cn__rt.calls, 0, c->cid);
         pthread_mutex_unlock(&cn__rt.mu);
         cn__latch_fini(&c->inbox);
+        cn__yq_fini(&c->yq);
         cn__flow_fini(&c->flow);
         free(c);
         return NULL;
@@ -121,18 +124,30 @@ static void pcall_free(cn__pcall_t *c)
 {
     cn__node_t *n;
     while (cn__latch_get(&c->inbox, 0, &n) == 0)
-        cn__item_free((item_t *)n);
+        if (!cn__yq_is_token(&c->yq, n))
+            cn__item_free((item_t *)n);
     cn__latch_fini(&c->inbox);
+    cn__yq_fini(&c->yq);
     cn__flow_fini(&c->flow);
     free(c);
 }
 
-/* Next message for c, or NULL with *rc = CN_ETIMEDOUT. */
+/* Next message for c other than a YIELD (those stay queued for the
+ * stream), or NULL with *rc = CN_ETIMEDOUT. */
 static item_t *pcall_next(cn__pcall_t *c, int64_t timeout_ms, int *rc)
 {
+    int64_t deadline = cn__deadline(timeout_ms);
     cn__node_t *n;
-    *rc = cn__latch_get(&c->inbox, timeout_ms, &n);
+    do
+        *rc = cn__latch_get(&c->inbox, cn__ms_left(deadline), &n);
+    while (*rc == 0 && cn__yq_is_token(&c->yq, n));
     return *rc == 0 ? (item_t *)n : NULL;
+}
+
+cn__yq_t *cn__call_yq(uint64_t cid)
+{
+    cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid & ~CN__CID_FROM_CALLEE);
+    return c ? &c->yq : NULL;
 }
 
 /* Waits for c's final message, skipping any that are not (none can come
@@ -583,7 +598,8 @@ int cn_ctx_stream(cn_ctx_t *ctx, const cn_stream_opts_t *opts, cn_stream_t **out
         return CN_EINVAL;
     int rc;
     ctx->stream =
-        cn__stream_open(&ctx->pc->flow, &ctx->pc->inbox, ctx->peer, ctx->pc->cid, ctx, opts, &rc);
+        cn__stream_open(&ctx->pc->flow, &ctx->pc->yq, &ctx->pc->inbox, ctx->peer, ctx->pc->cid,
+                        ctx, opts, &rc);
     *out = ctx->stream;
     return rc;
 }

@@ -43,13 +43,15 @@ struct cn__stream {
 
     /* guarded by wmu */
     pthread_mutex_t wmu;
-    msgpack_sbuffer wq; /* bytes not yet written */
-    size_t wq_off;
-    int closed; /* writes fail with CN_EDEAD */
+    msgpack_sbuffer wq; /* bytes queued, not yet taken by the broker */
+    int wbusy;          /* the broker holds bytes in wb: queue behind them */
+    int closed;         /* writes fail with CN_EDEAD */
     char reason[CN__REASON_MAX];
     cn__cmap_t inflight; /* (src, cid) of CMDs sent into this stream */
 
     /* broker only */
+    msgpack_sbuffer wb; /* bytes taken from wq, being written without wmu */
+    size_t wb_off;
     uv_poll_t poll;
     int polling;     /* poll handle initialised */
     int poll_events; /* what it watches now */
@@ -201,10 +203,58 @@ void cn__flow_fini(cn__flow_t *f);
 void cn__flow_credit(cn__flow_t *f, uint64_t n);
 void cn__flow_end(cn__flow_t *f, int err, const char *reason);
 
-/* Opens one end of a context's stream over `flow` (our send credit) and
- * `in` (what the peer sends); grants the peer its first credit. */
-cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__latch_t *in, uint32_t peer, uint64_t cid_out,
-                             cn_ctx_t *ctx, const cn_stream_opts_t *opts, int *rc);
+/*
+ * The YIELDs waiting for one end of a context's stream, as raw frames.
+ *
+ * The broker does not decode a YIELD: it checks the frame (cn_wire_peek)
+ * and appends its bytes here, and the receiving thread decodes it, so the
+ * message is allocated and freed on the same thread and the broker's cost
+ * per message is a memcpy. The receiver takes everything queued in one
+ * swap of buffers, one lock per batch rather than per message.
+ *
+ * Ordering against the end's latch (STOP, the final message, errors):
+ * when frames arrive and no token is queued, the broker puts `token` into
+ * the latch. A reader that takes the token from the latch looks here
+ * again. So anything put into the latch after a frame is preceded there by
+ * a token, and a reader always sees the frames first. A reader checks
+ * here before waiting on the latch; a token found with nothing here is
+ * stale (its frames were taken early) and is skipped.
+ */
+typedef struct cn__yq {
+    pthread_mutex_t mu;
+    cn__latch_t *latch;
+    cn__node_t token;
+    int token_queued;        /* under mu: token is in the latch */
+    msgpack_sbuffer in;      /* under mu: frames, length prefix included */
+    unsigned nin;            /* under mu: frames in `in` */
+    uint64_t msgs, bytes;    /* under mu: frames that ever arrived */
+    uint64_t last_us;        /* under mu: when the last one did */
+    msgpack_sbuffer batch;   /* the reader's: frames it took, */
+    size_t boff;             /*   and how far it has read them */
+    _Atomic unsigned nbatch; /* frames left in batch (for counters) */
+} cn__yq_t;
+
+void cn__yq_init(cn__yq_t *q, cn__latch_t *latch);
+void cn__yq_fini(cn__yq_t *q); /* the latch must not hold the token any more */
+
+/* Appends one frame (its body; the prefix is added); any thread. Returns 0
+ * or CN_ENOMEM. */
+int cn__yq_push(cn__yq_t *q, const char *body, size_t len, uint64_t now_us);
+
+/* Whether n, just taken from q's latch, is q's token (then the reader
+ * must look at q again). */
+int cn__yq_is_token(cn__yq_t *q, cn__node_t *n);
+
+/* Milliseconds left before a deadline from cn__deadline, for a retry;
+ * CN__FOREVER for none. */
+int64_t cn__ms_left(int64_t deadline_ns);
+
+/* Opens one end of a context's stream over `flow` (our send credit), `yq`
+ * (the peer's YIELDs) and `in` (the rest of what the peer sends); grants
+ * the peer its first credit. */
+cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__yq_t *yq, cn__latch_t *in, uint32_t peer,
+                             uint64_t cid_out, cn_ctx_t *ctx, const cn_stream_opts_t *opts,
+                             int *rc);
 void cn__stream_free(cn_stream_t *s);
 
 /* The opener's stream met the context's final message `it` (taken): the
@@ -222,6 +272,10 @@ typedef struct cn_call cn__task_t; /* a running exported function */
  * an error and its reason. STARTED leaves the call pending; anything else
  * ends it. A message nobody waits for is dropped. Any thread. */
 void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason);
+
+/* Under rt.mu: where YIELDs for the local call `cid` (a context we
+ * opened) go; NULL if no such call. */
+cn__yq_t *cn__call_yq(uint64_t cid);
 
 /* Completes every pending local call with `err`. */
 void cn__call_fail_all(int err, const char *reason);
@@ -241,7 +295,11 @@ uint32_t cn__pcall_to(const cn__pcall_t *c);
  * queues it for a task thread. */
 int cn__task_start(cn_wire_msg_t *msg);
 
-/* Broker: hands a stream message (YIELD, STOP, CREDIT) from the caller to
+/* Under rt.mu: where YIELDs for the task (caller, cid) go; NULL if no
+ * such task. */
+cn__yq_t *cn__task_yq(uint32_t caller, uint64_t cid);
+
+/* Broker: hands a stream message (STOP, CREDIT) from the caller to
  * the task (caller, cid). Takes msg. Returns 0 or CN_ENOENT. */
 int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg);
 

@@ -29,8 +29,9 @@
 
 struct cn_stream {
     cn__flow_t *flow;
-    cn__latch_t *in; /* YIELD and STOP from the peer (and, for an opener,
-                        the context's final message) */
+    cn__yq_t *yq;    /* YIELDs from the peer */
+    cn__latch_t *in; /* STOP from the peer (and, for an opener, the
+                        context's final message) */
     uint32_t peer;
     uint64_t cid_out; /* the cid our messages carry */
     cn_ctx_t *ctx;    /* the opener's side: where the final message goes */
@@ -89,6 +90,99 @@ void cn__flow_end(cn__flow_t *f, int err, const char *reason)
 }
 
 /* ===========================================================================
+ * Incoming YIELDs (see cn__yq_t in rt.h)
+ */
+
+void cn__yq_init(cn__yq_t *q, cn__latch_t *latch)
+{
+    memset(q, 0, sizeof(*q));
+    pthread_mutex_init(&q->mu, NULL);
+    q->latch = latch;
+    msgpack_sbuffer_init(&q->in);
+    msgpack_sbuffer_init(&q->batch);
+}
+
+void cn__yq_fini(cn__yq_t *q)
+{
+    pthread_mutex_destroy(&q->mu);
+    msgpack_sbuffer_destroy(&q->in);
+    msgpack_sbuffer_destroy(&q->batch);
+}
+
+int cn__yq_push(cn__yq_t *q, const char *body, size_t len, uint64_t now_us)
+{
+    char prefix[CN_WIRE_LEN_SIZE] = {(char)(len >> 24), (char)(len >> 16), (char)(len >> 8),
+                                     (char)len};
+    pthread_mutex_lock(&q->mu);
+    size_t was = q->in.size;
+    if (msgpack_sbuffer_write(&q->in, prefix, sizeof(prefix)) != 0 ||
+        msgpack_sbuffer_write(&q->in, body, len) != 0) {
+        q->in.size = was;
+        pthread_mutex_unlock(&q->mu);
+        return CN_ENOMEM;
+    }
+    q->nin++;
+    q->msgs++;
+    q->bytes += CN_WIRE_LEN_SIZE + len;
+    q->last_us = now_us;
+    int put = !q->token_queued;
+    q->token_queued = 1;
+    pthread_mutex_unlock(&q->mu);
+    /* A closed latch (a cancelled task) refuses it; its reader is done. */
+    if (put)
+        cn__latch_put(q->latch, &q->token);
+    return 0;
+}
+
+int cn__yq_is_token(cn__yq_t *q, cn__node_t *n)
+{
+    if (n != &q->token)
+        return 0;
+    pthread_mutex_lock(&q->mu);
+    q->token_queued = 0;
+    pthread_mutex_unlock(&q->mu);
+    return 1;
+}
+
+/* The reader: the next queued frame, decoded into *out; 0 if none. */
+static int yq_take(cn__yq_t *q, cn_wire_msg_t **out)
+{
+    if (q->boff == q->batch.size) {
+        if (q->batch.alloc > (1u << 20)) { /* do not keep a burst's buffer */
+            msgpack_sbuffer_destroy(&q->batch);
+            msgpack_sbuffer_init(&q->batch);
+        }
+        q->batch.size = q->boff = 0;
+        pthread_mutex_lock(&q->mu);
+        msgpack_sbuffer t = q->batch;
+        q->batch = q->in;
+        q->in = t;
+        atomic_store(&q->nbatch, q->nin);
+        q->nin = 0;
+        pthread_mutex_unlock(&q->mu);
+        if (q->batch.size == 0)
+            return 0;
+    }
+    const unsigned char *p = (const unsigned char *)q->batch.data + q->boff;
+    size_t len = CN_WIRE_LEN_SIZE + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
+                                     (size_t)p[2] << 8 | p[3]);
+    q->boff += len;
+    atomic_fetch_sub(&q->nbatch, 1);
+    /* The broker peeked it, and a YIELD's body is opaque: this cannot
+     * fail but for memory. */
+    int rc = cn_wire_decode_frame(p, len, UINT32_MAX, out);
+    return rc < 0 ? rc : 1;
+}
+
+int64_t cn__ms_left(int64_t deadline_ns)
+{
+    if (deadline_ns == INT64_MAX)
+        return CN__FOREVER;
+    int64_t left = deadline_ns - cn__mono_ns();
+    return left <= 0 ? 0 : (left + 999999) / 1000000;
+}
+
+/* ===========================================================================
  * Opening
  */
 
@@ -117,8 +211,9 @@ static int grant(cn_stream_t *s, unsigned n)
     return send_simple(s, CN_MSG_CREDIT, &c);
 }
 
-cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__latch_t *in, uint32_t peer, uint64_t cid_out,
-                             cn_ctx_t *ctx, const cn_stream_opts_t *opts, int *rc)
+cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__yq_t *yq, cn__latch_t *in, uint32_t peer,
+                             uint64_t cid_out, cn_ctx_t *ctx, const cn_stream_opts_t *opts,
+                             int *rc)
 {
     unsigned window = opts && opts->window ? opts->window : DEFAULT_WINDOW;
     if (window > MAX_WINDOW) {
@@ -131,6 +226,7 @@ cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__latch_t *in, uint32_t peer, u
         return NULL;
     }
     s->flow = flow;
+    s->yq = yq;
     s->in = in;
     s->peer = peer;
     s->cid_out = cid_out;
@@ -158,8 +254,9 @@ void cn__stream_free(cn_stream_t *s)
  * Sending
  */
 
-/* Takes one credit, waiting up to timeout_ms for it. */
-static int take_credit(cn_stream_t *s, int64_t timeout_ms)
+/* Takes one credit for a frame of `bytes`, waiting up to timeout_ms for
+ * it, and counts the frame as sent. */
+static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
 {
     cn__flow_t *f = s->flow;
     int64_t deadline = cn__deadline(timeout_ms);
@@ -192,8 +289,12 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms)
         rc = f->err;
         snprintf(s->last_error, sizeof(s->last_error), "%s", f->reason);
     }
-    if (rc == 0)
+    if (rc == 0) {
         f->credit--;
+        s->st.msgs_out++;
+        s->st.bytes_out += bytes;
+        s->st.last_us = cn__now_us();
+    }
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
@@ -210,25 +311,18 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     if (t && cn__task_is_cancelled(t))
         return CN_ECANCELED;
     pthread_mutex_lock(&s->send_mu);
-    int rc = take_credit(s, timeout_ms);
-    if (rc < 0) {
-        pthread_mutex_unlock(&s->send_mu);
-        return rc;
-    }
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
     msgpack_sbuffer *sb = &s->sb;
     sb->size = 0;
     cn_wire_hdr_t h = {CN_MSG_YIELD, s->peer, cn__rt.id, s->cid_out};
-    rc = cn_wire_pack(sb, &h, value ? value : &nil, 0);
+    int rc = cn_wire_pack(sb, &h, value ? value : &nil, 0);
+    if (rc < 0)
+        snprintf(s->last_error, sizeof(s->last_error), "cannot send the value: %s",
+                 cn_strerror(rc));
+    else
+        rc = take_credit(s, timeout_ms, sb->size);
     if (rc == 0)
         rc = cn__send_frame(&h, sb->data, sb->size, s->last_error);
-    if (rc == 0) {
-        pthread_mutex_lock(&s->flow->mu); /* the counters are read elsewhere */
-        s->st.msgs_out++;
-        s->st.bytes_out += sb->size;
-        s->st.last_us = cn__now_us();
-        pthread_mutex_unlock(&s->flow->mu);
-    }
     if (sb->alloc > 1u << 20) { /* do not keep a huge one */
         msgpack_sbuffer_destroy(sb);
         msgpack_sbuffer_init(sb);
@@ -262,32 +356,37 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
     memset(msg, 0, sizeof(*msg));
     if (s->eof)
         return s->end_rc;
+    int64_t deadline = cn__deadline(timeout_ms);
     cn__node_t *n;
-    int rc = cn__latch_get(s->in, timeout_ms, &n);
-    if (rc < 0) {
-        if (rc == CN_ETIMEDOUT)
-            snprintf(s->last_error, sizeof(s->last_error), "nothing received within %lld ms",
-                     (long long)timeout_ms);
-        return rc; /* CN_ETIMEDOUT, or the task's cancellation */
+    for (;;) {
+        cn_wire_msg_t *m;
+        int rc = yq_take(s->yq, &m);
+        if (rc == 1) {
+            msg->value = m->body;
+            msg->priv_ = m; /* freed by cn_result_free */
+            if (++s->consumed >= (s->window + 1) / 2) {
+                grant(s, s->consumed);
+                s->consumed = 0;
+            }
+            return 0;
+        }
+        if (rc < 0) {
+            snprintf(s->last_error, sizeof(s->last_error), "a message was lost: %s",
+                     cn_strerror(rc));
+            return rc;
+        }
+        rc = cn__latch_get(s->in, cn__ms_left(deadline), &n);
+        if (rc < 0) {
+            if (rc == CN_ETIMEDOUT)
+                snprintf(s->last_error, sizeof(s->last_error), "nothing received within %lld ms",
+                         (long long)timeout_ms);
+            return rc; /* CN_ETIMEDOUT, or the task's cancellation */
+        }
+        if (!cn__yq_is_token(s->yq, n))
+            break;
     }
     cn__item_t *it = (cn__item_t *)n;
     uint32_t type = it->msg ? it->msg->hdr.type : CN_MSG_DEAD;
-    if (type == CN_MSG_YIELD) {
-        pthread_mutex_lock(&s->flow->mu);
-        s->st.msgs_in++;
-        s->st.bytes_in += it->msg->frame_len;
-        s->st.last_us = cn__now_us();
-        pthread_mutex_unlock(&s->flow->mu);
-        msg->value = it->msg->body;
-        msg->priv_ = it->msg; /* freed by cn_result_free */
-        it->msg = NULL;
-        cn__item_free(it);
-        if (++s->consumed >= (s->window + 1) / 2) {
-            grant(s, s->consumed);
-            s->consumed = 0;
-        }
-        return 0;
-    }
     /* The end: the peer's STOP, or (opener) the context's final message. */
     s->eof = 1;
     pthread_mutex_lock(&s->flow->mu);
@@ -308,12 +407,19 @@ void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out)
 {
     if (s == NULL || out == NULL)
         return;
-    pthread_mutex_lock(&s->flow->mu); /* every counter changes under it */
+    pthread_mutex_lock(&s->flow->mu); /* the sending counters change under it */
     *out = s->st;
     out->credit = s->flow->credit;
     out->peer_opened = s->flow->peer_opened;
     pthread_mutex_unlock(&s->flow->mu);
-    out->buffered = cn__latch_size(s->in);
+    cn__yq_t *q = s->yq;
+    pthread_mutex_lock(&q->mu); /* and the receiving ones under this */
+    out->msgs_in = q->msgs;
+    out->bytes_in = q->bytes;
+    if (q->last_us > out->last_us)
+        out->last_us = q->last_us;
+    out->buffered = q->nin + atomic_load(&q->nbatch);
+    pthread_mutex_unlock(&q->mu);
 }
 
 const char *cn_stream_last_error(const cn_stream_t *s)

@@ -34,7 +34,8 @@ struct cn_call {
     _Atomic int cancelled;
     cn__latch_t wake;  /* closed with CN_ECANCELED on cancel */
     cn__cmap_t nested; /* (0, cid) -> cn__pcall_t *, under rt.mu */
-    cn__latch_t in;    /* YIELD and STOP from the caller */
+    cn__yq_t yq;       /* YIELDs from the caller */
+    cn__latch_t in;    /* STOP from the caller */
     cn__flow_t flow;   /* our send credit on the stream */
     cn_stream_t *stream;
     char cancel_reason[CN__REASON_MAX];
@@ -219,8 +220,10 @@ static void task_free(cn__task_t *t)
     cn__latch_fini(&t->wake);
     cn__node_t *n;
     while (cn__latch_get(&t->in, 0, &n) == 0)
-        cn__item_free((cn__item_t *)n);
+        if (!cn__yq_is_token(&t->yq, n))
+            cn__item_free((cn__item_t *)n);
     cn__latch_fini(&t->in);
+    cn__yq_fini(&t->yq);
     cn__flow_fini(&t->flow);
     cn__stream_free(t->stream);
     forget_remote(t);
@@ -279,6 +282,7 @@ int cn__task_start(cn_wire_msg_t *msg)
     cn__latch_init(&t->wake);
     cn__cmap_init(&t->nested);
     cn__latch_init(&t->in);
+    cn__yq_init(&t->yq, &t->in);
     cn__flow_init(&t->flow);
     pthread_mutex_lock(&cn__rt.mu);
     int rc = cn__cmap_put(&cn__rt.tasks, t->caller, t->cid, t, NULL);
@@ -299,10 +303,17 @@ int cn__task_start(cn_wire_msg_t *msg)
         cn__latch_fini(&t->wake);
         cn__cmap_fini(&t->nested);
         cn__latch_fini(&t->in);
+        cn__yq_fini(&t->yq);
         cn__flow_fini(&t->flow);
         free(t);
     }
     return rc;
+}
+
+cn__yq_t *cn__task_yq(uint32_t caller, uint64_t cid)
+{
+    cn__task_t *t = cn__cmap_get(&cn__rt.tasks, caller, cid);
+    return t ? &t->yq : NULL;
 }
 
 int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg)
@@ -425,7 +436,7 @@ int cn_call_stream(cn_call_t *call, const cn_stream_opts_t *opts, cn_stream_t **
     if (call == NULL || out == NULL || !call->context || !call->started || call->stream)
         return CN_EINVAL;
     int rc;
-    call->stream = cn__stream_open(&call->flow, &call->in, call->caller,
+    call->stream = cn__stream_open(&call->flow, &call->yq, &call->in, call->caller,
                                    call->cid | CN__CID_FROM_CALLEE, NULL, opts, &rc);
     *out = call->stream;
     return rc;
