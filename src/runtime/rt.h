@@ -158,6 +158,16 @@ void cn__log_emit(int level, const char *path, const char *msg, size_t len);
  * CN_EDEAD with `reason` (CN__REASON_MAX bytes, may be NULL) filled. */
 int cn__send_frame(const cn_wire_hdr_t *h, const char *buf, size_t len, char *reason);
 
+/* The stream a frame for dst leaves by (a reference: give it back with
+ * cn__link_put), or NULL for ourselves or no route. For a sender that
+ * sends many frames to one actor: ids are never reused and an actor never
+ * moves in the tree, so the answer holds until the stream closes, and
+ * cn__link_send then fails with CN_EDEAD and its reason. */
+cn__stream_t *cn__link_get(uint32_t dst);
+int cn__link_send(cn__stream_t *l, const cn_wire_hdr_t *h, const char *buf, size_t len,
+                  char *reason);
+void cn__link_put(cn__stream_t *l);
+
 /* --- shared by call.c, task.c and stream.c */
 
 /* A view of a C string for a wire field; NULL gives an absent field. */
@@ -237,9 +247,9 @@ typedef struct cn__yq {
 void cn__yq_init(cn__yq_t *q, cn__latch_t *latch);
 void cn__yq_fini(cn__yq_t *q); /* the latch must not hold the token any more */
 
-/* Appends one frame (its body; the prefix is added); any thread. Returns 0
- * or CN_ENOMEM. */
-int cn__yq_push(cn__yq_t *q, const char *body, size_t len, uint64_t now_us);
+/* Appends `count` whole frames (len bytes, length prefixes included); any
+ * thread. Returns 0 or CN_ENOMEM. */
+int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uint64_t now_us);
 
 /* Whether n, just taken from q's latch, is q's token (then the reader
  * must look at q again). */

@@ -43,6 +43,7 @@ struct cn_stream {
     int end_rc;        /* what recv returns once eof */
     cn_stream_stats_t st;
     pthread_mutex_t send_mu; /* one sender at a time; taken before rt.mu */
+    cn__stream_t *link;      /* under send_mu: where YIELDs go, once known */
     msgpack_sbuffer sb;      /* reused for packing: no allocation per message */
     char last_error[CN__REASON_MAX];
 };
@@ -109,21 +110,16 @@ void cn__yq_fini(cn__yq_t *q)
     msgpack_sbuffer_destroy(&q->batch);
 }
 
-int cn__yq_push(cn__yq_t *q, const char *body, size_t len, uint64_t now_us)
+int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uint64_t now_us)
 {
-    char prefix[CN_WIRE_LEN_SIZE] = {(char)(len >> 24), (char)(len >> 16), (char)(len >> 8),
-                                     (char)len};
     pthread_mutex_lock(&q->mu);
-    size_t was = q->in.size;
-    if (msgpack_sbuffer_write(&q->in, prefix, sizeof(prefix)) != 0 ||
-        msgpack_sbuffer_write(&q->in, body, len) != 0) {
-        q->in.size = was;
+    if (msgpack_sbuffer_write(&q->in, frames, len) != 0) {
         pthread_mutex_unlock(&q->mu);
         return CN_ENOMEM;
     }
-    q->nin++;
-    q->msgs++;
-    q->bytes += CN_WIRE_LEN_SIZE + len;
+    q->nin += count;
+    q->msgs += count;
+    q->bytes += len;
     q->last_us = now_us;
     int put = !q->token_queued;
     q->token_queued = 1;
@@ -247,6 +243,7 @@ void cn__stream_free(cn_stream_t *s)
         return;
     pthread_mutex_destroy(&s->send_mu);
     msgpack_sbuffer_destroy(&s->sb);
+    cn__link_put(s->link);
     free(s);
 }
 
@@ -321,7 +318,11 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
                  cn_strerror(rc));
     else
         rc = take_credit(s, timeout_ms, sb->size);
-    if (rc == 0)
+    if (rc == 0 && s->link == NULL)
+        s->link = cn__link_get(s->peer); /* routed once, not per message */
+    if (rc == 0 && s->link)
+        rc = cn__link_send(s->link, &h, sb->data, sb->size, s->last_error);
+    else if (rc == 0)
         rc = cn__send_frame(&h, sb->data, sb->size, s->last_error);
     if (sb->alloc > 1u << 20) { /* do not keep a huge one */
         msgpack_sbuffer_destroy(sb);

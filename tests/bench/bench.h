@@ -51,6 +51,19 @@ typedef struct bench_out {
     FILE *json; /* NULL when --json was not given */
 } bench_out_t;
 
+static int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median of n figures (sorts v). */
+static inline double bench_median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), bench_cmp_double);
+    return v[n / 2];
+}
+
 static inline void bench_open(bench_out_t *o, int argc, char **argv)
 {
     o->json = NULL;

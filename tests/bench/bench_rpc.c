@@ -31,18 +31,6 @@ extern char **environ;
 #define RTT_ROUNDS 20000
 #define MSG 64
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return v[n / 2];
-}
-
 /* ------------------------------------------------------------ the actors */
 
 static cn_portal_t leaf; /* in the intermediary */
@@ -209,9 +197,9 @@ static int bench_main(int argc, char **argv)
         raw2[t] = raw_rtt_us(RTT_ROUNDS / 5);
         hop[t] = call_rtt_us(far, RTT_ROUNDS / 5);
     }
-    double raw_m = median(raw, 5), raw2_m = median(raw2, 5);
-    bench_report(&out, "rpc_rtt_us", median(rtt, 5), "us", raw_m, "raw socketpair RTT");
-    bench_report(&out, "rpc_rtt_hop_us", median(hop, 5), "us", raw2_m, "raw socketpair RTT");
+    double raw_m = bench_median(raw, 5), raw2_m = bench_median(raw2, 5);
+    bench_report(&out, "rpc_rtt_us", bench_median(rtt, 5), "us", raw_m, "raw socketpair RTT");
+    bench_report(&out, "rpc_rtt_hop_us", bench_median(hop, 5), "us", raw2_m, "raw socketpair RTT");
 
     /* Idle memory: the echo child has served, then sits idle. */
     /* RSS is mostly libc's pages, shared with every process; the private
@@ -250,7 +238,7 @@ static int bench_main(int argc, char **argv)
         one[t] = (bench_now() - t0) * 1e3;
         cn_cancel(p, 5000);
     }
-    bench_report(&out, "spawn_1_ms", median(one, 9), "ms", median(base1, 9),
+    bench_report(&out, "spawn_1_ms", bench_median(one, 9), "ms", bench_median(base1, 9),
                  "fork+exec+wait /bin/true");
 
     /* 100 children from 8 threads, all greeted. */
@@ -280,7 +268,7 @@ static int bench_main(int argc, char **argv)
         for (int i = 0; i < N; i++)
             cn_cancel(kids[i], 5000);
     }
-    bench_report(&out, "spawn_100_ms", median(hundred, 3), "ms", median(base100, 3),
+    bench_report(&out, "spawn_100_ms", bench_median(hundred, 3), "ms", bench_median(base100, 3),
                  "100 sequential fork+exec+wait /bin/true");
     bench_close(&out);
     return 0;
