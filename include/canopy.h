@@ -274,7 +274,9 @@ typedef struct cn_stream_stats {
     unsigned window;   /* this side's receive buffer */
     unsigned buffered; /* received, not yet taken by cn_stream_recv */
     int64_t credit;    /* messages this side may still send */
-    int send_blocked;  /* a sender is waiting for credit now */
+    int send_blocked;  /* a sender is waiting for credit now, */
+    uint64_t blocked_since_us; /* since then (Unix epoch) */
+    uint64_t peer_window;      /* the peer's receive window, once known */
     int local_open, local_closed, peer_opened, peer_closed;
 } cn_stream_stats_t;
 

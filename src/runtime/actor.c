@@ -1658,7 +1658,9 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
         return rc;
     }
     cn__node_t *n;
+    cn__doing(CN__DO_SPAWN, 0, 0);
     rc = cn__latch_get(&s->hello, timeout_ms, &n);
+    cn__done();
     if (rc == CN_ETIMEDOUT) {
         cn_log(CN_LOG_ERROR, "actor %s did not greet within %lld ms; killing it", name,
                (long long)timeout_ms);
@@ -1705,7 +1707,9 @@ int cn_sleep(int64_t timeout_ms)
     /* In a task, its own cancellation wakes it; elsewhere, the actor's. */
     cn__latch_t *l = cn__task_wake_latch();
     cn__node_t *n;
+    cn__doing(CN__DO_SLEEP, 0, 0);
     int rc = cn__latch_get(l ? l : &cn__rt.done, timeout_ms, &n);
+    cn__done();
     return rc == CN_ETIMEDOUT ? 0 : CN_ECANCELED;
 }
 

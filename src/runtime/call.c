@@ -23,6 +23,7 @@ typedef cn__item_t item_t;
 struct cn__pcall {
     cn__latch_t inbox; /* STARTED, STOP, then the final message */
     cn__yq_t yq;       /* YIELDs */
+    cn__rec_t rec;     /* what the inspector sees */
     cn__flow_t flow;   /* our send credit on the context's stream */
     uint64_t cid;
     uint32_t to;
@@ -122,6 +123,7 @@ static int pcall_withdraw(cn__pcall_t *c)
 /* Frees c and whatever is left in its inbox. It must be out of the table. */
 static void pcall_free(cn__pcall_t *c)
 {
+    cn__rec_del(&c->rec);
     cn__node_t *n;
     while (cn__latch_get(&c->inbox, 0, &n) == 0)
         if (!cn__yq_is_token(&c->yq, n))
@@ -133,14 +135,17 @@ static void pcall_free(cn__pcall_t *c)
 }
 
 /* Next message for c other than a YIELD (those stay queued for the
- * stream), or NULL with *rc = CN_ETIMEDOUT. */
-static item_t *pcall_next(cn__pcall_t *c, int64_t timeout_ms, int *rc)
+ * stream), or NULL with *rc = CN_ETIMEDOUT. The thread is shown doing
+ * `what` (CN__DO_*) meanwhile. */
+static item_t *pcall_next(cn__pcall_t *c, int what, int64_t timeout_ms, int *rc)
 {
     int64_t deadline = cn__deadline(timeout_ms);
     cn__node_t *n;
+    cn__doing(what, c->to, c->cid);
     do
         *rc = cn__latch_get(&c->inbox, cn__ms_left(deadline), &n);
     while (*rc == 0 && cn__yq_is_token(&c->yq, n));
+    cn__done();
     return *rc == 0 ? (item_t *)n : NULL;
 }
 
@@ -154,10 +159,10 @@ cn__yq_t *cn__call_yq(uint64_t cid)
  * for a plain call). With `withdraw`, a timeout also withdraws c, unless
  * its final message was already on its way, in which case that is
  * returned; without, c stays registered for a later wait. */
-static item_t *pcall_final(cn__pcall_t *c, int64_t timeout_ms, int withdraw, int *rc)
+static item_t *pcall_final(cn__pcall_t *c, int what, int64_t timeout_ms, int withdraw, int *rc)
 {
     for (;;) {
-        item_t *it = pcall_next(c, timeout_ms, rc);
+        item_t *it = pcall_next(c, what, timeout_ms, rc);
         if (it == NULL) {
             if (!withdraw || pcall_withdraw(c))
                 return NULL;
@@ -388,6 +393,12 @@ static cn__pcall_t *start_call(cn_portal_t to, const char *fn, const msgpack_obj
         *rc = CN_ENOMEM;
         return NULL;
     }
+    c->rec.role = CN__ROLE_CALLER;
+    c->rec.is_ctx = (flags & CN__CMD_CONTEXT) != 0;
+    c->rec.peer = to.id;
+    c->rec.cid = c->cid;
+    snprintf(c->rec.fn, sizeof(c->rec.fn), "%s", fn);
+    cn__rec_add(&c->rec);
     send_cmd(c, fn, args, flags);
     return c;
 }
@@ -406,7 +417,7 @@ int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_resul
     cn__pcall_t *c = start_call(to, fn, args, 0, &rc);
     if (c == NULL)
         return rc;
-    item_t *it = pcall_final(c, timeout_ms, 1, &rc);
+    item_t *it = pcall_final(c, CN__DO_CALL, timeout_ms, 1, &rc);
     if (it == NULL) {
         send_cancel(c, "the caller timed out");
         item_t t = {.err = CN_ETIMEDOUT};
@@ -437,7 +448,7 @@ int cn__request_ids(uint32_t count, uint32_t *first, int64_t timeout_ms)
     msgpack_sbuffer_destroy(&sb);
     if (rc < 0)
         cn__call_deliver(c->cid, NULL, rc, reason);
-    item_t *it = pcall_final(c, timeout_ms, 1, &rc);
+    item_t *it = pcall_final(c, CN__DO_CALL, timeout_ms, 1, &rc);
     if (it && it->msg && it->msg->hdr.type == CN_MSG_ALLOCATE_ID &&
         it->msg->u.allocate_id.count == count && it->msg->u.allocate_id.first + count <= UINT32_MAX)
         *first = (uint32_t)it->msg->u.allocate_id.first;
@@ -455,10 +466,13 @@ int cn__request_ids(uint32_t count, uint32_t *first, int64_t timeout_ms)
 static void ctx_end(cn_ctx_t *ctx, item_t *final)
 {
     ctx->final = final; /* pc left the table when this was delivered */
+    int returned = final->msg && final->msg->hdr.type == CN_MSG_RETURN;
+    cn__rec_phase(&ctx->pc->rec, returned ? CN__PH_RETURNED : CN__PH_ERRORED);
     if (ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT) {
         int acked = final->msg && final->msg->hdr.type == CN_MSG_ERROR &&
                     final->msg->u.error.code == CN_ECANCELED;
         ctx->cancel = acked ? CN_CANCEL_ACKNOWLEDGED : CN_CANCEL_DONE;
+        cn__rec_cancel(&ctx->pc->rec, ctx->cancel, NULL);
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s", ctx->fn, ctx->peer,
                acked ? "acknowledged" : "overtaken: it ended on its own");
     }
@@ -476,7 +490,7 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
     if (c == NULL)
         return rc;
 
-    item_t *it = pcall_next(c, timeout_ms, &rc);
+    item_t *it = pcall_next(c, CN__DO_OPEN, timeout_ms, &rc);
     if (it == NULL) {
         if (pcall_withdraw(c)) {
             send_cancel(c, "the opener timed out");
@@ -487,7 +501,7 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
             pcall_free(c);
             return rc;
         }
-        it = pcall_next(c, CN__FOREVER, &rc); /* it ended just then */
+        it = pcall_next(c, CN__DO_OPEN, CN__FOREVER, &rc); /* it ended just then */
     }
     if (it->msg && it->msg->hdr.type == CN_MSG_STARTED) {
         cn_ctx_t *x = calloc(1, sizeof(*x));
@@ -500,6 +514,7 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
         }
         x->pc = c;
         x->peer = to.id;
+        cn__rec_phase(&c->rec, CN__PH_STARTED);
         snprintf(x->fn, sizeof(x->fn), "%s", fn);
         item_result(it, started, 1);
         cn__item_free(it);
@@ -520,7 +535,7 @@ int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
     memset(res, 0, sizeof(*res));
     if (ctx->final == NULL) {
         int rc;
-        item_t *it = pcall_final(ctx->pc, timeout_ms, 0, &rc);
+        item_t *it = pcall_final(ctx->pc, CN__DO_RESULT, timeout_ms, 0, &rc);
         if (it == NULL) { /* still running: it stays registered */
             item_t t = {.err = CN_ETIMEDOUT};
             snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not return within %lld ms",
@@ -543,6 +558,9 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
     if (ctx->cancel == CN_CANCEL_NONE) {
         ctx->cancel = CN_CANCEL_REQUESTED;
         ctx->cancel_us = cn__now_us();
+        char by[CN__REASON_MAX];
+        snprintf(by, sizeof(by), "cancelled (by %s)", cn__rt.path);
+        cn__rec_cancel(&ctx->pc->rec, CN_CANCEL_REQUESTED, by);
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel requested", ctx->fn, ctx->peer);
         send_cancel(ctx->pc, "cancelled");
     }
@@ -551,6 +569,7 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
     cn_result_free(&r);
     if (rc == CN_ETIMEDOUT) {
         ctx->cancel = CN_CANCEL_TIMED_OUT;
+        cn__rec_cancel(&ctx->pc->rec, CN_CANCEL_TIMED_OUT, NULL);
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel timed out after %lld ms", ctx->fn,
                ctx->peer, (long long)timeout_ms);
         return CN_ETIMEDOUT;
@@ -580,6 +599,7 @@ void cn_ctx_free(cn_ctx_t *ctx)
         return;
     if (ctx->final == NULL && pcall_withdraw(ctx->pc))
         send_cancel(ctx->pc, "the context was freed");
+    cn__rec_del(&ctx->pc->rec); /* before its stream goes */
     cn__stream_free(ctx->stream);
     pcall_free(ctx->pc);
     cn__item_free(ctx->final);
@@ -600,6 +620,7 @@ int cn_ctx_stream(cn_ctx_t *ctx, const cn_stream_opts_t *opts, cn_stream_t **out
     ctx->stream =
         cn__stream_open(&ctx->pc->flow, &ctx->pc->yq, &ctx->pc->inbox, ctx->peer, ctx->pc->cid,
                         ctx, opts, &rc);
+    cn__rec_stream(&ctx->pc->rec, ctx->stream);
     *out = ctx->stream;
     return rc;
 }

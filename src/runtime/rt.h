@@ -343,4 +343,84 @@ void cn__log_send(int level, uint64_t time_us, const char *path, const char *msg
 /* "info" -> CN_LOG_INFO; -1 if unknown. */
 int cn__log_parse_level(const char *s);
 
+/* ---------------------------------------------------------------------------
+ * registry.c: what the inspector sees. Each call and context in flight, at
+ * either end, has a record, and each thread that runs tasks or blocks in
+ * the API says what it is doing. The records live inside the runtime's own
+ * objects and change under the registry's lock, a leaf lock except that a
+ * snapshot reads stream counters (flow and yq locks) while holding it.
+ */
+
+enum { CN__ROLE_CALLER, CN__ROLE_CALLEE };
+enum { CN__PH_OPENING, CN__PH_STARTED, CN__PH_RETURNED, CN__PH_ERRORED };
+
+typedef struct cn__rec {
+    struct cn__rec *prev, *next;
+    int role, is_ctx, phase;
+    uint32_t peer;     /* the actor at the other end */
+    uint64_t cid;      /* as the caller numbered it */
+    uint64_t opened_us;
+    cn_cancel_state_t cancel;
+    uint64_t cancel_us;
+    char cancel_by[CN__REASON_MAX];
+    char fn[CN__NAME_MAX];
+    cn_stream_t *stream; /* this end's stream, once opened */
+} cn__rec_t;
+
+/* Registers r (zeroed but for role, is_ctx, peer, cid, fn). */
+void cn__rec_add(cn__rec_t *r);
+void cn__rec_del(cn__rec_t *r); /* not registered: a no-op */
+void cn__rec_phase(cn__rec_t *r, int phase);
+void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by);
+void cn__rec_stream(cn__rec_t *r, cn_stream_t *s); /* NULL before freeing it */
+
+/* What a thread is doing, for the snapshot. */
+enum {
+    CN__DO_IDLE,    /* a task thread waiting for work */
+    CN__DO_RUNNING, /* running a task's function, not blocked in the API */
+    CN__DO_CALL,    /* waiting for a call's reply */
+    CN__DO_OPEN,    /* waiting for a context to start */
+    CN__DO_RESULT,  /* waiting for a context's result */
+    CN__DO_RECV,    /* waiting in cn_stream_recv */
+    CN__DO_SEND,    /* waiting for credit in cn_stream_send */
+    CN__DO_SLEEP,   /* in cn_sleep */
+    CN__DO_SPAWN,   /* waiting for a child to come up */
+};
+
+/* The calling thread is now blocked in `what` on (peer, cid); cn__done()
+ * when it returns. */
+void cn__doing(int what, uint32_t peer, uint64_t cid);
+void cn__done(void);
+
+/* A task thread starts (fn != NULL) or ends running a task. */
+void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid);
+
+/* Map entries for snapshots: "key": string (NULL packs nil) or integer. */
+static inline void cn__pack_cstr(msgpack_packer *pk, const char *v)
+{
+    if (v == NULL) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    size_t n = strlen(v);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, v, n);
+}
+
+static inline void cn__pack_kstr(msgpack_packer *pk, const char *k, const char *v)
+{
+    cn__pack_cstr(pk, k);
+    cn__pack_cstr(pk, v);
+}
+
+static inline void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v)
+{
+    cn__pack_cstr(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
+/* Packs the records and thread states as the snapshot's "contexts" and
+ * "threads" entries (two map pairs). */
+void cn__registry_pack(msgpack_packer *pk);
+
 #endif /* CN_RT_H */

@@ -278,10 +278,23 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
                      f->peer_opened ? "is not keeping up" : "has not opened its stream");
             break;
         }
-        s->st.send_blocked = 1;
+        if (!s->st.send_blocked) {
+            s->st.send_blocked = 1;
+            s->st.blocked_since_us = cn__now_us();
+            pthread_mutex_unlock(&f->mu);
+            cn__doing(CN__DO_SEND, s->peer, s->cid_out & ~CN__CID_FROM_CALLEE);
+            pthread_mutex_lock(&f->mu);
+            continue; /* the state may have changed meanwhile */
+        }
         cn__cond_wait_until(&f->cv, &f->mu, deadline);
     }
-    s->st.send_blocked = 0;
+    if (s->st.send_blocked) {
+        s->st.send_blocked = 0;
+        s->st.blocked_since_us = 0;
+        pthread_mutex_unlock(&f->mu);
+        cn__done();
+        pthread_mutex_lock(&f->mu);
+    }
     if (rc == 0 && f->ended) {
         rc = f->err;
         snprintf(s->last_error, sizeof(s->last_error), "%s", f->reason);
@@ -376,7 +389,12 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
                      cn_strerror(rc));
             return rc;
         }
-        rc = cn__latch_get(s->in, cn__ms_left(deadline), &n);
+        rc = cn__latch_get(s->in, 0, &n);
+        if (rc == CN_ETIMEDOUT && timeout_ms != 0) { /* about to sleep: say so */
+            cn__doing(CN__DO_RECV, s->peer, s->cid_out & ~CN__CID_FROM_CALLEE);
+            rc = cn__latch_get(s->in, cn__ms_left(deadline), &n);
+            cn__done();
+        }
         if (rc < 0) {
             if (rc == CN_ETIMEDOUT)
                 snprintf(s->last_error, sizeof(s->last_error), "nothing received within %lld ms",
@@ -412,6 +430,7 @@ void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out)
     *out = s->st;
     out->credit = s->flow->credit;
     out->peer_opened = s->flow->peer_opened;
+    out->peer_window = s->flow->peer_window;
     pthread_mutex_unlock(&s->flow->mu);
     cn__yq_t *q = s->yq;
     pthread_mutex_lock(&q->mu); /* and the receiving ones under this */

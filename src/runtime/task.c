@@ -35,6 +35,7 @@ struct cn_call {
     cn__latch_t wake;  /* closed with CN_ECANCELED on cancel */
     cn__cmap_t nested; /* (0, cid) -> cn__pcall_t *, under rt.mu */
     cn__yq_t yq;       /* YIELDs from the caller */
+    cn__rec_t rec;     /* what the inspector sees */
     cn__latch_t in;    /* STOP from the caller */
     cn__flow_t flow;   /* our send credit on the stream */
     cn_stream_t *stream;
@@ -208,6 +209,7 @@ static void run_task(cn__task_t *t)
 
 static void task_free(cn__task_t *t)
 {
+    cn__rec_del(&t->rec);
     pthread_mutex_lock(&cn__rt.mu);
     cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
     /* Calls the function left running (a context it never freed) outlive
@@ -248,7 +250,9 @@ static void *worker(void *arg)
             return NULL;
         cn__task_t *t = (cn__task_t *)n;
         tl_task = t;
+        cn__thr_task(t->msg->u.cmd.fn.ptr, t->msg->u.cmd.fn.len, t->caller, t->cid);
         run_task(t);
+        cn__thr_task(NULL, 0, 0, 0);
         tl_task = NULL;
         task_free(t);
     }
@@ -284,13 +288,20 @@ int cn__task_start(cn_wire_msg_t *msg)
     cn__latch_init(&t->in);
     cn__yq_init(&t->yq, &t->in);
     cn__flow_init(&t->flow);
+    t->rec.role = CN__ROLE_CALLEE;
+    t->rec.is_ctx = t->context;
+    t->rec.peer = t->caller;
+    t->rec.cid = t->cid;
+    snprintf(t->rec.fn, sizeof(t->rec.fn), "%.*s", (int)msg->u.cmd.fn.len, msg->u.cmd.fn.ptr);
     pthread_mutex_lock(&cn__rt.mu);
     int rc = cn__cmap_put(&cn__rt.tasks, t->caller, t->cid, t, NULL);
     pthread_mutex_unlock(&cn__rt.mu);
     if (rc == 0) {
+        cn__rec_add(&t->rec); /* before a thread can take it */
         pool_grow();
         rc = cn__latch_put(&cn__rt.jobs, &t->node);
         if (rc < 0) {
+            cn__rec_del(&t->rec);
             pthread_mutex_lock(&cn__rt.mu);
             cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
             pthread_mutex_unlock(&cn__rt.mu);
@@ -357,6 +368,7 @@ int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
     }
     snprintf(t->cancel_reason, sizeof(t->cancel_reason), "%s", reason);
     t->cancel_us = cn__now_us();
+    cn__rec_cancel(&t->rec, CN_CANCEL_REQUESTED, reason);
     snprintf(fn, sizeof(fn), "%.*s", (int)t->msg->u.cmd.fn.len, t->msg->u.cmd.fn.ptr);
     atomic_store(&t->cancelled, 1);
     cn__latch_close(&t->wake, CN_ECANCELED);      /* under rt.mu: t is alive */
@@ -426,8 +438,10 @@ int cn_started(cn_call_t *call, const msgpack_object *value)
     if (rc == 0)
         rc = reply_raw(call, CN_MSG_STARTED, &sb);
     msgpack_sbuffer_destroy(&sb);
-    if (rc == 0)
+    if (rc == 0) {
         call->started = 1;
+        cn__rec_phase(&call->rec, CN__PH_STARTED);
+    }
     return rc < 0 ? rc : 0;
 }
 
@@ -438,6 +452,7 @@ int cn_call_stream(cn_call_t *call, const cn_stream_opts_t *opts, cn_stream_t **
     int rc;
     call->stream = cn__stream_open(&call->flow, &call->yq, &call->in, call->caller,
                                    call->cid | CN__CID_FROM_CALLEE, NULL, opts, &rc);
+    cn__rec_stream(&call->rec, call->stream);
     *out = call->stream;
     return rc;
 }

@@ -1,0 +1,282 @@
+/*
+ * registry.c: the records of calls, contexts and threads that snapshots
+ * report (see rt.h).
+ *
+ * Nothing here is on a hot path: a record changes when a call or context
+ * opens, starts, ends or is cancelled, and a thread's state when it is
+ * about to sleep in the API or wakes from it, never per message.
+ *
+ * Invariant: a record is in `recs` from cn__rec_add to cn__rec_del, and a
+ * stream it points to is alive while it does (owners clear it first).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+
+#include "rt.h"
+
+typedef struct thr {
+    struct thr *prev, *next;
+    int tid;
+    int is_task; /* a pool thread */
+    int doing;   /* CN__DO_* */
+    uint32_t peer;
+    uint64_t cid;
+    uint64_t since_us;
+    int in_task; /* running a task: its fn, caller and cid below */
+    char fn[CN__NAME_MAX];
+    uint32_t task_caller;
+    uint64_t task_cid;
+    uint64_t task_us; /* when it started running it */
+} thr_t;
+
+static struct {
+    pthread_mutex_t mu;
+    cn__rec_t *recs;
+    thr_t *thrs;
+    pthread_key_t key;
+    pthread_once_t once;
+} reg = {PTHREAD_MUTEX_INITIALIZER, NULL, NULL, 0, PTHREAD_ONCE_INIT};
+
+static __thread thr_t *tl_thr;
+
+/* ===========================================================================
+ * Records
+ */
+
+void cn__rec_add(cn__rec_t *r)
+{
+    r->opened_us = cn__now_us();
+    pthread_mutex_lock(&reg.mu);
+    r->prev = NULL;
+    r->next = reg.recs;
+    if (reg.recs)
+        reg.recs->prev = r;
+    reg.recs = r;
+    pthread_mutex_unlock(&reg.mu);
+}
+
+void cn__rec_del(cn__rec_t *r)
+{
+    pthread_mutex_lock(&reg.mu);
+    if (r->prev || reg.recs == r) {
+        if (r->prev)
+            r->prev->next = r->next;
+        else
+            reg.recs = r->next;
+        if (r->next)
+            r->next->prev = r->prev;
+        r->prev = r->next = NULL;
+    }
+    r->stream = NULL;
+    pthread_mutex_unlock(&reg.mu);
+}
+
+void cn__rec_phase(cn__rec_t *r, int phase)
+{
+    pthread_mutex_lock(&reg.mu);
+    r->phase = phase;
+    pthread_mutex_unlock(&reg.mu);
+}
+
+void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by)
+{
+    pthread_mutex_lock(&reg.mu);
+    if (r->cancel == CN_CANCEL_NONE || state != CN_CANCEL_REQUESTED) {
+        if (r->cancel == CN_CANCEL_NONE)
+            r->cancel_us = cn__now_us();
+        r->cancel = state;
+        if (by)
+            snprintf(r->cancel_by, sizeof(r->cancel_by), "%s", by);
+    }
+    pthread_mutex_unlock(&reg.mu);
+}
+
+void cn__rec_stream(cn__rec_t *r, cn_stream_t *s)
+{
+    pthread_mutex_lock(&reg.mu);
+    r->stream = s;
+    pthread_mutex_unlock(&reg.mu);
+}
+
+/* ===========================================================================
+ * Threads
+ */
+
+static void thr_gone(void *p)
+{
+    thr_t *t = p;
+    pthread_mutex_lock(&reg.mu);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        reg.thrs = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&reg.mu);
+    free(t);
+}
+
+static void make_key(void)
+{
+    pthread_key_create(&reg.key, thr_gone);
+}
+
+/* The calling thread's record, registered on first use; NULL if out of
+ * memory (the thread is then just not shown). */
+static thr_t *self(void)
+{
+    if (tl_thr)
+        return tl_thr;
+    pthread_once(&reg.once, make_key);
+    thr_t *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return NULL;
+    t->tid = (int)syscall(SYS_gettid);
+    t->doing = CN__DO_RUNNING;
+    t->since_us = cn__now_us();
+    pthread_mutex_lock(&reg.mu);
+    t->next = reg.thrs;
+    if (reg.thrs)
+        reg.thrs->prev = t;
+    reg.thrs = t;
+    pthread_mutex_unlock(&reg.mu);
+    pthread_setspecific(reg.key, t);
+    tl_thr = t;
+    return t;
+}
+
+void cn__doing(int what, uint32_t peer, uint64_t cid)
+{
+    thr_t *t = self();
+    if (t == NULL)
+        return;
+    uint64_t now = cn__now_us();
+    pthread_mutex_lock(&reg.mu);
+    t->doing = what;
+    t->peer = peer;
+    t->cid = cid;
+    t->since_us = now;
+    pthread_mutex_unlock(&reg.mu);
+}
+
+void cn__done(void)
+{
+    thr_t *t = tl_thr;
+    if (t == NULL)
+        return;
+    uint64_t now = cn__now_us();
+    pthread_mutex_lock(&reg.mu);
+    t->doing = t->in_task || !t->is_task ? CN__DO_RUNNING : CN__DO_IDLE;
+    t->peer = 0;
+    t->cid = 0;
+    t->since_us = t->in_task ? t->task_us : now;
+    pthread_mutex_unlock(&reg.mu);
+}
+
+void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid)
+{
+    thr_t *t = self();
+    if (t == NULL)
+        return;
+    uint64_t now = cn__now_us();
+    pthread_mutex_lock(&reg.mu);
+    t->is_task = 1;
+    t->in_task = fn != NULL;
+    if (fn) {
+        snprintf(t->fn, sizeof(t->fn), "%.*s", (int)fn_len, fn);
+        t->task_caller = caller;
+        t->task_cid = cid;
+        t->task_us = now;
+    }
+    t->doing = fn ? CN__DO_RUNNING : CN__DO_IDLE;
+    t->peer = 0;
+    t->cid = 0;
+    t->since_us = now;
+    pthread_mutex_unlock(&reg.mu);
+}
+
+/* ===========================================================================
+ * Packing
+ */
+
+static const char *const phase_names[] = {"opening", "started", "returned", "errored"};
+static const char *const doing_names[] = {"idle", "running", "call",  "open", "result",
+                                          "recv", "send",    "sleep", "spawn"};
+static const char *const cancel_names[] = {"none", "requested", "acknowledged", "done",
+                                           "timed-out"};
+
+static const char *end_state(int open, int closed)
+{
+    return closed ? "closed" : open ? "open" : "unopened";
+}
+
+static void pack_stream(msgpack_packer *pk, cn_stream_t *s)
+{
+    cn_stream_stats_t st;
+    cn_stream_stats(s, &st);
+    msgpack_pack_map(pk, 13);
+    cn__pack_kint(pk, "msgs_in", (int64_t)st.msgs_in);
+    cn__pack_kint(pk, "msgs_out", (int64_t)st.msgs_out);
+    cn__pack_kint(pk, "bytes_in", (int64_t)st.bytes_in);
+    cn__pack_kint(pk, "bytes_out", (int64_t)st.bytes_out);
+    cn__pack_kint(pk, "buffered", st.buffered);
+    cn__pack_kint(pk, "window", st.window);
+    cn__pack_kint(pk, "credit", st.credit);
+    cn__pack_kint(pk, "last_us", (int64_t)st.last_us);
+    cn__pack_kint(pk, "send_blocked", st.send_blocked);
+    cn__pack_kint(pk, "blocked_since_us", (int64_t)st.blocked_since_us);
+    cn__pack_kstr(pk, "local", end_state(st.local_open, st.local_closed));
+    cn__pack_kstr(pk, "peer", st.peer_closed ? "closed" : st.peer_opened ? "open" : "unopened");
+    cn__pack_kint(pk, "peer_window", (int64_t)st.peer_window);
+}
+
+void cn__registry_pack(msgpack_packer *pk)
+{
+    pthread_mutex_lock(&reg.mu);
+    size_t n = 0;
+    for (cn__rec_t *r = reg.recs; r; r = r->next)
+        n++;
+    cn__pack_cstr(pk, "contexts");
+    msgpack_pack_array(pk, n);
+    for (cn__rec_t *r = reg.recs; r; r = r->next) {
+        const char *phase = phase_names[r->phase];
+        if (r->phase == CN__PH_STARTED && r->stream)
+            phase = "streaming";
+        msgpack_pack_map(pk, 11);
+        cn__pack_kint(pk, "cid", (int64_t)r->cid);
+        cn__pack_kint(pk, "peer", r->peer);
+        cn__pack_kstr(pk, "fn", r->fn);
+        cn__pack_kstr(pk, "role", r->role == CN__ROLE_CALLER ? "caller" : "callee");
+        cn__pack_kstr(pk, "kind", r->is_ctx ? "context" : "call");
+        cn__pack_kstr(pk, "phase", phase);
+        cn__pack_kint(pk, "opened_us", (int64_t)r->opened_us);
+        cn__pack_kstr(pk, "cancel", cancel_names[r->cancel]);
+        cn__pack_kstr(pk, "cancel_by", r->cancel ? r->cancel_by : NULL);
+        cn__pack_kint(pk, "cancel_us", (int64_t)r->cancel_us);
+        cn__pack_cstr(pk, "stream");
+        if (r->stream)
+            pack_stream(pk, r->stream);
+        else
+            msgpack_pack_nil(pk);
+    }
+    n = 0;
+    for (thr_t *t = reg.thrs; t; t = t->next)
+        n++;
+    cn__pack_cstr(pk, "threads");
+    msgpack_pack_array(pk, n);
+    for (thr_t *t = reg.thrs; t; t = t->next) {
+        msgpack_pack_map(pk, 9);
+        cn__pack_kint(pk, "tid", t->tid);
+        cn__pack_kstr(pk, "kind", t->is_task ? "task" : t->tid == getpid() ? "main" : "user");
+        cn__pack_kstr(pk, "doing", doing_names[t->doing]);
+        cn__pack_kint(pk, "peer", t->peer);
+        cn__pack_kint(pk, "cid", (int64_t)t->cid);
+        cn__pack_kint(pk, "since_us", (int64_t)t->since_us);
+        cn__pack_kstr(pk, "fn", t->in_task ? t->fn : NULL);
+        cn__pack_kint(pk, "task_caller", t->in_task ? t->task_caller : 0);
+        cn__pack_kint(pk, "task_cid", t->in_task ? (int64_t)t->task_cid : 0);
+    }
+    pthread_mutex_unlock(&reg.mu);
+}
