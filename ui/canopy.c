@@ -6,17 +6,19 @@
  * `canopy --help`, `canopy help CMD` and `canopy CMD --help` are generated
  * from the table, so a command cannot exist without its help.
  *
- * Invariant: this file uses only the public headers (include/), never the
- * runtime's internals. Exit codes: 0 success, 1 the command failed, 2 the
- * command line was wrong.
+ * Invariant: this file and the rest of ui/ use only the public headers
+ * (include/), never the runtime's internals. Exit codes are in EXIT_TEXT.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "canopy.h"
+#include "ui.h"
 
-#define EXIT_USAGE 2
+#define EXIT_TEXT                                                                                  \
+    "exit status: 0 success; 1 the command failed (no such tree, permission\n"                    \
+    "denied, the tree exited, no answer in time); 2 the command line was wrong;\n"               \
+    "3 'canopy lint' found a problem.\n"
 
 typedef struct cmd_entry cmd_entry_t;
 struct cmd_entry {
@@ -25,15 +27,68 @@ struct cmd_entry {
     const char *summary; /* one line for `canopy --help` */
     const char *help;    /* more lines for `canopy help CMD`, or NULL */
     int min_args, max_args;
-    int (*fn)(const cmd_entry_t *self, int argc, char **argv);
+    unsigned opts; /* OPT_* this command takes */
+    int (*fn)(const cmd_entry_t *self, int argc, char **argv, const opts_t *o);
 };
 
-static int cmd_help(const cmd_entry_t *self, int argc, char **argv);
-static int cmd_version(const cmd_entry_t *self, int argc, char **argv);
+static int cmd_help(const cmd_entry_t *self, int argc, char **argv, const opts_t *o);
+static int cmd_version(const cmd_entry_t *self, int argc, char **argv, const opts_t *o);
+
+/* The subcommands in cli.c all take (argc, argv, opts). */
+#define CLI(fn)                                                                                    \
+    static int cmd_##fn(const cmd_entry_t *self, int argc, char **argv, const opts_t *o)           \
+    {                                                                                              \
+        (void)self;                                                                                \
+        return cli_##fn(argc, argv, o);                                                            \
+    }
+CLI(ls)
+CLI(tree)
+CLI(routes)
+CLI(ctx)
+CLI(log)
+CLI(dump)
+CLI(lint)
+
+#define TREE_HELP                                                                                  \
+    "TREE is a tree's name, NAME.PID, its root's pid, or its socket's path; it\n"                 \
+    "may be left out when exactly one tree is running. ACTOR is an actor's id,\n"                \
+    "name or path (root/sup-0/worker-3).\n"                                                        \
+    "  --timeout MS  how long each actor has to answer (default 1000)\n"                          \
+    "  --json        print JSON instead of a table"
 
 static const cmd_entry_t cmd_table[] = {
-    {"help", "[COMMAND]", "show help for canopy or for one command", NULL, 0, 1, cmd_help},
-    {"version", "", "print canopy's version and wire protocol version", NULL, 0, 0, cmd_version},
+    {"help", "[COMMAND]", "show help for canopy or for one command", NULL, 0, 1, 0, cmd_help},
+    {"version", "", "print canopy's version and wire protocol version", NULL, 0, 0, 0,
+     cmd_version},
+    {"ls", "[--json]", "list the running trees with their pid, actor count and age",
+     "Stale sockets of trees that died without removing them are removed.", 0, 0, OPT_JSON,
+     cmd_ls},
+    {"tree", "[TREE] [--json]", "print the tree of actors with their pid, state and memory",
+     TREE_HELP, 0, 1, OPT_JSON | OPT_TIMEOUT, cmd_tree},
+    {"routes", "[TREE] [ACTOR] [--json]", "print each actor's routing table",
+     "With one argument, a running tree's name is taken as TREE, anything else as\n"
+     "an ACTOR of the only tree.\n" TREE_HELP,
+     0, 2, OPT_JSON | OPT_TIMEOUT, cmd_routes},
+    {"ctx", "[TREE] [ACTOR] [--json]",
+     "print open calls, contexts and streams, and what each thread is doing",
+     "Each row is one end of a call or context: its id (cid, as the caller\n"
+     "numbered it), role, function, the actor at the other end, its phase and\n"
+     "cancellation state; streams add their counters and backpressure.\n" TREE_HELP,
+     0, 2, OPT_JSON | OPT_TIMEOUT, cmd_ctx},
+    {"log", "[TREE] [-f] [--level L] [--actor A] [--json]", "print the tree's recent log records",
+     "  -f, --follow  keep printing new records until interrupted\n"
+     "  --level L     only records at level L or above (trace, debug, info,\n"
+     "                cancel, warn, error)\n"
+     "  --actor A     only records from actor A (a path or name) and below it\n" TREE_HELP,
+     0, 1, OPT_JSON | OPT_FOLLOW | OPT_LEVEL | OPT_ACTOR | OPT_TIMEOUT, cmd_log},
+    {"lint", "[TREE] [--json]", "name what is hanging: stuck cancels, stalled streams, deadlocks",
+     "Checks: stuck-cancel, stalled-stream, orphan-stream, unreaped, wait-for-cycle\n"
+     "(docs/cli.md explains each). Exits 3 if any fires. A condition counts once it\n"
+     "has lasted CANOPY_LINT_AFTER_MS (default 2000).\n" TREE_HELP,
+     0, 1, OPT_JSON | OPT_TIMEOUT, cmd_lint},
+    {"dump", "[TREE] > bundle.json",
+     "write the hang bundle: snapshot, thread states, lints and log tail, as JSON", TREE_HELP, 0,
+     1, OPT_TIMEOUT, cmd_dump},
 };
 #define NCMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))
 
@@ -52,7 +107,7 @@ static void usage_main(FILE *out)
                  "commands:\n");
     for (size_t i = 0; i < NCMDS; i++)
         fprintf(out, "  %-10s %s\n", cmd_table[i].name, cmd_table[i].summary);
-    fprintf(out, "\nRun 'canopy help COMMAND' for one command's usage.\n");
+    fprintf(out, "\nRun 'canopy help COMMAND' for one command's usage.\n\n%s", EXIT_TEXT);
 }
 
 static void usage_cmd(FILE *out, const cmd_entry_t *c)
@@ -63,9 +118,9 @@ static void usage_cmd(FILE *out, const cmd_entry_t *c)
         fprintf(out, "\n%s\n", c->help);
 }
 
-static int cmd_help(const cmd_entry_t *self, int argc, char **argv)
+static int cmd_help(const cmd_entry_t *self, int argc, char **argv, const opts_t *o)
 {
-    (void)self;
+    (void)self, (void)o;
     if (argc == 0) {
         usage_main(stdout);
         return 0;
@@ -79,38 +134,105 @@ static int cmd_help(const cmd_entry_t *self, int argc, char **argv)
     return 0;
 }
 
-static int cmd_version(const cmd_entry_t *self, int argc, char **argv)
+static int cmd_version(const cmd_entry_t *self, int argc, char **argv, const opts_t *o)
 {
-    (void)self, (void)argc, (void)argv;
+    (void)self, (void)argc, (void)argv, (void)o;
     printf("canopy %s (wire protocol %d)\n", cn_version_string(), CN_PROTOCOL_VERSION);
     return 0;
 }
 
-/* Runs `c` with its arguments after checking their count and --help. */
+static const struct {
+    const char *long_name, *short_name;
+    unsigned bit;
+    int takes_value;
+} options[] = {
+    {"--json", NULL, OPT_JSON, 0},         {"--follow", "-f", OPT_FOLLOW, 0},
+    {"--level", NULL, OPT_LEVEL, 1},       {"--actor", NULL, OPT_ACTOR, 1},
+    {"--timeout", NULL, OPT_TIMEOUT, 1},
+};
+
+/* Runs `c` after taking out its options (anywhere on the line, until
+ * "--") and checking them and the argument count. */
 static int cmd_run(const cmd_entry_t *c, int argc, char **argv)
 {
-    for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+    opts_t o = {0};
+    char **args = calloc((size_t)argc + 1, sizeof(*args));
+    int nargs = 0, rc = -1;
+    for (int i = 0; i < argc && rc < 0; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage_cmd(stdout, c);
-            return 0;
-        }
-        if (strcmp(argv[i], "--") == 0)
+            rc = 0;
             break;
-        if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "canopy %s: unknown option '%s'\n", c->name, argv[i]);
+        }
+        if (strcmp(a, "--") == 0) {
+            while (++i < argc)
+                args[nargs++] = argv[i];
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0') {
+            args[nargs++] = argv[i];
+            continue;
+        }
+        size_t k = 0, n = sizeof(options) / sizeof(options[0]);
+        const char *eq = strchr(a, '=');
+        size_t alen = eq ? (size_t)(eq - a) : strlen(a);
+        while (k < n && !((strlen(options[k].long_name) == alen &&
+                           strncmp(a, options[k].long_name, alen) == 0) ||
+                          (options[k].short_name && strcmp(a, options[k].short_name) == 0)))
+            k++;
+        if (k == n || !(c->opts & options[k].bit)) {
+            fprintf(stderr, "canopy %s: unknown option '%s'\n", c->name, a);
             usage_cmd(stderr, c);
-            return EXIT_USAGE;
+            rc = EXIT_USAGE;
+            break;
+        }
+        const char *val = NULL;
+        if (options[k].takes_value) {
+            val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+            if (val == NULL || *val == '\0') {
+                fprintf(stderr, "canopy %s: %s needs a value\n", c->name, options[k].long_name);
+                rc = EXIT_USAGE;
+                break;
+            }
+        }
+        switch (options[k].bit) {
+        case OPT_JSON:
+            o.json = 1;
+            break;
+        case OPT_FOLLOW:
+            o.follow = 1;
+            break;
+        case OPT_LEVEL:
+            o.level = val;
+            break;
+        case OPT_ACTOR:
+            o.actor = val;
+            break;
+        case OPT_TIMEOUT: {
+            char *end;
+            o.timeout_ms = strtol(val, &end, 10);
+            if (*end || o.timeout_ms <= 0 || o.timeout_ms > 30000) {
+                fprintf(stderr, "canopy %s: --timeout takes milliseconds, 1 to 30000\n",
+                        c->name);
+                rc = EXIT_USAGE;
+            }
+            break;
+        }
         }
     }
-    if (argc < c->min_args || argc > c->max_args) {
+    if (rc < 0 && (nargs < c->min_args || nargs > c->max_args)) {
         fprintf(stderr, "canopy %s: expected %s%d argument%s, got %d\n", c->name,
-                c->min_args == c->max_args ? "" : (argc < c->min_args ? "at least " : "at most "),
-                argc < c->min_args ? c->min_args : c->max_args,
-                (argc < c->min_args ? c->min_args : c->max_args) == 1 ? "" : "s", argc);
+                c->min_args == c->max_args ? "" : (nargs < c->min_args ? "at least " : "at most "),
+                nargs < c->min_args ? c->min_args : c->max_args,
+                (nargs < c->min_args ? c->min_args : c->max_args) == 1 ? "" : "s", nargs);
         usage_cmd(stderr, c);
-        return EXIT_USAGE;
+        rc = EXIT_USAGE;
     }
-    return c->fn(c, argc, argv);
+    if (rc < 0)
+        rc = c->fn(c, nargs, args, &o);
+    free(args);
+    return rc;
 }
 
 int main(int argc, char **argv)

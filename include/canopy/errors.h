@@ -33,6 +33,10 @@ extern "C" {
     XX(ERANGE, -ERANGE, "value is out of range for its field")                                     \
     XX(ENOENT, -ENOENT, "no such entry")                                                           \
     XX(EPIPE, -EPIPE, "the connection is closed")                                                  \
+    XX(EACCES, -EACCES, "permission denied")                                                       \
+    XX(EIO, -EIO, "input/output error")                                                            \
+    XX(ENAMETOOLONG, -ENAMETOOLONG, "path is too long")                                            \
+    XX(ECONNREFUSED, -ECONNREFUSED, "nothing is listening (the tree has exited)")                  \
     /* canopy's own runtime codes */                                                               \
     XX(EDEAD, -4001, "the actor or context is dead")                                               \
     XX(EOVERRUN, -4002, "stream buffer overrun")                                                   \
@@ -40,6 +44,7 @@ extern "C" {
     XX(EPROTO, -4004, "protocol error")                                                            \
     XX(EVERSION, -4005, "protocol version mismatch")                                               \
     XX(EOF, -4006, "end of stream")                                                                \
+    XX(EAMBIGUOUS, -4007, "more than one match")                                                   \
     /* wire codec: why a frame was refused (each one distinct, see docs/protocol.md) */            \
     XX(ETRUNC, -4010, "frame ends inside its msgpack message")                                     \
     XX(EBADMSGPACK, -4011, "frame is not valid msgpack")                                           \

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "inspect/inspect.h"
 
 extern char **environ;
 
@@ -974,6 +975,7 @@ static void on_sigint_grace(uv_timer_t *t)
 {
     (void)t;
     cn_log(CN_LOG_CANCEL, "the tree is cancelled and main has not returned: exiting");
+    cn__attach_stop();
     syscall(SYS_exit_group, 128 + SIGINT);
 }
 
@@ -992,6 +994,7 @@ static void on_sigint(uv_signal_t *h, int sig)
                 kill(s->pid, SIGKILL); /* grandchildren follow: PDEATHSIG */
         }
         pthread_mutex_unlock(&cn__rt.mu);
+        cn__attach_stop();
         syscall(SYS_exit_group, 128 + SIGINT);
     }
     cn__rt.sigint_at = now ? now : 1;
@@ -1028,6 +1031,7 @@ static void maybe_finish_shutdown(void)
     /* The root returns from cn_run: close every handle so the loop ends
      * and the process is left as it was found. */
     cn__rt.stop_loop = 1;
+    cn__attach_stop(); /* its handles are not streams: before the walk */
     uv_walk(&cn__rt.loop, close_leftover, NULL);
 }
 
@@ -1255,6 +1259,10 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         if (s->is_parent)
             begin_shutdown("cancelled by the parent", 0);
         break;
+    case CN_MSG_INSPECT:
+    case CN_MSG_SNAPSHOT:
+        cn__inspect_on_msg(m); /* answered by this broker: no task thread */
+        return;
     default:
         cn_log(CN_LOG_DEBUG, "no handler yet for %s from actor %u", cn_wire_type_name(h->type),
                h->src);
@@ -1856,6 +1864,9 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
         snprintf(cn__rt.path, sizeof(cn__rt.path), "%s", cn__rt.name);
     }
     cn__rt.started = 1;
+    cn__rt.start_us = cn__now_us();
+    if (!child)
+        cn__attach_start(); /* before the broker runs: its path is set once */
     if (uv_thread_create(&cn__rt.broker, broker_main, NULL) != 0) {
         fprintf(stderr, "canopy: cannot start the broker thread\n");
         return CN_ENOMEM;

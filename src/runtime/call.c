@@ -210,8 +210,11 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
         final ? cn__cmap_del(&cn__rt.calls, 0, cid) : cn__cmap_get(&cn__rt.calls, 0, cid);
     if (c && final && c->task)
         cn__task_track(c->task, c, 0);
-    if (c && final) /* a sender waiting for credit must not wait on */
+    if (c && final) { /* a sender waiting for credit must not wait on */
         cn__flow_end(&c->flow, end_code(msg, err), msg == NULL ? reason : "the context has ended");
+        cn__rec_phase(&c->rec, msg && msg->hdr.type == CN_MSG_RETURN ? CN__PH_RETURNED
+                                                                      : CN__PH_ERRORED);
+    }
     if (c && it)
         cn__latch_put(&c->inbox, &it->node); /* under rt.mu: see the invariant */
     pthread_mutex_unlock(&cn__rt.mu);

@@ -31,6 +31,7 @@ static const char *const level_colours[] = {"\033[90m", "\033[36m", "\033[32m",
 typedef struct record {
     int level;
     uint64_t time_us;
+    size_t path_len;
     char *text; /* "path: message" */
 } record_t;
 
@@ -94,11 +95,37 @@ void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len
     free(r->text);
     r->level = level;
     r->time_us = time_us;
+    r->path_len = path_len;
     size_t n = path_len + 2 + msg_len + 1;
     r->text = malloc(n);
     if (r->text)
         snprintf(r->text, n, "%.*s: %.*s", (int)path_len, path, (int)msg_len, msg);
     sink.next++;
+    pthread_mutex_unlock(&sink.mu);
+}
+
+void cn__log_pack(msgpack_packer *pk, size_t max)
+{
+    pthread_mutex_lock(&sink.mu);
+    size_t kept = sink.next < RING_SIZE ? sink.next : RING_SIZE;
+    if (max > kept)
+        max = kept;
+    size_t n = 0;
+    for (size_t k = sink.next - max; k < sink.next; k++)
+        n += sink.ring[k % RING_SIZE].text != NULL;
+    msgpack_pack_array(pk, n);
+    for (size_t k = sink.next - max; k < sink.next; k++) {
+        const record_t *r = &sink.ring[k % RING_SIZE];
+        if (r->text == NULL)
+            continue;
+        msgpack_pack_map(pk, 4);
+        cn__pack_kint(pk, "level", r->level);
+        cn__pack_kint(pk, "time_us", (int64_t)r->time_us);
+        cn__pack_cstr(pk, "path");
+        msgpack_pack_str(pk, r->path_len);
+        msgpack_pack_str_body(pk, r->text, r->path_len);
+        cn__pack_kstr(pk, "message", r->text + r->path_len + 2);
+    }
     pthread_mutex_unlock(&sink.mu);
 }
 

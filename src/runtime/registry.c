@@ -45,9 +45,13 @@ static __thread thr_t *tl_thr;
  * Records
  */
 
+static thr_t *self(void);
+
 void cn__rec_add(cn__rec_t *r)
 {
     r->opened_us = cn__now_us();
+    thr_t *t = r->role == CN__ROLE_CALLER ? self() : NULL; /* a callee's is set when it runs */
+    r->tid = t ? t->tid : 0;
     pthread_mutex_lock(&reg.mu);
     r->prev = NULL;
     r->next = reg.recs;
@@ -244,8 +248,9 @@ void cn__registry_pack(msgpack_packer *pk)
         const char *phase = phase_names[r->phase];
         if (r->phase == CN__PH_STARTED && r->stream)
             phase = "streaming";
-        msgpack_pack_map(pk, 11);
+        msgpack_pack_map(pk, 12);
         cn__pack_kint(pk, "cid", (int64_t)r->cid);
+        cn__pack_kint(pk, "tid", r->tid);
         cn__pack_kint(pk, "peer", r->peer);
         cn__pack_kstr(pk, "fn", r->fn);
         cn__pack_kstr(pk, "role", r->role == CN__ROLE_CALLER ? "caller" : "callee");

@@ -91,6 +91,7 @@ typedef struct cn__exited {
 
 typedef struct cn__rt {
     int started, is_root;
+    uint64_t start_us;
     uint32_t id, parent_id;
     char name[CN__NAME_MAX];
     char path[CN__PATH_MAX];
@@ -147,6 +148,10 @@ uint64_t cn__now_us(void);
 /* Root only: prints and keeps one log record. */
 void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,
                   size_t msg_len);
+
+/* Root only: packs the last `max` kept records, oldest first, as an array
+ * of maps {level, time_us, path, message}. */
+void cn__log_pack(msgpack_packer *pk, size_t max);
 
 /* Emits a log record from this actor, or on behalf of `path` (a child's
  * output); any thread. */
@@ -360,6 +365,7 @@ typedef struct cn__rec {
     uint32_t peer;     /* the actor at the other end */
     uint64_t cid;      /* as the caller numbered it */
     uint64_t opened_us;
+    int tid; /* the thread that opened it (callers) or runs it (callees) */
     cn_cancel_state_t cancel;
     uint64_t cancel_us;
     char cancel_by[CN__REASON_MAX];

@@ -7,6 +7,9 @@
  *               forged src and once honestly; wait for the honest reply
  *   garbage     greet properly, then send bytes that are not a frame
  *   stubborn    greet properly, then ignore SHUTDOWN, SIGTERM and EOF
+ *   forgetful   greet properly; start every context it is asked to open
+ *               (STARTED, then CREDIT), then forget it: its snapshots list
+ *               no contexts (for the orphan-stream lint)
  * It prints what it saw on stdout, which reaches the root as log lines.
  */
 #include <signal.h>
@@ -133,6 +136,46 @@ int main(int argc, char **argv)
             cn_wire_msg_free(m); /* SHUTDOWN included */
         for (;;)
             pause(); /* only SIGKILL ends this */
+    }
+    if (strcmp(act, "forgetful") == 0) {
+        while ((m = recv_msg(&d)) != NULL) {
+            cn_wire_hdr_t h = {0, m->hdr.src, self, m->hdr.cid};
+            msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+            if (m->hdr.type == CN_MSG_CMD) {
+                h.type = CN_MSG_STARTED;
+                cn_wire_pack(&sb, &h, &nil, 0);
+                h.type = CN_MSG_CREDIT;
+                h.cid |= 1ull << 63; /* sent by the callee */
+                cn_wire_credit_t c = {64};
+                cn_wire_pack_typed(&sb, &h, &c, 0);
+                send_buf(&sb);
+            } else if (m->hdr.type == CN_MSG_INSPECT) {
+                h.type = CN_MSG_SNAPSHOT;
+                msgpack_packer pk;
+                size_t mark;
+                cn_wire_begin(&sb, &pk, &h, &mark);
+                msgpack_pack_map(&pk, 6);
+                msgpack_pack_str_with_body(&pk, "id", 2);
+                msgpack_pack_uint32(&pk, self);
+                msgpack_pack_str_with_body(&pk, "name", 4);
+                msgpack_pack_str_with_body(&pk, "forgetful", 9);
+                msgpack_pack_str_with_body(&pk, "parent", 6);
+                msgpack_pack_uint32(&pk, parent);
+                msgpack_pack_str_with_body(&pk, "pid", 3);
+                msgpack_pack_int(&pk, getpid());
+                msgpack_pack_str_with_body(&pk, "state", 5);
+                msgpack_pack_str_with_body(&pk, "running", 7);
+                msgpack_pack_str_with_body(&pk, "contexts", 8);
+                msgpack_pack_array(&pk, 0);
+                cn_wire_end(&sb, mark, 0, 0);
+                send_buf(&sb);
+            }
+            int stop = m->hdr.type == CN_MSG_SHUTDOWN;
+            cn_wire_msg_free(m);
+            if (stop)
+                break;
+        }
+        status = 0;
     }
     if (strcmp(act, "garbage") == 0) {
         static const char junk[] = {0, 0, 0, 3, (char)0xc1, (char)0xc1, (char)0xc1};

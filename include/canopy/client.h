@@ -1,0 +1,189 @@
+/*
+ * canopy/client.h: attach to a running tree from outside it.
+ *
+ * A tree's root listens on a unix socket (see docs/cli.md for where). This
+ * API finds those sockets, connects, and asks for whole-tree snapshots,
+ * returned as plain structs. The canopy tool is built on it alone; so can
+ * any other tool.
+ *
+ * Every call that waits takes a timeout in milliseconds. Functions return
+ * 0 or a negative CN_E* code (canopy/errors.h); where a sentence helps,
+ * cn_client_error() has it.
+ *
+ * Thread safety: a cn_client_t is used by one thread at a time; snapshots
+ * are plain read-only data once returned.
+ */
+#ifndef CANOPY_CLIENT_H
+#define CANOPY_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "canopy/defs.h"
+#include "canopy/errors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Finding trees
+ */
+
+typedef struct cn_tree_info {
+    char name[64];   /* the root's name (cn_config_t.name) */
+    int pid;         /* the root's pid */
+    char path[108];  /* its attach socket */
+    uint64_t since_us; /* when the socket was made (Unix epoch, us) */
+} cn_tree_info_t;
+
+/* The directory attach sockets are in for this user: CANOPY_RUNTIME_DIR,
+ * else $XDG_RUNTIME_DIR/canopy, else /tmp/canopy-UID. */
+CN_EXTERN int cn_client_dir(char *out, size_t n);
+
+/* Lists the running trees into out[0..max), setting *n to how many there
+ * are (possibly more than max). Sockets whose root has died are removed
+ * on the way. Returns 0 or an error. */
+CN_EXTERN int cn_client_list(cn_tree_info_t *out, size_t max, size_t *n);
+
+/* Finds one tree by "NAME", "NAME.PID", "PID" or a socket path; NULL or ""
+ * means the only tree running. CN_ENOENT if none matches, CN_EAMBIGUOUS
+ * if several do (cn_client_error() names them). */
+CN_EXTERN int cn_client_find(const char *tree, cn_tree_info_t *out);
+
+/* ---------------------------------------------------------------------------
+ * Connecting
+ */
+
+typedef struct cn_client cn_client_t;
+
+/* Connects to the socket at `path` and says HELLO. Errors: CN_ENOENT (no
+ * such socket), CN_ECONNREFUSED (the tree has exited), CN_EACCES (not
+ * ours), CN_ETIMEDOUT, CN_EVERSION, CN_EPROTO. */
+CN_EXTERN int cn_client_connect(const char *path, cn_client_t **out, int64_t timeout_ms);
+
+/* Closes the connection. NULL is a no-op. */
+CN_EXTERN void cn_client_close(cn_client_t *c);
+
+/* The tree's name and root pid, from its HELLO. */
+CN_EXTERN const char *cn_client_tree(const cn_client_t *c);
+CN_EXTERN int cn_client_root_pid(const cn_client_t *c);
+
+/* Why the last call failed, in words, or "". Per thread. */
+CN_EXTERN const char *cn_client_error(void);
+
+/* ---------------------------------------------------------------------------
+ * Snapshots (docs/protocol.md, Inspection, has every field)
+ */
+
+typedef struct cn_snap_child {
+    uint32_t id;
+    const char *name;
+    int pid;           /* 0 once exited */
+    const char *state; /* starting, running, cancelling, exiting, exited */
+    const char *status; /* "exit 0", "signal 9"; NULL while alive */
+    uint64_t exit_us;
+} cn_snap_child_t;
+
+typedef struct cn_snap_route {
+    uint32_t id;     /* the destination actor */
+    uint32_t parent; /* its parent */
+    int64_t via;     /* the child (id) it is reached through */
+    const char *name;
+    uint64_t learned_us;
+} cn_snap_route_t;
+
+typedef struct cn_snap_stream {
+    uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+    uint64_t buffered, window; /* received and not taken; this end's buffer */
+    int64_t credit;            /* sends this end may still make */
+    uint64_t peer_window;
+    uint64_t last_us;
+    int send_blocked;          /* a sender waits for credit, */
+    uint64_t blocked_since_us; /*   since then */
+    const char *local, *peer;  /* unopened, open, closed */
+} cn_snap_stream_t;
+
+typedef struct cn_snap_ctx {
+    uint64_t cid;       /* as the caller numbered it */
+    uint32_t peer;      /* the actor at the other end */
+    const char *fn;
+    const char *role;   /* caller, callee */
+    const char *kind;   /* call, context */
+    const char *phase;  /* opening, started, streaming, returned, errored */
+    const char *cancel; /* none, requested, acknowledged, done, timed-out */
+    const char *cancel_by;
+    uint64_t opened_us, cancel_us;
+    int tid;            /* a caller's: the thread that opened it */
+    int has_stream;
+    cn_snap_stream_t stream;
+} cn_snap_ctx_t;
+
+typedef struct cn_snap_thread {
+    int tid;
+    const char *kind;  /* task, main, user */
+    const char *doing; /* idle, running, call, open, result, recv, send, sleep, spawn */
+    uint32_t peer;     /* what it waits on: the actor, */
+    uint64_t cid;      /*   and the call or context */
+    uint64_t since_us;
+    const char *fn;    /* the task it runs, or NULL */
+    uint32_t task_caller;
+    uint64_t task_cid;
+} cn_snap_thread_t;
+
+typedef struct cn_snap_log {
+    int level; /* cn_log_level_t */
+    uint64_t time_us;
+    const char *path, *message;
+} cn_snap_log_t;
+
+typedef struct cn_snap_actor {
+    uint32_t id;
+    int64_t parent; /* -1 for the root */
+    const char *name, *path, *host;
+    const char *state; /* running, cancelling, unresponsive */
+    int responsive;    /* 0: it did not answer in time; only id, name */
+    int pid, uid;
+    uint64_t start_us, now_us;
+    int64_t rss_kib;
+    size_t nchildren, nroutes, ncontexts, nthreads;
+    cn_snap_child_t *children;
+    cn_snap_route_t *routes;
+    cn_snap_ctx_t *contexts;
+    cn_snap_thread_t *threads;
+} cn_snap_actor_t;
+
+typedef struct cn_snapshot {
+    const char *tree;
+    int root_pid;
+    uint64_t now_us;
+    unsigned timeout_ms;   /* how long actors had to answer */
+    unsigned unresponsive; /* how many did not */
+    size_t nactors;
+    cn_snap_actor_t *actors; /* the root first */
+    size_t nlogs;
+    cn_snap_log_t *logs; /* the tree's last log records, oldest first */
+    msgpack_object raw;  /* the whole snapshot as it came */
+    void *priv_;
+} cn_snapshot_t;
+
+/* Takes a whole-tree snapshot: every actor is asked at once and has
+ * `actor_timeout_ms` to answer (0: the root's default, 1000); the call
+ * waits up to timeout_ms in all. Free it with cn_snapshot_free. */
+CN_EXTERN int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int64_t timeout_ms,
+                                 cn_snapshot_t **out);
+
+CN_EXTERN void cn_snapshot_free(cn_snapshot_t *s);
+
+/* The actor whose id, name or path is `which`; NULL if none, or if a name
+ * matches several (then *ambiguous is set, if given). */
+CN_EXTERN const cn_snap_actor_t *cn_snapshot_find(const cn_snapshot_t *s, const char *which,
+                                                  int *ambiguous);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CANOPY_CLIENT_H */

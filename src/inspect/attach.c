@@ -1,0 +1,657 @@
+/*
+ * attach.c: the root's attach socket, its clients, and whole-tree
+ * snapshots.
+ *
+ * The root listens on a unix socket (path below) for the canopy tool.
+ * Clients speak the wire protocol: HELLO first, then INSPECT for a tree
+ * snapshot. They are not actors: they have no id in the tree, nothing is
+ * routed to them, and they live apart from the actor links, so a hostile
+ * or broken client can only lose its own connection:
+ *   - the peer's uid must be ours (or root's), checked with SO_PEERCRED;
+ *   - at most CLIENTS_MAX at once; more are refused with a log line;
+ *   - frames over CLIENT_FRAME_MAX, or malformed, cut the client off;
+ *   - no HELLO within HELLO_MS, or half a frame and then silence for
+ *     STALL_MS, cuts it off;
+ *   - a client that does not read its answers is cut off once OUT_MAX
+ *     bytes wait for it.
+ *
+ * A tree snapshot asks every actor the root has a route to, at once, and
+ * answers when all have replied or the deadline passes; actors that did
+ * not reply are listed as unresponsive.
+ *
+ * Invariant: everything here runs on the root's broker thread.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "inspect/inspect.h"
+#include "runtime/rt.h"
+
+#define CLIENTS_MAX 64
+#define CLIENT_FRAME_MAX (1u << 20)
+#define HELLO_MS 5000
+#define STALL_MS 10000 /* CANOPY_ATTACH_STALL_MS overrides both, for tests */
+#define OUT_MAX (64u << 20)
+#define SNAP_TIMEOUT_MS 1000
+#define SNAP_TIMEOUT_MAX_MS 30000
+
+typedef struct client {
+    int fd;
+    uv_poll_t poll;
+    int events;
+    int closing;
+    int greeted;
+    unsigned slot;
+    uid_t uid;
+    pid_t pid;
+    char name[CN__NAME_MAX];
+    uint64_t since_ms;   /* connected */
+    uint64_t heard_ms;   /* bytes last arrived */
+    cn_wire_decoder_t dec;
+    msgpack_sbuffer out; /* answers not yet written */
+    size_t out_off;
+} client_t;
+
+typedef struct treq {
+    struct treq *next;
+    client_t *c; /* NULL once the client has gone */
+    uint64_t ccid;
+    uint64_t id; /* the cid of the INSPECTs sent for it */
+    size_t n, ngot;
+    uint32_t *ids;
+    msgpack_sbuffer *parts; /* each actor's packed snapshot, or empty */
+    char (*names)[CN_ROUTE_NAME_MAX];
+    uint32_t timeout_ms;
+    uv_timer_t timer;
+} treq_t;
+
+static struct {
+    int fd;
+    uv_poll_t poll;
+    uv_timer_t tick;
+    int on;
+    int unlinked;
+    uint64_t hello_ms, stall_ms;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    client_t *clients[CLIENTS_MAX];
+    treq_t *reqs;
+    uint64_t next_req;
+} at = {.fd = -1};
+
+static void client_cut(client_t *c, const char *why);
+static void client_flush(client_t *c);
+static void on_client_poll(uv_poll_t *p, int status, int events);
+
+/* ===========================================================================
+ * Where the socket lives
+ */
+
+/* The directory: CANOPY_RUNTIME_DIR, else $XDG_RUNTIME_DIR/canopy, else
+ * /tmp/canopy-UID. Created 0700; refused unless ours and private. */
+static int socket_dir(char *out, size_t n)
+{
+    const char *env = getenv("CANOPY_RUNTIME_DIR");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int len;
+    if (env && *env)
+        len = snprintf(out, n, "%s", env);
+    else if (xdg && *xdg && access(xdg, W_OK) == 0)
+        len = snprintf(out, n, "%s/canopy", xdg);
+    else
+        len = snprintf(out, n, "/tmp/canopy-%u", (unsigned)getuid());
+    if (len < 0 || (size_t)len >= n)
+        return CN_ENAMETOOLONG;
+    if (mkdir(out, 0700) < 0 && errno != EEXIST) {
+        cn_log(CN_LOG_WARN, "no attach socket: cannot create %s: %s", out, strerror(errno));
+        return CN_EIO;
+    }
+    struct stat st;
+    if (lstat(out, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() ||
+        (st.st_mode & 077) != 0) {
+        cn_log(CN_LOG_WARN,
+               "no attach socket: %s is not a directory private to this user (mode 0700)", out);
+        return CN_EACCES;
+    }
+    return 0;
+}
+
+/* ===========================================================================
+ * Clients: reading, writing, cutting off
+ */
+
+static uint64_t now_ms(void)
+{
+    return uv_now(&cn__rt.loop);
+}
+
+static void client_watch(client_t *c, int events)
+{
+    if (c->closing || c->events == events)
+        return;
+    c->events = events;
+    uv_poll_start(&c->poll, events, on_client_poll);
+}
+
+static void on_client_closed(uv_handle_t *h)
+{
+    client_t *c = h->data;
+    close(c->fd);
+    cn_wire_decoder_fini(&c->dec);
+    msgpack_sbuffer_destroy(&c->out);
+    free(c);
+}
+
+static void client_cut(client_t *c, const char *why)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (why)
+        cn_log(CN_LOG_WARN, "attach: cut off client %u (%s, pid %d): %s", c->slot,
+               c->name[0] ? c->name : "no HELLO", (int)c->pid, why);
+    at.clients[c->slot] = NULL;
+    for (treq_t *r = at.reqs; r; r = r->next)
+        if (r->c == c)
+            r->c = NULL;
+    uv_close((uv_handle_t *)&c->poll, on_client_closed);
+}
+
+/* Queues one encoded frame for c and writes what it can now. */
+static void client_send(client_t *c, const msgpack_sbuffer *frame)
+{
+    if (c->closing)
+        return;
+    if (c->out.size - c->out_off + frame->size > OUT_MAX) {
+        client_cut(c, "it does not read its answers");
+        return;
+    }
+    if (msgpack_sbuffer_write(&c->out, frame->data, frame->size) != 0) {
+        client_cut(c, "out of memory for its answers");
+        return;
+    }
+    client_flush(c);
+}
+
+static void client_flush(client_t *c)
+{
+    while (c->out_off < c->out.size) {
+        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.size - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            client_watch(c, UV_READABLE | UV_WRITABLE);
+            return;
+        } else {
+            client_cut(c, NULL); /* gone: nothing to say */
+            return;
+        }
+    }
+    c->out.size = c->out_off = 0;
+    client_watch(c, UV_READABLE);
+}
+
+static void send_dead_to(client_t *c, const cn_wire_msg_t *m, const char *reason)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_hdr_t h = {CN_MSG_DEAD, m->hdr.src, cn__rt.id, m->hdr.cid};
+    cn_wire_dead_t d = {cn__wstr(reason), m->hdr.type};
+    if (cn_wire_pack_typed(&sb, &h, &d, 0) == 0)
+        client_send(c, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ===========================================================================
+ * Tree snapshots
+ */
+
+static void on_req_closed(uv_handle_t *h)
+{
+    treq_t *r = h->data;
+    for (size_t i = 0; i < r->n; i++)
+        msgpack_sbuffer_destroy(&r->parts[i]);
+    free(r->parts);
+    free(r->ids);
+    free(r->names);
+    free(r);
+}
+
+/* Answers the client (if still there) and forgets the request. */
+static void req_finish(treq_t *r)
+{
+    for (treq_t **p = &at.reqs; *p; p = &(*p)->next)
+        if (*p == r) {
+            *p = r->next;
+            break;
+        }
+    uv_timer_stop(&r->timer);
+    if (r->c) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        size_t mark;
+        cn_wire_hdr_t h = {CN_MSG_SNAPSHOT, 0, cn__rt.id, r->ccid};
+        int rc = cn_wire_begin(&sb, &pk, &h, &mark);
+        if (rc == 0) {
+            msgpack_pack_map(&pk, 6);
+            cn__pack_kstr(&pk, "tree", cn__rt.name);
+            cn__pack_kint(&pk, "root_pid", getpid());
+            cn__pack_kint(&pk, "now_us", (int64_t)cn__now_us());
+            cn__pack_kint(&pk, "timeout_ms", r->timeout_ms);
+            cn__pack_kint(&pk, "unresponsive", (int64_t)(r->n - r->ngot));
+            cn__pack_cstr(&pk, "actors");
+            msgpack_pack_array(&pk, r->n);
+            for (size_t i = 0; i < r->n; i++) {
+                if (r->parts[i].size > 0) {
+                    msgpack_sbuffer_write(&sb, r->parts[i].data, r->parts[i].size);
+                    continue;
+                }
+                msgpack_pack_map(&pk, 4);
+                cn__pack_kint(&pk, "id", r->ids[i]);
+                cn__pack_kstr(&pk, "name", r->names[i]);
+                cn__pack_kstr(&pk, "state", "unresponsive");
+                cn__pack_kint(&pk, "timeout_ms", r->timeout_ms);
+            }
+            rc = cn_wire_end(&sb, mark, 0, UINT32_MAX);
+        }
+        if (rc == 0)
+            client_send(r->c, &sb);
+        else
+            cn_log(CN_LOG_ERROR, "attach: cannot encode a tree snapshot: %s", cn_strerror(rc));
+        msgpack_sbuffer_destroy(&sb);
+    }
+    uv_close((uv_handle_t *)&r->timer, on_req_closed);
+}
+
+static void on_req_timeout(uv_timer_t *t)
+{
+    treq_t *r = t->data;
+    if (r->n > r->ngot)
+        cn_log(CN_LOG_DEBUG, "attach: %zu of %zu actors did not answer within %u ms",
+               r->n - r->ngot, r->n, r->timeout_ms);
+    req_finish(r);
+}
+
+typedef struct {
+    treq_t *r;
+} collect_t;
+
+static void collect_route(const cn_route_t *rt, void *arg)
+{
+    treq_t *r = ((collect_t *)arg)->r;
+    r->ids[r->n] = rt->id;
+    snprintf(r->names[r->n], sizeof(r->names[0]), "%s", rt->name);
+    r->n++;
+}
+
+static void pack_self_into(msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    cn__snapshot_pack(&pk);
+}
+
+static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms)
+{
+    treq_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return;
+    pthread_mutex_lock(&cn__rt.mu);
+    size_t cap = cn_route_count(&cn__rt.routes) + 1;
+    r->ids = calloc(cap, sizeof(*r->ids));
+    r->names = calloc(cap, sizeof(*r->names));
+    r->parts = calloc(cap, sizeof(*r->parts));
+    if (r->ids && r->names && r->parts) {
+        r->ids[0] = cn__rt.id;
+        snprintf(r->names[0], sizeof(r->names[0]), "%s", cn__rt.name);
+        r->n = 1;
+        collect_t cc = {r};
+        cn_route_foreach(&cn__rt.routes, collect_route, &cc);
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (r->n == 0) {
+        free(r->ids);
+        free(r->names);
+        free(r->parts);
+        free(r);
+        client_cut(c, "out of memory for a snapshot");
+        return;
+    }
+    r->c = c;
+    r->ccid = ccid;
+    r->id = ++at.next_req;
+    r->timeout_ms = timeout_ms;
+    for (size_t i = 0; i < r->n; i++)
+        msgpack_sbuffer_init(&r->parts[i]);
+    pack_self_into(&r->parts[0]);
+    r->ngot = 1;
+    r->next = at.reqs;
+    at.reqs = r;
+    r->timer.data = r;
+    uv_timer_init(&cn__rt.loop, &r->timer);
+
+    /* Ask everyone at once; each answers from its broker. */
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (size_t i = 1; i < r->n; i++) {
+        cn_wire_hdr_t h = {CN_MSG_INSPECT, r->ids[i], cn__rt.id, r->id};
+        static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+        sb.size = 0;
+        if (cn_wire_pack(&sb, &h, &nil, 0) == 0 && cn__send_frame(&h, sb.data, sb.size, NULL) < 0)
+            cn_log(CN_LOG_DEBUG, "attach: cannot reach actor %u for a snapshot", r->ids[i]);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (r->ngot == r->n)
+        req_finish(r);
+    else
+        uv_timer_start(&r->timer, on_req_timeout, timeout_ms, 0);
+}
+
+/* An actor's SNAPSHOT for one of our requests. */
+static void on_snapshot(cn_wire_msg_t *m)
+{
+    for (treq_t *r = at.reqs; r; r = r->next) {
+        if (r->id != m->hdr.cid)
+            continue;
+        for (size_t i = 1; i < r->n; i++)
+            if (r->ids[i] == m->hdr.src && r->parts[i].size == 0) {
+                msgpack_packer pk;
+                msgpack_packer_init(&pk, &r->parts[i], msgpack_sbuffer_write);
+                msgpack_pack_object(&pk, m->body);
+                if (++r->ngot == r->n)
+                    req_finish(r);
+                return;
+            }
+        return;
+    }
+}
+
+/* ===========================================================================
+ * What clients ask
+ */
+
+/* options["key"] as an unsigned integer, or dflt. */
+static uint64_t opt_u64(const msgpack_object *o, const char *key, uint64_t dflt)
+{
+    if (o->type != MSGPACK_OBJECT_MAP)
+        return dflt;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
+            memcmp(kv->key.via.str.ptr, key, klen) == 0 &&
+            kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            return kv->val.via.u64;
+    }
+    return dflt;
+}
+
+static void on_client_msg(client_t *c, cn_wire_msg_t *m)
+{
+    if (!c->greeted) {
+        if (m->hdr.type != CN_MSG_HELLO) {
+            client_cut(c, "it did not start with HELLO");
+            return;
+        }
+        if (m->u.hello.version != CN_PROTOCOL_VERSION) {
+            char why[CN__REASON_MAX];
+            snprintf(why, sizeof(why), "protocol version mismatch: client speaks %llu, the tree %d",
+                     (unsigned long long)m->u.hello.version, CN_PROTOCOL_VERSION);
+            send_dead_to(c, m, why);
+            client_cut(c, why);
+            return;
+        }
+        snprintf(c->name, sizeof(c->name), "%.*s", (int)m->u.hello.name.len, m->u.hello.name.ptr);
+        c->greeted = 1;
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        cn_wire_hdr_t h = {CN_MSG_HELLO, 0, cn__rt.id, 0};
+        cn_wire_hello_t me = {CN_PROTOCOL_VERSION, cn__wstr(cn__rt.name), (uint64_t)getpid(),
+                              (uint64_t)getuid()};
+        if (cn_wire_pack_typed(&sb, &h, &me, 0) == 0)
+            client_send(c, &sb);
+        msgpack_sbuffer_destroy(&sb);
+        cn_log(CN_LOG_DEBUG, "attach: client %u (%s, pid %d) attached", c->slot, c->name,
+               (int)c->pid);
+        return;
+    }
+    switch (m->hdr.type) {
+    case CN_MSG_INSPECT: {
+        uint64_t t = opt_u64(&m->body, "timeout_ms", SNAP_TIMEOUT_MS);
+        if (t == 0 || t > SNAP_TIMEOUT_MAX_MS)
+            t = SNAP_TIMEOUT_MS;
+        tree_snapshot(c, m->hdr.cid, (uint32_t)t);
+        break;
+    }
+    default:
+        send_dead_to(c, m, "not something a client can ask for");
+        break;
+    }
+}
+
+static void on_client_poll(uv_poll_t *p, int status, int events)
+{
+    static char buf[64 * 1024];
+    client_t *c = p->data;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        client_cut(c, NULL);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        client_flush(c);
+    if (!(events & UV_READABLE) || c->closing)
+        return;
+    ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        client_cut(c, NULL); /* it hung up */
+        return;
+    }
+    c->heard_ms = now_ms();
+    size_t off = 0;
+    while (off < (size_t)n && !c->closing) {
+        cn_wire_msg_t *m;
+        size_t used;
+        int rc = cn_wire_decode(&c->dec, buf + off, (size_t)n - off, &used, &m);
+        off += used;
+        if (rc == 1) {
+            on_client_msg(c, m);
+            cn_wire_msg_free(m);
+        } else if (rc < 0) {
+            char why[CN__REASON_MAX];
+            snprintf(why, sizeof(why), "bad frame: %s", cn_strerror(rc));
+            client_cut(c, why);
+        }
+    }
+}
+
+/* Once a second: cut off clients that never greeted or stalled mid-frame. */
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+    uint64_t now = now_ms();
+    for (unsigned i = 0; i < CLIENTS_MAX; i++) {
+        client_t *c = at.clients[i];
+        if (c == NULL)
+            continue;
+        char why[96];
+        if ((c->dec.len_have > 0 || c->dec.pend_have > 0) && now - c->heard_ms > at.stall_ms) {
+            snprintf(why, sizeof(why), "half a frame, then nothing for %llu ms",
+                     (unsigned long long)at.stall_ms);
+            client_cut(c, why);
+        } else if (!c->greeted && now - c->since_ms > at.hello_ms) {
+            snprintf(why, sizeof(why), "no HELLO within %llu ms", (unsigned long long)at.hello_ms);
+            client_cut(c, why);
+        }
+    }
+}
+
+static void admit(int fd)
+{
+    struct ucred cred;
+    socklen_t len = sizeof(cred);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+        close(fd);
+        return;
+    }
+    if (cred.uid != getuid() && cred.uid != 0) {
+        cn_log(CN_LOG_WARN, "attach: refused pid %d: uid %u is not this tree's (%u)",
+               (int)cred.pid, (unsigned)cred.uid, (unsigned)getuid());
+        close(fd);
+        return;
+    }
+    unsigned slot = 0;
+    while (slot < CLIENTS_MAX && at.clients[slot])
+        slot++;
+    client_t *c = slot < CLIENTS_MAX ? calloc(1, sizeof(*c)) : NULL;
+    if (c == NULL) {
+        cn_log(CN_LOG_WARN, "attach: refused pid %d: %s", (int)cred.pid,
+               slot < CLIENTS_MAX ? "out of memory" : "too many clients (64) attached");
+        close(fd);
+        return;
+    }
+    c->fd = fd;
+    c->slot = slot;
+    c->uid = cred.uid;
+    c->pid = cred.pid;
+    c->since_ms = c->heard_ms = now_ms();
+    cn_wire_decoder_init(&c->dec, CLIENT_FRAME_MAX);
+    msgpack_sbuffer_init(&c->out);
+    c->poll.data = c;
+    if (uv_poll_init_socket(&cn__rt.loop, &c->poll, fd) < 0) {
+        cn_wire_decoder_fini(&c->dec);
+        close(fd);
+        free(c);
+        return;
+    }
+    c->events = UV_READABLE;
+    uv_poll_start(&c->poll, UV_READABLE, on_client_poll);
+    at.clients[slot] = c;
+}
+
+static void on_listen(uv_poll_t *p, int status, int events)
+{
+    (void)p, (void)events;
+    if (status < 0)
+        return;
+    for (;;) {
+        int fd = accept4(at.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                cn_log(CN_LOG_WARN, "attach: cannot accept a client: %s", strerror(errno));
+            return;
+        }
+        admit(fd);
+    }
+}
+
+/* ===========================================================================
+ * Entry points
+ */
+
+void cn__inspect_on_msg(cn_wire_msg_t *m)
+{
+    if (m->hdr.type == CN_MSG_SNAPSHOT) {
+        if (cn__rt.is_root)
+            on_snapshot(m);
+    } else if (m->hdr.type == CN_MSG_INSPECT) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        size_t mark;
+        cn_wire_hdr_t h = {CN_MSG_SNAPSHOT, m->hdr.src, cn__rt.id, m->hdr.cid};
+        int rc = cn_wire_begin(&sb, &pk, &h, &mark);
+        if (rc == 0) {
+            cn__snapshot_pack(&pk);
+            rc = cn_wire_end(&sb, mark, 0, 0);
+        }
+        if (rc == 0)
+            cn__send_frame(&h, sb.data, sb.size, NULL);
+        else
+            cn_log(CN_LOG_ERROR, "cannot encode this actor's snapshot: %s", cn_strerror(rc));
+        msgpack_sbuffer_destroy(&sb);
+    }
+    cn_wire_msg_free(m);
+}
+
+int cn__attach_start(void)
+{
+    const char *off = getenv("CANOPY_ATTACH");
+    if (off && strcmp(off, "0") == 0)
+        return 0;
+    const char *stall = getenv("CANOPY_ATTACH_STALL_MS");
+    long ms = stall ? strtol(stall, NULL, 10) : 0;
+    at.hello_ms = ms > 0 ? (uint64_t)ms : HELLO_MS;
+    at.stall_ms = ms > 0 ? (uint64_t)ms : STALL_MS;
+    char dir[sizeof(at.path)];
+    int rc = socket_dir(dir, sizeof(dir));
+    if (rc < 0)
+        return rc;
+    int n = snprintf(at.path, sizeof(at.path), "%s/%s.%d.sock", dir, cn__rt.name, (int)getpid());
+    if (n < 0 || (size_t)n >= sizeof(at.path)) {
+        cn_log(CN_LOG_WARN, "no attach socket: the path under %s is too long", dir);
+        at.path[0] = '\0';
+        return CN_ENAMETOOLONG;
+    }
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, at.path, (size_t)n + 1);
+    unlink(at.path); /* a stale one of a dead tree with our pid */
+    at.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (at.fd < 0 || bind(at.fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+        chmod(at.path, 0600) < 0 || listen(at.fd, 128) < 0) {
+        cn_log(CN_LOG_WARN, "no attach socket at %s: %s", at.path, strerror(errno));
+        if (at.fd >= 0)
+            close(at.fd);
+        at.fd = -1;
+        unlink(at.path);
+        at.path[0] = '\0';
+        return CN_EIO;
+    }
+    uv_poll_init_socket(&cn__rt.loop, &at.poll, at.fd);
+    uv_poll_start(&at.poll, UV_READABLE, on_listen);
+    uv_timer_init(&cn__rt.loop, &at.tick);
+    uint64_t tick = at.stall_ms < 1000 ? at.stall_ms / 2 + 1 : 1000;
+    uv_timer_start(&at.tick, on_tick, tick, tick);
+    uv_unref((uv_handle_t *)&at.tick);
+    at.on = 1;
+    return 0;
+}
+
+const char *cn_attach_path(void)
+{
+    return at.path[0] ? at.path : NULL;
+}
+
+void cn__attach_stop(void)
+{
+    if (at.path[0] && !at.unlinked)
+        unlink(at.path); /* the path itself stays: cn_attach_path may read it */
+    at.unlinked = 1;
+    if (!at.on)
+        return;
+    at.on = 0;
+    for (unsigned i = 0; i < CLIENTS_MAX; i++)
+        if (at.clients[i])
+            client_cut(at.clients[i], NULL);
+    while (at.reqs) {
+        at.reqs->c = NULL;
+        req_finish(at.reqs);
+    }
+    uv_close((uv_handle_t *)&at.poll, NULL);
+    uv_close((uv_handle_t *)&at.tick, NULL);
+    close(at.fd);
+    at.fd = -1;
+}

@@ -1,0 +1,621 @@
+/*
+ * client.c: the attach client (include/canopy/client.h).
+ *
+ * Plain blocking sockets with poll() for timeouts: a tool makes one
+ * request at a time, and needs no event loop or threads of its own.
+ * Snapshots are decoded from the SNAPSHOT message into plain structs whose
+ * strings and arrays live in one msgpack zone owned by the snapshot.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "canopy.h"
+#include "canopy/client.h"
+#include "canopy/version.h"
+#include "wire/wire.h"
+
+struct cn_client {
+    int fd;
+    cn_wire_decoder_t dec;
+    char buf[64 * 1024]; /* bytes read and not yet decoded */
+    size_t have, off;
+    uint64_t next_cid;
+    char tree[64];
+    int root_pid;
+};
+
+typedef struct snap_priv {
+    cn_wire_msg_t *msg; /* owns raw */
+    msgpack_zone zone;  /* owns the structs and their strings */
+} snap_priv_t;
+
+static __thread char last_error[512];
+
+const char *cn_client_error(void)
+{
+    return last_error;
+}
+
+static int fail(int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds left until deadline (ms, monotonic); -1 means no limit. */
+static int left_ms(int64_t deadline)
+{
+    if (deadline < 0)
+        return -1;
+    int64_t left = deadline - mono_ms();
+    return left <= 0 ? 0 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* ===========================================================================
+ * Finding trees
+ */
+
+int cn_client_dir(char *out, size_t n)
+{
+    const char *env = getenv("CANOPY_RUNTIME_DIR");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int len;
+    if (env && *env)
+        len = snprintf(out, n, "%s", env);
+    else if (xdg && *xdg && access(xdg, W_OK) == 0)
+        len = snprintf(out, n, "%s/canopy", xdg);
+    else
+        len = snprintf(out, n, "/tmp/canopy-%u", (unsigned)getuid());
+    return len < 0 || (size_t)len >= n ? CN_ENAMETOOLONG : 0;
+}
+
+/* "NAME.PID.sock" -> name and pid; 0 if the file name is not one. */
+static int parse_sock_name(const char *file, cn_tree_info_t *t)
+{
+    size_t len = strlen(file);
+    if (len < 7 || strcmp(file + len - 5, ".sock") != 0)
+        return 0;
+    const char *end = file + len - 5;
+    const char *dot = end;
+    while (dot > file && dot[-1] != '.')
+        dot--;
+    if (dot == file || dot == end)
+        return 0;
+    char *stop;
+    long pid = strtol(dot, &stop, 10);
+    if (stop != end || pid <= 0)
+        return 0;
+    size_t nlen = (size_t)(dot - 1 - file);
+    if (nlen == 0 || nlen >= sizeof(t->name))
+        return 0;
+    memcpy(t->name, file, nlen);
+    t->name[nlen] = '\0';
+    t->pid = (int)pid;
+    return 1;
+}
+
+/* Whether a socket's root is gone: its pid is dead, or nothing listens. */
+static int stale(const cn_tree_info_t *t)
+{
+    if (kill(t->pid, 0) < 0 && errno == ESRCH)
+        return 1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->path);
+    int refused = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED;
+    close(fd);
+    return refused;
+}
+
+int cn_client_list(cn_tree_info_t *out, size_t max, size_t *n)
+{
+    char dir[sizeof(out->path)];
+    *n = 0;
+    int rc = cn_client_dir(dir, sizeof(dir));
+    if (rc < 0)
+        return fail(rc, "the runtime directory's path is too long");
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? 0 : fail(CN_EIO, "cannot read %s: %s", dir, strerror(errno));
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        cn_tree_info_t t;
+        memset(&t, 0, sizeof(t));
+        if (!parse_sock_name(e->d_name, &t))
+            continue;
+        int len = snprintf(t.path, sizeof(t.path), "%s/%s", dir, e->d_name);
+        if (len < 0 || (size_t)len >= sizeof(t.path))
+            continue;
+        struct stat st;
+        if (stat(t.path, &st) < 0 || !S_ISSOCK(st.st_mode))
+            continue;
+        if (stale(&t)) {
+            unlink(t.path); /* a root killed before it could remove it */
+            continue;
+        }
+        t.since_us = (uint64_t)st.st_mtim.tv_sec * 1000000 + (uint64_t)st.st_mtim.tv_nsec / 1000;
+        if (*n < max)
+            out[*n] = t;
+        (*n)++;
+    }
+    closedir(d);
+    return 0;
+}
+
+int cn_client_find(const char *tree, cn_tree_info_t *out)
+{
+    struct stat st;
+    if (tree && strchr(tree, '/') && stat(tree, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        memset(out, 0, sizeof(*out));
+        const char *base = strrchr(tree, '/') + 1;
+        parse_sock_name(base, out);
+        if (snprintf(out->path, sizeof(out->path), "%s", tree) >= (int)sizeof(out->path))
+            return fail(CN_ENAMETOOLONG, "socket path too long: %s", tree);
+        return 0;
+    }
+    enum { MAX = 256 };
+    static __thread cn_tree_info_t all[MAX];
+    size_t n;
+    int rc = cn_client_list(all, MAX, &n);
+    if (rc < 0)
+        return rc;
+    if (n > MAX)
+        n = MAX;
+    size_t hits = 0, hit = 0;
+    char names[256] = "";
+    for (size_t i = 0; i < n; i++) {
+        char full[96];
+        snprintf(full, sizeof(full), "%s.%d", all[i].name, all[i].pid);
+        char *stop;
+        long pid = tree && *tree ? strtol(tree, &stop, 10) : 0;
+        int match = tree == NULL || *tree == '\0' || strcmp(tree, all[i].name) == 0 ||
+                    strcmp(tree, full) == 0 || (*stop == '\0' && pid == all[i].pid);
+        if (!match)
+            continue;
+        if (hits++ < 4) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", full);
+        }
+        hit = i;
+    }
+    if (hits == 0) {
+        if (tree == NULL || *tree == '\0')
+            return fail(CN_ENOENT, "no canopy tree is running (looked in %s)",
+                        (cn_client_dir(out->path, sizeof(out->path)), out->path));
+        return fail(CN_ENOENT, "no tree '%s' is running (see 'canopy ls')", tree);
+    }
+    if (hits > 1)
+        return fail(CN_EAMBIGUOUS, "%zu trees match%s%s: %s%s; name one as NAME.PID", hits,
+                    tree && *tree ? " " : "", tree && *tree ? tree : "", names,
+                    hits > 4 ? ", ..." : "");
+    *out = all[hit];
+    return 0;
+}
+
+/* ===========================================================================
+ * The connection
+ */
+
+static int send_all(cn_client_t *c, const char *p, size_t len, int64_t deadline)
+{
+    while (len > 0) {
+        ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            p += n, len -= (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct pollfd pf = {c->fd, POLLOUT, 0};
+            int r = poll(&pf, 1, left_ms(deadline));
+            if (r == 0)
+                return fail(CN_ETIMEDOUT, "the tree did not take our request in time");
+            continue;
+        }
+        return fail(CN_EPIPE, "the tree closed the connection: %s", strerror(errno));
+    }
+    return 0;
+}
+
+/* The next message from the tree, waiting until deadline. */
+static int recv_msg(cn_client_t *c, int64_t deadline, cn_wire_msg_t **out)
+{
+    for (;;) {
+        while (c->off < c->have) {
+            size_t used;
+            int rc = cn_wire_decode(&c->dec, c->buf + c->off, c->have - c->off, &used, out);
+            c->off += used;
+            if (rc == 1)
+                return 0;
+            if (rc < 0)
+                return fail(CN_EPROTO, "the tree sent a bad frame: %s", cn_strerror(rc));
+        }
+        c->off = c->have = 0;
+        struct pollfd pf = {c->fd, POLLIN, 0};
+        int r = poll(&pf, 1, left_ms(deadline));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0)
+            return fail(CN_ETIMEDOUT, "the tree did not answer in time");
+        ssize_t n = recv(c->fd, c->buf, sizeof(c->buf), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return fail(CN_EPIPE, "the tree closed the connection (it may have exited)");
+        c->have = (size_t)n;
+    }
+}
+
+int cn_client_connect(const char *path, cn_client_t **out, int64_t timeout_ms)
+{
+    *out = NULL;
+    last_error[0] = '\0';
+    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof(sa.sun_path))
+        return fail(CN_ENAMETOOLONG, "socket path too long: %s", path);
+    strcpy(sa.sun_path, path);
+    cn_client_t *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return fail(CN_ENOMEM, "out of memory");
+    c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    cn_wire_decoder_init(&c->dec, 0);
+    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+        int e = errno;
+        cn_client_close(c);
+        if (e == ENOENT)
+            return fail(CN_ENOENT, "no tree at %s", path);
+        if (e == ECONNREFUSED)
+            return fail(CN_ECONNREFUSED, "the tree at %s has exited", path);
+        if (e == EACCES || e == EPERM)
+            return fail(CN_EACCES, "permission denied: %s belongs to another user", path);
+        return fail(CN_EIO, "cannot connect to %s: %s", path, strerror(e));
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_hdr_t h = {CN_MSG_HELLO, 0, 0, 0};
+    const char *me = "canopy-client";
+    cn_wire_hello_t hello = {CN_PROTOCOL_VERSION, {me, (uint32_t)strlen(me)}, (uint64_t)getpid(),
+                             (uint64_t)getuid()};
+    int rc = cn_wire_pack_typed(&sb, &h, &hello, 0);
+    if (rc == 0)
+        rc = send_all(c, sb.data, sb.size, deadline);
+    msgpack_sbuffer_destroy(&sb);
+    cn_wire_msg_t *m = NULL;
+    if (rc == 0)
+        rc = recv_msg(c, deadline, &m);
+    if (rc == 0 && m->hdr.type == CN_MSG_DEAD) {
+        rc = fail(CN_EVERSION, "the tree refused us: %.*s", (int)m->u.dead.reason.len,
+                  m->u.dead.reason.ptr);
+    } else if (rc == 0 && m->hdr.type != CN_MSG_HELLO) {
+        rc = fail(CN_EPROTO, "the tree answered HELLO with %s", cn_wire_type_name(m->hdr.type));
+    } else if (rc == 0) {
+        snprintf(c->tree, sizeof(c->tree), "%.*s", (int)m->u.hello.name.len, m->u.hello.name.ptr);
+        c->root_pid = (int)m->u.hello.pid;
+    }
+    cn_wire_msg_free(m);
+    if (rc < 0) {
+        cn_client_close(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void cn_client_close(cn_client_t *c)
+{
+    if (c == NULL)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    cn_wire_decoder_fini(&c->dec);
+    free(c);
+}
+
+const char *cn_client_tree(const cn_client_t *c)
+{
+    return c->tree;
+}
+
+int cn_client_root_pid(const cn_client_t *c)
+{
+    return c->root_pid;
+}
+
+/* ===========================================================================
+ * Decoding a snapshot
+ */
+
+static const msgpack_object *get(const msgpack_object *map, const char *key)
+{
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+            memcmp(k->via.str.ptr, key, klen) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}
+
+static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
+{
+    const msgpack_object *o = get(map, key);
+    if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
+    if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return o->via.i64;
+    return dflt;
+}
+
+/* A NUL-terminated copy in the zone; NULL for a missing or nil value. */
+static const char *get_str(msgpack_zone *z, const msgpack_object *map, const char *key)
+{
+    const msgpack_object *o = get(map, key);
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    char *s = msgpack_zone_malloc(z, o->via.str.size + 1);
+    if (s) {
+        memcpy(s, o->via.str.ptr, o->via.str.size);
+        s[o->via.str.size] = '\0';
+    }
+    return s;
+}
+
+/* The array at map[key]: its elements and count (0 if absent). */
+static const msgpack_object *get_array(const msgpack_object *map, const char *key, size_t *n)
+{
+    const msgpack_object *o = get(map, key);
+    *n = o && o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size : 0;
+    return *n ? o->via.array.ptr : NULL;
+}
+
+static void *zalloc(msgpack_zone *z, size_t n, size_t size)
+{
+    if (n == 0)
+        return NULL;
+    void *p = msgpack_zone_malloc(z, n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+static void decode_stream(msgpack_zone *z, const msgpack_object *o, cn_snap_stream_t *s)
+{
+    s->msgs_in = (uint64_t)get_i64(o, "msgs_in", 0);
+    s->msgs_out = (uint64_t)get_i64(o, "msgs_out", 0);
+    s->bytes_in = (uint64_t)get_i64(o, "bytes_in", 0);
+    s->bytes_out = (uint64_t)get_i64(o, "bytes_out", 0);
+    s->buffered = (uint64_t)get_i64(o, "buffered", 0);
+    s->window = (uint64_t)get_i64(o, "window", 0);
+    s->credit = get_i64(o, "credit", 0);
+    s->peer_window = (uint64_t)get_i64(o, "peer_window", 0);
+    s->last_us = (uint64_t)get_i64(o, "last_us", 0);
+    s->send_blocked = (int)get_i64(o, "send_blocked", 0);
+    s->blocked_since_us = (uint64_t)get_i64(o, "blocked_since_us", 0);
+    s->local = get_str(z, o, "local");
+    s->peer = get_str(z, o, "peer");
+}
+
+static int decode_actor(msgpack_zone *z, const msgpack_object *o, cn_snap_actor_t *a)
+{
+    a->id = (uint32_t)get_i64(o, "id", 0);
+    a->parent = get_i64(o, "parent", -1);
+    a->name = get_str(z, o, "name");
+    a->path = get_str(z, o, "path");
+    a->host = get_str(z, o, "host");
+    a->state = get_str(z, o, "state");
+    a->responsive = a->state == NULL || strcmp(a->state, "unresponsive") != 0;
+    a->pid = (int)get_i64(o, "pid", 0);
+    a->uid = (int)get_i64(o, "uid", 0);
+    a->start_us = (uint64_t)get_i64(o, "start_us", 0);
+    a->now_us = (uint64_t)get_i64(o, "now_us", 0);
+    a->rss_kib = get_i64(o, "rss_kib", -1);
+
+    size_t n;
+    const msgpack_object *e = get_array(o, "children", &n);
+    a->children = zalloc(z, n, sizeof(*a->children));
+    for (size_t i = 0; i < n && a->children; i++, a->nchildren++) {
+        cn_snap_child_t *c = &a->children[i];
+        c->id = (uint32_t)get_i64(&e[i], "id", 0);
+        c->name = get_str(z, &e[i], "name");
+        c->pid = (int)get_i64(&e[i], "pid", 0);
+        c->state = get_str(z, &e[i], "state");
+        c->status = get_str(z, &e[i], "status");
+        c->exit_us = (uint64_t)get_i64(&e[i], "exit_us", 0);
+    }
+    e = get_array(o, "routes", &n);
+    a->routes = zalloc(z, n, sizeof(*a->routes));
+    for (size_t i = 0; i < n && a->routes; i++, a->nroutes++) {
+        cn_snap_route_t *r = &a->routes[i];
+        r->id = (uint32_t)get_i64(&e[i], "id", 0);
+        r->parent = (uint32_t)get_i64(&e[i], "parent", 0);
+        r->via = get_i64(&e[i], "via", -1);
+        r->name = get_str(z, &e[i], "name");
+        r->learned_us = (uint64_t)get_i64(&e[i], "learned_us", 0);
+    }
+    e = get_array(o, "contexts", &n);
+    a->contexts = zalloc(z, n, sizeof(*a->contexts));
+    for (size_t i = 0; i < n && a->contexts; i++, a->ncontexts++) {
+        cn_snap_ctx_t *c = &a->contexts[i];
+        c->cid = (uint64_t)get_i64(&e[i], "cid", 0);
+        c->peer = (uint32_t)get_i64(&e[i], "peer", 0);
+        c->fn = get_str(z, &e[i], "fn");
+        c->role = get_str(z, &e[i], "role");
+        c->kind = get_str(z, &e[i], "kind");
+        c->phase = get_str(z, &e[i], "phase");
+        c->cancel = get_str(z, &e[i], "cancel");
+        c->cancel_by = get_str(z, &e[i], "cancel_by");
+        c->opened_us = (uint64_t)get_i64(&e[i], "opened_us", 0);
+        c->cancel_us = (uint64_t)get_i64(&e[i], "cancel_us", 0);
+        c->tid = (int)get_i64(&e[i], "tid", 0);
+        const msgpack_object *st = get(&e[i], "stream");
+        c->has_stream = st && st->type == MSGPACK_OBJECT_MAP;
+        if (c->has_stream)
+            decode_stream(z, st, &c->stream);
+    }
+    e = get_array(o, "threads", &n);
+    a->threads = zalloc(z, n, sizeof(*a->threads));
+    for (size_t i = 0; i < n && a->threads; i++, a->nthreads++) {
+        cn_snap_thread_t *t = &a->threads[i];
+        t->tid = (int)get_i64(&e[i], "tid", 0);
+        t->kind = get_str(z, &e[i], "kind");
+        t->doing = get_str(z, &e[i], "doing");
+        t->peer = (uint32_t)get_i64(&e[i], "peer", 0);
+        t->cid = (uint64_t)get_i64(&e[i], "cid", 0);
+        t->since_us = (uint64_t)get_i64(&e[i], "since_us", 0);
+        t->fn = get_str(z, &e[i], "fn");
+        t->task_caller = (uint32_t)get_i64(&e[i], "task_caller", 0);
+        t->task_cid = (uint64_t)get_i64(&e[i], "task_cid", 0);
+    }
+    return 0;
+}
+
+static int decode_snapshot(cn_wire_msg_t *m, cn_snapshot_t **out)
+{
+    cn_snapshot_t *s = calloc(1, sizeof(*s));
+    snap_priv_t *p = calloc(1, sizeof(*p));
+    if (s == NULL || p == NULL || !msgpack_zone_init(&p->zone, 16 * 1024)) {
+        free(s);
+        free(p);
+        return fail(CN_ENOMEM, "out of memory for the snapshot");
+    }
+    p->msg = m;
+    s->priv_ = p;
+    s->raw = m->body;
+    msgpack_zone *z = &p->zone;
+    const msgpack_object *b = &m->body;
+    s->tree = get_str(z, b, "tree");
+    s->root_pid = (int)get_i64(b, "root_pid", 0);
+    s->now_us = (uint64_t)get_i64(b, "now_us", 0);
+    s->timeout_ms = (unsigned)get_i64(b, "timeout_ms", 0);
+    s->unresponsive = (unsigned)get_i64(b, "unresponsive", 0);
+    size_t n;
+    const msgpack_object *e = get_array(b, "actors", &n);
+    s->actors = zalloc(z, n, sizeof(*s->actors));
+    for (size_t i = 0; i < n && s->actors; i++, s->nactors++)
+        decode_actor(z, &e[i], &s->actors[i]);
+    if (s->nactors > 0) {
+        e = get_array(&get(b, "actors")->via.array.ptr[0], "logs", &n);
+        s->logs = zalloc(z, n, sizeof(*s->logs));
+        for (size_t i = 0; i < n && s->logs; i++, s->nlogs++) {
+            s->logs[i].level = (int)get_i64(&e[i], "level", 0);
+            s->logs[i].time_us = (uint64_t)get_i64(&e[i], "time_us", 0);
+            s->logs[i].path = get_str(z, &e[i], "path");
+            s->logs[i].message = get_str(z, &e[i], "message");
+        }
+    }
+    if (b->type != MSGPACK_OBJECT_MAP || s->nactors == 0) {
+        cn_snapshot_free(s);
+        return fail(CN_EPROTO, "the tree's snapshot has no actors in it");
+    }
+    *out = s;
+    return 0;
+}
+
+int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int64_t timeout_ms,
+                       cn_snapshot_t **out)
+{
+    *out = NULL;
+    last_error[0] = '\0';
+    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    uint64_t cid = ++c->next_cid;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    size_t mark;
+    cn_wire_hdr_t h = {CN_MSG_INSPECT, 0, 0, cid};
+    int rc = cn_wire_begin(&sb, &pk, &h, &mark);
+    if (rc == 0) {
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "scope", 5);
+        msgpack_pack_str_with_body(&pk, "tree", 4);
+        msgpack_pack_str_with_body(&pk, "timeout_ms", 10);
+        msgpack_pack_uint32(&pk, actor_timeout_ms);
+        rc = cn_wire_end(&sb, mark, 0, 0);
+    }
+    if (rc == 0)
+        rc = send_all(c, sb.data, sb.size, deadline);
+    msgpack_sbuffer_destroy(&sb);
+    while (rc == 0) {
+        cn_wire_msg_t *m;
+        if ((rc = recv_msg(c, deadline, &m)) < 0)
+            break;
+        if (m->hdr.cid != cid) { /* an answer we stopped waiting for */
+            cn_wire_msg_free(m);
+            continue;
+        }
+        if (m->hdr.type == CN_MSG_SNAPSHOT)
+            return decode_snapshot(m, out); /* takes m */
+        rc = fail(CN_EPROTO, "the tree answered INSPECT with %s", cn_wire_type_name(m->hdr.type));
+        cn_wire_msg_free(m);
+    }
+    return rc;
+}
+
+void cn_snapshot_free(cn_snapshot_t *s)
+{
+    if (s == NULL)
+        return;
+    snap_priv_t *p = s->priv_;
+    msgpack_zone_destroy(&p->zone);
+    cn_wire_msg_free(p->msg);
+    free(p);
+    free(s);
+}
+
+const cn_snap_actor_t *cn_snapshot_find(const cn_snapshot_t *s, const char *which, int *ambiguous)
+{
+    if (ambiguous)
+        *ambiguous = 0;
+    if (which == NULL)
+        return NULL;
+    char *stop;
+    unsigned long id = strtoul(which, &stop, 10);
+    const cn_snap_actor_t *hit = NULL;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        if (*which && *stop == '\0' && a->id == id)
+            return a;
+        if (a->path && strcmp(a->path, which) == 0)
+            return a;
+    }
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        if (a->name && strcmp(a->name, which) == 0) {
+            if (hit) {
+                if (ambiguous)
+                    *ambiguous = 1;
+                return NULL;
+            }
+            hit = a;
+        }
+    }
+    return hit;
+}

@@ -1,0 +1,37 @@
+/*
+ * inspect.h: the inspection service, hosted by each actor's broker
+ * (internal).
+ *
+ * Every actor answers INSPECT with a SNAPSHOT of itself, built from the
+ * runtime's own bookkeeping without stopping any thread (snapshot.c). The
+ * root also listens on the attach socket, admits clients (the canopy
+ * tool), and answers a client's INSPECT for the whole tree by asking every
+ * actor at once and gathering the answers under a deadline (attach.c).
+ *
+ * The broker calls the four entry points below and nothing else; the
+ * service reads runtime state through rt.h. All of them run on the broker
+ * thread.
+ */
+#ifndef CN_INSPECT_H
+#define CN_INSPECT_H
+
+#include <msgpack.h>
+
+#include "wire/wire.h"
+
+/* Packs this actor's snapshot: one map (docs/protocol.md, Inspection). */
+void cn__snapshot_pack(msgpack_packer *pk);
+
+/* Takes an INSPECT or SNAPSHOT addressed to this actor (not from a
+ * client). Takes m. */
+void cn__inspect_on_msg(cn_wire_msg_t *m);
+
+/* The root: opens the attach socket. Returns 0, or a negative code after
+ * logging why (the tree then runs without one). */
+int cn__attach_start(void);
+
+/* The root: closes every client and removes the socket. Safe to call
+ * twice, and just before exit_group. */
+void cn__attach_stop(void);
+
+#endif /* CN_INSPECT_H */

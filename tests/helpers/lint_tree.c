@@ -1,0 +1,172 @@
+/*
+ * lint_tree.c: trees that hang in one particular way, for test_cli.sh to
+ * point `canopy lint` at. argv[1] picks the hang; the root prints "ready"
+ * once it is in place, then waits (up to 120 s) to be killed:
+ *   healthy         a child streams to the root, which keeps reading
+ *   stuck-cancel    a context's task spins outside any canopy call; the
+ *                   root cancels it, and the cancel is never acknowledged
+ *   stalled-stream  a child streams to the root, which never reads
+ *   cycle           the root and its child each wait in recv on the same
+ *                   context for the other to send first: a deadlock
+ *   unreaped        a child's own code sets SIGCHLD to SIG_IGN, so the
+ *                   kernel reaps its grandchild and the runtime never
+ *                   learns it exited
+ *   orphan          the root streams with a child (fake_child forgetful,
+ *                   argv[2]) that has forgotten the context
+ */
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "canopy.h"
+
+#define WAIT_MS 120000
+
+static _Atomic int stop_spin;
+
+static int fn_spin(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_started(c, NULL);
+    for (int i = 0; i < 120 * 1000 && !atomic_load(&stop_spin); i++)
+        usleep(1000); /* not a canopy call: cancellation cannot reach it */
+    return 0;
+}
+
+static int fn_flood(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_stream_t *s;
+    if (cn_started(c, NULL) < 0 || cn_call_stream(c, NULL, &s) < 0)
+        return CN_EPROTO;
+    msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    int rc = 0;
+    for (uint64_t i = 0; rc == 0; i++) {
+        v.via.u64 = i;
+        rc = cn_stream_send(s, &v, WAIT_MS);
+    }
+    return rc == CN_EOF || rc == CN_ECANCELED ? 0 : rc;
+}
+
+static int fn_waiter(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_stream_t *s;
+    cn_result_t m;
+    if (cn_started(c, NULL) < 0 || cn_call_stream(c, NULL, &s) < 0)
+        return CN_EPROTO;
+    int rc = cn_stream_recv(s, &m, WAIT_MS); /* the root never sends */
+    cn_result_free(&m);
+    return rc < 0 && rc != CN_EOF ? rc : 0;
+}
+
+static const cn_export_t exports[] = {
+    {"spin", fn_spin}, {"flood", fn_flood}, {"waiter", fn_waiter}, {NULL, NULL}};
+
+static int entry_quick(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return 0;
+}
+
+static int entry_thief(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    /* A user's mistake: with SIGCHLD ignored the kernel reaps children
+     * itself, so the runtime never learns how this one exited. */
+    signal(SIGCHLD, SIG_IGN);
+    cn_portal_t p;
+    if (cn_spawn("quick", &(cn_spawn_opts_t){.entry = "quick"}, &p, 5000) != 0)
+        return 1;
+    cn_sleep(WAIT_MS);
+    return 0;
+}
+
+static const cn_entry_t entries[] = {
+    {"quick", entry_quick}, {"thief", entry_thief}, {NULL, NULL}};
+
+static void ready(void)
+{
+    printf("ready\n");
+    fflush(stdout);
+}
+
+static int root_main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "healthy";
+    cn_portal_t kid;
+    cn_ctx_t *ctx = NULL;
+    cn_result_t st, m;
+    cn_stream_t *s = NULL;
+
+    if (strcmp(mode, "unreaped") == 0) {
+        if (cn_spawn("thief", &(cn_spawn_opts_t){.entry = "thief"}, &kid, 5000) != 0)
+            return 1;
+        cn_sleep(1500); /* the grandchild comes and goes */
+        ready();
+        cn_sleep(WAIT_MS);
+        return 0;
+    }
+    if (strcmp(mode, "orphan") == 0) {
+        const char *fargv[] = {"forgetful", NULL};
+        cn_spawn_opts_t o = {.exe = argc > 2 ? argv[2] : "fake_child", .argv = fargv};
+        if (cn_spawn("forgetful", &o, &kid, 5000) != 0)
+            return 1;
+        if (cn_open(kid, "anything", NULL, &ctx, &st, 5000) != 0 ||
+            cn_ctx_stream(ctx, NULL, &s) != 0)
+            return 1;
+        cn_result_free(&st);
+        ready();
+        cn_sleep(WAIT_MS);
+        cn_ctx_free(ctx);
+        return 0;
+    }
+    if (cn_spawn("kid", NULL, &kid, 5000) != 0)
+        return 1;
+    const char *fn = strcmp(mode, "stuck-cancel") == 0 ? "spin"
+                     : strcmp(mode, "cycle") == 0      ? "waiter"
+                                                       : "flood";
+    if (cn_open(kid, fn, NULL, &ctx, &st, 5000) != 0)
+        return 1;
+    cn_result_free(&st);
+    if (strcmp(mode, "stuck-cancel") == 0) {
+        int rc = cn_ctx_cancel(ctx, 300);
+        printf("cancel: %s\n", cn_strerror(rc));
+        ready();
+        cn_sleep(WAIT_MS);
+    } else if (strcmp(mode, "cycle") == 0) {
+        cn_ctx_stream(ctx, NULL, &s);
+        ready();
+        int rc = cn_stream_recv(s, &m, WAIT_MS); /* and the child waits for us */
+        cn_result_free(&m);
+        printf("recv: %s\n", cn_strerror(rc));
+    } else if (strcmp(mode, "stalled-stream") == 0) {
+        cn_ctx_stream(ctx, NULL, &s); /* opened, never read */
+        cn_sleep(300);
+        ready();
+        cn_sleep(WAIT_MS);
+    } else { /* healthy: keep reading */
+        cn_ctx_stream(ctx, NULL, &s);
+        int printed = 0;
+        for (int i = 0; i < 1000000; i++) {
+            if (cn_stream_recv(s, &m, WAIT_MS) != 0)
+                break;
+            cn_result_free(&m);
+            if (i == 1000 && !printed++)
+                ready();
+            if (i % 100 == 0)
+                cn_sleep(5);
+        }
+    }
+    cn_ctx_free(ctx);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    cn_config_t cfg = {
+        .name = "lint", .exports = exports, .entries = entries, .main = root_main};
+    return cn_run(argc, argv, &cfg);
+}

@@ -1,0 +1,198 @@
+#!/bin/sh
+# test_inspect.sh: the canopy CLI against real trees, as a user drives it:
+# ls, tree, routes, ctx, log, lint, dump (and --json), the errors a user
+# meets, the attach socket's permissions and cleanup, hostile clients, and
+# each hang lint firing on a tree built to hang that way and staying quiet
+# on a healthy one.
+set -u
+. "$(dirname "$0")/lib.sh"
+canopy=build/canopy
+tree=build/examples/tree
+helpers=build/tests/helpers
+tmp=$(mktemp -d)
+export CANOPY_RUNTIME_DIR="$tmp/run"
+pids=
+trap 'for p in $pids; do kill -9 $p 2>/dev/null; done; rm -rf "$tmp"' EXIT
+
+# JSON check without python: the bundle must at least parse as one value.
+# A small awk balance check (strings, escapes, brackets) is enough to catch
+# truncation and broken escaping.
+json_ok() {
+    awk 'BEGIN { depth = 0; instr = 0; esc = 0; bad = 0; top = 0 }
+    {
+        n = length($0)
+        for (i = 1; i <= n; i++) {
+            c = substr($0, i, 1)
+            if (instr) {
+                if (esc) esc = 0
+                else if (c == "\\") esc = 1
+                else if (c == "\"") instr = 0
+                continue
+            }
+            if (c == "\"") instr = 1
+            else if (c == "{" || c == "[") { if (depth == 0) top++; depth++ }
+            else if (c == "}" || c == "]") { depth--; if (depth < 0) bad = 1 }
+        }
+    }
+    END { exit (bad || depth != 0 || instr || top != 1) }' "$1"
+}
+
+wait_for() { # wait_for FILE PATTERN: up to 10 s
+    i=0
+    while ! grep -q "$2" "$1" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    grep -q "$2" "$1" 2>/dev/null
+}
+
+# --- no tree ---------------------------------------------------------------
+expect_rc 1 "no tree: tree fails" $canopy tree
+expect_out "no canopy tree is running" "no tree: says so"
+expect_rc 0 "no tree: ls succeeds" $canopy ls
+expect_out "no canopy trees are running" "no tree: ls says so"
+expect_rc 2 "unknown option is a usage error" $canopy tree --bogus
+expect_rc 2 "an option another command takes is refused" $canopy tree --follow
+expect_rc 2 "--timeout needs a number" $canopy tree --timeout abc
+expect_rc 0 "help lists the exit codes" $canopy --help
+expect_out "3 'canopy lint' found a problem" "help: exit codes"
+
+# --- the example tree --------------------------------------------------------
+CANOPY_LOG_FILE="$tmp/tree.log" $tree >/dev/null 2>&1 &
+root=$!
+pids="$pids $root"
+wait_for "$tmp/tree.log" "tree is up" && ok "tree comes up" || fail "tree did not come up"
+sleep 1 # the workers open their feeds
+
+sock=$(ls "$CANOPY_RUNTIME_DIR"/*.sock 2>/dev/null | head -1)
+case "$sock" in *"/root.$root.sock") ok "socket named TREE.PID.sock" ;; *) fail "socket: '$sock'" ;; esac
+mode=$(stat -c %a "$sock" 2>/dev/null)
+[ "$mode" = 600 ] && ok "socket is mode 0600" || fail "socket mode $mode"
+mode=$(stat -c %a "$CANOPY_RUNTIME_DIR")
+[ "$mode" = 700 ] && ok "its directory is mode 0700" || fail "directory mode $mode"
+
+expect_rc 0 "ls" $canopy ls
+expect_out "^root +$root +13 " "ls: name, pid, 13 actors"
+expect_rc 0 "ls --json" $canopy ls --json
+expect_out "\"tree\":\"root\",\"pid\":$root,\"actors\":13" "ls --json: the tree"
+
+expect_rc 0 "tree" $canopy tree
+expect_out "13 actors" "tree: 13 actors"
+expect_out "^0 +root +$root +running" "tree: the root row"
+expect_out "\`- worker-2" "tree: drawn as a tree"
+n=$(printf '%s\n' "$out" | grep -c "running")
+[ "$n" = 13 ] && ok "tree: every actor running" || fail "tree: $n running rows: $out"
+for w in 80; do
+    long=$(printf '%s\n' "$out" | awk -v w=$w 'length($0) > w' | head -1)
+    [ -z "$long" ] && ok "tree fits 80 columns" || fail "tree line over 80 columns: $long"
+done
+expect_rc 0 "tree by name" $canopy tree root
+expect_rc 0 "tree by pid" $canopy tree $root
+expect_rc 0 "tree by socket path" $canopy tree "$sock"
+expect_rc 1 "tree: no such tree" $canopy tree nosuchtree
+expect_out "no tree 'nosuchtree' is running" "tree: says which tree is missing"
+
+expect_rc 0 "routes of the root" $canopy routes root root
+expect_out "root \\(id 0\\): 12 routes" "routes: the root knows all 12"
+expect_rc 0 "routes of an actor by path" $canopy routes root/sup-1
+expect_out "root/sup-1 \\(id [0-9]+\\): 3 routes" "routes: a supervisor knows its 3 workers"
+expect_rc 1 "routes: ambiguous name" $canopy routes worker-0
+expect_out "more than one actor is named 'worker-0'" "routes: says the name is ambiguous"
+expect_rc 1 "routes: no such actor" $canopy routes root nobody
+expect_rc 0 "routes --json" $canopy routes --json
+printf '%s\n' "$out" >"$tmp/routes.json"
+json_ok "$tmp/routes.json" && ok "routes --json parses" || fail "routes --json: $out"
+
+expect_rc 0 "ctx" $canopy ctx
+expect_out "caller feed +root/sup-[0-9]/worker-[0-9] +streaming" "ctx: feed contexts streaming"
+expect_out "stream: in [0-9]+ out [0-9]+ buf [0-9]+/64 credit [0-9]+ open/open" "ctx: stream counters"
+expect_out "thread [0-9]+ \\(main\\): (sleep|call|running)" "ctx: what threads do"
+long=$(printf '%s\n' "$out" | awk 'length($0) > 80' | head -1)
+[ -z "$long" ] && ok "ctx fits 80 columns" || fail "ctx line over 80 columns: $long"
+expect_rc 0 "ctx --json" $canopy ctx --json
+printf '%s\n' "$out" >"$tmp/ctx.json"
+json_ok "$tmp/ctx.json" && ok "ctx --json parses" || fail "ctx --json"
+expect_out "\"phase\":\"streaming\"" "ctx --json: phases"
+
+expect_rc 0 "log" $canopy log
+expect_out "info +root: tree is up" "log: the tree's records"
+expect_rc 0 "log --level warn" $canopy log --level warn
+if printf '%s\n' "$out" | grep -q "tree is up"; then fail "log --level warn shows info"; else ok "log --level filters"; fi
+expect_rc 2 "log --level bogus" $canopy log --level bogus
+expect_rc 0 "log --json" $canopy log --json
+expect_out "\"level\":\"info\",\"time_us\":[0-9]+,\"path\":\"root\"" "log --json: records"
+$canopy log -f >"$tmp/follow.out" 2>&1 &
+follow=$!
+sleep 1.5
+kill -INT $follow
+wait $follow && ok "log -f stops cleanly on SIGINT" || fail "log -f exit status"
+grep -q "tree is up" "$tmp/follow.out" && ok "log -f prints the tail" || fail "log -f: $(cat "$tmp/follow.out")"
+
+expect_rc 0 "lint: healthy example tree" $canopy lint
+expect_out "no problems found" "lint: nothing on a healthy tree"
+
+$canopy dump >"$tmp/bundle.json" && ok "dump" || fail "dump failed"
+json_ok "$tmp/bundle.json" && ok "dump: one JSON document" || fail "dump: not JSON"
+grep -q '"canopy_dump":1' "$tmp/bundle.json" && grep -q '"threads":\[' "$tmp/bundle.json" &&
+    grep -q '"lints":\[\]' "$tmp/bundle.json" && ok "dump: snapshot, threads, lints" ||
+    fail "dump: missing parts"
+
+# --- hostile clients: each is cut off, the tree and others unaffected -----
+export CANOPY_ATTACH_STALL_MS=700
+CANOPY_LOG_FILE="$tmp/h.log" $helpers/lint_tree healthy >"$tmp/h.out" 2>&1 &
+h=$!
+pids="$pids $h"
+wait_for "$tmp/h.out" ready || fail "healthy lint tree not ready"
+hsock="$CANOPY_RUNTIME_DIR/lint.$h.sock"
+for act in garbage huge half nohello; do
+    expect_rc 0 "hostile $act: cut off" $helpers/hostile "$hsock" $act
+done
+wait_for "$tmp/h.log" "half a frame, then nothing" && ok "hostile: stalled frame logged" || fail "no stall log"
+grep -q "cut off client .*bad frame" "$tmp/h.log" && ok "hostile: bad frames logged" || fail "no bad-frame log"
+grep -q "no HELLO within" "$tmp/h.log" && ok "hostile: silence logged" || fail "no HELLO log"
+expect_rc 0 "hostile: 1000 connections" $helpers/hostile "$hsock" many 1000 300
+expect_out "kept 64" "hostile: only 64 admitted"
+grep -q "too many clients" "$tmp/h.log" && ok "hostile: refusals logged" || fail "no refusal log"
+expect_rc 0 "after hostile clients the tree still answers" $canopy tree lint
+expect_out "2 actors" "after hostile clients: both actors"
+kill -0 $h 2>/dev/null && ok "the root survived" || fail "the root died"
+kill -9 $h
+unset CANOPY_ATTACH_STALL_MS
+
+# --- lints on trees built to hang ------------------------------------------
+export CANOPY_LINT_AFTER_MS=400
+for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
+    CANOPY_LOG_FILE="$tmp/l.$mode.log" $helpers/lint_tree $mode $helpers/fake_child >"$tmp/l.$mode.out" 2>&1 &
+    l=$!
+    pids="$pids $l"
+    wait_for "$tmp/l.$mode.out" ready || fail "$mode: tree not ready"
+    sleep 0.6
+    expect_rc 3 "lint fires on $mode" $canopy lint lint
+    case $mode in
+    stuck-cancel) expect_out "stuck-cancel .*cancel of spin .*running spin outside any canopy call" "stuck-cancel names where the task is" ;;
+    stalled-stream) expect_out "stalled-stream .*flood .*64 of 64 buffered" "stalled-stream names the receiver" ;;
+    cycle) expect_out "wait-for-cycle .*lint thread [0-9]+ \\(main\\) waits in recv on lint/kid -> lint/kid thread [0-9]+ \\(waiter\\) waits in recv on lint -> back to" "cycle printed" ;;
+    unreaped) expect_out "unreaped .*quick \\(pid [0-9]+\\) is gone from the system" "unreaped names the child" ;;
+    orphan) expect_out "orphan-stream .*other end on forgetful has no such context" "orphan-stream names the lost end" ;;
+    esac
+    expect_rc 3 "lint --json on $mode" $canopy lint lint --json
+    expect_out "\"lint\":\"$( [ $mode = cycle ] && echo wait-for-cycle || [ $mode = orphan ] && echo orphan-stream || echo $mode)\"" "lint --json names $mode"
+    kill -9 $l
+done
+
+# --- stale sockets -------------------------------------------------------------
+kill -9 $root
+sleep 0.3
+[ -S "$sock" ] && ok "kill -9 leaves the socket" || fail "socket already gone?"
+expect_rc 0 "ls after the root died" $canopy ls
+[ -e "$sock" ] && fail "ls left the stale socket" || ok "ls removed the stale socket"
+expect_rc 1 "tree after the root died" $canopy tree
+expect_out "no canopy tree is running" "tree: says none is running"
+
+# A clean exit removes its own socket.
+CANOPY_LOG_FILE="$tmp/s.log" $helpers/sigint_root sleep >"$tmp/s.out" 2>&1 &
+s=$!
+wait_for "$tmp/s.out" ready
+[ -S "$CANOPY_RUNTIME_DIR/root.$s.sock" ] && ok "sigint_root has a socket" || fail "no socket"
+kill -INT $s
+wait $s
+[ -e "$CANOPY_RUNTIME_DIR/root.$s.sock" ] && fail "socket left after SIGINT" || ok "SIGINT exit removes the socket"
+
+finish test_inspect

@@ -1,0 +1,647 @@
+/*
+ * cli.c: the plain subcommands: ls, tree, routes, ctx, log, dump, lint.
+ *
+ * Each takes a whole-tree snapshot through the client API and renders it:
+ * aligned tables that fit 80 columns, or with --json the snapshot's own
+ * data as JSON. Collection stays in the library; this file only draws.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ui.h"
+
+#define CONNECT_MS 2000
+#define SNAP_SLACK_MS 3000 /* on top of the actors' own timeout */
+
+/* ===========================================================================
+ * Formatting
+ */
+
+/* "350ms", "12s", "2m05s", "1h02m", "3d04h". */
+static const char *fmt_age(uint64_t us, char *buf, size_t n)
+{
+    uint64_t ms = us / 1000, s = ms / 1000;
+    if (s < 1)
+        snprintf(buf, n, "%llums", (unsigned long long)ms);
+    else if (s < 60)
+        snprintf(buf, n, "%llus", (unsigned long long)s);
+    else if (s < 3600)
+        snprintf(buf, n, "%llum%02llus", (unsigned long long)(s / 60),
+                 (unsigned long long)(s % 60));
+    else if (s < 86400)
+        snprintf(buf, n, "%lluh%02llum", (unsigned long long)(s / 3600),
+                 (unsigned long long)(s / 60 % 60));
+    else
+        snprintf(buf, n, "%llud%02lluh", (unsigned long long)(s / 86400),
+                 (unsigned long long)(s / 3600 % 24));
+    return buf;
+}
+
+static const char *fmt_since(uint64_t now_us, uint64_t then_us, char *buf, size_t n)
+{
+    if (then_us == 0)
+        return "-";
+    return fmt_age(now_us > then_us ? now_us - then_us : 0, buf, n);
+}
+
+static const char *fmt_kib(int64_t kib, char *buf, size_t n)
+{
+    if (kib < 0)
+        snprintf(buf, n, "?");
+    else if (kib < 1024)
+        snprintf(buf, n, "%lldK", (long long)kib);
+    else if (kib < 1024 * 1024)
+        snprintf(buf, n, "%.1fM", kib / 1024.0);
+    else
+        snprintf(buf, n, "%.1fG", kib / 1048576.0);
+    return buf;
+}
+
+static const char *fmt_count(uint64_t v, char *buf, size_t n)
+{
+    if (v < 10000)
+        snprintf(buf, n, "%llu", (unsigned long long)v);
+    else if (v < 10000000)
+        snprintf(buf, n, "%lluk", (unsigned long long)(v / 1000));
+    else
+        snprintf(buf, n, "%lluM", (unsigned long long)(v / 1000000));
+    return buf;
+}
+
+/* The path of actor `id` in s, or "#id". */
+static const char *actor_name(const cn_snapshot_t *s, int64_t id, char *buf, size_t n)
+{
+    for (size_t i = 0; i < s->nactors; i++)
+        if (s->actors[i].id == id)
+            return s->actors[i].path ? s->actors[i].path : s->actors[i].name;
+    snprintf(buf, n, "#%lld", (long long)id);
+    return buf;
+}
+
+/* ===========================================================================
+ * Reaching a tree
+ */
+
+static void say_error(const char *what, int rc)
+{
+    const char *why = cn_client_error();
+    fprintf(stderr, "canopy: %s%s%s\n", what ? what : "", what ? ": " : "",
+            why && *why ? why : cn_strerror(rc));
+}
+
+/* Connects to TREE (NULL: the only one) and takes a snapshot. */
+static int snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out)
+{
+    cn_tree_info_t t;
+    int rc = cn_client_find(tree, &t);
+    if (rc < 0) {
+        say_error(NULL, rc);
+        return rc;
+    }
+    cn_client_t *c;
+    rc = cn_client_connect(t.path, &c, CONNECT_MS);
+    if (rc < 0) {
+        say_error(t.name[0] ? t.name : t.path, rc);
+        return rc;
+    }
+    unsigned actor_ms = o->timeout_ms > 0 ? (unsigned)o->timeout_ms : 0;
+    rc = cn_client_snapshot(c, actor_ms, (actor_ms ? actor_ms : 1000) + SNAP_SLACK_MS, out);
+    if (rc < 0)
+        say_error(cn_client_tree(c), rc);
+    cn_client_close(c);
+    return rc;
+}
+
+/* [TREE] [ACTOR]: with one argument, a running tree's name wins; else it is
+ * an actor of the only tree. */
+static void split_args(int argc, char **argv, const char **tree, const char **actor)
+{
+    *tree = *actor = NULL;
+    if (argc >= 2) {
+        *tree = argv[0];
+        *actor = argv[1];
+    } else if (argc == 1) {
+        cn_tree_info_t t;
+        if (cn_client_find(argv[0], &t) == 0)
+            *tree = argv[0];
+        else
+            *actor = argv[0];
+    }
+}
+
+/* The actor named by `which` (NULL: every actor), or an error message. */
+static int pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out)
+{
+    *out = NULL;
+    if (which == NULL)
+        return 0;
+    int amb;
+    *out = cn_snapshot_find(s, which, &amb);
+    if (*out)
+        return 0;
+    fprintf(stderr, "canopy: %s '%s' in tree %s; give its id or path (see 'canopy tree')\n",
+            amb ? "more than one actor is named" : "no actor", which, s->tree);
+    return CN_ENOENT;
+}
+
+/* ===========================================================================
+ * ls
+ */
+
+int cli_ls(int argc, char **argv, const opts_t *o)
+{
+    (void)argc, (void)argv;
+    enum { MAX = 256 };
+    static cn_tree_info_t t[MAX];
+    size_t n;
+    int rc = cn_client_list(t, MAX, &n);
+    if (rc < 0) {
+        say_error(NULL, rc);
+        return EXIT_FAIL;
+    }
+    if (n > MAX)
+        n = MAX;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    if (o->json)
+        printf("[");
+    else if (n == 0)
+        printf("no canopy trees are running\n");
+    else
+        printf("%-24s %8s %7s %10s\n", "TREE", "PID", "ACTORS", "AGE");
+    for (size_t i = 0; i < n; i++) {
+        cn_client_t *c;
+        cn_snapshot_t *s = NULL;
+        long actors = -1;
+        if (cn_client_connect(t[i].path, &c, CONNECT_MS) == 0) {
+            if (cn_client_snapshot(c, 500, 3000, &s) == 0)
+                actors = (long)s->nactors;
+            cn_client_close(c);
+        }
+        char age[32];
+        if (o->json) {
+            printf("%s{\"tree\":", i ? "," : "");
+            json_cstr(stdout, t[i].name);
+            printf(",\"pid\":%d,\"actors\":%ld,\"since_us\":%llu,\"socket\":", t[i].pid, actors,
+                   (unsigned long long)t[i].since_us);
+            json_cstr(stdout, t[i].path);
+            printf("}");
+        } else {
+            char nact[16];
+            snprintf(nact, sizeof(nact), actors < 0 ? "?" : "%ld", actors);
+            printf("%-24.24s %8d %7s %10s\n", t[i].name, t[i].pid, nact,
+                   fmt_since(now, t[i].since_us, age, sizeof(age)));
+        }
+        cn_snapshot_free(s);
+    }
+    if (o->json)
+        printf("]\n");
+    return 0;
+}
+
+/* ===========================================================================
+ * tree
+ */
+
+static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *prefix, size_t plen,
+                      int last, int depth)
+{
+    char age[32], rss[32], label[160];
+    if (depth == 0)
+        snprintf(label, sizeof(label), "%s", a->name ? a->name : "?");
+    else
+        snprintf(label, sizeof(label), "%s%s%s", prefix, last ? "`- " : "|- ",
+                 a->name ? a->name : "?");
+    if (!a->responsive)
+        printf("%-4u %-32.32s %7s %-12s\n", a->id, label, "-", "unresponsive");
+    else
+        printf("%-4u %-32.32s %7d %-12.12s %6s %4zu %8s\n", a->id, label, a->pid,
+               a->state ? a->state : "?", fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
+               fmt_since(s->now_us, a->start_us, age, sizeof(age)));
+    size_t kids = 0;
+    for (size_t i = 0; i < s->nactors; i++)
+        kids += s->actors[i].parent == (int64_t)a->id && s->actors[i].id != a->id;
+    size_t seen = 0, len = strlen(prefix);
+    int64_t after = -1; /* children in id order */
+    while (seen < kids) {
+        const cn_snap_actor_t *c = NULL;
+        for (size_t i = 0; i < s->nactors; i++) {
+            const cn_snap_actor_t *x = &s->actors[i];
+            if (x->parent == (int64_t)a->id && x->id != a->id && (int64_t)x->id > after &&
+                (c == NULL || x->id < c->id))
+                c = x;
+        }
+        if (c == NULL)
+            break;
+        after = c->id;
+        if (depth > 0)
+            snprintf(prefix + len, plen - len, "%s", last ? "   " : "|  ");
+        tree_rows(s, c, prefix, plen, ++seen == kids, depth + 1);
+        prefix[len] = '\0';
+    }
+}
+
+int cli_tree(int argc, char **argv, const opts_t *o)
+{
+    cn_snapshot_t *s;
+    if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+        return EXIT_FAIL;
+    if (o->json) {
+        printf("{\"tree\":");
+        json_cstr(stdout, s->tree);
+        printf(",\"root_pid\":%d,\"now_us\":%llu,\"actors\":[", s->root_pid,
+               (unsigned long long)s->now_us);
+        for (size_t i = 0; i < s->nactors; i++) {
+            const cn_snap_actor_t *a = &s->actors[i];
+            printf("%s{\"id\":%u,\"parent\":%lld,\"name\":", i ? "," : "", a->id,
+                   (long long)a->parent);
+            json_cstr(stdout, a->name);
+            printf(",\"path\":");
+            json_cstr(stdout, a->path);
+            printf(",\"pid\":%d,\"state\":", a->pid);
+            json_cstr(stdout, a->state);
+            printf(",\"rss_kib\":%lld,\"contexts\":%zu,\"start_us\":%llu}", (long long)a->rss_kib,
+                   a->ncontexts, (unsigned long long)a->start_us);
+        }
+        printf("]}\n");
+        cn_snapshot_free(s);
+        return 0;
+    }
+    printf("tree %s (root pid %d): %zu actors", s->tree, s->root_pid, s->nactors);
+    if (s->unresponsive)
+        printf(", %u unresponsive after %u ms", s->unresponsive, s->timeout_ms);
+    printf("\n%-4s %-32s %7s %-12s %6s %4s %8s\n", "ID", "ACTOR", "PID", "STATE", "RSS", "CTX",
+           "AGE");
+    char prefix[256] = "";
+    /* Actors whose parent is not in the snapshot are drawn as roots too. */
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        int orphan = 1;
+        for (size_t j = 0; j < s->nactors && a->parent >= 0; j++)
+            orphan &= s->actors[j].id != a->parent;
+        if (a->parent < 0 || orphan)
+            tree_rows(s, a, prefix, sizeof(prefix), 1, 0);
+    }
+    cn_snapshot_free(s);
+    return 0;
+}
+
+/* ===========================================================================
+ * routes
+ */
+
+int cli_routes(int argc, char **argv, const opts_t *o)
+{
+    const char *tree, *which;
+    split_args(argc, argv, &tree, &which);
+    cn_snapshot_t *s;
+    if (snapshot_of(tree, o, &s) < 0)
+        return EXIT_FAIL;
+    const cn_snap_actor_t *only;
+    if (pick_actor(s, which, &only) < 0) {
+        cn_snapshot_free(s);
+        return EXIT_FAIL;
+    }
+    if (o->json)
+        printf("[");
+    int first = 1;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        if (only && a != only)
+            continue;
+        if (o->json) {
+            const msgpack_object *arr = mp_get(&s->raw, "actors");
+            const msgpack_object *routes = mp_get(&arr->via.array.ptr[i], "routes");
+            printf("%s{\"actor\":%u,\"path\":", first ? "" : ",", a->id);
+            json_cstr(stdout, a->path ? a->path : a->name);
+            printf(",\"routes\":");
+            if (routes)
+                json_obj(stdout, routes, 0);
+            else
+                printf("null");
+            printf("}");
+            first = 0;
+            continue;
+        }
+        if (!a->responsive) {
+            printf("%s (id %u): unresponsive\n\n", a->name ? a->name : "?", a->id);
+            continue;
+        }
+        printf("%s (id %u): %zu route%s\n", a->path ? a->path : "?", a->id, a->nroutes,
+               a->nroutes == 1 ? "" : "s");
+        if (a->nroutes)
+            printf("  %-6s %-22s %-6s %-24s %s\n", "DEST", "NAME", "PARENT", "VIA", "LEARNED");
+        for (size_t k = 0; k < a->nroutes; k++) {
+            const cn_snap_route_t *r = &a->routes[k];
+            char via[64], buf[32], age[32];
+            snprintf(via, sizeof(via), "%lld (%s)", (long long)r->via,
+                     actor_name(s, r->via, buf, sizeof(buf)));
+            printf("  %-6u %-22.22s %-6u %-24.24s %s ago\n", r->id, r->name ? r->name : "",
+                   r->parent, via, fmt_since(a->now_us, r->learned_us, age, sizeof(age)));
+        }
+        printf("\n");
+    }
+    if (o->json)
+        printf("]\n");
+    cn_snapshot_free(s);
+    return 0;
+}
+
+/* ===========================================================================
+ * ctx
+ */
+
+int cli_ctx(int argc, char **argv, const opts_t *o)
+{
+    const char *tree, *which;
+    split_args(argc, argv, &tree, &which);
+    cn_snapshot_t *s;
+    if (snapshot_of(tree, o, &s) < 0)
+        return EXIT_FAIL;
+    const cn_snap_actor_t *only;
+    if (pick_actor(s, which, &only) < 0) {
+        cn_snapshot_free(s);
+        return EXIT_FAIL;
+    }
+    if (o->json) {
+        printf("[");
+        int first = 1;
+        const msgpack_object *arr = mp_get(&s->raw, "actors");
+        for (size_t i = 0; i < s->nactors; i++) {
+            if (only && &s->actors[i] != only)
+                continue;
+            printf("%s{\"actor\":%u,\"path\":", first ? "" : ",", s->actors[i].id);
+            json_cstr(stdout, s->actors[i].path);
+            const msgpack_object *c = mp_get(&arr->via.array.ptr[i], "contexts");
+            const msgpack_object *t = mp_get(&arr->via.array.ptr[i], "threads");
+            printf(",\"contexts\":");
+            c ? json_obj(stdout, c, 0) : (void)printf("null");
+            printf(",\"threads\":");
+            t ? json_obj(stdout, t, 0) : (void)printf("null");
+            printf("}");
+            first = 0;
+        }
+        printf("]\n");
+        cn_snapshot_free(s);
+        return 0;
+    }
+    size_t total = 0;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        if (only && a != only)
+            continue;
+        size_t busy = 0;
+        for (size_t k = 0; k < a->nthreads; k++)
+            busy += a->threads[k].doing && strcmp(a->threads[k].doing, "idle") != 0;
+        if (a->ncontexts == 0 && busy == 0 && !only)
+            continue;
+        printf("%s (id %u, pid %d)%s\n", a->path ? a->path : a->name ? a->name : "?", a->id,
+               a->pid, a->responsive ? "" : ": unresponsive");
+        if (a->ncontexts)
+            printf("  %5s %-6s %-14s %-20s %-9s %-9s %s\n", "CID", "ROLE", "FN", "PEER",
+                   "PHASE", "CANCEL", "AGE");
+        for (size_t k = 0; k < a->ncontexts; k++, total++) {
+            const cn_snap_ctx_t *c = &a->contexts[k];
+            char buf[32], age[32], fn[48];
+            snprintf(fn, sizeof(fn), "%s%s", c->fn ? c->fn : "?",
+                     c->kind && strcmp(c->kind, "call") == 0 ? "()" : "");
+            const char *cancel = c->cancel && strcmp(c->cancel, "none") ? c->cancel : "-";
+            printf("  %5llu %-6.6s %-14.14s %-20.20s %-9.9s %-9.9s %s\n",
+                   (unsigned long long)c->cid, c->role ? c->role : "?", fn,
+                   actor_name(s, c->peer, buf, sizeof(buf)), c->phase ? c->phase : "?", cancel,
+                   fmt_since(a->now_us, c->opened_us, age, sizeof(age)));
+            if (c->cancel && strcmp(c->cancel, "none"))
+                printf("        cancel %s %s ago by: %s\n", c->cancel,
+                       fmt_since(a->now_us, c->cancel_us, age, sizeof(age)),
+                       c->cancel_by ? c->cancel_by : "?");
+            if (c->has_stream) {
+                const cn_snap_stream_t *st = &c->stream;
+                char in[16], out[16], last[32];
+                printf("        stream: in %s out %s buf %llu/%llu credit %lld %s/%s last %s\n",
+                       fmt_count(st->msgs_in, in, sizeof(in)),
+                       fmt_count(st->msgs_out, out, sizeof(out)),
+                       (unsigned long long)st->buffered, (unsigned long long)st->window,
+                       (long long)st->credit, st->local ? st->local : "?",
+                       st->peer ? st->peer : "?",
+                       fmt_since(a->now_us, st->last_us, last, sizeof(last)));
+                if (st->send_blocked)
+                    printf("        sender blocked on backpressure for %s\n",
+                           fmt_since(a->now_us, st->blocked_since_us, age, sizeof(age)));
+            }
+        }
+        /* What each thread is doing: where a hang shows first. */
+        for (size_t k = 0; k < a->nthreads; k++) {
+            const cn_snap_thread_t *t = &a->threads[k];
+            if (t->doing && strcmp(t->doing, "idle") == 0)
+                continue;
+            char buf[32], age[32];
+            printf("  thread %d (%s): %s", t->tid, t->kind ? t->kind : "?",
+                   t->doing ? t->doing : "?");
+            if (t->fn)
+                printf(" in %s", t->fn);
+            if (t->doing && strcmp(t->doing, "running") && strcmp(t->doing, "sleep") &&
+                strcmp(t->doing, "spawn"))
+                printf(" on %s cid %llu", actor_name(s, t->peer, buf, sizeof(buf)),
+                       (unsigned long long)t->cid);
+            printf(" for %s\n", fmt_since(a->now_us, t->since_us, age, sizeof(age)));
+        }
+        printf("\n");
+    }
+    if (total == 0)
+        printf("no calls or contexts open%s%s\n", only ? " on " : "",
+               only ? (only->path ? only->path : "?") : "");
+    cn_snapshot_free(s);
+    return 0;
+}
+
+/* ===========================================================================
+ * log
+ */
+
+static const char *const level_names[] = {"trace", "debug", "info", "cancel", "warn", "error"};
+
+static int parse_level(const char *s)
+{
+    for (int i = 0; i < 6; i++)
+        if (strcasecmp(s, level_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static volatile sig_atomic_t stop_follow;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_follow = 1;
+}
+
+static void print_log(const cn_snap_log_t *l, int json)
+{
+    if (json) {
+        printf("{\"level\":");
+        json_cstr(stdout, level_names[l->level < 0 || l->level > 5 ? 5 : l->level]);
+        printf(",\"time_us\":%llu,\"path\":", (unsigned long long)l->time_us);
+        json_cstr(stdout, l->path);
+        printf(",\"message\":");
+        json_cstr(stdout, l->message);
+        printf("}\n");
+        return;
+    }
+    time_t secs = (time_t)(l->time_us / 1000000);
+    struct tm tm;
+    localtime_r(&secs, &tm);
+    printf("%02d:%02d:%02d.%03u %-6s %s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+           (unsigned)(l->time_us / 1000 % 1000),
+           level_names[l->level < 0 || l->level > 5 ? 5 : l->level], l->path ? l->path : "?",
+           l->message ? l->message : "");
+}
+
+static int log_wanted(const cn_snap_log_t *l, int min, const char *actor)
+{
+    if (l->level < min)
+        return 0;
+    if (actor == NULL)
+        return 1;
+    size_t n = strlen(actor);
+    const char *p = l->path ? l->path : "";
+    /* an actor's path, or its name as the last part, and what is below it */
+    if (strncmp(p, actor, n) == 0 && (p[n] == '\0' || p[n] == '/'))
+        return 1;
+    const char *last = strrchr(p, '/');
+    return last && strcmp(last + 1, actor) == 0;
+}
+
+int cli_log(int argc, char **argv, const opts_t *o)
+{
+    int min = 0;
+    if (o->level && (min = parse_level(o->level)) < 0) {
+        fprintf(stderr, "canopy log: no level '%s' (trace, debug, info, cancel, warn, error)\n",
+                o->level);
+        return EXIT_USAGE;
+    }
+    cn_snapshot_t *s;
+    if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+        return EXIT_FAIL;
+    uint64_t last = 0;
+    size_t last_n = 0; /* records at time `last` already printed */
+    for (size_t i = 0; i < s->nlogs; i++) {
+        if (log_wanted(&s->logs[i], min, o->actor))
+            print_log(&s->logs[i], o->json);
+        if (s->logs[i].time_us != last)
+            last = s->logs[i].time_us, last_n = 0;
+        last_n++;
+    }
+    cn_snapshot_free(s);
+    if (!o->follow)
+        return 0;
+    /* Follow: ask again every 250 ms and print what is new. Records are
+     * ordered by time; those at the last time seen are counted so that
+     * none prints twice. */
+    signal(SIGINT, on_stop);
+    signal(SIGTERM, on_stop);
+    signal(SIGPIPE, on_stop);
+    fflush(stdout);
+    while (!stop_follow) {
+        usleep(250000);
+        if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+            return stop_follow ? 0 : EXIT_FAIL;
+        size_t at_last = 0;
+        uint64_t new_last = last;
+        size_t new_n = last_n;
+        for (size_t i = 0; i < s->nlogs; i++) {
+            const cn_snap_log_t *l = &s->logs[i];
+            if (l->time_us < last)
+                continue;
+            if (l->time_us == last && at_last++ < last_n)
+                continue;
+            if (log_wanted(l, min, o->actor))
+                print_log(l, o->json);
+            if (l->time_us != new_last)
+                new_last = l->time_us, new_n = 0;
+            new_n++;
+        }
+        last = new_last;
+        last_n = new_n;
+        cn_snapshot_free(s);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+/* ===========================================================================
+ * lint and dump
+ */
+
+static void print_lints_json(const lint_t *l, size_t n)
+{
+    printf("[");
+    for (size_t i = 0; i < n; i++) {
+        printf("%s{\"lint\":", i ? "," : "");
+        json_cstr(stdout, l[i].name);
+        printf(",\"severity\":");
+        json_cstr(stdout, l[i].severity);
+        printf(",\"actors\":");
+        json_cstr(stdout, l[i].actors);
+        printf(",\"message\":");
+        json_cstr(stdout, l[i].what);
+        printf("}");
+    }
+    printf("]");
+}
+
+int cli_lint(int argc, char **argv, const opts_t *o)
+{
+    cn_snapshot_t *s;
+    if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+        return EXIT_FAIL;
+    static lint_t lints[64];
+    size_t n = lint_run(s, lints, 64);
+    if (n > 64)
+        n = 64;
+    if (o->json) {
+        print_lints_json(lints, n);
+        printf("\n");
+    } else if (n == 0) {
+        printf("tree %s: %zu actors, no problems found\n", s->tree, s->nactors);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            printf("%s %s [%s]: %s\n", lints[i].severity, lints[i].name, lints[i].actors,
+                   lints[i].what);
+    }
+    cn_snapshot_free(s);
+    return n ? EXIT_LINTS : 0;
+}
+
+int cli_dump(int argc, char **argv, const opts_t *o)
+{
+    cn_snapshot_t *s;
+    if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+        return EXIT_FAIL;
+    static lint_t lints[64];
+    size_t n = lint_run(s, lints, 64);
+    if (n > 64)
+        n = 64;
+    printf("{\"canopy_dump\":1,\"tree\":");
+    json_cstr(stdout, s->tree);
+    printf(",\"root_pid\":%d,\"taken_us\":%llu,\"version\":", s->root_pid,
+           (unsigned long long)s->now_us);
+    json_cstr(stdout, cn_version_string());
+    printf(",\"lints\":");
+    print_lints_json(lints, n);
+    printf(",\"snapshot\":");
+    json_obj(stdout, &s->raw, 0);
+    printf("}\n");
+    cn_snapshot_free(s);
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        fprintf(stderr, "canopy dump: cannot write the bundle: %s\n", strerror(errno));
+        return EXIT_FAIL;
+    }
+    return 0;
+}

@@ -1,0 +1,364 @@
+/*
+ * lint.c: name the hang. Five checks over one whole-tree snapshot:
+ *
+ *   stuck-cancel    a cancel asked for long ago is not acknowledged
+ *   stalled-stream  a sender has waited on backpressure too long
+ *   orphan-stream   one end of a stream is open, the other end is gone
+ *   unreaped        a child exited and nobody reaped it, or it is gone
+ *                   from the system while still in the tree
+ *   wait-for-cycle  threads waiting on each other's calls and contexts
+ *                   across actors: a cross-process deadlock
+ *
+ * "Long ago" is CANOPY_LINT_AFTER_MS (default 2000 ms). Each finding names
+ * the actors and contexts involved and says what the waiting thread is
+ * doing, in one sentence.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ui.h"
+
+typedef struct {
+    const cn_snapshot_t *s;
+    lint_t *out;
+    size_t max, n;
+    uint64_t after_us;
+} run_t;
+
+static void add(run_t *r, const char *name, const char *sev, const char *actors, const char *fmt,
+                ...)
+{
+    if (r->n < r->max) {
+        lint_t *l = &r->out[r->n];
+        l->name = name;
+        l->severity = sev;
+        snprintf(l->actors, sizeof(l->actors), "%s", actors);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(l->what, sizeof(l->what), fmt, ap);
+        va_end(ap);
+    }
+    r->n++;
+}
+
+static const cn_snap_actor_t *actor(const cn_snapshot_t *s, int64_t id)
+{
+    for (size_t i = 0; i < s->nactors; i++)
+        if (s->actors[i].id == id)
+            return &s->actors[i];
+    return NULL;
+}
+
+static const char *path_of(const cn_snapshot_t *s, int64_t id, char *buf, size_t n)
+{
+    const cn_snap_actor_t *a = actor(s, id);
+    if (a && (a->path || a->name))
+        return a->path ? a->path : a->name;
+    snprintf(buf, n, "actor %lld", (long long)id);
+    return buf;
+}
+
+static uint64_t since(const cn_snap_actor_t *a, uint64_t t)
+{
+    return t && a->now_us > t ? a->now_us - t : 0;
+}
+
+/* The thread in `a` running the task that `caller` numbered `cid`. */
+static const cn_snap_thread_t *task_thread(const cn_snap_actor_t *a, uint32_t caller, uint64_t cid)
+{
+    for (size_t i = 0; a && i < a->nthreads; i++)
+        if (a->threads[i].fn && a->threads[i].task_caller == caller &&
+            a->threads[i].task_cid == cid)
+            return &a->threads[i];
+    return NULL;
+}
+
+static const cn_snap_thread_t *thread_tid(const cn_snap_actor_t *a, int tid)
+{
+    for (size_t i = 0; a && tid && i < a->nthreads; i++)
+        if (a->threads[i].tid == tid)
+            return &a->threads[i];
+    return NULL;
+}
+
+/* The record of context `cid` (caller's numbering) at `a`, in `role`. */
+static const cn_snap_ctx_t *ctx_at(const cn_snap_actor_t *a, uint64_t cid, const char *role)
+{
+    for (size_t i = 0; a && i < a->ncontexts; i++)
+        if (a->contexts[i].cid == cid && a->contexts[i].role &&
+            strcmp(a->contexts[i].role, role) == 0)
+            return &a->contexts[i];
+    return NULL;
+}
+
+/* "blocked in recv on root cid 9 for 5s", "running fn (not in a blocking
+ * call)", ... */
+static void describe(const cn_snapshot_t *s, const cn_snap_actor_t *a, const cn_snap_thread_t *t,
+                     char *out, size_t n)
+{
+    char buf[32];
+    if (t == NULL) {
+        snprintf(out, n, "has no thread running it (it is queued, or has just ended)");
+        return;
+    }
+    uint64_t for_s = since(a, t->since_us) / 1000000;
+    if (t->doing && strcmp(t->doing, "running") == 0)
+        snprintf(out, n, "thread %d is running %s outside any canopy call for %llus, so it "
+                         "never reaches a cancellation point",
+                 t->tid, t->fn ? t->fn : "its code", (unsigned long long)for_s);
+    else if (t->doing && (strcmp(t->doing, "sleep") == 0 || strcmp(t->doing, "spawn") == 0))
+        snprintf(out, n, "thread %d is in %s for %llus", t->tid, t->doing,
+                 (unsigned long long)for_s);
+    else
+        snprintf(out, n, "thread %d is blocked in %s on %s (cid %llu) for %llus", t->tid,
+                 t->doing ? t->doing : "?", path_of(s, t->peer, buf, sizeof(buf)),
+                 (unsigned long long)t->cid, (unsigned long long)for_s);
+}
+
+/* ===========================================================================
+ * The checks
+ */
+
+static void stuck_cancel(run_t *r)
+{
+    const cn_snapshot_t *s = r->s;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        for (size_t k = 0; k < a->ncontexts; k++) {
+            const cn_snap_ctx_t *c = &a->contexts[k];
+            if (!c->cancel || strcmp(c->cancel, "requested") || since(a, c->cancel_us) < r->after_us)
+                continue;
+            const cn_snap_actor_t *task_at;
+            uint32_t caller;
+            if (strcmp(c->role, "callee") == 0) {
+                task_at = a, caller = c->peer;
+            } else {
+                task_at = actor(s, c->peer), caller = a->id;
+                const cn_snap_ctx_t *other = ctx_at(task_at, c->cid, "callee");
+                if (other && other->cancel && strcmp(other->cancel, "requested") == 0)
+                    continue; /* reported from the callee's side */
+            }
+            char how[256], buf[32], who[256];
+            if (task_at == NULL || !task_at->responsive)
+                snprintf(how, sizeof(how), "the actor running it does not answer");
+            else
+                describe(s, task_at, task_thread(task_at, caller, c->cid), how, sizeof(how));
+            snprintf(who, sizeof(who), "%s, %s", path_of(s, caller, buf, sizeof(buf)),
+                     task_at && task_at->path ? task_at->path : "?");
+            add(r, "stuck-cancel", "error", who,
+                "the cancel of %s (cid %llu) was asked for %llus ago and is not acknowledged: "
+                "on %s, %s",
+                c->fn ? c->fn : "?", (unsigned long long)c->cid,
+                (unsigned long long)(since(a, c->cancel_us) / 1000000),
+                task_at && task_at->path ? task_at->path : "?", how);
+        }
+    }
+}
+
+static void stalled_stream(run_t *r)
+{
+    const cn_snapshot_t *s = r->s;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        for (size_t k = 0; k < a->ncontexts; k++) {
+            const cn_snap_ctx_t *c = &a->contexts[k];
+            if (!c->has_stream || !c->stream.send_blocked ||
+                since(a, c->stream.blocked_since_us) < r->after_us)
+                continue;
+            int we_call = strcmp(c->role, "caller") == 0;
+            const cn_snap_actor_t *p = actor(s, c->peer);
+            const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller");
+            const cn_snap_thread_t *pt =
+                we_call ? task_thread(p, a->id, c->cid) : thread_tid(p, pc ? pc->tid : 0);
+            char how[256], buf[32], who[256];
+            if (p == NULL || !p->responsive)
+                snprintf(how, sizeof(how), "the receiver does not answer");
+            else if (pc && pc->has_stream)
+                describe(s, p, pt, how, sizeof(how));
+            else
+                snprintf(how, sizeof(how), "the receiver has not opened its end of the stream");
+            snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
+                     path_of(s, c->peer, buf, sizeof(buf)));
+            add(r, "stalled-stream", "warning", who,
+                "a sender on %s's stream of %s (cid %llu) has waited %llus for the receiver %s "
+                "to take messages (%llu of %llu buffered there): %s",
+                a->path ? a->path : "?", c->fn ? c->fn : "?", (unsigned long long)c->cid,
+                (unsigned long long)(since(a, c->stream.blocked_since_us) / 1000000),
+                path_of(s, c->peer, buf, sizeof(buf)),
+                (unsigned long long)(pc && pc->has_stream ? pc->stream.buffered : 0),
+                (unsigned long long)c->stream.peer_window, how);
+        }
+    }
+}
+
+static void orphan_stream(run_t *r)
+{
+    const cn_snapshot_t *s = r->s;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        for (size_t k = 0; k < a->ncontexts; k++) {
+            const cn_snap_ctx_t *c = &a->contexts[k];
+            if (!c->has_stream || !c->phase || (strcmp(c->phase, "streaming") != 0) ||
+                (c->stream.local && strcmp(c->stream.local, "closed") == 0) ||
+                since(a, c->opened_us) < r->after_us)
+                continue;
+            const cn_snap_actor_t *p = actor(s, c->peer);
+            if (p && !p->responsive)
+                continue; /* cannot tell */
+            int we_call = strcmp(c->role, "caller") == 0;
+            const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller");
+            if (pc && strcmp(pc->phase, "returned") && strcmp(pc->phase, "errored"))
+                continue;
+            char buf[32], who[256];
+            snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
+                     path_of(s, c->peer, buf, sizeof(buf)));
+            add(r, "orphan-stream", "error", who,
+                "%s's end of the stream of %s (cid %llu) is open, but the other end on %s %s",
+                a->path ? a->path : "?", c->fn ? c->fn : "?", (unsigned long long)c->cid,
+                path_of(s, c->peer, buf, sizeof(buf)),
+                p == NULL ? "is gone: that actor is not in the tree"
+                : pc      ? "has ended"
+                          : "has no such context");
+        }
+    }
+}
+
+/* The state letter of a local process from /proc, or 0 if there is none. */
+static char proc_state(int pid)
+{
+    char path[64], line[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char st = 0;
+    if (fgets(line, sizeof(line), f)) {
+        char *p = strrchr(line, ')');
+        if (p && p[1] == ' ')
+            st = p[2];
+    }
+    fclose(f);
+    return st;
+}
+
+static void unreaped(run_t *r)
+{
+    const cn_snapshot_t *s = r->s;
+    char host[256] = "";
+    gethostname(host, sizeof(host) - 1);
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        if (!a->responsive || (a->host && strcmp(a->host, host) != 0))
+            continue;
+        for (size_t k = 0; k < a->nchildren; k++) {
+            const cn_snap_child_t *c = &a->children[k];
+            if (c->pid <= 0 || strcmp(c->state, "exited") == 0)
+                continue;
+            char st = proc_state(c->pid), who[256];
+            snprintf(who, sizeof(who), "%s, %s/%s", a->path ? a->path : "?",
+                     a->path ? a->path : "?", c->name ? c->name : "?");
+            if (st == 'Z')
+                add(r, "unreaped", "error", who,
+                    "%s (pid %d) has exited but %s has not reaped it: a zombie",
+                    c->name ? c->name : "?", c->pid, a->path ? a->path : "?");
+            else if (st == 0 && kill(c->pid, 0) < 0 && errno == ESRCH)
+                add(r, "unreaped", "error", who,
+                    "%s (pid %d) is gone from the system but still in %s's children (%s)",
+                    c->name ? c->name : "?", c->pid, a->path ? a->path : "?", c->state);
+        }
+    }
+}
+
+/* Wait-for edges: a thread waiting on a call or context points at the
+ * thread that must act for it: the callee's task thread when it is the
+ * caller, the opener's thread when it is the callee. */
+typedef struct {
+    const cn_snap_actor_t *a;
+    const cn_snap_thread_t *t;
+    int next; /* index of the node it waits on, or -1 */
+    int mark;
+} node_t;
+
+static int find_node(node_t *v, int n, const cn_snap_actor_t *a, const cn_snap_thread_t *t)
+{
+    for (int i = 0; i < n && t; i++)
+        if (v[i].a == a && v[i].t == t)
+            return i;
+    return -1;
+}
+
+static void wait_cycles(run_t *r)
+{
+    const cn_snapshot_t *s = r->s;
+    int n = 0;
+    for (size_t i = 0; i < s->nactors; i++)
+        n += (int)s->actors[i].nthreads;
+    node_t *v = calloc((size_t)n + 1, sizeof(*v));
+    if (v == NULL)
+        return;
+    n = 0;
+    for (size_t i = 0; i < s->nactors; i++)
+        for (size_t k = 0; k < s->actors[i].nthreads; k++)
+            v[n++] = (node_t){&s->actors[i], &s->actors[i].threads[k], -1, 0};
+    static const char *const waits[] = {"call", "open", "result", "recv", "send"};
+    for (int i = 0; i < n; i++) {
+        const cn_snap_thread_t *t = v[i].t;
+        int waiting = 0;
+        for (size_t w = 0; w < sizeof(waits) / sizeof(waits[0]); w++)
+            waiting |= t->doing && strcmp(t->doing, waits[w]) == 0;
+        if (!waiting)
+            continue;
+        const cn_snap_actor_t *p = actor(s, t->peer);
+        const cn_snap_thread_t *to;
+        if (t->fn && t->task_caller == t->peer && t->task_cid == t->cid) {
+            const cn_snap_ctx_t *pc = ctx_at(p, t->cid, "caller"); /* we serve it */
+            to = thread_tid(p, pc ? pc->tid : 0);
+        } else {
+            to = task_thread(p, v[i].a->id, t->cid); /* we called it */
+        }
+        v[i].next = find_node(v, n, p, to);
+    }
+    for (int i = 0, stamp = 1; i < n; i++, stamp++) {
+        int j = i, steps = 0;
+        while (j >= 0 && v[j].mark == 0 && steps++ <= n) {
+            v[j].mark = stamp;
+            j = v[j].next;
+        }
+        if (j < 0 || v[j].mark != stamp)
+            continue; /* no cycle, or one found from an earlier start */
+        char text[768] = "", who[256] = "", buf[32];
+        int k = j;
+        do {
+            size_t used = strlen(text), wu = strlen(who);
+            snprintf(text + used, sizeof(text) - used, "%s thread %d (%s) waits in %s on %s -> ",
+                     v[k].a->path ? v[k].a->path : "?", v[k].t->tid,
+                     v[k].t->fn ? v[k].t->fn : v[k].t->kind, v[k].t->doing,
+                     path_of(s, v[k].t->peer, buf, sizeof(buf)));
+            snprintf(who + wu, sizeof(who) - wu, "%s%s", wu ? ", " : "",
+                     v[k].a->path ? v[k].a->path : "?");
+            k = v[k].next;
+        } while (k != j);
+        size_t used = strlen(text);
+        snprintf(text + used, sizeof(text) - used, "back to %s thread %d",
+                 v[j].a->path ? v[j].a->path : "?", v[j].t->tid);
+        add(r, "wait-for-cycle", "error", who, "deadlock across actors: %s", text);
+    }
+    free(v);
+}
+
+size_t lint_run(const cn_snapshot_t *s, lint_t *out, size_t max)
+{
+    const char *env = getenv("CANOPY_LINT_AFTER_MS");
+    long after = env && *env ? strtol(env, NULL, 10) : 2000;
+    run_t r = {s, out, max, 0, (uint64_t)(after < 0 ? 0 : after) * 1000};
+    stuck_cancel(&r);
+    stalled_stream(&r);
+    orphan_stream(&r);
+    unreaped(&r);
+    wait_cycles(&r);
+    return r.n;
+}

@@ -1,0 +1,58 @@
+/*
+ * ui.h: what the canopy tool's files share. Public headers only.
+ */
+#ifndef CANOPY_UI_H
+#define CANOPY_UI_H
+
+#include <stdio.h>
+
+#include "canopy.h"
+#include "canopy/client.h"
+
+/* Exit codes (documented in `canopy --help` and docs/cli.md). */
+#define EXIT_FAIL 1     /* the command failed: no tree, tree exited, ... */
+#define EXIT_USAGE 2    /* the command line was wrong */
+#define EXIT_LINTS 3    /* `canopy lint`: it found a problem */
+
+/* Options a command may take; each command says which in its table entry. */
+enum {
+    OPT_JSON = 1 << 0,    /* --json */
+    OPT_FOLLOW = 1 << 1,  /* -f, --follow */
+    OPT_LEVEL = 1 << 2,   /* --level L */
+    OPT_ACTOR = 1 << 3,   /* --actor A */
+    OPT_TIMEOUT = 1 << 4, /* --timeout MS */
+};
+
+typedef struct opts {
+    int json, follow;
+    const char *level, *actor;
+    long timeout_ms; /* for each actor's answer; 0: the tree's default */
+} opts_t;
+
+/* cli.c: the subcommands over the client API. */
+int cli_ls(int argc, char **argv, const opts_t *o);
+int cli_tree(int argc, char **argv, const opts_t *o);
+int cli_routes(int argc, char **argv, const opts_t *o);
+int cli_ctx(int argc, char **argv, const opts_t *o);
+int cli_log(int argc, char **argv, const opts_t *o);
+int cli_dump(int argc, char **argv, const opts_t *o);
+int cli_lint(int argc, char **argv, const opts_t *o);
+
+/* lint.c: hang lints over a snapshot. */
+typedef struct lint {
+    const char *name;     /* stuck-cancel, stalled-stream, ... */
+    const char *severity; /* error, warning */
+    char actors[256];     /* the actors involved, comma-separated paths */
+    char what[768];       /* one sentence */
+} lint_t;
+
+/* Runs every lint on s; returns how many fired, filling out[0..max). */
+size_t lint_run(const cn_snapshot_t *s, lint_t *out, size_t max);
+
+/* json.c */
+void json_str(FILE *f, const char *s, size_t n);
+void json_cstr(FILE *f, const char *s);
+void json_obj(FILE *f, const msgpack_object *o, int indent);
+const msgpack_object *mp_get(const msgpack_object *map, const char *key);
+
+#endif /* CANOPY_UI_H */
