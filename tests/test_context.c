@@ -228,6 +228,63 @@ static int fn_fan_out(cn_call_t *c, const msgpack_object *args, msgpack_packer *
     return rc ? rc : (slept < 0 ? cn_call_fail(c, slept, "fan_out cancelled") : 0);
 }
 
+/* --- a DEAD for a callee's message must not end the callee's own call
+ * that happens to have the same number (its caller's numbering and its
+ * own are separate). */
+
+static int fn_slow(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args;
+    cn_sleep(1500);
+    return pack_int(out, 42);
+}
+
+/* In a fresh actor: starts, then makes this actor's first call (cid 1). */
+static int fn_own_wait(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_started(c, NULL);
+    cn_result_t r;
+    int rc = cn_call((cn_portal_t){CN_ROOT_ID}, "slow", NULL, &r, T_MS);
+    if (rc == 0)
+        rc = pack_int(out, r.value.via.i64);
+    else
+        rc = cn_call_fail(c, rc, "own call: %s", r.error.message ? r.error.message : "?");
+    cn_result_free(&r);
+    return rc;
+}
+
+/* Streams to its caller until that fails. */
+static int fn_chatter(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_stream_t *s;
+    if (cn_started(c, NULL) < 0 || cn_call_stream(c, NULL, &s) < 0)
+        return CN_EPROTO;
+    msgpack_object v = {.type = MSGPACK_OBJECT_NIL};
+    int rc = 0;
+    for (int i = 0; i < 250 && rc == 0; i++)
+        if ((rc = cn_stream_send(s, &v, T_MS)) == 0)
+            rc = cn_sleep(20);
+    return rc;
+}
+
+/* In a fresh actor: its first call (cid 1) opens chatter on actor args. */
+static int fn_open_chatter(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    cn_ctx_t *ctx;
+    cn_result_t st;
+    int rc = cn_open((cn_portal_t){(uint32_t)args->via.u64}, "chatter", NULL, &ctx, &st, T_MS);
+    cn_result_free(&st);
+    if (rc != 0)
+        return rc;
+    cn_started(c, NULL);
+    cn_sleep(60000); /* until killed */
+    cn_ctx_free(ctx);
+    return 0;
+}
+
 static int fn_seen(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
     (void)c, (void)args;
@@ -252,6 +309,10 @@ static const cn_export_t exports[] = {{"hold", fn_hold},
                                       {"getpid", fn_getpid},
                                       {"open_and_wait", fn_open_and_wait},
                                       {"relay_raw", fn_relay_raw},
+                                      {"slow", fn_slow},
+                                      {"own_wait", fn_own_wait},
+                                      {"chatter", fn_chatter},
+                                      {"open_chatter", fn_open_chatter},
                                       {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
@@ -616,6 +677,43 @@ static void test_orphaned_task_in_the_router_is_cancelled(void **state)
     assert_int_equal(atomic_load(&cancelled_seen), before + 1);
 }
 
+static void test_dead_for_callee_spares_own_call_of_same_cid(void **state)
+{
+    (void)state;
+    /* x serves c's context (c's cid 1) and has its own call (x's cid 1) in
+     * flight; c dies, so x's YIELDs to c, and then its ERROR reply, come
+     * back DEAD carrying cid 1. They must cancel x's task for c, and leave
+     * x's own call alone. */
+    cn_portal_t x, c;
+    cn_result_t r;
+    assert_int_equal(cn_spawn("x", NULL, &x, T_MS), 0);
+    assert_int_equal(cn_spawn("c", NULL, &c, T_MS), 0);
+    assert_int_equal(cn_call(c, "getpid", NULL, &r, T_MS), 0);
+    pid_t cpid = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    cn_ctx_t *own, *chat;
+    assert_int_equal(cn_open(x, "own_wait", NULL, &own, &r, T_MS), 0);
+    cn_result_free(&r);
+    msgpack_object arg = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    arg.via.u64 = x.id;
+    assert_int_equal(cn_open(c, "open_chatter", &arg, &chat, &r, T_MS), 0);
+    cn_result_free(&r);
+    usleep(100000);
+    kill(cpid, SIGKILL);
+    assert_int_equal(cn_ctx_result(chat, &r, T_MS), CN_EDEAD);
+    cn_result_free(&r);
+    cn_ctx_free(chat);
+    int rc = cn_ctx_result(own, &r, T_MS);
+    if (rc != 0)
+        fprintf(stderr, "own_wait: %s\n", r.error.message ? r.error.message : "?");
+    assert_int_equal(rc, 0);
+    assert_int_equal(r.value.via.i64, 42);
+    cn_result_free(&r);
+    cn_ctx_free(own);
+    assert_true(suite_log_contains("chatter (for actor"));
+    assert_int_equal(cn_cancel(x, T_MS), 0);
+}
+
 /* ------------------------------------------------------------ main */
 
 static int suite_main(int argc, char **argv)
@@ -637,6 +735,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_orphaned_task_in_another_actor_is_cancelled),
         cmocka_unit_test(test_orphaned_task_in_the_router_is_cancelled),
         cmocka_unit_test(test_cancel_reaches_every_nested_context),
+        cmocka_unit_test(test_dead_for_callee_spares_own_call_of_same_cid),
     };
     return suite_finish(cmocka_run_group_tests_name("context", tests, setup, NULL));
 }

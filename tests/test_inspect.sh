@@ -134,6 +134,26 @@ grep -q '"canopy_dump":1' "$tmp/bundle.json" && grep -q '"threads":\[' "$tmp/bun
     grep -q '"lints":\[\]' "$tmp/bundle.json" && ok "dump: snapshot, threads, lints" ||
     fail "dump: missing parts"
 
+# --- cancel ------------------------------------------------------------------
+expect_rc 1 "cancel: no such context" $canopy cancel root/sup-0/worker-0/99999
+expect_out "has no call or context 99999" "cancel: says which context is missing"
+cid=$($canopy ctx root/sup-0/worker-0 | awk '$2 == "caller" && $3 == "feed" { print $1; exit }')
+if [ -n "$cid" ]; then
+    expect_rc 0 "cancel a context" $canopy cancel root/sup-0/worker-0/$cid
+    expect_out "cancelling context $cid \(feed, caller root/sup-0/worker-0\) \.\.\. done in" "cancel: context progress"
+    grep -q "feed (for actor 2) cancelled: cancelled by canopy-client" "$tmp/tree.log" &&
+        ok "cancel: the callee's task was cancelled" || fail "cancel: no callee cancel in the log"
+else
+    fail "no feed context on worker-0 to cancel"
+fi
+expect_rc 0 "cancel an actor" $canopy cancel root/sup-1
+expect_out "cancelling root/sup-1 \(id [0-9]+, pid [0-9]+\) \.\.\. done in" "cancel: actor progress"
+expect_rc 0 "tree after cancelling sup-1" $canopy tree
+expect_out "9 actors" "cancel: sup-1 and its workers are gone"
+if printf '%s\n' "$out" | grep -q "sup-1"; then fail "sup-1 still listed"; else ok "sup-1 not listed"; fi
+expect_rc 0 "lint after the cancels" $canopy lint
+expect_out "no problems found" "lint: still healthy"
+
 # --- hostile clients: each is cut off, the tree and others unaffected -----
 export CANOPY_ATTACH_STALL_MS=700
 CANOPY_LOG_FILE="$tmp/h.log" $helpers/lint_tree healthy >"$tmp/h.out" 2>&1 &
@@ -177,7 +197,18 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     kill -9 $l
 done
 
-# --- stale sockets -------------------------------------------------------------
+# --- the whole tree, then stale sockets ----------------------------------------
+CANOPY_LOG_FILE="$tmp/c.log" $tree >/dev/null 2>&1 &
+c=$!
+pids="$pids $c"
+wait_for "$tmp/c.log" "tree is up"
+expect_rc 0 "cancel the root" $canopy cancel root.$c root
+expect_out "the whole tree [.][.][.] .*done in" "cancel root: done"
+i=0
+while kill -0 $c 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+kill -0 $c 2>/dev/null && fail "the tree is still running" || ok "cancel root: the tree exited"
+[ -e "$CANOPY_RUNTIME_DIR/root.$c.sock" ] && fail "its socket is left" || ok "cancel root: socket removed"
+
 kill -9 $root
 sleep 0.3
 [ -S "$sock" ] && ok "kill -9 leaves the socket" || fail "socket already gone?"

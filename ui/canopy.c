@@ -48,6 +48,7 @@ CLI(ctx)
 CLI(log)
 CLI(dump)
 CLI(lint)
+CLI(cancel)
 
 #define TREE_HELP                                                                                  \
     "TREE is a tree's name, NAME.PID, its root's pid, or its socket's path; it\n"                 \
@@ -86,6 +87,14 @@ static const cmd_entry_t cmd_table[] = {
      "(docs/cli.md explains each). Exits 3 if any fires. A condition counts once it\n"
      "has lasted CANOPY_LINT_AFTER_MS (default 2000).\n" TREE_HELP,
      0, 1, OPT_JSON | OPT_TIMEOUT, cmd_lint},
+    {"cancel", "[TREE] ACTOR|ACTOR/CID",
+     "cancel an actor (and its subtree) or one call or context, and wait for it",
+     "ACTOR/CID names a call or context by its cid on that actor (see 'canopy ctx').\n"
+     "An actor is cancelled by its parent: SHUTDOWN, then SIGTERM after 1 s, then\n"
+     "SIGKILL; cancelling the root cancels the whole tree. A context is cancelled\n"
+     "by its caller, as the caller's code would. Progress is shown until it is\n"
+     "gone or --timeout MS (default 10000) passes; exit 1 if it is still there.\n" TREE_HELP,
+     1, 2, OPT_TIMEOUT, cmd_cancel},
     {"dump", "[TREE] > bundle.json",
      "write the hang bundle: snapshot, thread states, lints and log tail, as JSON", TREE_HELP, 0,
      1, OPT_TIMEOUT, cmd_dump},

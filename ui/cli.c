@@ -576,6 +576,139 @@ int cli_log(int argc, char **argv, const opts_t *o)
 }
 
 /* ===========================================================================
+ * cancel
+ */
+
+/* What `target` names in s: an actor, or ACTOR/CID one of its calls or
+ * contexts. Returns 0, or prints why not and returns an error. */
+static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap_actor_t **a,
+                       const cn_snap_ctx_t **ctx)
+{
+    *a = NULL;
+    *ctx = NULL;
+    const char *slash = strrchr(target, '/');
+    char *end = NULL;
+    unsigned long long cid = slash ? strtoull(slash + 1, &end, 10) : 0;
+    if (slash && slash[1] && *end == '\0') {
+        char who[256];
+        snprintf(who, sizeof(who), "%.*s", (int)(slash - target), target);
+        int amb;
+        const cn_snap_actor_t *x = cn_snapshot_find(s, who, &amb);
+        if (x) {
+            for (size_t k = 0; k < x->ncontexts; k++)
+                if (x->contexts[k].cid == cid)
+                    *ctx = &x->contexts[k];
+            if (*ctx == NULL) {
+                fprintf(stderr, "canopy: %s has no call or context %llu (see 'canopy ctx %s')\n",
+                        x->path ? x->path : who, cid, who);
+                return CN_ENOENT;
+            }
+            *a = x;
+            return 0;
+        }
+    }
+    return pick_actor(s, target, a);
+}
+
+/* Whether the cancel has finished: the actor left the tree, or the
+ * context left the caller's table or ended. */
+static int cancel_done(const cn_snapshot_t *s, uint32_t actor, uint64_t call)
+{
+    const cn_snap_actor_t *a = NULL;
+    for (size_t i = 0; i < s->nactors; i++)
+        if (s->actors[i].id == actor)
+            a = &s->actors[i];
+    if (a == NULL || !call)
+        return a == NULL;
+    for (size_t k = 0; k < a->ncontexts; k++) {
+        const cn_snap_ctx_t *c = &a->contexts[k];
+        if (c->cid == call && strcmp(c->role, "caller") == 0)
+            return strcmp(c->phase, "returned") == 0 || strcmp(c->phase, "errored") == 0;
+    }
+    return 1;
+}
+
+int cli_cancel(int argc, char **argv, const opts_t *o)
+{
+    const char *tree = argc == 2 ? argv[0] : NULL, *target = argv[argc - 1];
+    cn_tree_info_t t;
+    int rc = cn_client_find(tree, &t);
+    cn_client_t *c = NULL;
+    if (rc == 0 && (rc = cn_client_connect(t.path, &c, CONNECT_MS)) < 0)
+        say_error(t.name, rc);
+    else if (rc < 0)
+        say_error(NULL, rc);
+    if (rc < 0)
+        return EXIT_FAIL;
+    cn_snapshot_t *s;
+    if ((rc = cn_client_snapshot(c, 0, 1000 + SNAP_SLACK_MS, &s)) < 0) {
+        say_error(t.name, rc);
+        cn_client_close(c);
+        return EXIT_FAIL;
+    }
+    const cn_snap_actor_t *a;
+    const cn_snap_ctx_t *ctx;
+    if (pick_target(s, target, &a, &ctx) < 0 || a == NULL) {
+        cn_snapshot_free(s);
+        cn_client_close(c);
+        return EXIT_FAIL;
+    }
+    /* A context is cancelled by its caller, as the caller's code would. */
+    uint32_t actor = a->id;
+    int whole_tree = a->parent < 0;
+    uint64_t call = 0;
+    char what[300], buf[32];
+    if (ctx) {
+        call = ctx->cid;
+        if (strcmp(ctx->role, "callee") == 0)
+            actor = ctx->peer;
+        snprintf(what, sizeof(what), "%s %llu (%s, caller %s)",
+                 strcmp(ctx->kind, "call") ? "context" : "call", (unsigned long long)call,
+                 ctx->fn ? ctx->fn : "?", actor_name(s, actor, buf, sizeof(buf)));
+    } else {
+        snprintf(what, sizeof(what), "%s (id %u, pid %d)%s", a->path ? a->path : "?", a->id,
+                 a->pid, a->parent < 0 ? ": the whole tree" : "");
+    }
+    cn_snapshot_free(s);
+    rc = cn_client_cancel(c, actor, call, "canopy cancel", CONNECT_MS);
+    if (rc < 0) {
+        fprintf(stderr, "canopy: cannot cancel %s: %s\n", what, cn_client_error());
+        cn_client_close(c);
+        return EXIT_FAIL;
+    }
+    printf("cancelling %s ...", what);
+    fflush(stdout);
+    /* Progress: watch until it is gone, up to the timeout (default 10 s). */
+    long limit = o->timeout_ms > 0 ? o->timeout_ms : 10000;
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int done = 0;
+    long ms = 0;
+    while (!done && ms <= limit) {
+        usleep(50000);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (cn_client_snapshot(c, 500, 3000, &s) < 0) {
+            done = whole_tree && !call; /* the whole tree: it exited */
+            break;
+        }
+        done = cancel_done(s, actor, call);
+        cn_snapshot_free(s);
+        if (!done && ms / 1000 != (ms - 50) / 1000) {
+            printf(" %lds", ms / 1000);
+            fflush(stdout);
+        }
+    }
+    cn_client_close(c);
+    if (done) {
+        printf(" done in %ld ms\n", ms);
+        return 0;
+    }
+    printf(" still there after %ld ms; 'canopy lint' may say why\n", ms);
+    return EXIT_FAIL;
+}
+
+/* ===========================================================================
  * lint and dump
  */
 

@@ -85,11 +85,13 @@ static const cn_snap_thread_t *thread_tid(const cn_snap_actor_t *a, int tid)
     return NULL;
 }
 
-/* The record of context `cid` (caller's numbering) at `a`, in `role`. */
-static const cn_snap_ctx_t *ctx_at(const cn_snap_actor_t *a, uint64_t cid, const char *role)
+/* The record at `a` of the call or context `cid` (the caller's numbering)
+ * whose other end is `peer`, in `role`. */
+static const cn_snap_ctx_t *ctx_at(const cn_snap_actor_t *a, uint64_t cid, const char *role,
+                                   uint32_t peer)
 {
     for (size_t i = 0; a && i < a->ncontexts; i++)
-        if (a->contexts[i].cid == cid && a->contexts[i].role &&
+        if (a->contexts[i].cid == cid && a->contexts[i].peer == peer && a->contexts[i].role &&
             strcmp(a->contexts[i].role, role) == 0)
             return &a->contexts[i];
     return NULL;
@@ -138,7 +140,7 @@ static void stuck_cancel(run_t *r)
                 task_at = a, caller = c->peer;
             } else {
                 task_at = actor(s, c->peer), caller = a->id;
-                const cn_snap_ctx_t *other = ctx_at(task_at, c->cid, "callee");
+                const cn_snap_ctx_t *other = ctx_at(task_at, c->cid, "callee", a->id);
                 if (other && other->cancel && strcmp(other->cancel, "requested") == 0)
                     continue; /* reported from the callee's side */
             }
@@ -171,7 +173,7 @@ static void stalled_stream(run_t *r)
                 continue;
             int we_call = strcmp(c->role, "caller") == 0;
             const cn_snap_actor_t *p = actor(s, c->peer);
-            const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller");
+            const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller", a->id);
             const cn_snap_thread_t *pt =
                 we_call ? task_thread(p, a->id, c->cid) : thread_tid(p, pc ? pc->tid : 0);
             char how[256], buf[32], who[256];
@@ -210,7 +212,7 @@ static void orphan_stream(run_t *r)
             if (p && !p->responsive)
                 continue; /* cannot tell */
             int we_call = strcmp(c->role, "caller") == 0;
-            const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller");
+            const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller", a->id);
             if (pc && strcmp(pc->phase, "returned") && strcmp(pc->phase, "errored"))
                 continue;
             char buf[32], who[256];
@@ -310,12 +312,15 @@ static void wait_cycles(run_t *r)
         int waiting = 0;
         for (size_t w = 0; w < sizeof(waits) / sizeof(waits[0]); w++)
             waiting |= t->doing && strcmp(t->doing, waits[w]) == 0;
-        if (!waiting)
+        /* A wait counts once it has lasted: a short one is a message in
+         * flight, not a deadlock (the parts of a snapshot are not taken at
+         * one instant). */
+        if (!waiting || since(v[i].a, t->since_us) < r->after_us)
             continue;
         const cn_snap_actor_t *p = actor(s, t->peer);
         const cn_snap_thread_t *to;
         if (t->fn && t->task_caller == t->peer && t->task_cid == t->cid) {
-            const cn_snap_ctx_t *pc = ctx_at(p, t->cid, "caller"); /* we serve it */
+            const cn_snap_ctx_t *pc = ctx_at(p, t->cid, "caller", v[i].a->id); /* we serve it */
             to = thread_tid(p, pc ? pc->tid : 0);
         } else {
             to = task_thread(p, v[i].a->id, t->cid); /* we called it */

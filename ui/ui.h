@@ -37,6 +37,7 @@ int cli_ctx(int argc, char **argv, const opts_t *o);
 int cli_log(int argc, char **argv, const opts_t *o);
 int cli_dump(int argc, char **argv, const opts_t *o);
 int cli_lint(int argc, char **argv, const opts_t *o);
+int cli_cancel(int argc, char **argv, const opts_t *o);
 
 /* lint.c: hang lints over a snapshot. */
 typedef struct lint {

@@ -177,6 +177,14 @@ CN_EXTERN int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int6
 
 CN_EXTERN void cn_snapshot_free(cn_snapshot_t *s);
 
+/* Asks the tree to cancel an actor (call == 0; actor 0 is the whole tree)
+ * or the call or context `call` that actor made (as its caller would).
+ * Returns 0 once the root has passed the request on; the cancel itself
+ * then runs (watch it with snapshots). CN_EDEAD with cn_client_error()
+ * saying why if it cannot be. */
+CN_EXTERN int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, const char *reason,
+                               int64_t timeout_ms);
+
 /* The actor whose id, name or path is `which`; NULL if none, or if a name
  * matches several (then *ambiguous is set, if given). */
 CN_EXTERN const cn_snap_actor_t *cn_snapshot_find(const cn_snapshot_t *s, const char *which,

@@ -396,6 +396,80 @@ static uint64_t opt_u64(const msgpack_object *o, const char *key, uint64_t dflt)
     return dflt;
 }
 
+static void send_ok_to(client_t *c, const cn_wire_msg_t *m)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_hdr_t h = {CN_MSG_RETURN, m->hdr.src, cn__rt.id, m->hdr.cid};
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    if (cn_wire_pack(&sb, &h, &nil, 0) == 0)
+        client_send(c, &sb);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/*
+ * A client's CANCEL (protocol.md, Operator cancels): `actor` set cancels
+ * that actor through its parent, 0 the whole tree; `call` set cancels the
+ * call or context of that number made by the actor m->hdr.dst.
+ */
+static void operator_cancel(client_t *c, cn_wire_msg_t *m)
+{
+    const cn_wire_cancel_t *x = &m->u.cancel;
+    char why[CN__REASON_MAX], err[CN__REASON_MAX];
+    snprintf(why, sizeof(why), "cancelled by %s (pid %d): %.*s", c->name, (int)c->pid,
+             x->reason.ptr ? (int)x->reason.len : 8, x->reason.ptr ? x->reason.ptr : "operator");
+    uint32_t dst = m->hdr.dst, via = 0;
+    int known = dst == cn__rt.id, rc = 0;
+    pthread_mutex_lock(&cn__rt.mu);
+    const cn_route_t *r = cn_route_find(&cn__rt.routes, dst);
+    if (r) {
+        known = 1;
+        via = r->parent;
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (!known) {
+        snprintf(err, sizeof(err), "no actor %u in this tree", dst);
+        send_dead_to(c, m, err);
+        return;
+    }
+    cn_log(CN_LOG_CANCEL, "operator: %s %llu on actor %u: %s", x->call ? "cancel call" : "cancel",
+           (unsigned long long)(x->call ? x->call : dst), dst, why);
+    if (x->call) { /* the caller's own call or context */
+        if (dst == cn__rt.id) {
+            rc = cn__call_cancel_op(x->call, why);
+        } else {
+            cn_wire_hdr_t h = {CN_MSG_CANCEL, dst, cn__rt.id, 0};
+            cn_wire_cancel_t b = {cn__wstr(why), 0, x->call};
+            msgpack_sbuffer sb;
+            msgpack_sbuffer_init(&sb);
+            if ((rc = cn_wire_pack_typed(&sb, &h, &b, 0)) == 0)
+                rc = cn__send_frame(&h, sb.data, sb.size, err);
+            msgpack_sbuffer_destroy(&sb);
+        }
+    } else if (dst == cn__rt.id) {
+        cn__cancel_tree(why);
+    } else if (via == cn__rt.id) {
+        rc = cn__cancel_child_id(dst, why);
+    } else { /* its parent cancels it */
+        cn_wire_hdr_t h = {CN_MSG_CANCEL, via, cn__rt.id, 0};
+        cn_wire_cancel_t b = {cn__wstr(why), dst, 0};
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        if ((rc = cn_wire_pack_typed(&sb, &h, &b, 0)) == 0)
+            rc = cn__send_frame(&h, sb.data, sb.size, err);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    if (rc == CN_ENOENT)
+        snprintf(err, sizeof(err), "%s %llu is not open there", x->call ? "call" : "actor",
+                 (unsigned long long)(x->call ? x->call : dst));
+    else if (rc < 0 && rc != CN_EDEAD)
+        snprintf(err, sizeof(err), "%s", cn_strerror(rc));
+    if (rc < 0)
+        send_dead_to(c, m, err);
+    else
+        send_ok_to(c, m);
+}
+
 static void on_client_msg(client_t *c, cn_wire_msg_t *m)
 {
     if (!c->greeted) {
@@ -433,6 +507,9 @@ static void on_client_msg(client_t *c, cn_wire_msg_t *m)
         tree_snapshot(c, m->hdr.cid, (uint32_t)t);
         break;
     }
+    case CN_MSG_CANCEL:
+        operator_cancel(c, m);
+        break;
     default:
         send_dead_to(c, m, "not something a client can ask for");
         break;

@@ -579,6 +579,39 @@ int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int64_t timeou
     return rc;
 }
 
+int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, const char *reason,
+                     int64_t timeout_ms)
+{
+    last_error[0] = '\0';
+    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    uint64_t cid = ++c->next_cid;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    /* from a client every CANCEL is an operator's request; cid pairs the reply */
+    cn_wire_hdr_t h = {CN_MSG_CANCEL, actor, 0, cid};
+    const char *why = reason ? reason : "operator";
+    cn_wire_cancel_t b = {{why, (uint32_t)strlen(why)}, call ? 0 : actor, call};
+    int rc = cn_wire_pack_typed(&sb, &h, &b, 0);
+    if (rc == 0)
+        rc = send_all(c, sb.data, sb.size, deadline);
+    msgpack_sbuffer_destroy(&sb);
+    while (rc == 0) {
+        cn_wire_msg_t *m;
+        if ((rc = recv_msg(c, deadline, &m)) < 0)
+            break;
+        int mine = m->hdr.cid == cid;
+        if (mine && m->hdr.type == CN_MSG_DEAD)
+            rc = fail(CN_EDEAD, "%.*s", (int)m->u.dead.reason.len, m->u.dead.reason.ptr);
+        else if (mine && m->hdr.type != CN_MSG_RETURN)
+            rc = fail(CN_EPROTO, "the tree answered CANCEL with %s",
+                      cn_wire_type_name(m->hdr.type));
+        cn_wire_msg_free(m);
+        if (mine)
+            return rc;
+    }
+    return rc;
+}
+
 void cn_snapshot_free(cn_snapshot_t *s)
 {
     if (s == NULL)

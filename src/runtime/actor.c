@@ -63,7 +63,8 @@ static void stream_unref(cn__stream_t *s);
 static void on_poll(uv_poll_t *p, int status, int events);
 static void drain_output(cn__stream_t *s, int which);
 static void run_spawns(void);
-static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, const char *reason);
+static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, uint32_t orig_dst,
+                      const char *reason);
 
 static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
 {
@@ -298,7 +299,7 @@ static void deliver_stream_msg(cn_wire_msg_t *m)
         cn_log(CN_LOG_DEBUG, "%s from actor %u for context %llu, which is not running here",
                cn_wire_type_name(type), src, (unsigned long long)cid);
         cn_wire_msg_free(m);
-        send_dead(src, cid | CN__CID_FROM_CALLEE, type, "no such context running here");
+        send_dead(src, cid, type, cn__rt.id, "no such context running here");
     }
 }
 
@@ -342,8 +343,7 @@ static void deliver_yields(cn__stream_t *from, const cn_wire_hdr_t *h, const cha
         /* Rejected, not held: see deliver_stream_msg. */
         cn_log(CN_LOG_DEBUG, "YIELD from actor %u for context %llu, which is not running here",
                h->src, (unsigned long long)h->cid);
-        send_dead(h->src, h->cid | CN__CID_FROM_CALLEE, CN_MSG_YIELD,
-                  "no such context running here");
+        send_dead(h->src, h->cid, CN_MSG_YIELD, cn__rt.id, "no such context running here");
     } else if (rc < 0) {
         cn_log(CN_LOG_ERROR, "dropped %u YIELD(s) from actor %u: %s", count, h->src,
                cn_strerror(rc));
@@ -491,14 +491,44 @@ static int write_typed(cn__stream_t *s, const cn_wire_hdr_t *h, const void *body
 
 /* Tells `to` that its message (cid, orig_type) could not be delivered.
  * A DEAD for this very actor completes the local call directly. */
-static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, const char *reason)
+/*
+ * A DEAD for us: `cid` and `orig_type` are the failed message's, as we
+ * sent it. Two numberings meet here and must not be confused: our own
+ * calls' cids, and the cids our callers gave the tasks we run.
+ *   - a reply we sent as a callee (STARTED, RETURN, ERROR; plain cid in
+ *     the caller's numbering): the caller is gone, and nothing here waits;
+ *   - a stream message we sent as a callee (the callee bit set): the task
+ *     (orig_dst, cid) has lost its caller and is cancelled;
+ *   - anything else (CMD, CANCEL, our own stream messages): it was our
+ *     call or context, which ends with CN_EDEAD.
+ */
+static void on_dead(uint64_t cid, uint32_t orig_type, uint32_t orig_dst, const char *reason)
 {
-    if (to == cn__rt.id) {
+    if (orig_type == CN_MSG_STARTED || orig_type == CN_MSG_RETURN || orig_type == CN_MSG_ERROR) {
+        cn_log(CN_LOG_DEBUG, "%s for call %llu of actor %u was not delivered: %s",
+               cn_wire_type_name(orig_type), (unsigned long long)cid, orig_dst, reason);
+        return;
+    }
+    if (!(cid & CN__CID_FROM_CALLEE)) {
         cn__call_deliver(cid, NULL, CN_EDEAD, reason);
         return;
     }
+    char why[CN__REASON_MAX];
+    snprintf(why, sizeof(why), "its caller is unreachable: %s", reason);
+    if (cn__task_cancel(orig_dst, cid & ~CN__CID_FROM_CALLEE, why) == CN_ENOENT)
+        cn_log(CN_LOG_DEBUG, "DEAD for context %llu of actor %u, which has ended here: %s",
+               (unsigned long long)(cid & ~CN__CID_FROM_CALLEE), orig_dst, reason);
+}
+
+static void send_dead(uint32_t to, uint64_t cid, uint32_t orig_type, uint32_t orig_dst,
+                      const char *reason)
+{
+    if (to == cn__rt.id) {
+        on_dead(cid, orig_type, orig_dst, reason);
+        return;
+    }
     cn_wire_hdr_t h = {CN_MSG_DEAD, to, cn__rt.id, cid};
-    cn_wire_dead_t d = {cn__wstr(reason), orig_type};
+    cn_wire_dead_t d = {cn__wstr(reason), orig_type, orig_dst};
     send_typed(&h, &d, NULL); /* if `to` is unreachable too, nobody waits */
 }
 
@@ -682,7 +712,8 @@ static void stream_finish(cn__stream_t *s)
 
     for (size_t i = 0; i < inflight.cap; i++)
         if (inflight.e[i].used)
-            send_dead(inflight.e[i].k1, inflight.e[i].k2, CN_MSG_CMD, reason);
+            send_dead(inflight.e[i].k1, inflight.e[i].k2, CN_MSG_CMD,
+                      (uint32_t)((uintptr_t)inflight.e[i].val - 1), reason);
     cn__cmap_fini(&inflight);
     cn__latch_close(&s->hello, CN_EDEAD);
 
@@ -928,6 +959,27 @@ static void cancel_child(cn__stream_t *s)
  * Shutdown
  */
 
+int cn__cancel_child_id(uint32_t id, const char *why)
+{
+    for (size_t i = 0, n = stream_slots(); i < n; i++) {
+        cn__stream_t *s = stream_slot(i);
+        if (s && !s->is_parent && s->peer == id && !s->reaped && !s->lost) {
+            cn_log(CN_LOG_CANCEL, "cancelling %s: %s", s->path[0] ? s->path : s->name, why);
+            cancel_child(s);
+            return 0;
+        }
+    }
+    return CN_ENOENT;
+}
+
+void cn__cancel_tree(const char *why)
+{
+    cn_log(CN_LOG_WARN, "cancelling the tree: %s", why);
+    cn__rt.op_cancel = 1;
+    cn__call_fail_all(CN_ECANCELED, "the tree is being cancelled");
+    begin_shutdown(why, 128 + SIGTERM); /* as if terminated, but cleanly */
+}
+
 static void begin_shutdown(const char *why, int status)
 {
     pthread_mutex_lock(&cn__rt.mu);
@@ -976,7 +1028,10 @@ static void on_sigint_grace(uv_timer_t *t)
     (void)t;
     cn_log(CN_LOG_CANCEL, "the tree is cancelled and main has not returned: exiting");
     cn__attach_stop();
-    syscall(SYS_exit_group, 128 + SIGINT);
+    pthread_mutex_lock(&cn__rt.mu);
+    int status = cn__rt.exit_status;
+    pthread_mutex_unlock(&cn__rt.mu);
+    syscall(SYS_exit_group, status);
 }
 
 /* SIGINT at the root: the first cancels the tree gracefully, a second
@@ -1021,9 +1076,10 @@ static void maybe_finish_shutdown(void)
     pthread_mutex_lock(&cn__rt.mu);
     int main_done = cn__rt.main_done;
     pthread_mutex_unlock(&cn__rt.mu);
-    if (cn__rt.sigint_at && !main_done) {
-        /* Ctrl-C cancelled the tree under a main that is still running:
-         * give it a second to return by itself, then exit as SIGINT would. */
+    if ((cn__rt.sigint_at || cn__rt.op_cancel) && !main_done) {
+        /* Ctrl-C or an operator cancelled the tree under a main that is
+         * still running: give it a second to return by itself, then exit
+         * with the status the cancel set. */
         if (!uv_is_active((uv_handle_t *)&cn__rt.sigint_timer))
             uv_timer_start(&cn__rt.sigint_timer, on_sigint_grace, 1000, 0);
         return;
@@ -1117,7 +1173,7 @@ static void forward(cn__stream_t *s, cn_wire_msg_t *m)
      * sending it back up would only bounce. */
     int rc = route_send(&m->hdr, m->frame, m->frame_len, s->via, reason);
     if (rc < 0 && wants_dead_reply(m->hdr.type))
-        send_dead(m->hdr.src, m->hdr.cid, m->hdr.type, reason);
+        send_dead(m->hdr.src, m->hdr.cid, m->hdr.type, m->hdr.dst, reason);
 }
 
 static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
@@ -1163,7 +1219,7 @@ static void on_allocate_id(cn_wire_msg_t *m)
     pthread_mutex_unlock(&cn__rt.mu);
     cn_wire_hdr_t h = {CN_MSG_ALLOCATE_ID, m->hdr.src, cn__rt.id, m->hdr.cid};
     if (rc < 0) {
-        send_dead(m->hdr.src, m->hdr.cid, CN_MSG_ALLOCATE_ID, cn_strerror(rc));
+        send_dead(m->hdr.src, m->hdr.cid, CN_MSG_ALLOCATE_ID, cn__rt.id, cn_strerror(rc));
     } else {
         cn_wire_allocate_id_t a = {first, count};
         send_typed(&h, &a, NULL);
@@ -1213,7 +1269,7 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
     switch (h->type) {
     case CN_MSG_CMD:
         if (cn__task_start(m) < 0) {
-            send_dead(h->src, h->cid, CN_MSG_CMD, "the actor is shutting down");
+            send_dead(h->src, h->cid, CN_MSG_CMD, cn__rt.id, "the actor is shutting down");
             cn_wire_msg_free(m);
         }
         return;
@@ -1232,18 +1288,29 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         const cn_wire_str_t *r = &m->u.cancel.reason;
         snprintf(reason, sizeof(reason), "%.*s", r->ptr ? (int)r->len : 9,
                  r->ptr ? r->ptr : "cancelled");
+        if (h->cid == 0) { /* an operator's request, passed on by the root */
+            if (!s->is_parent || h->src != CN_ROOT_ID)
+                cn_log(CN_LOG_WARN, "ignored an operator CANCEL from actor %u", h->src);
+            else if (m->u.cancel.call)
+                cn__call_cancel_op(m->u.cancel.call, reason);
+            else if (m->u.cancel.actor <= UINT32_MAX &&
+                     cn__cancel_child_id((uint32_t)m->u.cancel.actor, reason) < 0)
+                cn_log(CN_LOG_WARN, "operator CANCEL: actor %llu is not a child here",
+                       (unsigned long long)m->u.cancel.actor);
+            break;
+        }
         if (cn__task_cancel(h->src, h->cid, reason) == CN_ENOENT) {
             /* Not an error: a task that just ended races its CANCEL. */
             cn_log(CN_LOG_DEBUG, "CANCEL from actor %u for call %llu, which is not running here",
                    h->src, (unsigned long long)h->cid);
-            send_dead(h->src, h->cid, CN_MSG_CANCEL, "no such task running here");
+            send_dead(h->src, h->cid, CN_MSG_CANCEL, cn__rt.id, "no such task running here");
         }
         break;
     }
     case CN_MSG_DEAD: {
         char reason[CN__REASON_MAX];
         snprintf(reason, sizeof(reason), "%.*s", (int)m->u.dead.reason.len, m->u.dead.reason.ptr);
-        cn__call_deliver(h->cid, NULL, CN_EDEAD, reason);
+        on_dead(h->cid, (uint32_t)m->u.dead.orig_type, (uint32_t)m->u.dead.orig_dst, reason);
         break;
     }
     case CN_MSG_ALLOCATE_ID:
@@ -1267,7 +1334,7 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         cn_log(CN_LOG_DEBUG, "no handler yet for %s from actor %u", cn_wire_type_name(h->type),
                h->src);
         if (wants_dead_reply(h->type))
-            send_dead(h->src, h->cid, h->type, "not supported by this actor");
+            send_dead(h->src, h->cid, h->type, cn__rt.id, "not supported by this actor");
         break;
     }
     cn_wire_msg_free(m);

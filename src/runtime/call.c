@@ -367,6 +367,21 @@ void cn__pcall_cancel(uint32_t to, uint64_t cid, const char *why)
     cn__call_deliver(cid, NULL, CN_ECANCELED, why);
 }
 
+int cn__call_cancel_op(uint64_t cid, const char *why)
+{
+    pthread_mutex_lock(&cn__rt.mu);
+    cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid);
+    uint32_t to = c ? c->to : 0;
+    if (c)
+        cn__rec_cancel(&c->rec, CN_CANCEL_REQUESTED, why);
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (c == NULL)
+        return CN_ENOENT;
+    cn_log(CN_LOG_CANCEL, "call %llu to actor %u: %s", (unsigned long long)cid, to, why);
+    cn__pcall_cancel(to, cid, why);
+    return 0;
+}
+
 void cn__pcall_detach(cn__pcall_t *c)
 {
     c->task = NULL;

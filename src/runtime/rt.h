@@ -105,6 +105,7 @@ typedef struct cn__rt {
     uv_signal_t sigint;      /* the root only */
     uv_timer_t sigint_timer; /* after a SIGINT cancel: main's grace period */
     uint64_t sigint_at;      /* loop time of the last SIGINT, 0 if none */
+    int op_cancel;           /* an operator cancelled the whole tree */
     int own_sigint;          /* the runtime handles SIGINT (the root\'s broker) */
     uv_thread_t broker;
 
@@ -347,6 +348,16 @@ void cn__log_send(int level, uint64_t time_us, const char *path, const char *msg
 
 /* "info" -> CN_LOG_INFO; -1 if unknown. */
 int cn__log_parse_level(const char *s);
+
+/* Operator cancels (a CANCEL with cid 0 from the root; protocol.md).
+ * Broker only. cn__cancel_child_id: 0, or CN_ENOENT if `id` is not a live
+ * child of this actor. cn__cancel_tree: the root, as SIGINT does. */
+int cn__cancel_child_id(uint32_t id, const char *why);
+void cn__cancel_tree(const char *why);
+
+/* Cancels this actor's own call or context `cid` as its caller would;
+ * CN_ENOENT if there is none. Any thread. */
+int cn__call_cancel_op(uint64_t cid, const char *why);
 
 /* ---------------------------------------------------------------------------
  * registry.c: what the inspector sees. Each call and context in flight, at

@@ -90,7 +90,8 @@ typedef enum cn_wire_type {
     F(T, U64, version, 1) F(T, STR, name, 1) F(T, U64, pid, 1) F(T, U64, uid, 1)
 #define CN_WIRE_ADD_ROUTE_FIELDS(F, T) F(T, U64, id, 1) F(T, U64, parent, 1) F(T, STR, name, 1)
 #define CN_WIRE_DEL_ROUTE_FIELDS(F, T) F(T, U64, id, 1) F(T, STR, reason, 1)
-#define CN_WIRE_DEAD_FIELDS(F, T) F(T, STR, reason, 1) F(T, U64, orig_type, 0)
+#define CN_WIRE_DEAD_FIELDS(F, T)                                                                  \
+    F(T, STR, reason, 1) F(T, U64, orig_type, 0) F(T, U64, orig_dst, 0)
 #define CN_WIRE_SHUTDOWN_FIELDS(F, T) F(T, STR, reason, 0)
 #define CN_WIRE_ALLOCATE_ID_FIELDS(F, T) F(T, U64, first, 1) F(T, U64, count, 1)
 #define CN_WIRE_CMD_FIELDS(F, T) F(T, STR, fn, 1) F(T, ANY, args, 1) F(T, U64, flags, 0)
@@ -98,7 +99,7 @@ typedef enum cn_wire_type {
     F(T, STR, origin, 1)                                                                           \
     F(T, STR, fn, 1)                                                                               \
     F(T, STR, message, 1) F(T, STR, backtrace, 0) F(T, I64, code, 0) F(T, STR, via, 0)
-#define CN_WIRE_CANCEL_FIELDS(F, T) F(T, STR, reason, 0)
+#define CN_WIRE_CANCEL_FIELDS(F, T) F(T, STR, reason, 0) F(T, U64, actor, 0) F(T, U64, call, 0)
 #define CN_WIRE_LOG_FIELDS(F, T)                                                                   \
     F(T, U64, level, 1) F(T, U64, time_us, 1) F(T, STR, path, 1) F(T, STR, message, 1)
 #define CN_WIRE_CREDIT_FIELDS(F, T) F(T, U64, count, 1)
