@@ -134,6 +134,21 @@ grep -q '"canopy_dump":1' "$tmp/bundle.json" && grep -q '"threads":\[' "$tmp/bun
     grep -q '"lints":\[\]' "$tmp/bundle.json" && ok "dump: snapshot, threads, lints" ||
     fail "dump: missing parts"
 
+# --- an actor that cannot answer is reported, not waited on ----------------
+stopped=$(printf '%s\n' "$($canopy tree)" | awk '$2 == "|-" && $3 == "worker-1" { print $4; exit }')
+if [ -n "$stopped" ]; then
+    kill -STOP $stopped
+    t0=$(date +%s%N)
+    expect_rc 0 "tree with a stopped actor" $canopy tree --timeout 300
+    t1=$(date +%s%N)
+    expect_out "unresponsive after 300 ms" "tree: says how many did not answer"
+    expect_out "worker-1 +- +unresponsive" "tree: the stopped actor is unresponsive"
+    [ $(( (t1 - t0) / 1000000 )) -lt 2000 ] && ok "tree: did not wait for it" || fail "tree took $(( (t1 - t0) / 1000000 )) ms"
+    kill -CONT $stopped
+else
+    fail "no worker-1 pid found"
+fi
+
 # --- cancel ------------------------------------------------------------------
 expect_rc 1 "cancel: no such context" $canopy cancel root/sup-0/worker-0/99999
 expect_out "has no call or context 99999" "cancel: says which context is missing"
@@ -175,6 +190,46 @@ expect_out "2 actors" "after hostile clients: both actors"
 kill -0 $h 2>/dev/null && ok "the root survived" || fail "the root died"
 kill -9 $h
 unset CANOPY_ATTACH_STALL_MS
+
+# --- the event feed -----------------------------------------------------------
+CANOPY_LOG_FILE="$tmp/e.log" $tree >/dev/null 2>&1 &
+e=$!
+pids="$pids $e"
+wait_for "$tmp/e.log" "tree is up"
+sleep 1
+$canopy events root.$e --json >"$tmp/events.json" 2>&1 &
+ev=$!
+$canopy log root.$e -f >"$tmp/logf.out" 2>&1 &
+lf=$!
+sleep 0.5
+$canopy cancel root.$e root/sup-2 >/dev/null 2>&1
+sleep 1
+kill -INT $ev $lf
+wait $ev && ok "events stops cleanly on SIGINT" || fail "events exit status"
+wait $lf
+for kind in cancel ctx-errored exit log; do
+    grep -q "\"kind\":\"$kind\"" "$tmp/events.json" && ok "events: $kind" || fail "events: no $kind in $(head -c 600 "$tmp/events.json")"
+done
+grep -q '"kind":"exit".*"fn":"sup-2"' "$tmp/events.json" && ok "events: sup-2's exit names it" || fail "events: no exit of sup-2"
+grep -Eq "cancel +root: cancelling root/sup-2" "$tmp/logf.out" && ok "log -f: new records arrive" || fail "log -f: $(tail -3 "$tmp/logf.out")"
+n=$(grep -c "tree is up" "$tmp/logf.out")
+[ "$n" = 1 ] && ok "log -f: the tail is printed once" || fail "log -f printed the tail $n times"
+kill -9 $e
+
+# A subscriber that does not read loses events, counted, and slows nothing.
+CANOPY_LOG_FILE="$tmp/ch.log" $helpers/lint_tree chatty >"$tmp/ch.out" 2>&1 &
+ch=$!
+pids="$pids $ch"
+wait_for "$tmp/ch.out" ready
+$helpers/hostile "$CANOPY_RUNTIME_DIR/lint.$ch.sock" slowsub 4000 >"$tmp/slow.out" 2>&1 &
+slow=$!
+wait_for "$tmp/ch.out" chatted && ok "chatty: the root logged 40 000 lines with a stalled subscriber" || fail "chatty root did not finish"
+expect_rc 0 "chatty: the tree answers meanwhile" $canopy tree lint.$ch
+wait $slow && ok "slow subscriber: got a dropped marker" || fail "slow subscriber: $(cat "$tmp/slow.out")"
+grep -Eq "^dropped [1-9][0-9]* after" "$tmp/slow.out" && ok "slow subscriber: dropped count" || fail "slow: $(cat "$tmp/slow.out")"
+rss=$(awk '/VmRSS/ { print $2 }' /proc/$ch/status)
+[ "$rss" -lt 20000 ] && ok "chatty root's memory stays small (${rss} KiB)" || fail "chatty root RSS ${rss} KiB"
+kill -9 $ch
 
 # --- lints on trees built to hang ------------------------------------------
 export CANOPY_LINT_AFTER_MS=400

@@ -49,6 +49,7 @@ CLI(log)
 CLI(dump)
 CLI(lint)
 CLI(cancel)
+CLI(events)
 
 #define TREE_HELP                                                                                  \
     "TREE is a tree's name, NAME.PID, its root's pid, or its socket's path; it\n"                 \
@@ -82,6 +83,11 @@ static const cmd_entry_t cmd_table[] = {
      "                cancel, warn, error)\n"
      "  --actor A     only records from actor A (a path or name) and below it\n" TREE_HELP,
      0, 1, OPT_JSON | OPT_FOLLOW | OPT_LEVEL | OPT_ACTOR | OPT_TIMEOUT, cmd_log},
+    {"events", "[TREE] [--json]", "follow the tree's live events until interrupted",
+     "Events: spawn, exit, ctx-open, ctx-started, ctx-closed, ctx-errored, cancel,\n"
+     "stall and resume (a stream's sender blocked and unblocked), log, and\n"
+     "dropped (this terminal fell behind; the tree never waits for it).\n" TREE_HELP,
+     0, 1, OPT_JSON, cmd_events},
     {"lint", "[TREE] [--json]", "name what is hanging: stuck cancels, stalled streams, deadlocks",
      "Checks: stuck-cancel, stalled-stream, orphan-stream, unreaped, wait-for-cycle\n"
      "(docs/cli.md explains each). Exits 3 if any fires. A condition counts once it\n"

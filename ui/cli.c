@@ -518,6 +518,38 @@ static int log_wanted(const cn_snap_log_t *l, int min, const char *actor)
     return last && strcmp(last + 1, actor) == 0;
 }
 
+/* Connects to TREE and starts its event feed; NULL after saying why. */
+static cn_client_t *subscribe_to(const char *tree)
+{
+    cn_tree_info_t t;
+    cn_client_t *c;
+    int rc = cn_client_find(tree, &t);
+    if (rc < 0) {
+        say_error(NULL, rc);
+        return NULL;
+    }
+    if ((rc = cn_client_connect(t.path, &c, CONNECT_MS)) < 0) {
+        say_error(t.name, rc);
+        return NULL;
+    }
+    if ((rc = cn_client_subscribe(c, CONNECT_MS)) < 0) {
+        say_error(t.name, rc);
+        cn_client_close(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void on_stop_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop; /* no SA_RESTART: poll() returns at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
 int cli_log(int argc, char **argv, const opts_t *o)
 {
     int min = 0;
@@ -526,51 +558,107 @@ int cli_log(int argc, char **argv, const opts_t *o)
                 o->level);
         return EXIT_USAGE;
     }
-    cn_snapshot_t *s;
-    if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+    const char *tree = argc ? argv[0] : NULL;
+    /* Following: subscribe before reading the tail, so nothing falls in
+     * between; records the tail already showed are skipped by time. */
+    cn_client_t *feed = o->follow ? subscribe_to(tree) : NULL;
+    if (o->follow && feed == NULL)
         return EXIT_FAIL;
+    cn_snapshot_t *s;
+    if (snapshot_of(tree, o, &s) < 0) {
+        cn_client_close(feed);
+        return EXIT_FAIL;
+    }
     uint64_t last = 0;
-    size_t last_n = 0; /* records at time `last` already printed */
     for (size_t i = 0; i < s->nlogs; i++) {
         if (log_wanted(&s->logs[i], min, o->actor))
             print_log(&s->logs[i], o->json);
-        if (s->logs[i].time_us != last)
-            last = s->logs[i].time_us, last_n = 0;
-        last_n++;
+        last = s->logs[i].time_us;
     }
     cn_snapshot_free(s);
     if (!o->follow)
         return 0;
-    /* Follow: ask again every 250 ms and print what is new. Records are
-     * ordered by time; those at the last time seen are counted so that
-     * none prints twice. */
-    signal(SIGINT, on_stop);
-    signal(SIGTERM, on_stop);
-    signal(SIGPIPE, on_stop);
+    on_stop_signals();
     fflush(stdout);
+    int rc = 0;
     while (!stop_follow) {
-        usleep(250000);
-        if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
-            return stop_follow ? 0 : EXIT_FAIL;
-        size_t at_last = 0;
-        uint64_t new_last = last;
-        size_t new_n = last_n;
-        for (size_t i = 0; i < s->nlogs; i++) {
-            const cn_snap_log_t *l = &s->logs[i];
-            if (l->time_us < last)
-                continue;
-            if (l->time_us == last && at_last++ < last_n)
-                continue;
-            if (log_wanted(l, min, o->actor))
-                print_log(l, o->json);
-            if (l->time_us != new_last)
-                new_last = l->time_us, new_n = 0;
-            new_n++;
+        cn_event_t ev;
+        rc = cn_client_event(feed, &ev, 500);
+        if (rc == CN_ETIMEDOUT)
+            continue;
+        if (rc < 0)
+            break;
+        if (strcmp(ev.kind, "dropped") == 0) {
+            fprintf(stderr, "canopy: %llu events dropped (this terminal fell behind)\n",
+                    (unsigned long long)ev.count);
+            continue;
         }
-        last = new_last;
-        last_n = new_n;
-        cn_snapshot_free(s);
+        cn_snap_log_t l = {ev.level, ev.time_us, ev.path, ev.detail};
+        if (strcmp(ev.kind, "log") != 0 || ev.time_us <= last || !log_wanted(&l, min, o->actor))
+            continue;
+        print_log(&l, o->json);
         fflush(stdout);
+    }
+    cn_client_close(feed);
+    if (rc < 0 && !stop_follow) {
+        fprintf(stderr, "canopy: the tree went away: %s\n", cn_client_error());
+        return EXIT_FAIL;
+    }
+    return 0;
+}
+
+/* ===========================================================================
+ * events
+ */
+
+int cli_events(int argc, char **argv, const opts_t *o)
+{
+    cn_client_t *feed = subscribe_to(argc ? argv[0] : NULL);
+    if (feed == NULL)
+        return EXIT_FAIL;
+    on_stop_signals();
+    int rc = 0;
+    while (!stop_follow) {
+        cn_event_t ev;
+        rc = cn_client_event(feed, &ev, 500);
+        if (rc == CN_ETIMEDOUT)
+            continue;
+        if (rc < 0)
+            break;
+        if (o->json) {
+            printf("{\"kind\":");
+            json_cstr(stdout, ev.kind);
+            printf(",\"actor\":%u,\"path\":", ev.actor);
+            json_cstr(stdout, ev.path);
+            printf(",\"time_us\":%llu,\"cid\":%llu,\"peer\":%u,\"fn\":",
+                   (unsigned long long)ev.time_us, (unsigned long long)ev.cid, ev.peer);
+            json_cstr(stdout, ev.fn);
+            printf(",\"detail\":");
+            json_cstr(stdout, ev.detail);
+            printf(",\"level\":%d,\"count\":%llu}\n", ev.level, (unsigned long long)ev.count);
+        } else {
+            time_t secs = (time_t)(ev.time_us / 1000000);
+            struct tm tm;
+            localtime_r(&secs, &tm);
+            printf("%02d:%02d:%02d.%03u %-11s %s", tm.tm_hour, tm.tm_min, tm.tm_sec,
+                   (unsigned)(ev.time_us / 1000 % 1000), ev.kind, ev.path ? ev.path : "");
+            if (strcmp(ev.kind, "dropped") == 0)
+                printf("%llu events dropped", (unsigned long long)ev.count);
+            else if (strcmp(ev.kind, "spawn") == 0 || strcmp(ev.kind, "exit") == 0)
+                printf(": %s (id %u)", ev.fn ? ev.fn : "?", ev.peer);
+            else if (strcmp(ev.kind, "log") != 0)
+                printf(": %s cid %llu with actor %u", ev.fn ? ev.fn : "stream",
+                       (unsigned long long)ev.cid, ev.peer);
+            if (ev.detail)
+                printf("%s%s", strcmp(ev.kind, "log") ? ": " : ": ", ev.detail);
+            printf("\n");
+        }
+        fflush(stdout);
+    }
+    cn_client_close(feed);
+    if (rc < 0 && !stop_follow) {
+        fprintf(stderr, "canopy: the tree went away: %s\n", cn_client_error());
+        return EXIT_FAIL;
     }
     return 0;
 }

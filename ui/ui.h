@@ -38,6 +38,7 @@ int cli_log(int argc, char **argv, const opts_t *o);
 int cli_dump(int argc, char **argv, const opts_t *o);
 int cli_lint(int argc, char **argv, const opts_t *o);
 int cli_cancel(int argc, char **argv, const opts_t *o);
+int cli_events(int argc, char **argv, const opts_t *o);
 
 /* lint.c: hang lints over a snapshot. */
 typedef struct lint {

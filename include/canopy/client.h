@@ -185,6 +185,34 @@ CN_EXTERN void cn_snapshot_free(cn_snapshot_t *s);
 CN_EXTERN int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, const char *reason,
                                int64_t timeout_ms);
 
+/* ---------------------------------------------------------------------------
+ * The live event feed
+ */
+
+typedef struct cn_event {
+    /* spawn, exit, ctx-open, ctx-started, ctx-closed, ctx-errored, cancel,
+     * stall, resume, log, or dropped (this client fell behind) */
+    const char *kind;
+    uint32_t actor;     /* where it happened (not for log, dropped) */
+    const char *path;   /* that actor's path, or a log record's */
+    uint64_t time_us;
+    uint64_t cid;       /* the call or context, as its caller numbered it */
+    uint32_t peer;      /* the other actor: the child for spawn and exit */
+    const char *fn;     /* the function, or the child's name */
+    const char *detail; /* a sentence: how it exited, the cancel's reason, the log message */
+    int level;          /* log records */
+    uint64_t count;     /* dropped: how many events were lost */
+} cn_event_t;
+
+/* Starts the event feed on c. After this, use c only for cn_client_event
+ * (snapshots need their own connection). */
+CN_EXTERN int cn_client_subscribe(cn_client_t *c, int64_t timeout_ms);
+
+/* The next event, waiting up to timeout_ms: 0 with *ev filled (its strings
+ * live until the next call on c), CN_ETIMEDOUT, or an error if the tree
+ * went away. */
+CN_EXTERN int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms);
+
 /* The actor whose id, name or path is `which`; NULL if none, or if a name
  * matches several (then *ambiguous is set, if given). */
 CN_EXTERN const cn_snap_actor_t *cn_snapshot_find(const cn_snapshot_t *s, const char *which,

@@ -39,6 +39,7 @@
 #define HELLO_MS 5000
 #define STALL_MS 10000 /* CANOPY_ATTACH_STALL_MS overrides both, for tests */
 #define OUT_MAX (64u << 20)
+#define EVENTS_MAX (1u << 20) /* event bytes queued for one subscriber */
 #define SNAP_TIMEOUT_MS 1000
 #define SNAP_TIMEOUT_MAX_MS 30000
 
@@ -57,6 +58,8 @@ typedef struct client {
     cn_wire_decoder_t dec;
     msgpack_sbuffer out; /* answers not yet written */
     size_t out_off;
+    int subscribed;   /* sent SUBSCRIBE: gets EVENTs */
+    uint64_t dropped; /* events it lost while not reading */
 } client_t;
 
 typedef struct treq {
@@ -83,10 +86,16 @@ static struct {
     client_t *clients[CLIENTS_MAX];
     treq_t *reqs;
     uint64_t next_req;
-} at = {.fd = -1};
+    unsigned subscribers;
+    uv_check_t flush;        /* writes queued events once per loop turn */
+    pthread_mutex_t post_mu; /* events posted by the root's other threads */
+    msgpack_sbuffer posted;
+} at = {.fd = -1, .post_mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void client_cut(client_t *c, const char *why);
+static void set_subscribed(client_t *c, int on);
 static void client_flush(client_t *c);
+static void send_dropped(client_t *c);
 static void on_client_poll(uv_poll_t *p, int status, int events);
 
 /* ===========================================================================
@@ -157,6 +166,8 @@ static void client_cut(client_t *c, const char *why)
         cn_log(CN_LOG_WARN, "attach: cut off client %u (%s, pid %d): %s", c->slot,
                c->name[0] ? c->name : "no HELLO", (int)c->pid, why);
     at.clients[c->slot] = NULL;
+    if (c->subscribed)
+        set_subscribed(c, 0);
     for (treq_t *r = at.reqs; r; r = r->next)
         if (r->c == c)
             r->c = NULL;
@@ -198,6 +209,8 @@ static void client_flush(client_t *c)
     }
     c->out.size = c->out_off = 0;
     client_watch(c, UV_READABLE);
+    if (c->dropped)
+        send_dropped(c);
 }
 
 static void send_dead_to(client_t *c, const cn_wire_msg_t *m, const char *reason)
@@ -377,6 +390,142 @@ static void on_snapshot(cn_wire_msg_t *m)
 }
 
 /* ===========================================================================
+ * The live event feed
+ */
+
+/* Tells every actor (or just `only`) to send its events, or to stop. */
+static void tell_actors(int on, uint32_t only)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    v.via.u64 = (uint64_t)on;
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    pthread_mutex_lock(&cn__rt.mu);
+    if (only != CN__NO_VIA) {
+        ids = malloc(sizeof(*ids));
+        if (ids)
+            ids[n++] = only;
+    } else {
+        treq_t tmp = {0};
+        tmp.ids = ids = calloc(cn_route_count(&cn__rt.routes) + 1, sizeof(*ids));
+        tmp.names = calloc(cn_route_count(&cn__rt.routes) + 1, sizeof(*tmp.names));
+        if (ids && tmp.names) {
+            collect_t cc = {&tmp};
+            cn_route_foreach(&cn__rt.routes, collect_route, &cc);
+            n = tmp.n;
+        }
+        free(tmp.names);
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    for (size_t i = 0; i < n; i++) {
+        cn_wire_hdr_t h = {CN_MSG_SUBSCRIBE, ids[i], cn__rt.id, 0};
+        sb.size = 0;
+        if (cn_wire_pack(&sb, &h, &v, 0) == 0)
+            cn__send_frame(&h, sb.data, sb.size, NULL);
+    }
+    free(ids);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void set_subscribed(client_t *c, int on)
+{
+    if (c->subscribed == on)
+        return;
+    c->subscribed = on;
+    at.subscribers += on ? 1u : (unsigned)-1;
+    if (at.subscribers == (on ? 1u : 0u)) { /* the first came, or the last left */
+        cn__events_enable(on);
+        tell_actors(on, CN__NO_VIA);
+    }
+}
+
+void cn__inspect_route_added(uint32_t id)
+{
+    if (at.subscribers)
+        tell_actors(1, id);
+}
+
+static void send_dropped(client_t *c)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    size_t mark;
+    cn_wire_hdr_t h = {CN_MSG_EVENT, 0, cn__rt.id, 0};
+    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
+        msgpack_pack_map(&pk, 4);
+        cn__pack_kstr(&pk, "kind", "dropped");
+        cn__pack_kint(&pk, "count", (int64_t)c->dropped);
+        cn__pack_kint(&pk, "time_us", (int64_t)cn__now_us());
+        cn__pack_kstr(&pk, "detail", "events lost while this client was not reading");
+        if (cn_wire_end(&sb, mark, 0, 0) == 0) {
+            c->dropped = 0;
+            client_send(c, &sb);
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static void on_flush(uv_check_t *h)
+{
+    uv_check_stop(h);
+    for (unsigned i = 0; i < CLIENTS_MAX; i++) {
+        client_t *c = at.clients[i];
+        if (c && !c->closing && c->subscribed && c->out_off < c->out.size &&
+            !(c->events & UV_WRITABLE))
+            client_flush(c);
+    }
+}
+
+/* One EVENT frame to every subscriber. It is queued, and written with
+ * whatever else this turn of the loop brings (one write, one wake-up of
+ * the client, per turn). A subscriber that is not keeping up loses it,
+ * counted, and is told how many once it catches up. */
+static void fan_out(const char *frame, size_t len)
+{
+    for (unsigned i = 0; i < CLIENTS_MAX; i++) {
+        client_t *c = at.clients[i];
+        if (c == NULL || !c->subscribed || c->closing)
+            continue;
+        if (c->dropped || c->out.size - c->out_off + len > EVENTS_MAX ||
+            msgpack_sbuffer_write(&c->out, frame, len) != 0) {
+            c->dropped++;
+            continue;
+        }
+        if (!uv_is_active((uv_handle_t *)&at.flush))
+            uv_check_start(&at.flush, on_flush);
+    }
+}
+
+void cn__inspect_post(const char *frame, size_t len)
+{
+    pthread_mutex_lock(&at.post_mu); /* the events timer drains it */
+    if (at.posted.size < EVENTS_MAX) /* the broker is stuck: drop, not grow */
+        msgpack_sbuffer_write(&at.posted, frame, len);
+    pthread_mutex_unlock(&at.post_mu);
+}
+
+void cn__inspect_drain(void)
+{
+    pthread_mutex_lock(&at.post_mu);
+    msgpack_sbuffer got = at.posted;
+    msgpack_sbuffer_init(&at.posted);
+    pthread_mutex_unlock(&at.post_mu);
+    for (size_t off = 0; off + CN_WIRE_LEN_SIZE <= got.size;) {
+        const unsigned char *p = (const unsigned char *)got.data + off;
+        size_t len = CN_WIRE_LEN_SIZE + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
+                                         (size_t)p[2] << 8 | p[3]);
+        if (len > got.size - off)
+            break;
+        fan_out((const char *)p, len);
+        off += len;
+    }
+    msgpack_sbuffer_destroy(&got);
+}
+
+/* ===========================================================================
  * What clients ask
  */
 
@@ -510,6 +659,10 @@ static void on_client_msg(client_t *c, cn_wire_msg_t *m)
     case CN_MSG_CANCEL:
         operator_cancel(c, m);
         break;
+    case CN_MSG_SUBSCRIBE:
+        set_subscribed(c, 1);
+        send_ok_to(c, m);
+        break;
     default:
         send_dead_to(c, m, "not something a client can ask for");
         break;
@@ -641,7 +794,10 @@ static void on_listen(uv_poll_t *p, int status, int events)
 
 void cn__inspect_on_msg(cn_wire_msg_t *m)
 {
-    if (m->hdr.type == CN_MSG_SNAPSHOT) {
+    if (m->hdr.type == CN_MSG_EVENT) {
+        if (cn__rt.is_root)
+            fan_out(m->frame, m->frame_len);
+    } else if (m->hdr.type == CN_MSG_SNAPSHOT) {
         if (cn__rt.is_root)
             on_snapshot(m);
     } else if (m->hdr.type == CN_MSG_INSPECT) {
@@ -700,6 +856,7 @@ int cn__attach_start(void)
     uv_poll_init_socket(&cn__rt.loop, &at.poll, at.fd);
     uv_poll_start(&at.poll, UV_READABLE, on_listen);
     uv_timer_init(&cn__rt.loop, &at.tick);
+    uv_check_init(&cn__rt.loop, &at.flush);
     uint64_t tick = at.stall_ms < 1000 ? at.stall_ms / 2 + 1 : 1000;
     uv_timer_start(&at.tick, on_tick, tick, tick);
     uv_unref((uv_handle_t *)&at.tick);
@@ -729,6 +886,11 @@ void cn__attach_stop(void)
     }
     uv_close((uv_handle_t *)&at.poll, NULL);
     uv_close((uv_handle_t *)&at.tick, NULL);
+    uv_close((uv_handle_t *)&at.flush, NULL);
+    pthread_mutex_lock(&at.post_mu);
+    msgpack_sbuffer_destroy(&at.posted);
+    msgpack_sbuffer_init(&at.posted);
+    pthread_mutex_unlock(&at.post_mu);
     close(at.fd);
     at.fd = -1;
 }

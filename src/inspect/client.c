@@ -26,6 +26,7 @@
 #include "wire/wire.h"
 
 struct cn_client {
+    cn_wire_msg_t *event; /* the last event handed out */
     int fd;
     cn_wire_decoder_t dec;
     char buf[64 * 1024]; /* bytes read and not yet decoded */
@@ -333,6 +334,7 @@ void cn_client_close(cn_client_t *c)
     if (c->fd >= 0)
         close(c->fd);
     cn_wire_decoder_fini(&c->dec);
+    cn_wire_msg_free(c->event);
     free(c);
 }
 
@@ -610,6 +612,73 @@ int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, const char *
             return rc;
     }
     return rc;
+}
+
+int cn_client_subscribe(cn_client_t *c, int64_t timeout_ms)
+{
+    last_error[0] = '\0';
+    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    uint64_t cid = ++c->next_cid;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_hdr_t h = {CN_MSG_SUBSCRIBE, 0, 0, cid};
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    int rc = cn_wire_pack(&sb, &h, &nil, 0);
+    if (rc == 0)
+        rc = send_all(c, sb.data, sb.size, deadline);
+    msgpack_sbuffer_destroy(&sb);
+    while (rc == 0) {
+        cn_wire_msg_t *m;
+        if ((rc = recv_msg(c, deadline, &m)) < 0)
+            break;
+        int mine = m->hdr.cid == cid && m->hdr.type != CN_MSG_EVENT;
+        if (mine && m->hdr.type != CN_MSG_RETURN)
+            rc = fail(CN_EPROTO, "the tree refused SUBSCRIBE (%s)", cn_wire_type_name(m->hdr.type));
+        cn_wire_msg_free(m);
+        if (mine)
+            return rc;
+    }
+    return rc;
+}
+
+/* A view of map[key] as a C string inside the message; NULL if absent.
+ * The wire decoder's strings are not NUL-terminated: copy into the zone. */
+static const char *ev_str(cn_wire_msg_t *m, const char *key)
+{
+    return get_str(&m->zone, &m->body, key);
+}
+
+int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
+{
+    last_error[0] = '\0';
+    memset(ev, 0, sizeof(*ev));
+    cn_wire_msg_free(c->event);
+    c->event = NULL;
+    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    for (;;) {
+        cn_wire_msg_t *m;
+        int rc = recv_msg(c, deadline, &m);
+        if (rc < 0)
+            return rc;
+        if (m->hdr.type != CN_MSG_EVENT || m->body.type != MSGPACK_OBJECT_MAP) {
+            cn_wire_msg_free(m); /* a late answer to something else */
+            continue;
+        }
+        c->event = m;
+        ev->kind = ev_str(m, "kind");
+        ev->actor = (uint32_t)get_i64(&m->body, "actor", 0);
+        ev->path = ev_str(m, "path");
+        ev->time_us = (uint64_t)get_i64(&m->body, "time_us", 0);
+        ev->cid = (uint64_t)get_i64(&m->body, "cid", 0);
+        ev->peer = (uint32_t)get_i64(&m->body, "peer", 0);
+        ev->fn = ev_str(m, "fn");
+        ev->detail = ev_str(m, "detail");
+        ev->level = (int)get_i64(&m->body, "level", 0);
+        ev->count = (uint64_t)get_i64(&m->body, "count", 0);
+        if (ev->kind == NULL)
+            ev->kind = "?";
+        return 0;
+    }
 }
 
 void cn_snapshot_free(cn_snapshot_t *s)

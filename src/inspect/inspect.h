@@ -26,6 +26,17 @@ void cn__snapshot_pack(msgpack_packer *pk);
  * client). Takes m. */
 void cn__inspect_on_msg(cn_wire_msg_t *m);
 
+/* The root: an EVENT frame made on any thread of the root, for the
+ * broker to pass to subscribers. Copies the frame. */
+void cn__inspect_post(const char *frame, size_t len);
+
+/* The root's broker: passes posted events on (from the async wake). */
+void cn__inspect_drain(void);
+
+/* The root's broker: a route to actor `id` was just added; if anyone
+ * subscribes, that actor is told to send its events. */
+void cn__inspect_route_added(uint32_t id);
+
 /* The root: opens the attach socket. Returns 0, or a negative code after
  * logging why (the tree then runs without one). */
 int cn__attach_start(void);

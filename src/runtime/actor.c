@@ -404,6 +404,12 @@ static int deliver_local(const char *buf, size_t len)
         deliver_yields(NULL, &h, buf, len, 1);
         return 0;
     }
+    if (cn__rt.is_root && len > CN_WIRE_LEN_SIZE &&
+        cn_wire_peek(buf + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE, &h) == 0 &&
+        h.type == CN_MSG_EVENT) {
+        cn__inspect_post(buf, len); /* any thread: the broker fans it out */
+        return 0;
+    }
     cn_wire_msg_t *m;
     int rc = cn_wire_decode_frame(buf, len, 0, &m);
     if (rc < 0)
@@ -743,6 +749,9 @@ static void child_done(cn__stream_t *s)
     *x = (cn__exited_t){s->peer, s->status, cn__now_us(), ""};
     snprintf(x->name, sizeof(x->name), "%s", s->name);
     pthread_mutex_unlock(&cn__rt.mu);
+    char how[CN__REASON_MAX];
+    describe_exit(s, how, sizeof(how));
+    cn__event("exit", 0, s->peer, s->name, how);
     /* Its last words may still sit in the pipes: read them, then close
      * everything; on_handle_closed tells cn_cancel once all is released. */
     for (int i = 0; i < 2; i++)
@@ -972,6 +981,25 @@ int cn__cancel_child_id(uint32_t id, const char *why)
     return CN_ENOENT;
 }
 
+static void on_ev_timer(uv_timer_t *t)
+{
+    (void)t;
+    cn__events_flush();
+    if (cn__rt.is_root)
+        cn__inspect_drain();
+}
+
+void cn__events_enable(int on)
+{
+    atomic_store(&cn__rt.events_on, on);
+    if (on && !uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
+        uv_timer_start(&cn__rt.ev_timer, on_ev_timer, CN__EVENTS_MS, CN__EVENTS_MS);
+    } else if (!on && uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
+        uv_timer_stop(&cn__rt.ev_timer);
+        on_ev_timer(&cn__rt.ev_timer); /* the last ones */
+    }
+}
+
 void cn__cancel_tree(const char *why)
 {
     cn_log(CN_LOG_WARN, "cancelling the tree: %s", why);
@@ -1143,6 +1171,11 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
     pthread_mutex_unlock(&cn__rt.mu);
     if (rc < 0)
         cn_log(CN_LOG_ERROR, "cannot route to new child %u: %s", s->peer, cn_strerror(rc));
+    char pid[32];
+    snprintf(pid, sizeof(pid), "pid %d", (int)s->pid);
+    cn__event("spawn", 0, s->peer, s->name, pid);
+    if (cn__rt.is_root)
+        cn__inspect_route_added(s->peer);
     if (parent) { /* ADD_ROUTE goes up, so every ancestor learns the child */
         cn_wire_hdr_t ah = {CN_MSG_ADD_ROUTE, CN_ROOT_ID, cn__rt.id, 0};
         cn_wire_add_route_t a = {s->peer, cn__rt.id, cn__wstr(s->name)};
@@ -1195,6 +1228,8 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
                    (unsigned long long)a->id, s->peer, s->name);
             return;
         }
+        if (cn__rt.is_root)
+            cn__inspect_route_added((uint32_t)a->id);
     } else {
         const cn_route_t *r = cn_route_find(&cn__rt.routes, (uint32_t)m->u.del_route.id);
         if (r && r->via == s->via && m->u.del_route.id <= UINT32_MAX)
@@ -1328,8 +1363,14 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         break;
     case CN_MSG_INSPECT:
     case CN_MSG_SNAPSHOT:
+    case CN_MSG_EVENT:
         cn__inspect_on_msg(m); /* answered by this broker: no task thread */
         return;
+    case CN_MSG_SUBSCRIBE: /* the root: send events, or stop */
+        if (s->is_parent && h->src == CN_ROOT_ID)
+            cn__events_enable(m->body.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+                              m->body.via.u64 != 0);
+        break;
     default:
         cn_log(CN_LOG_DEBUG, "no handler yet for %s from actor %u", cn_wire_type_name(h->type),
                h->src);
@@ -1441,6 +1482,9 @@ static void on_async(uv_async_t *a)
 {
     (void)a;
     run_spawns();
+    cn__events_flush();
+    if (cn__rt.is_root)
+        cn__inspect_drain();
     for (size_t i = 0, n = stream_slots(); i < n; i++) {
         cn__stream_t *s = stream_slot(i);
         if (s == NULL || s->lost)
@@ -1845,6 +1889,8 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     uv_signal_init(&r->loop, &r->sigchld);
     uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD);
     uv_timer_init(&r->loop, &r->sigint_timer);
+    uv_timer_init(&r->loop, &r->ev_timer);
+    uv_unref((uv_handle_t *)&r->ev_timer);
     /* The root decides when the tree stops, unless the program has blocked
      * SIGINT to take it itself (with sigwait, say). */
     sigset_t mask;

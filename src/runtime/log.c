@@ -102,6 +102,7 @@ void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len
         snprintf(r->text, n, "%.*s: %.*s", (int)path_len, path, (int)msg_len, msg);
     sink.next++;
     pthread_mutex_unlock(&sink.mu);
+    cn__event_log(level, time_us, path, path_len, msg, msg_len);
 }
 
 void cn__log_pack(msgpack_packer *pk, size_t max)

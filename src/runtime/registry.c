@@ -42,6 +42,121 @@ static struct {
 static __thread thr_t *tl_thr;
 
 /* ===========================================================================
+ * Events
+ *
+ * Events are made where state changes, often under rt.mu or a stream's
+ * locks, so they are not sent there: each is packed and queued here (a
+ * leaf lock), and the broker sends the queue on its next wake. The queue
+ * is bounded; past the bound events are dropped and counted, never
+ * waited for.
+ */
+
+#define EVQ_MAX (256u * 1024)
+
+static struct {
+    pthread_mutex_t mu;
+    msgpack_sbuffer q;
+    uint64_t dropped;
+} evq = {PTHREAD_MUTEX_INITIALIZER, {0, NULL, 0}, 0};
+
+static void ev_queue(const msgpack_sbuffer *frame)
+{
+    pthread_mutex_lock(&evq.mu); /* the broker's timer sends it: no wake-up */
+    if (evq.q.size + frame->size > EVQ_MAX || msgpack_sbuffer_write(&evq.q, frame->data, frame->size))
+        evq.dropped++;
+    pthread_mutex_unlock(&evq.mu);
+}
+
+static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail,
+                  uint64_t count);
+
+void cn__events_flush(void)
+{
+    pthread_mutex_lock(&evq.mu);
+    msgpack_sbuffer q = evq.q;
+    msgpack_sbuffer_init(&evq.q);
+    uint64_t dropped = evq.dropped;
+    evq.dropped = 0;
+    pthread_mutex_unlock(&evq.mu);
+    for (size_t off = 0; off + CN_WIRE_LEN_SIZE <= q.size;) {
+        const unsigned char *p = (const unsigned char *)q.data + off;
+        size_t len = CN_WIRE_LEN_SIZE + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
+                                         (size_t)p[2] << 8 | p[3]);
+        cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
+        cn__send_frame(&h, (const char *)p, len, NULL);
+        off += len;
+    }
+    msgpack_sbuffer_destroy(&q);
+    if (dropped) /* queued for the next turn, like any other */
+        event("dropped", 0, 0, NULL, "events made faster than this actor could send them",
+              dropped);
+}
+
+/* Packs and queues one event; `count` is only for "dropped". */
+static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail,
+                  uint64_t count)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    size_t mark;
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
+    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
+        msgpack_pack_map(&pk, count ? 9 : 8);
+        cn__pack_kstr(&pk, "kind", kind);
+        cn__pack_kint(&pk, "actor", cn__rt.id);
+        cn__pack_kstr(&pk, "path", cn__rt.path);
+        cn__pack_kint(&pk, "time_us", (int64_t)cn__now_us());
+        cn__pack_kint(&pk, "cid", (int64_t)cid);
+        cn__pack_kint(&pk, "peer", peer);
+        cn__pack_kstr(&pk, "fn", fn);
+        cn__pack_kstr(&pk, "detail", detail);
+        if (count)
+            cn__pack_kint(&pk, "count", (int64_t)count);
+        if (cn_wire_end(&sb, mark, 0, 0) == 0)
+            ev_queue(&sb);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail)
+{
+    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed))
+        event(kind, cid, peer, fn, detail, 0);
+}
+
+void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,
+                   size_t msg_len)
+{
+    if (!atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed))
+        return;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    size_t mark;
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
+    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
+        msgpack_pack_map(&pk, 5);
+        cn__pack_kstr(&pk, "kind", "log");
+        cn__pack_kint(&pk, "level", level);
+        cn__pack_kint(&pk, "time_us", (int64_t)time_us);
+        cn__pack_cstr(&pk, "path");
+        msgpack_pack_str(&pk, path_len);
+        msgpack_pack_str_body(&pk, path, path_len);
+        cn__pack_cstr(&pk, "detail");
+        msgpack_pack_str(&pk, msg_len);
+        msgpack_pack_str_body(&pk, msg, msg_len);
+        if (cn_wire_end(&sb, mark, 0, 0) == 0)
+            ev_queue(&sb);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+static const char *const phase_names[] = {"opening", "started", "returned", "errored"};
+static const char *const cancel_names[] = {"none", "requested", "acknowledged", "done",
+                                           "timed-out"};
+
+/* ===========================================================================
  * Records
  */
 
@@ -52,6 +167,8 @@ void cn__rec_add(cn__rec_t *r)
     r->opened_us = cn__now_us();
     thr_t *t = r->role == CN__ROLE_CALLER ? self() : NULL; /* a callee's is set when it runs */
     r->tid = t ? t->tid : 0;
+    if (r->is_ctx)
+        cn__event("ctx-open", r->cid, r->peer, r->fn, r->role == CN__ROLE_CALLER ? "caller" : "callee");
     pthread_mutex_lock(&reg.mu);
     r->prev = NULL;
     r->next = reg.recs;
@@ -80,21 +197,34 @@ void cn__rec_del(cn__rec_t *r)
 void cn__rec_phase(cn__rec_t *r, int phase)
 {
     pthread_mutex_lock(&reg.mu);
+    int changed = r->phase != phase;
     r->phase = phase;
     pthread_mutex_unlock(&reg.mu);
+    if (changed && r->is_ctx)
+        cn__event(phase == CN__PH_STARTED    ? "ctx-started"
+                  : phase == CN__PH_RETURNED ? "ctx-closed"
+                                             : "ctx-errored",
+                  r->cid, r->peer, r->fn, r->role == CN__ROLE_CALLER ? "caller" : "callee");
 }
 
 void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by)
 {
     pthread_mutex_lock(&reg.mu);
+    int changed = 0;
     if (r->cancel == CN_CANCEL_NONE || state != CN_CANCEL_REQUESTED) {
         if (r->cancel == CN_CANCEL_NONE)
             r->cancel_us = cn__now_us();
+        changed = r->cancel != state;
         r->cancel = state;
         if (by)
             snprintf(r->cancel_by, sizeof(r->cancel_by), "%s", by);
     }
     pthread_mutex_unlock(&reg.mu);
+    if (changed) {
+        char what[CN__REASON_MAX + 32];
+        snprintf(what, sizeof(what), "%s%s%s", cancel_names[state], by ? ": " : "", by ? by : "");
+        cn__event("cancel", r->cid, r->peer, r->fn, what);
+    }
 }
 
 void cn__rec_stream(cn__rec_t *r, cn_stream_t *s)
@@ -205,12 +335,8 @@ void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid)
  * Packing
  */
 
-static const char *const phase_names[] = {"opening", "started", "returned", "errored"};
 static const char *const doing_names[] = {"idle", "running", "call",  "open", "result",
                                           "recv", "send",    "sleep", "spawn"};
-static const char *const cancel_names[] = {"none", "requested", "acknowledged", "done",
-                                           "timed-out"};
-
 static const char *end_state(int open, int closed)
 {
     return closed ? "closed" : open ? "open" : "unopened";

@@ -104,6 +104,7 @@ typedef struct cn__rt {
     uv_signal_t sigchld;
     uv_signal_t sigint;      /* the root only */
     uv_timer_t sigint_timer; /* after a SIGINT cancel: main's grace period */
+    uv_timer_t ev_timer;     /* sends queued events while a subscriber is attached */
     uint64_t sigint_at;      /* loop time of the last SIGINT, 0 if none */
     int op_cancel;           /* an operator cancelled the whole tree */
     int own_sigint;          /* the runtime handles SIGINT (the root\'s broker) */
@@ -127,6 +128,7 @@ typedef struct cn__rt {
 
     _Atomic uint64_t next_cid;
     _Atomic int log_level;
+    _Atomic int events_on; /* a subscriber is attached at the root */
 
     cn__latch_t jobs;
     _Atomic unsigned nthreads, idle;
@@ -435,6 +437,27 @@ static inline void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v)
     cn__pack_cstr(pk, k);
     msgpack_pack_int64(pk, v);
 }
+
+/* ---------------------------------------------------------------------------
+ * Events for the live feed (attach clients that sent SUBSCRIBE). Each
+ * actor sends its events to the root only while the root has told it a
+ * subscriber is attached (cn__rt.events_on), so with none attached an
+ * event costs one atomic load. Any thread. `detail` may be NULL.
+ */
+void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail);
+
+/* Broker: sends the events queued by cn__event. */
+void cn__events_flush(void);
+
+/* Broker: turns this actor's events on or off. While on, a timer sends
+ * the queued events every CN__EVENTS_MS: events never wake the broker by
+ * themselves, so a busy actor pays no extra wake-ups for them. */
+#define CN__EVENTS_MS 50
+void cn__events_enable(int on);
+
+/* The root's log sink: a record, as a "log" event. */
+void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,
+                   size_t msg_len);
 
 /* Packs the records and thread states as the snapshot's "contexts" and
  * "threads" entries (two map pairs). */

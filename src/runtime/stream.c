@@ -25,6 +25,7 @@
 #include "rt.h"
 
 #define DEFAULT_WINDOW 64
+#define STALL_EVENT_US 100000 /* a wait for credit this long is a "stall" event */
 #define MAX_WINDOW 65536
 
 struct cn_stream {
@@ -257,7 +258,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
 {
     cn__flow_t *f = s->flow;
     int64_t deadline = cn__deadline(timeout_ms);
-    int rc = 0;
+    int rc = 0, stalled = 0;
     pthread_mutex_lock(&f->mu);
     while (!f->ended && f->credit <= 0) {
         if (s->overrun) {
@@ -286,13 +287,28 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
             pthread_mutex_lock(&f->mu);
             continue; /* the state may have changed meanwhile */
         }
-        cn__cond_wait_until(&f->cv, &f->mu, deadline);
+        /* Short waits are the normal rhythm of backpressure: only one that
+         * lasts becomes a "stall" event (and its end a "resume"). */
+        int64_t stall_at = stalled ? INT64_MAX : cn__mono_ns() + STALL_EVENT_US * 1000;
+        cn__cond_wait_until(&f->cv, &f->mu, stall_at < deadline ? stall_at : deadline);
+        if (!stalled && cn__mono_ns() >= stall_at && !f->ended && f->credit <= 0) {
+            stalled = 1;
+            pthread_mutex_unlock(&f->mu);
+            cn__event("stall", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL,
+                      "a sender has waited 100 ms for credit");
+            pthread_mutex_lock(&f->mu);
+        }
     }
     if (s->st.send_blocked) {
+        char waited[64];
+        snprintf(waited, sizeof(waited), "after %llu us",
+                 (unsigned long long)(cn__now_us() - s->st.blocked_since_us));
         s->st.send_blocked = 0;
         s->st.blocked_since_us = 0;
         pthread_mutex_unlock(&f->mu);
         cn__done();
+        if (stalled)
+            cn__event("resume", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL, waited);
         pthread_mutex_lock(&f->mu);
     }
     if (rc == 0 && f->ended) {

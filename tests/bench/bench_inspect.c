@@ -7,8 +7,13 @@
  *                    client connect excluded, request to decoded structs
  *   baseline         the same tree before the contexts are opened
  *
- * The target is absolute (50 ms); the baseline shows what the actors
- * cost and what the contexts add.
+ *   attached_overhead_pct  how much slower a workload of short contexts
+ *                    (open, 10 messages each way, return) runs with an
+ *                    event subscriber attached than without; alternated
+ *                    runs, medians
+ *
+ * The snapshot target is absolute (50 ms); its baseline shows what the
+ * actors cost and what the contexts add.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,7 +39,102 @@ static int fn_hold(cn_call_t *c, const msgpack_object *args, msgpack_packer *out
     return 0;
 }
 
-static const cn_export_t exports[] = {{"hold", fn_hold}, {NULL, NULL}};
+/* Echoes 10 messages, then returns: one short context. */
+static int fn_echo10(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_stream_t *s;
+    if (cn_started(c, NULL) < 0 || cn_call_stream(c, NULL, &s) < 0)
+        return CN_EPROTO;
+    cn_result_t m;
+    int n = 0;
+    while (cn_stream_recv(s, &m, 5000) == 0) {
+        cn_stream_send(s, &m.value, 5000);
+        cn_result_free(&m);
+        n++;
+    }
+    cn_result_free(&m);
+    cn_stream_close(s);
+    return msgpack_pack_int(out, n);
+}
+
+static const cn_export_t exports[] = {{"hold", fn_hold}, {"echo10", fn_echo10}, {NULL, NULL}};
+
+/* Short contexts per second on `to`, for `secs`. */
+static double contexts_per_s(cn_portal_t to, double secs)
+{
+    double t0 = bench_now();
+    long n = 0;
+    msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+    while (bench_now() - t0 < secs) {
+        cn_ctx_t *ctx;
+        cn_stream_t *s;
+        cn_result_t st, m;
+        if (cn_open(to, "echo10", NULL, &ctx, &st, 5000) != 0 || cn_ctx_stream(ctx, NULL, &s))
+            return 0;
+        cn_result_free(&st);
+        for (int i = 0; i < 10; i++) {
+            v.via.u64 = (uint64_t)i;
+            if (cn_stream_send(s, &v, 5000) != 0 || cn_stream_recv(s, &m, 5000) != 0)
+                return 0;
+            cn_result_free(&m);
+        }
+        cn_stream_close(s);
+        while (cn_stream_recv(s, &m, 5000) == 0)
+            cn_result_free(&m);
+        cn_result_free(&m);
+        if (cn_ctx_result(ctx, &m, 5000) != 0)
+            return 0;
+        cn_result_free(&m);
+        cn_ctx_free(ctx);
+        n++;
+    }
+    return n / (bench_now() - t0);
+}
+
+static _Atomic int sub_stop;
+static _Atomic long sub_events;
+
+/* A subscriber that keeps up: reads every event until told to stop. */
+static void *subscriber(void *arg)
+{
+    cn_client_t *c = arg;
+    cn_event_t ev;
+    while (!atomic_load(&sub_stop))
+        if (cn_client_event(c, &ev, 100) == 0)
+            atomic_fetch_add(&sub_events, 1);
+    return NULL;
+}
+
+/* attached_overhead_pct: alternated runs without and with a subscriber. */
+static int overhead(bench_out_t *out)
+{
+    cn_portal_t w;
+    if (cn_spawn("echo", NULL, &w, 10000) != 0)
+        return -1;
+    double off[3], on[3];
+    contexts_per_s(w, 0.3); /* warm up */
+    for (int t = 0; t < 3; t++) {
+        off[t] = contexts_per_s(w, 1.0);
+        cn_client_t *c;
+        if (cn_client_connect(cn_attach_path(), &c, 5000) != 0 || cn_client_subscribe(c, 5000))
+            return -1;
+        pthread_t th;
+        atomic_store(&sub_stop, 0);
+        pthread_create(&th, NULL, subscriber, c);
+        on[t] = contexts_per_s(w, 1.0);
+        atomic_store(&sub_stop, 1);
+        pthread_join(th, NULL);
+        cn_client_close(c);
+    }
+    double a = bench_median(off, 3), b = bench_median(on, 3);
+    printf("inspect: %.0f short contexts/s alone, %.0f with a subscriber (%ld events read)\n", a,
+           b, atomic_load(&sub_events));
+    bench_report(out, "attached_overhead_pct", a > 0 ? (a - b) / a * 100 : 0, "%", a,
+                 "short contexts/s with no subscriber");
+    cn_cancel(w, 5000);
+    return a > 0 && b > 0 ? 0 : -1;
+}
 
 static void *spawner(void *arg)
 {
@@ -100,6 +200,10 @@ static int bench_main(int argc, char **argv)
 {
     bench_out_t out;
     bench_open(&out, argc, argv);
+    if (overhead(&out) < 0) {
+        fprintf(stderr, "bench: the overhead run failed\n");
+        return 1;
+    }
     double t0 = bench_now();
     run_all(spawner);
     if (atomic_load(&failed))

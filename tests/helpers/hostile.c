@@ -6,6 +6,8 @@
  *   half      sends HELLO's first half, then nothing, until cut off
  *   nohello   connects and sends nothing, until cut off
  *   many N    opens N connections at once and holds them for argv[4] ms
+ *   slowsub MS  subscribes to events, reads nothing for MS ms, then reads
+ *             until a "dropped" marker comes; prints its count
  * Prints "cut off" (or, for many, how many the root kept) and exits 0;
  * exits 1 if the root did not do what it should within 30 s.
  */
@@ -17,6 +19,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "canopy/client.h"
 #include "wire/wire.h"
 
 static int dial(const char *path)
@@ -67,6 +70,29 @@ int main(int argc, char **argv)
         printf("opened %d, kept %d\n", open_n, alive);
         free(fds);
         return 0;
+    }
+    if (strcmp(act, "slowsub") == 0) {
+        cn_client_t *c;
+        if (cn_client_connect(argv[1], &c, 5000) != 0 || cn_client_subscribe(c, 5000) != 0) {
+            printf("subscribe: %s\n", cn_client_error());
+            return 1;
+        }
+        printf("subscribed\n");
+        fflush(stdout);
+        usleep((useconds_t)(argc > 3 ? atoi(argv[3]) : 3000) * 1000);
+        cn_event_t ev;
+        unsigned long seen = 0;
+        while (cn_client_event(c, &ev, 10000) == 0) {
+            seen++;
+            if (strcmp(ev.kind, "dropped") == 0) {
+                printf("dropped %llu after %lu events\n", (unsigned long long)ev.count, seen);
+                cn_client_close(c);
+                return 0;
+            }
+        }
+        printf("no dropped marker after %lu events\n", seen);
+        cn_client_close(c);
+        return 1;
     }
     int fd = dial(argv[1]);
     if (fd < 0) {

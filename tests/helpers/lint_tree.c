@@ -13,6 +13,8 @@
  *                   learns it exited
  *   orphan          the root streams with a child (fake_child forgetful,
  *                   argv[2]) that has forgotten the context
+ *   chatty          not a hang: the root logs 40 000 lines, for event
+ *                   subscribers that do not keep up
  */
 #include <signal.h>
 #include <stdatomic.h>
@@ -106,6 +108,17 @@ static int root_main(int argc, char **argv)
             return 1;
         cn_sleep(1500); /* the grandchild comes and goes */
         ready();
+        cn_sleep(WAIT_MS);
+        return 0;
+    }
+    if (strcmp(mode, "chatty") == 0) {
+        ready();
+        cn_sleep(1000); /* the test attaches its subscriber */
+        for (int i = 0; i < 40000; i++)
+            cn_log(CN_LOG_INFO, "chatter %d: %s", i,
+                   "a line long enough to fill an event queue in a few thousand records");
+        printf("chatted\n");
+        fflush(stdout);
         cn_sleep(WAIT_MS);
         return 0;
     }
