@@ -159,7 +159,7 @@ check: tests
 	done; \
 	for t in $(TEST_SH); do \
 	    echo "== $$t"; \
-	    if CC="$(CC)" SANITIZE="$(SANITIZE)" sh $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	    if B="$(B)" CC="$(CC)" SANITIZE="$(SANITIZE)" sh $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
 	done; \
 	[ -z "$$failed" ] || echo "failed:$$failed"; \
 	echo "check: $$pass passed, $$fail failed"; \

@@ -3,7 +3,7 @@
 # clear errors with exit status 2 for a wrong command line.
 set -u
 . "$(dirname "$0")/lib.sh"
-c=build/canopy
+c=${B:-build}/canopy
 
 expect_rc 0 "--version exits 0" $c --version
 expect_out '^canopy [0-9]+\.[0-9]+\.[0-9]+ \(wire protocol [0-9]+\)$' "--version prints version and protocol"

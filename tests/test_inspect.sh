@@ -6,9 +6,9 @@
 # on a healthy one.
 set -u
 . "$(dirname "$0")/lib.sh"
-canopy=build/canopy
-tree=build/examples/tree
-helpers=build/tests/helpers
+canopy=${B:-build}/canopy
+tree=${B:-build}/examples/tree
+helpers=${B:-build}/tests/helpers
 tmp=$(mktemp -d)
 export CANOPY_RUNTIME_DIR="$tmp/run"
 pids=
@@ -163,8 +163,10 @@ else
 fi
 expect_rc 0 "cancel an actor" $canopy cancel root/sup-1
 expect_out "cancelling root/sup-1 \(id [0-9]+, pid [0-9]+\) \.\.\. done in" "cancel: actor progress"
+expect_rc 0 "cancel --json" $canopy cancel root/sup-2/worker-2 --json
+expect_out '^\{"target":"root/sup-2/worker-2 \(id [0-9]+, pid [0-9]+\)","actor":[0-9]+,"call":0,"done":true,"ms":[0-9]+\}$' "cancel --json: one object"
 expect_rc 0 "tree after cancelling sup-1" $canopy tree
-expect_out "9 actors" "cancel: sup-1 and its workers are gone"
+expect_out "8 actors" "cancel: sup-1 and its workers are gone, and worker-2 of sup-2"
 if printf '%s\n' "$out" | grep -q "sup-1"; then fail "sup-1 still listed"; else ok "sup-1 not listed"; fi
 expect_rc 0 "lint after the cancels" $canopy lint
 expect_out "no problems found" "lint: still healthy"
@@ -271,6 +273,17 @@ expect_rc 0 "ls after the root died" $canopy ls
 [ -e "$sock" ] && fail "ls left the stale socket" || ok "ls removed the stale socket"
 expect_rc 1 "tree after the root died" $canopy tree
 expect_out "no canopy tree is running" "tree: says none is running"
+
+# Death by SIGTERM (left at its default by the program) removes it too.
+CANOPY_LOG_FILE="$tmp/t.log" $helpers/sigint_root sleep >"$tmp/t.out" 2>&1 &
+t=$!
+wait_for "$tmp/t.out" ready
+[ -S "$CANOPY_RUNTIME_DIR/root.$t.sock" ] && ok "SIGTERM: socket there first" || fail "SIGTERM: no socket"
+kill -TERM $t
+wait $t 2>/dev/null
+st=$?
+[ $st = 143 ] && ok "SIGTERM: the root still dies of it (143)" || fail "SIGTERM exit status $st"
+[ -e "$CANOPY_RUNTIME_DIR/root.$t.sock" ] && fail "socket left after SIGTERM" || ok "SIGTERM removes the socket"
 
 # A clean exit removes its own socket.
 CANOPY_LOG_FILE="$tmp/s.log" $helpers/sigint_root sleep >"$tmp/s.out" 2>&1 &

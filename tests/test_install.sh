@@ -8,9 +8,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
 
-expect_rc 0 "make install PREFIX=..." make -s install PREFIX="$prefix" CC="${CC:-cc}" SANITIZE="${SANITIZE:-}"
+expect_rc 0 "make install PREFIX=..." make -s install PREFIX="$prefix" B="${B:-build}" CC="${CC:-cc}" SANITIZE="${SANITIZE:-}"
 for f in bin/canopy lib/libcanopy.a lib/libcanopy.so lib/libcanopy.so.0 \
-         lib/pkgconfig/canopy.pc include/canopy.h include/canopy/errors.h; do
+         lib/pkgconfig/canopy.pc include/canopy.h include/canopy/errors.h include/canopy/client.h; do
     if [ -e "$prefix/$f" ]; then ok "installed $f"; else fail "missing $prefix/$f"; fi
 done
 expect_rc 0 "installed canopy runs" "$prefix/bin/canopy" --version

@@ -7,8 +7,8 @@
 # and SIGTERM. Nothing is left running in any case.
 set -u
 . "$(dirname "$0")/lib.sh"
-root_bin=build/tests/helpers/sigint_root
-fake=$PWD/build/tests/helpers/fake_child
+root_bin=${B:-build}/tests/helpers/sigint_root
+fake=$PWD/${B:-build}/tests/helpers/fake_child
 tmp=$(mktemp -d)
 pid=
 trap 'kill -9 $pid 2>/dev/null; rm -rf "$tmp"' EXIT

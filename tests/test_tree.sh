@@ -5,7 +5,7 @@
 # the backstop). Nothing may be left running either way.
 set -u
 . "$(dirname "$0")/lib.sh"
-tree=build/examples/tree
+tree=${B:-build}/examples/tree
 tmp=$(mktemp -d)
 trap 'kill -9 $root 2>/dev/null; rm -rf "$tmp"' EXIT
 root=

@@ -100,10 +100,11 @@ static const cmd_entry_t cmd_table[] = {
      "SIGKILL; cancelling the root cancels the whole tree. A context is cancelled\n"
      "by its caller, as the caller's code would. Progress is shown until it is\n"
      "gone or --timeout MS (default 10000) passes; exit 1 if it is still there.\n" TREE_HELP,
-     1, 2, OPT_TIMEOUT, cmd_cancel},
+     1, 2, OPT_TIMEOUT | OPT_JSON, cmd_cancel},
     {"dump", "[TREE] > bundle.json",
-     "write the hang bundle: snapshot, thread states, lints and log tail, as JSON", TREE_HELP, 0,
-     1, OPT_TIMEOUT, cmd_dump},
+     "write the hang bundle: snapshot, thread states, lints and log tail, as JSON",
+     "The bundle is always JSON; --json is accepted for uniformity.\n" TREE_HELP, 0, 1,
+     OPT_TIMEOUT | OPT_JSON, cmd_dump},
 };
 #define NCMDS (sizeof(cmd_table) / sizeof(cmd_table[0]))
 

@@ -764,8 +764,10 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         cn_client_close(c);
         return EXIT_FAIL;
     }
-    printf("cancelling %s ...", what);
-    fflush(stdout);
+    if (!o->json) {
+        printf("cancelling %s ...", what);
+        fflush(stdout);
+    }
     /* Progress: watch until it is gone, up to the timeout (default 10 s). */
     long limit = o->timeout_ms > 0 ? o->timeout_ms : 10000;
     struct timespec t0, now;
@@ -782,12 +784,19 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         }
         done = cancel_done(s, actor, call);
         cn_snapshot_free(s);
-        if (!done && ms / 1000 != (ms - 50) / 1000) {
+        if (!done && !o->json && ms / 1000 != (ms - 50) / 1000) {
             printf(" %lds", ms / 1000);
             fflush(stdout);
         }
     }
     cn_client_close(c);
+    if (o->json) {
+        printf("{\"target\":");
+        json_cstr(stdout, what);
+        printf(",\"actor\":%u,\"call\":%llu,\"done\":%s,\"ms\":%ld}\n", actor,
+               (unsigned long long)call, done ? "true" : "false", ms);
+        return done ? 0 : EXIT_FAIL;
+    }
     if (done) {
         printf(" done in %ld ms\n", ms);
         return 0;

@@ -22,6 +22,7 @@
  * Invariant: everything here runs on the root's broker thread.
  */
 #include <errno.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,6 +98,7 @@ static void set_subscribed(client_t *c, int on);
 static void client_flush(client_t *c);
 static void send_dropped(client_t *c);
 static void on_client_poll(uv_poll_t *p, int status, int events);
+static void cleanup_on_signals(void);
 
 /* ===========================================================================
  * Where the socket lives
@@ -861,7 +863,36 @@ int cn__attach_start(void)
     uv_timer_start(&at.tick, on_tick, tick, tick);
     uv_unref((uv_handle_t *)&at.tick);
     at.on = 1;
+    cleanup_on_signals();
     return 0;
+}
+
+/* A fatal signal the program left at its default: remove the socket, then
+ * die of the signal as before. Only async-signal-safe calls. */
+static void on_fatal(int sig)
+{
+    if (at.path[0] && !at.unlinked)
+        unlink(at.path);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void cleanup_on_signals(void)
+{
+    static const int sigs[] = {SIGTERM, SIGHUP, SIGQUIT, SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL};
+    sigset_t blocked;
+    sigprocmask(SIG_BLOCK, NULL, &blocked);
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct sigaction old;
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL &&
+            !sigismember(&blocked, sigs[i])) {
+            struct sigaction sa;
+            memset(&sa, 0, sizeof(sa));
+            sa.sa_handler = on_fatal;
+            sa.sa_flags = SA_RESETHAND | SA_NODEFER;
+            sigaction(sigs[i], &sa, NULL);
+        }
+    }
 }
 
 const char *cn_attach_path(void)

@@ -1228,13 +1228,24 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
                    (unsigned long long)a->id, s->peer, s->name);
             return;
         }
-        if (cn__rt.is_root)
+        if (cn__rt.is_root) {
+            char via[64];
+            snprintf(via, sizeof(via), "via actor %u", s->peer);
+            cn__event("route-add", 0, (uint32_t)a->id, NULL, via);
             cn__inspect_route_added((uint32_t)a->id);
+        }
     } else {
         const cn_route_t *r = cn_route_find(&cn__rt.routes, (uint32_t)m->u.del_route.id);
-        if (r && r->via == s->via && m->u.del_route.id <= UINT32_MAX)
+        int del = r && r->via == s->via && m->u.del_route.id <= UINT32_MAX;
+        if (del)
             cn_route_del(&cn__rt.routes, (uint32_t)m->u.del_route.id);
         pthread_mutex_unlock(&cn__rt.mu);
+        if (del && cn__rt.is_root) {
+            char why[CN__REASON_MAX];
+            snprintf(why, sizeof(why), "%.*s", (int)m->u.del_route.reason.len,
+                     m->u.del_route.reason.ptr);
+            cn__event("route-del", 0, (uint32_t)m->u.del_route.id, NULL, why);
+        }
     }
     if (!cn__rt.is_root)
         route_send(&m->hdr, m->frame, m->frame_len, s->via, NULL);
