@@ -149,6 +149,48 @@ static int pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_a
     return CN_ENOENT;
 }
 
+/* [TREE] [ACTOR]: a snapshot, and the actor it names (NULL: all). */
+static int actor_view(int argc, char **argv, const opts_t *o, cn_snapshot_t **s,
+                      const cn_snap_actor_t **only)
+{
+    const char *tree, *which;
+    split_args(argc, argv, &tree, &which);
+    if (snapshot_of(tree, o, s) < 0)
+        return -1;
+    if (pick_actor(*s, which, only) < 0) {
+        cn_snapshot_free(*s);
+        return -1;
+    }
+    return 0;
+}
+
+/* --json for routes and ctx: per actor, its id, path and the snapshot's
+ * own entries named by keys. */
+static void actors_json(const cn_snapshot_t *s, const cn_snap_actor_t *only,
+                        const char *const *keys)
+{
+    const msgpack_object *arr = cn_msgpack_get(&s->raw, "actors");
+    int first = 1;
+    printf("[");
+    for (size_t i = 0; i < s->nactors && arr; i++) {
+        if (only && &s->actors[i] != only)
+            continue;
+        printf("%s{\"actor\":%u,\"path\":", first ? "" : ",", s->actors[i].id);
+        json_cstr(stdout, s->actors[i].path ? s->actors[i].path : s->actors[i].name);
+        for (const char *const *k = keys; *k; k++) {
+            const msgpack_object *v = cn_msgpack_get(&arr->via.array.ptr[i], *k);
+            printf(",\"%s\":", *k);
+            if (v)
+                json_obj(stdout, v, 0);
+            else
+                printf("null");
+        }
+        printf("}");
+        first = 0;
+    }
+    printf("]\n");
+}
+
 /* ===========================================================================
  * ls
  */
@@ -298,37 +340,20 @@ int cli_tree(int argc, char **argv, const opts_t *o)
 
 int cli_routes(int argc, char **argv, const opts_t *o)
 {
-    const char *tree, *which;
-    split_args(argc, argv, &tree, &which);
     cn_snapshot_t *s;
-    if (snapshot_of(tree, o, &s) < 0)
-        return EXIT_FAIL;
     const cn_snap_actor_t *only;
-    if (pick_actor(s, which, &only) < 0) {
-        cn_snapshot_free(s);
+    if (actor_view(argc, argv, o, &s, &only) < 0)
         return EXIT_FAIL;
+    if (o->json) {
+        static const char *const keys[] = {"routes", NULL};
+        actors_json(s, only, keys);
+        cn_snapshot_free(s);
+        return 0;
     }
-    if (o->json)
-        printf("[");
-    int first = 1;
     for (size_t i = 0; i < s->nactors; i++) {
         const cn_snap_actor_t *a = &s->actors[i];
         if (only && a != only)
             continue;
-        if (o->json) {
-            const msgpack_object *arr = mp_get(&s->raw, "actors");
-            const msgpack_object *routes = mp_get(&arr->via.array.ptr[i], "routes");
-            printf("%s{\"actor\":%u,\"path\":", first ? "" : ",", a->id);
-            json_cstr(stdout, a->path ? a->path : a->name);
-            printf(",\"routes\":");
-            if (routes)
-                json_obj(stdout, routes, 0);
-            else
-                printf("null");
-            printf("}");
-            first = 0;
-            continue;
-        }
         if (!a->responsive) {
             printf("%s (id %u): unresponsive\n\n", a->name ? a->name : "?", a->id);
             continue;
@@ -347,8 +372,6 @@ int cli_routes(int argc, char **argv, const opts_t *o)
         }
         printf("\n");
     }
-    if (o->json)
-        printf("]\n");
     cn_snapshot_free(s);
     return 0;
 }
@@ -359,35 +382,13 @@ int cli_routes(int argc, char **argv, const opts_t *o)
 
 int cli_ctx(int argc, char **argv, const opts_t *o)
 {
-    const char *tree, *which;
-    split_args(argc, argv, &tree, &which);
     cn_snapshot_t *s;
-    if (snapshot_of(tree, o, &s) < 0)
-        return EXIT_FAIL;
     const cn_snap_actor_t *only;
-    if (pick_actor(s, which, &only) < 0) {
-        cn_snapshot_free(s);
+    if (actor_view(argc, argv, o, &s, &only) < 0)
         return EXIT_FAIL;
-    }
     if (o->json) {
-        printf("[");
-        int first = 1;
-        const msgpack_object *arr = mp_get(&s->raw, "actors");
-        for (size_t i = 0; i < s->nactors; i++) {
-            if (only && &s->actors[i] != only)
-                continue;
-            printf("%s{\"actor\":%u,\"path\":", first ? "" : ",", s->actors[i].id);
-            json_cstr(stdout, s->actors[i].path);
-            const msgpack_object *c = mp_get(&arr->via.array.ptr[i], "contexts");
-            const msgpack_object *t = mp_get(&arr->via.array.ptr[i], "threads");
-            printf(",\"contexts\":");
-            c ? json_obj(stdout, c, 0) : (void)printf("null");
-            printf(",\"threads\":");
-            t ? json_obj(stdout, t, 0) : (void)printf("null");
-            printf("}");
-            first = 0;
-        }
-        printf("]\n");
+        static const char *const keys[] = {"contexts", "threads", NULL};
+        actors_json(s, only, keys);
         cn_snapshot_free(s);
         return 0;
     }

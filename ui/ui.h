@@ -55,6 +55,5 @@ size_t lint_run(const cn_snapshot_t *s, lint_t *out, size_t max);
 void json_str(FILE *f, const char *s, size_t n);
 void json_cstr(FILE *f, const char *s);
 void json_obj(FILE *f, const msgpack_object *o, int indent);
-const msgpack_object *mp_get(const msgpack_object *map, const char *key);
 
 #endif /* CANOPY_UI_H */

@@ -177,6 +177,10 @@ CN_EXTERN int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int6
 
 CN_EXTERN void cn_snapshot_free(cn_snapshot_t *s);
 
+/* map[key] in a msgpack map with string keys (such as s->raw and the maps
+ * inside it), or NULL: for reading fields the structs do not carry. */
+CN_EXTERN const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key);
+
 /* Asks the tree to cancel an actor (call == 0; actor 0 is the whole tree)
  * or the call or context `call` that actor made (as its caller would).
  * Returns 0 once the root has passed the request on; the cancel itself

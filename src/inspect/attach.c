@@ -32,6 +32,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "canopy/client.h"
 #include "inspect/inspect.h"
 #include "runtime/rt.h"
 
@@ -104,20 +105,11 @@ static void cleanup_on_signals(void);
  * Where the socket lives
  */
 
-/* The directory: CANOPY_RUNTIME_DIR, else $XDG_RUNTIME_DIR/canopy, else
- * /tmp/canopy-UID. Created 0700; refused unless ours and private. */
+/* The directory clients look in (cn_client_dir), created 0700; refused
+ * unless ours and private. */
 static int socket_dir(char *out, size_t n)
 {
-    const char *env = getenv("CANOPY_RUNTIME_DIR");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    int len;
-    if (env && *env)
-        len = snprintf(out, n, "%s", env);
-    else if (xdg && *xdg && access(xdg, W_OK) == 0)
-        len = snprintf(out, n, "%s/canopy", xdg);
-    else
-        len = snprintf(out, n, "/tmp/canopy-%u", (unsigned)getuid());
-    if (len < 0 || (size_t)len >= n)
+    if (cn_client_dir(out, n) < 0)
         return CN_ENAMETOOLONG;
     if (mkdir(out, 0700) < 0 && errno != EEXIST) {
         cn_log(CN_LOG_WARN, "no attach socket: cannot create %s: %s", out, strerror(errno));
@@ -534,17 +526,8 @@ void cn__inspect_drain(void)
 /* options["key"] as an unsigned integer, or dflt. */
 static uint64_t opt_u64(const msgpack_object *o, const char *key, uint64_t dflt)
 {
-    if (o->type != MSGPACK_OBJECT_MAP)
-        return dflt;
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < o->via.map.size; i++) {
-        const msgpack_object_kv *kv = &o->via.map.ptr[i];
-        if (kv->key.type == MSGPACK_OBJECT_STR && kv->key.via.str.size == klen &&
-            memcmp(kv->key.via.str.ptr, key, klen) == 0 &&
-            kv->val.type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return kv->val.via.u64;
-    }
-    return dflt;
+    const msgpack_object *v = cn_msgpack_get(o, key);
+    return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : dflt;
 }
 
 static void send_ok_to(client_t *c, const cn_wire_msg_t *m)

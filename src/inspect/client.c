@@ -352,7 +352,7 @@ int cn_client_root_pid(const cn_client_t *c)
  * Decoding a snapshot
  */
 
-static const msgpack_object *get(const msgpack_object *map, const char *key)
+const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key)
 {
     if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
         return NULL;
@@ -368,7 +368,7 @@ static const msgpack_object *get(const msgpack_object *map, const char *key)
 
 static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
 {
-    const msgpack_object *o = get(map, key);
+    const msgpack_object *o = cn_msgpack_get(map, key);
     if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
     if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
@@ -379,7 +379,7 @@ static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
 /* A NUL-terminated copy in the zone; NULL for a missing or nil value. */
 static const char *get_str(msgpack_zone *z, const msgpack_object *map, const char *key)
 {
-    const msgpack_object *o = get(map, key);
+    const msgpack_object *o = cn_msgpack_get(map, key);
     if (o == NULL || o->type != MSGPACK_OBJECT_STR)
         return NULL;
     char *s = msgpack_zone_malloc(z, o->via.str.size + 1);
@@ -393,7 +393,7 @@ static const char *get_str(msgpack_zone *z, const msgpack_object *map, const cha
 /* The array at map[key]: its elements and count (0 if absent). */
 static const msgpack_object *get_array(const msgpack_object *map, const char *key, size_t *n)
 {
-    const msgpack_object *o = get(map, key);
+    const msgpack_object *o = cn_msgpack_get(map, key);
     *n = o && o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size : 0;
     return *n ? o->via.array.ptr : NULL;
 }
@@ -477,7 +477,7 @@ static int decode_actor(msgpack_zone *z, const msgpack_object *o, cn_snap_actor_
         c->opened_us = (uint64_t)get_i64(&e[i], "opened_us", 0);
         c->cancel_us = (uint64_t)get_i64(&e[i], "cancel_us", 0);
         c->tid = (int)get_i64(&e[i], "tid", 0);
-        const msgpack_object *st = get(&e[i], "stream");
+        const msgpack_object *st = cn_msgpack_get(&e[i], "stream");
         c->has_stream = st && st->type == MSGPACK_OBJECT_MAP;
         if (c->has_stream)
             decode_stream(z, st, &c->stream);
@@ -524,7 +524,7 @@ static int decode_snapshot(cn_wire_msg_t *m, cn_snapshot_t **out)
     for (size_t i = 0; i < n && s->actors; i++, s->nactors++)
         decode_actor(z, &e[i], &s->actors[i]);
     if (s->nactors > 0) {
-        e = get_array(&get(b, "actors")->via.array.ptr[0], "logs", &n);
+        e = get_array(&cn_msgpack_get(b, "actors")->via.array.ptr[0], "logs", &n);
         s->logs = zalloc(z, n, sizeof(*s->logs));
         for (size_t i = 0; i < n && s->logs; i++, s->nlogs++) {
             s->logs[i].level = (int)get_i64(&e[i], "level", 0);

@@ -92,31 +92,48 @@ void cn__events_flush(void)
               dropped);
 }
 
+/* Packs one event's frame: `nkeys` map entries follow `kind`, packed by
+ * the caller with *pk, then ev_end queues it. */
+static int ev_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t *mark, const char *kind,
+                    size_t nkeys)
+{
+    msgpack_sbuffer_init(sb);
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
+    if (cn_wire_begin(sb, pk, &h, mark) < 0)
+        return -1;
+    msgpack_pack_map(pk, nkeys + 1);
+    cn__pack_kstr(pk, "kind", kind);
+    return 0;
+}
+
+static void ev_end(msgpack_sbuffer *sb, size_t mark)
+{
+    if (cn_wire_end(sb, mark, 0, 0) == 0)
+        ev_queue(sb);
+    msgpack_sbuffer_destroy(sb);
+}
+
 /* Packs and queues one event; `count` is only for "dropped". */
 static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail,
                   uint64_t count)
 {
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     size_t mark;
-    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
-    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
-        msgpack_pack_map(&pk, count ? 9 : 8);
-        cn__pack_kstr(&pk, "kind", kind);
-        cn__pack_kint(&pk, "actor", cn__rt.id);
-        cn__pack_kstr(&pk, "path", cn__rt.path);
-        cn__pack_kint(&pk, "time_us", (int64_t)cn__now_us());
-        cn__pack_kint(&pk, "cid", (int64_t)cid);
-        cn__pack_kint(&pk, "peer", peer);
-        cn__pack_kstr(&pk, "fn", fn);
-        cn__pack_kstr(&pk, "detail", detail);
-        if (count)
-            cn__pack_kint(&pk, "count", (int64_t)count);
-        if (cn_wire_end(&sb, mark, 0, 0) == 0)
-            ev_queue(&sb);
+    if (ev_begin(&sb, &pk, &mark, kind, count ? 8 : 7) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return;
     }
-    msgpack_sbuffer_destroy(&sb);
+    cn__pack_kint(&pk, "actor", cn__rt.id);
+    cn__pack_kstr(&pk, "path", cn__rt.path);
+    cn__pack_kint(&pk, "time_us", (int64_t)cn__now_us());
+    cn__pack_kint(&pk, "cid", (int64_t)cid);
+    cn__pack_kint(&pk, "peer", peer);
+    cn__pack_kstr(&pk, "fn", fn);
+    cn__pack_kstr(&pk, "detail", detail);
+    if (count)
+        cn__pack_kint(&pk, "count", (int64_t)count);
+    ev_end(&sb, mark);
 }
 
 void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail)
@@ -131,25 +148,21 @@ void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_le
     if (!atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed))
         return;
     msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     size_t mark;
-    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
-    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
-        msgpack_pack_map(&pk, 5);
-        cn__pack_kstr(&pk, "kind", "log");
-        cn__pack_kint(&pk, "level", level);
-        cn__pack_kint(&pk, "time_us", (int64_t)time_us);
-        cn__pack_cstr(&pk, "path");
-        msgpack_pack_str(&pk, path_len);
-        msgpack_pack_str_body(&pk, path, path_len);
-        cn__pack_cstr(&pk, "detail");
-        msgpack_pack_str(&pk, msg_len);
-        msgpack_pack_str_body(&pk, msg, msg_len);
-        if (cn_wire_end(&sb, mark, 0, 0) == 0)
-            ev_queue(&sb);
+    if (ev_begin(&sb, &pk, &mark, "log", 4) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return;
     }
-    msgpack_sbuffer_destroy(&sb);
+    cn__pack_kint(&pk, "level", level);
+    cn__pack_kint(&pk, "time_us", (int64_t)time_us);
+    cn__pack_cstr(&pk, "path");
+    msgpack_pack_str(&pk, path_len);
+    msgpack_pack_str_body(&pk, path, path_len);
+    cn__pack_cstr(&pk, "detail");
+    msgpack_pack_str(&pk, msg_len);
+    msgpack_pack_str_body(&pk, msg, msg_len);
+    ev_end(&sb, mark);
 }
 
 static const char *const phase_names[] = {"opening", "started", "returned", "errored"};
