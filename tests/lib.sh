@@ -5,6 +5,8 @@ pass=0
 failn=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 fail() { failn=$((failn + 1)); echo "FAIL $*"; }
+# skip DESC: a check that does not apply to this build (said, not counted).
+skip() { echo "skip $*"; }
 # expect_rc WANT DESC CMD...: runs CMD, output to $out, checks its status.
 expect_rc() {
     want=$1 desc=$2
