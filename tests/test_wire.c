@@ -187,6 +187,22 @@ static int decode_once(const void *frame, size_t len)
             assert_int_equal(rc3, rc);
         } else if (rc == 1) {
             assert_int_equal(cn_wire_decode_frame(frame, len, 0, &m), 0);
+            size_t off, plen;
+            assert_int_equal(cn_wire_peek_payload(u + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE, &h,
+                                                  &off, &plen),
+                             0);
+            if (plen > 0) { /* exactly the body's bytes */
+                msgpack_zone z;
+                msgpack_zone_init(&z, 256);
+                msgpack_object o;
+                size_t took = 0;
+                assert_int_equal(msgpack_unpack((const char *)u + CN_WIRE_LEN_SIZE + off, plen,
+                                                &took, &z, &o),
+                                 MSGPACK_UNPACK_SUCCESS);
+                assert_int_equal(took, plen);
+                assert_true(msgpack_object_equal(o, m->body));
+                msgpack_zone_destroy(&z);
+            }
             assert_true(h.type == m->hdr.type && h.dst == m->hdr.dst && h.src == m->hdr.src &&
                         h.cid == m->hdr.cid);
             cn_wire_msg_free(m);

@@ -26,6 +26,11 @@ void cn__snapshot_pack(msgpack_packer *pk);
  * client). Takes m. */
 void cn__inspect_on_msg(cn_wire_msg_t *m);
 
+/* The root's broker: an actor's SNAPSHOT payload, as raw msgpack bytes
+ * (checked by cn_wire_peek), for the request `cid`. Returns 0, or -1 if
+ * it answers no request of ours (then it is handled as a message). */
+int cn__inspect_snapshot_raw(uint32_t src, uint64_t cid, const char *payload, size_t len);
+
 /* The root: an EVENT frame made on any thread of the root, for the
  * broker to pass to subscribers. Copies the frame. */
 void cn__inspect_post(const char *frame, size_t len);

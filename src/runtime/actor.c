@@ -1191,12 +1191,17 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
 
 /* Whether m may have arrived on s: a child may speak for itself and its
  * subtree; the parent for anyone outside this actor's subtree. */
-static int src_ok(cn__stream_t *s, const cn_wire_msg_t *m)
+static int src_ok_hdr(cn__stream_t *s, uint32_t src)
 {
     pthread_mutex_lock(&cn__rt.mu);
-    int ok = src_ok_locked(s, m->hdr.src);
+    int ok = src_ok_locked(s, src);
     pthread_mutex_unlock(&cn__rt.mu);
     return ok;
+}
+
+static int src_ok(cn__stream_t *s, const cn_wire_msg_t *m)
+{
+    return src_ok_hdr(s, m->hdr.src);
 }
 
 static void forward(cn__stream_t *s, cn_wire_msg_t *m)
@@ -1427,9 +1432,18 @@ static void on_poll(uv_poll_t *p, int status, int events)
             /* The hot path: a YIELD for us is queued as bytes, undecoded. */
             cn_wire_hdr_t h;
             cn_wire_msg_t *m;
-            if (s->up && cn_wire_peek(body, len, &h) == 0 && h.type == CN_MSG_YIELD &&
-                h.dst == cn__rt.id) {
+            size_t poff, plen;
+            int peeked = s->up && cn_wire_peek_payload(body, len, &h, &poff, &plen) == 0;
+            if (peeked && h.type == CN_MSG_YIELD && h.dst == cn__rt.id) {
                 run_add(s, &h, body, len);
+                continue;
+            }
+            /* A snapshot part for the root: its bytes go into the answer
+             * as they are, not decoded and packed again. */
+            if (peeked && h.type == CN_MSG_SNAPSHOT && h.dst == cn__rt.id && cn__rt.is_root &&
+                plen > 0 && src_ok_hdr(s, h.src) &&
+                cn__inspect_snapshot_raw(h.src, h.cid, body + poff, plen) == 0) {
+                run_flush();
                 continue;
             }
             run_flush(); /* what came before goes first */

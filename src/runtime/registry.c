@@ -97,7 +97,7 @@ void cn__events_flush(void)
 static int ev_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t *mark, const char *kind,
                     size_t nkeys)
 {
-    msgpack_sbuffer_init(sb);
+    sb->size = 0; /* the thread's own buffer: no allocation per event */
     cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
     if (cn_wire_begin(sb, pk, &h, mark) < 0)
         return -1;
@@ -110,20 +110,47 @@ static void ev_end(msgpack_sbuffer *sb, size_t mark)
 {
     if (cn_wire_end(sb, mark, 0, 0) == 0)
         ev_queue(sb);
-    msgpack_sbuffer_destroy(sb);
+    if (sb->alloc > 64 * 1024) { /* a huge log record: do not keep it */
+        msgpack_sbuffer_destroy(sb);
+        msgpack_sbuffer_init(sb);
+    }
+}
+
+/* Each thread packs its events here; freed when the thread exits. */
+static pthread_key_t ev_key;
+static pthread_once_t ev_once = PTHREAD_ONCE_INIT;
+static __thread msgpack_sbuffer *tl_evbuf;
+
+static void ev_buf_gone(void *p)
+{
+    msgpack_sbuffer_free(p);
+}
+
+static void ev_key_make(void)
+{
+    pthread_key_create(&ev_key, ev_buf_gone);
+}
+
+static msgpack_sbuffer *ev_buf(void)
+{
+    if (tl_evbuf == NULL) {
+        pthread_once(&ev_once, ev_key_make);
+        tl_evbuf = msgpack_sbuffer_new();
+        if (tl_evbuf)
+            pthread_setspecific(ev_key, tl_evbuf);
+    }
+    return tl_evbuf;
 }
 
 /* Packs and queues one event; `count` is only for "dropped". */
 static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail,
                   uint64_t count)
 {
-    msgpack_sbuffer sb;
+    msgpack_sbuffer *sb = ev_buf();
     msgpack_packer pk;
     size_t mark;
-    if (ev_begin(&sb, &pk, &mark, kind, count ? 8 : 7) < 0) {
-        msgpack_sbuffer_destroy(&sb);
+    if (sb == NULL || ev_begin(sb, &pk, &mark, kind, count ? 8 : 7) < 0)
         return;
-    }
     cn__pack_kint(&pk, "actor", cn__rt.id);
     cn__pack_kstr(&pk, "path", cn__rt.path);
     cn__pack_kint(&pk, "time_us", (int64_t)cn__now_us());
@@ -133,7 +160,7 @@ static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
     cn__pack_kstr(&pk, "detail", detail);
     if (count)
         cn__pack_kint(&pk, "count", (int64_t)count);
-    ev_end(&sb, mark);
+    ev_end(sb, mark);
 }
 
 void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail)
@@ -147,13 +174,11 @@ void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_le
 {
     if (!atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed))
         return;
-    msgpack_sbuffer sb;
+    msgpack_sbuffer *sb = ev_buf();
     msgpack_packer pk;
     size_t mark;
-    if (ev_begin(&sb, &pk, &mark, "log", 4) < 0) {
-        msgpack_sbuffer_destroy(&sb);
+    if (sb == NULL || ev_begin(sb, &pk, &mark, "log", 4) < 0)
         return;
-    }
     cn__pack_kint(&pk, "level", level);
     cn__pack_kint(&pk, "time_us", (int64_t)time_us);
     cn__pack_cstr(&pk, "path");
@@ -162,7 +187,7 @@ void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_le
     cn__pack_cstr(&pk, "detail");
     msgpack_pack_str(&pk, msg_len);
     msgpack_pack_str_body(&pk, msg, msg_len);
-    ev_end(&sb, mark);
+    ev_end(sb, mark);
 }
 
 static const char *const phase_names[] = {"opening", "started", "returned", "errored"};

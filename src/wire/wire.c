@@ -474,6 +474,13 @@ static int peek_uint(const uint8_t *p, size_t *i, uint64_t *v)
 
 int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr)
 {
+    size_t off, plen;
+    return cn_wire_peek_payload(body, len, hdr, &off, &plen);
+}
+
+int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_t *payload_off,
+                         size_t *payload_len)
+{
     const uint8_t *p = body;
     size_t slots, i = 1, n;
     int rc = wire_scan(p, len, &slots);
@@ -502,6 +509,9 @@ int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr)
     hdr->dst = (uint32_t)e[1];
     hdr->src = (uint32_t)e[2];
     hdr->cid = e[3];
+    /* With exactly five elements the payload runs to the end. */
+    *payload_off = n == 5 ? i : 0;
+    *payload_len = n == 5 ? len - i : 0;
     return 0;
 }
 

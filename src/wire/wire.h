@@ -263,6 +263,12 @@ int cn_wire_decode_body(const void *body, size_t len, cn_wire_msg_t **out);
  */
 int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr);
 
+/* cn_wire_peek, and where the payload's bytes are in `body`: a router can
+ * pass a payload on without decoding it. *payload_len is 0 when the
+ * message has extra trailing envelope elements (then decode it). */
+int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_t *payload_off,
+                         size_t *payload_len);
+
 /* Decodes exactly one whole frame held in `frame` (length prefix included,
  * `len` bytes in all). Same codes as cn_wire_decode, plus CN_ETRUNC when
  * `len` is short of the frame and CN_ETRAILING when it is longer. */

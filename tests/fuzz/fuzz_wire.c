@@ -104,6 +104,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cn_wire_msg_t *m = NULL;
         int peek = cn_wire_peek(data, size, &h);
         int rc = cn_wire_decode_body(data, size, &m);
+        size_t off, plen;
+        cn_wire_hdr_t h2;
+        CHECK(cn_wire_peek_payload(data, size, &h2, &off, &plen) == peek);
+        if (rc == 0 && plen > 0) { /* the payload's bytes are the body */
+            msgpack_zone z;
+            msgpack_zone_init(&z, 256);
+            msgpack_object o;
+            size_t used = 0;
+            CHECK(msgpack_unpack((const char *)data + off, plen, &used, &z, &o) ==
+                      MSGPACK_UNPACK_SUCCESS &&
+                  used == plen && msgpack_object_equal(o, m->body));
+            msgpack_zone_destroy(&z);
+        }
         if (peek < 0)
             CHECK(rc == peek);
         else if (rc == 0)
