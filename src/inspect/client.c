@@ -178,11 +178,15 @@ int cn_client_find(const char *tree, cn_tree_info_t *out)
         return 0;
     }
     enum { MAX = 256 };
-    static __thread cn_tree_info_t all[MAX];
+    cn_tree_info_t *all = calloc(MAX, sizeof(*all)); /* not TLS: every thread would pay */
     size_t n;
+    if (all == NULL)
+        return fail(CN_ENOMEM, "out of memory");
     int rc = cn_client_list(all, MAX, &n);
-    if (rc < 0)
+    if (rc < 0) {
+        free(all);
         return rc;
+    }
     if (n > MAX)
         n = MAX;
     size_t hits = 0, hit = 0;
@@ -202,6 +206,9 @@ int cn_client_find(const char *tree, cn_tree_info_t *out)
         }
         hit = i;
     }
+    if (hits == 1)
+        *out = all[hit];
+    free(all);
     if (hits == 0) {
         if (tree == NULL || *tree == '\0')
             return fail(CN_ENOENT, "no canopy tree is running (looked in %s)",
@@ -212,7 +219,6 @@ int cn_client_find(const char *tree, cn_tree_info_t *out)
         return fail(CN_EAMBIGUOUS, "%zu trees match%s%s: %s%s; name one as NAME.PID", hits,
                     tree && *tree ? " " : "", tree && *tree ? tree : "", names,
                     hits > 4 ? ", ..." : "");
-    *out = all[hit];
     return 0;
 }
 
