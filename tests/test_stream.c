@@ -273,6 +273,71 @@ static void test_backpressure_slow_consumer(void **state)
     cn_ctx_free(ctx);
 }
 
+/* Private memory of a process, KiB (smaps_rollup's Anonymous); -1 if unknown. */
+static long anon_kib(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Anonymous: %ld kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+static void test_million_in_order_memory_flat(void **state)
+{
+    (void)state;
+    /* A fast producer (a child's counter) and a consumer here that keeps
+     * stopping to sleep, with the default window: every one of a million
+     * messages arrives, in order, nothing is buffered past the window, and
+     * neither side's memory grows between the 100 000th and the last. */
+    enum { MILLION = 1000000 };
+    cn_result_t r;
+    assert_int_equal(cn_call(a, "getpid", NULL, &r, T_MS), 0);
+    pid_t producer = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    msgpack_object n = uint_obj(MILLION);
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(a, "counter", &n, NULL, &s);
+    long prod0 = -1, self0 = -1;
+    unsigned most = 0;
+    for (uint64_t i = 0; i < MILLION; i++) {
+        cn_result_t m;
+        assert_int_equal(cn_stream_recv(s, &m, T_MS), 0);
+        if (m.value.via.u64 != i)
+            fail_msg("message %llu arrived as number %llu", (unsigned long long)i,
+                     (unsigned long long)m.value.via.u64);
+        cn_result_free(&m);
+        if (i % 20000 == 0) {
+            cn_stream_stats_t st;
+            cn_stream_stats(s, &st);
+            if (st.buffered > most)
+                most = st.buffered;
+            usleep(2000); /* fall behind: the producer must wait */
+        }
+        if (i == 100000) {
+            prod0 = anon_kib(producer);
+            self0 = anon_kib(getpid());
+        }
+    }
+    long prod1 = anon_kib(producer), self1 = anon_kib(getpid());
+    cn_result_t m;
+    assert_int_equal(cn_stream_recv(s, &m, T_MS), CN_EOF);
+    cn_result_free(&m);
+    assert_true(most <= 64);
+    print_message("producer %ld -> %ld KiB, consumer %ld -> %ld KiB, most buffered %u\n", prod0,
+                  prod1, self0, self1, most);
+    assert_true(prod0 > 0 && prod1 - prod0 < 1024);
+    assert_true(self0 > 0 && self1 - self0 < 1024);
+    assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
+    cn_result_free(&r);
+    cn_ctx_free(ctx);
+}
+
 static void test_overrun_mode(void **state)
 {
     (void)state;
@@ -553,6 +618,7 @@ static int suite_main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_both_ways_and_end_of_stream),
         cmocka_unit_test(test_backpressure_slow_consumer),
+        cmocka_unit_test(test_million_in_order_memory_flat),
         cmocka_unit_test(test_overrun_mode),
         cmocka_unit_test(test_stream_before_started_is_refused),
         cmocka_unit_test(test_error_during_streaming),
