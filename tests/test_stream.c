@@ -170,6 +170,60 @@ static int fn_counter(cn_call_t *c, const msgpack_object *args, msgpack_packer *
     return cn_stream_close(s);
 }
 
+/*
+ * Runs the script in args, one step per letter:
+ *   S started   O open its end   Y send the next number   C close
+ *   D receive until the end, counting   R return the count   E fail
+ * For the sequence matrix: each letter is one thing the API allows.
+ */
+static int fn_script(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    cn_stream_t *s = NULL;
+    uint64_t sent = 0, got = 0;
+    for (uint32_t i = 0; i < args->via.str.size; i++) {
+        int rc = 0;
+        switch (args->via.str.ptr[i]) {
+        case 'S':
+            rc = cn_started(c, NULL);
+            break;
+        case 'O':
+            rc = cn_call_stream(c, NULL, &s);
+            break;
+        case 'Y': {
+            msgpack_object v = uint_obj(sent++);
+            rc = cn_stream_send(s, &v, T_MS);
+            break;
+        }
+        case 'C':
+            rc = cn_stream_close(s);
+            break;
+        case 'D': {
+            cn_result_t m;
+            while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
+                if (m.value.via.u64 != got++)
+                    rc = CN_ERANGE;
+                cn_result_free(&m);
+                if (rc)
+                    break;
+            }
+            cn_result_free(&m);
+            if (rc == CN_EOF)
+                rc = 0;
+            break;
+        }
+        case 'R':
+            return msgpack_pack_uint64(out, got);
+        case 'E':
+            return cn_call_fail(c, CN_EPROTO, "scripted failure after %llu sent",
+                                (unsigned long long)sent);
+        }
+        if (rc < 0)
+            return cn_call_fail(c, rc, "step %u (%c): %s", i, args->via.str.ptr[i],
+                                s ? cn_stream_last_error(s) : cn_strerror(rc));
+    }
+    return msgpack_pack_uint64(out, got);
+}
+
 static int fn_getpid(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
     (void)c, (void)args;
@@ -179,7 +233,8 @@ static int fn_getpid(cn_call_t *c, const msgpack_object *args, msgpack_packer *o
 static const cn_export_t exports[] = {
     {"doubler", fn_doubler}, {"slow_sink", fn_slow_sink}, {"deaf", fn_deaf},
     {"early", fn_early},     {"breaks", fn_breaks},       {"listener", fn_listener},
-    {"getpid", fn_getpid},   {"counter", fn_counter},     {NULL, NULL}};
+    {"getpid", fn_getpid},   {"counter", fn_counter},     {"script", fn_script},
+    {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -336,6 +391,111 @@ static void test_million_in_order_memory_flat(void **state)
     assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
     cn_result_free(&r);
     cn_ctx_free(ctx);
+}
+
+/*
+ * The sequence matrix: the callee's script against the opener's, each a
+ * different order of started, opening ends, yields, closes, draining,
+ * returning and failing that the API allows (no pair in which each side
+ * waits for the other first). The opener's letters: O open its end, Y
+ * send, C close, D receive until the end, R take the result. Checked:
+ * what open returns, how many messages each side receives (all, in order),
+ * how the opener's draining ends, and the result.
+ */
+typedef struct {
+    const char *callee, *opener;
+    int open_rc;    /* 0 started; 1 returned first; or the error */
+    int drain_end;  /* what the opener's D ends with */
+    uint64_t drained; /* how many the opener's D receives */
+    int result_rc;
+    uint64_t result; /* what the callee received, as it returns it */
+} seq_case_t;
+
+static const seq_case_t seq_cases[] = {
+    {"R", "", 1, 0, 0, 0, 0},                         /* returned before started */
+    {"E", "", CN_EREMOTE, 0, 0, 0, 0},                /* failed before started */
+    {"SR", "R", 0, 0, 0, 0, 0},                       /* no stream at all */
+    {"SE", "R", 0, 0, 0, CN_EREMOTE, 0},              /* failed after started */
+    {"SR", "ODR", 0, CN_EOF, 0, 0, 0},                /* only the opener opens */
+    {"SOR", "ODR", 0, CN_EOF, 0, 0, 0},               /* both open, nothing sent */
+    {"SOYYCR", "ODR", 0, CN_EOF, 2, 0, 0},            /* callee streams, closes */
+    {"SOYYR", "ODR", 0, CN_EOF, 2, 0, 0},             /* ... returns without STOP */
+    {"SOYYE", "ODR", 0, CN_EREMOTE, 2, CN_EREMOTE, 0}, /* ... fails mid-stream */
+    {"SOYYCR", "OR", 0, 0, 0, 0, 0},                  /* result without draining */
+    {"SODR", "OYYYCR", 0, 0, 0, 0, 3},                /* opener streams, closes */
+    {"SODR", "OYYYCDR", 0, CN_EOF, 0, 0, 3},          /* ... then drains the end */
+    {"SODE", "OYCDR", 0, CN_EREMOTE, 0, CN_EREMOTE, 1}, /* callee fails after draining */
+    {"SOYCDR", "ODYYCR", 0, CN_EOF, 1, 0, 2},         /* callee first, then opener */
+    {"SODYCR", "OYCDR", 0, CN_EOF, 1, 0, 1},          /* opener first, then callee */
+    {"SOYDCR", "OYCDR", 0, CN_EOF, 1, 0, 1},          /* both at once */
+    {"SOCDR", "OCDR", 0, CN_EOF, 0, 0, 0},            /* both close first */
+    {"SOYYYCDR", "OYDYCR", 0, CN_EOF, 3, 0, 2},       /* interleaved */
+};
+
+static void test_sequence_matrix(void **state)
+{
+    (void)state;
+    for (size_t k = 0; k < sizeof(seq_cases) / sizeof(seq_cases[0]); k++) {
+        const seq_case_t *c = &seq_cases[k];
+        msgpack_object script = {.type = MSGPACK_OBJECT_STR};
+        script.via.str.ptr = c->callee;
+        script.via.str.size = (uint32_t)strlen(c->callee);
+        cn_ctx_t *ctx = NULL;
+        cn_result_t st;
+        int rc = cn_open(a, "script", &script, &ctx, &st, T_MS);
+        if (rc != c->open_rc)
+            fail_msg("%s/%s: open gave %s, want %s (%s)", c->callee, c->opener,
+                     cn_strerror(rc), cn_strerror(c->open_rc),
+                     st.error.message ? st.error.message : "");
+        cn_result_free(&st);
+        if (rc != 0)
+            continue;
+        cn_stream_t *s = NULL;
+        uint64_t sent = 0;
+        for (const char *op = c->opener; *op; op++) {
+            switch (*op) {
+            case 'O':
+                assert_int_equal(cn_ctx_stream(ctx, NULL, &s), 0);
+                break;
+            case 'Y': {
+                msgpack_object v = uint_obj(sent++);
+                if ((rc = cn_stream_send(s, &v, T_MS)) != 0)
+                    fail_msg("%s/%s: send: %s", c->callee, c->opener, cn_stream_last_error(s));
+                break;
+            }
+            case 'C':
+                assert_int_equal(cn_stream_close(s), 0);
+                break;
+            case 'D': {
+                uint64_t n = 0;
+                cn_result_t m;
+                while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
+                    assert_int_equal(m.value.via.u64, n);
+                    n++;
+                    cn_result_free(&m);
+                }
+                cn_result_free(&m);
+                if (rc != c->drain_end || n != c->drained)
+                    fail_msg("%s/%s: drained %llu ending %s, want %llu ending %s", c->callee,
+                             c->opener, (unsigned long long)n, cn_strerror(rc),
+                             (unsigned long long)c->drained, cn_strerror(c->drain_end));
+                break;
+            }
+            case 'R': {
+                cn_result_t r;
+                rc = cn_ctx_result(ctx, &r, T_MS);
+                if (rc != c->result_rc || (rc == 0 && r.value.via.u64 != c->result))
+                    fail_msg("%s/%s: result %s %llu, want %s %llu (%s)", c->callee, c->opener,
+                             cn_strerror(rc), (unsigned long long)r.value.via.u64,
+                             cn_strerror(c->result_rc), (unsigned long long)c->result,
+                             r.error.message ? r.error.message : "");
+                cn_result_free(&r);
+                break;
+            }
+            }
+        }
+        cn_ctx_free(ctx);
+    }
 }
 
 static void test_overrun_mode(void **state)
@@ -619,6 +779,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_both_ways_and_end_of_stream),
         cmocka_unit_test(test_backpressure_slow_consumer),
         cmocka_unit_test(test_million_in_order_memory_flat),
+        cmocka_unit_test(test_sequence_matrix),
         cmocka_unit_test(test_overrun_mode),
         cmocka_unit_test(test_stream_before_started_is_refused),
         cmocka_unit_test(test_error_during_streaming),
