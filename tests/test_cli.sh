@@ -33,4 +33,15 @@ expect_out "no command 'nope'" "help names the missing command"
 expect_rc 2 "unknown option to a command" $c version --bogus
 expect_out "unknown option '--bogus'" "a command's unknown option is named"
 
+# Every page of help fits 80 columns, and every command has one.
+for cmd in $($c --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }'); do
+    page=$($c help "$cmd")
+    wide=$(printf '%s\n' "$page" | awk 'length($0) > 80' | head -1)
+    [ -z "$wide" ] && ok "help $cmd fits 80 columns" || fail "help $cmd: over 80 columns: $wide"
+done
+wide=$($c --help | awk 'length($0) > 80' | head -1)
+[ -z "$wide" ] && ok "--help fits 80 columns" || fail "--help over 80 columns: $wide"
+n=$($c --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/' | wc -l)
+[ "$n" -ge 11 ] && ok "--help lists every command ($n)" || fail "--help lists $n commands"
+
 finish test_cli

@@ -72,7 +72,7 @@ static const cmd_entry_t cmd_table[] = {
      "an ACTOR of the only tree.\n" TREE_HELP,
      0, 2, OPT_JSON | OPT_TIMEOUT, cmd_routes},
     {"ctx", "[TREE] [ACTOR] [--json]",
-     "print open calls, contexts and streams, and what each thread is doing",
+     "print open calls, contexts and streams, and what each thread does",
      "Each row is one end of a call or context: its id (cid, as the caller\n"
      "numbered it), role, function, the actor at the other end, its phase and\n"
      "cancellation state; streams add their counters and backpressure.\n" TREE_HELP,
@@ -94,7 +94,7 @@ static const cmd_entry_t cmd_table[] = {
      "has lasted CANOPY_LINT_AFTER_MS (default 2000).\n" TREE_HELP,
      0, 1, OPT_JSON | OPT_TIMEOUT, cmd_lint},
     {"cancel", "[TREE] ACTOR|ACTOR/CID",
-     "cancel an actor (and its subtree) or one call or context, and wait for it",
+     "cancel an actor or one call or context, and wait until it is gone",
      "ACTOR/CID names a call or context by its cid on that actor (see 'canopy ctx').\n"
      "An actor is cancelled by its parent: SHUTDOWN, then SIGTERM after 1 s, then\n"
      "SIGKILL; cancelling the root cancels the whole tree. A context is cancelled\n"
@@ -102,7 +102,7 @@ static const cmd_entry_t cmd_table[] = {
      "gone or --timeout MS (default 10000) passes; exit 1 if it is still there.\n" TREE_HELP,
      1, 2, OPT_TIMEOUT | OPT_JSON, cmd_cancel},
     {"dump", "[TREE] > bundle.json",
-     "write the hang bundle: snapshot, thread states, lints and log tail, as JSON",
+     "write the hang bundle (snapshot, threads, lints, log tail) as JSON",
      "The bundle is always JSON; --json is accepted for uniformity.\n" TREE_HELP, 0, 1,
      OPT_TIMEOUT | OPT_JSON, cmd_dump},
 };
