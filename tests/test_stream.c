@@ -25,6 +25,14 @@
 #define T_MS 5000
 #define BULK 100000
 
+#if defined(__SANITIZE_ADDRESS__) /* gcc */
+#define UNDER_ASAN 1
+#elif defined(__has_feature) /* clang */
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
 static cn_portal_t a;
 
 static msgpack_object uint_obj(uint64_t v)
@@ -386,8 +394,14 @@ static void test_million_in_order_memory_flat(void **state)
     assert_true(most <= 64);
     print_message("producer %ld -> %ld KiB, consumer %ld -> %ld KiB, most buffered %u\n", prod0,
                   prod1, self0, self1, most);
+#ifdef UNDER_ASAN
+    /* ASan keeps freed memory in quarantine on purpose: it cannot stay
+     * flat there. The bound is checked in plain and TSan builds. */
+    print_message("memory bound not checked under ASan\n");
+#else
     assert_true(prod0 > 0 && prod1 - prod0 < 1024);
     assert_true(self0 > 0 && self1 - self0 < 1024);
+#endif
     assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
     cn_result_free(&r);
     cn_ctx_free(ctx);

@@ -208,10 +208,12 @@ void cn__item_free(cn__item_t *it);
 typedef struct cn__flow {
     pthread_mutex_t mu;
     pthread_cond_t cv;    /* a sender waiting for credit */
-    int64_t credit;       /* YIELDs this side may still send */
+    _Atomic int64_t credit; /* YIELDs this side may still send; taken without mu
+                               on the fast path, added and waited for under it */
     int peer_opened;      /* a CREDIT has arrived: the peer opened its end */
     uint64_t peer_window; /* the peer\'s first grant: its buffer size */
-    int ended;            /* the context is over: sending fails with err */
+    _Atomic int ended;    /* the context is over: sending fails with err (set
+                             under mu, after err and reason) */
     int err;
     char reason[CN__REASON_MAX];
 } cn__flow_t;

@@ -13,9 +13,11 @@
  * What it does not do: broadcast to several local consumers (one recv side
  * per end), and the inspector's view of the counters, both still to come.
  *
- * Invariant: credit and the counters only change under flow->mu, and a
- * sender waiting for credit is woken by every CREDIT and by the end of
- * the context.
+ * Invariant: credit is added (CREDIT) and the end is set only under
+ * flow->mu, with a broadcast; a sender takes a credit with one atomic
+ * step when there is one, and otherwise checks and waits under flow->mu,
+ * so it cannot miss a wake-up. The sending counters are written by one
+ * sender at a time (send_mu) and read with atomic loads.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +45,7 @@ struct cn_stream {
     int eof;           /* the peer's STOP arrived, or the context ended */
     int end_rc;        /* what recv returns once eof */
     cn_stream_stats_t st;
+    _Atomic uint64_t msgs_out, bytes_out, out_us; /* see the invariant */
     pthread_mutex_t send_mu; /* one sender at a time; taken before rt.mu */
     cn__stream_t *link;      /* under send_mu: where YIELDs go, once known */
     msgpack_sbuffer sb;      /* reused for packing: no allocation per message */
@@ -71,7 +74,7 @@ void cn__flow_credit(cn__flow_t *f, uint64_t n)
     pthread_mutex_lock(&f->mu);
     if (n > (uint64_t)MAX_WINDOW * 2)
         n = (uint64_t)MAX_WINDOW * 2; /* a peer cannot make us buffer without bound */
-    f->credit += (int64_t)n;
+    atomic_fetch_add(&f->credit, (int64_t)n);
     if (!f->peer_opened)
         f->peer_window = n;
     f->peer_opened = 1;
@@ -82,10 +85,10 @@ void cn__flow_credit(cn__flow_t *f, uint64_t n)
 void cn__flow_end(cn__flow_t *f, int err, const char *reason)
 {
     pthread_mutex_lock(&f->mu);
-    if (!f->ended) {
-        f->ended = 1;
+    if (!atomic_load(&f->ended)) {
         f->err = err;
         snprintf(f->reason, sizeof(f->reason), "%s", reason ? reason : cn_strerror(err));
+        atomic_store(&f->ended, 1);
     }
     pthread_cond_broadcast(&f->cv);
     pthread_mutex_unlock(&f->mu);
@@ -254,13 +257,31 @@ void cn__stream_free(cn_stream_t *s)
 
 /* Takes one credit for a frame of `bytes`, waiting up to timeout_ms for
  * it, and counts the frame as sent. */
+static void count_sent(cn_stream_t *s, size_t bytes)
+{
+    /* one writer at a time (send_mu): plain increments, atomic for readers */
+    atomic_store_explicit(&s->msgs_out, atomic_load_explicit(&s->msgs_out, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->bytes_out,
+                          atomic_load_explicit(&s->bytes_out, memory_order_relaxed) + bytes,
+                          memory_order_relaxed);
+    atomic_store_explicit(&s->out_us, cn__now_us(), memory_order_relaxed);
+}
+
 static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
 {
     cn__flow_t *f = s->flow;
+    /* The fast path: a credit is there, one atomic step. */
+    int64_t c = atomic_load(&f->credit);
+    while (c > 0 && !atomic_load(&f->ended))
+        if (atomic_compare_exchange_weak(&f->credit, &c, c - 1)) {
+            count_sent(s, bytes);
+            return 0;
+        }
     int64_t deadline = cn__deadline(timeout_ms);
     int rc = 0, stalled = 0;
     pthread_mutex_lock(&f->mu);
-    while (!f->ended && f->credit <= 0) {
+    while (!atomic_load(&f->ended) && atomic_load(&f->credit) <= 0) {
         if (s->overrun) {
             rc = CN_EOVERRUN;
             if (f->peer_opened)
@@ -291,7 +312,8 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
          * lasts becomes a "stall" event (and its end a "resume"). */
         int64_t stall_at = stalled ? INT64_MAX : cn__mono_ns() + STALL_EVENT_US * 1000;
         cn__cond_wait_until(&f->cv, &f->mu, stall_at < deadline ? stall_at : deadline);
-        if (!stalled && cn__mono_ns() >= stall_at && !f->ended && f->credit <= 0) {
+        if (!stalled && cn__mono_ns() >= stall_at && !atomic_load(&f->ended) &&
+            atomic_load(&f->credit) <= 0) {
             stalled = 1;
             pthread_mutex_unlock(&f->mu);
             cn__event("stall", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL,
@@ -311,15 +333,13 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
             cn__event("resume", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL, waited);
         pthread_mutex_lock(&f->mu);
     }
-    if (rc == 0 && f->ended) {
+    if (rc == 0 && atomic_load(&f->ended)) {
         rc = f->err;
         snprintf(s->last_error, sizeof(s->last_error), "%s", f->reason);
     }
     if (rc == 0) {
-        f->credit--;
-        s->st.msgs_out++;
-        s->st.bytes_out += bytes;
-        s->st.last_us = cn__now_us();
+        atomic_fetch_sub(&f->credit, 1); /* others only add: it stays >= 0 */
+        count_sent(s, bytes);
     }
     pthread_mutex_unlock(&f->mu);
     return rc;
@@ -442,9 +462,12 @@ void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out)
 {
     if (s == NULL || out == NULL)
         return;
-    pthread_mutex_lock(&s->flow->mu); /* the sending counters change under it */
+    pthread_mutex_lock(&s->flow->mu); /* the rest of the sending side */
     *out = s->st;
-    out->credit = s->flow->credit;
+    out->msgs_out = atomic_load_explicit(&s->msgs_out, memory_order_relaxed);
+    out->bytes_out = atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
+    out->last_us = atomic_load_explicit(&s->out_us, memory_order_relaxed);
+    out->credit = atomic_load(&s->flow->credit);
     out->peer_opened = s->flow->peer_opened;
     out->peer_window = s->flow->peer_window;
     pthread_mutex_unlock(&s->flow->mu);
