@@ -24,6 +24,7 @@
 
 #define T_MS 5000
 #define BULK 100000
+#define FAKE CN_TOP_SRCDIR "/build/tests/helpers/fake_child"
 
 #if defined(__SANITIZE_ADDRESS__) /* gcc */
 #define UNDER_ASAN 1
@@ -512,6 +513,38 @@ static void test_sequence_matrix(void **state)
     }
 }
 
+static void test_peer_ignoring_credit_cannot_grow_the_buffer(void **state)
+{
+    (void)state;
+    /* fake_child flood sends 1000 YIELDs at once against a window of 8:
+     * the first 8 arrive, the rest are dropped and logged, and the
+     * context still ends with its RETURN. */
+    cn_portal_t f;
+    const char *fargv[] = {"flood", NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = fargv};
+    assert_int_equal(cn_spawn("flood", &o, &f, T_MS), 0);
+    cn_stream_opts_t w8 = {.window = 8};
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(f, "anything", NULL, &w8, &s);
+    usleep(300000); /* all 1000 have arrived by now */
+    cn_stream_stats_t st;
+    cn_stream_stats(s, &st);
+    assert_true(st.buffered <= 8);
+    uint64_t n = 0;
+    cn_result_t m;
+    int rc;
+    while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
+        assert_int_equal(m.value.via.u64, n);
+        n++;
+        cn_result_free(&m);
+    }
+    cn_result_free(&m);
+    assert_int_equal(rc, CN_EOF);
+    assert_int_equal(n, 8);
+    assert_true(suite_log_contains("sent beyond the credit it was given"));
+    cn_ctx_free(ctx);
+}
+
 static void test_overrun_mode(void **state)
 {
     (void)state;
@@ -794,6 +827,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_backpressure_slow_consumer),
         cmocka_unit_test(test_million_in_order_memory_flat),
         cmocka_unit_test(test_sequence_matrix),
+        cmocka_unit_test(test_peer_ignoring_credit_cannot_grow_the_buffer),
         cmocka_unit_test(test_overrun_mode),
         cmocka_unit_test(test_stream_before_started_is_refused),
         cmocka_unit_test(test_error_during_streaming),

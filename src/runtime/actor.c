@@ -347,6 +347,11 @@ static void deliver_yields(cn__stream_t *from, const cn_wire_hdr_t *h, const cha
     } else if (rc < 0) {
         cn_log(CN_LOG_ERROR, "dropped %u YIELD(s) from actor %u: %s", count, h->src,
                cn_strerror(rc));
+    } else if (rc > 0) {
+        cn_log(CN_LOG_WARN,
+               "dropped %d YIELD(s) from actor %u for context %llu: sent beyond the credit "
+               "it was given",
+               rc, h->src, (unsigned long long)(h->cid & ~CN__CID_FROM_CALLEE));
     }
 }
 

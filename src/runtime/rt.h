@@ -248,6 +248,7 @@ typedef struct cn__yq {
     msgpack_sbuffer in;      /* under mu: frames, length prefix included */
     unsigned nin;            /* under mu: frames in `in` */
     uint64_t msgs, bytes;    /* under mu: frames that ever arrived */
+    uint64_t granted;        /* under mu: credit this end ever gave */
     uint64_t last_us;        /* under mu: when the last one did */
     msgpack_sbuffer batch;   /* the reader's: frames it took, */
     size_t boff;             /*   and how far it has read them */
@@ -258,7 +259,9 @@ void cn__yq_init(cn__yq_t *q, cn__latch_t *latch);
 void cn__yq_fini(cn__yq_t *q); /* the latch must not hold the token any more */
 
 /* Appends `count` whole frames (len bytes, length prefixes included); any
- * thread. Returns 0 or CN_ENOMEM. */
+ * thread. Frames beyond the credit this end has granted are dropped: a
+ * peer that ignores credit cannot grow the buffer. Returns how many were
+ * dropped, or CN_ENOMEM. */
 int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uint64_t now_us);
 
 /* Whether n, just taken from q's latch, is q's token (then the reader

@@ -117,6 +117,23 @@ void cn__yq_fini(cn__yq_t *q)
 int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uint64_t now_us)
 {
     pthread_mutex_lock(&q->mu);
+    unsigned dropped = 0;
+    if (q->msgs + count > q->granted) { /* keep only what credit allows */
+        uint64_t allowed = q->granted > q->msgs ? q->granted - q->msgs : 0;
+        size_t cut = 0;
+        for (uint64_t k = 0; k < allowed; k++) {
+            const unsigned char *p = (const unsigned char *)frames + cut;
+            cut += CN_WIRE_LEN_SIZE + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
+                                       (size_t)p[2] << 8 | p[3]);
+        }
+        dropped = count - (unsigned)allowed;
+        count = (unsigned)allowed;
+        len = cut;
+    }
+    if (count == 0) {
+        pthread_mutex_unlock(&q->mu);
+        return (int)dropped;
+    }
     if (msgpack_sbuffer_write(&q->in, frames, len) != 0) {
         pthread_mutex_unlock(&q->mu);
         return CN_ENOMEM;
@@ -131,7 +148,7 @@ int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uin
     /* A closed latch (a cancelled task) refuses it; its reader is done. */
     if (put)
         cn__latch_put(q->latch, &q->token);
-    return 0;
+    return (int)dropped;
 }
 
 int cn__yq_is_token(cn__yq_t *q, cn__node_t *n)
@@ -208,6 +225,9 @@ static int grant(cn_stream_t *s, unsigned n)
 {
     msgpack_object c = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
     c.via.u64 = n;
+    pthread_mutex_lock(&s->yq->mu); /* before the peer can use it */
+    s->yq->granted += n;
+    pthread_mutex_unlock(&s->yq->mu);
     return send_simple(s, CN_MSG_CREDIT, &c);
 }
 

@@ -7,6 +7,8 @@
  *               forged src and once honestly; wait for the honest reply
  *   garbage     greet properly, then send bytes that are not a frame
  *   stubborn    greet properly, then ignore SHUTDOWN, SIGTERM and EOF
+ *   flood       greet properly; start the first context it is asked to
+ *               open, send 1000 YIELDs at once whatever its credit, return
  *   forgetful   greet properly; start every context it is asked to open
  *               (STARTED, then CREDIT), then forget it: its snapshots list
  *               no contexts (for the orphan-stream lint)
@@ -136,6 +138,41 @@ int main(int argc, char **argv)
             cn_wire_msg_free(m); /* SHUTDOWN included */
         for (;;)
             pause(); /* only SIGKILL ends this */
+    }
+    if (strcmp(act, "flood") == 0) {
+        while ((m = recv_msg(&d)) != NULL && m->hdr.type != CN_MSG_CMD)
+            cn_wire_msg_free(m);
+        if (m == NULL)
+            return 1;
+        cn_wire_hdr_t h = {CN_MSG_STARTED, m->hdr.src, self, m->hdr.cid};
+        msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+        cn_wire_pack(&sb, &h, &nil, 0);
+        send_buf(&sb);
+        /* Wait for the opener's CREDIT, then ignore it. */
+        uint64_t cid = m->hdr.cid;
+        cn_wire_msg_free(m);
+        while ((m = recv_msg(&d)) != NULL && m->hdr.type != CN_MSG_CREDIT)
+            cn_wire_msg_free(m);
+        cn_wire_msg_free(m);
+        h.type = CN_MSG_YIELD;
+        h.cid = cid | (1ull << 63);
+        for (uint64_t i = 0; i < 1000; i++) {
+            msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+            v.via.u64 = i;
+            cn_wire_pack(&sb, &h, &v, 0);
+        }
+        send_buf(&sb);
+        h.type = CN_MSG_RETURN;
+        h.cid = cid;
+        cn_wire_pack(&sb, &h, &nil, 0);
+        send_buf(&sb);
+        while ((m = recv_msg(&d)) != NULL) { /* until SHUTDOWN or EOF */
+            int stop = m->hdr.type == CN_MSG_SHUTDOWN;
+            cn_wire_msg_free(m);
+            if (stop)
+                break;
+        }
+        status = 0;
     }
     if (strcmp(act, "forgetful") == 0) {
         while ((m = recv_msg(&d)) != NULL) {
