@@ -123,7 +123,8 @@ $(LIBSO): $(LIB_OBJS)
 $(BIN): $(UI_OBJS) $(LIBA)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $(UI_OBJS) $(LIBA) $(UI_LIBS) $(LIB_LIBS)
 
--include $(LIB_OBJS:.o=.d) $(UI_OBJS:.o=.d) $(TEST_SRCS:%.c=$(B)/obj/%.d) $(BENCH_SRCS:%.c=$(B)/obj/%.d)
+-include $(LIB_OBJS:.o=.d) $(UI_OBJS:.o=.d) $(TEST_SRCS:%.c=$(B)/obj/%.d) $(BENCH_SRCS:%.c=$(B)/obj/%.d) \
+         $(HELPER_SRCS:%.c=$(B)/obj/%.d) $(EXAMPLE_SRCS:%.c=$(B)/obj/%.d)
 
 # ---------------------------------------------------------------- tests
 $(B)/obj/tests/%.o: CFLAGS_ALL += $(TEST_CFLAGS)
