@@ -290,15 +290,42 @@ static void on_req_timeout(uv_timer_t *t)
 }
 
 typedef struct {
-    treq_t *r;
-} collect_t;
+    uint32_t *ids;
+    char (*names)[CN_ROUTE_NAME_MAX];
+    size_t n;
+} members_t;
 
 static void collect_route(const cn_route_t *rt, void *arg)
 {
-    treq_t *r = ((collect_t *)arg)->r;
-    r->ids[r->n] = rt->id;
-    snprintf(r->names[r->n], sizeof(r->names[0]), "%s", rt->name);
-    r->n++;
+    members_t *m = arg;
+    m->ids[m->n] = rt->id;
+    snprintf(m->names[m->n], sizeof(m->names[0]), "%s", rt->name);
+    m->n++;
+}
+
+/* Every actor in the tree, this one (the root) first: ids and names,
+ * allocated; n is 0 when out of memory. */
+static members_t tree_members(void)
+{
+    members_t m = {0};
+    pthread_mutex_lock(&cn__rt.mu);
+    size_t cap = cn_route_count(&cn__rt.routes) + 1;
+    m.ids = calloc(cap, sizeof(*m.ids));
+    m.names = calloc(cap, sizeof(*m.names));
+    if (m.ids && m.names) {
+        m.ids[0] = cn__rt.id;
+        snprintf(m.names[0], sizeof(m.names[0]), "%s", cn__rt.name);
+        m.n = 1;
+        cn_route_foreach(&cn__rt.routes, collect_route, &m);
+    }
+    pthread_mutex_unlock(&cn__rt.mu);
+    if (m.n == 0) {
+        free(m.ids);
+        free(m.names);
+        m.ids = NULL;
+        m.names = NULL;
+    }
+    return m;
 }
 
 static void pack_self_into(msgpack_sbuffer *sb)
@@ -311,29 +338,21 @@ static void pack_self_into(msgpack_sbuffer *sb)
 static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms)
 {
     treq_t *r = calloc(1, sizeof(*r));
-    if (r == NULL)
-        return;
-    pthread_mutex_lock(&cn__rt.mu);
-    size_t cap = cn_route_count(&cn__rt.routes) + 1;
-    r->ids = calloc(cap, sizeof(*r->ids));
-    r->names = calloc(cap, sizeof(*r->names));
-    r->parts = calloc(cap, sizeof(*r->parts));
-    if (r->ids && r->names && r->parts) {
-        r->ids[0] = cn__rt.id;
-        snprintf(r->names[0], sizeof(r->names[0]), "%s", cn__rt.name);
-        r->n = 1;
-        collect_t cc = {r};
-        cn_route_foreach(&cn__rt.routes, collect_route, &cc);
-    }
-    pthread_mutex_unlock(&cn__rt.mu);
-    if (r->n == 0) {
-        free(r->ids);
-        free(r->names);
-        free(r->parts);
+    members_t m = tree_members();
+    if (r)
+        r->parts = calloc(m.n ? m.n : 1, sizeof(*r->parts));
+    if (r == NULL || r->parts == NULL || m.n == 0) {
+        if (r)
+            free(r->parts);
         free(r);
+        free(m.ids);
+        free(m.names);
         client_cut(c, "out of memory for a snapshot");
         return;
     }
+    r->ids = m.ids;
+    r->names = m.names;
+    r->n = m.n;
     r->c = c;
     r->ccid = ccid;
     r->id = ++at.next_req;
@@ -412,32 +431,22 @@ static void tell_actors(int on, uint32_t only)
     msgpack_sbuffer_init(&sb);
     msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
     v.via.u64 = (uint64_t)on;
-    uint32_t *ids = NULL;
-    size_t n = 0;
-    pthread_mutex_lock(&cn__rt.mu);
-    if (only != CN__NO_VIA) {
-        ids = malloc(sizeof(*ids));
-        if (ids)
-            ids[n++] = only;
-    } else {
-        treq_t tmp = {0};
-        tmp.ids = ids = calloc(cn_route_count(&cn__rt.routes) + 1, sizeof(*ids));
-        tmp.names = calloc(cn_route_count(&cn__rt.routes) + 1, sizeof(*tmp.names));
-        if (ids && tmp.names) {
-            collect_t cc = {&tmp};
-            cn_route_foreach(&cn__rt.routes, collect_route, &cc);
-            n = tmp.n;
-        }
-        free(tmp.names);
-    }
-    pthread_mutex_unlock(&cn__rt.mu);
+    members_t m = {0};
+    uint32_t one = only;
+    if (only == CN__NO_VIA)
+        m = tree_members(); /* ids[0] is the root itself: skipped below */
+    uint32_t *ids = only == CN__NO_VIA ? m.ids : &one;
+    size_t n = only == CN__NO_VIA ? m.n : 1;
     for (size_t i = 0; i < n; i++) {
+        if (ids[i] == cn__rt.id)
+            continue;
         cn_wire_hdr_t h = {CN_MSG_SUBSCRIBE, ids[i], cn__rt.id, 0};
         sb.size = 0;
         if (cn_wire_pack(&sb, &h, &v, 0) == 0)
             cn__send_frame(&h, sb.data, sb.size, NULL);
     }
-    free(ids);
+    free(m.ids);
+    free(m.names);
     msgpack_sbuffer_destroy(&sb);
 }
 

@@ -1204,11 +1204,6 @@ static int src_ok_hdr(cn__stream_t *s, uint32_t src)
     return ok;
 }
 
-static int src_ok(cn__stream_t *s, const cn_wire_msg_t *m)
-{
-    return src_ok_hdr(s, m->hdr.src);
-}
-
 static void forward(cn__stream_t *s, cn_wire_msg_t *m)
 {
     char reason[CN__REASON_MAX];
@@ -1300,7 +1295,7 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         cn_wire_msg_free(m);
         return;
     }
-    if (!src_ok(s, m)) {
+    if (!src_ok_hdr(s, m->hdr.src)) {
         cn_log(CN_LOG_WARN, "dropped %s claiming to be from actor %u on the stream to %s",
                cn_wire_type_name(h->type), h->src, s->is_parent ? "the parent" : s->name);
         cn_wire_msg_free(m);

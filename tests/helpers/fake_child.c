@@ -56,6 +56,18 @@ static cn_wire_msg_t *recv_msg(cn_wire_decoder_t *d)
     }
 }
 
+/* Reads and drops messages until SHUTDOWN or EOF. */
+static void wait_shutdown(cn_wire_decoder_t *d)
+{
+    cn_wire_msg_t *m;
+    while ((m = recv_msg(d)) != NULL) {
+        int stop = m->hdr.type == CN_MSG_SHUTDOWN;
+        cn_wire_msg_free(m);
+        if (stop)
+            break;
+    }
+}
+
 static void hello(msgpack_sbuffer *sb, uint64_t version)
 {
     cn_wire_hdr_t h = {CN_MSG_HELLO, parent, self, 0};
@@ -123,12 +135,7 @@ int main(int argc, char **argv)
             cn_wire_msg_free(m);
         }
         cn_wire_msg_free(m);
-        while ((m = recv_msg(&d)) != NULL) { /* until SHUTDOWN or EOF */
-            int stop = m->hdr.type == CN_MSG_SHUTDOWN;
-            cn_wire_msg_free(m);
-            if (stop)
-                break;
-        }
+        wait_shutdown(&d);
         status = 0;
         goto out;
     }
@@ -166,12 +173,7 @@ int main(int argc, char **argv)
         h.cid = cid;
         cn_wire_pack(&sb, &h, &nil, 0);
         send_buf(&sb);
-        while ((m = recv_msg(&d)) != NULL) { /* until SHUTDOWN or EOF */
-            int stop = m->hdr.type == CN_MSG_SHUTDOWN;
-            cn_wire_msg_free(m);
-            if (stop)
-                break;
-        }
+        wait_shutdown(&d);
         status = 0;
     }
     if (strcmp(act, "forgetful") == 0) {
