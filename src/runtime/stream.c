@@ -8,10 +8,12 @@
  * at once with CN_EOVERRUN). As the receiver's user takes messages out, it
  * returns credit in batches of half a window. So a receiver never holds
  * more than W messages it has not asked for, nothing is dropped, and a
- * peer that never opened its end simply never granted credit.
+ * peer that never opened its end simply never granted credit. YIELDs a
+ * peer sends beyond its credit are dropped on arrival (cn__yq_push).
  *
- * What it does not do: broadcast to several local consumers (one recv side
- * per end), and the inspector's view of the counters, both still to come.
+ * The receiving side's queue (cn__yq_t) is filled by the broker with
+ * undecoded frames and read here; bcast.c puts several consumers on one
+ * end; registry.c shows the counters to the inspector.
  *
  * Invariant: credit is added (CREDIT) and the end is set only under
  * flow->mu, with a broadcast; a sender takes a credit with one atomic
