@@ -4,7 +4,8 @@
  *
  * The root listens on a unix socket (path below) for the canopy tool.
  * Clients speak the wire protocol: HELLO first, then INSPECT for a tree
- * snapshot. They are not actors: they have no id in the tree, nothing is
+ * snapshot, SUBSCRIBE for the event feed, CANCEL for operator cancels
+ * (protocol.md, Inspection). They are not actors: they have no id in the tree, nothing is
  * routed to them, and they live apart from the actor links, so a hostile
  * or broken client can only lose its own connection:
  *   - the peer's uid must be ours (or root's), checked with SO_PEERCRED;

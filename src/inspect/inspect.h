@@ -8,9 +8,9 @@
  * tool), and answers a client's INSPECT for the whole tree by asking every
  * actor at once and gathering the answers under a deadline (attach.c).
  *
- * The broker calls the four entry points below and nothing else; the
- * service reads runtime state through rt.h. All of them run on the broker
- * thread.
+ * The runtime calls only the entry points below; the service reads
+ * runtime state through rt.h. All run on the broker thread except
+ * cn__inspect_post, which any thread of the root may call.
  */
 #ifndef CN_INSPECT_H
 #define CN_INSPECT_H
