@@ -89,6 +89,23 @@ expect_rc 0 "tree by socket path" $canopy tree "$sock"
 expect_rc 1 "tree: no such tree" $canopy tree nosuchtree
 expect_out "no tree 'nosuchtree' is running" "tree: says which tree is missing"
 
+# Two trees of the same name: canopy asks which, and NAME.PID picks one.
+CANOPY_LOG_FILE="$tmp/tree2.log" $tree >/dev/null 2>&1 &
+root2=$!
+pids="$pids $root2"
+wait_for "$tmp/tree2.log" "tree is up" || fail "second tree did not come up"
+expect_rc 1 "two trees: TREE left out" $canopy tree
+expect_out "2 trees match: root[.][0-9]+, root[.][0-9]+; name one as NAME[.]PID" "two trees: both named"
+expect_rc 1 "two trees: the name alone" $canopy tree root
+expect_out "2 trees match root" "two trees: the name is ambiguous"
+expect_rc 0 "two trees: NAME.PID" $canopy tree root.$root2
+expect_out "root pid $root2" "two trees: the one asked for"
+expect_rc 0 "ls lists both" $canopy ls
+n=$(printf '%s\n' "$out" | grep -c "^root ")
+[ "$n" = 2 ] && ok "ls: two rows" || fail "ls: $n rows: $out"
+kill -INT $root2
+wait $root2 2>/dev/null
+
 expect_rc 0 "routes of the root" $canopy routes root root
 expect_out "root \\(id 0\\): 12 routes" "routes: the root knows all 12"
 expect_rc 0 "routes of an actor by path" $canopy routes root/sup-1
