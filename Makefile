@@ -63,7 +63,7 @@ SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recove
 endif
 
 CFLAGS   ?= -O2 -g
-CPPFLAGS_ALL := -Iinclude -Isrc -D_GNU_SOURCE -DCN_TOP_SRCDIR='"$(CURDIR)"' $(CPPFLAGS)
+CPPFLAGS_ALL := -Iinclude -Isrc -D_GNU_SOURCE -DCN_TOP_SRCDIR='"$(CURDIR)"' -DCN_HELPERS_DIR='"$(abspath $(B))/tests/helpers"' $(CPPFLAGS)
 CFLAGS_ALL    = -std=c11 -fPIC -fvisibility=hidden $(WARN) $(SAN_FLAGS) $(CFLAGS) $(LIB_CFLAGS)
 LDFLAGS_ALL  := $(SAN_FLAGS) $(LDFLAGS)
 

@@ -33,7 +33,7 @@
 #define T_MS 5000 /* generous limits; nothing here should wait this long */
 #define NSUPS 3
 #define NWORKERS 3
-#define FAKE CN_TOP_SRCDIR "/build/tests/helpers/fake_child"
+#define FAKE CN_HELPERS_DIR "/fake_child" /* of this build (make B=...) */
 
 /* ------------------------------------------------------------ the actors */
 

@@ -24,7 +24,7 @@
 
 #define T_MS 5000
 #define BULK 100000
-#define FAKE CN_TOP_SRCDIR "/build/tests/helpers/fake_child"
+#define FAKE CN_HELPERS_DIR "/fake_child" /* of this build (make B=...) */
 
 #if defined(__SANITIZE_ADDRESS__) /* gcc */
 #define UNDER_ASAN 1
