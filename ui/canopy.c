@@ -51,12 +51,13 @@ CLI(lint)
 CLI(cancel)
 CLI(events)
 
-#define TREE_HELP                                                                                  \
+#define TREE_TEXT                                                                                  \
     "TREE is a tree's name, NAME.PID, its root's pid, or its socket's path; it\n"                 \
     "may be left out when exactly one tree is running. ACTOR is an actor's id,\n"                \
-    "name or path (root/sup-0/worker-3).\n"                                                        \
-    "  --timeout MS  how long each actor has to answer (default 1000)\n"                          \
-    "  --json        print JSON instead of a table"
+    "name or path (root/sup-0/worker-3).\n"
+#define TREE_HELP                                                                                  \
+    TREE_TEXT "  --timeout MS  how long each actor has to answer (default 1000)\n"                \
+              "  --json        print JSON instead of a table"
 
 static const cmd_entry_t cmd_table[] = {
     {"help", "[COMMAND]", "show help for canopy or for one command", NULL, 0, 1, 0, cmd_help},
@@ -99,7 +100,8 @@ static const cmd_entry_t cmd_table[] = {
      "An actor is cancelled by its parent: SHUTDOWN, then SIGTERM after 1 s, then\n"
      "SIGKILL; cancelling the root cancels the whole tree. A context is cancelled\n"
      "by its caller, as the caller's code would. Progress is shown until it is\n"
-     "gone or --timeout MS (default 10000) passes; exit 1 if it is still there.\n" TREE_HELP,
+     "gone or --timeout MS (default 10000) passes; exit 1 if it is still there.\n"
+     "  --json        print {target, actor, call, done, ms} instead\n" TREE_TEXT,
      1, 2, OPT_TIMEOUT | OPT_JSON, cmd_cancel},
     {"dump", "[TREE] > bundle.json",
      "write the hang bundle (snapshot, threads, lints, log tail) as JSON",
