@@ -198,6 +198,8 @@ hsock="$CANOPY_RUNTIME_DIR/lint.$h.sock"
 for act in garbage huge half nohello; do
     expect_rc 0 "hostile $act: cut off" $helpers/hostile "$hsock" $act
 done
+expect_rc 0 "hostile trickle: cut off before its frame ends" $helpers/hostile "$hsock" trickle 300
+grep -q "a frame still incomplete after" "$tmp/h.log" && ok "hostile: trickling logged" || fail "no trickle log"
 wait_for "$tmp/h.log" "half a frame, then nothing" && ok "hostile: stalled frame logged" || fail "no stall log"
 grep -q "cut off client .*bad frame" "$tmp/h.log" && ok "hostile: bad frames logged" || fail "no bad-frame log"
 grep -q "no HELLO within" "$tmp/h.log" && ok "hostile: silence logged" || fail "no HELLO log"

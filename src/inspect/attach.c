@@ -58,6 +58,7 @@ typedef struct client {
     char name[CN__NAME_MAX];
     uint64_t since_ms;   /* connected */
     uint64_t heard_ms;   /* bytes last arrived */
+    uint64_t part_ms;    /* a frame began arriving and is not complete, or 0 */
     cn_wire_decoder_t dec;
     msgpack_sbuffer out; /* answers not yet written */
     size_t out_off;
@@ -719,9 +720,13 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
             client_cut(c, why);
         }
     }
+    int partial = c->dec.len_have > 0 || c->dec.pend_have > 0;
+    c->part_ms = partial ? (c->part_ms ? c->part_ms : c->heard_ms) : 0;
 }
 
-/* Once a second: cut off clients that never greeted or stalled mid-frame. */
+/* Once a second: cut off clients that never greeted, or stalled mid-frame,
+ * or trickle a frame in too slowly. A client in the middle of a frame is
+ * judged by the frame rules, not by the HELLO deadline. */
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
@@ -731,11 +736,15 @@ static void on_tick(uv_timer_t *t)
         if (c == NULL)
             continue;
         char why[96];
-        if ((c->dec.len_have > 0 || c->dec.pend_have > 0) && now - c->heard_ms > at.stall_ms) {
+        if (c->part_ms && now - c->heard_ms > at.stall_ms) {
             snprintf(why, sizeof(why), "half a frame, then nothing for %llu ms",
                      (unsigned long long)at.stall_ms);
             client_cut(c, why);
-        } else if (!c->greeted && now - c->since_ms > at.hello_ms) {
+        } else if (c->part_ms && now - c->part_ms > 3 * at.stall_ms) {
+            snprintf(why, sizeof(why), "a frame still incomplete after %llu ms",
+                     (unsigned long long)(3 * at.stall_ms));
+            client_cut(c, why);
+        } else if (!c->part_ms && !c->greeted && now - c->since_ms > at.hello_ms) {
             snprintf(why, sizeof(why), "no HELLO within %llu ms", (unsigned long long)at.hello_ms);
             client_cut(c, why);
         }

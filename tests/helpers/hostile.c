@@ -5,6 +5,7 @@
  *   huge      sends a length prefix of 2 GiB, then waits to be cut off
  *   half      sends HELLO's first half, then nothing, until cut off
  *   nohello   connects and sends nothing, until cut off
+ *   trickle MS  sends HELLO one byte every MS ms, until cut off
  *   many N    opens N connections at once and holds them for argv[4] ms
  *   slowsub MS  subscribes to events, reads nothing for MS ms, then reads
  *             until a "dropped" marker comes; prints its count
@@ -107,6 +108,25 @@ int main(int argc, char **argv)
         static const char len[] = {(char)0x80, 0, 0, 0};
         if (write(fd, len, sizeof(len)) < 0)
             return 1;
+    } else if (strcmp(act, "trickle") == 0) {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        cn_wire_hdr_t h = {CN_MSG_HELLO, 0, 0, 0};
+        cn_wire_hello_t b = {CN_PROTOCOL_VERSION, {"hostile-trickling-client-name", 29},
+                             (uint64_t)getpid(), 0};
+        cn_wire_pack_typed(&sb, &h, &b, 0);
+        int every = argc > 3 ? atoi(argv[3]) : 300;
+        for (size_t i = 0; i < sb.size; i++) {
+            if (send(fd, sb.data + i, 1, MSG_NOSIGNAL) != 1) {
+                printf("cut off\n"); /* the root closed us mid-frame */
+                msgpack_sbuffer_destroy(&sb);
+                return 0;
+            }
+            usleep((useconds_t)every * 1000);
+        }
+        msgpack_sbuffer_destroy(&sb);
+        printf("the whole frame went through\n");
+        return 1;
     } else if (strcmp(act, "half") == 0) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
