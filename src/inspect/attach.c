@@ -91,10 +91,8 @@ static struct {
     treq_t *reqs;
     uint64_t next_req;
     unsigned subscribers;
-    uv_check_t flush;        /* writes queued events once per loop turn */
-    pthread_mutex_t post_mu; /* events posted by the root's other threads */
-    msgpack_sbuffer posted;
-} at = {.fd = -1, .post_mu = PTHREAD_MUTEX_INITIALIZER};
+    uv_check_t flush; /* writes queued events once per loop turn */
+} at = {.fd = -1};
 
 static void client_cut(client_t *c, const char *why);
 static void set_subscribed(client_t *c, int on);
@@ -522,30 +520,9 @@ static void fan_out(const char *frame, size_t len)
     }
 }
 
-void cn__inspect_post(const char *frame, size_t len)
+void cn__inspect_event(const char *frame, size_t len)
 {
-    pthread_mutex_lock(&at.post_mu); /* the events timer drains it */
-    if (at.posted.size < EVENTS_MAX) /* the broker is stuck: drop, not grow */
-        msgpack_sbuffer_write(&at.posted, frame, len);
-    pthread_mutex_unlock(&at.post_mu);
-}
-
-void cn__inspect_drain(void)
-{
-    pthread_mutex_lock(&at.post_mu);
-    msgpack_sbuffer got = at.posted;
-    msgpack_sbuffer_init(&at.posted);
-    pthread_mutex_unlock(&at.post_mu);
-    for (size_t off = 0; off + CN_WIRE_LEN_SIZE <= got.size;) {
-        const unsigned char *p = (const unsigned char *)got.data + off;
-        size_t len = CN_WIRE_LEN_SIZE + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
-                                         (size_t)p[2] << 8 | p[3]);
-        if (len > got.size - off)
-            break;
-        fan_out((const char *)p, len);
-        off += len;
-    }
-    msgpack_sbuffer_destroy(&got);
+    fan_out(frame, len);
 }
 
 /* ===========================================================================
@@ -938,10 +915,6 @@ void cn__attach_stop(void)
     uv_close((uv_handle_t *)&at.poll, NULL);
     uv_close((uv_handle_t *)&at.tick, NULL);
     uv_close((uv_handle_t *)&at.flush, NULL);
-    pthread_mutex_lock(&at.post_mu);
-    msgpack_sbuffer_destroy(&at.posted);
-    msgpack_sbuffer_init(&at.posted);
-    pthread_mutex_unlock(&at.post_mu);
     close(at.fd);
     at.fd = -1;
 }

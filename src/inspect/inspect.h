@@ -9,8 +9,7 @@
  * actor at once and gathering the answers under a deadline (attach.c).
  *
  * The runtime calls only the entry points below; the service reads
- * runtime state through rt.h. All run on the broker thread except
- * cn__inspect_post, which any thread of the root may call.
+ * runtime state through rt.h. All run on the broker thread.
  */
 #ifndef CN_INSPECT_H
 #define CN_INSPECT_H
@@ -31,12 +30,10 @@ void cn__inspect_on_msg(cn_wire_msg_t *m);
  * it answers no request of ours (then it is handled as a message). */
 int cn__inspect_snapshot_raw(uint32_t src, uint64_t cid, const char *payload, size_t len);
 
-/* The root: an EVENT frame made on any thread of the root, for the
- * broker to pass to subscribers. Copies the frame. */
-void cn__inspect_post(const char *frame, size_t len);
-
-/* The root's broker: passes posted events on (from the async wake). */
-void cn__inspect_drain(void);
+/* The root's broker: one of its own EVENT frames, for the subscribers.
+ * (Events are queued where they happen and sent by the broker, so the
+ * root's own arrive here on the broker thread, like its children's.) */
+void cn__inspect_event(const char *frame, size_t len);
 
 /* The root's broker: a route to actor `id` was just added; if anyone
  * subscribes, that actor is told to send its events. */

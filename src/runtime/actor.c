@@ -384,8 +384,8 @@ static void run_add(cn__stream_t *from, const cn_wire_hdr_t *h, const char *body
 {
     if (run.count > 0 && (run.from != from || run.h.src != h->src || run.h.cid != h->cid))
         run_flush();
-    char prefix[CN_WIRE_LEN_SIZE] = {(char)(len >> 24), (char)(len >> 16), (char)(len >> 8),
-                                     (char)len};
+    char prefix[CN_WIRE_LEN_SIZE];
+    cn_wire_put_len(prefix, len);
     size_t was = run.frames.size;
     if (msgpack_sbuffer_write(&run.frames, prefix, sizeof(prefix)) != 0 ||
         msgpack_sbuffer_write(&run.frames, body, len) != 0) {
@@ -403,16 +403,15 @@ static void run_add(cn__stream_t *from, const cn_wire_hdr_t *h, const char *body
 static int deliver_local(const char *buf, size_t len)
 {
     cn_wire_hdr_t h;
-    if (len > CN_WIRE_LEN_SIZE &&
-        cn_wire_peek(buf + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE, &h) == 0 &&
-        h.type == CN_MSG_YIELD) {
+    int peeked = len > CN_WIRE_LEN_SIZE &&
+                 cn_wire_peek(buf + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE, &h) == 0;
+    if (peeked && h.type == CN_MSG_YIELD) {
         deliver_yields(NULL, &h, buf, len, 1);
         return 0;
     }
-    if (cn__rt.is_root && len > CN_WIRE_LEN_SIZE &&
-        cn_wire_peek(buf + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE, &h) == 0 &&
-        h.type == CN_MSG_EVENT) {
-        cn__inspect_post(buf, len); /* any thread: the broker fans it out */
+    if (peeked && h.type == CN_MSG_EVENT) { /* the root's own: from its broker */
+        if (cn__rt.is_root)
+            cn__inspect_event(buf, len);
         return 0;
     }
     cn_wire_msg_t *m;
@@ -990,8 +989,6 @@ static void on_ev_timer(uv_timer_t *t)
 {
     (void)t;
     cn__events_flush();
-    if (cn__rt.is_root)
-        cn__inspect_drain();
 }
 
 void cn__events_enable(int on)
@@ -1508,8 +1505,6 @@ static void on_async(uv_async_t *a)
     (void)a;
     run_spawns();
     cn__events_flush();
-    if (cn__rt.is_root)
-        cn__inspect_drain();
     for (size_t i = 0, n = stream_slots(); i < n; i++) {
         cn__stream_t *s = stream_slot(i);
         if (s == NULL || s->lost)

@@ -78,13 +78,10 @@ void cn__events_flush(void)
     uint64_t dropped = evq.dropped;
     evq.dropped = 0;
     pthread_mutex_unlock(&evq.mu);
-    for (size_t off = 0; off + CN_WIRE_LEN_SIZE <= q.size;) {
-        const unsigned char *p = (const unsigned char *)q.data + off;
-        size_t len = CN_WIRE_LEN_SIZE + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
-                                         (size_t)p[2] << 8 | p[3]);
+    for (size_t off = 0, len; off < q.size; off += len) {
+        len = cn_wire_frame_size(q.data + off);
         cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
-        cn__send_frame(&h, (const char *)p, len, NULL);
-        off += len;
+        cn__send_frame(&h, q.data + off, len, NULL);
     }
     msgpack_sbuffer_destroy(&q);
     if (dropped) /* queued for the next turn, like any other */

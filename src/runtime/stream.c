@@ -123,11 +123,8 @@ int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uin
     if (q->msgs + count > q->granted) { /* keep only what credit allows */
         uint64_t allowed = q->granted > q->msgs ? q->granted - q->msgs : 0;
         size_t cut = 0;
-        for (uint64_t k = 0; k < allowed; k++) {
-            const unsigned char *p = (const unsigned char *)frames + cut;
-            cut += CN_WIRE_LEN_SIZE + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
-                                       (size_t)p[2] << 8 | p[3]);
-        }
+        for (uint64_t k = 0; k < allowed; k++)
+            cut += cn_wire_frame_size(frames + cut);
         dropped = count - (unsigned)allowed;
         count = (unsigned)allowed;
         len = cut;
@@ -182,9 +179,8 @@ static int yq_take(cn__yq_t *q, cn_wire_msg_t **out)
         if (q->batch.size == 0)
             return 0;
     }
-    const unsigned char *p = (const unsigned char *)q->batch.data + q->boff;
-    size_t len = CN_WIRE_LEN_SIZE + ((size_t)p[0] << 24 | (size_t)p[1] << 16 |
-                                     (size_t)p[2] << 8 | p[3]);
+    const char *p = q->batch.data + q->boff;
+    size_t len = cn_wire_frame_size(p);
     q->boff += len;
     atomic_fetch_sub(&q->nbatch, 1);
     /* The broker peeked it, and a YIELD's body is opaque: this cannot

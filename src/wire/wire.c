@@ -446,8 +446,7 @@ int cn_wire_decode_body(const void *body, size_t len, cn_wire_msg_t **out)
         return CN_ETRUNC;
     if (len > UINT32_MAX)
         return CN_EMSGSIZE;
-    for (int i = 0; i < CN_WIRE_LEN_SIZE; i++)
-        prefix[i] = (uint8_t)(len >> (8 * (CN_WIRE_LEN_SIZE - 1 - i)));
+    cn_wire_put_len(prefix, len);
     return decode_body(prefix, body, len, out);
 }
 
@@ -681,11 +680,7 @@ int cn_wire_end(msgpack_sbuffer *sb, size_t mark, int pack_rc, size_t max_frame)
         sb->size = mark;
         return CN_EMSGSIZE;
     }
-    uint8_t *p = (uint8_t *)sb->data + mark;
-    p[0] = (uint8_t)(body_len >> 24);
-    p[1] = (uint8_t)(body_len >> 16);
-    p[2] = (uint8_t)(body_len >> 8);
-    p[3] = (uint8_t)body_len;
+    cn_wire_put_len(sb->data + mark, body_len);
     return 0;
 }
 

@@ -183,6 +183,27 @@ const char *cn_wire_type_name(uint32_t type);
 #define CN_WIRE_LEN_SIZE 4
 #define CN_WIRE_DEFAULT_MAX_FRAME (16u * 1024 * 1024)
 
+/* Writes the length prefix for a body of body_len bytes (at most
+ * UINT32_MAX) into prefix[0..CN_WIRE_LEN_SIZE). */
+static inline void cn_wire_put_len(void *prefix, size_t body_len)
+{
+    uint8_t *p = prefix;
+    p[0] = (uint8_t)(body_len >> 24);
+    p[1] = (uint8_t)(body_len >> 16);
+    p[2] = (uint8_t)(body_len >> 8);
+    p[3] = (uint8_t)body_len;
+}
+
+/* The size of the whole frame that starts at `frame` (prefix included),
+ * from its prefix: for walking frames already checked and stored back to
+ * back in a buffer. */
+static inline size_t cn_wire_frame_size(const void *frame)
+{
+    const uint8_t *p = frame;
+    return CN_WIRE_LEN_SIZE +
+           ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | (size_t)p[3]);
+}
+
 /*
  * An incremental decoder for one byte stream. The struct is public so that
  * it can be embedded; its fields are private to wire.c except where noted.
