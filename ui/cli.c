@@ -483,6 +483,17 @@ static void on_stop(int sig)
     stop_follow = 1;
 }
 
+/* "HH:MM:SS.mmm", local time. */
+static const char *fmt_clock(uint64_t time_us, char *buf, size_t n)
+{
+    time_t secs = (time_t)(time_us / 1000000);
+    struct tm tm;
+    localtime_r(&secs, &tm);
+    snprintf(buf, n, "%02d:%02d:%02d.%03u", tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(time_us / 1000 % 1000));
+    return buf;
+}
+
 static void print_log(const cn_snap_log_t *l, int json)
 {
     if (json) {
@@ -495,11 +506,8 @@ static void print_log(const cn_snap_log_t *l, int json)
         printf("}\n");
         return;
     }
-    time_t secs = (time_t)(l->time_us / 1000000);
-    struct tm tm;
-    localtime_r(&secs, &tm);
-    printf("%02d:%02d:%02d.%03u %-6s %s: %s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-           (unsigned)(l->time_us / 1000 % 1000),
+    char clock[32];
+    printf("%s %-6s %s: %s\n", fmt_clock(l->time_us, clock, sizeof(clock)),
            level_names[l->level < 0 || l->level > 5 ? 5 : l->level], l->path ? l->path : "?",
            l->message ? l->message : "");
 }
@@ -551,6 +559,50 @@ static void on_stop_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+/* Hands each event of the feed to `each` until interrupted or the tree
+ * goes away; closes the feed. Returns the exit status. */
+static int follow(cn_client_t *feed, void (*each)(const cn_event_t *ev, void *arg), void *arg)
+{
+    on_stop_signals();
+    fflush(stdout);
+    int rc = 0;
+    while (!stop_follow) {
+        cn_event_t ev;
+        rc = cn_client_event(feed, &ev, 500);
+        if (rc == CN_ETIMEDOUT)
+            continue;
+        if (rc < 0)
+            break;
+        each(&ev, arg);
+        fflush(stdout);
+    }
+    cn_client_close(feed);
+    if (rc < 0 && !stop_follow) {
+        fprintf(stderr, "canopy: the tree went away: %s\n", cn_client_error());
+        return EXIT_FAIL;
+    }
+    return 0;
+}
+
+typedef struct {
+    int min;
+    const opts_t *o;
+    uint64_t last; /* the tail printed records up to this time */
+} log_follow_t;
+
+static void log_event(const cn_event_t *ev, void *arg)
+{
+    log_follow_t *f = arg;
+    if (strcmp(ev->kind, "dropped") == 0) {
+        fprintf(stderr, "canopy: %llu events dropped (this terminal fell behind)\n",
+                (unsigned long long)ev->count);
+        return;
+    }
+    cn_snap_log_t l = {ev->level, ev->time_us, ev->path, ev->detail};
+    if (strcmp(ev->kind, "log") == 0 && ev->time_us > f->last && log_wanted(&l, f->min, f->o->actor))
+        print_log(&l, f->o->json);
+}
+
 int cli_log(int argc, char **argv, const opts_t *o)
 {
     int min = 0;
@@ -579,89 +631,51 @@ int cli_log(int argc, char **argv, const opts_t *o)
     cn_snapshot_free(s);
     if (!o->follow)
         return 0;
-    on_stop_signals();
-    fflush(stdout);
-    int rc = 0;
-    while (!stop_follow) {
-        cn_event_t ev;
-        rc = cn_client_event(feed, &ev, 500);
-        if (rc == CN_ETIMEDOUT)
-            continue;
-        if (rc < 0)
-            break;
-        if (strcmp(ev.kind, "dropped") == 0) {
-            fprintf(stderr, "canopy: %llu events dropped (this terminal fell behind)\n",
-                    (unsigned long long)ev.count);
-            continue;
-        }
-        cn_snap_log_t l = {ev.level, ev.time_us, ev.path, ev.detail};
-        if (strcmp(ev.kind, "log") != 0 || ev.time_us <= last || !log_wanted(&l, min, o->actor))
-            continue;
-        print_log(&l, o->json);
-        fflush(stdout);
-    }
-    cn_client_close(feed);
-    if (rc < 0 && !stop_follow) {
-        fprintf(stderr, "canopy: the tree went away: %s\n", cn_client_error());
-        return EXIT_FAIL;
-    }
-    return 0;
+    log_follow_t f = {min, o, last};
+    return follow(feed, log_event, &f);
 }
 
 /* ===========================================================================
  * events
  */
 
+static void print_event(const cn_event_t *ev, void *arg)
+{
+    const opts_t *o = arg;
+    if (o->json) {
+        printf("{\"kind\":");
+        json_cstr(stdout, ev->kind);
+        printf(",\"actor\":%u,\"path\":", ev->actor);
+        json_cstr(stdout, ev->path);
+        printf(",\"time_us\":%llu,\"cid\":%llu,\"peer\":%u,\"fn\":",
+               (unsigned long long)ev->time_us, (unsigned long long)ev->cid, ev->peer);
+        json_cstr(stdout, ev->fn);
+        printf(",\"detail\":");
+        json_cstr(stdout, ev->detail);
+        printf(",\"level\":%d,\"count\":%llu}\n", ev->level, (unsigned long long)ev->count);
+        return;
+    }
+    char clock[32];
+    printf("%s %-11s %s", fmt_clock(ev->time_us, clock, sizeof(clock)), ev->kind,
+           ev->path ? ev->path : "");
+    if (strcmp(ev->kind, "dropped") == 0)
+        printf("%llu events dropped", (unsigned long long)ev->count);
+    else if (strcmp(ev->kind, "spawn") == 0 || strcmp(ev->kind, "exit") == 0)
+        printf(": %s (id %u)", ev->fn ? ev->fn : "?", ev->peer);
+    else if (strcmp(ev->kind, "log") != 0)
+        printf(": %s cid %llu with actor %u", ev->fn ? ev->fn : "stream",
+               (unsigned long long)ev->cid, ev->peer);
+    if (ev->detail)
+        printf(": %s", ev->detail);
+    printf("\n");
+}
+
 int cli_events(int argc, char **argv, const opts_t *o)
 {
     cn_client_t *feed = subscribe_to(argc ? argv[0] : NULL);
     if (feed == NULL)
         return EXIT_FAIL;
-    on_stop_signals();
-    int rc = 0;
-    while (!stop_follow) {
-        cn_event_t ev;
-        rc = cn_client_event(feed, &ev, 500);
-        if (rc == CN_ETIMEDOUT)
-            continue;
-        if (rc < 0)
-            break;
-        if (o->json) {
-            printf("{\"kind\":");
-            json_cstr(stdout, ev.kind);
-            printf(",\"actor\":%u,\"path\":", ev.actor);
-            json_cstr(stdout, ev.path);
-            printf(",\"time_us\":%llu,\"cid\":%llu,\"peer\":%u,\"fn\":",
-                   (unsigned long long)ev.time_us, (unsigned long long)ev.cid, ev.peer);
-            json_cstr(stdout, ev.fn);
-            printf(",\"detail\":");
-            json_cstr(stdout, ev.detail);
-            printf(",\"level\":%d,\"count\":%llu}\n", ev.level, (unsigned long long)ev.count);
-        } else {
-            time_t secs = (time_t)(ev.time_us / 1000000);
-            struct tm tm;
-            localtime_r(&secs, &tm);
-            printf("%02d:%02d:%02d.%03u %-11s %s", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                   (unsigned)(ev.time_us / 1000 % 1000), ev.kind, ev.path ? ev.path : "");
-            if (strcmp(ev.kind, "dropped") == 0)
-                printf("%llu events dropped", (unsigned long long)ev.count);
-            else if (strcmp(ev.kind, "spawn") == 0 || strcmp(ev.kind, "exit") == 0)
-                printf(": %s (id %u)", ev.fn ? ev.fn : "?", ev.peer);
-            else if (strcmp(ev.kind, "log") != 0)
-                printf(": %s cid %llu with actor %u", ev.fn ? ev.fn : "stream",
-                       (unsigned long long)ev.cid, ev.peer);
-            if (ev.detail)
-                printf("%s%s", strcmp(ev.kind, "log") ? ": " : ": ", ev.detail);
-            printf("\n");
-        }
-        fflush(stdout);
-    }
-    cn_client_close(feed);
-    if (rc < 0 && !stop_follow) {
-        fprintf(stderr, "canopy: the tree went away: %s\n", cn_client_error());
-        return EXIT_FAIL;
-    }
-    return 0;
+    return follow(feed, print_event, (void *)o);
 }
 
 /* ===========================================================================
