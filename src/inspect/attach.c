@@ -308,7 +308,7 @@ static void collect_route(const cn_route_t *rt, void *arg)
 static members_t tree_members(void)
 {
     members_t m = {0};
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     size_t cap = cn_route_count(&cn__rt.routes) + 1;
     m.ids = calloc(cap, sizeof(*m.ids));
     m.names = calloc(cap, sizeof(*m.names));
@@ -318,7 +318,7 @@ static members_t tree_members(void)
         m.n = 1;
         cn_route_foreach(&cn__rt.routes, collect_route, &m);
     }
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (m.n == 0) {
         free(m.ids);
         free(m.names);
@@ -560,13 +560,13 @@ static void operator_cancel(client_t *c, cn_wire_msg_t *m)
              x->reason.ptr ? (int)x->reason.len : 8, x->reason.ptr ? x->reason.ptr : "operator");
     uint32_t dst = m->hdr.dst, via = 0;
     int known = dst == cn__rt.id, rc = 0;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     const cn_route_t *r = cn_route_find(&cn__rt.routes, dst);
     if (r) {
         known = 1;
         via = r->parent;
     }
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (!known) {
         snprintf(err, sizeof(err), "no actor %u in this tree", dst);
         send_dead_to(c, m, err);

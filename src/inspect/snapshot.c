@@ -87,7 +87,7 @@ void cn__snapshot_pack(msgpack_packer *pk)
     gethostname(host, sizeof(host) - 1);
 
     msgpack_pack_map(pk, 18);
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__pack_kint(pk, "id", cn__rt.id);
     cn__pack_kstr(pk, "name", cn__rt.name);
     cn__pack_kstr(pk, "path", cn__rt.path);
@@ -117,7 +117,7 @@ void cn__snapshot_pack(msgpack_packer *pk)
     msgpack_pack_array(pk, cn_route_count(&cn__rt.routes));
     route_ctx_t rc = {pk};
     cn_route_foreach(&cn__rt.routes, pack_route, &rc);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
 
     cn__registry_pack(pk); /* "contexts" and "threads" */
 

@@ -90,10 +90,10 @@ static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
  * Takes rt.mu. */
 static int stream_register(cn__stream_t *s)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__stream_t **n = realloc(cn__rt.streams, (cn__rt.nstreams + 1) * sizeof(*n));
     if (n == NULL) {
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         return CN_ENOMEM;
     }
     cn__rt.streams = n;
@@ -103,7 +103,7 @@ static int stream_register(cn__stream_t *s)
         cn__rt.parent = s;
     else
         cn__rt.children++;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     uv_async_send(&cn__rt.async);
     return 0;
 }
@@ -150,17 +150,17 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
                         char *reason)
 {
     int kick = 0;
-    pthread_mutex_lock(&s->wmu);
+    cn__lock(&s->wmu);
     if (s->closed) {
         if (reason)
             snprintf(reason, CN__REASON_MAX, "%s", s->reason);
-        pthread_mutex_unlock(&s->wmu);
+        cn__unlock(&s->wmu);
         return CN_EDEAD;
     }
     if (h->type == CN_MSG_CMD &&
         cn__cmap_put(&s->inflight, h->src, h->cid, (void *)((uintptr_t)h->dst + 1), NULL) ==
             CN_ENOMEM) { /* the value is the callee's id + 1 (never NULL) */
-        pthread_mutex_unlock(&s->wmu);
+        cn__unlock(&s->wmu);
         return CN_ENOMEM;
     }
     size_t done = 0;
@@ -185,12 +185,12 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
     }
     if (done < len) {
         if (msgpack_sbuffer_write(&s->wq, buf + done, len - done) != 0) {
-            pthread_mutex_unlock(&s->wmu);
+            cn__unlock(&s->wmu);
             return CN_ENOMEM;
         }
         kick = !queued; /* the broker is already on its way otherwise */
     }
-    pthread_mutex_unlock(&s->wmu);
+    cn__unlock(&s->wmu);
     if (kick)
         stream_kick(s);
     return 0;
@@ -211,12 +211,12 @@ static int stream_flush(cn__stream_t *s)
                 msgpack_sbuffer_init(&s->wb);
             }
             s->wb.size = s->wb_off = 0;
-            pthread_mutex_lock(&s->wmu);
+            cn__lock(&s->wmu);
             msgpack_sbuffer t = s->wb;
             s->wb = s->wq;
             s->wq = t;
             s->wbusy = s->wb.size > 0;
-            pthread_mutex_unlock(&s->wmu);
+            cn__unlock(&s->wmu);
             if (s->wb.size == 0)
                 break;
         }
@@ -261,7 +261,7 @@ static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint3
     if (h->dst == cn__rt.id)
         return deliver_local(buf, len);
     cn__stream_t *s = NULL;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     const cn_route_t *r = cn_route_find(&cn__rt.routes, h->dst);
     if (r != NULL)
         s = cn__rt.streams[r->via];
@@ -271,7 +271,7 @@ static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint3
         stream_ref(s);
     else
         s = NULL;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
 
     if (s == NULL) {
         if (reason)
@@ -323,9 +323,9 @@ static void deliver_yields(cn__stream_t *from, const cn_wire_hdr_t *h, const cha
                            size_t len, unsigned count)
 {
     int rc = CN_ENOENT;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     if (from && !src_ok_locked(from, h->src)) {
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         cn_log(CN_LOG_WARN, "dropped %u YIELD(s) claiming to be from actor %u on the stream to %s",
                count, h->src, from->is_parent ? "the parent" : from->name);
         return;
@@ -333,7 +333,7 @@ static void deliver_yields(cn__stream_t *from, const cn_wire_hdr_t *h, const cha
     cn__yq_t *q = h->cid & CN__CID_FROM_CALLEE ? cn__call_yq(h->cid) : cn__task_yq(h->src, h->cid);
     if (q)
         rc = cn__yq_push(q, frames, len, count, cn__now_us());
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (rc == CN_ENOENT && (h->cid & CN__CID_FROM_CALLEE)) {
         /* As cn__call_deliver: the context we opened is over here, and
          * its callee learns so from our CANCEL. */
@@ -454,12 +454,12 @@ cn__stream_t *cn__link_get(uint32_t dst)
     if (dst == cn__rt.id)
         return NULL;
     cn__stream_t *s = NULL;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     const cn_route_t *r = cn_route_find(&cn__rt.routes, dst);
     s = r ? cn__rt.streams[r->via] : cn__rt.parent;
     if (s)
         stream_ref(s);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     return s;
 }
 
@@ -633,13 +633,13 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
     cn__cmap_init(gone);
     cn__cmap_put(gone, lost->peer, 0, (void *)1, NULL);
 
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn_route_foreach(&cn__rt.routes, collect_id, &g);
     for (size_t k = 0; k < cn__rt.nstreams; k++) {
         cn__stream_t *o = cn__rt.streams[k];
         if (o == NULL || o == lost)
             continue;
-        pthread_mutex_lock(&o->wmu);
+        cn__lock(&o->wmu);
         for (size_t i = 0; i < o->inflight.cap; i++) {
             const cn__cmap_ent_t *e = &o->inflight.e[i];
             if (!e->used || cn__cmap_get(gone, e->k1, 0) == NULL)
@@ -653,7 +653,7 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
             stream_ref(o);
             list[n++] = (orphan_t){o, e->k1, (uint32_t)((uintptr_t)e->val - 1), e->k2};
         }
-        pthread_mutex_unlock(&o->wmu);
+        cn__unlock(&o->wmu);
     }
     /* Tasks we run ourselves for callers that are gone. */
     uint32_t *tcaller = NULL;
@@ -668,7 +668,7 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
                 tcid[nt++] = cn__rt.tasks.e[i].k2;
             }
     }
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
 
     char why[CN__REASON_MAX];
     snprintf(why, sizeof(why), "its caller is gone: %s", reason);
@@ -708,17 +708,17 @@ static void stream_finish(cn__stream_t *s)
         cancel_orphans(s, reason); /* before DEL_ROUTE: see there */
 
     cn__cmap_t inflight;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn_route_del_via(&cn__rt.routes, s->via, send_del_route, reason);
     if (cn__rt.parent == s)
         cn__rt.parent = NULL;
-    pthread_mutex_lock(&s->wmu);
+    cn__lock(&s->wmu);
     s->closed = 1;
     snprintf(s->reason, sizeof(s->reason), "%s", reason);
     inflight = s->inflight;
     cn__cmap_init(&s->inflight);
-    pthread_mutex_unlock(&s->wmu);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&s->wmu);
+    cn__unlock(&cn__rt.mu);
 
     for (size_t i = 0; i < inflight.cap; i++)
         if (inflight.e[i].used)
@@ -744,7 +744,7 @@ static void child_done(cn__stream_t *s)
         return;
     /* Out of the table before anyone is told, so a cn_cancel that wakes
      * here and asks again finds the child gone. */
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     if (cn__rt.streams[s->via] == s) {
         cn__rt.streams[s->via] = NULL;
         cn__rt.children--;
@@ -752,7 +752,7 @@ static void child_done(cn__stream_t *s)
     cn__exited_t *x = &cn__rt.exited[cn__rt.nexited++ % CN__EXITED_KEEP];
     *x = (cn__exited_t){s->peer, s->status, cn__now_us(), ""};
     snprintf(x->name, sizeof(x->name), "%s", s->name);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     char how[CN__REASON_MAX];
     describe_exit(s, how, sizeof(how));
     cn__event("exit", 0, s->peer, s->name, how);
@@ -876,17 +876,17 @@ static void on_out_read(uv_stream_t *h, ssize_t n, const uv_buf_t *buf)
 
 static size_t stream_slots(void)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     size_t n = cn__rt.nstreams;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     return n;
 }
 
 static cn__stream_t *stream_slot(size_t i)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__stream_t *s = cn__rt.streams[i];
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     return s;
 }
 
@@ -1012,12 +1012,12 @@ void cn__cancel_tree(const char *why)
 
 static void begin_shutdown(const char *why, int status)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int already = cn__rt.shutting_down;
     cn__rt.shutting_down = 1;
     if (!already)
         cn__rt.exit_status = status;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (already) { /* e.g. main returned during a SIGINT cancel */
         maybe_finish_shutdown();
         return;
@@ -1058,9 +1058,9 @@ static void on_sigint_grace(uv_timer_t *t)
     (void)t;
     cn_log(CN_LOG_CANCEL, "the tree is cancelled and main has not returned: exiting");
     cn__attach_stop();
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int status = cn__rt.exit_status;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     syscall(SYS_exit_group, status);
 }
 
@@ -1072,13 +1072,13 @@ static void on_sigint(uv_signal_t *h, int sig)
     uint64_t now = uv_now(&cn__rt.loop);
     if (cn__rt.sigint_at && now - cn__rt.sigint_at <= 2000) {
         cn_log(CN_LOG_ERROR, "second SIGINT: killing the tree");
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         for (size_t i = 0; i < cn__rt.nstreams; i++) {
             cn__stream_t *s = cn__rt.streams[i];
             if (s && !s->is_parent && s->pid > 0 && !s->reaped && !exempt_from_cancel(s))
                 kill(s->pid, SIGKILL); /* grandchildren follow: PDEATHSIG */
         }
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         cn__attach_stop();
         syscall(SYS_exit_group, 128 + SIGINT);
     }
@@ -1090,10 +1090,10 @@ static void on_sigint(uv_signal_t *h, int sig)
 
 static void maybe_finish_shutdown(void)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int done = cn__rt.shutting_down && cn__rt.children == 0;
     int status = cn__rt.exit_status;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (!done)
         return;
     if (!cn__rt.is_root) {
@@ -1103,9 +1103,9 @@ static void maybe_finish_shutdown(void)
         flush_parent_blocking(200);
         syscall(SYS_exit_group, status);
     }
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int main_done = cn__rt.main_done;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if ((cn__rt.sigint_at || cn__rt.op_cancel) && !main_done) {
         /* Ctrl-C or an operator cancelled the tree under a main that is
          * still running: give it a second to return by itself, then exit
@@ -1164,13 +1164,13 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
     write_typed(s, &h, &me);
     s->up = 1;
 
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int rc = cn_route_add(&cn__rt.routes, s->peer, cn__rt.id, s->via, s->name, strlen(s->name),
                           cn__now_us());
     cn__stream_t *parent = cn__rt.parent;
     if (parent)
         stream_ref(parent);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (rc < 0)
         cn_log(CN_LOG_ERROR, "cannot route to new child %u: %s", s->peer, cn_strerror(rc));
     char pid[32];
@@ -1195,9 +1195,9 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
  * subtree; the parent for anyone outside this actor's subtree. */
 static int src_ok_hdr(cn__stream_t *s, uint32_t src)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int ok = src_ok_locked(s, src);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     return ok;
 }
 
@@ -1217,14 +1217,14 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
         cn_log(CN_LOG_WARN, "ignored %s from the parent", cn_wire_type_name(m->hdr.type));
         return;
     }
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     if (m->hdr.type == CN_MSG_ADD_ROUTE) {
         const cn_wire_add_route_t *a = &m->u.add_route;
         int rc = CN_EINVAL;
         if (a->id != 0 && a->id != cn__rt.id && a->id <= UINT32_MAX)
             rc = cn_route_add(&cn__rt.routes, (uint32_t)a->id, (uint32_t)a->parent, s->via,
                               a->name.ptr, a->name.len, cn__now_us());
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         if (rc < 0) {
             cn_log(CN_LOG_WARN, "refused ADD_ROUTE for %llu from actor %u (%s)",
                    (unsigned long long)a->id, s->peer, s->name);
@@ -1241,7 +1241,7 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
         int del = r && r->via == s->via && m->u.del_route.id <= UINT32_MAX;
         if (del)
             cn_route_del(&cn__rt.routes, (uint32_t)m->u.del_route.id);
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         if (del && cn__rt.is_root) {
             char why[CN__REASON_MAX];
             snprintf(why, sizeof(why), "%.*s", (int)m->u.del_route.reason.len,
@@ -1261,10 +1261,10 @@ static void on_allocate_id(cn_wire_msg_t *m)
     }
     uint64_t count = m->u.allocate_id.count;
     uint32_t first = 0;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int rc = count == 0 || count > 65536 ? CN_EINVAL
                                          : cn_idpool_grant(&cn__rt.pool, (uint32_t)count, &first);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     cn_wire_hdr_t h = {CN_MSG_ALLOCATE_ID, m->hdr.src, cn__rt.id, m->hdr.cid};
     if (rc < 0) {
         send_dead(m->hdr.src, m->hdr.cid, CN_MSG_ALLOCATE_ID, cn__rt.id, cn_strerror(rc));
@@ -1300,9 +1300,9 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
     }
     /* A reply coming back through s ends the call it answers. */
     if (h->type == CN_MSG_RETURN || h->type == CN_MSG_ERROR || h->type == CN_MSG_DEAD) {
-        pthread_mutex_lock(&s->wmu);
+        cn__lock(&s->wmu);
         cn__cmap_del(&s->inflight, h->dst, h->cid);
-        pthread_mutex_unlock(&s->wmu);
+        cn__unlock(&s->wmu);
     }
     if (h->type == CN_MSG_ADD_ROUTE || h->type == CN_MSG_DEL_ROUTE) {
         on_route_msg(s, m);
@@ -1465,10 +1465,10 @@ static void on_handle_closed(uv_handle_t *h)
     if (--s->handles == 0 && s->finished && (s->reaped || s->is_parent)) {
         close(s->fd);
         s->fd = -1;
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         if (cn__rt.streams[s->via] == s)
             cn__rt.streams[s->via] = NULL;
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         cn__latch_close(&s->exited, CN_EDEAD); /* cn_cancel: all released */
         stream_unref(s);                       /* the table's reference */
     }
@@ -1516,12 +1516,12 @@ static void on_async(uv_async_t *a)
         if (atomic_exchange(&s->cancel_req, 0)) /* cn_cancel asked */
             cancel_child(s);
     }
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int main_done = cn__rt.main_done == 1;
     if (main_done)
         cn__rt.main_done = 2;
     int status = cn__rt.exit_status;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (main_done)
         begin_shutdown(cn__rt.is_root ? "the root's main returned" : "the entry returned", status);
 }
@@ -1554,10 +1554,10 @@ static int name_ok(const char *name)
 static int take_id(uint32_t *id, int64_t timeout_ms)
 {
     for (;;) {
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         int rc = cn__rt.is_root ? cn_idpool_grant(&cn__rt.pool, 1, id)
                                 : cn_idrange_take(&cn__rt.ids, id);
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         if (rc != CN_EAGAIN)
             return rc;
         /* Out of ids: ask the root for a range (ALLOCATE_ID). */
@@ -1565,9 +1565,9 @@ static int take_id(uint32_t *id, int64_t timeout_ms)
         rc = cn__request_ids(cn__rt.id_range_size, &first, timeout_ms);
         if (rc < 0)
             return rc;
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         rc = cn_idrange_give(&cn__rt.ids, first, cn__rt.id_range_size);
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         if (rc < 0 && rc != CN_EAGAIN)
             return rc;
     }
@@ -1601,25 +1601,25 @@ static void spawn_req_free(cn__spawn_req_t *r)
 /* Broker: runs the queued posix_spawn calls. */
 static void run_spawns(void)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__spawn_req_t *q = cn__rt.spawn_q;
     cn__rt.spawn_q = NULL;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     while (q) {
         cn__spawn_req_t *r = q;
         q = q->next;
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         int abandoned = r->state == 2;
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         if (abandoned) {
             spawn_req_free(r);
             continue;
         }
         r->rc = posix_spawn(&r->pid, r->exe, r->fa, r->attr, r->argv, r->env);
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         abandoned = r->state == 2;
         r->state = 1;
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         if (abandoned) { /* too late for its caller: undo */
             if (r->rc == 0) {
                 kill(r->pid, SIGKILL);
@@ -1643,19 +1643,19 @@ static int spawn_on_broker(const char *exe, const posix_spawn_file_actions_t *fa
         return ENOMEM;
     *r = (cn__spawn_req_t){.exe = exe, .argv = argv, .env = env, .fa = fa, .attr = attr};
     cn__latch_init(&r->done);
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     r->next = cn__rt.spawn_q;
     cn__rt.spawn_q = r;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     uv_async_send(&cn__rt.async);
 
     cn__node_t *n;
     if (cn__latch_get(&r->done, timeout_ms, &n) < 0) {
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         int done = r->state == 1;
         if (!done)
             r->state = 2; /* the broker frees it */
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         if (!done)
             return CN_ETIMEDOUT;
         cn__latch_get(&r->done, CN__FOREVER, &n);
@@ -1694,9 +1694,9 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
         return CN_EINVAL;
     if (opts->entry && !name_ok(opts->entry))
         return CN_EINVAL;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int stopping = cn__rt.shutting_down;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (stopping)
         return CN_ECANCELED;
 
@@ -1815,7 +1815,7 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
 int cn_cancel(cn_portal_t child, int64_t timeout_ms)
 {
     cn__stream_t *s = NULL;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     for (size_t i = 0; i < cn__rt.nstreams; i++) {
         cn__stream_t *c = cn__rt.streams[i];
         /* A child leaves this table (under rt.mu) once reaped, so a
@@ -1827,7 +1827,7 @@ int cn_cancel(cn_portal_t child, int64_t timeout_ms)
             break;
         }
     }
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (s == NULL)
         return CN_ENOENT;
     uv_async_send(&cn__rt.async);
@@ -2030,10 +2030,10 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
             cn__node_t *d;
             cn__latch_get(&cn__rt.done, CN__FOREVER, &d); /* until SHUTDOWN */
         }
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         cn__rt.exit_status = status;
         cn__rt.main_done = 1;
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         uv_async_send(&cn__rt.async);
         for (;;)
             pause(); /* the broker exits the process once children are reaped */
@@ -2049,10 +2049,10 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
     int status = cfg->main ? cfg->main(argc, argv) : 0;
     if (cn__rt.own_sigint)
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__rt.exit_status = status;
     cn__rt.main_done = 1;
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     uv_async_send(&cn__rt.async);
     uv_thread_join(&cn__rt.broker);
     cn__pool_stop();

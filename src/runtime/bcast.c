@@ -77,11 +77,11 @@ int cn_bcast_subscribe(cn_bcast_t *b, cn_sub_t **out)
     cn_sub_t *sub = calloc(1, sizeof(*sub));
     if (sub == NULL)
         return CN_ENOMEM;
-    pthread_mutex_lock(&b->mu);
+    cn__lock(&b->mu);
     sub->b = b;
     sub->next = b->seq; /* from the next message on */
     b->subs++;
-    pthread_mutex_unlock(&b->mu);
+    cn__unlock(&b->mu);
     *out = sub;
     return 0;
 }
@@ -90,9 +90,9 @@ void cn_sub_free(cn_sub_t *sub)
 {
     if (sub == NULL)
         return;
-    pthread_mutex_lock(&sub->b->mu);
+    cn__lock(&sub->b->mu);
     sub->b->subs--;
-    pthread_mutex_unlock(&sub->b->mu);
+    cn__unlock(&sub->b->mu);
     free(sub);
 }
 
@@ -101,10 +101,10 @@ void cn_sub_free(cn_sub_t *sub)
 static void pull(cn_bcast_t *b, int64_t timeout_ms)
 {
     b->pulling = 1;
-    pthread_mutex_unlock(&b->mu);
+    cn__unlock(&b->mu);
     cn_result_t r;
     int rc = cn_stream_recv(b->stream, &r, timeout_ms);
-    pthread_mutex_lock(&b->mu);
+    cn__lock(&b->mu);
     b->pulling = 0;
     if (rc == 0) {
         cn_wire_msg_t **slot = &b->ring[b->seq % b->capacity];
@@ -131,7 +131,7 @@ int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeo
     cn_bcast_t *b = sub->b;
     int64_t deadline = cn__deadline(timeout_ms);
     int rc = 0;
-    pthread_mutex_lock(&b->mu);
+    cn__lock(&b->mu);
     while (sub->next >= b->seq) { /* nothing new for us yet */
         if (b->end_rc) {
             rc = b->end_rc;
@@ -168,6 +168,6 @@ int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeo
         msg->error.message = strdup(b->end_res.error.message);
         msg->error.code = b->end_res.error.code;
     }
-    pthread_mutex_unlock(&b->mu);
+    cn__unlock(&b->mu);
     return rc;
 }

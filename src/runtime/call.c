@@ -72,15 +72,15 @@ static cn__pcall_t *cn__pcall_new(uint32_t to)
     c->cid = atomic_fetch_add(&cn__rt.next_cid, 1);
     c->to = to;
     c->task = cn__task_current();
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int rc = cn__cmap_put(&cn__rt.calls, 0, c->cid, c, NULL);
     if (rc == 0 && c->task)
         rc = cn__task_track(c->task, c, 1);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (rc != 0) {
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         cn__cmap_del(&cn__rt.calls, 0, c->cid);
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         cn__latch_fini(&c->inbox);
         cn__yq_fini(&c->yq);
         cn__flow_fini(&c->flow);
@@ -112,11 +112,11 @@ void cn__item_free(cn__item_t *it)
  * if it was still there. Takes rt.mu. */
 static int pcall_withdraw(cn__pcall_t *c)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int was = cn__cmap_del(&cn__rt.calls, 0, c->cid) != NULL;
     if (was && c->task)
         cn__task_track(c->task, c, 0);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     return was;
 }
 
@@ -195,17 +195,17 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
 {
     cid &= ~CN__CID_FROM_CALLEE;
     if (msg && msg->hdr.type == CN_MSG_CREDIT) { /* for senders, not the inbox */
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid);
         if (c)
             cn__flow_credit(&c->flow, msg->u.credit.count);
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         cn_wire_msg_free(msg);
         return;
     }
     int final = msg == NULL || is_final(msg->hdr.type);
     item_t *it = cn__item_new(msg, err, reason);
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__pcall_t *c =
         final ? cn__cmap_del(&cn__rt.calls, 0, cid) : cn__cmap_get(&cn__rt.calls, 0, cid);
     if (c && final && c->task)
@@ -217,7 +217,7 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
     }
     if (c && it)
         cn__latch_put(&c->inbox, &it->node); /* under rt.mu: see the invariant */
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (c && it)
         return;
     if (c == NULL && msg)
@@ -236,11 +236,11 @@ void cn__call_fail_all(int err, const char *reason)
     for (;;) {
         uint64_t cid = 0;
         int found = 0;
-        pthread_mutex_lock(&cn__rt.mu);
+        cn__lock(&cn__rt.mu);
         for (size_t i = 0; i < cn__rt.calls.cap && !found; i++)
             if (cn__rt.calls.e[i].used)
                 cid = cn__rt.calls.e[i].k2, found = 1;
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         if (!found)
             return;
         cn__call_deliver(cid, NULL, err, reason);
@@ -369,12 +369,12 @@ void cn__pcall_cancel(uint32_t to, uint64_t cid, const char *why)
 
 int cn__call_cancel_op(uint64_t cid, const char *why)
 {
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid);
     uint32_t to = c ? c->to : 0;
     if (c)
         cn__rec_cancel(&c->rec, CN_CANCEL_REQUESTED, why);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (c == NULL)
         return CN_ENOENT;
     cn_log(CN_LOG_CANCEL, "call %llu to actor %u: %s", (unsigned long long)cid, to, why);

@@ -107,10 +107,10 @@ static void deliver(cn__latch_t *l, cn__waiter_t *w, cn__node_t *item)
 
 int cn__latch_put(cn__latch_t *l, cn__node_t *n)
 {
-    pthread_mutex_lock(&l->mu);
+    cn__lock(&l->mu);
     if (l->closed) {
         int err = l->closed;
-        pthread_mutex_unlock(&l->mu);
+        cn__unlock(&l->mu);
         return err;
     }
     if (l->wfirst) {
@@ -123,14 +123,14 @@ int cn__latch_put(cn__latch_t *l, cn__node_t *n)
             l->head = n;
         l->tail = n;
     }
-    pthread_mutex_unlock(&l->mu);
+    cn__unlock(&l->mu);
     return 0;
 }
 
 int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
 {
     *out = NULL;
-    pthread_mutex_lock(&l->mu);
+    cn__lock(&l->mu);
     if (l->head) {
         /* Items are only queued while nobody waits, so taking one here
          * never jumps ahead of a sleeper. */
@@ -138,13 +138,13 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
         l->head = n->next;
         if (l->head == NULL)
             l->tail = NULL;
-        pthread_mutex_unlock(&l->mu);
+        cn__unlock(&l->mu);
         *out = n;
         return 0;
     }
     if (l->closed || timeout_ms == 0) {
         int err = l->closed ? l->closed : CN_ETIMEDOUT;
-        pthread_mutex_unlock(&l->mu);
+        cn__unlock(&l->mu);
         return err;
     }
 
@@ -156,7 +156,7 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
         l->wfirst = &w;
     l->wlast = &w;
     l->nwaiting++;
-    pthread_mutex_unlock(&l->mu);
+    cn__unlock(&l->mu);
 
     int64_t deadline = cn__deadline(timeout_ms);
     while (atomic_load_explicit(&w.state, memory_order_acquire) == WAITING) {
@@ -171,7 +171,7 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
         futex_wait(&w.state, WAITING, &rel);
     }
 
-    pthread_mutex_lock(&l->mu);
+    cn__lock(&l->mu);
     int rc;
     if (atomic_load_explicit(&w.state, memory_order_acquire) == DELIVERED) {
         *out = w.item;
@@ -180,27 +180,27 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
         unlink_waiter(l, &w); /* timed out, and nobody picked us */
         rc = CN_ETIMEDOUT;
     }
-    pthread_mutex_unlock(&l->mu);
+    cn__unlock(&l->mu);
     return rc;
 }
 
 void cn__latch_close(cn__latch_t *l, int err)
 {
-    pthread_mutex_lock(&l->mu);
+    cn__lock(&l->mu);
     if (!l->closed) {
         l->closed = err < 0 ? err : CN_EPIPE;
         while (l->wfirst)
             deliver(l, l->wfirst, NULL);
     }
-    pthread_mutex_unlock(&l->mu);
+    cn__unlock(&l->mu);
 }
 
 unsigned cn__latch_size(cn__latch_t *l)
 {
     unsigned n = 0;
-    pthread_mutex_lock(&l->mu);
+    cn__lock(&l->mu);
     for (cn__node_t *p = l->head; p; p = p->next)
         n++;
-    pthread_mutex_unlock(&l->mu);
+    cn__unlock(&l->mu);
     return n;
 }

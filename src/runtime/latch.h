@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "canopy/errors.h"
+#include "freeze.h"
 
 /* Waits forever; every public blocking call takes an explicit timeout, and
  * this is the value that says "no limit" on purpose. */

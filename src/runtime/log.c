@@ -84,7 +84,7 @@ void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len
     struct tm tm;
     localtime_r(&secs, &tm);
 
-    pthread_mutex_lock(&sink.mu);
+    cn__lock(&sink.mu);
     if (sink.out == NULL)
         sink_open();
     fprintf(sink.out, "%02d:%02d:%02d.%03u %s%-6s%s %.*s: %.*s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
@@ -101,13 +101,13 @@ void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len
     if (r->text)
         snprintf(r->text, n, "%.*s: %.*s", (int)path_len, path, (int)msg_len, msg);
     sink.next++;
-    pthread_mutex_unlock(&sink.mu);
+    cn__unlock(&sink.mu);
     cn__event_log(level, time_us, path, path_len, msg, msg_len);
 }
 
 void cn__log_pack(msgpack_packer *pk, size_t max)
 {
-    pthread_mutex_lock(&sink.mu);
+    cn__lock(&sink.mu);
     size_t kept = sink.next < RING_SIZE ? sink.next : RING_SIZE;
     if (max > kept)
         max = kept;
@@ -127,7 +127,7 @@ void cn__log_pack(msgpack_packer *pk, size_t max)
         msgpack_pack_str_body(pk, r->text, r->path_len);
         cn__pack_kstr(pk, "message", r->text + r->path_len + 2);
     }
-    pthread_mutex_unlock(&sink.mu);
+    cn__unlock(&sink.mu);
 }
 
 void cn__log_emit(int level, const char *path, const char *msg, size_t len)

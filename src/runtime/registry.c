@@ -61,10 +61,10 @@ static struct {
 
 static void ev_queue(const msgpack_sbuffer *frame)
 {
-    pthread_mutex_lock(&evq.mu); /* the broker's timer sends it: no wake-up */
+    cn__lock(&evq.mu); /* the broker's timer sends it: no wake-up */
     if (evq.q.size + frame->size > EVQ_MAX || msgpack_sbuffer_write(&evq.q, frame->data, frame->size))
         evq.dropped++;
-    pthread_mutex_unlock(&evq.mu);
+    cn__unlock(&evq.mu);
 }
 
 static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail,
@@ -72,12 +72,12 @@ static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
 
 void cn__events_flush(void)
 {
-    pthread_mutex_lock(&evq.mu);
+    cn__lock(&evq.mu);
     msgpack_sbuffer q = evq.q;
     msgpack_sbuffer_init(&evq.q);
     uint64_t dropped = evq.dropped;
     evq.dropped = 0;
-    pthread_mutex_unlock(&evq.mu);
+    cn__unlock(&evq.mu);
     for (size_t off = 0, len; off < q.size; off += len) {
         len = cn_wire_frame_size(q.data + off);
         cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
@@ -204,18 +204,18 @@ void cn__rec_add(cn__rec_t *r)
     r->tid = t ? t->tid : 0;
     if (r->is_ctx)
         cn__event("ctx-open", r->cid, r->peer, r->fn, r->role == CN__ROLE_CALLER ? "caller" : "callee");
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     r->prev = NULL;
     r->next = reg.recs;
     if (reg.recs)
         reg.recs->prev = r;
     reg.recs = r;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
 }
 
 void cn__rec_del(cn__rec_t *r)
 {
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     if (r->prev || reg.recs == r) {
         if (r->prev)
             r->prev->next = r->next;
@@ -226,15 +226,15 @@ void cn__rec_del(cn__rec_t *r)
         r->prev = r->next = NULL;
     }
     r->stream = NULL;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
 }
 
 void cn__rec_phase(cn__rec_t *r, int phase)
 {
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     int changed = r->phase != phase;
     r->phase = phase;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
     if (changed && r->is_ctx)
         cn__event(phase == CN__PH_STARTED    ? "ctx-started"
                   : phase == CN__PH_RETURNED ? "ctx-closed"
@@ -244,7 +244,7 @@ void cn__rec_phase(cn__rec_t *r, int phase)
 
 void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by)
 {
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     int changed = 0;
     if (r->cancel == CN_CANCEL_NONE || state != CN_CANCEL_REQUESTED) {
         if (r->cancel == CN_CANCEL_NONE)
@@ -254,7 +254,7 @@ void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by)
         if (by)
             snprintf(r->cancel_by, sizeof(r->cancel_by), "%s", by);
     }
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
     if (changed) {
         char what[CN__REASON_MAX + 32];
         snprintf(what, sizeof(what), "%s%s%s", cancel_names[state], by ? ": " : "", by ? by : "");
@@ -264,9 +264,9 @@ void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by)
 
 void cn__rec_stream(cn__rec_t *r, cn_stream_t *s)
 {
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     r->stream = s;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
 }
 
 /* ===========================================================================
@@ -276,14 +276,14 @@ void cn__rec_stream(cn__rec_t *r, cn_stream_t *s)
 static void thr_gone(void *p)
 {
     thr_t *t = p;
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     if (t->prev)
         t->prev->next = t->next;
     else
         reg.thrs = t->next;
     if (t->next)
         t->next->prev = t->prev;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
     free(t);
 }
 
@@ -305,12 +305,12 @@ static thr_t *self(void)
     t->tid = (int)syscall(SYS_gettid);
     t->doing = CN__DO_RUNNING;
     t->since_us = cn__now_us();
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     t->next = reg.thrs;
     if (reg.thrs)
         reg.thrs->prev = t;
     reg.thrs = t;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
     pthread_setspecific(reg.key, t);
     tl_thr = t;
     return t;
@@ -322,12 +322,12 @@ void cn__doing(int what, uint32_t peer, uint64_t cid)
     if (t == NULL)
         return;
     uint64_t now = cn__now_us();
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     t->doing = what;
     t->peer = peer;
     t->cid = cid;
     t->since_us = now;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
 }
 
 void cn__done(void)
@@ -336,12 +336,12 @@ void cn__done(void)
     if (t == NULL)
         return;
     uint64_t now = cn__now_us();
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     t->doing = t->in_task || !t->is_task ? CN__DO_RUNNING : CN__DO_IDLE;
     t->peer = 0;
     t->cid = 0;
     t->since_us = t->in_task ? t->task_us : now;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
 }
 
 void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid)
@@ -350,7 +350,7 @@ void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid)
     if (t == NULL)
         return;
     uint64_t now = cn__now_us();
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     t->is_task = 1;
     t->in_task = fn != NULL;
     if (fn) {
@@ -363,7 +363,7 @@ void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid)
     t->peer = 0;
     t->cid = 0;
     t->since_us = now;
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
 }
 
 /* ===========================================================================
@@ -399,7 +399,7 @@ static void pack_stream(msgpack_packer *pk, cn_stream_t *s)
 
 void cn__registry_pack(msgpack_packer *pk)
 {
-    pthread_mutex_lock(&reg.mu);
+    cn__lock(&reg.mu);
     size_t n = 0;
     for (cn__rec_t *r = reg.recs; r; r = r->next)
         n++;
@@ -444,5 +444,5 @@ void cn__registry_pack(msgpack_packer *pk)
         cn__pack_kint(pk, "task_caller", t->in_task ? t->task_caller : 0);
         cn__pack_kint(pk, "task_cid", t->in_task ? (int64_t)t->task_cid : 0);
     }
-    pthread_mutex_unlock(&reg.mu);
+    cn__unlock(&reg.mu);
 }

@@ -73,7 +73,7 @@ void cn__flow_fini(cn__flow_t *f)
 
 void cn__flow_credit(cn__flow_t *f, uint64_t n)
 {
-    pthread_mutex_lock(&f->mu);
+    cn__lock(&f->mu);
     if (n > (uint64_t)MAX_WINDOW * 2)
         n = (uint64_t)MAX_WINDOW * 2; /* a peer cannot make us buffer without bound */
     atomic_fetch_add(&f->credit, (int64_t)n);
@@ -81,19 +81,19 @@ void cn__flow_credit(cn__flow_t *f, uint64_t n)
         f->peer_window = n;
     f->peer_opened = 1;
     pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    cn__unlock(&f->mu);
 }
 
 void cn__flow_end(cn__flow_t *f, int err, const char *reason)
 {
-    pthread_mutex_lock(&f->mu);
+    cn__lock(&f->mu);
     if (!atomic_load(&f->ended)) {
         f->err = err;
         snprintf(f->reason, sizeof(f->reason), "%s", reason ? reason : cn_strerror(err));
         atomic_store(&f->ended, 1);
     }
     pthread_cond_broadcast(&f->cv);
-    pthread_mutex_unlock(&f->mu);
+    cn__unlock(&f->mu);
 }
 
 /* ===========================================================================
@@ -118,7 +118,7 @@ void cn__yq_fini(cn__yq_t *q)
 
 int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uint64_t now_us)
 {
-    pthread_mutex_lock(&q->mu);
+    cn__lock(&q->mu);
     unsigned dropped = 0;
     if (q->msgs + count > q->granted) { /* keep only what credit allows */
         uint64_t allowed = q->granted > q->msgs ? q->granted - q->msgs : 0;
@@ -130,11 +130,11 @@ int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uin
         len = cut;
     }
     if (count == 0) {
-        pthread_mutex_unlock(&q->mu);
+        cn__unlock(&q->mu);
         return (int)dropped;
     }
     if (msgpack_sbuffer_write(&q->in, frames, len) != 0) {
-        pthread_mutex_unlock(&q->mu);
+        cn__unlock(&q->mu);
         return CN_ENOMEM;
     }
     q->nin += count;
@@ -143,7 +143,7 @@ int cn__yq_push(cn__yq_t *q, const char *frames, size_t len, unsigned count, uin
     q->last_us = now_us;
     int put = !q->token_queued;
     q->token_queued = 1;
-    pthread_mutex_unlock(&q->mu);
+    cn__unlock(&q->mu);
     /* A closed latch (a cancelled task) refuses it; its reader is done. */
     if (put)
         cn__latch_put(q->latch, &q->token);
@@ -154,9 +154,9 @@ int cn__yq_is_token(cn__yq_t *q, cn__node_t *n)
 {
     if (n != &q->token)
         return 0;
-    pthread_mutex_lock(&q->mu);
+    cn__lock(&q->mu);
     q->token_queued = 0;
-    pthread_mutex_unlock(&q->mu);
+    cn__unlock(&q->mu);
     return 1;
 }
 
@@ -169,13 +169,13 @@ static int yq_take(cn__yq_t *q, cn_wire_msg_t **out)
             msgpack_sbuffer_init(&q->batch);
         }
         q->batch.size = q->boff = 0;
-        pthread_mutex_lock(&q->mu);
+        cn__lock(&q->mu);
         msgpack_sbuffer t = q->batch;
         q->batch = q->in;
         q->in = t;
         atomic_store(&q->nbatch, q->nin);
         q->nin = 0;
-        pthread_mutex_unlock(&q->mu);
+        cn__unlock(&q->mu);
         if (q->batch.size == 0)
             return 0;
     }
@@ -223,9 +223,9 @@ static int grant(cn_stream_t *s, unsigned n)
 {
     msgpack_object c = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
     c.via.u64 = n;
-    pthread_mutex_lock(&s->yq->mu); /* before the peer can use it */
+    cn__lock(&s->yq->mu); /* before the peer can use it */
     s->yq->granted += n;
-    pthread_mutex_unlock(&s->yq->mu);
+    cn__unlock(&s->yq->mu);
     return send_simple(s, CN_MSG_CREDIT, &c);
 }
 
@@ -298,7 +298,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
         }
     int64_t deadline = cn__deadline(timeout_ms);
     int rc = 0, stalled = 0;
-    pthread_mutex_lock(&f->mu);
+    cn__lock(&f->mu);
     while (!atomic_load(&f->ended) && atomic_load(&f->credit) <= 0) {
         if (s->overrun) {
             rc = CN_EOVERRUN;
@@ -321,9 +321,9 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
         if (!s->st.send_blocked) {
             s->st.send_blocked = 1;
             s->st.blocked_since_us = cn__now_us();
-            pthread_mutex_unlock(&f->mu);
+            cn__unlock(&f->mu);
             cn__doing(CN__DO_SEND, s->peer, s->cid_out & ~CN__CID_FROM_CALLEE);
-            pthread_mutex_lock(&f->mu);
+            cn__lock(&f->mu);
             continue; /* the state may have changed meanwhile */
         }
         /* Short waits are the normal rhythm of backpressure: only one that
@@ -333,10 +333,10 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
         if (!stalled && cn__mono_ns() >= stall_at && !atomic_load(&f->ended) &&
             atomic_load(&f->credit) <= 0) {
             stalled = 1;
-            pthread_mutex_unlock(&f->mu);
+            cn__unlock(&f->mu);
             cn__event("stall", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL,
                       "a sender has waited 100 ms for credit");
-            pthread_mutex_lock(&f->mu);
+            cn__lock(&f->mu);
         }
     }
     if (s->st.send_blocked) {
@@ -345,11 +345,11 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
                  (unsigned long long)(cn__now_us() - s->st.blocked_since_us));
         s->st.send_blocked = 0;
         s->st.blocked_since_us = 0;
-        pthread_mutex_unlock(&f->mu);
+        cn__unlock(&f->mu);
         cn__done();
         if (stalled)
             cn__event("resume", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL, waited);
-        pthread_mutex_lock(&f->mu);
+        cn__lock(&f->mu);
     }
     if (rc == 0 && atomic_load(&f->ended)) {
         rc = f->err;
@@ -359,7 +359,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
         atomic_fetch_sub(&f->credit, 1); /* others only add: it stays >= 0 */
         count_sent(s, bytes);
     }
-    pthread_mutex_unlock(&f->mu);
+    cn__unlock(&f->mu);
     return rc;
 }
 
@@ -374,7 +374,7 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     cn__task_t *t = cn__task_current();
     if (t && cn__task_is_cancelled(t))
         return CN_ECANCELED;
-    pthread_mutex_lock(&s->send_mu);
+    cn__lock(&s->send_mu);
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
     msgpack_sbuffer *sb = &s->sb;
     sb->size = 0;
@@ -395,7 +395,7 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
         msgpack_sbuffer_destroy(sb);
         msgpack_sbuffer_init(sb);
     }
-    pthread_mutex_unlock(&s->send_mu);
+    cn__unlock(&s->send_mu);
     return rc;
 }
 
@@ -406,9 +406,9 @@ int cn_stream_close(cn_stream_t *s)
     if (s->closed)
         return 0;
     s->closed = 1;
-    pthread_mutex_lock(&s->flow->mu);
+    cn__lock(&s->flow->mu);
     s->st.local_closed = 1;
-    pthread_mutex_unlock(&s->flow->mu);
+    cn__unlock(&s->flow->mu);
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
     return send_simple(s, CN_MSG_STOP, &nil);
 }
@@ -462,9 +462,9 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
     uint32_t type = it->msg ? it->msg->hdr.type : CN_MSG_DEAD;
     /* The end: the peer's STOP, or (opener) the context's final message. */
     s->eof = 1;
-    pthread_mutex_lock(&s->flow->mu);
+    cn__lock(&s->flow->mu);
     s->st.peer_closed = 1;
-    pthread_mutex_unlock(&s->flow->mu);
+    cn__unlock(&s->flow->mu);
     if (type == CN_MSG_STOP) {
         s->end_rc = CN_EOF;
         cn__item_free(it);
@@ -480,7 +480,7 @@ void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out)
 {
     if (s == NULL || out == NULL)
         return;
-    pthread_mutex_lock(&s->flow->mu); /* the rest of the sending side */
+    cn__lock(&s->flow->mu); /* the rest of the sending side */
     *out = s->st;
     out->msgs_out = atomic_load_explicit(&s->msgs_out, memory_order_relaxed);
     out->bytes_out = atomic_load_explicit(&s->bytes_out, memory_order_relaxed);
@@ -488,15 +488,15 @@ void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out)
     out->credit = atomic_load(&s->flow->credit);
     out->peer_opened = s->flow->peer_opened;
     out->peer_window = s->flow->peer_window;
-    pthread_mutex_unlock(&s->flow->mu);
+    cn__unlock(&s->flow->mu);
     cn__yq_t *q = s->yq;
-    pthread_mutex_lock(&q->mu); /* and the receiving ones under this */
+    cn__lock(&q->mu); /* and the receiving ones under this */
     out->msgs_in = q->msgs;
     out->bytes_in = q->bytes;
     if (q->last_us > out->last_us)
         out->last_us = q->last_us;
     out->buffered = q->nin + atomic_load(&q->nbatch);
-    pthread_mutex_unlock(&q->mu);
+    cn__unlock(&q->mu);
 }
 
 const char *cn_stream_last_error(const cn_stream_t *s)

@@ -210,14 +210,14 @@ static void run_task(cn__task_t *t)
 static void task_free(cn__task_t *t)
 {
     cn__rec_del(&t->rec);
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
     /* Calls the function left running (a context it never freed) outlive
      * it; they must not point at it any more. */
     for (size_t i = 0; i < t->nested.cap; i++)
         if (t->nested.e[i].used)
             cn__pcall_detach(t->nested.e[i].val);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     cn__cmap_fini(&t->nested);
     cn__latch_fini(&t->wake);
     cn__node_t *n;
@@ -264,14 +264,14 @@ static void pool_grow(void)
 {
     if (atomic_load(&cn__rt.idle) > 0 || atomic_load(&cn__rt.nthreads) >= cn__rt.max_threads)
         return;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     if (cn__rt.threads == NULL)
         cn__rt.threads = calloc(cn__rt.max_threads, sizeof(pthread_t));
     unsigned k = atomic_load(&cn__rt.nthreads);
     if (cn__rt.threads && k < cn__rt.max_threads &&
         pthread_create(&cn__rt.threads[k], NULL, worker, NULL) == 0)
         atomic_fetch_add(&cn__rt.nthreads, 1);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
 }
 
 int cn__task_start(cn_wire_msg_t *msg)
@@ -293,18 +293,18 @@ int cn__task_start(cn_wire_msg_t *msg)
     t->rec.peer = t->caller;
     t->rec.cid = t->cid;
     snprintf(t->rec.fn, sizeof(t->rec.fn), "%.*s", (int)msg->u.cmd.fn.len, msg->u.cmd.fn.ptr);
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     int rc = cn__cmap_put(&cn__rt.tasks, t->caller, t->cid, t, NULL);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (rc == 0) {
         cn__rec_add(&t->rec); /* before a thread can take it */
         pool_grow();
         rc = cn__latch_put(&cn__rt.jobs, &t->node);
         if (rc < 0) {
             cn__rec_del(&t->rec);
-            pthread_mutex_lock(&cn__rt.mu);
+            cn__lock(&cn__rt.mu);
             cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
-            pthread_mutex_unlock(&cn__rt.mu);
+            cn__unlock(&cn__rt.mu);
         }
     } else if (rc == 1) {
         rc = CN_EINVAL; /* the same caller reused a cid still running */
@@ -330,7 +330,7 @@ cn__yq_t *cn__task_yq(uint32_t caller, uint64_t cid)
 int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg)
 {
     int rc = 0;
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__task_t *t = cn__cmap_get(&cn__rt.tasks, caller, cid);
     if (t == NULL) {
         rc = CN_ENOENT;
@@ -347,7 +347,7 @@ int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg)
             msg = NULL; /* the task owns it now */
         }
     }
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     if (rc == 0 || rc == CN_ENOMEM)
         cn_wire_msg_free(msg);
     return rc == CN_ENOMEM ? 0 : rc;
@@ -360,10 +360,10 @@ int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
     size_t n = 0;
     char fn[CN__NAME_MAX];
 
-    pthread_mutex_lock(&cn__rt.mu);
+    cn__lock(&cn__rt.mu);
     cn__task_t *t = cn__cmap_get(&cn__rt.tasks, caller, cid);
     if (t == NULL || atomic_load(&t->cancelled)) {
-        pthread_mutex_unlock(&cn__rt.mu);
+        cn__unlock(&cn__rt.mu);
         return t ? 0 : CN_ENOENT;
     }
     snprintf(t->cancel_reason, sizeof(t->cancel_reason), "%s", reason);
@@ -385,7 +385,7 @@ int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
                 cids[n++] = t->nested.e[i].k2;
             }
     }
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
 
     cn_log(CN_LOG_CANCEL, "%s (for actor %u) cancelled: %s", fn, caller, reason);
     char why[CN__REASON_MAX];
@@ -462,11 +462,11 @@ void cn_call_cancel_info(const cn_call_t *call, cn_cancel_info_t *out)
     memset(out, 0, sizeof(*out));
     if (call == NULL || !atomic_load(&call->cancelled))
         return;
-    pthread_mutex_lock(&cn__rt.mu); /* the broker wrote these under it */
+    cn__lock(&cn__rt.mu); /* the broker wrote these under it */
     out->state = CN_CANCEL_REQUESTED;
     out->requested_us = call->cancel_us;
     snprintf(out->by, sizeof(out->by), "%s", call->cancel_reason);
-    pthread_mutex_unlock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
 }
 
 int cn_call_cancelled(const cn_call_t *call)
