@@ -77,6 +77,8 @@ typedef struct cn_config {
     const cn_entry_t *entries;  /* ends with {NULL, NULL}; may be NULL */
     cn_main_t main;             /* the root's main; NULL serves until cancelled */
     unsigned max_threads;       /* task threads at most; 0 means 64 */
+    int debug;                  /* debug mode for the whole tree (as CANOPY_DEBUG=1):
+                                   crashes and task errors stop in the debugger */
 } cn_config_t;
 
 /*
@@ -367,6 +369,25 @@ CN_EXTERN void cn_log_set_level(cn_log_level_t level);
 
 /* "trace" ... "error". */
 CN_EXTERN const char *cn_log_level_name(cn_log_level_t level);
+
+/* ---------------------------------------------------------------------------
+ * The debugger (docs/debugger.md)
+ */
+
+/*
+ * Stops the calling thread in the tree's debugger: this actor queues for
+ * the console lock in the root, and once it has the console the user
+ * talks to its REPL (bt, threads, ctx, ...). Returns 0 when the user types
+ * `continue`. The thread waits as long as that takes, without a timeout,
+ * as a breakpoint in any debugger does; other threads run on. With no
+ * console attached, it waits in the lock queue and the root logs how to
+ * attach (`canopy attach TREE`).
+ *
+ * Errors: CN_EINVAL before cn_run; CN_EBUSY on the broker thread (a
+ * callback of the runtime's own); CN_ENOMEM.
+ */
+#define cn_breakpoint() cn_breakpoint_at(__FILE__, __LINE__, __func__)
+CN_EXTERN int cn_breakpoint_at(const char *file, int line, const char *fn);
 
 #ifdef __cplusplus
 }

@@ -50,6 +50,8 @@ CLI(dump)
 CLI(lint)
 CLI(cancel)
 CLI(events)
+CLI(attach)
+CLI(break)
 
 #define TREE_TEXT                                                                                  \
     "TREE is a tree's name, NAME.PID, its root's pid, or its socket's path; it\n"                 \
@@ -103,6 +105,18 @@ static const cmd_entry_t cmd_table[] = {
      "gone or --timeout MS (default 10000) passes; exit 1 if it is still there.\n"
      "  --json        print {target, actor, call, done, ms} instead\n" TREE_TEXT,
      1, 2, OPT_TIMEOUT | OPT_JSON, cmd_cancel},
+    {"attach", "[TREE]", "the debugger's console: talk to actors stopped in the debugger",
+     "Lock changes show as [lock] lines; lines typed go to the actor that holds\n"
+     "the console, whose REPL answers ('help' lists its commands). Lines that\n"
+     "start with ':' are the console's own: :queue, :skip, :release, :break ACTOR,\n"
+     ":detach. Ctrl-D detaches and leaves the tree running. While a console is\n"
+     "attached the root grants the console lock; without one, actors wait.\n" TREE_TEXT,
+     0, 1, 0, cmd_attach},
+    {"break", "[TREE] ACTOR", "break into an actor: stop its threads and queue it for the console",
+     "Every thread of the actor but its broker stops where it is, even in a\n"
+     "busy loop or a deadlock, and the actor queues for the console lock; talk to\n"
+     "it with 'canopy attach'. 'continue' at its prompt lets the threads go.\n" TREE_TEXT,
+     1, 2, OPT_TIMEOUT, cmd_break},
     {"dump", "[TREE] > bundle.json",
      "write the hang bundle (snapshot, threads, lints, log tail) as JSON",
      "The bundle is always JSON; --json is accepted for uniformity.\n" TREE_HELP, 0, 1,

@@ -15,8 +15,6 @@
 
 #include "ui.h"
 
-#define CONNECT_MS 2000
-#define SNAP_SLACK_MS 3000 /* on top of the actors' own timeout */
 
 /* ===========================================================================
  * Formatting
@@ -87,7 +85,7 @@ static const char *actor_name(const cn_snapshot_t *s, int64_t id, char *buf, siz
  * Reaching a tree
  */
 
-static void say_error(const char *what, int rc)
+void ui_say_error(const char *what, int rc)
 {
     const char *why = cn_client_error();
     fprintf(stderr, "canopy: %s%s%s\n", what ? what : "", what ? ": " : "",
@@ -95,31 +93,31 @@ static void say_error(const char *what, int rc)
 }
 
 /* Connects to TREE (NULL: the only one) and takes a snapshot. */
-static int snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out)
+int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out)
 {
     cn_tree_info_t t;
     int rc = cn_client_find(tree, &t);
     if (rc < 0) {
-        say_error(NULL, rc);
+        ui_say_error(NULL, rc);
         return rc;
     }
     cn_client_t *c;
     rc = cn_client_connect(t.path, &c, CONNECT_MS);
     if (rc < 0) {
-        say_error(t.name[0] ? t.name : t.path, rc);
+        ui_say_error(t.name[0] ? t.name : t.path, rc);
         return rc;
     }
     unsigned actor_ms = o->timeout_ms > 0 ? (unsigned)o->timeout_ms : 0;
     rc = cn_client_snapshot(c, actor_ms, (actor_ms ? actor_ms : 1000) + SNAP_SLACK_MS, out);
     if (rc < 0)
-        say_error(cn_client_tree(c), rc);
+        ui_say_error(cn_client_tree(c), rc);
     cn_client_close(c);
     return rc;
 }
 
 /* [TREE] [ACTOR]: with one argument, a running tree's name wins; else it is
  * an actor of the only tree. */
-static void split_args(int argc, char **argv, const char **tree, const char **actor)
+void ui_split_args(int argc, char **argv, const char **tree, const char **actor)
 {
     *tree = *actor = NULL;
     if (argc >= 2) {
@@ -135,7 +133,7 @@ static void split_args(int argc, char **argv, const char **tree, const char **ac
 }
 
 /* The actor named by `which` (NULL: every actor), or an error message. */
-static int pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out)
+int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out)
 {
     *out = NULL;
     if (which == NULL)
@@ -154,10 +152,10 @@ static int actor_view(int argc, char **argv, const opts_t *o, cn_snapshot_t **s,
                       const cn_snap_actor_t **only)
 {
     const char *tree, *which;
-    split_args(argc, argv, &tree, &which);
-    if (snapshot_of(tree, o, s) < 0)
+    ui_split_args(argc, argv, &tree, &which);
+    if (ui_snapshot_of(tree, o, s) < 0)
         return -1;
-    if (pick_actor(*s, which, only) < 0) {
+    if (ui_pick_actor(*s, which, only) < 0) {
         cn_snapshot_free(*s);
         return -1;
     }
@@ -203,7 +201,7 @@ int cli_ls(int argc, char **argv, const opts_t *o)
     size_t n;
     int rc = cn_client_list(t, MAX, &n);
     if (rc < 0) {
-        say_error(NULL, rc);
+        ui_say_error(NULL, rc);
         return EXIT_FAIL;
     }
     if (n > MAX)
@@ -292,7 +290,7 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
 int cli_tree(int argc, char **argv, const opts_t *o)
 {
     cn_snapshot_t *s;
-    if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+    if (ui_snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
         return EXIT_FAIL;
     if (o->json) {
         printf("{\"tree\":");
@@ -534,15 +532,15 @@ static cn_client_t *subscribe_to(const char *tree)
     cn_client_t *c;
     int rc = cn_client_find(tree, &t);
     if (rc < 0) {
-        say_error(NULL, rc);
+        ui_say_error(NULL, rc);
         return NULL;
     }
     if ((rc = cn_client_connect(t.path, &c, CONNECT_MS)) < 0) {
-        say_error(t.name, rc);
+        ui_say_error(t.name, rc);
         return NULL;
     }
     if ((rc = cn_client_subscribe(c, CONNECT_MS)) < 0) {
-        say_error(t.name, rc);
+        ui_say_error(t.name, rc);
         cn_client_close(c);
         return NULL;
     }
@@ -618,7 +616,7 @@ int cli_log(int argc, char **argv, const opts_t *o)
     if (o->follow && feed == NULL)
         return EXIT_FAIL;
     cn_snapshot_t *s;
-    if (snapshot_of(tree, o, &s) < 0) {
+    if (ui_snapshot_of(tree, o, &s) < 0) {
         cn_client_close(feed);
         return EXIT_FAIL;
     }
@@ -710,7 +708,7 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
             return 0;
         }
     }
-    return pick_actor(s, target, a);
+    return ui_pick_actor(s, target, a);
 }
 
 /* Whether the cancel has finished: the actor left the tree, or the
@@ -738,14 +736,14 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
     int rc = cn_client_find(tree, &t);
     cn_client_t *c = NULL;
     if (rc == 0 && (rc = cn_client_connect(t.path, &c, CONNECT_MS)) < 0)
-        say_error(t.name, rc);
+        ui_say_error(t.name, rc);
     else if (rc < 0)
-        say_error(NULL, rc);
+        ui_say_error(NULL, rc);
     if (rc < 0)
         return EXIT_FAIL;
     cn_snapshot_t *s;
     if ((rc = cn_client_snapshot(c, 0, 1000 + SNAP_SLACK_MS, &s)) < 0) {
-        say_error(t.name, rc);
+        ui_say_error(t.name, rc);
         cn_client_close(c);
         return EXIT_FAIL;
     }
@@ -844,7 +842,7 @@ static void print_lints_json(const lint_t *l, size_t n)
 int cli_lint(int argc, char **argv, const opts_t *o)
 {
     cn_snapshot_t *s;
-    if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+    if (ui_snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
         return EXIT_FAIL;
     static lint_t lints[64];
     size_t n = lint_run(s, lints, 64);
@@ -867,7 +865,7 @@ int cli_lint(int argc, char **argv, const opts_t *o)
 int cli_dump(int argc, char **argv, const opts_t *o)
 {
     cn_snapshot_t *s;
-    if (snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+    if (ui_snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
         return EXIT_FAIL;
     static lint_t lints[64];
     size_t n = lint_run(s, lints, 64);

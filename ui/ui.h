@@ -14,6 +14,9 @@
 #define EXIT_USAGE 2    /* the command line was wrong */
 #define EXIT_LINTS 3    /* `canopy lint`: it found a problem */
 
+#define CONNECT_MS 2000    /* connecting to a tree */
+#define SNAP_SLACK_MS 3000 /* a snapshot may take, on top of the actors' own timeout */
+
 /* Options a command may take; each command says which in its table entry. */
 enum {
     OPT_JSON = 1 << 0,    /* --json */
@@ -28,6 +31,18 @@ typedef struct opts {
     const char *level, *actor;
     long timeout_ms; /* for each actor's answer; 0: the tree's default */
 } opts_t;
+
+/* cli.c: reaching a tree, shared by the commands. */
+void ui_say_error(const char *what, int rc); /* "canopy: what: why" on stderr */
+int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out);
+/* [TREE] [ACTOR]: with one argument, a running tree's name wins. */
+void ui_split_args(int argc, char **argv, const char **tree, const char **actor);
+/* The actor `which` names in s (NULL: none asked), or an error printed. */
+int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out);
+
+/* console.c: the debugger's line console, and break. */
+int cli_attach(int argc, char **argv, const opts_t *o);
+int cli_break(int argc, char **argv, const opts_t *o);
 
 /* cli.c: the subcommands over the client API. */
 int cli_ls(int argc, char **argv, const opts_t *o);

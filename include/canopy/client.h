@@ -195,7 +195,9 @@ CN_EXTERN int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, co
 
 typedef struct cn_event {
     /* spawn, exit, ctx-open, ctx-started, ctx-closed, ctx-errored, cancel,
-     * stall, resume, log, or dropped (this client fell behind) */
+     * stall, resume, log, lock (the debugger's queue changed), dropped
+     * (this client fell behind); for consoles also console (the lock
+     * holder's output, in detail) and error (a request was refused) */
     const char *kind;
     uint32_t actor;     /* where it happened (not for log, dropped) */
     const char *path;   /* that actor's path, or a log record's */
@@ -206,6 +208,10 @@ typedef struct cn_event {
     const char *detail; /* a sentence: how it exited, the cancel's reason, the log message */
     int level;          /* log records */
     uint64_t count;     /* dropped: how many events were lost */
+    size_t detail_len;  /* detail's length: console output may hold any bytes */
+    const char *op;     /* lock: queued, granted, released, skipped, left, and
+                           on attaching, holding and waiting */
+    unsigned waiting;   /* lock: how many sessions wait after the change */
 } cn_event_t;
 
 /* Starts the event feed on c. After this, use c only for cn_client_event
@@ -216,6 +222,37 @@ CN_EXTERN int cn_client_subscribe(cn_client_t *c, int64_t timeout_ms);
  * live until the next call on c), CN_ETIMEDOUT, or an error if the tree
  * went away. */
 CN_EXTERN int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms);
+
+/* ---------------------------------------------------------------------------
+ * The debugger's console (docs/debugger.md)
+ */
+
+/* Makes c a console: the root sends it the lock's state at once (lock
+ * events with op holding and waiting), then every lock change and the lock
+ * holder's output (console events), and with `events` set the whole event
+ * feed too. While any console is attached the root grants the lock. Read
+ * with cn_client_event. On a console, the requests below (and
+ * cn_client_cancel) are only sent: a refusal comes back as an "error"
+ * event. */
+CN_EXTERN int cn_client_console(cn_client_t *c, int events, int64_t timeout_ms);
+
+/* The connection's socket, to poll for input alongside others. Data may be
+ * buffered already: after it polls readable, call cn_client_event with
+ * timeout 0 until it returns CN_ETIMEDOUT. */
+CN_EXTERN int cn_client_fd(const cn_client_t *c);
+
+/* One line of input for the lock holder (no newline needed). */
+CN_EXTERN int cn_client_console_send(cn_client_t *c, const char *line, size_t len,
+                                     int64_t timeout_ms);
+
+/* Breaks into actor `actor`: its threads stop and it queues for the
+ * console. */
+CN_EXTERN int cn_client_break(cn_client_t *c, uint32_t actor, int64_t timeout_ms);
+
+/* "skip": the holder goes to the back of the queue, its session intact,
+ * and the next waiter gets the console. "release": the holder is made to
+ * continue and loses the console. */
+CN_EXTERN int cn_client_lock_op(cn_client_t *c, const char *op, int64_t timeout_ms);
 
 /* The actor whose id, name or path is `which`; NULL if none, or if a name
  * matches several (then *ambiguous is set, if given). */

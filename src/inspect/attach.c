@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "canopy/client.h"
+#include "debug/debug.h"
 #include "inspect/inspect.h"
 #include "runtime/rt.h"
 
@@ -63,6 +64,7 @@ typedef struct client {
     msgpack_sbuffer out; /* answers not yet written */
     size_t out_off;
     int subscribed;   /* sent SUBSCRIBE: gets EVENTs */
+    int console;      /* sent SUBSCRIBE with console: the debugger's console */
     uint64_t dropped; /* events it lost while not reading */
 } client_t;
 
@@ -91,6 +93,7 @@ static struct {
     treq_t *reqs;
     uint64_t next_req;
     unsigned subscribers;
+    unsigned consoles;
     uv_check_t flush; /* writes queued events once per loop turn */
 } at = {.fd = -1};
 
@@ -98,6 +101,8 @@ static void client_cut(client_t *c, const char *why);
 static void set_subscribed(client_t *c, int on);
 static void client_flush(client_t *c);
 static void send_dropped(client_t *c);
+static void send_ok_to(client_t *c, const cn_wire_msg_t *m);
+static void fan_out_one(client_t *c, const char *frame, size_t len);
 static void on_client_poll(uv_poll_t *p, int status, int events);
 static void cleanup_on_signals(void);
 
@@ -162,6 +167,11 @@ static void client_cut(client_t *c, const char *why)
     at.clients[c->slot] = NULL;
     if (c->subscribed)
         set_subscribed(c, 0);
+    if (c->console) {
+        c->console = 0;
+        at.consoles--;
+        cn__lock_consoles_changed();
+    }
     for (treq_t *r = at.reqs; r; r = r->next)
         if (r->c == c)
             r->c = NULL;
@@ -504,25 +514,77 @@ static void on_flush(uv_check_t *h)
  * whatever else this turn of the loop brings (one write, one wake-up of
  * the client, per turn). A subscriber that is not keeping up loses it,
  * counted, and is told how many once it catches up. */
+static void fan_out_one(client_t *c, const char *frame, size_t len)
+{
+    if (c->dropped || c->out.size - c->out_off + len > EVENTS_MAX ||
+        msgpack_sbuffer_write(&c->out, frame, len) != 0) {
+        c->dropped++;
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&at.flush))
+        uv_check_start(&at.flush, on_flush);
+}
+
 static void fan_out(const char *frame, size_t len)
 {
     for (unsigned i = 0; i < CLIENTS_MAX; i++) {
         client_t *c = at.clients[i];
-        if (c == NULL || !c->subscribed || c->closing)
-            continue;
-        if (c->dropped || c->out.size - c->out_off + len > EVENTS_MAX ||
-            msgpack_sbuffer_write(&c->out, frame, len) != 0) {
-            c->dropped++;
-            continue;
-        }
-        if (!uv_is_active((uv_handle_t *)&at.flush))
-            uv_check_start(&at.flush, on_flush);
+        if (c && c->subscribed && !c->closing)
+            fan_out_one(c, frame, len);
     }
 }
 
 void cn__inspect_event(const char *frame, size_t len)
 {
     fan_out(frame, len);
+}
+
+/* The debugger's console output and lock changes: written to consoles
+ * whole, never dropped (a console that stops reading is cut off at
+ * OUT_MAX like any client); subscribers get lock changes as events. */
+unsigned cn__attach_console_send(const char *frame, size_t len, int also_subscribers)
+{
+    msgpack_sbuffer sb = {len, (char *)frame, len};
+    for (unsigned i = 0; i < CLIENTS_MAX; i++) {
+        client_t *c = at.clients[i];
+        if (c == NULL || c->closing)
+            continue;
+        if (c->console)
+            client_send(c, &sb);
+        else if (also_subscribers && c->subscribed)
+            fan_out_one(c, frame, len);
+    }
+    return at.consoles;
+}
+
+unsigned cn__attach_consoles(void)
+{
+    return at.consoles;
+}
+
+static void replay_to(const char *frame, size_t len, void *arg)
+{
+    msgpack_sbuffer sb = {len, (char *)frame, len};
+    client_send(arg, &sb);
+}
+
+/* SUBSCRIBE's options: {"events": bool (default true), "console": bool}. */
+static void subscribe(client_t *c, const cn_wire_msg_t *m)
+{
+    const msgpack_object *ev = cn_msgpack_get(&m->body, "events");
+    const msgpack_object *con = cn_msgpack_get(&m->body, "console");
+    int events = !(ev && ev->type == MSGPACK_OBJECT_BOOLEAN && !ev->via.boolean);
+    int console = con && con->type == MSGPACK_OBJECT_BOOLEAN && con->via.boolean;
+    if (events)
+        set_subscribed(c, 1);
+    send_ok_to(c, m);
+    if (console && !c->console) {
+        c->console = 1;
+        at.consoles++;
+        cn_log(CN_LOG_INFO, "debugger: console attached: %s (pid %d)", c->name, (int)c->pid);
+        cn__lock_replay(replay_to, c);
+        cn__lock_consoles_changed();
+    }
 }
 
 /* ===========================================================================
@@ -651,9 +713,19 @@ static void on_client_msg(client_t *c, cn_wire_msg_t *m)
         operator_cancel(c, m);
         break;
     case CN_MSG_SUBSCRIBE:
-        set_subscribed(c, 1);
-        send_ok_to(c, m);
+        subscribe(c, m);
         break;
+    case CN_MSG_BREAK:
+    case CN_MSG_CONSOLE_IN:
+    case CN_MSG_LOCK_RELEASE: {
+        char who[CN__NAME_MAX + 32], err[CN__REASON_MAX];
+        snprintf(who, sizeof(who), "%s (pid %d)", c->name, (int)c->pid);
+        if (cn__lock_client_msg(m, who, err) < 0)
+            send_dead_to(c, m, err);
+        else
+            send_ok_to(c, m);
+        break;
+    }
     default:
         send_dead_to(c, m, "not something a client can ask for");
         break;
@@ -866,10 +938,15 @@ int cn__attach_start(void)
 
 /* A fatal signal the program left at its default: remove the socket, then
  * die of the signal as before. Only async-signal-safe calls. */
-static void on_fatal(int sig)
+void cn__attach_unlink_now(void)
 {
     if (at.path[0] && !at.unlinked)
         unlink(at.path);
+}
+
+static void on_fatal(int sig)
+{
+    cn__attach_unlink_now();
     signal(sig, SIG_DFL);
     raise(sig);
 }

@@ -34,6 +34,7 @@ struct cn_client {
     uint64_t next_cid;
     char tree[64];
     int root_pid;
+    int console; /* in console mode: requests are sent, not waited for */
 };
 
 typedef struct snap_priv {
@@ -383,17 +384,23 @@ static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
 }
 
 /* A NUL-terminated copy in the zone; NULL for a missing or nil value. */
+/* A NUL-terminated copy of p[0..len) in the zone. */
+static const char *get_dup(msgpack_zone *z, const char *p, size_t len)
+{
+    char *s = msgpack_zone_malloc(z, len + 1);
+    if (s) {
+        memcpy(s, p, len);
+        s[len] = '\0';
+    }
+    return s;
+}
+
 static const char *get_str(msgpack_zone *z, const msgpack_object *map, const char *key)
 {
     const msgpack_object *o = cn_msgpack_get(map, key);
     if (o == NULL || o->type != MSGPACK_OBJECT_STR)
         return NULL;
-    char *s = msgpack_zone_malloc(z, o->via.str.size + 1);
-    if (s) {
-        memcpy(s, o->via.str.ptr, o->via.str.size);
-        s[o->via.str.size] = '\0';
-    }
-    return s;
+    return get_dup(z, o->via.str.ptr, o->via.str.size);
 }
 
 /* The array at map[key]: its elements and count (0 if absent). */
@@ -587,6 +594,35 @@ int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int64_t timeou
     return rc;
 }
 
+/*
+ * Sends the frame in sb (whose cid is `cid`) and waits for its answer:
+ * RETURN is 0, DEAD is CN_EDEAD with the tree's reason. Events that
+ * arrive meanwhile are dropped, so on a connection in console mode
+ * requests are only sent (`wait` 0); their refusals come back as "error"
+ * events.
+ */
+static int request(cn_client_t *c, uint32_t type, msgpack_sbuffer *sb, uint64_t cid, int wait,
+                   int64_t deadline)
+{
+    int rc = send_all(c, sb->data, sb->size, deadline);
+    msgpack_sbuffer_destroy(sb);
+    while (rc == 0 && wait) {
+        cn_wire_msg_t *m;
+        if ((rc = recv_msg(c, deadline, &m)) < 0)
+            break;
+        int mine = m->hdr.cid == cid && m->hdr.type != CN_MSG_EVENT;
+        if (mine && m->hdr.type == CN_MSG_DEAD)
+            rc = fail(CN_EDEAD, "%.*s", (int)m->u.dead.reason.len, m->u.dead.reason.ptr);
+        else if (mine && m->hdr.type != CN_MSG_RETURN)
+            rc = fail(CN_EPROTO, "the tree answered %s with %s", cn_wire_type_name(type),
+                      cn_wire_type_name(m->hdr.type));
+        cn_wire_msg_free(m);
+        if (mine)
+            return rc;
+    }
+    return rc;
+}
+
 int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, const char *reason,
                      int64_t timeout_ms)
 {
@@ -599,52 +635,103 @@ int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, const char *
     cn_wire_hdr_t h = {CN_MSG_CANCEL, actor, 0, cid};
     const char *why = reason ? reason : "operator";
     cn_wire_cancel_t b = {{why, (uint32_t)strlen(why)}, call ? 0 : actor, call};
-    int rc = cn_wire_pack_typed(&sb, &h, &b, 0);
-    if (rc == 0)
-        rc = send_all(c, sb.data, sb.size, deadline);
-    msgpack_sbuffer_destroy(&sb);
-    while (rc == 0) {
-        cn_wire_msg_t *m;
-        if ((rc = recv_msg(c, deadline, &m)) < 0)
-            break;
-        int mine = m->hdr.cid == cid;
-        if (mine && m->hdr.type == CN_MSG_DEAD)
-            rc = fail(CN_EDEAD, "%.*s", (int)m->u.dead.reason.len, m->u.dead.reason.ptr);
-        else if (mine && m->hdr.type != CN_MSG_RETURN)
-            rc = fail(CN_EPROTO, "the tree answered CANCEL with %s",
-                      cn_wire_type_name(m->hdr.type));
-        cn_wire_msg_free(m);
-        if (mine)
-            return rc;
+    if (cn_wire_pack_typed(&sb, &h, &b, 0) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return fail(CN_ENOMEM, "out of memory");
     }
-    return rc;
+    return request(c, CN_MSG_CANCEL, &sb, cid, !c->console, deadline);
 }
 
-int cn_client_subscribe(cn_client_t *c, int64_t timeout_ms)
+/* SUBSCRIBE with options {"events": events, "console": console}. */
+static int subscribe(cn_client_t *c, int events, int console, int64_t timeout_ms)
 {
     last_error[0] = '\0';
     int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
     uint64_t cid = ++c->next_cid;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    size_t mark;
     cn_wire_hdr_t h = {CN_MSG_SUBSCRIBE, 0, 0, cid};
-    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
-    int rc = cn_wire_pack(&sb, &h, &nil, 0);
-    if (rc == 0)
-        rc = send_all(c, sb.data, sb.size, deadline);
-    msgpack_sbuffer_destroy(&sb);
-    while (rc == 0) {
-        cn_wire_msg_t *m;
-        if ((rc = recv_msg(c, deadline, &m)) < 0)
-            break;
-        int mine = m->hdr.cid == cid && m->hdr.type != CN_MSG_EVENT;
-        if (mine && m->hdr.type != CN_MSG_RETURN)
-            rc = fail(CN_EPROTO, "the tree refused SUBSCRIBE (%s)", cn_wire_type_name(m->hdr.type));
-        cn_wire_msg_free(m);
-        if (mine)
-            return rc;
+    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
+        msgpack_pack_map(&pk, 2);
+        msgpack_pack_str_with_body(&pk, "events", 6);
+        events ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+        msgpack_pack_str_with_body(&pk, "console", 7);
+        console ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     }
+    if (cn_wire_end(&sb, mark, 0, 0) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return fail(CN_ENOMEM, "out of memory");
+    }
+    int rc = request(c, CN_MSG_SUBSCRIBE, &sb, cid, 1, deadline);
+    if (rc == 0)
+        c->console = console;
     return rc;
+}
+
+int cn_client_subscribe(cn_client_t *c, int64_t timeout_ms)
+{
+    return subscribe(c, 1, 0, timeout_ms);
+}
+
+int cn_client_console(cn_client_t *c, int events, int64_t timeout_ms)
+{
+    return subscribe(c, events, 1, timeout_ms);
+}
+
+int cn_client_fd(const cn_client_t *c)
+{
+    return c->fd;
+}
+
+/* A debugger request: `body` a string, a map {"op": body} (LOCK_RELEASE),
+ * or nil. */
+static int debug_request(cn_client_t *c, uint32_t type, uint32_t dst, const char *body,
+                         size_t len, int64_t timeout_ms)
+{
+    last_error[0] = '\0';
+    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    uint64_t cid = ++c->next_cid;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    size_t mark;
+    cn_wire_hdr_t h = {type, dst, 0, cid};
+    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
+        if (type == CN_MSG_LOCK_RELEASE) {
+            msgpack_pack_map(&pk, 1);
+            msgpack_pack_str_with_body(&pk, "op", 2);
+        } else if (type == CN_MSG_CONSOLE_IN) {
+            msgpack_pack_array(&pk, 1);
+        }
+        if (body)
+            msgpack_pack_str_with_body(&pk, body, len);
+        else
+            msgpack_pack_nil(&pk);
+    }
+    if (cn_wire_end(&sb, mark, 0, 0) < 0) {
+        msgpack_sbuffer_destroy(&sb);
+        return fail(CN_EMSGSIZE, "the request is too large");
+    }
+    return request(c, type, &sb, cid, !c->console, deadline);
+}
+
+int cn_client_console_send(cn_client_t *c, const char *line, size_t len, int64_t timeout_ms)
+{
+    return debug_request(c, CN_MSG_CONSOLE_IN, 0, line, len, timeout_ms);
+}
+
+int cn_client_break(cn_client_t *c, uint32_t actor, int64_t timeout_ms)
+{
+    return debug_request(c, CN_MSG_BREAK, actor, NULL, 0, timeout_ms);
+}
+
+int cn_client_lock_op(cn_client_t *c, const char *op, int64_t timeout_ms)
+{
+    if (op == NULL || (strcmp(op, "skip") != 0 && strcmp(op, "release") != 0))
+        return fail(CN_EINVAL, "the lock operations are skip and release");
+    return debug_request(c, CN_MSG_LOCK_RELEASE, 0, op, strlen(op), timeout_ms);
 }
 
 /* A view of map[key] as a C string inside the message; NULL if absent.
@@ -666,6 +753,14 @@ int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
         int rc = recv_msg(c, deadline, &m);
         if (rc < 0)
             return rc;
+        if (m->hdr.type == CN_MSG_DEAD && c->console) { /* a request refused */
+            c->event = m;
+            ev->kind = "error";
+            ev->time_us = (uint64_t)time(NULL) * 1000000;
+            ev->detail = get_dup(&m->zone, m->u.dead.reason.ptr, m->u.dead.reason.len);
+            ev->detail_len = m->u.dead.reason.len;
+            return 0;
+        }
         if (m->hdr.type != CN_MSG_EVENT || m->body.type != MSGPACK_OBJECT_MAP) {
             cn_wire_msg_free(m); /* a late answer to something else */
             continue;
@@ -679,6 +774,12 @@ int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
         ev->peer = (uint32_t)get_i64(&m->body, "peer", 0);
         ev->fn = ev_str(m, "fn");
         ev->detail = ev_str(m, "detail");
+        ev->detail_len = ev->detail ? strlen(ev->detail) : 0;
+        const msgpack_object *d = cn_msgpack_get(&m->body, "detail");
+        if (d && (d->type == MSGPACK_OBJECT_STR || d->type == MSGPACK_OBJECT_BIN))
+            ev->detail_len = d->via.str.size; /* console output may hold NULs */
+        ev->op = ev_str(m, "op");
+        ev->waiting = (unsigned)get_i64(&m->body, "waiting", 0);
         ev->level = (int)get_i64(&m->body, "level", 0);
         ev->count = (uint64_t)get_i64(&m->body, "count", 0);
         if (ev->kind == NULL)

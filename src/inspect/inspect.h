@@ -43,6 +43,10 @@ void cn__inspect_route_added(uint32_t id);
  * logging why (the tree then runs without one). */
 int cn__attach_start(void);
 
+/* The root: removes the socket now; async-signal-safe, for a crash
+ * handler. */
+void cn__attach_unlink_now(void);
+
 /* The root: closes every client and removes the socket. Safe to call
  * twice, and just before exit_group. */
 void cn__attach_stop(void);

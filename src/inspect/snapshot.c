@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "debug/debug.h"
 #include "inspect/inspect.h"
 #include "runtime/rt.h"
 
@@ -86,7 +87,7 @@ void cn__snapshot_pack(msgpack_packer *pk)
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
 
-    msgpack_pack_map(pk, 18);
+    msgpack_pack_map(pk, 20);
     cn__lock(&cn__rt.mu);
     cn__pack_kint(pk, "id", cn__rt.id);
     cn__pack_kstr(pk, "name", cn__rt.name);
@@ -128,4 +129,5 @@ void cn__snapshot_pack(msgpack_packer *pk)
         msgpack_pack_array(pk, 0);
 
     cn__pack_kint(pk, "log_level", atomic_load(&cn__rt.log_level));
+    cn__debug_pack(pk); /* "debug" and "lock" */
 }

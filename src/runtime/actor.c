@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "rt.h"
+#include "debug/debug.h"
 #include "inspect/inspect.h"
 
 extern char **environ;
@@ -60,6 +61,7 @@ uint64_t cn__now_us(void)
  */
 
 static void stream_unref(cn__stream_t *s);
+static int exempt_from_cancel(const cn__stream_t *s);
 static void on_poll(uv_poll_t *p, int status, int events);
 static void drain_output(cn__stream_t *s, int which);
 static void run_spawns(void);
@@ -80,6 +82,7 @@ static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
     msgpack_sbuffer_init(&s->wq);
     msgpack_sbuffer_init(&s->wb);
     cn__cmap_init(&s->inflight);
+    cn__cmap_init(&s->dbg);
     cn__latch_init(&s->hello);
     cn__latch_init(&s->exited);
     s->out_fd[0] = s->out_fd[1] = -1;
@@ -115,6 +118,7 @@ static void stream_free(cn__stream_t *s)
     msgpack_sbuffer_destroy(&s->wq);
     msgpack_sbuffer_destroy(&s->wb);
     cn__cmap_fini(&s->inflight);
+    cn__cmap_fini(&s->dbg);
     cn__latch_fini(&s->hello);
     cn__latch_fini(&s->exited);
     free(s->line[0]);
@@ -437,6 +441,14 @@ static int deliver_local(const char *buf, size_t len)
     case CN_MSG_CANCEL:
         cn__task_cancel(m->hdr.src, m->hdr.cid, "cancelled by itself");
         break;
+    case CN_MSG_LOCK_REQ:
+    case CN_MSG_LOCK_GRANT:
+    case CN_MSG_LOCK_RELEASE:
+    case CN_MSG_CONSOLE_IN:
+    case CN_MSG_CONSOLE_OUT:
+    case CN_MSG_BREAK:
+        cn__debug_on_msg(m); /* the root's own session: always on its broker */
+        return 0;
     default:
         break;
     }
@@ -707,8 +719,12 @@ static void stream_finish(cn__stream_t *s)
     if (!s->is_parent)
         cancel_orphans(s, reason); /* before DEL_ROUTE: see there */
 
+    struct gone g = {{0}, s->via};
+    cn__cmap_init(&g.ids);
     cn__cmap_t inflight;
     cn__lock(&cn__rt.mu);
+    if (cn__rt.is_root)
+        cn_route_foreach(&cn__rt.routes, collect_id, &g);
     cn_route_del_via(&cn__rt.routes, s->via, send_del_route, reason);
     if (cn__rt.parent == s)
         cn__rt.parent = NULL;
@@ -726,6 +742,10 @@ static void stream_finish(cn__stream_t *s)
                       (uint32_t)((uintptr_t)inflight.e[i].val - 1), reason);
     cn__cmap_fini(&inflight);
     cn__latch_close(&s->hello, CN_EDEAD);
+    for (size_t i = 0; i < g.ids.cap; i++) /* the root: within this turn, not 100 ms */
+        if (g.ids.e[i].used)
+            cn__lock_actor_gone(g.ids.e[i].k1, reason);
+    cn__cmap_fini(&g.ids);
 
     if (s->is_parent) {
         cn__call_fail_all(CN_EDEAD, reason);
@@ -927,6 +947,14 @@ static void on_reap_timer(uv_timer_t *t)
     cn__stream_t *s = t->data;
     if (s->reaped)
         return;
+    if (exempt_from_cancel(s) && s->reap_step < 3) {
+        if (!s->dbg_waited)
+            cn_log(CN_LOG_CANCEL, "actor %u (%s): waiting for its debugger session before "
+                   "killing it", s->peer, s->name);
+        s->dbg_waited = 1;
+        uv_timer_start(&s->reaper, on_reap_timer, REAP_SOFT_MS, 0);
+        return;
+    }
     if (s->reap_step == 1) {
         cn_log(CN_LOG_CANCEL, "actor %u (%s) ignored SHUTDOWN for %d ms: SIGTERM", s->peer, s->name,
                REAP_SOFT_MS);
@@ -942,19 +970,31 @@ static void on_reap_timer(uv_timer_t *t)
 
 /*
  * The debugger's hook: an actor that holds or waits for the console lock
- * must not be cancelled or killed under the user's feet (DESIGN.md,
- * "Debugger"). Nothing holds the lock yet, so nothing is exempt.
+ * must not be killed under the user's feet (DESIGN.md, "Debugger"), nor
+ * any ancestor of one. Every LOCK_REQ and LOCK_RELEASE from below passes
+ * through here on its way to the root, so each child stream knows which
+ * actors behind it are in the debugger (s->dbg), as tractor's parents
+ * wait for a child's debugger session before a hard kill.
  */
 static int exempt_from_cancel(const cn__stream_t *s)
 {
-    (void)s;
-    return 0;
+    return s->dbg.count > 0;
+}
+
+static void track_debugger(cn__stream_t *s, const cn_wire_hdr_t *h)
+{
+    if (s->is_parent)
+        return;
+    if (h->type == CN_MSG_LOCK_REQ)
+        cn__cmap_put(&s->dbg, h->src, 0, (void *)1, NULL);
+    else if (h->type == CN_MSG_LOCK_RELEASE && h->dst == CN_ROOT_ID)
+        cn__cmap_del(&s->dbg, h->src, 0);
 }
 
 /* Starts cancelling child s. Broker only. */
 static void cancel_child(cn__stream_t *s)
 {
-    if (s->reaped || s->reap_step > 0 || s->pid <= 0 || exempt_from_cancel(s))
+    if (s->reaped || s->reap_step > 0 || s->pid <= 0)
         return;
     s->reap_step = 1;
     if (!s->closed && s->up) {
@@ -1000,6 +1040,14 @@ void cn__events_enable(int on)
         uv_timer_stop(&cn__rt.ev_timer);
         on_ev_timer(&cn__rt.ev_timer); /* the last ones */
     }
+}
+
+void cn__shutdown_after_debug(const char *why)
+{
+    cn_log(CN_LOG_CANCEL, "shutting down once the debugger session ends: %s", why);
+    snprintf(cn__rt.shutdown_why, sizeof(cn__rt.shutdown_why), "%s", why);
+    cn__rt.shutdown_after_debug = 1;
+    uv_async_send(&cn__rt.async);
 }
 
 void cn__cancel_tree(const char *why)
@@ -1075,7 +1123,7 @@ static void on_sigint(uv_signal_t *h, int sig)
         cn__lock(&cn__rt.mu);
         for (size_t i = 0; i < cn__rt.nstreams; i++) {
             cn__stream_t *s = cn__rt.streams[i];
-            if (s && !s->is_parent && s->pid > 0 && !s->reaped && !exempt_from_cancel(s))
+            if (s && !s->is_parent && s->pid > 0 && !s->reaped)
                 kill(s->pid, SIGKILL); /* grandchildren follow: PDEATHSIG */
         }
         cn__unlock(&cn__rt.mu);
@@ -1242,11 +1290,14 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
         if (del)
             cn_route_del(&cn__rt.routes, (uint32_t)m->u.del_route.id);
         cn__unlock(&cn__rt.mu);
+        if (del)
+            cn__cmap_del(&s->dbg, (uint32_t)m->u.del_route.id, 0);
         if (del && cn__rt.is_root) {
             char why[CN__REASON_MAX];
             snprintf(why, sizeof(why), "%.*s", (int)m->u.del_route.reason.len,
                      m->u.del_route.reason.ptr);
             cn__event("route-del", 0, (uint32_t)m->u.del_route.id, NULL, why);
+            cn__lock_actor_gone((uint32_t)m->u.del_route.id, why);
         }
     }
     if (!cn__rt.is_root)
@@ -1298,6 +1349,7 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         cn_wire_msg_free(m);
         return;
     }
+    track_debugger(s, h);
     /* A reply coming back through s ends the call it answers. */
     if (h->type == CN_MSG_RETURN || h->type == CN_MSG_ERROR || h->type == CN_MSG_DEAD) {
         cn__lock(&s->wmu);
@@ -1371,9 +1423,19 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
                          m->u.log.message.ptr, m->u.log.message.len);
         break;
     case CN_MSG_SHUTDOWN:
-        if (s->is_parent)
+        if (s->is_parent && cn__debug_active())
+            cn__shutdown_after_debug("cancelled by the parent");
+        else if (s->is_parent)
             begin_shutdown("cancelled by the parent", 0);
         break;
+    case CN_MSG_LOCK_REQ:
+    case CN_MSG_LOCK_GRANT:
+    case CN_MSG_LOCK_RELEASE:
+    case CN_MSG_CONSOLE_IN:
+    case CN_MSG_CONSOLE_OUT:
+    case CN_MSG_BREAK:
+        cn__debug_on_msg(m); /* the broker runs the debugger: no task thread */
+        return;
     case CN_MSG_INSPECT:
     case CN_MSG_SNAPSHOT:
     case CN_MSG_EVENT:
@@ -1505,6 +1567,11 @@ static void on_async(uv_async_t *a)
     (void)a;
     run_spawns();
     cn__events_flush();
+    cn__debug_on_async();
+    if (cn__rt.shutdown_after_debug && !cn__debug_active() && !cn__rt.shutting_down) {
+        cn__rt.shutdown_after_debug = 0;
+        begin_shutdown(cn__rt.shutdown_why, 0);
+    }
     for (size_t i = 0, n = stream_slots(); i < n; i++) {
         cn__stream_t *s = stream_slot(i);
         if (s == NULL || s->lost)
@@ -1529,6 +1596,7 @@ static void on_async(uv_async_t *a)
 static void broker_main(void *arg)
 {
     (void)arg;
+    cn__broker_tid = (int)syscall(SYS_gettid);
     while (!cn__rt.stop_loop)
         uv_run(&cn__rt.loop, UV_RUN_DEFAULT);
 }
@@ -1719,7 +1787,7 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
         return rc;
     }
 
-    char vars[9][CN__PATH_MAX + 32];
+    char vars[10][CN__PATH_MAX + 32];
     int nv = 0;
     snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_FD=3");
     snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_ID=%u", id);
@@ -1730,6 +1798,8 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_LOG_LEVEL=%s",
              cn_log_level_name((cn_log_level_t)atomic_load(&cn__rt.log_level)));
     snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_ID_RANGE=%u", cn__rt.id_range_size);
+    if (cn__debug_mode()) /* debug mode is the whole tree's */
+        snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_DEBUG=1");
     if (opts->entry)
         snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_ENTRY=%s", opts->entry);
     char **env = child_env(vars, nv);
@@ -1921,6 +1991,7 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
         uv_signal_start(&r->sigint, on_sigint, SIGINT);
     }
     signal(SIGPIPE, SIG_IGN);
+    cn__debug_init(cfg->debug);
     return 0;
 }
 

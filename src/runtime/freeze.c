@@ -87,7 +87,7 @@ static void park(row_t *r)
     atomic_fetch_sub(&fz.parked, 1);
 }
 
-static void on_freeze(int sig, siginfo_t *si, void *uc)
+__attribute__((noinline)) static void on_freeze(int sig, siginfo_t *si, void *uc)
 {
     (void)sig, (void)si, (void)uc;
     int saved = errno;
@@ -96,7 +96,7 @@ static void on_freeze(int sig, siginfo_t *si, void *uc)
         errno = saved;
         return;
     }
-    r->nframes = backtrace(r->frames, CN__BT_FRAMES);
+    r->nframes = cn__stack_from_signal(r->frames, CN__BT_FRAMES);
     if (!atomic_load(&fz.park)) {
         atomic_store(&r->state, CN__FZ_SEEN);
     } else if (cn__tl_held > 0) {
@@ -118,9 +118,22 @@ void cn__park_point(void)
     errno = saved;
 }
 
-int cn__stack_here(void **frames, int max)
+__attribute__((noinline)) int cn__stack_here(void **frames, int max)
 {
-    return backtrace(frames, max);
+    int n = backtrace(frames, max);
+    __asm__ volatile("" ::: "memory"); /* no tail call: frame 0 is this one */
+    return n;
+}
+
+__attribute__((noinline)) int cn__stack_from_signal(void **frames, int max)
+{
+    /* Frame 0 is here, 1 the handler that called us, 2 the kernel's
+     * signal trampoline; the stack the user wants starts at frame 3. */
+    int n = backtrace(frames, max);
+    if (n <= 3)
+        return 0;
+    memmove(frames, frames + 3, sizeof(void *) * (size_t)(n - 3));
+    return n - 3;
 }
 
 void cn__freeze_init(void)

@@ -94,4 +94,9 @@ extern int cn__broker_tid;
  * signal handler once cn__freeze_init has run. */
 int cn__stack_here(void **frames, int max);
 
+/* The same, from a signal handler called by the kernel: the frames of the
+ * handler and the signal trampoline are left out. Must be called directly
+ * from the handler. */
+int cn__stack_from_signal(void **frames, int max);
+
 #endif /* CN_FREEZE_H */

@@ -77,6 +77,8 @@ struct cn__stream {
     cn__latch_t hello; /* put once the child greeted us */
     cn__node_t hello_node;
     cn__latch_t exited; /* closed once reaped and finished */
+    cn__cmap_t dbg;     /* (actor, 0): actors behind this child in the debugger */
+    int dbg_waited;     /* we said we wait for their session */
 };
 
 /* A child that has exited, kept for the inspector. */
@@ -124,6 +126,8 @@ typedef struct cn__rt {
     int shutting_down;
     int exit_status;
     int main_done; /* the main or entry returned: shut down */
+    int shutdown_after_debug; /* broker: shut down when the debugger session ends */
+    char shutdown_why[CN__REASON_MAX];
     int stop_loop; /* broker only */
 
     _Atomic uint64_t next_cid;
@@ -362,6 +366,10 @@ int cn__log_parse_level(const char *s);
 int cn__cancel_child_id(uint32_t id, const char *why);
 void cn__cancel_tree(const char *why);
 
+/* Broker: shuts this actor down once no debugger session is open or
+ * waiting (a SHUTDOWN, or `cancel` at the REPL, during a session). */
+void cn__shutdown_after_debug(const char *why);
+
 /* Cancels this actor's own call or context `cid` as its caller would;
  * CN_ENOENT if there is none. Any thread. */
 int cn__call_cancel_op(uint64_t cid, const char *why);
@@ -409,6 +417,7 @@ enum {
     CN__DO_SEND,    /* waiting for credit in cn_stream_send */
     CN__DO_SLEEP,   /* in cn_sleep */
     CN__DO_SPAWN,   /* waiting for a child to come up */
+    CN__DO_DEBUG,   /* stopped at a breakpoint, until continue */
 };
 
 /* The calling thread is now blocked in `what` on (peer, cid); cn__done()

@@ -103,7 +103,7 @@ typedef enum cn_wire_type {
 #define CN_WIRE_LOG_FIELDS(F, T)                                                                   \
     F(T, U64, level, 1) F(T, U64, time_us, 1) F(T, STR, path, 1) F(T, STR, message, 1)
 #define CN_WIRE_CREDIT_FIELDS(F, T) F(T, U64, count, 1)
-#define CN_WIRE_LOCK_REQ_FIELDS(F, T) F(T, STR, reason, 1)
+#define CN_WIRE_LOCK_REQ_FIELDS(F, T) F(T, STR, reason, 1) F(T, STR, path, 0)
 #define CN_WIRE_CONSOLE_IN_FIELDS(F, T) F(T, BYTES, data, 1)
 #define CN_WIRE_CONSOLE_OUT_FIELDS(F, T) F(T, BYTES, data, 1)
 

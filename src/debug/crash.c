@@ -1,0 +1,157 @@
+/*
+ * crash.c: native crashes (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT).
+ *
+ * The handler runs on the thread that crashed. It always writes the stack
+ * to stderr, which the parent turns into log lines, so the root's log says
+ * where an actor died. In debug mode it then hands the crash to the broker
+ * (uv_async_send is async-signal-safe) and parks; the broker opens a
+ * post-mortem session with every other thread stopped, and when the user
+ * continues, lets the thread go on to die of its signal, so the parent
+ * sees the true exit status.
+ *
+ * A crash on the broker thread itself cannot be debugged here (the broker
+ * runs the REPL): it is logged and the actor dies at once.
+ *
+ * Only async-signal-safe calls in the handler: backtrace() (made safe by
+ * cn__freeze_init's early call), write, atomics, futex, signal, raise.
+ */
+#include <execinfo.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "debug/debug.h"
+#include "inspect/inspect.h"
+#include "runtime/rt.h"
+
+static const int crash_sigs[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+
+static struct {
+    _Atomic int sig; /* the first crash's signal; 0 while none */
+    _Atomic int tid;
+    _Atomic int ready;   /* the stack below is complete */
+    _Atomic int release; /* futex word: the broker lets the thread die */
+    int nframes;
+    void *frames[CN__BT_FRAMES];
+} cr;
+
+static void say(const char *s)
+{
+    ssize_t r = write(2, s, strlen(s));
+    (void)r;
+}
+
+/* Writes n in decimal to stderr. */
+static void say_int(int n)
+{
+    char buf[16];
+    int i = sizeof(buf);
+    unsigned u = n < 0 ? (unsigned)-n : (unsigned)n;
+    do
+        buf[--i] = (char)('0' + u % 10);
+    while ((u /= 10) && i > 1);
+    if (n < 0)
+        buf[--i] = '-';
+    ssize_t r = write(2, buf + i, sizeof(buf) - (size_t)i);
+    (void)r;
+}
+
+static const char *sig_name(int sig)
+{
+    switch (sig) {
+    case SIGSEGV:
+        return "SIGSEGV (segmentation fault)";
+    case SIGBUS:
+        return "SIGBUS (bus error)";
+    case SIGFPE:
+        return "SIGFPE (arithmetic exception)";
+    case SIGILL:
+        return "SIGILL (illegal instruction)";
+    case SIGABRT:
+        return "SIGABRT (aborted)";
+    default:
+        return "a fatal signal";
+    }
+}
+
+const char *cn__crash_sig_name(int sig)
+{
+    return sig_name(sig);
+}
+
+static void die(int sig)
+{
+    if (cn__rt.is_root)
+        cn__attach_unlink_now();
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered as the handler returns: blocked until then */
+}
+
+static void on_crash(int sig, siginfo_t *si, void *uc)
+{
+    (void)si, (void)uc;
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&cr.sig, &none, sig)) {
+        /* Another thread crashed first and owns the session; this one
+         * waits to die with the process. */
+        for (;;)
+            pause();
+    }
+    int tid = (int)syscall(SYS_gettid);
+    atomic_store(&cr.tid, tid);
+    cr.nframes = cn__stack_from_signal(cr.frames, CN__BT_FRAMES);
+    atomic_store(&cr.ready, 1);
+    say(cn__rt.path);
+    say(": crashed: ");
+    say(sig_name(sig));
+    say(" in thread ");
+    say_int(tid);
+    say("; stack:\n");
+    backtrace_symbols_fd(cr.frames, cr.nframes, 2);
+    if (cn__debug_mode() && cn__rt.started && tid != cn__broker_tid) {
+        say("debug mode: waiting in the debugger for a post-mortem\n");
+        uv_async_send(&cn__rt.async);
+        while (!atomic_load(&cr.release))
+            syscall(SYS_futex, &cr.release, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    }
+    die(sig);
+}
+
+void cn__crash_init(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_crash;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof(crash_sigs) / sizeof(crash_sigs[0]); i++) {
+        struct sigaction old;
+        /* The program's own handlers (and a sanitizer's) stay in charge. */
+        if (sigaction(crash_sigs[i], NULL, &old) == 0 && !(old.sa_flags & SA_SIGINFO) &&
+            old.sa_handler == SIG_DFL)
+            sigaction(crash_sigs[i], &sa, NULL);
+    }
+}
+
+int cn__crash_pending(int *sig, int *tid, void **frames, int *nframes, int max)
+{
+    if (!atomic_load(&cr.ready))
+        return 0;
+    *sig = atomic_load(&cr.sig);
+    *tid = atomic_load(&cr.tid);
+    int n = cr.nframes < max ? cr.nframes : max;
+    if (frames && n > 0)
+        memcpy(frames, cr.frames, sizeof(void *) * (size_t)n);
+    *nframes = frames ? n : cr.nframes;
+    return 1;
+}
+
+void cn__crash_release(void)
+{
+    atomic_store(&cr.release, 1);
+    syscall(SYS_futex, &cr.release, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}

@@ -1,0 +1,109 @@
+/*
+ * debug.h: the tree debugger, hosted by each actor's broker (internal).
+ *
+ * Two halves (docs/debugger.md):
+ *   - lock.c, the root only: the console lock, a FIFO queue of actors that
+ *     want the console. The holder's CONSOLE_OUT goes to the attached
+ *     console clients and their input lines go to the holder only.
+ *   - repl.c, every actor: a debugger session. Something asks for one
+ *     (cn_breakpoint, a BREAK from the user, a crash in debug mode); the
+ *     broker sends LOCK_REQ to the root, and once granted runs the REPL's
+ *     commands on the broker thread, so a session works however stuck the
+ *     actor's own threads are.
+ *   bt.c turns stacks into text; crash.c catches fatal signals.
+ *
+ * The runtime calls only the entry points below, on the broker thread
+ * unless they say otherwise.
+ */
+#ifndef CN_DEBUG_H
+#define CN_DEBUG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+
+#include "wire/wire.h"
+
+/* Start-up, any actor (before the broker runs): debug mode from the
+ * config and CANOPY_DEBUG, the freeze and crash handlers. */
+void cn__debug_init(int debug_mode);
+
+/* Whether the tree runs in debug mode. Any thread. */
+int cn__debug_mode(void);
+
+/* A debugging message (LOCK_*, CONSOLE_*, BREAK) addressed to this actor.
+ * Takes m. */
+void cn__debug_on_msg(cn_wire_msg_t *m);
+
+/* Starts sessions that other threads asked for (cn_breakpoint, a crash). */
+void cn__debug_on_async(void);
+
+/* Whether this actor is in a debugger session or waits for one. Any
+ * thread. */
+int cn__debug_active(void);
+
+/* Packs this actor's debugger state as a snapshot entry: "debug" and a
+ * map (and, at the root, "lock" and the queue). */
+void cn__debug_pack(msgpack_packer *pk);
+
+/* The root: the lock's share of the debugging messages (LOCK_REQ,
+ * LOCK_RELEASE, CONSOLE_OUT from actors), from cn__debug_on_msg. */
+void cn__lock_on_msg(const cn_wire_msg_t *m);
+
+/* The root: packs the lock's holder and waiters (a map). */
+void cn__lock_pack(msgpack_packer *pk);
+
+/* The root: actor `id` is gone from the tree; if it held or waited for the
+ * lock it no longer does. */
+void cn__lock_actor_gone(uint32_t id, const char *why);
+
+/* The root: a console client attached or detached (attach.c). */
+void cn__lock_consoles_changed(void);
+
+/* The root: a client's debugging request (CONSOLE_IN, BREAK, LOCK_RELEASE
+ * with an op). Returns 0, or a negative code with err (CN__REASON_MAX
+ * bytes) saying why. `who` names the client for log lines. */
+int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err);
+
+/* The root: sends the lock's state (holder and waiters) to one new
+ * console, as lock events, through send(frame, len, arg). */
+void cn__lock_replay(void (*send)(const char *frame, size_t len, void *arg), void *arg);
+
+/* --- provided by attach.c, for lock.c */
+
+/* Sends a frame to every console client; with also_subscribers, to event
+ * subscribers too. Returns how many consoles there are. */
+unsigned cn__attach_console_send(const char *frame, size_t len, int also_subscribers);
+unsigned cn__attach_consoles(void);
+
+/* --- bt.c */
+
+/* Appends one line per frame ("#N  fn at file:line") to out. Frames are
+ * return addresses, but for first_is_pc: frame 0 is where a signalled
+ * thread was. Uses addr2line when it is installed, for static functions
+ * and lines; waits at most timeout_ms for it. */
+void cn__bt_write(msgpack_sbuffer *out, void *const *frames, int n, int first_is_pc,
+                  int64_t timeout_ms);
+
+/* printf into a byte buffer. */
+void cn__sb_printf(msgpack_sbuffer *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* --- crash.c */
+
+/* Installs the fatal-signal handlers (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ * SIGABRT) where the program left them at their defaults. */
+void cn__crash_init(void);
+
+/* The crash a thread is parked in, for the broker's session: its signal,
+ * thread id and stack. 0 if none. Any thread. */
+int cn__crash_pending(int *sig, int *tid, void **frames, int *nframes, int max);
+
+/* "SIGSEGV (segmentation fault)", ...: static strings. */
+const char *cn__crash_sig_name(int sig);
+
+/* Broker: lets the crashed thread go on to die of its signal. */
+void cn__crash_release(void);
+
+#endif /* CN_DEBUG_H */

@@ -1,0 +1,704 @@
+/*
+ * repl.c: an actor's debugger sessions and the REPL that runs them
+ * (docs/debugger.md).
+ *
+ * A session starts from a request: a thread called cn_breakpoint() (it
+ * waits on its own latch), the user sent BREAK, or a thread crashed in
+ * debug mode (it is parked in its signal handler). Requests queue here and
+ * run one at a time. For each, the broker asks the root for the console
+ * (LOCK_REQ, numbered by the session), and once granted reads the user's
+ * lines (CONSOLE_IN) and answers (CONSOLE_OUT) until `continue`, then
+ * gives the console back (LOCK_RELEASE).
+ *
+ * A BREAK or a crash stops every other thread first (freeze.h), so the
+ * stacks shown are where the threads really were, even in a while(1) or
+ * a deadlock; continue lets them go. A breakpoint stops only its thread.
+ *
+ * Invariant: the session state is the broker's; other threads only queue
+ * requests under ss.mu and read ss.active.
+ */
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "canopy/client.h"
+#include "debug/debug.h"
+#include "inspect/inspect.h"
+#include "runtime/rt.h"
+
+enum { K_BREAKPOINT, K_BREAK, K_CRASH };
+
+#define STACKS_MAX 128
+
+typedef struct dreq {
+    struct dreq *next;
+    int kind;
+    int tid; /* the thread that stopped (breakpoint, crash), else 0 */
+    int sig; /* a crash's signal */
+    char reason[CN__REASON_MAX];
+    int nframes;
+    void *frames[CN__BT_FRAMES];
+    cn__latch_t *wake; /* a breakpoint's waiting thread */
+    cn__node_t done;   /* put there by continue */
+} dreq_t;
+
+static struct {
+    pthread_mutex_t mu;
+    dreq_t *head, *tail; /* requests not started yet, under mu */
+    _Atomic int active;  /* a session is open or requested */
+    int debug_mode;
+
+    /* broker only */
+    dreq_t *cur;
+    uint64_t sid;
+    int granted;
+    uint64_t since_us;
+    cn__thr_stack_t stacks[STACKS_MAX];
+    size_t nstacks;
+    int have_stacks;
+} ss = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* ===========================================================================
+ * Output
+ */
+
+void cn__sb_printf(msgpack_sbuffer *out, const char *fmt, ...)
+{
+    char small[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(small)) {
+        msgpack_sbuffer_write(out, small, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (big == NULL)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    msgpack_sbuffer_write(out, big, (size_t)n);
+    free(big);
+}
+
+static void send_root(uint32_t type, const char *data, size_t len)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_hdr_t h = {type, CN_ROOT_ID, cn__rt.id, ss.sid};
+    int rc;
+    if (type == CN_MSG_CONSOLE_OUT) {
+        cn_wire_console_out_t b = {{data, (uint32_t)len}};
+        rc = cn_wire_pack_typed(&sb, &h, &b, 0);
+    } else if (type == CN_MSG_LOCK_REQ) {
+        cn_wire_lock_req_t b = {{data, (uint32_t)len}, cn__wstr(cn__rt.path)};
+        rc = cn_wire_pack_typed(&sb, &h, &b, 0);
+    } else {
+        rc = cn_wire_pack(&sb, &h, NULL, 0);
+    }
+    char why[CN__REASON_MAX];
+    if (rc == 0 && cn__send_frame(&h, sb.data, sb.size, why) < 0)
+        cn_log(CN_LOG_WARN, "debugger: cannot reach the root: %s", why);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* ===========================================================================
+ * Sessions
+ */
+
+int cn__debug_active(void)
+{
+    return atomic_load(&ss.active);
+}
+
+int cn__debug_mode(void)
+{
+    return ss.debug_mode;
+}
+
+static void queue_req(dreq_t *r)
+{
+    cn__lock(&ss.mu);
+    r->next = NULL;
+    if (ss.tail)
+        ss.tail->next = r;
+    else
+        ss.head = r;
+    ss.tail = r;
+    atomic_store(&ss.active, 1);
+    cn__unlock(&ss.mu);
+}
+
+static void start_next(void)
+{
+    if (ss.cur)
+        return;
+    cn__lock(&ss.mu);
+    dreq_t *r = ss.head;
+    if (r) {
+        ss.head = r->next;
+        if (ss.head == NULL)
+            ss.tail = NULL;
+    }
+    atomic_store(&ss.active, r != NULL);
+    cn__unlock(&ss.mu);
+    if (r == NULL)
+        return;
+    ss.cur = r;
+    ss.sid++;
+    ss.granted = 0;
+    ss.have_stacks = 0;
+    ss.since_us = cn__now_us();
+    cn_log(CN_LOG_INFO, "debugger: waiting for the console: %s", r->reason);
+    send_root(CN_MSG_LOCK_REQ, r->reason, strlen(r->reason));
+}
+
+static void say(msgpack_sbuffer *out)
+{
+    if (out->size)
+        send_root(CN_MSG_CONSOLE_OUT, out->data, out->size);
+}
+
+static void end_session(const char *how)
+{
+    dreq_t *r = ss.cur;
+    if (r == NULL)
+        return;
+    cn__thaw();
+    cn_log(CN_LOG_INFO, "debugger: session over (%s)", how);
+    send_root(CN_MSG_LOCK_RELEASE, NULL, 0);
+    ss.cur = NULL;
+    if (r->kind == K_CRASH) {
+        cn__crash_release(); /* the thread dies of its signal, and so do we */
+    } else if (r->kind == K_BREAKPOINT) {
+        cn__latch_put(r->wake, &r->done); /* the thread frees r */
+        r = NULL;
+    }
+    free(r);
+    start_next();
+}
+
+/* ===========================================================================
+ * Commands
+ */
+
+typedef struct cmd {
+    const char *name, *alias, *args, *help;
+    int (*run)(int argc, char **argv, msgpack_sbuffer *out); /* 1: the session is over */
+} cmd_t;
+
+static const cmd_t cmds[];
+
+static int cmd_help(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv;
+    cn__sb_printf(out, "commands:\n");
+    for (const cmd_t *c = cmds; c->name; c++) {
+        char left[48];
+        snprintf(left, sizeof(left), "%s%s%s%s%s", c->name, c->alias ? ", " : "",
+                 c->alias ? c->alias : "", c->args ? " " : "", c->args ? c->args : "");
+        cn__sb_printf(out, "  %-22s %s\n", left, c->help);
+    }
+    return 0;
+}
+
+/* This actor's own snapshot, decoded; NULL if it cannot be made. */
+static msgpack_object *own_snapshot(msgpack_zone *z, msgpack_sbuffer *sb)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    cn__snapshot_pack(&pk);
+    msgpack_object *o = msgpack_zone_malloc(z, sizeof(*o));
+    size_t off = 0;
+    if (o == NULL || msgpack_unpack(sb->data, sb->size, &off, z, o) != MSGPACK_UNPACK_SUCCESS)
+        return NULL;
+    return o;
+}
+
+static int64_t geti(const msgpack_object *m, const char *k)
+{
+    const msgpack_object *v = cn_msgpack_get(m, k);
+    if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return (int64_t)v->via.u64;
+    if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+        return v->via.i64;
+    return 0;
+}
+
+/* "%.*s" arguments for a string field ("-" if absent). */
+#define STRF(m, k) geti_len(m, k), gets_ptr(m, k)
+static int geti_len(const msgpack_object *m, const char *k)
+{
+    const msgpack_object *v = cn_msgpack_get(m, k);
+    return v && v->type == MSGPACK_OBJECT_STR ? (int)v->via.str.size : 1;
+}
+static const char *gets_ptr(const msgpack_object *m, const char *k)
+{
+    const msgpack_object *v = cn_msgpack_get(m, k);
+    return v && v->type == MSGPACK_OBJECT_STR ? v->via.str.ptr : "-";
+}
+
+static const msgpack_object_array *arr(const msgpack_object *m, const char *k)
+{
+    static const msgpack_object_array none = {0, NULL};
+    const msgpack_object *v = cn_msgpack_get(m, k);
+    return v && v->type == MSGPACK_OBJECT_ARRAY ? &v->via.array : &none;
+}
+
+static double ago_s(const msgpack_object *snap, int64_t us)
+{
+    return us ? (double)(geti(snap, "now_us") - us) / 1e6 : 0;
+}
+
+/* Runs `table` over this actor's snapshot. */
+static int with_snapshot(msgpack_sbuffer *out,
+                         void (*table)(const msgpack_object *snap, msgpack_sbuffer *out))
+{
+    msgpack_zone z;
+    msgpack_sbuffer sb;
+    msgpack_zone_init(&z, 4096);
+    msgpack_sbuffer_init(&sb);
+    const msgpack_object *snap = own_snapshot(&z, &sb);
+    if (snap)
+        table(snap, out);
+    else
+        cn__sb_printf(out, "cannot read this actor's state (out of memory?)\n");
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_zone_destroy(&z);
+    return 0;
+}
+
+static void table_threads(const msgpack_object *snap, msgpack_sbuffer *out)
+{
+    const msgpack_object_array *a = arr(snap, "threads");
+    cn__sb_printf(out, "%-8s %-6s %-8s %-10s %s\n", "TID", "KIND", "DOING", "FOR", "WHAT");
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object *t = &a->ptr[i];
+        char what[160] = "";
+        if (cn_msgpack_get(t, "fn") && cn_msgpack_get(t, "fn")->type == MSGPACK_OBJECT_STR)
+            snprintf(what, sizeof(what), "task %.*s for actor %lld (call %lld)", STRF(t, "fn"),
+                     (long long)geti(t, "task_caller"), (long long)geti(t, "task_cid"));
+        if (geti(t, "cid"))
+            snprintf(what + strlen(what), sizeof(what) - strlen(what), "%scall %lld on actor %lld",
+                     what[0] ? "; waits on " : "waits on ", (long long)geti(t, "cid"),
+                     (long long)geti(t, "peer"));
+        cn__sb_printf(out, "%-8lld %-6.*s %-8.*s %8.1fs  %s\n", (long long)geti(t, "tid"),
+                      STRF(t, "kind"), STRF(t, "doing"), ago_s(snap, geti(t, "since_us")), what);
+    }
+    if (a->size == 0)
+        cn__sb_printf(out, "(no thread has used the API yet)\n");
+}
+
+static void table_ctx(const msgpack_object *snap, msgpack_sbuffer *out)
+{
+    const msgpack_object_array *a = arr(snap, "contexts");
+    cn__sb_printf(out, "%-6s %-6s %-18s %-7s %-8s %-10s %-9s %s\n", "CID", "PEER", "FN", "ROLE",
+                  "KIND", "PHASE", "CANCEL", "AGE");
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object *c = &a->ptr[i];
+        cn__sb_printf(out, "%-6lld %-6lld %-18.*s %-7.*s %-8.*s %-10.*s %-9.*s %.1fs\n",
+                      (long long)geti(c, "cid"), (long long)geti(c, "peer"), STRF(c, "fn"),
+                      STRF(c, "role"), STRF(c, "kind"), STRF(c, "phase"), STRF(c, "cancel"),
+                      ago_s(snap, geti(c, "opened_us")));
+    }
+    if (a->size == 0)
+        cn__sb_printf(out, "(no calls or contexts open)\n");
+}
+
+static void table_routes(const msgpack_object *snap, msgpack_sbuffer *out)
+{
+    const msgpack_object_array *a = arr(snap, "routes");
+    cn__sb_printf(out, "%-6s %-20s %-7s %-6s %s\n", "ID", "NAME", "PARENT", "VIA", "LEARNED");
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object *r = &a->ptr[i];
+        cn__sb_printf(out, "%-6lld %-20.*s %-7lld %-6lld %.1fs ago\n", (long long)geti(r, "id"),
+                      STRF(r, "name"), (long long)geti(r, "parent"), (long long)geti(r, "via"),
+                      ago_s(snap, geti(r, "learned_us")));
+    }
+    if (a->size == 0)
+        cn__sb_printf(out, "(no routes: this actor has no descendants)\n");
+}
+
+static void table_children(const msgpack_object *snap, msgpack_sbuffer *out)
+{
+    const msgpack_object_array *a = arr(snap, "children");
+    cn__sb_printf(out, "%-6s %-20s %-8s %-11s %s\n", "ID", "NAME", "PID", "STATE", "STATUS");
+    for (uint32_t i = 0; i < a->size; i++) {
+        const msgpack_object *c = &a->ptr[i];
+        cn__sb_printf(out, "%-6lld %-20.*s %-8lld %-11.*s %.*s\n", (long long)geti(c, "id"),
+                      STRF(c, "name"), (long long)geti(c, "pid"), STRF(c, "state"),
+                      STRF(c, "status"));
+    }
+    if (a->size == 0)
+        cn__sb_printf(out, "(no children)\n");
+}
+
+static int cmd_threads(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv;
+    return with_snapshot(out, table_threads);
+}
+
+static int cmd_ctx(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv;
+    return with_snapshot(out, table_ctx);
+}
+
+static int cmd_routes(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv;
+    return with_snapshot(out, table_routes);
+}
+
+static int cmd_children(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv;
+    return with_snapshot(out, table_children);
+}
+
+static const char *const state_names[] = {"no answer", "running", "running", "stopped",
+                                          "no answer (signal blocked?)"};
+
+static void write_stack(msgpack_sbuffer *out, const cn__thr_stack_t *t, const char *role,
+                        int first_is_pc)
+{
+    cn__sb_printf(out, "thread %d%s%s%s: %s\n", t->tid, t->comm[0] ? " (" : "", t->comm,
+                  t->comm[0] ? ")" : "", role ? role : state_names[t->state]);
+    if (t->nframes > 0)
+        cn__bt_write(out, t->frames, t->nframes, first_is_pc, 2000);
+}
+
+static int cmd_bt(int argc, char **argv, msgpack_sbuffer *out)
+{
+    dreq_t *r = ss.cur;
+    int want = argc > 1 && strcmp(argv[1], "all") != 0 ? atoi(argv[1]) : 0;
+    int all = argc > 1 && strcmp(argv[1], "all") == 0;
+    if (argc > 1 && !all && want <= 0) {
+        cn__sb_printf(out, "bt: '%s' is not a thread id (see 'threads')\n", argv[1]);
+        return 0;
+    }
+    /* The thread that stopped first: it is why we are here. */
+    if (r->tid && (want == 0 || want == r->tid)) {
+        cn__thr_stack_t t = {.tid = r->tid, .state = CN__FZ_PARKED, .nframes = r->nframes};
+        memcpy(t.frames, r->frames, sizeof(void *) * (size_t)r->nframes);
+        write_stack(out, &t, r->kind == K_CRASH ? "crashed here" : "stopped at the breakpoint",
+                    r->kind == K_CRASH);
+        if (want == r->tid || (!all && r->kind != K_BREAK))
+            return 0;
+    }
+    /* The others: as frozen, or looked at now. */
+    cn__thr_stack_t *st = ss.stacks;
+    size_t n = ss.nstacks;
+    if (!ss.have_stacks) {
+        if (cn__freeze(0, r->tid, 200, ss.stacks, STACKS_MAX, &n) < 0)
+            n = 0;
+        ss.nstacks = n;
+    }
+    int shown = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (want && st[i].tid != want)
+            continue;
+        if (shown++ || r->tid)
+            cn__sb_printf(out, "\n");
+        write_stack(out, &st[i], NULL, 1);
+    }
+    if (want && shown == 0)
+        cn__sb_printf(out, "bt: no thread %d here (see 'threads')\n", want);
+    if (!ss.have_stacks)
+        ss.nstacks = 0;
+    return 0;
+}
+
+static int cmd_continue(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv;
+    if (ss.cur->kind == K_CRASH)
+        cn__sb_printf(out, "continuing: %s dies of its signal now\n", cn__rt.path);
+    else
+        cn__sb_printf(out, "continuing %s\n", cn__rt.path);
+    return 1;
+}
+
+static int cmd_cancel(int argc, char **argv, msgpack_sbuffer *out)
+{
+    if (argc > 1) {
+        char *end;
+        unsigned long long cid = strtoull(argv[1], &end, 10);
+        if (*end || cid == 0) {
+            cn__sb_printf(out, "cancel: '%s' is not a call or context number (see 'ctx')\n",
+                          argv[1]);
+            return 0;
+        }
+        int rc = cn__call_cancel_op(cid, "cancelled from the debugger");
+        if (rc < 0)
+            cn__sb_printf(out, "cancel: this actor made no call or context %llu (see 'ctx')\n",
+                          cid);
+        else
+            cn__sb_printf(out, "cancelled call %llu; it ends when the session continues\n", cid);
+        return 0;
+    }
+    cn__sb_printf(out, "cancelling %s once you continue\n", cn__rt.path);
+    cn__shutdown_after_debug("cancelled from the debugger");
+    return 0;
+}
+
+static int cmd_kill(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv, (void)out;
+    cn_log(CN_LOG_WARN, "debugger: killed from the console");
+    send_root(CN_MSG_LOCK_RELEASE, NULL, 0);
+    cn__attach_stop(); /* the root: its socket goes with it */
+    kill(getpid(), SIGKILL);
+    return 1;
+}
+
+static int cmd_log(int argc, char **argv, msgpack_sbuffer *out)
+{
+    static const char *const names[] = {"trace", "debug", "info", "cancel", "warn", "error"};
+    if (argc < 2) {
+        int lv = atomic_load(&cn__rt.log_level);
+        cn__sb_printf(out, "log level: %s\n", lv >= 0 && lv <= 5 ? names[lv] : "?");
+        return 0;
+    }
+    int lv = cn__log_parse_level(argv[1]);
+    if (lv < 0) {
+        cn__sb_printf(out, "log: unknown level '%s' (trace, debug, info, cancel, warn, error)\n",
+                      argv[1]);
+        return 0;
+    }
+    atomic_store(&cn__rt.log_level, lv);
+    cn__sb_printf(out, "log level of %s is now %s\n", cn__rt.path, names[lv]);
+    return 0;
+}
+
+static const cmd_t cmds[] = {
+    {"help", "h", NULL, "this list", cmd_help},
+    {"bt", NULL, "[all|TID]", "backtraces: the stopped thread, all, or one thread", cmd_bt},
+    {"threads", NULL, NULL, "what each thread is doing", cmd_threads},
+    {"ctx", NULL, NULL, "this actor's calls and contexts", cmd_ctx},
+    {"routes", NULL, NULL, "this actor's route table", cmd_routes},
+    {"children", NULL, NULL, "this actor's children, live and exited", cmd_children},
+    {"continue", "c", NULL, "leave the debugger; stopped threads run on", cmd_continue},
+    {"cancel", NULL, "[CID]", "cancel a call this actor made, or the actor itself", cmd_cancel},
+    {"kill", NULL, NULL, "kill this actor with SIGKILL", cmd_kill},
+    {"log", NULL, "[LEVEL]", "show or set this actor's log level", cmd_log},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static void banner(msgpack_sbuffer *out, int again)
+{
+    dreq_t *r = ss.cur;
+    cn__sb_printf(out, "-- %s (actor %u, pid %d) --\n", cn__rt.path, cn__rt.id, (int)getpid());
+    cn__sb_printf(out, "%s%s\n", again ? "still in the debugger: " : "", r->reason);
+    if (again)
+        return;
+    if (r->kind != K_BREAKPOINT) {
+        size_t stopped = 0;
+        for (size_t i = 0; i < ss.nstacks; i++)
+            stopped += ss.stacks[i].state == CN__FZ_PARKED || ss.stacks[i].state == CN__FZ_DEFERRED;
+        cn__sb_printf(out, "%zu of %zu other threads stopped.\n", stopped, ss.nstacks);
+    }
+    if (r->nframes > 0)
+        cn__bt_write(out, r->frames, r->nframes > 3 ? 3 : r->nframes, r->kind == K_CRASH, 2000);
+    cn__sb_printf(out, "Type 'help' for commands, 'bt' for backtraces, 'c' to continue.\n");
+}
+
+static void run_line(const char *line, size_t len)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), line);
+    char *argv[16];
+    int argc = 0;
+    for (char *save = NULL, *tok = strtok_r(buf, " \t\r\n", &save); tok && argc < 16;
+         tok = strtok_r(NULL, " \t\r\n", &save))
+        argv[argc++] = tok;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    int over = 0;
+    if (argc > 0) {
+        const cmd_t *c = cmds;
+        while (c->name && strcmp(c->name, argv[0]) != 0 && !(c->alias && !strcmp(c->alias, argv[0])))
+            c++;
+        if (c->name)
+            over = c->run(argc, argv, &out);
+        else
+            cn__sb_printf(&out, "unknown command '%s'; 'help' lists them\n", argv[0]);
+    }
+    if (!over)
+        cn__sb_printf(&out, "%s", ""); /* the console shows the prompt */
+    say(&out);
+    msgpack_sbuffer_destroy(&out);
+    if (over)
+        end_session("continue");
+}
+
+static void on_grant(void)
+{
+    dreq_t *r = ss.cur;
+    int again = ss.granted;
+    if (!ss.granted) {
+        ss.granted = 1;
+        if (r->kind != K_BREAKPOINT) {
+            size_t n = 0;
+            if (cn__freeze(1, r->tid, 500, ss.stacks, STACKS_MAX, &n) == 0)
+                ss.have_stacks = 1;
+            ss.nstacks = n;
+        }
+        cn_log(CN_LOG_INFO, "debugger: %s has the console", cn__rt.path);
+    }
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    banner(&out, again);
+    say(&out);
+    msgpack_sbuffer_destroy(&out);
+}
+
+/* ===========================================================================
+ * Entry points
+ */
+
+void cn__debug_init(int debug_mode)
+{
+    const char *e = getenv("CANOPY_DEBUG");
+    ss.debug_mode = debug_mode || (e && *e && strcmp(e, "0") != 0); /* cn_spawn passes it on */
+    cn__freeze_init();
+    cn__crash_init();
+}
+
+void cn__debug_on_msg(cn_wire_msg_t *m)
+{
+    const cn_wire_hdr_t *h = &m->hdr;
+    int mine = ss.cur && h->cid == ss.sid && h->src == CN_ROOT_ID;
+    switch (h->type) {
+    case CN_MSG_LOCK_REQ:
+    case CN_MSG_CONSOLE_OUT:
+        if (cn__rt.is_root)
+            cn__lock_on_msg(m);
+        break;
+    case CN_MSG_LOCK_RELEASE:
+        if (mine) /* the root took the console back: as continue */
+            end_session("force-released at the console");
+        else if (cn__rt.is_root && h->src != CN_ROOT_ID)
+            cn__lock_on_msg(m);
+        else if (cn__rt.is_root && h->src == CN_ROOT_ID && h->dst == CN_ROOT_ID && !mine)
+            cn__lock_on_msg(m); /* the root's own session ended */
+        break;
+    case CN_MSG_LOCK_GRANT:
+        if (mine)
+            on_grant();
+        break;
+    case CN_MSG_CONSOLE_IN:
+        if (mine && ss.granted)
+            run_line(m->u.console_in.data.ptr, m->u.console_in.data.len);
+        break;
+    case CN_MSG_BREAK: {
+        if (h->src != CN_ROOT_ID)
+            break;
+        dreq_t *r = calloc(1, sizeof(*r));
+        if (r == NULL)
+            break;
+        r->kind = K_BREAK;
+        if (m->body.type == MSGPACK_OBJECT_STR)
+            snprintf(r->reason, sizeof(r->reason), "%.*s", (int)m->body.via.str.size,
+                     m->body.via.str.ptr);
+        else
+            snprintf(r->reason, sizeof(r->reason), "break requested");
+        queue_req(r);
+        start_next();
+        break;
+    }
+    default:
+        break;
+    }
+    cn_wire_msg_free(m);
+}
+
+void cn__debug_on_async(void)
+{
+    static int crash_seen;
+    int sig, tid, n;
+    if (!crash_seen && cn__crash_pending(&sig, &tid, NULL, &n, 0)) {
+        crash_seen = 1;
+        dreq_t *r = calloc(1, sizeof(*r));
+        if (r) {
+            r->kind = K_CRASH;
+            cn__crash_pending(&r->sig, &r->tid, r->frames, &r->nframes, CN__BT_FRAMES);
+            snprintf(r->reason, sizeof(r->reason), "crash: %s in thread %d (post-mortem)",
+                     cn__crash_sig_name(r->sig), r->tid);
+            /* Ahead of anything else queued: the process is dying. */
+            cn__lock(&ss.mu);
+            r->next = ss.head;
+            ss.head = r;
+            if (ss.tail == NULL)
+                ss.tail = r;
+            atomic_store(&ss.active, 1);
+            cn__unlock(&ss.mu);
+        }
+    }
+    start_next();
+}
+
+void cn__debug_pack(msgpack_packer *pk)
+{
+    cn__pack_cstr(pk, "debug");
+    dreq_t *r = ss.cur;
+    msgpack_pack_map(pk, 4);
+    cn__pack_kstr(pk, "state", r == NULL ? (cn__debug_active() ? "waiting" : "none")
+                               : ss.granted ? "holding"
+                                            : "waiting");
+    cn__pack_kstr(pk, "reason", r ? r->reason : NULL);
+    cn__pack_kint(pk, "since_us", r ? (int64_t)ss.since_us : 0);
+    cn__pack_kint(pk, "debug_mode", ss.debug_mode);
+    cn__pack_cstr(pk, "lock");
+    if (cn__rt.is_root)
+        cn__lock_pack(pk);
+    else
+        msgpack_pack_nil(pk);
+}
+
+/* ===========================================================================
+ * cn_breakpoint
+ */
+
+int cn_breakpoint_at(const char *file, int line, const char *fn)
+{
+    if (!cn__rt.started)
+        return CN_EINVAL;
+    if ((int)syscall(SYS_gettid) == cn__broker_tid)
+        return CN_EBUSY;
+    dreq_t *r = calloc(1, sizeof(*r));
+    cn__latch_t wake;
+    if (r == NULL)
+        return CN_ENOMEM;
+    r->kind = K_BREAKPOINT;
+    r->tid = (int)syscall(SYS_gettid);
+    r->nframes = cn__stack_here(r->frames, CN__BT_FRAMES);
+    /* Drop this function's own frames: the stack starts at the caller. */
+    if (r->nframes > 2) {
+        memmove(r->frames, r->frames + 2, sizeof(void *) * (size_t)(r->nframes - 2));
+        r->nframes -= 2;
+    }
+    const char *base = file ? strrchr(file, '/') : NULL;
+    snprintf(r->reason, sizeof(r->reason), "breakpoint at %s:%d in %s()",
+             base ? base + 1 : file ? file : "?", line, fn ? fn : "?");
+    cn__latch_init(&wake);
+    r->wake = &wake;
+    queue_req(r);
+    uv_async_send(&cn__rt.async);
+    cn__doing(CN__DO_DEBUG, CN_ROOT_ID, 0);
+    cn__node_t *n;
+    int rc = cn__latch_get(&wake, CN__FOREVER, &n);
+    cn__done();
+    cn__latch_fini(&wake);
+    free(r);
+    return rc;
+}

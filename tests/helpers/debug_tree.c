@@ -1,0 +1,105 @@
+/*
+ * debug_tree.c: trees with actors in the debugger, for test_debugger.sh.
+ * The root ("dbgtree", or argv[1] if it is --name=NAME) spawns one child
+ * per argument, named KIND-N, running entry KIND:
+ *   bp      waits 300 ms, logs "before breakpoint", calls cn_breakpoint(),
+ *           logs "after breakpoint", then waits to be cancelled
+ *   spin    spins in spin_forever(), a while(1) outside any canopy call
+ *   crash   waits 300 ms, then writes through a NULL pointer in crash_here()
+ *   mid     spawns one child "leaf" running entry crash, then waits
+ * The root prints "ready" once every child is up, then waits (up to 120 s)
+ * to be cancelled.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "canopy.h"
+
+#define WAIT_MS 120000
+
+static int wait_cancelled(void)
+{
+    cn_sleep(WAIT_MS);
+    return 0;
+}
+
+static int entry_bp(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cn_sleep(300);
+    cn_log(CN_LOG_INFO, "before breakpoint");
+    int rc = cn_breakpoint();
+    cn_log(CN_LOG_INFO, "after breakpoint: %s", rc == 0 ? "ok" : cn_strerror(rc));
+    return wait_cancelled();
+}
+
+__attribute__((noinline)) static void spin_forever(void)
+{
+    volatile unsigned long n = 0;
+    for (;;)
+        n++;
+}
+
+static int entry_spin(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    spin_forever();
+    return 0;
+}
+
+__attribute__((noinline)) static void crash_here(volatile int *p)
+{
+    *p = 42;
+}
+
+static int entry_crash(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cn_sleep(300);
+    crash_here(NULL);
+    return 0;
+}
+
+static int entry_mid(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cn_spawn_opts_t so = {.entry = "crash"};
+    cn_portal_t leaf;
+    if (cn_spawn("leaf", &so, &leaf, 10000) < 0)
+        return 1;
+    return wait_cancelled();
+}
+
+static int root_main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strncmp(argv[i], "--", 2) == 0)
+            continue;
+        char name[64];
+        snprintf(name, sizeof(name), "%s-%d", argv[i], i);
+        cn_spawn_opts_t so = {.entry = argv[i]};
+        cn_portal_t p;
+        int rc = cn_spawn(name, &so, &p, 10000);
+        if (rc < 0) {
+            fprintf(stderr, "debug_tree: cannot spawn %s: %s\n", name, cn_strerror(rc));
+            return 1;
+        }
+    }
+    printf("ready\n");
+    fflush(stdout);
+    return wait_cancelled();
+}
+
+int main(int argc, char **argv)
+{
+    static const cn_entry_t entries[] = {
+        {"bp", entry_bp}, {"spin", entry_spin}, {"crash", entry_crash}, {"mid", entry_mid},
+        {NULL, NULL},
+    };
+    const char *name = "dbgtree";
+    if (argc > 1 && strncmp(argv[1], "--name=", 7) == 0)
+        name = argv[1] + 7;
+    cn_config_t cfg = {.name = name, .entries = entries, .main = root_main};
+    return cn_run(argc, argv, &cfg);
+}

@@ -1,0 +1,348 @@
+/*
+ * console.c: `canopy attach`, the debugger's line console, and `canopy
+ * break` (docs/debugger.md).
+ *
+ * The console is one connection in console mode (cn_client_console): the
+ * root sends lock changes and the lock holder's output, and takes our
+ * lines for the holder. Lines starting with ':' are the console's own
+ * commands (:queue, :skip, :release, :break, :help, :detach). On a
+ * terminal, libedit edits the line and keeps history, and output that
+ * arrives while the user types is printed above the line being edited.
+ * On a pipe, lines are read as they come, for scripts and tests.
+ *
+ * The prompt names the holder, "(root/sup-1/worker-3) ", as the REPL's
+ * own would; with no holder it is "canopy> ".
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <editline/readline.h>
+
+#include "ui.h"
+
+static struct {
+    cn_client_t *c;
+    const char *tree;
+    int tty;
+    int done;
+    uint32_t holder; /* the actor with the console, or 0 with holder_path "" */
+    char holder_path[512];
+    char prompt[560];
+    char inbuf[8192]; /* a pipe's partial line */
+    size_t inlen;
+} con;
+
+static void set_prompt(void)
+{
+    if (con.holder_path[0])
+        snprintf(con.prompt, sizeof(con.prompt), "(%s) ", con.holder_path);
+    else
+        snprintf(con.prompt, sizeof(con.prompt), "canopy> ");
+    if (con.tty)
+        rl_set_prompt(con.prompt);
+}
+
+/* Prints text while the user may be typing: above the line being edited. */
+static void print_above(const char *text, size_t len)
+{
+    if (con.tty)
+        fputs("\r\033[K", stdout);
+    fwrite(text, 1, len, stdout);
+    if (len && text[len - 1] != '\n')
+        fputc('\n', stdout);
+    fflush(stdout);
+    if (con.tty)
+        rl_forced_update_display();
+}
+
+static void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void note(const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    print_above(buf, n < 0 ? 0 : (size_t)n >= sizeof(buf) ? sizeof(buf) - 1 : (size_t)n);
+}
+
+static void on_event(const cn_event_t *ev)
+{
+    if (strcmp(ev->kind, "console") == 0) {
+        print_above(ev->detail ? ev->detail : "", ev->detail ? ev->detail_len : 0);
+        return;
+    }
+    if (strcmp(ev->kind, "error") == 0) {
+        note("canopy: %s", ev->detail ? ev->detail : "refused");
+        return;
+    }
+    if (strcmp(ev->kind, "lock") != 0 || ev->op == NULL)
+        return;
+    int gets = !strcmp(ev->op, "granted") || !strcmp(ev->op, "holding");
+    int loses = !strcmp(ev->op, "released") || !strcmp(ev->op, "skipped");
+    if (gets) {
+        con.holder = ev->actor;
+        snprintf(con.holder_path, sizeof(con.holder_path), "%s", ev->path ? ev->path : "?");
+    } else if (loses && ev->actor == con.holder) {
+        con.holder = 0;
+        con.holder_path[0] = '\0';
+    }
+    note("[lock] %s", ev->detail ? ev->detail : ev->op);
+    if (ev->waiting && (gets || loses))
+        note("[lock] %u more waiting (:queue lists them)", ev->waiting);
+    set_prompt();
+    if (con.tty)
+        rl_forced_update_display();
+}
+
+/* :queue: the root's "lock" entry, from a snapshot. */
+static void show_queue(void)
+{
+    opts_t o = {0};
+    cn_snapshot_t *s;
+    if (ui_snapshot_of(con.tree, &o, &s) < 0)
+        return;
+    const msgpack_object *root = s->raw.type == MSGPACK_OBJECT_MAP
+                                     ? cn_msgpack_get(&s->raw, "actors")
+                                     : NULL;
+    const msgpack_object *lock = NULL;
+    if (root && root->type == MSGPACK_OBJECT_ARRAY && root->via.array.size > 0)
+        lock = cn_msgpack_get(&root->via.array.ptr[0], "lock");
+    char buf[4096];
+    size_t n = 0;
+    const msgpack_object *h = lock ? cn_msgpack_get(lock, "holder") : NULL;
+    const msgpack_object *w = lock ? cn_msgpack_get(lock, "waiters") : NULL;
+#define FIELD(o, k) (cn_msgpack_get(o, k) && cn_msgpack_get(o, k)->type == MSGPACK_OBJECT_STR ? (int)cn_msgpack_get(o, k)->via.str.size : 1), \
+                    (cn_msgpack_get(o, k) && cn_msgpack_get(o, k)->type == MSGPACK_OBJECT_STR ? cn_msgpack_get(o, k)->via.str.ptr : "-")
+#define SINCE(o, k) (cn_msgpack_get(o, k) ? (double)(s->now_us - cn_msgpack_get(o, k)->via.u64) / 1e6 : 0.0)
+    if (h && h->type == MSGPACK_OBJECT_MAP)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "holder:  %.*s: %.*s (for %.1fs)\n",
+                              FIELD(h, "path"), FIELD(h, "reason"), SINCE(h, "granted_us"));
+    else
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "holder:  nobody\n");
+    size_t nw = w && w->type == MSGPACK_OBJECT_ARRAY ? w->via.array.size : 0;
+    for (size_t i = 0; i < nw && n < sizeof(buf) - 256; i++) {
+        const msgpack_object *x = &w->via.array.ptr[i];
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "waiting: %zu. %.*s: %.*s (for %.1fs)\n",
+                              i + 1, FIELD(x, "path"), FIELD(x, "reason"), SINCE(x, "since_us"));
+    }
+    if (nw == 0)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "waiting: nobody\n");
+#undef FIELD
+#undef SINCE
+    print_above(buf, n);
+    cn_snapshot_free(s);
+}
+
+static void do_break(const char *which)
+{
+    opts_t o = {0};
+    cn_snapshot_t *s;
+    const cn_snap_actor_t *a;
+    if (ui_snapshot_of(con.tree, &o, &s) < 0)
+        return;
+    if (ui_pick_actor(s, which, &a) == 0 && a)
+        cn_client_break(con.c, a->id, CONNECT_MS); /* a refusal comes as an event */
+    cn_snapshot_free(s);
+}
+
+static const char *const console_help =
+    "Lines go to the actor that holds the console (its REPL: try 'help').\n"
+    "Console commands:\n"
+    "  :queue          who holds the console, who waits, why and since when\n"
+    "  :skip           send the holder to the back of the queue; the next one gets it\n"
+    "  :release        make the holder continue and take the console from it\n"
+    "  :break ACTOR    break into an actor (id, name or path)\n"
+    "  :detach, :q     leave; the tree keeps running (so does Ctrl-D)\n";
+
+static void on_line(char *line)
+{
+    if (line == NULL) { /* Ctrl-D */
+        con.done = 1;
+        if (con.tty)
+            rl_callback_handler_remove();
+        return;
+    }
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+        line[--len] = '\0';
+    if (con.tty && len)
+        add_history(line);
+    if (!con.tty) { /* a pipe: show what is being typed, as a terminal would */
+        printf("%s%s\n", con.prompt, line);
+        fflush(stdout);
+    }
+    const char *p = line;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == ':') {
+        char cmd[32] = "", arg[256] = "";
+        sscanf(p + 1, "%31s %255s", cmd, arg);
+        if (!strcmp(cmd, "queue"))
+            show_queue();
+        else if (!strcmp(cmd, "skip") || !strcmp(cmd, "release"))
+            cn_client_lock_op(con.c, cmd, CONNECT_MS);
+        else if (!strcmp(cmd, "break") && arg[0])
+            do_break(arg);
+        else if (!strcmp(cmd, "detach") || !strcmp(cmd, "q") || !strcmp(cmd, "quit"))
+            con.done = 1;
+        else
+            print_above(console_help, strlen(console_help));
+    } else if (con.holder == 0 && con.holder_path[0] == '\0') {
+        if (*p)
+            note("nobody holds the console; ':queue' shows who waits, ':help' the commands");
+    } else if (cn_client_console_send(con.c, line, len, CONNECT_MS) < 0) {
+        note("canopy: %s", cn_client_error());
+        con.done = 1;
+    }
+    if (con.tty)
+        free(line);
+}
+
+/* A pipe: whole lines from what is available. */
+static void read_pipe(void)
+{
+    ssize_t n = read(0, con.inbuf + con.inlen, sizeof(con.inbuf) - 1 - con.inlen);
+    if (n <= 0) {
+        con.done = 1;
+        return;
+    }
+    con.inlen += (size_t)n;
+    char *start = con.inbuf, *nl;
+    while (!con.done && (nl = memchr(start, '\n', con.inlen - (size_t)(start - con.inbuf)))) {
+        *nl = '\0';
+        on_line(start);
+        start = nl + 1;
+    }
+    con.inlen -= (size_t)(start - con.inbuf);
+    memmove(con.inbuf, start, con.inlen);
+    if (con.inlen == sizeof(con.inbuf) - 1) { /* a line too long: take it as it is */
+        con.inbuf[con.inlen] = '\0';
+        on_line(con.inbuf);
+        con.inlen = 0;
+    }
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+int cli_attach(int argc, char **argv, const opts_t *o)
+{
+    (void)o;
+    con.tree = argc ? argv[0] : NULL;
+    cn_tree_info_t t;
+    int rc = cn_client_find(con.tree, &t);
+    if (rc < 0) {
+        ui_say_error(NULL, rc);
+        return EXIT_FAIL;
+    }
+    if ((rc = cn_client_connect(t.path, &con.c, CONNECT_MS)) < 0 ||
+        (rc = cn_client_console(con.c, 0, CONNECT_MS)) < 0) {
+        ui_say_error(t.name, rc);
+        cn_client_close(con.c);
+        return EXIT_FAIL;
+    }
+    con.tree = t.path;
+    con.tty = isatty(0) && isatty(1);
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigint; /* no SA_RESTART: poll returns */
+    sigaction(SIGINT, &sa, NULL);
+    printf("attached to %s (root pid %d) as its debugger console; ':help' for commands,\n"
+           "Ctrl-D to detach (the tree keeps running).\n",
+           cn_client_tree(con.c), cn_client_root_pid(con.c));
+    fflush(stdout);
+    set_prompt();
+    if (con.tty)
+        rl_callback_handler_install(con.prompt, on_line);
+    int status = 0;
+    while (!con.done) {
+        struct pollfd p[2] = {{0, POLLIN, 0}, {cn_client_fd(con.c), POLLIN, 0}};
+        int r = poll(p, 2, 1000);
+        if (interrupted) {
+            interrupted = 0;
+            if (con.tty) { /* as a shell does: drop the line being typed */
+                rl_replace_line("", 0);
+                fputs("^C\n", stdout);
+                rl_forced_update_display();
+            }
+        }
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            break;
+        for (;;) { /* everything buffered, not just what poll saw */
+            cn_event_t ev;
+            rc = cn_client_event(con.c, &ev, 0);
+            if (rc == CN_ETIMEDOUT)
+                break;
+            if (rc < 0) {
+                note("canopy: the tree went away: %s", cn_client_error());
+                con.done = 1;
+                status = EXIT_FAIL;
+                break;
+            }
+            on_event(&ev);
+        }
+        if (!con.done && (p[0].revents & (POLLIN | POLLHUP))) {
+            if (con.tty)
+                rl_callback_read_char();
+            else
+                read_pipe();
+        }
+    }
+    if (con.tty) {
+        rl_callback_handler_remove();
+        fputc('\n', stdout);
+    }
+    cn_client_close(con.c);
+    return status;
+}
+
+int cli_break(int argc, char **argv, const opts_t *o)
+{
+    const char *tree, *which;
+    ui_split_args(argc, argv, &tree, &which);
+    if (which == NULL) {
+        fprintf(stderr, "canopy break: name the actor to break into (see 'canopy tree')\n");
+        return EXIT_USAGE;
+    }
+    cn_snapshot_t *s;
+    const cn_snap_actor_t *a;
+    if (ui_snapshot_of(tree, o, &s) < 0)
+        return EXIT_FAIL;
+    if (ui_pick_actor(s, which, &a) < 0) {
+        cn_snapshot_free(s);
+        return EXIT_FAIL;
+    }
+    cn_tree_info_t t;
+    cn_client_t *c = NULL;
+    int rc = cn_client_find(tree, &t);
+    if (rc == 0)
+        rc = cn_client_connect(t.path, &c, CONNECT_MS);
+    if (rc == 0)
+        rc = cn_client_break(c, a->id, CONNECT_MS);
+    if (rc < 0) {
+        fprintf(stderr, "canopy: cannot break into %s: %s\n", a->path ? a->path : "?",
+                cn_client_error());
+    } else {
+        printf("%s (actor %u, pid %d) is stopping and waits for the console; "
+               "'canopy attach %s' to talk to it\n",
+               a->path ? a->path : "?", a->id, a->pid, s->tree);
+    }
+    cn_snapshot_free(s);
+    cn_client_close(c);
+    return rc < 0 ? EXIT_FAIL : 0;
+}
