@@ -98,8 +98,10 @@ static void on_event(const cn_event_t *ev)
     if (ev->waiting && (gets || loses))
         note("[lock] %u more waiting (:queue lists them)", ev->waiting);
     set_prompt();
-    if (con.tty)
+    if (con.tty) {
+        fputs("\r\033[K", stdout);
         rl_forced_update_display();
+    }
 }
 
 /* :queue: the root's "lock" entry, from a snapshot. */
@@ -202,8 +204,14 @@ static void on_line(char *line)
         note("canopy: %s", cn_client_error());
         con.done = 1;
     }
-    if (con.tty)
+    if (con.tty) {
         free(line);
+        /* A fresh handler: libedit would otherwise redraw the line just
+         * entered as if still being typed when output arrives. */
+        rl_callback_handler_remove();
+        if (!con.done)
+            rl_callback_handler_install(con.prompt, on_line);
+    }
 }
 
 /* A pipe: whole lines from what is available. */

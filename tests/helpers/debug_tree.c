@@ -73,11 +73,11 @@ static int entry_mid(int argc, char **argv)
 
 static int root_main(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, n = 1; i < argc; i++) {
         if (strncmp(argv[i], "--", 2) == 0)
             continue;
         char name[64];
-        snprintf(name, sizeof(name), "%s-%d", argv[i], i);
+        snprintf(name, sizeof(name), "%s-%d", argv[i], n++);
         cn_spawn_opts_t so = {.entry = argv[i]};
         cn_portal_t p;
         int rc = cn_spawn(name, &so, &p, 10000);

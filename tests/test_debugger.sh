@@ -1,0 +1,264 @@
+#!/bin/sh
+# test_debugger.sh: the tree debugger, driven as a user would: trees from
+# debug_tree with actors at breakpoints, spinning or crashing, and
+# `canopy attach` as the console, fed line by line through a fifo (and,
+# once, in a real terminal under tmux).
+#   - FIFO order: two, then five actors hit cn_breakpoint() together; the
+#     lock is granted in request order, outputs never interleave, and each
+#     holder's input reaches that holder only;
+#   - the holder is killed with -9: the next waiter has the console within
+#     100 ms;
+#   - remote break on a child in while(1): bt names the spinning function;
+#   - a grandchild crashes in debug mode: the post-mortem bt names the
+#     faulting function, and after continue its parent sees SIGSEGV;
+#   - no console: a breakpoint waits, the root says how to attach, and a
+#     console attached later gets the REPL;
+#   - cancelling the tree does not kill an actor in the debugger;
+#     continue lets the cancel finish.
+set -u
+. "$(dirname "$0")/lib.sh"
+B=${B:-build}
+tree_bin=$B/tests/helpers/debug_tree
+canopy=$B/canopy
+tmp=$(mktemp -d)
+export CANOPY_RUNTIME_DIR=$tmp/run
+mkdir -m 700 "$CANOPY_RUNTIME_DIR"
+pid= cpid=
+cleanup() {
+    [ -n "$cpid" ] && kill "$cpid" 2>/dev/null
+    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
+    tmux kill-session -t "cn-dbg-$$" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+sanitized=0
+grep -q fsanitize "$B/.settings" 2>/dev/null && sanitized=1
+
+# wait_for PATTERN FILE [SECONDS]: until grep -E finds it (0) or time is up (1).
+wait_for() {
+    i=0
+    while ! grep -Eq -- "$1" "$2" 2>/dev/null; do
+        i=$((i + 1))
+        [ $i -gt $((${3:-10} * 50)) ] && return 1
+        sleep 0.02
+    done
+}
+
+start_tree() { # start_tree NAME ARGS...: the tree in the background, until "ready"
+    name=$1
+    shift
+    "$tree_bin" --name="$name" "$@" >"$tmp/$name.log" 2>&1 &
+    pid=$!
+    wait_for ready "$tmp/$name.log" 10 || fail "$name: the tree did not start"
+}
+
+stop_tree() { # cancels the tree and waits for it
+    [ -n "$cpid" ] && { exec 3>&-; wait "$cpid" 2>/dev/null; cpid=; }
+    kill -INT "$pid" 2>/dev/null
+    i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+    kill -9 "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    pid=
+}
+
+attach() { # attach NAME: a console reading lines from fd 3, output in $con
+    con=$tmp/$1.con
+    rm -f "$tmp/in"
+    mkfifo "$tmp/in"
+    "$canopy" attach "$1" <"$tmp/in" >"$con" 2>&1 &
+    cpid=$!
+    exec 3>"$tmp/in"
+    wait_for "attached to" "$con" 5 || fail "$1: canopy attach did not attach: $(cat "$con")"
+}
+send() { echo "$1" >&3; }
+
+# holders FILE: the paths granted the console, in order
+holders() { sed -n 's/^\[lock\] \(.*\) has the console:.*/\1/p' "$1"; }
+queued() { sed -n 's/^\[lock\] \(.*\) \(waits\|wants the console\):.*/\1/p' "$1"; }
+
+# ---------------------------------------------------------------- FIFO order
+fifo_round() { # fifo_round NAME N
+    name=$1 n=$2
+    set --
+    k=0
+    while [ $k -lt "$n" ]; do set -- "$@" bp; k=$((k + 1)); done
+    start_tree "$name" "$@"
+    k=0
+    while [ "$(grep -c 'waits for the console' "$tmp/$name.log")" -lt "$n" ] && [ $k -lt 250 ]; do
+        sleep 0.02; k=$((k + 1))
+    done
+    attach "$name"
+    k=1 ok_io=1
+    while [ $k -le "$n" ]; do
+        wait_for "^\(.*\) $" "$con" 1 # a prompt line is not printed on a pipe: ignore
+        wait_for "has the console" "$con" 5
+        holder=$(holders "$con" | sed -n "${k}p")
+        [ -n "$holder" ] || { fail "$name: session $k never got the console: $(cat "$con")"; break; }
+        send "log info"
+        if ! wait_for "log level of $holder is now info" "$con" 5; then
+            ok_io=0
+            fail "$name: input for $holder did not reach it: $(tail -5 "$con")"
+        fi
+        send c
+        wait_for "continuing $holder" "$con" 5 || ok_io=0
+        k=$((k + 1))
+    done
+    got=$(holders "$con" | tr '\n' ' ')
+    want=$(queued "$con" | tr '\n' ' ')
+    if [ "$got" = "$want" ] && [ "$(holders "$con" | sort -u | wc -l)" -eq "$n" ]; then
+        ok "$name: $n breakpoints granted in request order ($got)"
+    else
+        fail "$name: granted '$got', queued '$want'"
+    fi
+    # No interleaving: between a holder's grant and its release, every
+    # answer names that holder only.
+    bad=$(awk '/ has the console:/ { h = $2 } /^log level of / { if ($4 != h) print }
+               /^continuing / { if ($2 != h) print }' "$con")
+    if [ -z "$bad" ] && [ $ok_io = 1 ]; then
+        ok "$name: each holder's input and output are its own, never interleaved"
+    else
+        fail "$name: answers from the wrong actor: $bad"
+    fi
+    wait_for "after breakpoint" "$tmp/$name.log" 5
+    [ "$(grep -c 'after breakpoint: ok' "$tmp/$name.log")" -eq "$n" ] &&
+        ok "$name: every breakpoint returned 0 after continue" ||
+        fail "$name: not every breakpoint returned: $(grep breakpoint "$tmp/$name.log")"
+    stop_tree
+}
+fifo_round fifo2 2
+fifo_round fifo5 5
+
+# ---------------------------------------------------------------- holder killed
+start_tree killed bp bp
+k=0
+while [ "$(grep -c 'waits for the console' "$tmp/killed.log")" -lt 2 ] && [ $k -lt 250 ]; do sleep 0.02; k=$((k + 1)); done
+attach killed
+wait_for "^-- .*pid [0-9]+\) --" "$con" 5
+first=$(holders "$con" | head -1)
+vpid=$(sed -n 's/^-- .*pid \([0-9]*\)) --$/\1/p' "$con" | head -1)
+t0=$(date +%s%N)
+kill -9 "$vpid"
+k=0
+while [ "$(holders "$con" | wc -l)" -lt 2 ] && [ $k -lt 500 ]; do sleep 0.005; k=$((k + 1)); done
+t1=$(date +%s%N)
+ms=$(((t1 - t0) / 1000000))
+second=$(holders "$con" | sed -n 2p)
+if [ -n "$second" ] && [ "$second" != "$first" ] && [ $ms -le 100 ]; then
+    ok "holder killed: $second has the console ${ms} ms after kill -9 of $first"
+else
+    fail "holder killed: next holder '$second' after ${ms} ms: $(cat "$con")"
+fi
+grep -q "died holding the console" "$con" && ok "holder killed: the console says it died" ||
+    fail "holder killed: no word of it at the console: $(cat "$con")"
+send c
+stop_tree
+
+# ---------------------------------------------------------------- remote break
+start_tree spin spin
+out=$("$canopy" break spin spin-1 2>&1) && rc=0 || rc=$?
+[ $rc = 0 ] && ok "canopy break: accepted ($out)" || fail "canopy break: exit $rc: $out"
+attach spin
+wait_for "has the console" "$con" 5
+send bt
+if wait_for "#[0-9]+ +spin_forever at .*debug_tree.c" "$con" 10; then
+    ok "remote break on while(1): bt shows spin_forever"
+else
+    fail "remote break: no spin_forever in bt: $(cat "$con")"
+fi
+grep -Eq "^1 of 1 other threads stopped" "$con" && ok "remote break: the spinning thread was stopped" ||
+    fail "remote break: threads not stopped: $(grep 'threads stopped' "$con")"
+send c
+wait_for "gave the console back" "$con" 5 && ok "remote break: continue releases the console" ||
+    fail "remote break: no release after continue: $(tail -3 "$con")"
+out=$("$canopy" break spin no-such-actor 2>&1) && rc=0 || rc=$?
+[ $rc = 1 ] && printf '%s' "$out" | grep -q "no actor 'no-such-actor'" &&
+    ok "canopy break: an unknown actor is a clear error" || fail "canopy break unknown: exit $rc: $out"
+stop_tree
+
+# ---------------------------------------------------------------- crash post-mortem
+if [ $sanitized = 1 ]; then
+    skip "crash post-mortem: the sanitizer owns SIGSEGV in this build"
+else
+    CANOPY_DEBUG=1 start_tree crash mid
+    wait_for "waits for the console" "$tmp/crash.log" 10
+    attach crash
+    wait_for "has the console" "$con" 5
+    grep -q "crash/mid-1/leaf has the console: crash: SIGSEGV" "$con" &&
+        ok "crash: the grandchild queued for a post-mortem" ||
+        fail "crash: no post-mortem session: $(cat "$con")"
+    send bt
+    wait_for "#0 +crash_here at .*debug_tree.c" "$con" 10 &&
+        ok "crash: post-mortem bt names crash_here as frame #0" ||
+        fail "crash: bt does not name crash_here: $(cat "$con")"
+    send c
+    wait_for "exited on signal 11" "$tmp/crash.log" 5 &&
+        ok "crash: after continue the parent sees SIGSEGV" ||
+        fail "crash: parent did not see signal 11: $(tail -5 "$tmp/crash.log")"
+    stop_tree
+fi
+
+# ---------------------------------------------------------------- no console
+start_tree lonely bp
+wait_for "attach with: canopy attach lonely" "$tmp/lonely.log" 5 &&
+    ok "no console: the root says how to attach" || fail "no console: no hint: $(cat "$tmp/lonely.log")"
+sleep 1
+grep -q "after breakpoint" "$tmp/lonely.log" && fail "no console: the breakpoint did not wait" ||
+    ok "no console: the breakpoint waits"
+attach lonely
+wait_for "has the console" "$con" 5 && ok "no console: a console attached later gets the REPL" ||
+    fail "no console: nothing granted on attach: $(cat "$con")"
+send c
+wait_for "after breakpoint: ok" "$tmp/lonely.log" 5 && ok "no console: continue resumes it" ||
+    fail "no console: not resumed"
+stop_tree
+
+# ---------------------------------------------------------------- cancel waits
+start_tree patient bp
+attach patient
+wait_for "has the console" "$con" 5
+"$canopy" cancel patient --timeout 500 >/dev/null 2>&1
+sleep 2
+if kill -0 "$pid" 2>/dev/null && wait_for "waiting for its debugger session" "$tmp/patient.log" 1; then
+    ok "cancel: the tree waits for the actor in the debugger instead of killing it"
+else
+    fail "cancel: the debugged actor was not waited for: $(tail -5 "$tmp/patient.log")"
+fi
+send c
+i=0
+while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+kill -0 "$pid" 2>/dev/null && fail "cancel: the tree did not finish after continue" ||
+    ok "cancel: after continue the cancel completes"
+exec 3>&-
+wait "$cpid" 2>/dev/null
+cpid=
+pid=
+
+# ---------------------------------------------------------------- a real terminal
+if command -v tmux >/dev/null 2>&1; then
+    start_tree term bp
+    s=cn-dbg-$$
+    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach term"
+    k=0
+    while ! tmux capture-pane -p -t "$s" | grep -q "(term/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    tmux send-keys -t "$s" "threads" Enter
+    k=0
+    while ! tmux capture-pane -p -t "$s" | grep -q "debugger" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    screen=$(tmux capture-pane -p -t "$s")
+    if printf '%s\n' "$screen" | grep -q "^(term/bp-1) threads" &&
+        printf '%s\n' "$screen" | grep -Eq "main +debugger"; then
+        ok "terminal: the prompt names the holder and the REPL answers"
+    else
+        fail "terminal: screen was: $screen"
+    fi
+    tmux send-keys -t "$s" "c" Enter
+    wait_for "after breakpoint: ok" "$tmp/term.log" 5 && ok "terminal: continue typed in tmux resumes the actor" ||
+        fail "terminal: not resumed: $(tmux capture-pane -p -t "$s")"
+    tmux send-keys -t "$s" C-d
+    tmux kill-session -t "$s" 2>/dev/null
+    stop_tree
+else
+    skip "terminal: tmux is not installed"
+fi
+
+finish test_debugger
