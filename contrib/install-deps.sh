@@ -8,7 +8,7 @@
 # installed without installing it.
 set -eu
 
-# One package a line: what it gives us.
+# One package a line (binutils: addr2line, for the debugger's file:line in bt).
 PACKAGES="
 build-essential
 pkg-config
@@ -20,6 +20,7 @@ libcmocka-dev
 clang
 libclang-rt-dev
 tmux
+binutils
 "
 
 missing=""
