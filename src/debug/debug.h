@@ -32,8 +32,14 @@ void cn__debug_init(int debug_mode);
 /* Whether the tree runs in debug mode. Any thread. */
 int cn__debug_mode(void);
 
-/* A debugging message (LOCK_*, CONSOLE_*, BREAK) addressed to this actor.
- * Takes m. */
+/* Whether `type` is one of the debugging block's: LOCK_REQ, LOCK_GRANT,
+ * LOCK_RELEASE, CONSOLE_IN, CONSOLE_OUT, BREAK (codes 15 to 20). */
+static inline int cn__debug_msg_type(uint32_t type)
+{
+    return type >= CN_MSG_LOCK_REQ && type <= CN_MSG_BREAK;
+}
+
+/* A debugging message addressed to this actor. Takes m. */
 void cn__debug_on_msg(cn_wire_msg_t *m);
 
 /* Starts sessions that other threads asked for (cn_breakpoint, a crash). */

@@ -193,6 +193,7 @@ static void end_session(const char *how)
 typedef struct cmd {
     const char *name, *alias, *args, *help;
     int (*run)(int argc, char **argv, msgpack_sbuffer *out); /* 1: the session is over */
+    void (*table)(const msgpack_object *snap, msgpack_sbuffer *out); /* or: print this */
 } cmd_t;
 
 static const cmd_t cmds[];
@@ -341,30 +342,6 @@ static void table_children(const msgpack_object *snap, msgpack_sbuffer *out)
         cn__sb_printf(out, "(no children)\n");
 }
 
-static int cmd_threads(int argc, char **argv, msgpack_sbuffer *out)
-{
-    (void)argc, (void)argv;
-    return with_snapshot(out, table_threads);
-}
-
-static int cmd_ctx(int argc, char **argv, msgpack_sbuffer *out)
-{
-    (void)argc, (void)argv;
-    return with_snapshot(out, table_ctx);
-}
-
-static int cmd_routes(int argc, char **argv, msgpack_sbuffer *out)
-{
-    (void)argc, (void)argv;
-    return with_snapshot(out, table_routes);
-}
-
-static int cmd_children(int argc, char **argv, msgpack_sbuffer *out)
-{
-    (void)argc, (void)argv;
-    return with_snapshot(out, table_children);
-}
-
 static const char *const state_names[] = {"no answer", "running", "running", "stopped",
                                           "no answer (signal blocked?)"};
 
@@ -483,15 +460,15 @@ static int cmd_log(int argc, char **argv, msgpack_sbuffer *out)
 static const cmd_t cmds[] = {
     {"help", "h", NULL, "this list", cmd_help},
     {"bt", NULL, "[all|TID]", "backtraces: the stopped thread, all, or one thread", cmd_bt},
-    {"threads", NULL, NULL, "what each thread is doing", cmd_threads},
-    {"ctx", NULL, NULL, "this actor's calls and contexts", cmd_ctx},
-    {"routes", NULL, NULL, "this actor's route table", cmd_routes},
-    {"children", NULL, NULL, "this actor's children, live and exited", cmd_children},
+    {"threads", NULL, NULL, "what each thread is doing", NULL, table_threads},
+    {"ctx", NULL, NULL, "this actor's calls and contexts", NULL, table_ctx},
+    {"routes", NULL, NULL, "this actor's route table", NULL, table_routes},
+    {"children", NULL, NULL, "this actor's children, live and exited", NULL, table_children},
     {"continue", "c", NULL, "leave the debugger; stopped threads run on", cmd_continue},
     {"cancel", NULL, "[CID]", "cancel a call this actor made, or the actor itself", cmd_cancel},
     {"kill", NULL, NULL, "kill this actor with SIGKILL", cmd_kill},
     {"log", NULL, "[LEVEL]", "show or set this actor's log level", cmd_log},
-    {NULL, NULL, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
 static void banner(msgpack_sbuffer *out, int again)
@@ -528,7 +505,9 @@ static void run_line(const char *line, size_t len)
         const cmd_t *c = cmds;
         while (c->name && strcmp(c->name, argv[0]) != 0 && !(c->alias && !strcmp(c->alias, argv[0])))
             c++;
-        if (c->name)
+        if (c->name && c->table)
+            with_snapshot(&out, c->table); /* the inspector's own tables */
+        else if (c->name)
             over = c->run(argc, argv, &out);
         else
             cn__sb_printf(&out, "unknown command '%s'; 'help' lists them\n", argv[0]);

@@ -554,30 +554,55 @@ static int decode_snapshot(cn_wire_msg_t *m, cn_snapshot_t **out)
     return 0;
 }
 
+/* A request being built: begin it, pack its body with r->pk, then send it
+ * with request(). */
+typedef struct req {
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t mark;
+    uint64_t cid;
+    int64_t deadline;
+    int rc;
+} req_t;
+
+static void req_begin(cn_client_t *c, req_t *r, uint32_t type, uint32_t dst, int64_t timeout_ms)
+{
+    last_error[0] = '\0';
+    r->deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    r->cid = ++c->next_cid;
+    msgpack_sbuffer_init(&r->sb);
+    cn_wire_hdr_t h = {type, dst, 0, r->cid};
+    r->rc = cn_wire_begin(&r->sb, &r->pk, &h, &r->mark);
+}
+
+/* Ends the frame; on failure frees it and says why. */
+static int req_end(req_t *r)
+{
+    if (cn_wire_end(&r->sb, r->mark, r->rc, 0) == 0 && r->rc == 0)
+        return 0;
+    msgpack_sbuffer_destroy(&r->sb);
+    return fail(CN_EMSGSIZE, "the request is too large, or out of memory");
+}
+
 int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int64_t timeout_ms,
                        cn_snapshot_t **out)
 {
     *out = NULL;
-    last_error[0] = '\0';
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
-    uint64_t cid = ++c->next_cid;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    size_t mark;
-    cn_wire_hdr_t h = {CN_MSG_INSPECT, 0, 0, cid};
-    int rc = cn_wire_begin(&sb, &pk, &h, &mark);
-    if (rc == 0) {
-        msgpack_pack_map(&pk, 2);
-        msgpack_pack_str_with_body(&pk, "scope", 5);
-        msgpack_pack_str_with_body(&pk, "tree", 4);
-        msgpack_pack_str_with_body(&pk, "timeout_ms", 10);
-        msgpack_pack_uint32(&pk, actor_timeout_ms);
-        rc = cn_wire_end(&sb, mark, 0, 0);
+    req_t r;
+    req_begin(c, &r, CN_MSG_INSPECT, 0, timeout_ms);
+    if (r.rc == 0) {
+        msgpack_pack_map(&r.pk, 2);
+        msgpack_pack_str_with_body(&r.pk, "scope", 5);
+        msgpack_pack_str_with_body(&r.pk, "tree", 4);
+        msgpack_pack_str_with_body(&r.pk, "timeout_ms", 10);
+        msgpack_pack_uint32(&r.pk, actor_timeout_ms);
     }
-    if (rc == 0)
-        rc = send_all(c, sb.data, sb.size, deadline);
-    msgpack_sbuffer_destroy(&sb);
+    if (req_end(&r) < 0)
+        return CN_EMSGSIZE;
+    int64_t deadline = r.deadline;
+    uint64_t cid = r.cid;
+    int rc = send_all(c, r.sb.data, r.sb.size, deadline);
+    msgpack_sbuffer_destroy(&r.sb);
     while (rc == 0) {
         cn_wire_msg_t *m;
         if ((rc = recv_msg(c, deadline, &m)) < 0)
@@ -645,26 +670,18 @@ int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, const char *
 /* SUBSCRIBE with options {"events": events, "console": console}. */
 static int subscribe(cn_client_t *c, int events, int console, int64_t timeout_ms)
 {
-    last_error[0] = '\0';
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
-    uint64_t cid = ++c->next_cid;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    size_t mark;
-    cn_wire_hdr_t h = {CN_MSG_SUBSCRIBE, 0, 0, cid};
-    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
-        msgpack_pack_map(&pk, 2);
-        msgpack_pack_str_with_body(&pk, "events", 6);
-        events ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-        msgpack_pack_str_with_body(&pk, "console", 7);
-        console ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    req_t r;
+    req_begin(c, &r, CN_MSG_SUBSCRIBE, 0, timeout_ms);
+    if (r.rc == 0) {
+        msgpack_pack_map(&r.pk, 2);
+        msgpack_pack_str_with_body(&r.pk, "events", 6);
+        events ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
+        msgpack_pack_str_with_body(&r.pk, "console", 7);
+        console ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
     }
-    if (cn_wire_end(&sb, mark, 0, 0) < 0) {
-        msgpack_sbuffer_destroy(&sb);
-        return fail(CN_ENOMEM, "out of memory");
-    }
-    int rc = request(c, CN_MSG_SUBSCRIBE, &sb, cid, 1, deadline);
+    if (req_end(&r) < 0)
+        return CN_EMSGSIZE;
+    int rc = request(c, CN_MSG_SUBSCRIBE, &r.sb, r.cid, 1, r.deadline);
     if (rc == 0)
         c->console = console;
     return rc;
@@ -690,31 +707,23 @@ int cn_client_fd(const cn_client_t *c)
 static int debug_request(cn_client_t *c, uint32_t type, uint32_t dst, const char *body,
                          size_t len, int64_t timeout_ms)
 {
-    last_error[0] = '\0';
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
-    uint64_t cid = ++c->next_cid;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    size_t mark;
-    cn_wire_hdr_t h = {type, dst, 0, cid};
-    if (cn_wire_begin(&sb, &pk, &h, &mark) == 0) {
+    req_t r;
+    req_begin(c, &r, type, dst, timeout_ms);
+    if (r.rc == 0) {
         if (type == CN_MSG_LOCK_RELEASE) {
-            msgpack_pack_map(&pk, 1);
-            msgpack_pack_str_with_body(&pk, "op", 2);
+            msgpack_pack_map(&r.pk, 1);
+            msgpack_pack_str_with_body(&r.pk, "op", 2);
         } else if (type == CN_MSG_CONSOLE_IN) {
-            msgpack_pack_array(&pk, 1);
+            msgpack_pack_array(&r.pk, 1);
         }
         if (body)
-            msgpack_pack_str_with_body(&pk, body, len);
+            msgpack_pack_str_with_body(&r.pk, body, len);
         else
-            msgpack_pack_nil(&pk);
+            msgpack_pack_nil(&r.pk);
     }
-    if (cn_wire_end(&sb, mark, 0, 0) < 0) {
-        msgpack_sbuffer_destroy(&sb);
-        return fail(CN_EMSGSIZE, "the request is too large");
-    }
-    return request(c, type, &sb, cid, !c->console, deadline);
+    if (req_end(&r) < 0)
+        return CN_EMSGSIZE;
+    return request(c, type, &r.sb, r.cid, !c->console, r.deadline);
 }
 
 int cn_client_console_send(cn_client_t *c, const char *line, size_t len, int64_t timeout_ms)

@@ -422,6 +422,10 @@ static int deliver_local(const char *buf, size_t len)
     int rc = cn_wire_decode_frame(buf, len, 0, &m);
     if (rc < 0)
         return rc;
+    if (cn__debug_msg_type(m->hdr.type)) {
+        cn__debug_on_msg(m); /* the root's own session: always on its broker */
+        return 0;
+    }
     switch (m->hdr.type) {
     case CN_MSG_CMD:
         if (cn__task_start(m) == 0)
@@ -441,14 +445,6 @@ static int deliver_local(const char *buf, size_t len)
     case CN_MSG_CANCEL:
         cn__task_cancel(m->hdr.src, m->hdr.cid, "cancelled by itself");
         break;
-    case CN_MSG_LOCK_REQ:
-    case CN_MSG_LOCK_GRANT:
-    case CN_MSG_LOCK_RELEASE:
-    case CN_MSG_CONSOLE_IN:
-    case CN_MSG_CONSOLE_OUT:
-    case CN_MSG_BREAK:
-        cn__debug_on_msg(m); /* the root's own session: always on its broker */
-        return 0;
     default:
         break;
     }
@@ -1366,6 +1362,10 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         cn_wire_msg_free(m);
         return;
     }
+    if (cn__debug_msg_type(h->type)) {
+        cn__debug_on_msg(m); /* the broker runs the debugger: no task thread */
+        return;
+    }
     switch (h->type) {
     case CN_MSG_CMD:
         if (cn__task_start(m) < 0) {
@@ -1428,14 +1428,6 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         else if (s->is_parent)
             begin_shutdown("cancelled by the parent", 0);
         break;
-    case CN_MSG_LOCK_REQ:
-    case CN_MSG_LOCK_GRANT:
-    case CN_MSG_LOCK_RELEASE:
-    case CN_MSG_CONSOLE_IN:
-    case CN_MSG_CONSOLE_OUT:
-    case CN_MSG_BREAK:
-        cn__debug_on_msg(m); /* the broker runs the debugger: no task thread */
-        return;
     case CN_MSG_INSPECT:
     case CN_MSG_SNAPSHOT:
     case CN_MSG_EVENT:
