@@ -31,8 +31,9 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-sanitized=0
+sanitized=0 tsan=0
 grep -q fsanitize "$B/.settings" 2>/dev/null && sanitized=1
+grep -q fsanitize=thread "$B/.settings" 2>/dev/null && tsan=1
 
 # wait_for PATTERN FILE [SECONDS]: until grep -E finds it (0) or time is up (1).
 wait_for() {
@@ -155,6 +156,11 @@ send c
 stop_tree
 
 # ---------------------------------------------------------------- remote break
+if [ $tsan = 1 ]; then
+    # TSan holds a signal back until the thread enters one of its
+    # interceptors, which a while(1) never does.
+    skip "remote break on while(1): ThreadSanitizer never delivers a signal to a spinning thread"
+else
 start_tree spin spin
 out=$("$canopy" break spin spin-1 2>&1) && rc=0 || rc=$?
 [ $rc = 0 ] && ok "canopy break: accepted ($out)" || fail "canopy break: exit $rc: $out"
@@ -175,6 +181,7 @@ out=$("$canopy" break spin no-such-actor 2>&1) && rc=0 || rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "no actor 'no-such-actor'" &&
     ok "canopy break: an unknown actor is a clear error" || fail "canopy break unknown: exit $rc: $out"
 stop_tree
+fi
 
 # ---------------------------------------------------------------- crash post-mortem
 if [ $sanitized = 1 ]; then
