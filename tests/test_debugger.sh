@@ -174,9 +174,16 @@ else
 fi
 grep -Eq "^1 of 1 other threads stopped" "$con" && ok "remote break: the spinning thread was stopped" ||
     fail "remote break: threads not stopped: $(grep 'threads stopped' "$con")"
+spid=$(sed -n 's/^-- .*pid \([0-9]*\)) --$/\1/p' "$con" | head -1)
+send cancel
+wait_for "cancelling spin/spin-1 once you continue" "$con" 5
 send c
 wait_for "gave the console back" "$con" 5 && ok "remote break: continue releases the console" ||
     fail "remote break: no release after continue: $(tail -3 "$con")"
+i=0
+while kill -0 "$spid" 2>/dev/null && [ $i -lt 60 ]; do sleep 0.05; i=$((i + 1)); done
+kill -0 "$spid" 2>/dev/null && fail "remote break: 'cancel' then continue did not end the actor" ||
+    ok "remote break: 'cancel' then continue ends the spinning actor"
 out=$("$canopy" break spin no-such-actor 2>&1) && rc=0 || rc=$?
 [ $rc = 1 ] && printf '%s' "$out" | grep -q "no actor 'no-such-actor'" &&
     ok "canopy break: an unknown actor is a clear error" || fail "canopy break unknown: exit $rc: $out"

@@ -184,6 +184,7 @@ static void end_session(const char *how)
     }
     free(r);
     start_next();
+    uv_async_send(&cn__rt.async); /* a shutdown waiting for this session goes now */
 }
 
 /* ===========================================================================
@@ -512,9 +513,7 @@ static void run_line(const char *line, size_t len)
         else
             cn__sb_printf(&out, "unknown command '%s'; 'help' lists them\n", argv[0]);
     }
-    if (!over)
-        cn__sb_printf(&out, "%s", ""); /* the console shows the prompt */
-    say(&out);
+    say(&out); /* the console shows the prompt itself */
     msgpack_sbuffer_destroy(&out);
     if (over)
         end_session("continue");
