@@ -190,6 +190,35 @@ out=$("$canopy" break spin no-such-actor 2>&1) && rc=0 || rc=$?
 stop_tree
 fi
 
+# ---------------------------------------------------------------- the root itself
+# The root is an actor too: its own session's messages never leave it.
+# An actor at a breakpoint holds the console; the root waits behind it;
+# :release forces the first out, the root gets the console, and its
+# continue hands nothing on and leaves the tree running.
+start_tree rootdbg bp
+wait_for "waits for the console" "$tmp/rootdbg.log" 5
+"$canopy" break rootdbg rootdbg >/dev/null 2>&1
+attach rootdbg
+wait_for "rootdbg/bp-1 has the console" "$con" 5
+wait_for "rootdbg waits: break requested" "$con" 5
+send ":release"
+wait_for "^\[lock\] rootdbg has the console" "$con" 5 &&
+    ok "root: :release forces the holder out and the root gets the console" ||
+    fail "root: no hand-over on :release: $(cat "$con")"
+wait_for "after breakpoint: ok" "$tmp/rootdbg.log" 5 &&
+    ok "root: the force-released breakpoint returned" ||
+    fail "root: the force-released actor did not continue"
+send "routes"
+wait_for "bp-1" "$con" 5
+send c
+wait_for "rootdbg gave the console back" "$con" 5 && sleep 0.3
+if kill -0 "$pid" 2>/dev/null && [ "$(grep -c 'session over' "$tmp/rootdbg.log")" -eq 2 ]; then
+    ok "root: continue ends the root's own session once, and the tree runs on"
+else
+    fail "root: after continue: $(tail -5 "$tmp/rootdbg.log")"
+fi
+stop_tree
+
 # ---------------------------------------------------------------- crash post-mortem
 if [ $sanitized = 1 ]; then
     skip "crash post-mortem: the sanitizer owns SIGSEGV in this build"

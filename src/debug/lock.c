@@ -186,11 +186,16 @@ static void on_req(const cn_wire_msg_t *m)
     grant_next();
 }
 
-static void release_holder(const char *op, const char *fmt, const char *why)
+/* The holder loses the console; with `tell`, it is told so (a force-
+ * release) after it is no longer the holder, so that its own
+ * LOCK_RELEASE, which may come back at once, finds nothing to release. */
+static void release_holder(const char *op, const char *fmt, const char *why, int tell)
 {
     lw_t *w = lk.holder;
     lk.holder = NULL;
     notice(op, w, fmt, w->path, why);
+    if (tell)
+        send_to(CN_MSG_LOCK_RELEASE, w, why); /* it continues */
     free(w);
     grant_next();
 }
@@ -199,7 +204,7 @@ static void on_release(const cn_wire_msg_t *m)
 {
     lw_t *w = lk.holder;
     if (w && w->actor == m->hdr.src && w->sid == m->hdr.cid)
-        release_holder("released", "%s gave the console back (%s)", "continue");
+        release_holder("released", "%s gave the console back (%s)", "continue", 0);
     else
         unqueue(m->hdr.src, m->hdr.cid, "it gave up waiting");
 }
@@ -244,7 +249,7 @@ void cn__lock_on_msg(const cn_wire_msg_t *m)
 void cn__lock_actor_gone(uint32_t id, const char *why)
 {
     if (lk.holder && lk.holder->actor == id)
-        release_holder("released", "%s died holding the console; released (%s)", why);
+        release_holder("released", "%s died holding the console; released (%s)", why, 0);
     unqueue(id, 0, why);
 }
 
@@ -347,8 +352,7 @@ int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err)
         if (op_is(m, "release")) {
             char why[CN__REASON_MAX];
             snprintf(why, sizeof(why), "force-released by %s", who);
-            send_to(CN_MSG_LOCK_RELEASE, lk.holder, why); /* it continues */
-            release_holder("released", "%s: %s", why);
+            release_holder("released", "%s: %s", why, 1);
             return 0;
         }
         snprintf(err, CN__REASON_MAX, "LOCK_RELEASE needs {\"op\": \"skip\" or \"release\"}");

@@ -139,7 +139,9 @@ static void queue_req(dreq_t *r)
 
 static void start_next(void)
 {
-    if (ss.cur)
+    /* Runs on every wake of the broker: with nothing queued (active is
+     * set under ss.mu by queue_req, before its wake-up), no lock. */
+    if (ss.cur || !atomic_load(&ss.active))
         return;
     cn__lock(&ss.mu);
     dreq_t *r = ss.head;
@@ -172,10 +174,12 @@ static void end_session(const char *how)
     dreq_t *r = ss.cur;
     if (r == NULL)
         return;
+    /* Over before the root hears of it: at the root, the release is
+     * delivered at once, and must not find this session still open. */
+    ss.cur = NULL;
     cn__thaw();
     cn_log(CN_LOG_INFO, "debugger: session over (%s)", how);
     send_root(CN_MSG_LOCK_RELEASE, NULL, 0);
-    ss.cur = NULL;
     if (r->kind == K_CRASH) {
         cn__crash_release(); /* the thread dies of its signal, and so do we */
     } else if (r->kind == K_BREAKPOINT) {
@@ -432,8 +436,7 @@ static int cmd_cancel(int argc, char **argv, msgpack_sbuffer *out)
 static int cmd_kill(int argc, char **argv, msgpack_sbuffer *out)
 {
     (void)argc, (void)argv, (void)out;
-    cn_log(CN_LOG_WARN, "debugger: killed from the console");
-    send_root(CN_MSG_LOCK_RELEASE, NULL, 0);
+    cn_log(CN_LOG_WARN, "debugger: killed from the console"); /* the root sees it die */
     cn__attach_stop(); /* the root: its socket goes with it */
     kill(getpid(), SIGKILL);
     return 1;
