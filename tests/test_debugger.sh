@@ -219,6 +219,31 @@ else
 fi
 stop_tree
 
+# ---------------------------------------------------------------- canopy bt
+# Stacks of a running tree without a session: nothing queues for the
+# console, and the threads run on.
+start_tree stacks spin bp
+wait_for "waits for the console" "$tmp/stacks.log" 5
+out=$("$canopy" bt stacks 2>&1) && rc=0 || rc=$?
+expect_out "#[0-9]+ +cn_breakpoint_at at .*repl.c" "canopy bt: the breakpoint's thread is in cn_breakpoint_at"
+expect_out "thread [0-9]+ .*main debugger for" "canopy bt: each stack says what the runtime knows the thread does"
+if [ $tsan = 1 ]; then
+    skip "canopy bt of while(1): ThreadSanitizer never delivers a signal to a spinning thread"
+else
+    expect_out "#0 +spin_forever at .*debug_tree.c" "canopy bt: the spinning thread's frame #0 is spin_forever"
+fi
+[ "$(grep -c 'waits for the console' "$tmp/stacks.log")" -eq 1 ] &&
+    ok "canopy bt: no debugger session is opened for it" ||
+    fail "canopy bt: it queued for the console: $(grep 'waits for' "$tmp/stacks.log")"
+out=$("$canopy" bt stacks bp-2 --json 2>&1)
+expect_out '^\[\{"actor":2,"path":"stacks/bp-2","stacks":\[\{"tid":[0-9]+' "canopy bt --json: one actor's stacks"
+out=$("$canopy" dump stacks 2>&1)
+expect_out '"stacks":\[\{"tid"' "canopy dump: the bundle holds the stacks"
+out=$("$canopy" bt stacks no-such 2>&1) && rc=0 || rc=$?
+[ $rc = 1 ] && expect_out "no actor 'no-such'" "canopy bt: an unknown actor is a clear error" ||
+    fail "canopy bt unknown actor: exit $rc: $out"
+stop_tree
+
 # ---------------------------------------------------------------- crash post-mortem
 if [ $sanitized = 1 ]; then
     skip "crash post-mortem: the sanitizer owns SIGSEGV in this build"

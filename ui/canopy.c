@@ -52,6 +52,7 @@ CLI(cancel)
 CLI(events)
 CLI(attach)
 CLI(break)
+CLI(bt)
 
 #define TREE_TEXT                                                                                  \
     "TREE is a tree's name, NAME.PID, its root's pid, or its socket's path; it\n"                 \
@@ -117,8 +118,15 @@ static const cmd_entry_t cmd_table[] = {
      "busy loop or a deadlock, and the actor queues for the console lock; talk to\n"
      "it with 'canopy attach'. 'continue' at its prompt lets the threads go.\n" TREE_TEXT,
      1, 2, OPT_TIMEOUT, cmd_break},
+    {"bt", "[TREE] [ACTOR] [--json]", "print the stack of every thread, without a debugger session",
+     "Each actor stops each of its threads (not its broker) only for the moment\n"
+     "its stack is read, and names the frames (file:line with debug information\n"
+     "and addr2line). Next to each thread: what the runtime says it is doing.\n"
+     "A thread that blocks the runtime's signal shows as 'no answer'. Each actor\n"
+     "has 5000 ms to answer unless --timeout says otherwise.\n" TREE_HELP,
+     0, 2, OPT_JSON | OPT_TIMEOUT, cmd_bt},
     {"dump", "[TREE] > bundle.json",
-     "write the hang bundle (snapshot, threads, lints, log tail) as JSON",
+     "write the hang bundle (snapshot, stacks, lints, log tail) as JSON",
      "The bundle is always JSON; --json is accepted for uniformity.\n" TREE_HELP, 0, 1,
      OPT_TIMEOUT | OPT_JSON, cmd_dump},
 };

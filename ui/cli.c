@@ -107,8 +107,10 @@ int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out)
         ui_say_error(t.name[0] ? t.name : t.path, rc);
         return rc;
     }
-    unsigned actor_ms = o->timeout_ms > 0 ? (unsigned)o->timeout_ms : 0;
-    rc = cn_client_snapshot(c, actor_ms, (actor_ms ? actor_ms : 1000) + SNAP_SLACK_MS, out);
+    cn_snap_opts_t so = {o->timeout_ms > 0 ? (unsigned)o->timeout_ms : 0, o->stacks};
+    rc = cn_client_snapshot_opts(c, &so, (so.actor_timeout_ms ? so.actor_timeout_ms : 1000) +
+                                             SNAP_SLACK_MS,
+                                 out);
     if (rc < 0)
         ui_say_error(cn_client_tree(c), rc);
     cn_client_close(c);
@@ -367,6 +369,59 @@ int cli_routes(int argc, char **argv, const opts_t *o)
                      actor_name(s, r->via, buf, sizeof(buf)));
             printf("  %-6u %-22.22s %-6u %-24.24s %s ago\n", r->id, r->name ? r->name : "",
                    r->parent, via, fmt_since(a->now_us, r->learned_us, age, sizeof(age)));
+        }
+        printf("\n");
+    }
+    cn_snapshot_free(s);
+    return 0;
+}
+
+/* ===========================================================================
+ * bt
+ */
+
+int cli_bt(int argc, char **argv, const opts_t *o)
+{
+    cn_snapshot_t *s;
+    const cn_snap_actor_t *only;
+    opts_t with_stacks = *o;
+    with_stacks.stacks = 1;
+    if (with_stacks.timeout_ms <= 0)
+        with_stacks.timeout_ms = STACKS_TIMEOUT_MS;
+    if (actor_view(argc, argv, &with_stacks, &s, &only) < 0)
+        return EXIT_FAIL;
+    if (o->json) {
+        static const char *const keys[] = {"stacks", "threads", NULL};
+        actors_json(s, only, keys);
+        cn_snapshot_free(s);
+        return 0;
+    }
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        if (only && a != only)
+            continue;
+        if (!a->responsive) {
+            printf("%s (id %u): unresponsive\n\n", a->name ? a->name : "?", a->id);
+            continue;
+        }
+        printf("%s (id %u, pid %d): %zu thread%s besides its broker\n", a->path ? a->path : "?",
+               a->id, a->pid, a->nstacks, a->nstacks == 1 ? "" : "s");
+        for (size_t k = 0; k < a->nstacks; k++) {
+            const cn_snap_stack_t *t = &a->stacks[k];
+            char what[160] = "";
+            for (size_t j = 0; j < a->nthreads; j++) { /* what the runtime knows of it */
+                const cn_snap_thread_t *r = &a->threads[j];
+                if (r->tid != t->tid)
+                    continue;
+                char age[32];
+                snprintf(what, sizeof(what), "; %s %s%s%s for %s", r->kind ? r->kind : "?",
+                         r->doing ? r->doing : "?", r->fn ? " in " : "", r->fn ? r->fn : "",
+                         fmt_since(a->now_us, r->since_us, age, sizeof(age)));
+            }
+            printf("  thread %d (%s) %s%s\n", t->tid, t->name ? t->name : "?",
+                   t->state ? t->state : "?", what);
+            for (size_t f = 0; f < t->nframes; f++)
+                printf("    %s\n", t->frames[f]);
         }
         printf("\n");
     }
@@ -865,7 +920,11 @@ int cli_lint(int argc, char **argv, const opts_t *o)
 int cli_dump(int argc, char **argv, const opts_t *o)
 {
     cn_snapshot_t *s;
-    if (ui_snapshot_of(argc ? argv[0] : NULL, o, &s) < 0)
+    opts_t with_stacks = *o; /* a bug report wants to know where each thread is */
+    with_stacks.stacks = 1;
+    if (with_stacks.timeout_ms <= 0)
+        with_stacks.timeout_ms = STACKS_TIMEOUT_MS;
+    if (ui_snapshot_of(argc ? argv[0] : NULL, &with_stacks, &s) < 0)
         return EXIT_FAIL;
     static lint_t lints[64];
     size_t n = lint_run(s, lints, 64);

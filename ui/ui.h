@@ -16,6 +16,7 @@
 
 #define CONNECT_MS 2000    /* connecting to a tree */
 #define SNAP_SLACK_MS 3000 /* a snapshot may take, on top of the actors' own timeout */
+#define STACKS_TIMEOUT_MS 5000 /* each actor's default with stacks: it runs addr2line */
 
 /* Options a command may take; each command says which in its table entry. */
 enum {
@@ -30,6 +31,7 @@ typedef struct opts {
     int json, follow;
     const char *level, *actor;
     long timeout_ms; /* for each actor's answer; 0: the tree's default */
+    int stacks;      /* snapshots include every thread's stack (bt, dump) */
 } opts_t;
 
 /* cli.c: reaching a tree, shared by the commands. */
@@ -54,6 +56,7 @@ int cli_dump(int argc, char **argv, const opts_t *o);
 int cli_lint(int argc, char **argv, const opts_t *o);
 int cli_cancel(int argc, char **argv, const opts_t *o);
 int cli_events(int argc, char **argv, const opts_t *o);
+int cli_bt(int argc, char **argv, const opts_t *o);
 
 /* lint.c: hang lints over a snapshot. */
 typedef struct lint {

@@ -133,6 +133,16 @@ typedef struct cn_snap_thread {
     uint64_t task_cid;
 } cn_snap_thread_t;
 
+typedef struct cn_snap_stack {
+    int tid;
+    const char *name;   /* the thread's name (comm) */
+    const char *state;  /* "not stopped" (read in passing), "stopped" (by a
+                           debugger session), "debugger" (at a breakpoint),
+                           "crashed", or "no answer ..." */
+    size_t nframes;
+    const char **frames; /* "fn at file:line", innermost first */
+} cn_snap_stack_t;
+
 typedef struct cn_snap_log {
     int level; /* cn_log_level_t */
     uint64_t time_us;
@@ -153,6 +163,8 @@ typedef struct cn_snap_actor {
     cn_snap_route_t *routes;
     cn_snap_ctx_t *contexts;
     cn_snap_thread_t *threads;
+    size_t nstacks; /* only when asked for (cn_snap_opts_t.stacks) */
+    cn_snap_stack_t *stacks;
 } cn_snap_actor_t;
 
 typedef struct cn_snapshot {
@@ -174,6 +186,16 @@ typedef struct cn_snapshot {
  * waits up to timeout_ms in all. Free it with cn_snapshot_free. */
 CN_EXTERN int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int64_t timeout_ms,
                                  cn_snapshot_t **out);
+
+typedef struct cn_snap_opts {
+    unsigned actor_timeout_ms; /* as for cn_client_snapshot */
+    int stacks;                /* also every thread's stack: each thread is
+                                  stopped only while its stack is read */
+} cn_snap_opts_t;
+
+/* cn_client_snapshot with options. */
+CN_EXTERN int cn_client_snapshot_opts(cn_client_t *c, const cn_snap_opts_t *o, int64_t timeout_ms,
+                                      cn_snapshot_t **out);
 
 CN_EXTERN void cn_snapshot_free(cn_snapshot_t *s);
 

@@ -1,13 +1,20 @@
 /*
- * bt.c: stacks as text, for the debugger's `bt` and the crash log.
+ * bt.c: stacks as text, for the debugger's `bt`, `canopy bt` and the
+ * crash log.
  *
  * dladdr() names the module of each frame and, for exported functions, the
  * function. That leaves static functions and line numbers, which only the
- * debug information has: when addr2line (binutils) is installed, each
- * module's frames go to one addr2line run, which waits at most the given
- * timeout. Without it, or for a binary without debug information, frames
- * show as function+offset or module+offset, which is still enough to find
- * them with gdb or addr2line later.
+ * debug information has: when addr2line (binutils) is installed, the
+ * addresses not yet known in the program's own modules (not the system's
+ * libraries, whose exported names say enough) go to one addr2line run per
+ * module, which waits
+ * at most the given timeout, and the answers are kept: code does not move,
+ * so a second `bt` of the same places costs no process at all. Without
+ * addr2line, or for a binary without debug information, frames show as
+ * function+offset or module+offset, which is still enough to find them
+ * with gdb or addr2line later.
+ *
+ * Invariant: the cache is the broker's; everything here runs on it.
  */
 #include <dlfcn.h>
 #include <elf.h>
@@ -27,13 +34,57 @@
 
 extern char **environ;
 
-typedef struct frame {
-    const char *module; /* path, or NULL */
-    uintptr_t rel;      /* the address as the module's debug info sees it */
-    const char *sym;    /* dladdr's nearest exported symbol, or NULL */
-    uintptr_t symoff;
-    char fn[160], loc[256]; /* from addr2line, if it knew */
-} frame_t;
+/* ===========================================================================
+ * What each address is, once asked
+ */
+
+#define CACHE_SLOTS 4096 /* a power of two; cleared when half full */
+
+typedef struct ent {
+    uintptr_t look; /* 0: a free slot */
+    int answered;   /* addr2line answered (else ask again next time) */
+    char *fn, *loc; /* its answer, or NULL where it did not know */
+} ent_t;
+
+static struct {
+    ent_t slot[CACHE_SLOTS];
+    size_t used;
+} cache;
+
+static ent_t *cache_find(uintptr_t look, int add)
+{
+    if (add && cache.used >= CACHE_SLOTS / 2) { /* cheaper to start over than to evict */
+        for (size_t i = 0; i < CACHE_SLOTS; i++) {
+            free(cache.slot[i].fn);
+            free(cache.slot[i].loc);
+        }
+        memset(&cache, 0, sizeof(cache));
+    }
+    size_t i = (look * 0x9E3779B97F4A7C15ull) >> 52; /* 12 bits */
+    for (;; i = (i + 1) & (CACHE_SLOTS - 1)) {
+        ent_t *e = &cache.slot[i];
+        if (e->look == look)
+            return e;
+        if (e->look == 0) {
+            if (!add)
+                return NULL;
+            e->look = look;
+            cache.used++;
+            return e;
+        }
+    }
+}
+
+uintptr_t cn__bt_look(void *frame, int exact)
+{
+    /* A return address points after the call: look up the call itself.
+     * The first frame of a signalled thread is where it was, exactly. */
+    return (uintptr_t)frame - (exact ? 0 : 1);
+}
+
+/* ===========================================================================
+ * addr2line
+ */
 
 static int is_exec_elf(const char *path)
 {
@@ -57,31 +108,57 @@ static const char *self_exe(void)
     return path;
 }
 
-/* Runs addr2line on the frames of one module, filling fn and loc. */
-static void addr2line(frame_t *f, int n, const char *module, int first_is_pc, int64_t deadline_ms)
+/* The system's own libraries (libc, libuv, ...): their exported names from
+ * dladdr say enough, and addr2line on their debug information, where it
+ * is installed, costs far more than the program's own. */
+static int is_system_lib(const char *mod)
 {
-    enum { MAXF = 64 };
-    char *argv[6 + MAXF + 1], addrs[MAXF][24];
-    int idx[MAXF], k = 0;
+    static const char *const dirs[] = {"/lib/", "/lib64/", "/usr/lib/", "/usr/lib64/"};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
+        if (strncmp(mod, dirs[i], strlen(dirs[i])) == 0)
+            return 1;
+    return 0;
+}
+
+/* The module an address is in, and the address as its debug info sees it. */
+static const char *module_of(uintptr_t a, uintptr_t *rel)
+{
+    Dl_info di;
+    if (dladdr((void *)a, &di) == 0 || di.dli_fname == NULL)
+        return NULL;
+    const char *mod = di.dli_fname[0] == '/' ? di.dli_fname : self_exe();
+    *rel = is_exec_elf(mod) ? a : a - (uintptr_t)di.dli_fbase;
+    return mod;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+}
+
+/* Asks addr2line about look[0..n) (all in `module`, at rel[]), and fills
+ * the cache entries ents[]. */
+static void addr2line(const char *module, const uintptr_t *rel, ent_t **ents, int n,
+                      int64_t deadline_ms)
+{
+    char *argv[5 + n + 1], (*addrs)[24] = calloc((size_t)n, 24);
+    int pfd[2];
+    if (addrs == NULL || pipe2(pfd, O_CLOEXEC) < 0) {
+        free(addrs);
+        return;
+    }
     argv[0] = "addr2line";
     argv[1] = "-f";
     argv[2] = "-C";
     argv[3] = "-e";
     argv[4] = (char *)module;
-    for (int i = 0; i < n && k < MAXF; i++) {
-        if (f[i].module != module)
-            continue;
-        /* A return address points after the call: look up the call. The
-         * first frame of a signalled thread is where it was, exactly. */
-        uintptr_t a = f[i].rel && !(i == 0 && first_is_pc) ? f[i].rel - 1 : f[i].rel;
-        snprintf(addrs[k], sizeof(addrs[k]), "0x%lx", (unsigned long)a);
+    for (int k = 0; k < n; k++) {
+        snprintf(addrs[k], 24, "0x%lx", (unsigned long)rel[k]);
         argv[5 + k] = addrs[k];
-        idx[k++] = i;
     }
-    argv[5 + k] = NULL;
-    int pfd[2];
-    if (k == 0 || pipe2(pfd, O_CLOEXEC) < 0)
-        return;
+    argv[5 + n] = NULL;
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
@@ -90,20 +167,18 @@ static void addr2line(frame_t *f, int n, const char *module, int first_is_pc, in
     int rc = posix_spawnp(&pid, "addr2line", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pfd[1]);
+    free(addrs);
     if (rc != 0) {
         close(pfd[0]);
         return;
     }
-    char buf[16384];
-    size_t have = 0;
-    for (;;) {
-        struct timespec now;
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        int64_t left = deadline_ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    size_t cap = 512 * (size_t)n + 1, have = 0;
+    char *buf = malloc(cap);
+    for (int64_t left; buf && (left = deadline_ms - now_ms()) > 0 && have < cap - 1;) {
         struct pollfd p = {pfd[0], POLLIN, 0};
-        if (left <= 0 || have >= sizeof(buf) - 1 || poll(&p, 1, (int)left) <= 0)
+        if (poll(&p, 1, (int)left) <= 0)
             break;
-        ssize_t got = read(pfd[0], buf + have, sizeof(buf) - 1 - have);
+        ssize_t got = read(pfd[0], buf + have, cap - 1 - have);
         if (got <= 0)
             break;
         have += (size_t)got;
@@ -111,66 +186,95 @@ static void addr2line(frame_t *f, int n, const char *module, int first_is_pc, in
     close(pfd[0]);
     kill(pid, SIGKILL); /* done, or out of time */
     waitpid(pid, NULL, 0);
+    if (buf == NULL)
+        return;
     buf[have] = '\0';
     /* Two lines per address: the function, then file:line. */
     char *save = NULL, *line = strtok_r(buf, "\n", &save);
-    for (int j = 0; j < k && line; j++) {
+    for (int j = 0; j < n && line; j++) {
         char *loc = strtok_r(NULL, "\n", &save);
         if (loc == NULL)
             break;
-        frame_t *fr = &f[idx[j]];
+        ents[j]->answered = 1;
         if (strcmp(line, "??") != 0)
-            snprintf(fr->fn, sizeof(fr->fn), "%s", line);
+            ents[j]->fn = strdup(line);
         if (strncmp(loc, "??", 2) != 0)
-            snprintf(fr->loc, sizeof(fr->loc), "%s", loc);
+            ents[j]->loc = strdup(loc);
         line = strtok_r(NULL, "\n", &save);
     }
+    free(buf);
 }
+
+void cn__bt_resolve(const uintptr_t *look, int n, int64_t timeout_ms)
+{
+    if (n <= 0)
+        return;
+    uintptr_t *rel = calloc((size_t)n, sizeof(*rel));
+    const char **mod = calloc((size_t)n, sizeof(*mod));
+    ent_t **ents = calloc((size_t)n, sizeof(*ents));
+    uintptr_t *batch_rel = calloc((size_t)n, sizeof(*batch_rel));
+    ent_t **batch = calloc((size_t)n, sizeof(*batch));
+    if (rel && mod && ents && batch_rel && batch) {
+        for (int i = 0; i < n; i++) { /* only what is not known yet */
+            const ent_t *e = cache_find(look[i], 0);
+            if ((e == NULL || !e->answered) && (mod[i] = module_of(look[i], &rel[i])) &&
+                !is_system_lib(mod[i]))
+                ents[i] = cache_find(look[i], 1);
+        }
+        int64_t deadline = now_ms() + timeout_ms;
+        for (int i = 0; i < n; i++) { /* one addr2line per module */
+            if (ents[i] == NULL)
+                continue;
+            int k = 0;
+            const char *m = mod[i];
+            for (int j = i; j < n; j++) {
+                if (ents[j] && mod[j] && strcmp(mod[j], m) == 0) {
+                    batch_rel[k] = rel[j];
+                    batch[k++] = ents[j];
+                    ents[j] = NULL;
+                }
+            }
+            addr2line(m, batch_rel, batch, k, deadline);
+        }
+    }
+    free(rel);
+    free(mod);
+    free(ents);
+    free(batch_rel);
+    free(batch);
+}
+
+/* ===========================================================================
+ * Writing a stack
+ */
 
 void cn__bt_write(msgpack_sbuffer *out, void *const *frames, int n, int first_is_pc,
                   int64_t timeout_ms)
 {
     if (n <= 0)
         return;
-    frame_t *f = calloc((size_t)n, sizeof(*f));
-    if (f == NULL)
+    uintptr_t *look = calloc((size_t)n, sizeof(*look));
+    if (look == NULL)
         return;
-    const char *mods[64];
-    int nmods = 0;
+    for (int i = 0; i < n; i++)
+        look[i] = cn__bt_look(frames[i], i == 0 && first_is_pc);
+    cn__bt_resolve(look, n, timeout_ms);
     for (int i = 0; i < n; i++) {
+        const ent_t *e = cache_find(look[i], 0);
         Dl_info di;
-        uintptr_t a = (uintptr_t)frames[i];
-        if (dladdr(frames[i], &di) == 0 || di.dli_fname == NULL)
-            continue;
-        const char *mod = di.dli_fname[0] == '/' ? di.dli_fname : self_exe();
-        int m = 0;
-        while (m < nmods && strcmp(mods[m], mod) != 0)
-            m++;
-        if (m == nmods && nmods < 64)
-            mods[nmods++] = mod;
-        f[i].module = m < nmods ? mods[m] : mod;
-        f[i].rel = is_exec_elf(mod) ? a : a - (uintptr_t)di.dli_fbase;
-        f[i].sym = di.dli_sname;
-        f[i].symoff = di.dli_saddr ? a - (uintptr_t)di.dli_saddr : 0;
-    }
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    int64_t deadline = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + timeout_ms;
-    for (int m = 0; m < nmods; m++)
-        addr2line(f, n, mods[m], first_is_pc, deadline);
-    for (int i = 0; i < n; i++) {
-        const char *base = f[i].module ? strrchr(f[i].module, '/') : NULL;
-        base = base ? base + 1 : f[i].module ? f[i].module : "?";
-        if (f[i].fn[0] && f[i].loc[0])
-            cn__sb_printf(out, "  #%-2d %s at %s\n", i, f[i].fn, f[i].loc);
-        else if (f[i].fn[0])
-            cn__sb_printf(out, "  #%-2d %s (%s)\n", i, f[i].fn, base);
-        else if (f[i].sym)
-            cn__sb_printf(out, "  #%-2d %s+0x%lx (%s)\n", i, f[i].sym, (unsigned long)f[i].symoff,
-                          base);
+        uintptr_t rel = 0;
+        const char *mod = module_of((uintptr_t)frames[i], &rel);
+        const char *base = mod ? strrchr(mod, '/') : NULL;
+        base = base ? base + 1 : mod ? mod : "?";
+        if (e && e->fn && e->loc)
+            cn__sb_printf(out, "  #%-2d %s at %s\n", i, e->fn, e->loc);
+        else if (e && e->fn)
+            cn__sb_printf(out, "  #%-2d %s (%s)\n", i, e->fn, base);
+        else if (dladdr(frames[i], &di) && di.dli_sname)
+            cn__sb_printf(out, "  #%-2d %s+0x%lx (%s)\n", i, di.dli_sname,
+                          (unsigned long)((uintptr_t)frames[i] - (uintptr_t)di.dli_saddr), base);
         else
-            cn__sb_printf(out, "  #%-2d %p (%s+0x%lx)\n", i, frames[i], base,
-                          (unsigned long)f[i].rel);
+            cn__sb_printf(out, "  #%-2d %p (%s+0x%lx)\n", i, frames[i], base, (unsigned long)rel);
     }
-    free(f);
+    free(look);
 }

@@ -53,6 +53,12 @@ int cn__debug_active(void);
  * map (and, at the root, "lock" and the queue). */
 void cn__debug_pack(msgpack_packer *pk);
 
+/* Packs "stacks" and every thread's stack but the broker's: an array of
+ * {tid, name, state, frames}, frames being "fn at file:line" strings. In a
+ * session, the stacks as the session stopped them; otherwise each thread
+ * is stopped only while its stack is read. */
+void cn__debug_pack_stacks(msgpack_packer *pk);
+
 /* The root: the lock's share of the debugging messages (LOCK_REQ,
  * LOCK_RELEASE, CONSOLE_OUT from actors), from cn__debug_on_msg. */
 void cn__lock_on_msg(const cn_wire_msg_t *m);
@@ -91,6 +97,14 @@ unsigned cn__attach_consoles(void);
  * and lines; waits at most timeout_ms for it. */
 void cn__bt_write(msgpack_sbuffer *out, void *const *frames, int n, int first_is_pc,
                   int64_t timeout_ms);
+
+/* The address to look a frame up by: a return address minus one (the
+ * call), or, `exact`, the frame itself (where a signalled thread was). */
+uintptr_t cn__bt_look(void *frame, int exact);
+
+/* Looks up look[0..n) (from cn__bt_look) in one addr2line run per
+ * module, for the cn__bt_write calls that follow; known ones are kept. */
+void cn__bt_resolve(const uintptr_t *look, int n, int64_t timeout_ms);
 
 /* printf into a byte buffer. */
 void cn__sb_printf(msgpack_sbuffer *out, const char *fmt, ...)

@@ -221,7 +221,7 @@ static msgpack_object *own_snapshot(msgpack_zone *z, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    cn__snapshot_pack(&pk);
+    cn__snapshot_pack(&pk, 0);
     msgpack_object *o = msgpack_zone_malloc(z, sizeof(*o));
     size_t off = 0;
     if (o == NULL || msgpack_unpack(sb->data, sb->size, &off, z, o) != MSGPACK_UNPACK_SUCCESS)
@@ -347,8 +347,27 @@ static void table_children(const msgpack_object *snap, msgpack_sbuffer *out)
         cn__sb_printf(out, "(no children)\n");
 }
 
-static const char *const state_names[] = {"no answer", "running", "running", "stopped",
-                                          "no answer (signal blocked?)"};
+/* By CN__FZ_*: what a freeze left each thread doing. */
+static const char *const state_names[] = {"no answer", "not stopped", "stopping at its next unlock",
+                                          "stopped", "no answer (signal blocked?)"};
+
+/* Looks up every frame of st[0..n) at once: one addr2line run per module
+ * for them all, not one per thread. */
+static void resolve_stacks(const cn__thr_stack_t *st, size_t n)
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += (size_t)st[i].nframes;
+    uintptr_t *look = calloc(total ? total : 1, sizeof(*look));
+    if (look == NULL)
+        return;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int f = 0; f < st[i].nframes; f++)
+            look[k++] = cn__bt_look(st[i].frames[f], f == 0);
+    cn__bt_resolve(look, (int)k, 2000);
+    free(look);
+}
 
 static void write_stack(msgpack_sbuffer *out, const cn__thr_stack_t *t, const char *role,
                         int first_is_pc)
@@ -385,6 +404,7 @@ static int cmd_bt(int argc, char **argv, msgpack_sbuffer *out)
             n = 0;
         ss.nstacks = n;
     }
+    resolve_stacks(st, n);
     int shown = 0;
     for (size_t i = 0; i < n; i++) {
         if (want && st[i].tid != want)
@@ -644,6 +664,58 @@ void cn__debug_pack(msgpack_packer *pk)
         cn__lock_pack(pk);
     else
         msgpack_pack_nil(pk);
+}
+
+static void pack_stack(msgpack_packer *pk, const cn__thr_stack_t *t, const char *state)
+{
+    msgpack_sbuffer text;
+    msgpack_sbuffer_init(&text);
+    cn__bt_write(&text, t->frames, t->nframes, 1, 2000);
+    size_t nlines = 0;
+    for (size_t i = 0; i < text.size; i++)
+        nlines += text.data[i] == '\n';
+    msgpack_pack_map(pk, 4);
+    cn__pack_kint(pk, "tid", t->tid);
+    cn__pack_kstr(pk, "name", t->comm);
+    cn__pack_kstr(pk, "state", state);
+    cn__pack_cstr(pk, "frames");
+    msgpack_pack_array(pk, nlines);
+    for (size_t off = 0; off < text.size;) { /* one string per "  #N ..." line */
+        const char *line = text.data + off, *nl = memchr(line, '\n', text.size - off);
+        size_t len = (size_t)(nl - line);
+        off += len + 1;
+        while (len && *line == ' ')
+            line++, len--;
+        msgpack_pack_str_with_body(pk, line, len);
+    }
+    msgpack_sbuffer_destroy(&text);
+}
+
+void cn__debug_pack_stacks(msgpack_packer *pk)
+{
+    static cn__thr_stack_t now[STACKS_MAX]; /* broker only */
+    cn__pack_cstr(pk, "stacks");
+    dreq_t *r = ss.cur;
+    if (r && ss.have_stacks) { /* stopped for a session: as they stand */
+        int first = r->tid != 0;
+        msgpack_pack_array(pk, ss.nstacks + (size_t)first);
+        if (first) {
+            cn__thr_stack_t t = {.tid = r->tid, .nframes = r->nframes};
+            memcpy(t.frames, r->frames, sizeof(void *) * (size_t)r->nframes);
+            pack_stack(pk, &t, r->kind == K_CRASH ? "crashed" : "debugger");
+        }
+        resolve_stacks(ss.stacks, ss.nstacks);
+        for (size_t i = 0; i < ss.nstacks; i++)
+            pack_stack(pk, &ss.stacks[i], state_names[ss.stacks[i].state]);
+        return;
+    }
+    size_t n = 0;
+    if (cn__freeze(0, 0, 200, now, STACKS_MAX, &n) < 0)
+        n = 0;
+    resolve_stacks(now, n);
+    msgpack_pack_array(pk, n);
+    for (size_t i = 0; i < n; i++)
+        pack_stack(pk, &now[i], state_names[now[i].state]);
 }
 
 /* ===========================================================================

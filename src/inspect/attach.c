@@ -338,14 +338,14 @@ static members_t tree_members(void)
     return m;
 }
 
-static void pack_self_into(msgpack_sbuffer *sb)
+static void pack_self_into(msgpack_sbuffer *sb, int stacks)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    cn__snapshot_pack(&pk);
+    cn__snapshot_pack(&pk, stacks);
 }
 
-static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms)
+static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms, int stacks)
 {
     treq_t *r = calloc(1, sizeof(*r));
     members_t m = tree_members();
@@ -369,7 +369,7 @@ static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms)
     r->timeout_ms = timeout_ms;
     for (size_t i = 0; i < r->n; i++)
         msgpack_sbuffer_init(&r->parts[i]);
-    pack_self_into(&r->parts[0]);
+    pack_self_into(&r->parts[0], stacks);
     r->ngot = 1;
     r->next = at.reqs;
     at.reqs = r;
@@ -379,11 +379,19 @@ static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms)
     /* Ask everyone at once; each answers from its broker. */
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
+    msgpack_object_kv kv = {{.type = MSGPACK_OBJECT_STR}, {.type = MSGPACK_OBJECT_BOOLEAN}};
+    kv.key.via.str.ptr = "stacks";
+    kv.key.via.str.size = 6;
+    kv.val.via.boolean = 1;
+    msgpack_object opts = {.type = MSGPACK_OBJECT_MAP};
+    opts.via.map.size = 1;
+    opts.via.map.ptr = &kv;
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
     for (size_t i = 1; i < r->n; i++) {
         cn_wire_hdr_t h = {CN_MSG_INSPECT, r->ids[i], cn__rt.id, r->id};
-        static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
         sb.size = 0;
-        if (cn_wire_pack(&sb, &h, &nil, 0) == 0 && cn__send_frame(&h, sb.data, sb.size, NULL) < 0)
+        if (cn_wire_pack(&sb, &h, stacks ? &opts : &nil, 0) == 0 &&
+            cn__send_frame(&h, sb.data, sb.size, NULL) < 0)
             cn_log(CN_LOG_DEBUG, "attach: cannot reach actor %u for a snapshot", r->ids[i]);
     }
     msgpack_sbuffer_destroy(&sb);
@@ -706,7 +714,9 @@ static void on_client_msg(client_t *c, cn_wire_msg_t *m)
         uint64_t t = opt_u64(&m->body, "timeout_ms", SNAP_TIMEOUT_MS);
         if (t == 0 || t > SNAP_TIMEOUT_MAX_MS)
             t = SNAP_TIMEOUT_MS;
-        tree_snapshot(c, m->hdr.cid, (uint32_t)t);
+        const msgpack_object *st = cn_msgpack_get(&m->body, "stacks");
+        tree_snapshot(c, m->hdr.cid, (uint32_t)t,
+                      st && st->type == MSGPACK_OBJECT_BOOLEAN && st->via.boolean);
         break;
     }
     case CN_MSG_CANCEL:
@@ -878,8 +888,9 @@ void cn__inspect_on_msg(cn_wire_msg_t *m)
         size_t mark;
         cn_wire_hdr_t h = {CN_MSG_SNAPSHOT, m->hdr.src, cn__rt.id, m->hdr.cid};
         int rc = cn_wire_begin(&sb, &pk, &h, &mark);
+        const msgpack_object *st = cn_msgpack_get(&m->body, "stacks");
         if (rc == 0) {
-            cn__snapshot_pack(&pk);
+            cn__snapshot_pack(&pk, st && st->type == MSGPACK_OBJECT_BOOLEAN && st->via.boolean);
             rc = cn_wire_end(&sb, mark, 0, 0);
         }
         if (rc == 0)

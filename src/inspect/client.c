@@ -509,6 +509,20 @@ static int decode_actor(msgpack_zone *z, const msgpack_object *o, cn_snap_actor_
         t->task_caller = (uint32_t)get_i64(&e[i], "task_caller", 0);
         t->task_cid = (uint64_t)get_i64(&e[i], "task_cid", 0);
     }
+    e = get_array(o, "stacks", &n);
+    a->stacks = zalloc(z, n, sizeof(*a->stacks));
+    for (size_t i = 0; i < n && a->stacks; i++, a->nstacks++) {
+        cn_snap_stack_t *t = &a->stacks[i];
+        t->tid = (int)get_i64(&e[i], "tid", 0);
+        t->name = get_str(z, &e[i], "name");
+        t->state = get_str(z, &e[i], "state");
+        size_t nf;
+        const msgpack_object *f = get_array(&e[i], "frames", &nf);
+        t->frames = zalloc(z, nf, sizeof(*t->frames));
+        for (size_t k = 0; k < nf && t->frames; k++)
+            if (f[k].type == MSGPACK_OBJECT_STR)
+                t->frames[t->nframes++] = get_dup(z, f[k].via.str.ptr, f[k].via.str.size);
+    }
     return 0;
 }
 
@@ -587,15 +601,26 @@ static int req_end(req_t *r)
 int cn_client_snapshot(cn_client_t *c, unsigned actor_timeout_ms, int64_t timeout_ms,
                        cn_snapshot_t **out)
 {
+    cn_snap_opts_t o = {actor_timeout_ms, 0};
+    return cn_client_snapshot_opts(c, &o, timeout_ms, out);
+}
+
+int cn_client_snapshot_opts(cn_client_t *c, const cn_snap_opts_t *o, int64_t timeout_ms,
+                            cn_snapshot_t **out)
+{
     *out = NULL;
     req_t r;
     req_begin(c, &r, CN_MSG_INSPECT, 0, timeout_ms);
     if (r.rc == 0) {
-        msgpack_pack_map(&r.pk, 2);
+        msgpack_pack_map(&r.pk, o->stacks ? 3 : 2);
         msgpack_pack_str_with_body(&r.pk, "scope", 5);
         msgpack_pack_str_with_body(&r.pk, "tree", 4);
         msgpack_pack_str_with_body(&r.pk, "timeout_ms", 10);
-        msgpack_pack_uint32(&r.pk, actor_timeout_ms);
+        msgpack_pack_uint32(&r.pk, o->actor_timeout_ms);
+        if (o->stacks) {
+            msgpack_pack_str_with_body(&r.pk, "stacks", 6);
+            msgpack_pack_true(&r.pk);
+        }
     }
     if (req_end(&r) < 0)
         return CN_EMSGSIZE;

@@ -18,8 +18,10 @@
 
 #include "wire/wire.h"
 
-/* Packs this actor's snapshot: one map (docs/protocol.md, Inspection). */
-void cn__snapshot_pack(msgpack_packer *pk);
+/* Packs this actor's snapshot: one map (docs/protocol.md, Inspection).
+ * With stacks set, it also holds every thread's stack ("stacks"), read
+ * by stopping each thread for the moment it takes (debug.h). */
+void cn__snapshot_pack(msgpack_packer *pk, int stacks);
 
 /* Takes an INSPECT or SNAPSHOT addressed to this actor (not from a
  * client). Takes m. */

@@ -82,12 +82,12 @@ static void pack_route(const cn_route_t *r, void *arg)
     cn__pack_kint(pk, "learned_us", (int64_t)r->learned_us);
 }
 
-void cn__snapshot_pack(msgpack_packer *pk)
+void cn__snapshot_pack(msgpack_packer *pk, int stacks)
 {
     char host[256] = "";
     gethostname(host, sizeof(host) - 1);
 
-    msgpack_pack_map(pk, 20);
+    msgpack_pack_map(pk, stacks ? 21 : 20);
     cn__lock(&cn__rt.mu);
     cn__pack_kint(pk, "id", cn__rt.id);
     cn__pack_kstr(pk, "name", cn__rt.name);
@@ -130,4 +130,6 @@ void cn__snapshot_pack(msgpack_packer *pk)
 
     cn__pack_kint(pk, "log_level", atomic_load(&cn__rt.log_level));
     cn__debug_pack(pk); /* "debug" and "lock" */
+    if (stacks)
+        cn__debug_pack_stacks(pk);
 }
