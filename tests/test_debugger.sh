@@ -57,6 +57,10 @@ stop_tree() { # cancels the tree and waits for it
     [ -n "$cpid" ] && { exec 3>&-; wait "$cpid" 2>/dev/null; cpid=; }
     kill -INT "$pid" 2>/dev/null
     i=0
+    while kill -0 "$pid" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
+    # An actor may still hold the console: then the first Ctrl-C only
+    # interrupted its REPL, and a second one kills the tree.
+    kill -INT "$pid" 2>/dev/null
     while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
     kill -9 "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
@@ -319,12 +323,43 @@ if command -v tmux >/dev/null 2>&1; then
     else
         fail "terminal: screen was: $screen"
     fi
+    tmux send-keys -t "$s" C-c
+    k=0
+    while ! tmux capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    if tmux capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && kill -0 "$pid" 2>/dev/null &&
+        ! grep -q "shutting down" "$tmp/term.log"; then
+        ok "terminal: Ctrl-C at the console interrupts the REPL and cancels nothing"
+    else
+        fail "terminal: after Ctrl-C: $(tmux capture-pane -p -t "$s" | tail -5) / $(tail -3 "$tmp/term.log")"
+    fi
+    sleep 2.2 # so that the next Ctrl-C is not a second one
     tmux send-keys -t "$s" "c" Enter
     wait_for "after breakpoint: ok" "$tmp/term.log" 5 && ok "terminal: continue typed in tmux resumes the actor" ||
         fail "terminal: not resumed: $(tmux capture-pane -p -t "$s")"
     tmux send-keys -t "$s" C-d
     tmux kill-session -t "$s" 2>/dev/null
     stop_tree
+
+    # A double Ctrl-C at the console escapes: the whole tree is killed.
+    start_tree escape bp
+    wait_for "waits for the console" "$tmp/escape.log" 5
+    kid=$(pgrep -P "$pid" | head -1)
+    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach escape; sleep 30"
+    k=0
+    while ! tmux capture-pane -p -t "$s" | grep -q "(escape/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    tmux send-keys -t "$s" C-c
+    sleep 0.3
+    tmux send-keys -t "$s" C-c
+    k=0
+    while { kill -0 "$pid" 2>/dev/null || kill -0 "$kid" 2>/dev/null; } && [ $k -lt 60 ]; do sleep 0.05; k=$((k + 1)); done
+    if ! kill -0 "$pid" 2>/dev/null && [ -n "$kid" ] && ! kill -0 "$kid" 2>/dev/null; then
+        ok "terminal: a double Ctrl-C at the console kills the tree, the actor in the debugger too"
+    else
+        fail "terminal: after a double Ctrl-C: root alive=$(kill -0 "$pid" 2>/dev/null && echo y), child $kid alive=$(kill -0 "$kid" 2>/dev/null && echo y)"
+    fi
+    tmux kill-session -t "$s" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    pid=
 else
     skip "terminal: tmux is not installed"
 fi

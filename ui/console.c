@@ -162,7 +162,9 @@ static const char *const console_help =
     "  :skip           send the holder to the back of the queue; the next one gets it\n"
     "  :release        make the holder continue and take the console from it\n"
     "  :break ACTOR    break into an actor (id, name or path)\n"
-    "  :detach, :q     leave; the tree keeps running (so does Ctrl-D)\n";
+    "  :detach, :q     leave; the tree keeps running (so does Ctrl-D)\n"
+    "Ctrl-C while an actor has the console goes to the root: it interrupts the\n"
+    "REPL, and a second one within 2 s kills the whole tree.\n";
 
 static void on_line(char *line)
 {
@@ -286,6 +288,12 @@ int cli_attach(int argc, char **argv, const opts_t *o)
                 fputs("^C\n", stdout);
                 rl_forced_update_display();
             }
+            /* With an actor at the console, Ctrl-C is the root's, as if
+             * typed at its terminal: the REPL is interrupted, and a second
+             * within 2 s kills the tree (docs/debugger.md). */
+            if (con.holder_path[0] && kill(cn_client_root_pid(con.c), SIGINT) < 0)
+                note("canopy: cannot pass Ctrl-C to the root (pid %d): %s",
+                     cn_client_root_pid(con.c), strerror(errno));
         }
         if (r < 0 && errno == EINTR)
             continue;

@@ -32,6 +32,9 @@ void cn__debug_init(int debug_mode);
 /* Whether the tree runs in debug mode. Any thread. */
 int cn__debug_mode(void);
 
+/* A CONSOLE_IN line of this one byte is Ctrl-C at the console. */
+#define CN__INTERRUPT "\003"
+
 /* Whether `type` is one of the debugging block's: LOCK_REQ, LOCK_GRANT,
  * LOCK_RELEASE, CONSOLE_IN, CONSOLE_OUT, BREAK (codes 15 to 20). */
 static inline int cn__debug_msg_type(uint32_t type)
@@ -69,6 +72,10 @@ void cn__lock_pack(msgpack_packer *pk);
 /* The root: actor `id` is gone from the tree; if it held or waited for the
  * lock it no longer does. */
 void cn__lock_actor_gone(uint32_t id, const char *why);
+
+/* The root: Ctrl-C while an actor holds the console. If one does, its
+ * REPL is told (it says how to escape) and 1 is returned; else 0. */
+int cn__lock_interrupt(void);
 
 /* The root: a console client attached or detached (attach.c). */
 void cn__lock_consoles_changed(void);

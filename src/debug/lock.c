@@ -253,6 +253,14 @@ void cn__lock_actor_gone(uint32_t id, const char *why)
     unqueue(id, 0, why);
 }
 
+int cn__lock_interrupt(void)
+{
+    if (lk.holder == NULL)
+        return 0;
+    send_to(CN_MSG_CONSOLE_IN, lk.holder, CN__INTERRUPT);
+    return 1;
+}
+
 void cn__lock_consoles_changed(void)
 {
     if (lk.holder && cn__attach_consoles() > 0)

@@ -515,6 +515,12 @@ static void banner(msgpack_sbuffer *out, int again)
 
 static void run_line(const char *line, size_t len)
 {
+    if (len == 1 && line[0] == CN__INTERRUPT[0]) { /* Ctrl-C at the console */
+        static const char msg[] = "^C: no command is running (each finishes within 2 s); the "
+                                  "tree goes on. Ctrl-C again within 2 s kills the whole tree.\n";
+        send_root(CN_MSG_CONSOLE_OUT, msg, sizeof(msg) - 1);
+        return;
+    }
     char buf[1024];
     snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), line);
     char *argv[16];

@@ -1109,7 +1109,9 @@ static void on_sigint_grace(uv_timer_t *t)
 }
 
 /* SIGINT at the root: the first cancels the tree gracefully, a second
- * within 2 s kills it. */
+ * within 2 s kills it. While an actor holds the debugger's console, the
+ * first only interrupts its REPL: Ctrl-C at a debugger must not cancel the
+ * tree being debugged (docs/debugger.md). */
 static void on_sigint(uv_signal_t *h, int sig)
 {
     (void)h, (void)sig;
@@ -1127,6 +1129,11 @@ static void on_sigint(uv_signal_t *h, int sig)
         syscall(SYS_exit_group, 128 + SIGINT);
     }
     cn__rt.sigint_at = now ? now : 1;
+    if (cn__lock_interrupt()) {
+        cn_log(CN_LOG_WARN, "SIGINT: an actor has the debugger's console, so the tree is not "
+                            "cancelled (Ctrl-C again within 2 s kills it)");
+        return;
+    }
     cn_log(CN_LOG_WARN, "SIGINT: cancelling the tree (Ctrl-C again within 2 s to kill it)");
     cn__call_fail_all(CN_ECANCELED, "the tree is being cancelled (SIGINT)");
     begin_shutdown("SIGINT", 128 + SIGINT);
