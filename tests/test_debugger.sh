@@ -229,7 +229,7 @@ stop_tree
 start_tree stacks spin bp
 wait_for "waits for the console" "$tmp/stacks.log" 5
 out=$("$canopy" bt stacks 2>&1) && rc=0 || rc=$?
-expect_out "#[0-9]+ +cn_breakpoint_at at .*repl.c" "canopy bt: the breakpoint's thread is in cn_breakpoint_at"
+expect_out "#[0-9]+ +entry_bp at .*debug_tree.c:[0-9]+" "canopy bt: the breakpoint's thread shows the function that called cn_breakpoint"
 expect_out "thread [0-9]+ .*main debugger for" "canopy bt: each stack says what the runtime knows the thread does"
 if [ $tsan = 1 ]; then
     skip "canopy bt of while(1): ThreadSanitizer never delivers a signal to a spinning thread"
@@ -269,6 +269,26 @@ else
         fail "crash: parent did not see signal 11: $(tail -5 "$tmp/crash.log")"
     stop_tree
 fi
+
+# ---------------------------------------------------------------- task error
+# In debug mode a task that fails stops in the debugger before its error
+# is relayed; after continue the caller gets the error.
+CANOPY_DEBUG=1 start_tree taskerr fail
+attach taskerr
+wait_for "has the console: task error \(post-mortem\): boom\(\) failed: CN_EIO: disk on fire" "$con" 5 &&
+    ok "task error: the failing task stops in the debugger, saying what failed" ||
+    fail "task error: no post-mortem session: $(cat "$con")"
+grep -q "boom:" "$tmp/taskerr.log" && fail "task error: the error was relayed before continue" ||
+    ok "task error: the caller has not had the error yet"
+send bt
+wait_for "#0 +fail_here at .*debug_tree.c" "$con" 10 &&
+    ok "task error: bt shows where it called cn_call_fail" ||
+    fail "task error: bt: $(tail -8 "$con")"
+send c
+wait_for "fail-1: boom: CN_EREMOTE: disk on fire" "$tmp/taskerr.log" 5 &&
+    ok "task error: after continue the caller gets the error" ||
+    fail "task error: caller: $(grep boom "$tmp/taskerr.log")"
+stop_tree
 
 # ---------------------------------------------------------------- no console
 start_tree lonely bp

@@ -48,6 +48,12 @@ void cn__debug_on_msg(cn_wire_msg_t *m);
 /* Starts sessions that other threads asked for (cn_breakpoint, a crash). */
 void cn__debug_on_async(void);
 
+/* A task thread whose function failed (not cancelled, not relaying
+ * another actor's error): in debug mode, stops it in the debugger until
+ * `continue`, before the error is relayed; `frames` is where it called
+ * cn_call_fail, if it did. Does nothing outside debug mode. */
+void cn__debug_task_failed(const char *reason, void *const *frames, int nframes);
+
 /* Whether this actor is in a debugger session or waits for one. Any
  * thread. */
 int cn__debug_active(void);

@@ -30,7 +30,7 @@
 #include "inspect/inspect.h"
 #include "runtime/rt.h"
 
-enum { K_BREAKPOINT, K_BREAK, K_CRASH };
+enum { K_BREAKPOINT, K_BREAK, K_CRASH, K_ERROR };
 
 #define STACKS_MAX 128
 
@@ -182,7 +182,7 @@ static void end_session(const char *how)
     send_root(CN_MSG_LOCK_RELEASE, NULL, 0);
     if (r->kind == K_CRASH) {
         cn__crash_release(); /* the thread dies of its signal, and so do we */
-    } else if (r->kind == K_BREAKPOINT) {
+    } else if (r->kind == K_BREAKPOINT || r->kind == K_ERROR) {
         cn__latch_put(r->wake, &r->done); /* the thread frees r */
         r = NULL;
     }
@@ -391,8 +391,9 @@ static int cmd_bt(int argc, char **argv, msgpack_sbuffer *out)
     if (r->tid && (want == 0 || want == r->tid)) {
         cn__thr_stack_t t = {.tid = r->tid, .state = CN__FZ_PARKED, .nframes = r->nframes};
         memcpy(t.frames, r->frames, sizeof(void *) * (size_t)r->nframes);
-        write_stack(out, &t, r->kind == K_CRASH ? "crashed here" : "stopped at the breakpoint",
-                    r->kind == K_CRASH);
+        static const char *const why[] = {"stopped at the breakpoint", NULL, "crashed here",
+                                          "failed here (where it called cn_call_fail)"};
+        write_stack(out, &t, why[r->kind], r->kind == K_CRASH);
         if (want == r->tid || (!all && r->kind != K_BREAK))
             return 0;
     }
@@ -502,7 +503,7 @@ static void banner(msgpack_sbuffer *out, int again)
     cn__sb_printf(out, "%s%s\n", again ? "still in the debugger: " : "", r->reason);
     if (again)
         return;
-    if (r->kind != K_BREAKPOINT) {
+    if (r->kind == K_BREAK || r->kind == K_CRASH) {
         size_t stopped = 0;
         for (size_t i = 0; i < ss.nstacks; i++)
             stopped += ss.stacks[i].state == CN__FZ_PARKED || ss.stacks[i].state == CN__FZ_DEFERRED;
@@ -554,7 +555,7 @@ static void on_grant(void)
     int again = ss.granted;
     if (!ss.granted) {
         ss.granted = 1;
-        if (r->kind != K_BREAKPOINT) {
+        if (r->kind == K_BREAK || r->kind == K_CRASH) { /* stop the others too */
             size_t n = 0;
             if (cn__freeze(1, r->tid, 500, ss.stacks, STACKS_MAX, &n) == 0)
                 ss.have_stacks = 1;
@@ -728,28 +729,12 @@ void cn__debug_pack_stacks(msgpack_packer *pk)
  * cn_breakpoint
  */
 
-int cn_breakpoint_at(const char *file, int line, const char *fn)
+/* Queues r for a session and blocks the calling thread until it ends. */
+static int stop_this_thread(dreq_t *r)
 {
-    if (!cn__rt.started)
-        return CN_EINVAL;
-    if ((int)syscall(SYS_gettid) == cn__broker_tid)
-        return CN_EBUSY;
-    dreq_t *r = calloc(1, sizeof(*r));
     cn__latch_t wake;
-    if (r == NULL)
-        return CN_ENOMEM;
-    r->kind = K_BREAKPOINT;
-    r->tid = (int)syscall(SYS_gettid);
-    r->nframes = cn__stack_here(r->frames, CN__BT_FRAMES);
-    /* Drop this function's own frames: the stack starts at the caller. */
-    if (r->nframes > 2) {
-        memmove(r->frames, r->frames + 2, sizeof(void *) * (size_t)(r->nframes - 2));
-        r->nframes -= 2;
-    }
-    const char *base = file ? strrchr(file, '/') : NULL;
-    snprintf(r->reason, sizeof(r->reason), "breakpoint at %s:%d in %s()",
-             base ? base + 1 : file ? file : "?", line, fn ? fn : "?");
     cn__latch_init(&wake);
+    r->tid = (int)syscall(SYS_gettid);
     r->wake = &wake;
     queue_req(r);
     uv_async_send(&cn__rt.async);
@@ -760,4 +745,41 @@ int cn_breakpoint_at(const char *file, int line, const char *fn)
     cn__latch_fini(&wake);
     free(r);
     return rc;
+}
+
+int cn_breakpoint_at(const char *file, int line, const char *fn)
+{
+    if (!cn__rt.started)
+        return CN_EINVAL;
+    if ((int)syscall(SYS_gettid) == cn__broker_tid)
+        return CN_EBUSY;
+    dreq_t *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return CN_ENOMEM;
+    r->kind = K_BREAKPOINT;
+    r->nframes = cn__stack_here(r->frames, CN__BT_FRAMES);
+    /* Drop this function's own frames: the stack starts at the caller. */
+    if (r->nframes > 2) {
+        memmove(r->frames, r->frames + 2, sizeof(void *) * (size_t)(r->nframes - 2));
+        r->nframes -= 2;
+    }
+    const char *base = file ? strrchr(file, '/') : NULL;
+    snprintf(r->reason, sizeof(r->reason), "breakpoint at %s:%d in %s()",
+             base ? base + 1 : file ? file : "?", line, fn ? fn : "?");
+    return stop_this_thread(r);
+}
+
+void cn__debug_task_failed(const char *reason, void *const *frames, int nframes)
+{
+    dreq_t *r;
+    if (!ss.debug_mode || (r = calloc(1, sizeof(*r))) == NULL)
+        return;
+    r->kind = K_ERROR;
+    snprintf(r->reason, sizeof(r->reason), "task error (post-mortem): %s", reason);
+    r->nframes = nframes < CN__BT_FRAMES ? nframes : CN__BT_FRAMES;
+    if (r->nframes > 0)
+        memcpy(r->frames, frames, sizeof(void *) * (size_t)r->nframes);
+    cn_log(CN_LOG_WARN, "debug mode: %s; stopping in the debugger before the error is relayed",
+           reason);
+    stop_this_thread(r);
 }

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug/debug.h"
 #include "rt.h"
 
 struct cn_call {
@@ -42,7 +43,9 @@ struct cn_call {
     char cancel_reason[CN__REASON_MAX];
     uint64_t cancel_us; /* when the cancel arrived */
     char message[1024]; /* set by cn_call_fail */
-    char *backtrace;    /* captured by cn_call_fail */
+    char *backtrace;    /* captured by cn_call_fail, as text for the ERROR */
+    void *fail_frames[CN__BT_FRAMES]; /* ... and as addresses, for the debugger */
+    int fail_nframes;
     struct {            /* the last remote error a nested call returned */
         char *origin, *fn, *message, *backtrace, *via;
         int64_t code;
@@ -202,6 +205,11 @@ static void run_task(cn__task_t *t)
     } else if (rc < 0) {
         if (!t->message[0] && rc == CN_ECANCELED && atomic_load(&t->cancelled))
             snprintf(t->message, sizeof(t->message), "cancelled: %s", t->cancel_reason);
+        if (rc != CN_ECANCELED && rc != CN_EREMOTE && cn__debug_mode()) {
+            snprintf(text, sizeof(text), "%.*s() failed: %s: %s", (int)cmd->fn.len, cmd->fn.ptr,
+                     cn_err_name(rc), t->message[0] ? t->message : cn_strerror(rc));
+            cn__debug_task_failed(text, t->fail_frames, t->fail_nframes);
+        }
         reply_error(t, rc, t->message[0] ? t->message : cn_strerror(rc));
     }
     msgpack_sbuffer_destroy(&out);
@@ -508,6 +516,12 @@ int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
     if (call) {
         free(call->backtrace);
         call->backtrace = capture_backtrace();
+        if (cn__debug_mode()) { /* where it failed, for a post-mortem: from our caller on */
+            int n = cn__stack_here(call->fail_frames, CN__BT_FRAMES) - 2; /* here, and us */
+            call->fail_nframes = n > 0 ? n : 0;
+            if (n > 0)
+                memmove(call->fail_frames, call->fail_frames + 2, sizeof(void *) * (size_t)n);
+        }
     }
     return code < 0 ? code : CN_EINVAL;
 }

@@ -7,6 +7,8 @@
  *   spin    spins in spin_forever(), a while(1) outside any canopy call
  *   crash   waits 300 ms, then writes through a NULL pointer in crash_here()
  *   mid     spawns one child "leaf" running entry crash, then waits
+ *   fail    calls the root's "boom", which fails in fail_here() with
+ *           cn_call_fail; logs "boom: <error>", then waits
  * The root prints "ready" once every child is up, then waits (up to 120 s)
  * to be cancelled.
  */
@@ -61,6 +63,35 @@ static int entry_crash(int argc, char **argv)
     return 0;
 }
 
+/* The barriers keep the compiler from turning these calls into jumps,
+ * which would leave these frames out of the stack (as -O2 may in any
+ * program). */
+__attribute__((noinline)) static int fail_here(cn_call_t *c)
+{
+    int rc = cn_call_fail(c, CN_EIO, "disk on fire");
+    __asm__ volatile("" ::: "memory");
+    return rc;
+}
+
+static int fn_boom(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    int rc = fail_here(c);
+    __asm__ volatile("" ::: "memory");
+    return rc;
+}
+
+static int entry_fail(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cn_result_t r;
+    int rc = cn_call(cn_parent(), "boom", NULL, &r, 60000);
+    cn_log(CN_LOG_INFO, "boom: %s%s%s", cn_err_name(rc), rc == CN_EREMOTE ? ": " : "",
+           rc == CN_EREMOTE && r.error.message ? r.error.message : "");
+    cn_result_free(&r);
+    return wait_cancelled();
+}
+
 static int entry_mid(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -95,11 +126,12 @@ int main(int argc, char **argv)
 {
     static const cn_entry_t entries[] = {
         {"bp", entry_bp}, {"spin", entry_spin}, {"crash", entry_crash}, {"mid", entry_mid},
-        {NULL, NULL},
+        {"fail", entry_fail}, {NULL, NULL},
     };
     const char *name = "dbgtree";
     if (argc > 1 && strncmp(argv[1], "--name=", 7) == 0)
         name = argv[1] + 7;
-    cn_config_t cfg = {.name = name, .entries = entries, .main = root_main};
+    static const cn_export_t exports[] = {{"boom", fn_boom}, {NULL, NULL}};
+    cn_config_t cfg = {.name = name, .entries = entries, .exports = exports, .main = root_main};
     return cn_run(argc, argv, &cfg);
 }
