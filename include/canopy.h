@@ -389,6 +389,29 @@ CN_EXTERN const char *cn_log_level_name(cn_log_level_t level);
 #define cn_breakpoint() cn_breakpoint_at(__FILE__, __LINE__, __func__)
 CN_EXTERN int cn_breakpoint_at(const char *file, int line, const char *fn);
 
+/* Where a debug command or variable writes its answer. */
+typedef struct cn_debug_out cn_debug_out_t;
+CN_EXTERN void cn_debug_printf(cn_debug_out_t *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * Adds a command to this actor's REPL: `name ARGS...` at its prompt calls
+ * fn(argc, argv, out, arg), argv[0] being the name. `vars` at the prompt
+ * calls every variable's fn(out, arg) to print its current value.
+ *
+ * Both run on the actor's broker thread, possibly while the program's
+ * other threads are stopped (after a break or a crash): they must not
+ * block, and must not take a lock the program's threads may hold; read
+ * plain or atomic values. Names are letters, digits, '_', '-' and '.',
+ * and may not be a built-in command's. Register from any thread, before
+ * or after cn_run. Returns 0, CN_EINVAL (bad or taken name), or CN_ENOMEM
+ * (64 of each at most).
+ */
+typedef int (*cn_debug_cmd_fn)(int argc, char **argv, cn_debug_out_t *out, void *arg);
+typedef void (*cn_debug_var_fn)(cn_debug_out_t *out, void *arg);
+CN_EXTERN int cn_debug_command(const char *name, const char *help, cn_debug_cmd_fn fn, void *arg);
+CN_EXTERN int cn_debug_var(const char *name, cn_debug_var_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -290,6 +290,28 @@ wait_for "fail-1: boom: CN_EREMOTE: disk on fire" "$tmp/taskerr.log" 5 &&
     fail "task error: caller: $(grep boom "$tmp/taskerr.log")"
 stop_tree
 
+# ---------------------------------------------------------------- the program's own
+start_tree mine bp
+attach mine
+wait_for "has the console" "$con" 5
+send vars
+wait_for "^bp_hits = 1$" "$con" 5 && ok "vars: shows the program's variable" ||
+    fail "vars: $(tail -4 "$con")"
+send "hello big world"
+wait_for "^hello from mine/bp-1 \(bp\): big world$" "$con" 5 &&
+    ok "a registered command runs with its arguments" || fail "user command: $(tail -4 "$con")"
+send "hello a b c"
+wait_for "^hello: invalid argument$" "$con" 5 && ok "a registered command's error is shown" ||
+    fail "user command error: $(tail -4 "$con")"
+send help
+wait_for "^  hello +say hello" "$con" 5 && ok "help lists the program's commands" ||
+    fail "help: $(tail -6 "$con")"
+send c
+grep -q "registering 'bt': CN_EINVAL; 'bad name': CN_EINVAL" "$tmp/mine.log" &&
+    ok "a built-in's name or a bad name cannot be registered" ||
+    fail "registration: $(grep registering "$tmp/mine.log")"
+stop_tree
+
 # ---------------------------------------------------------------- no console
 start_tree lonely bp
 wait_for "attach with: canopy attach lonely" "$tmp/lonely.log" 5 &&

@@ -17,6 +17,7 @@
  * Invariant: the session state is the broker's; other threads only queue
  * requests under ss.mu and read ss.active.
  */
+#include <ctype.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -192,6 +193,115 @@ static void end_session(const char *how)
 }
 
 /* ===========================================================================
+ * The program's own commands and variables (cn_debug_command, cn_debug_var)
+ */
+
+#define USER_MAX 64
+
+typedef struct user_ent {
+    char name[CN__NAME_MAX];
+    char help[128];
+    cn_debug_cmd_fn cmd;
+    cn_debug_var_fn var;
+    void *arg;
+} user_ent_t;
+
+static struct {
+    pthread_mutex_t mu;
+    user_ent_t cmds[USER_MAX], vars[USER_MAX];
+    size_t ncmds, nvars;
+} user = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+struct cn_debug_out {
+    msgpack_sbuffer *sb;
+};
+
+void cn_debug_printf(cn_debug_out_t *out, const char *fmt, ...)
+{
+    char buf[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    if (out && n > 0)
+        msgpack_sbuffer_write(out->sb, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+}
+
+static int is_builtin(const char *name);
+
+static int user_add(user_ent_t *tab, size_t *n, const char *name, const char *help,
+                    cn_debug_cmd_fn cmd, cn_debug_var_fn var, void *arg)
+{
+    size_t len = name ? strlen(name) : 0;
+    if (len == 0 || len >= CN__NAME_MAX || (cmd == NULL && var == NULL) || is_builtin(name))
+        return CN_EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if (!(isalnum((unsigned char)name[i]) || strchr("_-.", name[i])))
+            return CN_EINVAL;
+    int rc = 0;
+    cn__lock(&user.mu);
+    for (size_t i = 0; i < *n && rc == 0; i++)
+        rc = strcmp(tab[i].name, name) == 0 ? CN_EINVAL : 0;
+    if (rc == 0 && *n == USER_MAX)
+        rc = CN_ENOMEM;
+    if (rc == 0) {
+        user_ent_t *e = &tab[(*n)++];
+        snprintf(e->name, sizeof(e->name), "%s", name);
+        snprintf(e->help, sizeof(e->help), "%s", help ? help : "");
+        e->cmd = cmd;
+        e->var = var;
+        e->arg = arg;
+    }
+    cn__unlock(&user.mu);
+    return rc;
+}
+
+int cn_debug_command(const char *name, const char *help, cn_debug_cmd_fn fn, void *arg)
+{
+    return fn ? user_add(user.cmds, &user.ncmds, name, help, fn, NULL, arg) : CN_EINVAL;
+}
+
+int cn_debug_var(const char *name, cn_debug_var_fn fn, void *arg)
+{
+    return fn ? user_add(user.vars, &user.nvars, name, NULL, NULL, fn, arg) : CN_EINVAL;
+}
+
+/* A copy of the command `name`, if the program added one. */
+static int user_cmd(const char *name, user_ent_t *out)
+{
+    int found = 0;
+    cn__lock(&user.mu);
+    for (size_t i = 0; i < user.ncmds && !found; i++)
+        if (strcmp(user.cmds[i].name, name) == 0) {
+            *out = user.cmds[i];
+            found = 1;
+        }
+    cn__unlock(&user.mu);
+    return found;
+}
+
+static int cmd_vars(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv;
+    cn__lock(&user.mu);
+    size_t n = user.nvars;
+    user_ent_t vars[USER_MAX];
+    memcpy(vars, user.vars, sizeof(vars[0]) * n);
+    cn__unlock(&user.mu); /* not held while the program's code runs */
+    cn_debug_out_t o = {out};
+    for (size_t i = 0; i < n; i++) {
+        cn__sb_printf(out, "%s = ", vars[i].name);
+        size_t before = out->size;
+        vars[i].var(&o, vars[i].arg);
+        if (out->size == before || out->data[out->size - 1] != '\n')
+            cn__sb_printf(out, "\n");
+    }
+    if (n == 0)
+        cn__sb_printf(out, "(no variables: the program registers them with cn_debug_var)\n");
+    return 0;
+}
+
+/* ===========================================================================
  * Commands
  */
 
@@ -213,6 +323,15 @@ static int cmd_help(int argc, char **argv, msgpack_sbuffer *out)
                  c->alias ? c->alias : "", c->args ? " " : "", c->args ? c->args : "");
         cn__sb_printf(out, "  %-22s %s\n", left, c->help);
     }
+    cn__lock(&user.mu);
+    size_t n = user.ncmds;
+    user_ent_t mine[USER_MAX];
+    memcpy(mine, user.cmds, sizeof(mine[0]) * n);
+    cn__unlock(&user.mu);
+    if (n)
+        cn__sb_printf(out, "this program's commands:\n");
+    for (size_t i = 0; i < n; i++)
+        cn__sb_printf(out, "  %-22s %s\n", mine[i].name, mine[i].help);
     return 0;
 }
 
@@ -493,8 +612,17 @@ static const cmd_t cmds[] = {
     {"cancel", NULL, "[CID]", "cancel a call this actor made, or the actor itself", cmd_cancel},
     {"kill", NULL, NULL, "kill this actor with SIGKILL", cmd_kill},
     {"log", NULL, "[LEVEL]", "show or set this actor's log level", cmd_log},
+    {"vars", NULL, NULL, "the variables this program exposes (cn_debug_var)", cmd_vars},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
+
+static int is_builtin(const char *name)
+{
+    for (const cmd_t *c = cmds; c->name; c++)
+        if (strcmp(c->name, name) == 0 || (c->alias && strcmp(c->alias, name) == 0))
+            return 1;
+    return 0;
+}
 
 static void banner(msgpack_sbuffer *out, int again)
 {
@@ -536,12 +664,19 @@ static void run_line(const char *line, size_t len)
         const cmd_t *c = cmds;
         while (c->name && strcmp(c->name, argv[0]) != 0 && !(c->alias && !strcmp(c->alias, argv[0])))
             c++;
-        if (c->name && c->table)
+        user_ent_t u;
+        if (c->name && c->table) {
             with_snapshot(&out, c->table); /* the inspector's own tables */
-        else if (c->name)
+        } else if (c->name) {
             over = c->run(argc, argv, &out);
-        else
+        } else if (user_cmd(argv[0], &u)) {
+            cn_debug_out_t o = {&out};
+            int rc = u.cmd(argc, argv, &o, u.arg);
+            if (rc < 0)
+                cn__sb_printf(&out, "%s: %s\n", argv[0], cn_strerror(rc));
+        } else {
             cn__sb_printf(&out, "unknown command '%s'; 'help' lists them\n", argv[0]);
+        }
     }
     say(&out); /* the console shows the prompt itself */
     msgpack_sbuffer_destroy(&out);

@@ -2,8 +2,9 @@
  * debug_tree.c: trees with actors in the debugger, for test_debugger.sh.
  * The root ("dbgtree", or argv[1] if it is --name=NAME) spawns one child
  * per argument, named KIND-N, running entry KIND:
- *   bp      waits 300 ms, logs "before breakpoint", calls cn_breakpoint(),
- *           logs "after breakpoint", then waits to be cancelled
+ *   bp      registers the REPL variable bp_hits and command hello, waits
+ *           300 ms, logs "before breakpoint", calls cn_breakpoint(), logs
+ *           "after breakpoint", then waits to be cancelled
  *   spin    spins in spin_forever(), a while(1) outside any canopy call
  *   crash   waits 300 ms, then writes through a NULL pointer in crash_here()
  *   mid     spawns one child "leaf" running entry crash, then waits
@@ -12,6 +13,7 @@
  * The root prints "ready" once every child is up, then waits (up to 120 s)
  * to be cancelled.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -26,9 +28,32 @@ static int wait_cancelled(void)
     return 0;
 }
 
+static _Atomic long bp_hits = 0;
+
+static void var_hits(cn_debug_out_t *out, void *arg)
+{
+    (void)arg;
+    cn_debug_printf(out, "%ld", atomic_load(&bp_hits));
+}
+
+static int cmd_hello(int argc, char **argv, cn_debug_out_t *out, void *arg)
+{
+    cn_debug_printf(out, "hello from %s (%s):", cn_path(), (const char *)arg);
+    for (int i = 1; i < argc; i++)
+        cn_debug_printf(out, " %s", argv[i]);
+    cn_debug_printf(out, "\n");
+    return argc > 3 ? CN_EINVAL : 0;
+}
+
 static int entry_bp(int argc, char **argv)
 {
     (void)argc, (void)argv;
+    cn_debug_var("bp_hits", var_hits, NULL);
+    cn_debug_command("hello", "say hello (at most 2 words)", cmd_hello, "bp");
+    cn_log(CN_LOG_INFO, "registering 'bt': %s; 'bad name': %s",
+           cn_err_name(cn_debug_command("bt", NULL, cmd_hello, NULL)),
+           cn_err_name(cn_debug_var("bad name", var_hits, NULL)));
+    atomic_fetch_add(&bp_hits, 1);
     cn_sleep(300);
     cn_log(CN_LOG_INFO, "before breakpoint");
     int rc = cn_breakpoint();
