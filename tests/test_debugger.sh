@@ -48,7 +48,7 @@ wait_for() {
 start_tree() { # start_tree NAME ARGS...: the tree in the background, until "ready"
     name=$1
     shift
-    "$tree_bin" --name="$name" "$@" >"$tmp/$name.log" 2>&1 &
+    "$tree_bin" --name="$name" "$@" </dev/null >"$tmp/$name.log" 2>&1 &
     pid=$!
     wait_for ready "$tmp/$name.log" 10 || fail "$name: the tree did not start"
 }
@@ -381,6 +381,28 @@ if command -v tmux >/dev/null 2>&1; then
     tmux send-keys -t "$s" C-d
     tmux kill-session -t "$s" 2>/dev/null
     stop_tree
+
+    # No console client, and the root runs in a terminal: that terminal is
+    # the console, for as long as an actor holds it.
+    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $tree_bin --name=own bp 2>$tmp/own.log; sleep 30"
+    k=0
+    while ! tmux capture-pane -p -t "$s" | grep -q "^(own/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    tmux send-keys -t "$s" "threads" Enter
+    k=0
+    while ! tmux capture-pane -p -t "$s" | grep -Eq "main +debugger" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    screen=$(tmux capture-pane -p -t "$s")
+    printf '%s\n' "$screen" | grep -q "^(own/bp-1) threads" && printf '%s\n' "$screen" | grep -Eq "main +debugger" &&
+        ok "root's terminal: with no console attached, it is the console" ||
+        fail "root's terminal: screen was: $screen"
+    tmux send-keys -t "$s" "c" Enter
+    wait_for "after breakpoint: ok" "$tmp/own.log" 5 && ok "root's terminal: continue typed there resumes the actor" ||
+        fail "root's terminal: not resumed: $(tmux capture-pane -p -t "$s")"
+    tmux send-keys -t "$s" C-c
+    k=0
+    while pgrep -f -- "^$tree_bin --name=own" >/dev/null && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    pgrep -f -- "^$tree_bin --name=own" >/dev/null && fail "root's terminal: Ctrl-C did not end the tree" ||
+        ok "root's terminal: given back after the session, Ctrl-C cancels the tree as usual"
+    tmux kill-session -t "$s" 2>/dev/null
 
     # A double Ctrl-C at the console escapes: the whole tree is killed.
     start_tree escape bp

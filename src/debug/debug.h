@@ -95,6 +95,22 @@ int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err);
  * console, as lock events, through send(frame, len, arg). */
 void cn__lock_replay(void (*send)(const char *frame, size_t len, void *arg), void *arg);
 
+/* --- tty.c: the root's own terminal as the console */
+
+/* Whether the terminal can be the console: stdin and stdout a terminal,
+ * the root in the foreground, CANOPY_CONSOLE not 0. */
+int cn__tty_usable(void);
+
+/* Takes the terminal for the holder `path` (or changes the prompt); each
+ * line typed is handed to line(). */
+void cn__tty_start(const char *path, void (*line)(const char *line, size_t len));
+
+/* Gives the terminal back to the program. */
+void cn__tty_stop(void);
+
+/* Prints above the line being typed. */
+void cn__tty_write(const char *text, size_t len);
+
 /* --- provided by attach.c, for lock.c */
 
 /* Sends a frame to every console client; with also_subscribers, to event

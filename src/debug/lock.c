@@ -39,6 +39,17 @@ static struct {
     unsigned nwait;
 } lk;
 
+/* The root's own terminal is the console while no client is (tty.c). */
+static int tty_is_console(void)
+{
+    return cn__attach_consoles() == 0 && cn__tty_usable();
+}
+
+static unsigned consoles(void)
+{
+    return cn__attach_consoles() + (unsigned)tty_is_console();
+}
+
 /* ===========================================================================
  * Events
  */
@@ -85,6 +96,11 @@ static void notice(const char *op, const lw_t *w, const char *fmt, ...)
     if (pack_event(&sb, "lock", op, w, detail, strlen(detail)) == 0)
         cn__attach_console_send(sb.data, sb.size, 1);
     msgpack_sbuffer_destroy(&sb);
+    if (tty_is_console()) {
+        char line[sizeof(detail) + 16];
+        int n = snprintf(line, sizeof(line), "[lock] %s\n", detail);
+        cn__tty_write(line, n < 0 ? 0 : (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+    }
 }
 
 /* ===========================================================================
@@ -115,9 +131,13 @@ static void send_to(uint32_t type, const lw_t *w, const char *text)
     msgpack_sbuffer_destroy(&sb);
 }
 
+static void tty_line(const char *line, size_t len);
+
 static void grant_next(void)
 {
-    if (lk.holder || lk.head == NULL || cn__attach_consoles() == 0)
+    if (lk.holder == NULL && lk.head == NULL)
+        cn__tty_stop(); /* nobody wants the console: the terminal is the program's */
+    if (lk.holder || lk.head == NULL || consoles() == 0)
         return;
     lw_t *w = lk.head;
     lk.head = w->next;
@@ -128,6 +148,8 @@ static void grant_next(void)
     w->granted_us = cn__now_us();
     lk.holder = w;
     notice("granted", w, "%s has the console: %s", w->path, w->reason);
+    if (tty_is_console())
+        cn__tty_start(w->path, tty_line);
     send_to(CN_MSG_LOCK_GRANT, w, NULL);
 }
 
@@ -180,7 +202,7 @@ static void on_req(const cn_wire_msg_t *m)
         snprintf(w->path, sizeof(w->path), "actor %u", w->actor);
     enqueue(w);
     notice("queued", w, "%s wants the console: %s", w->path, w->reason);
-    if (cn__attach_consoles() == 0)
+    if (consoles() == 0)
         cn_log(CN_LOG_WARN, "debugger: %s waits for the console (%s); attach with: canopy attach %s",
                w->path, w->reason, cn__rt.name);
     grant_next();
@@ -223,6 +245,8 @@ static void on_output(const cn_wire_msg_t *m)
     if (pack_event(&sb, "console", "output", w, d->ptr, d->len) == 0)
         cn__attach_console_send(sb.data, sb.size, 0);
     msgpack_sbuffer_destroy(&sb);
+    if (tty_is_console())
+        cn__tty_write(d->ptr, d->len);
 }
 
 /* ===========================================================================
@@ -263,7 +287,11 @@ int cn__lock_interrupt(void)
 
 void cn__lock_consoles_changed(void)
 {
-    if (lk.holder && cn__attach_consoles() > 0)
+    if (cn__attach_consoles() > 0)
+        cn__tty_stop(); /* a client is the console now */
+    else if (lk.holder && tty_is_console())
+        cn__tty_start(lk.holder->path, tty_line);
+    if (lk.holder && consoles() > 0)
         send_to(CN_MSG_LOCK_GRANT, lk.holder, NULL); /* shows its prompt again */
     grant_next();
 }
@@ -324,6 +352,55 @@ static int client_break(const cn_wire_msg_t *m, const char *who, char *err)
     return rc;
 }
 
+/* :skip: the holder to the back of the queue, its session intact. */
+static int skip_holder(const char *who, char *err)
+{
+    if (lk.head == NULL) {
+        snprintf(err, CN__REASON_MAX, "nobody else waits for the console");
+        return CN_ENOENT;
+    }
+    lw_t *w = lk.holder;
+    lk.holder = NULL;
+    notice("skipped", w, "%s skipped by %s: back to the end of the queue", w->path, who);
+    w->since_us = cn__now_us();
+    enqueue(w);
+    grant_next();
+    return 0;
+}
+
+/* :release: the holder is made to continue. */
+static int force_release(const char *who)
+{
+    char why[CN__REASON_MAX];
+    snprintf(why, sizeof(why), "force-released by %s", who);
+    release_holder("released", "%s: %s", why, 1);
+    return 0;
+}
+
+/* A line typed at the root's own terminal. */
+static void tty_line(const char *line, size_t len)
+{
+    char err[CN__REASON_MAX] = "";
+    int rc = 0;
+    if (lk.holder == NULL)
+        return;
+    if (len > 0 && line[0] == ':') {
+        if (strcmp(line, ":skip") == 0)
+            rc = skip_holder("the root's terminal", err);
+        else if (strcmp(line, ":release") == 0)
+            rc = force_release("the root's terminal");
+        else
+            snprintf(err, sizeof(err), "console commands here: :skip, :release");
+        if (rc < 0 || err[0]) {
+            char msg[CN__REASON_MAX + 16];
+            int n = snprintf(msg, sizeof(msg), "%s\n", err);
+            cn__tty_write(msg, n < 0 ? 0 : (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1);
+        }
+        return;
+    }
+    send_to(CN_MSG_CONSOLE_IN, lk.holder, line);
+}
+
 int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err)
 {
     switch (m->hdr.type) {
@@ -344,25 +421,10 @@ int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err)
             snprintf(err, CN__REASON_MAX, "no actor holds the console");
             return CN_ENOENT;
         }
-        if (op_is(m, "skip")) {
-            if (lk.head == NULL) {
-                snprintf(err, CN__REASON_MAX, "nobody else waits for the console");
-                return CN_ENOENT;
-            }
-            lw_t *w = lk.holder;
-            lk.holder = NULL;
-            notice("skipped", w, "%s skipped by %s: back to the end of the queue", w->path, who);
-            w->since_us = cn__now_us();
-            enqueue(w);
-            grant_next();
-            return 0;
-        }
-        if (op_is(m, "release")) {
-            char why[CN__REASON_MAX];
-            snprintf(why, sizeof(why), "force-released by %s", who);
-            release_holder("released", "%s: %s", why, 1);
-            return 0;
-        }
+        if (op_is(m, "skip"))
+            return skip_holder(who, err);
+        if (op_is(m, "release"))
+            return force_release(who);
         snprintf(err, CN__REASON_MAX, "LOCK_RELEASE needs {\"op\": \"skip\" or \"release\"}");
         return CN_EINVAL;
     default:
@@ -390,7 +452,7 @@ void cn__lock_pack(msgpack_packer *pk)
         pack_waiter(pk, lk.holder);
     else
         msgpack_pack_nil(pk);
-    cn__pack_kint(pk, "consoles", cn__attach_consoles());
+    cn__pack_kint(pk, "consoles", consoles());
     cn__pack_cstr(pk, "waiters");
     msgpack_pack_array(pk, lk.nwait);
     for (lw_t *w = lk.head; w; w = w->next)
