@@ -223,6 +223,26 @@ else
 fi
 stop_tree
 
+# ---------------------------------------------------------------- deadlock
+# Two threads deadlocked on each other's mutex: a break stops both, and bt
+# shows each in lock_both, blocked in pthread_mutex_lock.
+start_tree dead deadlock
+sleep 0.3
+"$canopy" break dead deadlock-1 >/dev/null 2>&1
+attach dead
+wait_for "has the console" "$con" 5
+grep -Eq "^2 of 2 other threads stopped" "$con" && ok "deadlock: a break stops both deadlocked threads" ||
+    fail "deadlock: $(grep 'threads stopped' "$con")"
+send bt
+wait_for "lock_both at .*debug_tree.c" "$con" 10
+sleep 0.5
+n=$(grep -Ec "#[0-9]+ +lock_both at .*debug_tree.c" "$con")
+[ "$n" -ge 2 ] && grep -Eq "pthread_mutex_lock|__lll_lock_wait" "$con" &&
+    ok "deadlock: bt shows both threads waiting for a mutex in lock_both" ||
+    fail "deadlock: lock_both in $n stacks: $(tail -20 "$con")"
+send c
+stop_tree
+
 # ---------------------------------------------------------------- canopy bt
 # Stacks of a running tree without a session: nothing queues for the
 # console, and the threads run on.

@@ -8,11 +8,14 @@
  *   spin    spins in spin_forever(), a while(1) outside any canopy call
  *   crash   waits 300 ms, then writes through a NULL pointer in crash_here()
  *   mid     spawns one child "leaf" running entry crash, then waits
+ *   deadlock  two threads take two mutexes in opposite orders and hang in
+ *           lock_both(), forever
  *   fail    calls the root's "boom", which fails in fail_here() with
  *           cn_call_fail; logs "boom: <error>", then waits
  * The root prints "ready" once every child is up, then waits (up to 120 s)
  * to be cancelled.
  */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -117,6 +120,34 @@ static int entry_fail(int argc, char **argv)
     return wait_cancelled();
 }
 
+static pthread_mutex_t mu_a = PTHREAD_MUTEX_INITIALIZER, mu_b = PTHREAD_MUTEX_INITIALIZER;
+static pthread_barrier_t both_hold;
+
+__attribute__((noinline)) static void lock_both(pthread_mutex_t *first, pthread_mutex_t *second)
+{
+    pthread_mutex_lock(first);
+    pthread_barrier_wait(&both_hold); /* each holds its first: a sure deadlock */
+    pthread_mutex_lock(second);
+    __asm__ volatile("" ::: "memory");
+}
+
+static void *other_half(void *arg)
+{
+    (void)arg;
+    lock_both(&mu_b, &mu_a);
+    return NULL;
+}
+
+static int entry_deadlock(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    pthread_t t;
+    pthread_barrier_init(&both_hold, NULL, 2);
+    pthread_create(&t, NULL, other_half, NULL);
+    lock_both(&mu_a, &mu_b);
+    return 0;
+}
+
 static int entry_mid(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -151,7 +182,7 @@ int main(int argc, char **argv)
 {
     static const cn_entry_t entries[] = {
         {"bp", entry_bp}, {"spin", entry_spin}, {"crash", entry_crash}, {"mid", entry_mid},
-        {"fail", entry_fail}, {NULL, NULL},
+        {"fail", entry_fail}, {"deadlock", entry_deadlock}, {NULL, NULL},
     };
     const char *name = "dbgtree";
     if (argc > 1 && strncmp(argv[1], "--name=", 7) == 0)
