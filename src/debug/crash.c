@@ -93,7 +93,7 @@ static void die(int sig)
 
 static void on_crash(int sig, siginfo_t *si, void *uc)
 {
-    (void)si, (void)uc;
+    (void)si;
     int none = 0;
     if (!atomic_compare_exchange_strong(&cr.sig, &none, sig)) {
         /* Another thread crashed first and owns the session; this one
@@ -103,7 +103,7 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
     }
     int tid = (int)syscall(SYS_gettid);
     atomic_store(&cr.tid, tid);
-    cr.nframes = cn__stack_from_signal(cr.frames, CN__BT_FRAMES);
+    cr.nframes = cn__stack_from_signal(cr.frames, CN__BT_FRAMES, uc);
     atomic_store(&cr.ready, 1);
     say(cn__rt.path);
     say(": crashed: ");

@@ -892,12 +892,7 @@ int cn_breakpoint_at(const char *file, int line, const char *fn)
     if (r == NULL)
         return CN_ENOMEM;
     r->kind = K_BREAKPOINT;
-    r->nframes = cn__stack_here(r->frames, CN__BT_FRAMES);
-    /* Drop this function's own frames: the stack starts at the caller. */
-    if (r->nframes > 2) {
-        memmove(r->frames, r->frames + 2, sizeof(void *) * (size_t)(r->nframes - 2));
-        r->nframes -= 2;
-    }
+    r->nframes = cn__stack_after(r->frames, CN__BT_FRAMES, (const void *)cn_breakpoint_at);
     const char *base = file ? strrchr(file, '/') : NULL;
     snprintf(r->reason, sizeof(r->reason), "breakpoint at %s:%d in %s()",
              base ? base + 1 : file ? file : "?", line, fn ? fn : "?");

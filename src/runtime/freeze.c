@@ -20,11 +20,13 @@
 #include <linux/futex.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "canopy/errors.h"
@@ -87,16 +89,16 @@ static void park(row_t *r)
     atomic_fetch_sub(&fz.parked, 1);
 }
 
-__attribute__((noinline)) static void on_freeze(int sig, siginfo_t *si, void *uc)
+static void on_freeze(int sig, siginfo_t *si, void *uc)
 {
-    (void)sig, (void)si, (void)uc;
+    (void)sig, (void)si;
     int saved = errno;
     row_t *r = my_row(my_tid());
     if (r == NULL || atomic_load(&r->state) != CN__FZ_ASKED) {
         errno = saved;
         return;
     }
-    r->nframes = cn__stack_from_signal(r->frames, CN__BT_FRAMES);
+    r->nframes = cn__stack_from_signal(r->frames, CN__BT_FRAMES, uc);
     if (!atomic_load(&fz.park)) {
         atomic_store(&r->state, CN__FZ_SEEN);
     } else if (cn__tl_held > 0) {
@@ -118,22 +120,45 @@ void cn__park_point(void)
     errno = saved;
 }
 
-__attribute__((noinline)) int cn__stack_here(void **frames, int max)
+/* Drops frames[0..i) and returns how many are left. */
+static int drop(void **frames, int n, int i)
+{
+    if (i <= 0)
+        return n;
+    if (i >= n)
+        return 0;
+    memmove(frames, frames + i, sizeof(void *) * (size_t)(n - i));
+    return n - i;
+}
+
+int cn__stack_after(void **frames, int max, const void *fn)
 {
     int n = backtrace(frames, max);
-    __asm__ volatile("" ::: "memory"); /* no tail call: frame 0 is this one */
+    /* The first return address inside fn (functions that call this are
+     * small) is fn's own frame; its caller's is next. Which frames come
+     * before it depends on the unwinder (a sanitizer's differs), so it is
+     * looked for rather than counted. */
+    for (int i = 0; i < n; i++)
+        if ((uintptr_t)frames[i] - (uintptr_t)fn < 4096)
+            return drop(frames, n, i + 1);
     return n;
 }
 
-__attribute__((noinline)) int cn__stack_from_signal(void **frames, int max)
+int cn__stack_from_signal(void **frames, int max, const void *ucontext)
 {
-    /* Frame 0 is here, 1 the handler that called us, 2 the kernel's
-     * signal trampoline; the stack the user wants starts at frame 3. */
     int n = backtrace(frames, max);
-    if (n <= 3)
-        return 0;
-    memmove(frames, frames + 3, sizeof(void *) * (size_t)(n - 3));
-    return n - 3;
+    uintptr_t pc = 0;
+#if defined(__x86_64__)
+    pc = (uintptr_t)((const ucontext_t *)ucontext)->uc_mcontext.gregs[REG_RIP];
+#elif defined(__aarch64__)
+    pc = (uintptr_t)((const ucontext_t *)ucontext)->uc_mcontext.pc;
+#endif
+    /* The interrupted instruction follows the handler's frames and the
+     * kernel's trampoline, however many the unwinder shows of them. */
+    for (int i = 0; pc && i < n; i++)
+        if ((uintptr_t)frames[i] == pc)
+            return drop(frames, n, i);
+    return n;
 }
 
 void cn__freeze_init(void)

@@ -90,13 +90,14 @@ int cn__frozen(void);
 /* The broker's thread id, once it runs. */
 extern int cn__broker_tid;
 
-/* Records the calling thread's stack (for a crash handler): safe in a
- * signal handler once cn__freeze_init has run. */
-int cn__stack_here(void **frames, int max);
+/* The calling thread's stack from the caller of `fn` on: fn is the
+ * function calling this (cn_breakpoint_at, cn_call_fail). Returns how
+ * many frames. */
+int cn__stack_after(void **frames, int max, const void *fn);
 
-/* The same, from a signal handler called by the kernel: the frames of the
- * handler and the signal trampoline are left out. Must be called directly
- * from the handler. */
-int cn__stack_from_signal(void **frames, int max);
+/* The stack of a thread in a signal handler, from the instruction the
+ * signal interrupted on (the handler's third argument, a ucontext_t).
+ * Safe in a signal handler once cn__freeze_init has run. */
+int cn__stack_from_signal(void **frames, int max, const void *ucontext);
 
 #endif /* CN_FREEZE_H */

@@ -517,10 +517,8 @@ int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
         free(call->backtrace);
         call->backtrace = capture_backtrace();
         if (cn__debug_mode()) { /* where it failed, for a post-mortem: from our caller on */
-            int n = cn__stack_here(call->fail_frames, CN__BT_FRAMES) - 2; /* here, and us */
-            call->fail_nframes = n > 0 ? n : 0;
-            if (n > 0)
-                memmove(call->fail_frames, call->fail_frames + 2, sizeof(void *) * (size_t)n);
+            call->fail_nframes =
+                cn__stack_after(call->fail_frames, CN__BT_FRAMES, (const void *)cn_call_fail);
         }
     }
     return code < 0 ? code : CN_EINVAL;
