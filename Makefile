@@ -29,7 +29,7 @@ VERSION := $(shell sed -n 's/^\#define CN_VERSION_MAJOR \([0-9]*\)/\1/p' include
 SOMAJOR := $(firstword $(subst ., ,$(VERSION)))
 
 # pkg-config, checked once: a missing package stops the build with the fix.
-LIB_PKGS  := libuv msgpack libedit
+LIB_PKGS  := libuv msgpack
 UI_PKGS   := ncursesw libedit
 TEST_PKGS := cmocka
 ifeq ($(filter clean help deps format demo,$(MAKECMDGOALS)),)

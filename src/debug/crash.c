@@ -12,8 +12,11 @@
  * A crash on the broker thread itself cannot be debugged here (the broker
  * runs the REPL): it is logged and the actor dies at once.
  *
- * Only async-signal-safe calls in the handler: backtrace() (made safe by
- * cn__freeze_init's early call), write, atomics, futex, signal, raise.
+ * Only async-signal-safe calls in the handler: backtrace() (made safe by an
+ * early call, cn__unwinder_warm, in debug mode; outside debug mode the
+ * crash log's first backtrace() may load libgcc_s from the handler, the
+ * usual risk of crash loggers, taken so that actors do not all pay for
+ * the unwinder at start), write, atomics, futex, signal, raise.
  */
 #include <execinfo.h>
 #include <limits.h>

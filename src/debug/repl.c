@@ -714,6 +714,8 @@ void cn__debug_init(int debug_mode)
     const char *e = getenv("CANOPY_DEBUG");
     ss.debug_mode = debug_mode || (e && *e && strcmp(e, "0") != 0); /* cn_spawn passes it on */
     cn__freeze_init();
+    if (ss.debug_mode) /* a crash will be caught and unwound in its handler */
+        cn__unwinder_warm();
     cn__crash_init();
 }
 

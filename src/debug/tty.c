@@ -10,17 +10,58 @@
  * CANOPY_CONSOLE=0. libedit edits the line and keeps history; output
  * that arrives while the user types is printed above the line.
  *
+ * libedit is loaded with dlopen the first time the terminal is taken, not
+ * linked: every actor process would otherwise map it and its own
+ * dependencies (about 100 KiB of resident memory each) for a console only
+ * the root ever uses. Without it the terminal is not used, and actors
+ * wait for `canopy attach` as with no terminal at all.
+ *
  * Invariant: the root's broker thread only.
  */
+#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <editline/readline.h>
-
 #include "debug/debug.h"
 #include "runtime/rt.h"
+
+/* The few libedit calls used, found at run time (its readline API). */
+typedef void rl_vcpfunc_t(char *line);
+static struct {
+    int tried, ok;
+    void (*handler_install)(const char *, rl_vcpfunc_t *);
+    void (*handler_remove)(void);
+    void (*read_char)(void);
+    int (*set_prompt)(const char *);
+    void (*redisplay)(void);
+    int (*history)(const char *);
+} el;
+
+static int load_libedit(void)
+{
+    if (el.tried)
+        return el.ok;
+    el.tried = 1;
+    void *h = dlopen("libedit.so.2", RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL)
+        h = dlopen("libedit.so", RTLD_NOW | RTLD_LOCAL);
+    if (h == NULL) {
+        cn_log(CN_LOG_INFO, "debugger: libedit is not installed: the root's terminal cannot be "
+                            "the console (use canopy attach)");
+        return 0;
+    }
+    *(void **)&el.handler_install = dlsym(h, "rl_callback_handler_install");
+    *(void **)&el.handler_remove = dlsym(h, "rl_callback_handler_remove");
+    *(void **)&el.read_char = dlsym(h, "rl_callback_read_char");
+    *(void **)&el.set_prompt = dlsym(h, "rl_set_prompt");
+    *(void **)&el.redisplay = dlsym(h, "rl_forced_update_display");
+    *(void **)&el.history = dlsym(h, "add_history");
+    el.ok = el.handler_install && el.handler_remove && el.read_char && el.set_prompt &&
+            el.redisplay && el.history;
+    return el.ok;
+}
 
 static struct {
     int on;       /* the handler is installed and fd 0 watched */
@@ -35,7 +76,7 @@ int cn__tty_usable(void)
     const char *e = getenv("CANOPY_CONSOLE");
     if (e && strcmp(e, "0") == 0)
         return 0;
-    return isatty(0) && isatty(1) && tcgetpgrp(0) == getpgrp();
+    return isatty(0) && isatty(1) && tcgetpgrp(0) == getpgrp() && load_libedit();
 }
 
 static void on_line(char *line)
@@ -46,14 +87,14 @@ static void on_line(char *line)
         return;
     }
     if (*line)
-        add_history(line);
+        el.history(line);
     tty.line(line, strlen(line));
     free(line);
     /* A fresh handler: libedit would otherwise redraw the line just
      * entered as if still being typed when output arrives. */
     if (tty.on) {
-        rl_callback_handler_remove();
-        rl_callback_handler_install(tty.prompt, on_line);
+        el.handler_remove();
+        el.handler_install(tty.prompt, on_line);
     }
 }
 
@@ -61,7 +102,7 @@ static void on_input(uv_poll_t *p, int status, int events)
 {
     (void)p, (void)events;
     if (status == 0 && tty.on)
-        rl_callback_read_char();
+        el.read_char();
 }
 
 void cn__tty_start(const char *path, void (*line)(const char *line, size_t len))
@@ -69,8 +110,8 @@ void cn__tty_start(const char *path, void (*line)(const char *line, size_t len))
     snprintf(tty.prompt, sizeof(tty.prompt), "(%s) ", path);
     tty.line = line;
     if (tty.on) {
-        rl_set_prompt(tty.prompt);
-        rl_forced_update_display();
+        el.set_prompt(tty.prompt);
+        el.redisplay();
         return;
     }
     if (!tty.inited) {
@@ -80,7 +121,7 @@ void cn__tty_start(const char *path, void (*line)(const char *line, size_t len))
         tty.inited = 1;
     }
     tty.on = 1;
-    rl_callback_handler_install(tty.prompt, on_line);
+    el.handler_install(tty.prompt, on_line);
     uv_poll_start(&tty.in, UV_READABLE, on_input);
 }
 
@@ -90,7 +131,7 @@ void cn__tty_stop(void)
         return;
     tty.on = 0;
     uv_poll_stop(&tty.in);
-    rl_callback_handler_remove();
+    el.handler_remove();
     fputs("\r\033[K", stdout);
     fflush(stdout);
 }
@@ -104,5 +145,5 @@ void cn__tty_write(const char *text, size_t len)
         fputc('\n', stdout);
     fflush(stdout);
     if (tty.on)
-        rl_forced_update_display();
+        el.redisplay();
 }

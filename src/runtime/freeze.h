@@ -71,6 +71,11 @@ typedef struct cn__thr_stack {
 /* Installs the signal handler (once, at start-up). */
 void cn__freeze_init(void);
 
+/* Makes backtrace() safe to call in a signal handler from now on (its
+ * first call loads the unwinder). cn__freeze does it; a crash handler's
+ * owner must do it beforehand. */
+void cn__unwinder_warm(void);
+
 /*
  * Broker only. Signals every thread of the process except the broker and
  * `skip_tid` (0 for none), waits up to timeout_ms for each to record its
@@ -97,7 +102,7 @@ int cn__stack_after(void **frames, int max, const void *fn);
 
 /* The stack of a thread in a signal handler, from the instruction the
  * signal interrupted on (the handler's third argument, a ucontext_t).
- * Safe in a signal handler once cn__freeze_init has run. */
+ * Safe in a signal handler once cn__unwinder_warm has run. */
 int cn__stack_from_signal(void **frames, int max, const void *ucontext);
 
 #endif /* CN_FREEZE_H */
