@@ -8,7 +8,8 @@
 # installed without installing it.
 set -eu
 
-# One package a line (binutils: addr2line, for the debugger's file:line in bt).
+# One package a line (binutils: addr2line, for the debugger's file:line in
+# bt; gdb: the debugger's gdb bridge and its test).
 PACKAGES="
 build-essential
 pkg-config
@@ -21,6 +22,7 @@ clang
 libclang-rt-dev
 tmux
 binutils
+gdb
 "
 
 missing=""

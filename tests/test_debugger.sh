@@ -17,66 +17,7 @@
 #     continue lets the cancel finish.
 set -u
 . "$(dirname "$0")/lib.sh"
-B=${B:-build}
-tree_bin=$B/tests/helpers/debug_tree
-canopy=$B/canopy
-tmp=$(mktemp -d)
-export CANOPY_RUNTIME_DIR=$tmp/run
-mkdir -m 700 "$CANOPY_RUNTIME_DIR"
-pid= cpid=
-cleanup() {
-    [ -n "$cpid" ] && kill "$cpid" 2>/dev/null
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    tmux kill-session -t "cn-dbg-$$" 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-sanitized=0 tsan=0
-grep -q fsanitize "$B/.settings" 2>/dev/null && sanitized=1
-grep -q fsanitize=thread "$B/.settings" 2>/dev/null && tsan=1
-
-# wait_for PATTERN FILE [SECONDS]: until grep -E finds it (0) or time is up (1).
-wait_for() {
-    i=0
-    while ! grep -Eq -- "$1" "$2" 2>/dev/null; do
-        i=$((i + 1))
-        [ $i -gt $((${3:-10} * 50)) ] && return 1
-        sleep 0.02
-    done
-}
-
-start_tree() { # start_tree NAME ARGS...: the tree in the background, until "ready"
-    name=$1
-    shift
-    "$tree_bin" --name="$name" "$@" </dev/null >"$tmp/$name.log" 2>&1 &
-    pid=$!
-    wait_for ready "$tmp/$name.log" 10 || fail "$name: the tree did not start"
-}
-
-stop_tree() { # cancels the tree and waits for it
-    [ -n "$cpid" ] && { exec 3>&-; wait "$cpid" 2>/dev/null; cpid=; }
-    kill -INT "$pid" 2>/dev/null
-    i=0
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 20 ]; do sleep 0.05; i=$((i + 1)); done
-    # An actor may still hold the console: then the first Ctrl-C only
-    # interrupted its REPL, and a second one kills the tree.
-    kill -INT "$pid" 2>/dev/null
-    while kill -0 "$pid" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-    kill -9 "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    pid=
-}
-
-attach() { # attach NAME: a console reading lines from fd 3, output in $con
-    con=$tmp/$1.con
-    rm -f "$tmp/in"
-    mkfifo "$tmp/in"
-    "$canopy" attach "$1" <"$tmp/in" >"$con" 2>&1 &
-    cpid=$!
-    exec 3>"$tmp/in"
-    wait_for "attached to" "$con" 5 || fail "$1: canopy attach did not attach: $(cat "$con")"
-}
-send() { echo "$1" >&3; }
+. "$(dirname "$0")/lib_tree.sh"
 
 # holders FILE: the paths granted the console, in order
 holders() { sed -n 's/^\[lock\] \(.*\) has the console:.*/\1/p' "$1"; }

@@ -36,10 +36,11 @@ int cn__debug_mode(void);
 #define CN__INTERRUPT "\003"
 
 /* Whether `type` is one of the debugging block's: LOCK_REQ, LOCK_GRANT,
- * LOCK_RELEASE, CONSOLE_IN, CONSOLE_OUT, BREAK (codes 15 to 20). */
+ * LOCK_RELEASE, CONSOLE_IN, CONSOLE_OUT, BREAK (codes 15 to 20) and GDB
+ * (26). */
 static inline int cn__debug_msg_type(uint32_t type)
 {
-    return type >= CN_MSG_LOCK_REQ && type <= CN_MSG_BREAK;
+    return (type >= CN_MSG_LOCK_REQ && type <= CN_MSG_BREAK) || type == CN_MSG_GDB;
 }
 
 /* A debugging message addressed to this actor. Takes m. */
@@ -94,6 +95,35 @@ int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err);
 /* The root: sends the lock's state (holder and waiters) to one new
  * console, as lock events, through send(frame, len, arg). */
 void cn__lock_replay(void (*send)(const char *frame, size_t len, void *arg), void *arg);
+
+/* --- gdb.c: a parent runs gdb for a child in the debugger */
+
+/* GDB {op: "start"} from a child: runs gdb on it, or answers "failed". */
+void cn__gdb_on_start(const cn_wire_msg_t *m);
+
+/* A CONSOLE_IN for (actor, sid) on its way down: 1 if it went to gdb
+ * (the actor is stopped under it), else 0 and it goes on. */
+int cn__gdb_input(uint32_t actor, uint64_t sid, const char *data, size_t len);
+
+/* The root took the console from `actor`: its gdb, if any, detaches. */
+void cn__gdb_released(uint32_t actor, const char *why);
+
+/* A debugging message passing through to a child: cn__gdb_input for a
+ * CONSOLE_IN (1 if taken), cn__gdb_released for the root's LOCK_RELEASE. */
+int cn__gdb_passing(const cn_wire_msg_t *m);
+
+/* The child `actor` has exited: its gdb goes. */
+void cn__gdb_actor_gone(uint32_t actor);
+
+/* SIGCHLD: reaps gdb if it exited. */
+void cn__gdb_on_sigchld(void);
+
+/* The root's loop ends: gdb goes now. */
+void cn__gdb_stop(void);
+
+/* Packs "gdb": nil, or {actor, pid, target_pid, since_us} of the gdb this
+ * actor runs for a child. */
+void cn__gdb_pack(msgpack_packer *pk);
 
 /* --- tty.c: the root's own terminal as the console */
 

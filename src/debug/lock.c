@@ -109,6 +109,11 @@ static void notice(const char *op, const lw_t *w, const char *fmt, ...)
 
 static void send_to(uint32_t type, const lw_t *w, const char *text)
 {
+    /* A child of the root under gdb: the root relays its gdb (gdb.c). */
+    if (type == CN_MSG_CONSOLE_IN && cn__gdb_input(w->actor, w->sid, text, strlen(text)))
+        return;
+    if (type == CN_MSG_LOCK_RELEASE)
+        cn__gdb_released(w->actor, text);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     cn_wire_hdr_t h = {type, w->actor, cn__rt.id, w->sid};

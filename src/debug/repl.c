@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@ static struct {
     cn__thr_stack_t stacks[STACKS_MAX];
     size_t nstacks;
     int have_stacks;
+    int gdb; /* the parent was asked to run gdb on us and has not said it is done */
 } ss = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 /* ===========================================================================
@@ -159,6 +161,7 @@ static void start_next(void)
     ss.sid++;
     ss.granted = 0;
     ss.have_stacks = 0;
+    ss.gdb = 0;
     ss.since_us = cn__now_us();
     cn_log(CN_LOG_INFO, "debugger: waiting for the console: %s", r->reason);
     send_root(CN_MSG_LOCK_REQ, r->reason, strlen(r->reason));
@@ -601,6 +604,67 @@ static int cmd_log(int argc, char **argv, msgpack_sbuffer *out)
     return 0;
 }
 
+/* gdb would stop every thread here, the broker that relays this console
+ * too, so the parent runs it and relays its terminal (gdb.c). */
+static int cmd_gdb(int argc, char **argv, msgpack_sbuffer *out)
+{
+    (void)argc, (void)argv;
+    if (cn__rt.is_root) {
+        cn__sb_printf(out, "gdb: the root has no parent to run gdb for it, and gdb would stop the "
+                           "very process that relays this console. From another terminal: "
+                           "gdb -p %d\n", (int)getpid());
+        return 0;
+    }
+    if (ss.gdb) {
+        cn__sb_printf(out, "gdb: already asked the parent; its answer is on the way\n");
+        return 0;
+    }
+    cn__sb_printf(out, "gdb: asking the parent (actor %u) to run gdb -p %d...\n", cn__rt.parent_id,
+                  (int)getpid());
+    say(out); /* before the parent's own first words */
+    out->size = 0;
+#ifdef PR_SET_PTRACER
+    /* Under Yama's default scope only an ancestor may attach: name the
+     * parent, whose descendants gdb is one of. EINVAL without Yama. */
+    prctl(PR_SET_PTRACER, (unsigned long)getppid(), 0, 0, 0);
+#endif
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_hdr_t h = {CN_MSG_GDB, cn__rt.parent_id, cn__rt.id, ss.sid};
+    cn_wire_gdb_t b = {cn__wstr("start"), {NULL, 0}};
+    char why[CN__REASON_MAX];
+    int rc = cn_wire_pack_typed(&sb, &h, &b, 0);
+    if (rc == 0)
+        rc = cn__send_frame(&h, sb.data, sb.size, why);
+    else
+        snprintf(why, sizeof(why), "%s", cn_strerror(rc));
+    msgpack_sbuffer_destroy(&sb);
+    if (rc < 0) {
+        cn__sb_printf(out, "gdb: cannot reach the parent: %s\n", why);
+        return 0;
+    }
+    ss.gdb = 1;
+    return 0;
+}
+
+/* The parent's answer to `gdb`: it failed, or gdb has exited. */
+static void on_gdb_answer(const cn_wire_msg_t *m)
+{
+    const cn_wire_gdb_t *g = &m->u.gdb;
+    int failed = g->op.len == 6 && memcmp(g->op.ptr, "failed", 6) == 0;
+    if (!ss.gdb)
+        return;
+    ss.gdb = 0;
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    cn__sb_printf(&out, "%s%.*s\n", failed ? "gdb: " : "", g->text.ptr ? (int)g->text.len : 0,
+                  g->text.ptr ? g->text.ptr : "");
+    if (!failed)
+        cn__sb_printf(&out, "back in the debugger of %s\n", cn__rt.path);
+    say(&out);
+    msgpack_sbuffer_destroy(&out);
+}
+
 static const cmd_t cmds[] = {
     {"help", "h", NULL, "this list", cmd_help},
     {"bt", NULL, "[all|TID]", "backtraces: the stopped thread, all, or one thread", cmd_bt},
@@ -613,6 +677,7 @@ static const cmd_t cmds[] = {
     {"kill", NULL, NULL, "kill this actor with SIGKILL", cmd_kill},
     {"log", NULL, "[LEVEL]", "show or set this actor's log level", cmd_log},
     {"vars", NULL, NULL, "the variables this program exposes (cn_debug_var)", cmd_vars},
+    {"gdb", NULL, NULL, "gdb on this actor, run by its parent; 'quit' comes back", cmd_gdb},
     {NULL, NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -745,6 +810,12 @@ void cn__debug_on_msg(cn_wire_msg_t *m)
         if (mine && ss.granted)
             run_line(m->u.console_in.data.ptr, m->u.console_in.data.len);
         break;
+    case CN_MSG_GDB:
+        if (m->u.gdb.op.len == 5 && memcmp(m->u.gdb.op.ptr, "start", 5) == 0)
+            cn__gdb_on_start(m); /* a child wants gdb */
+        else if (ss.cur && h->cid == ss.sid && h->src == cn__rt.parent_id && !cn__rt.is_root)
+            on_gdb_answer(m);
+        break;
     case CN_MSG_BREAK: {
         if (h->src != CN_ROOT_ID)
             break;
@@ -796,13 +867,14 @@ void cn__debug_pack(msgpack_packer *pk)
 {
     cn__pack_cstr(pk, "debug");
     dreq_t *r = ss.cur;
-    msgpack_pack_map(pk, 4);
+    msgpack_pack_map(pk, 5);
     cn__pack_kstr(pk, "state", r == NULL ? (cn__debug_active() ? "waiting" : "none")
                                : ss.granted ? "holding"
                                             : "waiting");
     cn__pack_kstr(pk, "reason", r ? r->reason : NULL);
     cn__pack_kint(pk, "since_us", r ? (int64_t)ss.since_us : 0);
     cn__pack_kint(pk, "debug_mode", ss.debug_mode);
+    cn__gdb_pack(pk);
     cn__pack_cstr(pk, "lock");
     if (cn__rt.is_root)
         cn__lock_pack(pk);

@@ -798,6 +798,8 @@ static void stream_lost(cn__stream_t *s, const char *why)
     s->lost = 1;
     if (why)
         snprintf(s->why, sizeof(s->why), "%s", why);
+    if (!s->is_parent) /* a gdb on it holds its exit back from us: it goes */
+        cn__gdb_actor_gone(s->peer);
     if (s->polling && !uv_is_closing((uv_handle_t *)&s->poll))
         uv_close((uv_handle_t *)&s->poll, on_handle_closed);
     if (s->is_parent || s->reaped) {
@@ -935,6 +937,7 @@ static void on_sigchld(uv_signal_t *h, int sig)
 {
     (void)h, (void)sig;
     reap_children();
+    cn__gdb_on_sigchld();
 }
 
 /* Soft then hard: SHUTDOWN, then SIGTERM, then SIGKILL. */
@@ -1019,6 +1022,16 @@ int cn__cancel_child_id(uint32_t id, const char *why)
         }
     }
     return CN_ENOENT;
+}
+
+pid_t cn__child_pid(uint32_t id)
+{
+    for (size_t i = 0, n = stream_slots(); i < n; i++) {
+        cn__stream_t *s = stream_slot(i);
+        if (s && !s->is_parent && s->peer == id && s->up && !s->reaped && !s->lost)
+            return s->pid;
+    }
+    return -1;
 }
 
 static void on_ev_timer(uv_timer_t *t)
@@ -1169,6 +1182,7 @@ static void maybe_finish_shutdown(void)
      * and the process is left as it was found. */
     cn__rt.stop_loop = 1;
     cn__attach_stop(); /* its handles are not streams: before the walk */
+    cn__gdb_stop();
     uv_walk(&cn__rt.loop, close_leftover, NULL);
 }
 
@@ -1365,6 +1379,10 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         return;
     }
     if (h->dst != cn__rt.id) {
+        if (cn__debug_msg_type(h->type) && cn__gdb_passing(m)) {
+            cn_wire_msg_free(m); /* a line for the gdb this actor runs */
+            return;
+        }
         forward(s, m);
         cn_wire_msg_free(m);
         return;

@@ -364,6 +364,10 @@ int cn__log_parse_level(const char *s);
  * Broker only. cn__cancel_child_id: 0, or CN_ENOENT if `id` is not a live
  * child of this actor. cn__cancel_tree: the root, as SIGINT does. */
 int cn__cancel_child_id(uint32_t id, const char *why);
+
+/* The pid of `id` if it is a live child of this actor, else -1. Broker
+ * only. */
+pid_t cn__child_pid(uint32_t id);
 void cn__cancel_tree(const char *why);
 
 /* Broker: shuts this actor down once no debugger session is open or

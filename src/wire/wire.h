@@ -57,7 +57,8 @@
     XX(SNAPSHOT, 22, inspection)                                                                   \
     XX(SUBSCRIBE, 23, inspection)                                                                  \
     XX(EVENT, 24, inspection)                                                                      \
-    XX(CREDIT, 25, dialog)
+    XX(CREDIT, 25, dialog)                                                                         \
+    XX(GDB, 26, debugging)
 
 typedef enum cn_wire_type {
     CN_MSG_INVALID = 0,
@@ -106,6 +107,7 @@ typedef enum cn_wire_type {
 #define CN_WIRE_LOCK_REQ_FIELDS(F, T) F(T, STR, reason, 1) F(T, STR, path, 0)
 #define CN_WIRE_CONSOLE_IN_FIELDS(F, T) F(T, BYTES, data, 1)
 #define CN_WIRE_CONSOLE_OUT_FIELDS(F, T) F(T, BYTES, data, 1)
+#define CN_WIRE_GDB_FIELDS(F, T) F(T, STR, op, 1) F(T, STR, text, 0)
 
 /* XX(NAME, member, FIELDS-macro) */
 #define CN_WIRE_BODIES(XX)                                                                         \
@@ -122,7 +124,8 @@ typedef enum cn_wire_type {
     XX(CREDIT, credit, CN_WIRE_CREDIT_FIELDS)                                                      \
     XX(LOCK_REQ, lock_req, CN_WIRE_LOCK_REQ_FIELDS)                                                \
     XX(CONSOLE_IN, console_in, CN_WIRE_CONSOLE_IN_FIELDS)                                          \
-    XX(CONSOLE_OUT, console_out, CN_WIRE_CONSOLE_OUT_FIELDS)
+    XX(CONSOLE_OUT, console_out, CN_WIRE_CONSOLE_OUT_FIELDS)                                       \
+    XX(GDB, gdb, CN_WIRE_GDB_FIELDS)
 
 /* A view of a str or bin inside a message. Not NUL-terminated: print it
  * with "%.*s", (int)s.len, s.ptr. */

@@ -8,6 +8,7 @@
  *   spin    spins in spin_forever(), a while(1) outside any canopy call
  *   crash   waits 300 ms, then writes through a NULL pointer in crash_here()
  *   mid     spawns one child "leaf" running entry crash, then waits
+ *   midbp   spawns one child "leaf" running entry bp, then waits
  *   deadlock  two threads take two mutexes in opposite orders and hang in
  *           lock_both(), forever
  *   fail    calls the root's "boom", which fails in fail_here() with
@@ -148,14 +149,26 @@ static int entry_deadlock(int argc, char **argv)
     return 0;
 }
 
-static int entry_mid(int argc, char **argv)
+/* A middle actor: one child "leaf" running `entry`, then waits. */
+static int mid_over(const char *entry)
 {
-    (void)argc, (void)argv;
-    cn_spawn_opts_t so = {.entry = "crash"};
+    cn_spawn_opts_t so = {.entry = entry};
     cn_portal_t leaf;
     if (cn_spawn("leaf", &so, &leaf, 10000) < 0)
         return 1;
     return wait_cancelled();
+}
+
+static int entry_mid(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return mid_over("crash");
+}
+
+static int entry_midbp(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return mid_over("bp");
 }
 
 static int root_main(int argc, char **argv)
@@ -182,7 +195,7 @@ int main(int argc, char **argv)
 {
     static const cn_entry_t entries[] = {
         {"bp", entry_bp}, {"spin", entry_spin}, {"crash", entry_crash}, {"mid", entry_mid},
-        {"fail", entry_fail}, {"deadlock", entry_deadlock}, {NULL, NULL},
+        {"midbp", entry_midbp}, {"fail", entry_fail}, {"deadlock", entry_deadlock}, {NULL, NULL},
     };
     const char *name = "dbgtree";
     if (argc > 1 && strncmp(argv[1], "--name=", 7) == 0)
