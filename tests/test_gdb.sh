@@ -23,6 +23,12 @@ set -u
 # proc_state PID: the one-letter state in /proc/PID/stat (T: stopped).
 proc_state() { sed -n 's/^[0-9]* (.*) \(.\) .*/\1/p' "/proc/$1/stat" 2>/dev/null; }
 
+# banner_pid: the holder's pid, from its REPL's banner in $con, once shown.
+banner_pid() {
+    wait_for "^-- .*pid [0-9]+\) --$" "$con" 10
+    sed -n 's/^-- .*pid \([0-9]*\)) --$/\1/p' "$con" | head -1
+}
+
 # gdb_session NAME: in the console $con, the holder types gdb and waits
 # for gdb's first prompt; 1 if ptrace was refused (a skip), 2 on failure.
 gdb_session() {
@@ -50,7 +56,7 @@ start_tree gdbmid midbp
 wait_for "waits for the console" "$tmp/gdbmid.log" 10
 attach gdbmid
 wait_for "gdbmid/midbp-1/leaf has the console" "$con" 5
-lpid=$(sed -n 's/^-- .*pid \([0-9]*\)) --$/\1/p' "$con" | head -1)
+lpid=$(banner_pid)
 if gdb_session grandchild; then
     grep -q "^\[gdbmid/midbp-1 runs .*gdb -p $lpid" "$con" &&
         ok "grandchild: its parent, not the root, runs gdb -p on it" ||
@@ -98,7 +104,7 @@ start_tree gdbroot bp
 wait_for "waits for the console" "$tmp/gdbroot.log" 10
 attach gdbroot
 wait_for "gdbroot/bp-1 has the console" "$con" 5
-cpid_=$(sed -n 's/^-- .*pid \([0-9]*\)) --$/\1/p' "$con" | head -1)
+cpid_=$(banner_pid)
 if gdb_session child; then
     send "info threads"
     wait_for "^\* 1 +Thread .*\(LWP $cpid_\)" "$con" 10 &&
@@ -126,7 +132,7 @@ start_tree gdbkill bp
 wait_for "waits for the console" "$tmp/gdbkill.log" 10
 attach gdbkill
 wait_for "gdbkill/bp-1 has the console" "$con" 5
-kpid=$(sed -n 's/^-- .*pid \([0-9]*\)) --$/\1/p' "$con" | head -1)
+kpid=$(banner_pid)
 if gdb_session kill; then
     gpid=$(sed -n 's/.*(gdb pid \([0-9]*\)).*/\1/p' "$con" | tail -1)
     kill -9 "$kpid"
