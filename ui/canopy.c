@@ -12,8 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "ui.h"
+#include "tui.h"
 
 #define EXIT_TEXT                                                                                  \
     "exit status: 0 success; 1 the command failed (no such tree, permission\n"                    \
@@ -50,7 +51,8 @@ CLI(dump)
 CLI(lint)
 CLI(cancel)
 CLI(events)
-CLI(attach)
+CLI(tui)
+CLI(run)
 CLI(break)
 CLI(bt)
 
@@ -106,13 +108,29 @@ static const cmd_entry_t cmd_table[] = {
      "gone or --timeout MS (default 10000) passes; exit 1 if it is still there.\n"
      "  --json        print {target, actor, call, done, ms} instead\n" TREE_TEXT,
      1, 2, OPT_TIMEOUT | OPT_JSON, cmd_cancel},
-    {"attach", "[TREE]", "the debugger's console: talk to actors stopped in the debugger",
-     "Lock changes show as [lock] lines; lines typed go to the actor that holds\n"
-     "the console, whose REPL answers ('help' lists its commands). Lines that\n"
-     "start with ':' are the console's own: :queue, :skip, :release, :break ACTOR,\n"
-     ":detach. Ctrl-D detaches and leaves the tree running. While a console is\n"
-     "attached the root grants the console lock; without one, actors wait.\n" TREE_TEXT,
-     0, 1, 0, cmd_attach},
+    {"attach", "[TREE] [--console]", "open the TUI on a running tree (--console: the line console)",
+     "The TUI shows the tree, each actor's routes, contexts and streams, the\n"
+     "tree's log, the debugger's console and the lints, live; F1 or ? lists its\n"
+     "keys, q detaches and leaves the tree running (docs/tui.md). 'canopy' alone\n"
+     "opens it on the only tree running.\n"
+     "With --console, or when stdin or stdout is not a terminal, it is the\n"
+     "debugger's line console instead: lock changes show as [lock] lines; lines\n"
+     "typed go to the actor that holds the console, whose REPL answers ('help'\n"
+     "lists its commands). Lines that start with ':' are the console's own:\n"
+     ":queue, :skip, :release, :break ACTOR, :detach. Ctrl-D detaches.\n"
+     "Either way, while a console is attached the root grants the console lock;\n"
+     "without one, actors wait.\n" TREE_TEXT,
+     0, 1, OPT_CONSOLE, cmd_tui},
+    {"run", "[--debug] [--name NAME] -- PROG [ARGS...]",
+     "start PROG as the root of a new tree and open the TUI on it",
+     "PROG is any program that calls cn_run. It runs in its own session with\n"
+     "stdin /dev/null; what it prints goes to the TUI's log view, never over the\n"
+     "screen. When the tree exits, the TUI shows its last state and exit status\n"
+     "until you quit. q asks whether to cancel the tree or leave it running.\n"
+     "  --debug       debug mode (CANOPY_DEBUG=1): crashes and task errors stop\n"
+     "                for the debugger\n"
+     "  --name NAME   the tree's name (CANOPY_TREE), instead of the program's own",
+     1, 64, OPT_DEBUG | OPT_NAME, cmd_run},
     {"break", "[TREE] ACTOR", "break into an actor: stop its threads and queue it for the console",
      "Every thread of the actor but its broker stops where it is, even in a\n"
      "busy loop or a deadlock, and the actor queues for the console lock; talk to\n"
@@ -188,12 +206,13 @@ static const struct {
 } options[] = {
     {"--json", NULL, OPT_JSON, 0},         {"--follow", "-f", OPT_FOLLOW, 0},
     {"--level", NULL, OPT_LEVEL, 1},       {"--actor", NULL, OPT_ACTOR, 1},
-    {"--timeout", NULL, OPT_TIMEOUT, 1},
+    {"--timeout", NULL, OPT_TIMEOUT, 1},   {"--console", NULL, OPT_CONSOLE, 0},
+    {"--debug", NULL, OPT_DEBUG, 0},       {"--name", NULL, OPT_NAME, 1},
 };
 
 /* Runs `c` after taking out its options (anywhere on the line, until
  * "--") and checking them and the argument count. */
-static int cmd_run(const cmd_entry_t *c, int argc, char **argv)
+static int cmd_exec(const cmd_entry_t *c, int argc, char **argv)
 {
     opts_t o = {0};
     char **args = calloc((size_t)argc + 1, sizeof(*args));
@@ -249,6 +268,15 @@ static int cmd_run(const cmd_entry_t *c, int argc, char **argv)
         case OPT_ACTOR:
             o.actor = val;
             break;
+        case OPT_CONSOLE:
+            o.console = 1;
+            break;
+        case OPT_DEBUG:
+            o.debug = 1;
+            break;
+        case OPT_NAME:
+            o.name = val;
+            break;
         case OPT_TIMEOUT: {
             char *end;
             o.timeout_ms = strtol(val, &end, 10);
@@ -278,14 +306,21 @@ static int cmd_run(const cmd_entry_t *c, int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
+        /* canopy alone, at a terminal, with one tree running: its TUI. */
+        cn_tree_info_t one;
+        size_t n = 0;
+        if (isatty(0) && isatty(1) && cn_client_list(&one, 1, &n) == 0 && n == 1)
+            return cmd_exec(cmd_find("attach"), 0, NULL);
         usage_main(stderr);
+        if (n > 1)
+            fprintf(stderr, "\n%zu trees are running: canopy attach TREE (canopy ls lists them)\n", n);
         return EXIT_USAGE;
     }
     const char *a = argv[1];
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)
-        return cmd_run(cmd_find("help"), 0, NULL);
+        return cmd_exec(cmd_find("help"), 0, NULL);
     if (strcmp(a, "--version") == 0 || strcmp(a, "-V") == 0)
-        return cmd_run(cmd_find("version"), 0, NULL);
+        return cmd_exec(cmd_find("version"), 0, NULL);
     if (a[0] == '-') {
         fprintf(stderr, "canopy: unknown option '%s'; run 'canopy --help'\n", a);
         return EXIT_USAGE;
@@ -295,5 +330,5 @@ int main(int argc, char **argv)
         fprintf(stderr, "canopy: unknown command '%s'; run 'canopy --help' for the list\n", a);
         return EXIT_USAGE;
     }
-    return cmd_run(c, argc - 2, argv + 2);
+    return cmd_exec(c, argc - 2, argv + 2);
 }

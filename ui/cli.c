@@ -877,21 +877,21 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
  * lint and dump
  */
 
-static void print_lints_json(const lint_t *l, size_t n)
+static void print_lints_json(FILE *f, const lint_t *l, size_t n)
 {
-    printf("[");
+    fprintf(f, "[");
     for (size_t i = 0; i < n; i++) {
-        printf("%s{\"lint\":", i ? "," : "");
-        json_cstr(stdout, l[i].name);
-        printf(",\"severity\":");
-        json_cstr(stdout, l[i].severity);
-        printf(",\"actors\":");
-        json_cstr(stdout, l[i].actors);
-        printf(",\"message\":");
-        json_cstr(stdout, l[i].what);
-        printf("}");
+        fprintf(f, "%s{\"lint\":", i ? "," : "");
+        json_cstr(f, l[i].name);
+        fprintf(f, ",\"severity\":");
+        json_cstr(f, l[i].severity);
+        fprintf(f, ",\"actors\":");
+        json_cstr(f, l[i].actors);
+        fprintf(f, ",\"message\":");
+        json_cstr(f, l[i].what);
+        fprintf(f, "}");
     }
-    printf("]");
+    fprintf(f, "]");
 }
 
 int cli_lint(int argc, char **argv, const opts_t *o)
@@ -904,7 +904,7 @@ int cli_lint(int argc, char **argv, const opts_t *o)
     if (n > 64)
         n = 64;
     if (o->json) {
-        print_lints_json(lints, n);
+        print_lints_json(stdout, lints, n);
         printf("\n");
     } else if (n == 0) {
         printf("tree %s: %zu actors, no problems found\n", s->tree, s->nactors);
@@ -917,6 +917,26 @@ int cli_lint(int argc, char **argv, const opts_t *o)
     return n ? EXIT_LINTS : 0;
 }
 
+int ui_dump_write(FILE *f, const cn_snapshot_t *s)
+{
+    lint_t *lints = calloc(64, sizeof(*lints)); /* any thread: the TUI's worker writes too */
+    size_t n = lints ? lint_run(s, lints, 64) : 0;
+    if (n > 64)
+        n = 64;
+    fprintf(f, "{\"canopy_dump\":1,\"tree\":");
+    json_cstr(f, s->tree);
+    fprintf(f, ",\"root_pid\":%d,\"taken_us\":%llu,\"version\":", s->root_pid,
+            (unsigned long long)s->now_us);
+    json_cstr(f, cn_version_string());
+    fprintf(f, ",\"lints\":");
+    print_lints_json(f, lints, n);
+    fprintf(f, ",\"snapshot\":");
+    json_obj(f, &s->raw, 0);
+    fprintf(f, "}\n");
+    free(lints);
+    return fflush(f) != 0 || ferror(f) ? -1 : 0;
+}
+
 int cli_dump(int argc, char **argv, const opts_t *o)
 {
     cn_snapshot_t *s;
@@ -926,22 +946,9 @@ int cli_dump(int argc, char **argv, const opts_t *o)
         with_stacks.timeout_ms = STACKS_TIMEOUT_MS;
     if (ui_snapshot_of(argc ? argv[0] : NULL, &with_stacks, &s) < 0)
         return EXIT_FAIL;
-    static lint_t lints[64];
-    size_t n = lint_run(s, lints, 64);
-    if (n > 64)
-        n = 64;
-    printf("{\"canopy_dump\":1,\"tree\":");
-    json_cstr(stdout, s->tree);
-    printf(",\"root_pid\":%d,\"taken_us\":%llu,\"version\":", s->root_pid,
-           (unsigned long long)s->now_us);
-    json_cstr(stdout, cn_version_string());
-    printf(",\"lints\":");
-    print_lints_json(lints, n);
-    printf(",\"snapshot\":");
-    json_obj(stdout, &s->raw, 0);
-    printf("}\n");
+    int rc = ui_dump_write(stdout, s);
     cn_snapshot_free(s);
-    if (fflush(stdout) != 0 || ferror(stdout)) {
+    if (rc < 0) {
         fprintf(stderr, "canopy dump: cannot write the bundle: %s\n", strerror(errno));
         return EXIT_FAIL;
     }

@@ -25,6 +25,9 @@ enum {
     OPT_LEVEL = 1 << 2,   /* --level L */
     OPT_ACTOR = 1 << 3,   /* --actor A */
     OPT_TIMEOUT = 1 << 4, /* --timeout MS */
+    OPT_CONSOLE = 1 << 5, /* --console */
+    OPT_DEBUG = 1 << 6,   /* --debug */
+    OPT_NAME = 1 << 7,    /* --name NAME */
 };
 
 typedef struct opts {
@@ -32,6 +35,9 @@ typedef struct opts {
     const char *level, *actor;
     long timeout_ms; /* for each actor's answer; 0: the tree's default */
     int stacks;      /* snapshots include every thread's stack (bt, dump) */
+    int console;     /* attach --console: the line console, not the TUI */
+    int debug;       /* run --debug */
+    const char *name; /* run --name NAME */
 } opts_t;
 
 /* cli.c: reaching a tree, shared by the commands. */
@@ -57,6 +63,10 @@ int cli_lint(int argc, char **argv, const opts_t *o);
 int cli_cancel(int argc, char **argv, const opts_t *o);
 int cli_events(int argc, char **argv, const opts_t *o);
 int cli_bt(int argc, char **argv, const opts_t *o);
+
+/* cli.c: writes the hang bundle (snapshot, stacks if it has them, lints)
+ * as one JSON object to f; 0, or -1 if it could not be written. */
+int ui_dump_write(FILE *f, const cn_snapshot_t *s);
 
 /* lint.c: hang lints over a snapshot. */
 typedef struct lint {

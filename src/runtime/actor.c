@@ -2081,7 +2081,16 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
             _exit(1);
     } else {
         cn__rt.is_root = 1;
-        snprintf(cn__rt.name, sizeof(cn__rt.name), "%s", cfg->name ? cfg->name : "root");
+        /* CANOPY_TREE names the tree from outside (canopy run --name). */
+        const char *tree = getenv("CANOPY_TREE");
+        if (tree && *tree && !name_ok(tree)) {
+            fprintf(stderr, "canopy: CANOPY_TREE=%s is not a name (letters, digits, '-', '_', "
+                            "'.'; under %d characters); using the program's own\n", tree,
+                    CN__NAME_MAX);
+            tree = NULL;
+        }
+        snprintf(cn__rt.name, sizeof(cn__rt.name), "%s",
+                 tree && *tree ? tree : cfg->name ? cfg->name : "root");
         snprintf(cn__rt.path, sizeof(cn__rt.path), "%s", cn__rt.name);
     }
     cn__rt.started = 1;

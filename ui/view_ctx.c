@@ -1,0 +1,190 @@
+/*
+ * view_ctx.c: the contexts and streams of the selected actor, or of the
+ * whole tree ('a'). One row per end of a call or context: its peer,
+ * function, role, phase and cancellation state, how long it has been
+ * open and blocked, its stream's buffer fill as a bar, messages in and
+ * out, and the message rate since the previous snapshot. Blocked and
+ * cancelling rows stand out.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "tui.h"
+
+enum { SORT_AGE, SORT_BLOCKED, SORT_FILL, SORT_FN, SORT_PEER };
+static const char *const sorts[] = {"age", "blocked", "buffer", "function", "peer", NULL};
+
+typedef struct {
+    const cn_snap_actor_t *a;
+    const cn_snap_ctx_t *c;
+    uint64_t blocked_us;
+    int fill; /* percent, or -1 */
+} item_t;
+
+static int sort_key;
+
+static int cmp(const void *x, const void *y)
+{
+    const item_t *a = x, *b = y;
+    int c = 0;
+    switch (sort_key) {
+    case SORT_BLOCKED:
+        c = a->blocked_us < b->blocked_us ? 1 : a->blocked_us > b->blocked_us ? -1 : 0;
+        break;
+    case SORT_FILL:
+        c = a->fill < b->fill ? 1 : a->fill > b->fill ? -1 : 0;
+        break;
+    case SORT_FN:
+        c = strcmp(a->c->fn ? a->c->fn : "", b->c->fn ? b->c->fn : "");
+        break;
+    case SORT_PEER:
+        c = a->c->peer < b->c->peer ? -1 : a->c->peer > b->c->peer;
+        break;
+    default:
+        break;
+    }
+    if (c == 0) /* oldest first */
+        c = a->c->opened_us < b->c->opened_us ? -1 : a->c->opened_us > b->c->opened_us;
+    return c;
+}
+
+/* The same end of the same context in the previous snapshot. */
+static const cn_snap_ctx_t *before(const tui_model_t *m, const cn_snap_actor_t *a,
+                                   const cn_snap_ctx_t *c)
+{
+    if (m->prev == NULL)
+        return NULL;
+    for (size_t i = 0; i < m->prev->nactors; i++) {
+        const cn_snap_actor_t *p = &m->prev->actors[i];
+        if (p->id != a->id)
+            continue;
+        for (size_t k = 0; k < p->ncontexts; k++)
+            if (p->contexts[k].cid == c->cid && p->contexts[k].peer == c->peer &&
+                p->contexts[k].role && c->role && !strcmp(p->contexts[k].role, c->role))
+                return &p->contexts[k];
+    }
+    return NULL;
+}
+
+static const char *peer_name(const tui_model_t *m, uint32_t id, char *buf, size_t n)
+{
+    const cn_snap_actor_t *p = model_actor(m, id);
+    snprintf(buf, n, "%u:%s", id, p && p->name ? p->name : "?");
+    return buf;
+}
+
+static void add_items(const tui_model_t *m, const cn_snap_actor_t *a, item_t **v, size_t *n,
+                      size_t *cap)
+{
+    for (size_t i = 0; i < a->ncontexts; i++) {
+        if (*n == *cap) {
+            size_t nc = *cap ? *cap * 2 : 64;
+            item_t *nv = realloc(*v, nc * sizeof(*nv));
+            if (nv == NULL)
+                return;
+            *v = nv;
+            *cap = nc;
+        }
+        const cn_snap_ctx_t *c = &a->contexts[i];
+        item_t *it = &(*v)[(*n)++];
+        it->a = a;
+        it->c = c;
+        it->blocked_us = c->has_stream && c->stream.send_blocked && c->stream.blocked_since_us &&
+                                 c->stream.blocked_since_us <= m->now_us
+                             ? m->now_us - c->stream.blocked_since_us
+                             : 0;
+        it->fill = c->has_stream && c->stream.window
+                       ? (int)(c->stream.buffered * 100 / c->stream.window)
+                       : -1;
+        if (it->fill > 100)
+            it->fill = 100;
+    }
+}
+
+static void build(const tui_model_t *m, rows_t *out)
+{
+    if (m->snap == NULL)
+        return;
+    item_t *v = NULL;
+    size_t n = 0, cap = 0;
+    if (m->ctx_all) {
+        for (size_t i = 0; i < m->snap->nactors; i++)
+            add_items(m, &m->snap->actors[i], &v, &n, &cap);
+    } else {
+        const cn_snap_actor_t *a = model_actor(m, m->sel_actor);
+        if (a == NULL && m->snap->nactors)
+            a = &m->snap->actors[0];
+        if (a)
+            add_items(m, a, &v, &n, &cap);
+    }
+    sort_key = m->sort[V_CTX];
+    if (n > 1)
+        qsort(v, n, sizeof(*v), cmp);
+    double dt = m->prev && m->snap->now_us > m->prev->now_us
+                    ? (double)(m->snap->now_us - m->prev->now_us) / 1e6
+                    : 0;
+    for (size_t i = 0; i < n; i++) {
+        const cn_snap_ctx_t *c = v[i].c;
+        const cn_snap_stream_t *st = &c->stream;
+        char peer[40], who[40] = "", age[16] = "-", blk[16] = "", in[16] = "", outs[16] = "",
+                           rate[16] = "", text[TROW_TEXT];
+        peer_name(m, c->peer, peer, sizeof(peer));
+        char me[40];
+        if (m->ctx_all)
+            snprintf(who, sizeof(who), "%-10.10s ", peer_name(m, v[i].a->id, me, sizeof(me)));
+        if (c->opened_us && c->opened_us <= m->now_us)
+            fmt_age(age, sizeof(age), m->now_us - c->opened_us);
+        if (v[i].blocked_us)
+            fmt_age(blk, sizeof(blk), v[i].blocked_us);
+        if (c->has_stream) {
+            snprintf(in, sizeof(in), "%llu", (unsigned long long)st->msgs_in);
+            snprintf(outs, sizeof(outs), "%llu", (unsigned long long)st->msgs_out);
+            const cn_snap_ctx_t *p = before(m, v[i].a, c);
+            if (p && p->has_stream && dt > 0) {
+                double r = (double)(st->msgs_in + st->msgs_out - p->stream.msgs_in -
+                                    p->stream.msgs_out) / dt;
+                snprintf(rate, sizeof(rate), r >= 10000 ? "%.0fk" : "%.0f", r >= 10000 ? r / 1000 : r);
+            }
+        }
+        int len = snprintf(text, sizeof(text), "%s%5llu %-10.10s %-12.12s %-6.6s %-9.9s %-9.9s "
+                           "%5s %5s ", who, (unsigned long long)c->cid, peer,
+                           c->fn ? c->fn : "?", c->role ? c->role : "?", c->phase ? c->phase : "?",
+                           c->cancel ? c->cancel : "none", age, blk);
+        int bar_col = len;
+        snprintf(text + len, sizeof(text) - (size_t)len, "%-8s %6s %6s %6s",
+                 v[i].fill >= 0 ? "[      ]" : "", in, outs, rate);
+        if (!model_matches(m, text))
+            continue;
+        trow_t *t = rows_add(out);
+        if (t == NULL)
+            break;
+        memcpy(t->text, text, sizeof(text));
+        t->actor = v[i].a->id;
+        t->cid = c->cid;
+        t->bar = v[i].fill;
+        t->bar_col = bar_col + 1;
+        int cancelling = c->cancel && strcmp(c->cancel, "none") != 0;
+        int errored = c->phase && !strcmp(c->phase, "errored");
+        t->style = v[i].blocked_us || errored ? ST_ALERT : cancelling ? ST_WARN : ST_NORMAL;
+    }
+    free(v);
+}
+
+static const char *header(const tui_model_t *m)
+{
+    static char h[200];
+    const cn_snap_actor_t *a = model_actor(m, m->sel_actor);
+    snprintf(h, sizeof(h), "%s  CID PEER       FUNCTION     ROLE   PHASE     CANCEL      AGE "
+             "BLOCK BUFFER       IN    OUT  MSG/S  (%s)", m->ctx_all ? "ACTOR      " : "",
+             m->ctx_all ? "whole tree" : a && a->path ? a->path : "root");
+    return h;
+}
+static const char *empty(const tui_model_t *m)
+{
+    return !m->snap     ? "(no snapshot yet)"
+           : m->ctx_all ? "(no calls or contexts open anywhere in the tree)"
+                        : "(no calls or contexts open here; a: the whole tree)";
+}
+
+const view_t view_ctx = {"Contexts", "calls, contexts and streams: phase, cancel, blocked, buffers",
+                         header, build, sorts, NULL, 0, empty};
