@@ -57,7 +57,7 @@ attach() { # attach NAME: a console reading lines from fd 3, output in $con
     con=$tmp/$1.con
     rm -f "$tmp/in"
     mkfifo "$tmp/in"
-    "$canopy" attach "$1" <"$tmp/in" >"$con" 2>&1 &
+    "$canopy" attach --console "$1" <"$tmp/in" >"$con" 2>&1 &
     cpid=$!
     exec 3>"$tmp/in"
     wait_for "attached to" "$con" 5 || fail "$1: canopy attach did not attach: $(cat "$con")"

@@ -321,7 +321,7 @@ pid=
 if command -v tmux >/dev/null 2>&1; then
     start_tree term bp
     s=cn-dbg-$$
-    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach term"
+    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console term"
     k=0
     while ! tmux capture-pane -p -t "$s" | grep -q "(term/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
     tmux send-keys -t "$s" "threads" Enter

@@ -226,6 +226,8 @@ typedef struct tui {
     int mono;
     char gone[300]; /* the tree has gone: how */
     int run_status; /* canopy run: its exit status, once it has gone */
+    uint64_t ev_lost; /* when the event feed closed, or 0 */
+    char ev_why[300];
     int quit, detach;
     int list_y0, list_y1; /* the list's lines on screen, as last drawn */
     int detail_y0;
@@ -1320,8 +1322,13 @@ static void read_events(tui_t *t)
     }
     if (want)
         snap_ask(&t->sn, 0, 0);
-    if (rc < 0 && rc != CN_ETIMEDOUT && !t->gone[0]) {
-        snprintf(t->gone, sizeof(t->gone), "the tree has gone (%s)", cn_client_error());
+    if (rc < 0 && rc != CN_ETIMEDOUT && !t->gone[0] && !t->ev_lost) {
+        /* Under canopy run, its exit status says more: check_run waits
+         * a moment for it. */
+        t->ev_lost = now_ms();
+        snprintf(t->ev_why, sizeof(t->ev_why), "the tree has gone (%s)", cn_client_error());
+        if (t->o->run_pid <= 0)
+            snprintf(t->gone, sizeof(t->gone), "%s", t->ev_why);
         t->need_build = 1;
     }
 }
@@ -1355,8 +1362,15 @@ static void read_output(tui_t *t)
 static void check_run(tui_t *t)
 {
     int st;
-    if (t->o->run_pid <= 0 || t->gone[0] || waitpid(t->o->run_pid, &st, WNOHANG) != t->o->run_pid)
+    if (t->o->run_pid <= 0 || t->gone[0])
         return;
+    if (waitpid(t->o->run_pid, &st, WNOHANG) != t->o->run_pid) {
+        if (t->ev_lost && now_ms() - t->ev_lost > 2000) { /* alive, but not talking */
+            snprintf(t->gone, sizeof(t->gone), "%s", t->ev_why);
+            t->need_build = 1;
+        }
+        return;
+    }
     t->run_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     if (WIFEXITED(st))
         snprintf(t->gone, sizeof(t->gone), "the tree exited with status %d", WEXITSTATUS(st));
@@ -1462,7 +1476,9 @@ int tui_main(const tui_opts_t *o)
     while (!t->quit) {
         uint64_t now = now_ms();
         int timeout = 1000 - (int)(now - t->last_build); /* ages tick once a second */
-        if (t->dirty || t->need_build)
+        if (t->need_build && !t->paused)
+            timeout = (int)(t->last_build + FRAME_MS > now ? t->last_build + FRAME_MS - now : 0);
+        else if (t->dirty)
             timeout = (int)(t->last_draw + FRAME_MS > now ? t->last_draw + FRAME_MS - now : 0);
         if (t->status_until > now && (int)(t->status_until - now) < timeout)
             timeout = (int)(t->status_until - now) + 1;
@@ -1472,13 +1488,13 @@ int tui_main(const tui_opts_t *o)
             timeout = 0;
         struct pollfd p[3] = {{0, POLLIN, 0}, {cn_client_fd(t->ev), POLLIN, 0},
                               {t->wake[0], POLLIN, 0}};
-        if (t->gone[0])
+        if (t->gone[0] || t->ev_lost)
             p[1].fd = -1;
         poll(p, 3, timeout);
         int ch;
         while ((ch = getch()) != ERR)
             on_key(t, ch == '\r' ? '\n' : ch);
-        if (p[1].revents && !t->gone[0])
+        if (p[1].revents && !t->gone[0] && !t->ev_lost)
             read_events(t);
         if (p[2].revents)
             take_snapshots(t);
@@ -1486,7 +1502,9 @@ int tui_main(const tui_opts_t *o)
             read_output(t);
         check_run(t);
         now = now_ms();
-        if (!t->paused && (t->need_build || now - t->last_build >= 1000))
+        /* Rows are rebuilt at most once a frame, however many events came:
+         * a busy tree costs a rebuild per frame, not per event. */
+        if (!t->paused && now - t->last_build >= (t->need_build ? FRAME_MS : 1000))
             build(t);
         if (t->dirty && now - t->last_draw >= FRAME_MS)
             draw(t);

@@ -49,9 +49,7 @@ static void build(const tui_model_t *m, rows_t *out)
     for (size_t i = 0;; i++) {
         const char *line = model_con_at(m, i);
         if (line == NULL)
-            break;
-        if (!model_matches(m, line))
-            continue;
+            break; /* not filtered: a session is read whole */
         trow_t *r = rows_add(out);
         if (r == NULL)
             break;

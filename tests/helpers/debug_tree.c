@@ -9,6 +9,10 @@
  *   crash   waits 300 ms, then writes through a NULL pointer in crash_here()
  *   mid     spawns one child "leaf" running entry crash, then waits
  *   midbp   spawns one child "leaf" running entry bp, then waits
+ *   idle    waits to be cancelled
+ *   exit3   waits 1.5 s, then returns 3 (its exit status)
+ *   late    waits 1.5 s, logs "spawning late-leaf", spawns a child
+ *           "late-leaf" running entry idle, logs "spawned late-leaf", waits
  *   deadlock  two threads take two mutexes in opposite orders and hang in
  *           lock_both(), forever
  *   fail    calls the root's "boom", which fails in fail_here() with
@@ -171,6 +175,31 @@ static int entry_midbp(int argc, char **argv)
     return mid_over("bp");
 }
 
+static int entry_idle(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    return wait_cancelled();
+}
+
+static int entry_exit3(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cn_sleep(1500);
+    return 3;
+}
+
+static int entry_late(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cn_sleep(1500);
+    cn_log(CN_LOG_INFO, "spawning late-leaf");
+    cn_spawn_opts_t so = {.entry = "idle"};
+    cn_portal_t leaf;
+    int rc = cn_spawn("late-leaf", &so, &leaf, 10000);
+    cn_log(CN_LOG_INFO, "spawned late-leaf: %s", cn_err_name(rc));
+    return wait_cancelled();
+}
+
 static int root_main(int argc, char **argv)
 {
     for (int i = 1, n = 1; i < argc; i++) {
@@ -195,7 +224,8 @@ int main(int argc, char **argv)
 {
     static const cn_entry_t entries[] = {
         {"bp", entry_bp}, {"spin", entry_spin}, {"crash", entry_crash}, {"mid", entry_mid},
-        {"midbp", entry_midbp}, {"fail", entry_fail}, {"deadlock", entry_deadlock}, {NULL, NULL},
+        {"midbp", entry_midbp}, {"fail", entry_fail}, {"idle", entry_idle},
+        {"exit3", entry_exit3}, {"late", entry_late}, {"deadlock", entry_deadlock}, {NULL, NULL},
     };
     const char *name = "dbgtree";
     if (argc > 1 && strncmp(argv[1], "--name=", 7) == 0)

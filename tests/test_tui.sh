@@ -1,0 +1,239 @@
+#!/bin/sh
+# test_tui.sh: the canopy TUI, driven in tmux as a user would (send-keys,
+# capture-pane), against real trees:
+#   - the tree appears, and matches 'canopy routes --json' and
+#     'canopy ctx --json' for the same tree;
+#   - a child spawned later appears within 1 s (3 s in sanitized builds),
+#     and one that exits stays, marked with its exit status;
+#   - the filter keeps what matches (and its ancestors) and hides the rest;
+#   - b breaks into the selected actor; 5, bt, continue work at the console;
+#   - two breakpoints are served in order;
+#   - resizing to 80x24 and back keeps the screen whole;
+#   - q detaches and leaves the tree running;
+#   - canopy run: the program's tree, its output in the log view, its exit
+#     status when it exits, and q asking whether to cancel it;
+#   - without a terminal, the TUI says what to use instead.
+set -u
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib_tree.sh"
+example=$B/examples/tree
+s=
+nsess=0
+tpid=
+
+if ! command -v tmux >/dev/null 2>&1; then
+    skip "tui: tmux is not installed"
+    finish test_tui
+    exit 0
+fi
+appear_s=1
+[ $sanitized = 1 ] && appear_s=3
+
+cleanup_tui() {
+    [ -n "$s" ] && tmux kill-session -t "$s" 2>/dev/null
+    [ -n "$tpid" ] && kill -9 "$tpid" 2>/dev/null
+    cleanup
+}
+trap cleanup_tui EXIT
+
+# tui CMD...: runs CMD in a fresh tmux session of 120x40; the pane shows
+# "[exited N]" after it ends. The old session goes after the new one is
+# up, so that the tmux server never runs out of sessions and exits.
+tui() {
+    old=$s
+    nsess=$((nsess + 1))
+    s=cn-tui-$$-$nsess
+    tmux new-session -d -s "$s" -x 120 -y 40 \
+        "env CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR TERM=xterm-256color $*; echo \"[exited \$?]\"; sleep 60"
+    [ -n "$old" ] && tmux kill-session -t "$old" 2>/dev/null
+}
+screen() { tmux capture-pane -p -t "$s" 2>/dev/null; }
+keys() { tmux send-keys -t "$s" "$@"; }
+# on_screen PATTERN [SECONDS]: until the screen shows it (0) or time is up.
+on_screen() {
+    i=0
+    while ! screen | grep -Eq -- "$1"; do
+        i=$((i + 1))
+        [ $i -gt $((${2:-5} * 20)) ] && return 1
+        sleep 0.05
+    done
+}
+now_ms() { date +%s%3N; }
+
+# ---------------------------------------------------------------- the example tree
+"$example" </dev/null >"$tmp/ex.log" 2>&1 &
+tpid=$!
+wait_for "tree is up" "$tmp/ex.log" 10 || fail "example: the tree did not start"
+tui "$canopy" attach root
+if on_screen "worker-2" 10; then
+    ok "tree: the TUI shows the tree"
+else
+    fail "tree: no tree on screen: $(screen)"
+fi
+n=$(screen | grep -Ec '^ +[0-9]+ +[-+ ] *(root|sup-[0-9]|worker-[0-9])')
+[ "$n" -eq 13 ] && ok "tree: all 13 actors are rows" || fail "tree: $n actor rows: $(screen)"
+screen | grep -q "1 Tree 2 Routes 3 Contexts 4 Log 5 Console 6 Lints" &&
+    screen | grep -q "F1Help" && ok "tree: tabs and the footer are drawn" ||
+    fail "tree: no tabs or footer: $(screen)"
+
+# Routes of the root, against canopy routes --json.
+keys 2
+on_screen "routes of root" 5
+want=$("$canopy" routes root root --json | grep -o '"id":[0-9]*' | sed 's/"id"://' | sort -n | tr '\n' ' ')
+got=$(screen | sed -n 's/^ *\([0-9][0-9]*\) .* ago$/\1/p' | sort -n | tr '\n' ' ')
+[ -n "$want" ] && [ "$got" = "$want" ] && ok "routes: the root's routes are those of canopy routes --json ($got)" ||
+    fail "routes: screen '$got', json '$want'"
+# Enter on a route goes to its target.
+keys Down Enter
+on_screen "selected root/" 5 && ok "routes: Enter selects the route's target" ||
+    fail "routes: Enter: $(screen | tail -3)"
+
+# Contexts of the whole tree: the long-lived feed streams match canopy ctx --json.
+keys 3 a
+on_screen "whole tree" 5
+sleep 0.5
+want=$("$canopy" ctx root --json | grep -o '"fn":"feed","role"' | wc -l)
+got=$(screen | grep -c ' feed  ')
+[ "$want" -gt 0 ] && [ "$got" = "$want" ] && ok "contexts: $got feed ends, as canopy ctx --json has" ||
+    fail "contexts: screen $got feed rows, json $want: $(screen)"
+screen | grep -q ' feed .*streaming.*\[' && ok "contexts: streams show their phase and a buffer bar" ||
+    fail "contexts: no stream phase or bar: $(screen | head -5)"
+
+# Filter: / sup-1 keeps sup-1, its workers and the root, hides the rest.
+keys 1 / sup-1 Enter
+sleep 0.5
+if screen | grep -q "sup-1" && ! screen | grep -q "sup-0" && ! screen | grep -q "sup-2" &&
+    [ "$(screen | grep -c 'worker-')" -eq 3 ] && screen | grep -q ' root '; then
+    ok "filter: / keeps the matches and their ancestors, hides the rest"
+else
+    fail "filter: $(screen)"
+fi
+keys / C-u Enter
+on_screen "sup-2" 5 && ok "filter: an empty filter shows everything again" || fail "filter: not cleared"
+
+# Break into a worker from the tree, then the console.
+keys / worker-1 Enter n
+sleep 0.3
+keys b
+on_screen ">> root/sup-[0-9]/worker-1 has the debugger's console" 10 &&
+    ok "break: b on a worker; the status bar says it has the console" ||
+    fail "break: no alert: $(screen | tail -3)"
+keys 5
+on_screen "Type 'help' for commands" 5
+keys b t Enter
+if on_screen "worker_main at .*tree.c" 10; then
+    ok "console: bt in the console shows the worker's stack"
+else
+    fail "console: bt: $(screen)"
+fi
+keys c Enter
+on_screen "gave the console back" 5 && ok "console: continue gives the console back" ||
+    fail "console: continue: $(screen | tail -5)"
+keys Escape / C-u Enter
+
+# Resize to 80x24 and back.
+tmux resize-window -t "$s" -x 80 -y 24 2>/dev/null || tmux resize-pane -t "$s" -x 80 -y 24
+sleep 0.5
+lines=$(screen | wc -l)
+if [ "$lines" -eq 24 ] && screen | head -1 | grep -q "1 Tree" && screen | tail -1 | grep -q "F1Help" &&
+    [ "$(screen | awk '{ if (length($0) > 80) n++ } END { print n + 0 }')" -eq 0 ]; then
+    ok "resize: at 80x24 the tabs, rows and footer fit"
+else
+    fail "resize 80x24: $(screen)"
+fi
+tmux resize-window -t "$s" -x 120 -y 40 2>/dev/null || tmux resize-pane -t "$s" -x 120 -y 40
+sleep 0.5
+[ "$(screen | wc -l)" -eq 40 ] && screen | tail -1 | grep -q "F1Help" && on_screen "worker-2" 3 &&
+    ok "resize: back at 120x40 the screen is whole" || fail "resize back: $(screen)"
+
+# Help, then q: detach, the tree runs on.
+keys '?'
+on_screen "canopy keys" 3 && ok "help: ? shows the keys" || fail "help: $(screen | head -5)"
+keys x q
+on_screen "\[exited 0\]" 5 && kill -0 "$tpid" && ok "q: detaches, the tree keeps running" ||
+    fail "q: $(screen | tail -3); tree alive: $(kill -0 "$tpid" && echo yes)"
+kill -INT "$tpid"
+wait "$tpid" 2>/dev/null
+tpid=
+
+# ---------------------------------------------------------------- spawn and exit
+start_tree shapes late exit3
+tui "$canopy" attach shapes
+on_screen "late-1" 10
+wait_for "spawning late-leaf" "$tmp/shapes.log" 10
+t0=$(now_ms)
+wait_for "spawned late-leaf" "$tmp/shapes.log" 10
+if on_screen "late-leaf" 10; then
+    dt=$(($(now_ms) - t0))
+    [ "$dt" -le $((appear_s * 1000)) ] && ok "spawn: a new child is on screen ${dt} ms after its spawn began" ||
+        fail "spawn: a new child took ${dt} ms to appear (limit ${appear_s} s)"
+else
+    fail "spawn: late-leaf never appeared: $(screen)"
+fi
+on_screen "exit3-2 .* exit 3 " 10 && ok "exit: an exited child stays, marked with its exit status" ||
+    fail "exit: $(screen)"
+keys q
+stop_tree
+
+# ---------------------------------------------------------------- two breakpoints
+start_tree twobp bp bp
+k=0
+while [ "$(grep -c 'waits for the console' "$tmp/twobp.log")" -lt 2 ] && [ $k -lt 250 ]; do sleep 0.02; k=$((k + 1)); done
+first=$(sed -n 's/.*debugger: \(twobp\/bp-[0-9]\) waits for the console.*/\1/p' "$tmp/twobp.log" | head -1)
+second=$(sed -n 's/.*debugger: \(twobp\/bp-[0-9]\) waits for the console.*/\1/p' "$tmp/twobp.log" | sed -n 2p)
+tui "$canopy" attach twobp
+keys 5
+if on_screen "holder: $first " 10 && on_screen "waiting 1: $second " 5; then
+    ok "two breakpoints: the first to ask holds the console, the second waits"
+else
+    fail "two breakpoints: $(screen | head -6)"
+fi
+keys c Enter
+if on_screen "holder: $second " 10; then
+    ok "two breakpoints: after continue the second has the console"
+else
+    fail "two breakpoints: after continue: $(screen | head -6)"
+fi
+keys c Enter
+on_screen "holder: nobody" 10 && ok "two breakpoints: both served" || fail "two breakpoints: $(screen | head -4)"
+keys Escape q
+stop_tree
+
+# ---------------------------------------------------------------- canopy run
+tui "$canopy" run --name runt -- "$example"
+if on_screen "canopy runt \(pid [0-9]+\)" 10 && on_screen "worker-2" 10; then
+    ok "run: canopy run starts the tree, named by --name, and shows it"
+else
+    fail "run: $(screen)"
+fi
+keys 4
+on_screen "tree is up" 10 && ok "run: the tree's log is in the log view, not over the screen" ||
+    fail "run: log view: $(screen)"
+rpid=$(screen | sed -n 's/.*canopy runt (pid \([0-9]*\)).*/\1/p' | head -1)
+keys q
+on_screen "cancel the tree\? y" 5 && ok "run: q asks whether to cancel the tree" || fail "run: q: $(screen | tail -3)"
+keys n
+on_screen "\[exited 0\]" 5
+kill -0 "$rpid" 2>/dev/null && ok "run: n leaves the tree running" || fail "run: the tree is gone after n"
+kill -INT "$rpid" 2>/dev/null
+
+tui "$canopy" run -- "$tree_bin" --name=ends idle
+on_screen "ends \(pid" 10
+epid=$(screen | sed -n 's/.*canopy ends (pid \([0-9]*\)).*/\1/p' | head -1)
+kill -TERM "$epid"
+on_screen "the tree (exited with status|died of signal)" 10 && on_screen "GONE" 2 &&
+    ok "run: when the tree exits, the TUI shows its last state and how it ended" ||
+    fail "run: exit: $(screen | tail -4)"
+keys q
+on_screen "\[exited [0-9]+\]" 5 && ok "run: q then quits without asking" || fail "run: q after exit: $(screen | tail -3)"
+
+tui "$canopy" run -- /no/such/program
+on_screen "cannot run /no/such/program: No such file" 5 && on_screen "\[exited 1\]" 2 &&
+    ok "run: a program that cannot run is a clear error" || fail "run: bad program: $(screen | head -4)"
+
+# ---------------------------------------------------------------- no terminal
+out=$("$canopy" run -- "$example" </dev/null 2>&1) && rc=0 || rc=$?
+[ $rc = 2 ] && printf '%s' "$out" | grep -q "needs a terminal" &&
+    ok "run without a terminal: says it needs one (exit 2)" || fail "run without a terminal: $rc $out"
+
+finish test_tui
