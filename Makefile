@@ -133,6 +133,15 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(TEST_LIBS) $(LIB_LIBS)
 
+# The TUI's view models are tested without a terminal: the test links the
+# model and the views (no curses), and sees ui/ headers.
+TUI_MODEL_OBJS := $(B)/obj/ui/tui_model.o $(B)/obj/ui/lint.o \
+                  $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard ui/view_*.c)))
+$(B)/obj/tests/test_tui_model.o: CFLAGS_ALL += -Iui
+$(B)/tests/test_tui_model: $(B)/obj/tests/test_tui_model.o $(TUI_MODEL_OBJS) $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(TUI_MODEL_OBJS) $(LIBA) $(TEST_LIBS) $(LIB_LIBS)
+
 # ---------------------------------------------------------------- examples
 # Built against the public header only, as a user's program would be.
 $(B)/examples/%: $(B)/obj/contrib/examples/%.o $(LIBA)

@@ -200,7 +200,8 @@ typedef struct tui {
     rows_t rows[V_MAX], top, detail;
     int sel[V_MAX], scroll[V_MAX], follow[V_MAX];
     int detail_on, detail_scroll;
-    cn_snapshot_t *stacks; /* the last one taken with stacks ('t') */
+    cn_snapshot_t *stacks;  /* the last one taken with stacks ('t') */
+    cn_snapshot_t *pending; /* paused: the newest snapshot, not shown yet */
 
     int paused, need_build, dirty;
     uint64_t last_draw, last_build;
@@ -742,6 +743,10 @@ static void act_pause(tui_t *t, int ch)
 {
     (void)ch;
     t->paused = !t->paused;
+    if (!t->paused && t->pending) {
+        model_snapshot(&t->m, t->pending);
+        t->pending = NULL;
+    }
     if (!t->paused)
         build(t);
     say(t, t->paused ? "paused: the display is frozen, data keeps arriving (Space resumes)"
@@ -1289,11 +1294,12 @@ static void take_snapshots(tui_t *t)
     snprintf(dumped, sizeof(dumped), "%s", t->sn.dumped);
     t->sn.dumped[0] = '\0';
     pthread_mutex_unlock(&t->sn.mu);
-    if (s && !t->paused) {
+    if (s && t->paused) { /* the display is frozen: the newest waits */
+        cn_snapshot_free(t->pending);
+        t->pending = s;
+    } else if (s) {
         model_snapshot(&t->m, s);
         t->need_build = 1;
-    } else if (s) { /* paused: the newest waits */
-        model_snapshot(&t->m, s);
     }
     if (st) {
         cn_snapshot_free(t->stacks);
@@ -1421,6 +1427,7 @@ static void stop(tui_t *t)
     cn_snapshot_free(t->sn.got);
     cn_snapshot_free(t->sn.got_stacks);
     cn_snapshot_free(t->stacks);
+    cn_snapshot_free(t->pending);
     cn_client_close(t->ev);
     close(t->wake[0]);
     close(t->wake[1]);

@@ -131,6 +131,11 @@ int model_event(tui_model_t *m, const cn_event_t *ev);
  * stderr, as a log record with level -1. */
 void model_output(tui_model_t *m, const char *line, size_t len, uint64_t time_us);
 
+/* The records logged before we attached, from a snapshot: those older
+ * than what the event feed has brought go before it (model_snapshot does
+ * this with the first snapshot). */
+void model_seed_logs(tui_model_t *m, const cn_snapshot_t *s);
+
 void model_log_add(tui_model_t *m, int level, uint64_t time_us, const char *path,
                    const char *msg, size_t msg_len);
 const tlog_t *model_log_at(const tui_model_t *m, size_t i);

@@ -196,9 +196,7 @@ static void read_lock(tui_model_t *m, const cn_snapshot_t *s)
 #undef U64_OF
 }
 
-/* The first snapshot brings the records logged before we attached: they
- * go before the ones the event feed has brought since. */
-static void seed_logs(tui_model_t *m, const cn_snapshot_t *s)
+void model_seed_logs(tui_model_t *m, const cn_snapshot_t *s)
 {
     uint64_t first = m->nlogs ? model_log_at(m, 0)->time_us : UINT64_MAX;
     size_t older = 0;
@@ -221,7 +219,7 @@ static void seed_logs(tui_model_t *m, const cn_snapshot_t *s)
 void model_snapshot(tui_model_t *m, cn_snapshot_t *s)
 {
     if (!m->logs_seeded) {
-        seed_logs(m, s);
+        model_seed_logs(m, s);
         m->logs_seeded = 1;
     }
     cn_snapshot_free(m->prev);
