@@ -286,7 +286,7 @@ static void test_console_and_lock(void **state)
 {
     (void)state;
     cn_event_t e = lock_ev("queued", 2, "root/sup/worker-2", "root/sup/worker-2 wants it: bp");
-    assert_int_equal(model_event(&m, &e), 1);
+    assert_int_equal(model_event(&m, &e), EV_SHOWN | EV_SHAPE);
     assert_int_equal(m.nwaiters, 1);
     e = lock_ev("queued", 1, "root/sup", "root/sup wants it: crash");
     model_event(&m, &e);
@@ -301,7 +301,7 @@ static void test_console_and_lock(void **state)
     out.kind = "console";
     out.detail = "line one\nline two\npart";
     out.detail_len = strlen(out.detail);
-    model_event(&m, &out);
+    assert_int_equal(model_event(&m, &out), EV_SHOWN);
     out.detail = "ial\n";
     out.detail_len = 4;
     model_event(&m, &out);

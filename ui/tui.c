@@ -32,7 +32,8 @@
 
 #define FRAME_MS 50         /* at most 20 redraws a second */
 #define SNAP_EVERY_MS 2000  /* a snapshot this often while nothing changes */
-#define SNAP_MIN_MS 500     /* and at most this often while things do */
+#define SNAP_MIN_MS 500     /* at most this often while actors come and go, */
+#define SNAP_CTX_MS 2000    /* and while only contexts change */
 #define SNAP_ACTOR_MS 1000  /* each actor's time to answer */
 #define EVENTS_PER_TURN 2000 /* then the screen gets a turn */
 #define STATUS_MS 4000
@@ -65,7 +66,7 @@ typedef struct snapper {
     char path[108];
     int wake_fd;
     /* under mu */
-    int want, want_stacks, want_dump, quit;
+    int want, want_ctx, want_stacks, want_dump, quit;
     cn_snapshot_t *got, *got_stacks;
     int failed;       /* the last snapshot failed: why */
     char why[256];
@@ -120,7 +121,9 @@ static void *snap_main(void *arg)
     while (!w->quit) {
         uint64_t now = now_ms();
         int urgent = w->want_stacks || w->want_dump;
-        uint64_t due = w->last_ms + (w->want || urgent ? SNAP_MIN_MS : SNAP_EVERY_MS);
+        uint64_t due = w->last_ms + (w->want    ? SNAP_MIN_MS
+                                     : w->want_ctx ? SNAP_CTX_MS
+                                                   : SNAP_EVERY_MS);
         if (!urgent && now < due) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -131,7 +134,7 @@ static void *snap_main(void *arg)
             continue;
         }
         int stacks = w->want_stacks || w->want_dump, dump = w->want_dump;
-        w->want = w->want_stacks = w->want_dump = 0;
+        w->want = w->want_ctx = w->want_stacks = w->want_dump = 0;
         pthread_mutex_unlock(&w->mu);
 
         cn_snapshot_t *s = NULL;
@@ -170,12 +173,18 @@ static void *snap_main(void *arg)
     return NULL;
 }
 
-static void snap_ask(snapper_t *w, int stacks, int dump)
+enum { SNAP_CTX, SNAP_SHAPE, SNAP_STACKS, SNAP_DUMP };
+
+/* Asks for a snapshot: SNAP_SHAPE (actors changed) within SNAP_MIN_MS of
+ * the last, SNAP_CTX (contexts changed) within SNAP_CTX_MS, SNAP_STACKS
+ * and SNAP_DUMP (with every thread's stack) at once. */
+static void snap_ask(snapper_t *w, int how)
 {
     pthread_mutex_lock(&w->mu);
-    w->want = 1;
-    w->want_stacks |= stacks;
-    w->want_dump |= dump;
+    w->want_ctx = 1;
+    w->want |= how >= SNAP_SHAPE;
+    w->want_stacks |= how == SNAP_STACKS;
+    w->want_dump |= how == SNAP_DUMP;
     pthread_cond_signal(&w->cv);
     pthread_mutex_unlock(&w->mu);
 }
@@ -227,7 +236,8 @@ typedef struct tui {
     int mono;
     char gone[300]; /* the tree has gone: how */
     int run_status; /* canopy run: its exit status, once it has gone */
-    uint64_t ev_lost; /* when the event feed closed, or 0 */
+    uint64_t ev_lost;   /* when the event feed closed, or 0 */
+    uint64_t last_feed; /* when the feed was last read */
     char ev_why[300];
     int quit, detach;
     int list_y0, list_y1; /* the list's lines on screen, as last drawn */
@@ -832,7 +842,7 @@ static void act_kill(tui_t *t, int ch)
 static void act_dump(tui_t *t, int ch)
 {
     (void)ch;
-    snap_ask(&t->sn, 0, 1);
+    snap_ask(&t->sn, SNAP_DUMP);
     say(t, "writing a hang bundle (every thread's stack: up to %d s)...",
         (STACKS_TIMEOUT_MS + SNAP_SLACK_MS) / 1000);
 }
@@ -843,7 +853,7 @@ static void act_bt(tui_t *t, int ch)
     if (t->view != V_TREE)
         set_view(t, V_TREE);
     t->detail_on = 1;
-    snap_ask(&t->sn, 1, 0);
+    snap_ask(&t->sn, SNAP_STACKS);
     build(t);
     say(t, "reading every thread's stack...");
 }
@@ -1159,13 +1169,13 @@ static void answer(tui_t *t, int yes)
             say(t, "cancel: %s", cn_client_error());
         else
             say(t, "cancel sent");
-        snap_ask(&t->sn, 0, 0);
+        snap_ask(&t->sn, SNAP_SHAPE);
     } else if (q == Q_KILL) {
         if (kill(t->q_pid, SIGKILL) < 0)
             say(t, "kill %d: %s", t->q_pid, strerror(errno));
         else
             say(t, "SIGKILL sent to pid %d", t->q_pid);
-        snap_ask(&t->sn, 0, 0);
+        snap_ask(&t->sn, SNAP_SHAPE);
     }
 }
 
@@ -1316,18 +1326,19 @@ static void take_snapshots(tui_t *t)
 static void read_events(tui_t *t)
 {
     cn_event_t ev;
-    int want = 0, rc = 0;
+    int what = 0, rc = 0;
     for (int i = 0; i < EVENTS_PER_TURN; i++) {
         rc = cn_client_event(t->ev, &ev, 0);
         if (rc < 0)
             break;
-        want |= model_event(&t->m, &ev);
+        what |= model_event(&t->m, &ev);
         if (!strcmp(ev.kind, "lock") && ev.op && !strcmp(ev.op, "granted") && t->view != V_CONSOLE)
             beep();
-        t->need_build = 1;
     }
-    if (want)
-        snap_ask(&t->sn, 0, 0);
+    if (what & EV_SHOWN)
+        t->need_build = 1;
+    if (what & (EV_SHAPE | EV_CTX))
+        snap_ask(&t->sn, what & EV_SHAPE ? SNAP_SHAPE : SNAP_CTX);
     if (rc < 0 && rc != CN_ETIMEDOUT && !t->gone[0] && !t->ev_lost) {
         /* Under canopy run, its exit status says more: check_run waits
          * a moment for it. */
@@ -1491,18 +1502,25 @@ int tui_main(const tui_opts_t *o)
             timeout = (int)(t->status_until - now) + 1;
         if (o->run_pid > 0 && timeout > 250)
             timeout = 250; /* its output file and its exit are looked at */
+        /* The feed is read in batches, a frame apart: a busy tree sends
+         * thousands of events a second, and waking for each would cost
+         * the machine the tree runs on. The socket holds them meanwhile. */
+        int feed_in = (int)(t->last_feed + FRAME_MS > now ? t->last_feed + FRAME_MS - now : 0);
+        int feed = !t->gone[0] && !t->ev_lost && feed_in == 0;
+        if (!t->gone[0] && !t->ev_lost && feed_in > 0 && feed_in < timeout)
+            timeout = feed_in;
         if (timeout < 0)
             timeout = 0;
-        struct pollfd p[3] = {{0, POLLIN, 0}, {cn_client_fd(t->ev), POLLIN, 0},
+        struct pollfd p[3] = {{0, POLLIN, 0}, {feed ? cn_client_fd(t->ev) : -1, POLLIN, 0},
                               {t->wake[0], POLLIN, 0}};
-        if (t->gone[0] || t->ev_lost)
-            p[1].fd = -1;
         poll(p, 3, timeout);
         int ch;
         while ((ch = getch()) != ERR)
             on_key(t, ch == '\r' ? '\n' : ch);
-        if (p[1].revents && !t->gone[0] && !t->ev_lost)
+        if (p[1].revents && feed) {
             read_events(t);
+            t->last_feed = now_ms();
+        }
         if (p[2].revents)
             take_snapshots(t);
         if (o->out_fd >= 0) /* a file: read as it grows */

@@ -122,9 +122,15 @@ void model_free(tui_model_t *m);
  * are run, and the lock queue is read from the root's "lock". */
 void model_snapshot(tui_model_t *m, cn_snapshot_t *s);
 
+/* What an event changed, as model_event says: */
+enum {
+    EV_SHOWN = 1, /* the model: rows are to be rebuilt */
+    EV_SHAPE = 2, /* actors came, went or changed state: a snapshot soon */
+    EV_CTX = 4,   /* contexts changed: a snapshot, not so soon */
+};
+
 /* One event from the feed: logs, console output and lock changes are
- * applied. Returns 1 if the tree's shape or contexts changed (a snapshot
- * is due). */
+ * applied. Returns EV_* flags. */
 int model_event(tui_model_t *m, const cn_event_t *ev);
 
 /* The tree's output (canopy run): one line of the program's stdout or

@@ -352,24 +352,24 @@ int model_event(tui_model_t *m, const cn_event_t *ev)
     if (!strcmp(k, "log")) {
         model_log_add(m, ev->level, ev->time_us, ev->path, ev->detail,
                       ev->detail ? ev->detail_len : 0);
-        return 0;
+        return EV_SHOWN;
     }
     if (!strcmp(k, "console")) {
         model_con_add(m, ev->detail ? ev->detail : "", ev->detail ? ev->detail_len : 0);
-        return 0;
+        return EV_SHOWN;
     }
     if (!strcmp(k, "lock")) {
         lock_event(m, ev);
-        return 1;
+        return EV_SHOWN | EV_SHAPE;
     }
     if (!strcmp(k, "error")) {
         char line[600];
         int n = snprintf(line, sizeof(line), "[canopy] %.*s", ev->detail ? (int)ev->detail_len : 0,
                          ev->detail ? ev->detail : "refused");
         con_line(m, line, n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n);
-        return 0;
+        return EV_SHOWN;
     }
-    if (!strcmp(k, "dropped"))
-        return 1;
-    return 1; /* spawn, exit, ctx-*, cancel, stall, resume: shapes and phases */
+    if (!strcmp(k, "spawn") || !strcmp(k, "exit") || !strcmp(k, "cancel"))
+        return EV_SHAPE;
+    return EV_CTX; /* ctx-*, stall, resume, dropped */
 }
