@@ -131,7 +131,7 @@ static void build(const tui_model_t *m, rows_t *out)
         peer_name(m, c->peer, peer, sizeof(peer));
         char me[40];
         if (m->ctx_all)
-            snprintf(who, sizeof(who), "%-10.10s ", peer_name(m, v[i].a->id, me, sizeof(me)));
+            snprintf(who, sizeof(who), "%-12.12s ", peer_name(m, v[i].a->id, me, sizeof(me)));
         if (c->opened_us && c->opened_us <= m->now_us)
             fmt_age(age, sizeof(age), m->now_us - c->opened_us);
         if (v[i].blocked_us)
@@ -146,7 +146,7 @@ static void build(const tui_model_t *m, rows_t *out)
                 snprintf(rate, sizeof(rate), r >= 10000 ? "%.0fk" : "%.0f", r >= 10000 ? r / 1000 : r);
             }
         }
-        int len = snprintf(text, sizeof(text), "%s%5llu %-10.10s %-12.12s %-6.6s %-9.9s %-9.9s "
+        int len = snprintf(text, sizeof(text), "%s%5llu %-12.12s %-12.12s %-6.6s %-9.9s %-9.9s "
                            "%5s %5s ", who, (unsigned long long)c->cid, peer,
                            c->fn ? c->fn : "?", c->role ? c->role : "?", c->phase ? c->phase : "?",
                            c->cancel ? c->cancel : "none", age, blk);
@@ -174,8 +174,8 @@ static const char *header(const tui_model_t *m)
 {
     static char h[200];
     const cn_snap_actor_t *a = model_actor(m, m->sel_actor);
-    snprintf(h, sizeof(h), "%s  CID PEER       FUNCTION     ROLE   PHASE     CANCEL      AGE "
-             "BLOCK BUFFER       IN    OUT  MSG/S  (%s)", m->ctx_all ? "ACTOR      " : "",
+    snprintf(h, sizeof(h), "%s  CID PEER         FUNCTION     ROLE   PHASE     CANCEL      AGE "
+             "BLOCK BUFFER       IN    OUT  MSG/S  (%s)", m->ctx_all ? "ACTOR        " : "",
              m->ctx_all ? "whole tree" : a && a->path ? a->path : "root");
     return h;
 }
