@@ -377,7 +377,7 @@ if command -v tmux >/dev/null 2>&1; then
     start_tree escape bp
     wait_for "waits for the console" "$tmp/escape.log" 5
     kid=$(pgrep -P "$pid" | head -1)
-    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach escape; sleep 30"
+    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console escape; sleep 30"
     k=0
     while ! tmux capture-pane -p -t "$s" | grep -q "(escape/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
     tmux send-keys -t "$s" C-c
@@ -389,6 +389,7 @@ if command -v tmux >/dev/null 2>&1; then
         ok "terminal: a double Ctrl-C at the console kills the tree, the actor in the debugger too"
     else
         fail "terminal: after a double Ctrl-C: root alive=$(kill -0 "$pid" 2>/dev/null && echo y), child $kid alive=$(kill -0 "$kid" 2>/dev/null && echo y)"
+        kill -9 "$pid" "$kid" 2>/dev/null # it would wait for the session for ever
     fi
     tmux kill-session -t "$s" 2>/dev/null
     wait "$pid" 2>/dev/null

@@ -7,7 +7,9 @@
 #     and one that exits stays, marked with its exit status;
 #   - the filter keeps what matches (and its ancestors) and hides the rest;
 #   - b breaks into the selected actor; 5, bt, continue work at the console;
-#   - two breakpoints are served in order;
+#   - two breakpoints are served in order; Ctrl-C in the console interrupts
+#     the holder and cancels nothing;
+#   - the screen has colours, and NO_COLOR turns them off;
 #   - resizing to 80x24 and back keeps the screen whole;
 #   - q detaches and leaves the tree running;
 #   - canopy run: the program's tree, its output in the log view, its exit
@@ -188,6 +190,15 @@ if on_screen "holder: $first " 10 && on_screen "waiting 1: $second " 5; then
 else
     fail "two breakpoints: $(screen | head -6)"
 fi
+# Ctrl-C at the console goes to the root: it interrupts the holder's REPL
+# and cancels nothing.
+keys C-c
+if on_screen "\^C: no command is running" 5 && kill -0 "$pid" && on_screen "holder: $first " 1; then
+    ok "two breakpoints: Ctrl-C in the console interrupts the holder, the tree runs on"
+else
+    fail "two breakpoints: Ctrl-C: $(screen | tail -6)"
+fi
+sleep 2.2 # so that the next Ctrl-C is not a second one
 keys c Enter
 if on_screen "holder: $second " 10; then
     ok "two breakpoints: after continue the second has the console"
@@ -197,6 +208,24 @@ fi
 keys c Enter
 on_screen "holder: nobody" 10 && ok "two breakpoints: both served" || fail "two breakpoints: $(screen | head -4)"
 keys Escape q
+stop_tree
+
+# ---------------------------------------------------------------- colours
+# tmux shows the colours a program set as SGR codes (capture-pane -e): the
+# bars and states are coloured, and with NO_COLOR there is no colour at all.
+start_tree colours idle
+tui "$canopy" attach colours
+on_screen "idle-1" 10
+sleep 0.3
+coloured=$(tmux capture-pane -e -p -t "$s" | grep -c "$(printf '\033')\[[0-9;]*3[0-7]m")
+tui env NO_COLOR=1 "$canopy" attach colours
+on_screen "idle-1" 10
+sleep 0.3
+mono=$(tmux capture-pane -e -p -t "$s" | grep -c "$(printf '\033')\[[0-9;]*3[0-7]m")
+[ "$coloured" -gt 0 ] && [ "$mono" -eq 0 ] && on_screen "running" 1 &&
+    ok "colours: the screen is coloured, and NO_COLOR leaves only attributes" ||
+    fail "colours: $coloured coloured lines, $mono with NO_COLOR"
+keys q
 stop_tree
 
 # ---------------------------------------------------------------- canopy run

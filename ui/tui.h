@@ -57,9 +57,14 @@ typedef struct rows {
     size_t n, cap;
 } rows_t;
 
+typedef struct tui_model tui_model_t;
+
 /* A new row at the end of r (zeroed but bar = -1), or NULL without memory. */
 trow_t *rows_add(rows_t *r);
 void rows_clear(rows_t *r);
+/* A new row holding text, if text matches m's filter; else (or without
+ * memory) NULL. */
+trow_t *rows_add_match(rows_t *r, const tui_model_t *m, const char *text);
 void rows_free(rows_t *r);
 
 /* ---------------------------------------------------------------------------
@@ -86,7 +91,7 @@ typedef struct tlock {
 #define TLINT_MAX 64
 #define EXITED_SHOW_US (60ULL * 1000000) /* exited actors stay this long */
 
-typedef struct tui_model {
+struct tui_model {
     /* Data */
     cn_snapshot_t *snap, *prev; /* latest, and the one before it */
     uint64_t now_us;            /* the time rows are built for */
@@ -113,7 +118,7 @@ typedef struct tui_model {
     int sort[8];       /* per view: index into its sort keys */
     int log_level;     /* log: the lowest level shown */
     int log_sel_only;  /* log: only the selected actor's records */
-} tui_model_t;
+};
 
 void model_init(tui_model_t *m);
 void model_free(tui_model_t *m);

@@ -28,6 +28,16 @@ trow_t *rows_add(rows_t *r)
     return t;
 }
 
+trow_t *rows_add_match(rows_t *r, const tui_model_t *m, const char *text)
+{
+    if (!model_matches(m, text))
+        return NULL;
+    trow_t *t = rows_add(r);
+    if (t)
+        snprintf(t->text, sizeof(t->text), "%s", text);
+    return t;
+}
+
 void rows_clear(rows_t *r)
 {
     r->n = 0;

@@ -153,12 +153,9 @@ static void build(const tui_model_t *m, rows_t *out)
         int bar_col = len;
         snprintf(text + len, sizeof(text) - (size_t)len, "%-8s %6s %6s %6s",
                  v[i].fill >= 0 ? "[      ]" : "", in, outs, rate);
-        if (!model_matches(m, text))
-            continue;
-        trow_t *t = rows_add(out);
+        trow_t *t = rows_add_match(out, m, text);
         if (t == NULL)
-            break;
-        memcpy(t->text, text, sizeof(text));
+            continue;
         t->actor = v[i].a->id;
         t->cid = c->cid;
         t->bar = v[i].fill;

@@ -14,12 +14,9 @@ static void build(const tui_model_t *m, rows_t *out)
         char text[TROW_TEXT];
         snprintf(text, sizeof(text), "%-7s %-14s %s  [%s]", l->severity, l->name, l->what,
                  l->actors);
-        if (!model_matches(m, text))
-            continue;
-        trow_t *r = rows_add(out);
+        trow_t *r = rows_add_match(out, m, text);
         if (r == NULL)
-            break;
-        memcpy(r->text, text, sizeof(text));
+            continue;
         r->style = strcmp(l->severity, "error") == 0 ? ST_ALERT : ST_WARN;
         char first[256];
         snprintf(first, sizeof(first), "%.*s", (int)strcspn(l->actors, ","), l->actors);

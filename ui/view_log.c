@@ -30,12 +30,9 @@ static void build(const tui_model_t *m, rows_t *out)
                  (unsigned)(l->time_us / 1000 % 1000),
                  l->level < 0 ? "out" : l->level <= CN_LOG_ERROR ? level_names[l->level] : "?",
                  l->path, l->message);
-        if (!model_matches(m, text))
-            continue;
-        trow_t *r = rows_add(out);
+        trow_t *r = rows_add_match(out, m, text);
         if (r == NULL)
-            break;
-        memcpy(r->text, text, sizeof(text));
+            continue;
         r->style = l->level == CN_LOG_ERROR  ? ST_ALERT
                    : l->level == CN_LOG_WARN || l->level == CN_LOG_CANCEL ? ST_WARN
                    : l->level >= 0 && l->level <= CN_LOG_DEBUG ? ST_DIM

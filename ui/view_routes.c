@@ -65,12 +65,9 @@ static void build(const tui_model_t *m, rows_t *out)
             fmt_age(learned, sizeof(learned), m->now_us - r[i].learned_us);
         snprintf(text, sizeof(text), "%6u %-24.24s %6u %-24.24s %9s ago", r[i].id,
                  r[i].name ? r[i].name : "?", r[i].parent, via, learned);
-        if (!model_matches(m, text))
-            continue;
-        trow_t *t = rows_add(out);
+        trow_t *t = rows_add_match(out, m, text);
         if (t == NULL)
-            break;
-        memcpy(t->text, text, sizeof(text));
+            continue;
         t->actor = r[i].id;
         t->style = model_actor(m, r[i].id) ? ST_NORMAL : ST_DIM;
     }
