@@ -1324,8 +1324,7 @@ static void take_snapshots(tui_t *t)
     }
     if (dumped[0])
         say(t, "%s", dumped);
-    if (t->m.snap == NULL && t->sn.failed)
-        t->dirty = 1;
+    t->dirty = 1; /* the status line says whether the last one failed */
 }
 
 static void read_events(tui_t *t)
