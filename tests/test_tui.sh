@@ -12,6 +12,7 @@
 #   - the screen has colours, and NO_COLOR turns them off;
 #   - resizing to 80x24 and back keeps the screen whole;
 #   - q detaches and leaves the tree running;
+#   - the TUI's feed leaves out the contexts' events, another client's not;
 #   - canopy run: the program's tree, its output in the log view, its exit
 #     status when it exits, and q asking whether to cancel it;
 #   - without a terminal, the TUI says what to use instead.
@@ -154,6 +155,21 @@ on_screen "canopy keys" 3 && ok "help: ? shows the keys" || fail "help: $(screen
 keys x q
 on_screen "\[exited 0\]" 5 && kill -0 "$tpid" && ok "q: detaches, the tree keeps running" ||
     fail "q: $(screen | tail -3); tree alive: $(kill -0 "$tpid" && echo yes)"
+# The TUI's console asks the root for the feed without the contexts' own
+# events: a subscriber beside it still gets them, it does not. Cancelling a
+# supervisor makes both kinds.
+"$B/tests/helpers/evclasses" root 2500 >"$tmp/evc.out" 2>&1 &
+evc=$!
+sleep 0.5
+"$canopy" cancel root root/sup-2 >/dev/null 2>&1
+wait $evc
+out=$(cat "$tmp/evc.out")
+c_ctx=$(printf '%s\n' "$out" | sed -n 's/^console: \([0-9]*\) events, \([0-9]*\) of contexts$/\2/p')
+c_all=$(printf '%s\n' "$out" | sed -n 's/^console: \([0-9]*\) events.*/\1/p')
+s_ctx=$(printf '%s\n' "$out" | sed -n 's/^subscriber: \([0-9]*\) events, \([0-9]*\) of contexts$/\2/p')
+[ "${c_ctx:-x}" = 0 ] && [ "${c_all:-0}" -gt 0 ] && [ "${s_ctx:-0}" -gt 0 ] &&
+    ok "events: a console without contexts gets no ctx events, a subscriber beside it does ($(echo $out))" ||
+    fail "events: $out"
 kill -INT "$tpid"
 wait "$tpid" 2>/dev/null
 tpid=

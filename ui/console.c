@@ -258,7 +258,7 @@ int cli_attach(int argc, char **argv, const opts_t *o)
         return EXIT_FAIL;
     }
     if ((rc = cn_client_connect(t.path, &con.c, CONNECT_MS)) < 0 ||
-        (rc = cn_client_console(con.c, 0, CONNECT_MS)) < 0) {
+        (rc = cn_client_console(con.c, CN_EVENTS_NONE, CONNECT_MS)) < 0) {
         ui_say_error(t.name, rc);
         cn_client_close(con.c);
         return EXIT_FAIL;

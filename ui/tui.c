@@ -3,10 +3,11 @@
  * (docs/tui.md). The model and the views are elsewhere (tui.h).
  *
  * Two connections to the root: the main thread's is a console with the
- * whole event feed (logs, lock changes, the holder's output, and the
- * tree's changes, which ask for a snapshot); a worker thread takes the
- * snapshots on its own connection, at most every SNAP_MIN_MS while things
- * change and every SNAP_EVERY_MS while they do not, so the screen never
+ * event feed but the contexts' own events (logs, lock changes, the
+ * holder's output, and the tree's changes, which ask for a snapshot); a
+ * worker thread takes the snapshots on its own connection, at most every
+ * SNAP_MIN_MS while actors come and go, every SNAP_FAST_MS while contexts
+ * are on screen, and every SNAP_EVERY_MS otherwise, so the screen never
  * waits for a slow actor. Rows are rebuilt when data arrives (and once a
  * second, for the ages), and the screen is redrawn at most every FRAME_MS,
  * only the rows on it; curses sends the terminal only what changed.
@@ -32,8 +33,9 @@
 
 #define FRAME_MS 50         /* at most 20 redraws a second */
 #define SNAP_EVERY_MS 2000  /* a snapshot this often while nothing changes */
-#define SNAP_MIN_MS 500     /* at most this often while actors come and go, */
-#define SNAP_CTX_MS 2000    /* and while only contexts change */
+#define SNAP_MIN_MS 500     /* at most this often while actors come and go; */
+#define SNAP_FAST_MS 1000   /* this often while contexts are on screen (their own
+                               events are not read: most of a busy tree's feed) */
 #define SNAP_ACTOR_MS 1000  /* each actor's time to answer */
 #define EVENTS_PER_TURN 2000 /* then the screen gets a turn */
 #define STATUS_MS 4000
@@ -67,6 +69,7 @@ typedef struct snapper {
     int wake_fd;
     /* under mu */
     int want, want_ctx, want_stacks, want_dump, quit;
+    int fast; /* a view that shows contexts is on screen: every SNAP_FAST_MS */
     cn_snapshot_t *got, *got_stacks;
     int failed;       /* the last snapshot failed: why */
     char why[256];
@@ -121,9 +124,9 @@ static void *snap_main(void *arg)
     while (!w->quit) {
         uint64_t now = now_ms();
         int urgent = w->want_stacks || w->want_dump;
-        uint64_t due = w->last_ms + (w->want    ? SNAP_MIN_MS
-                                     : w->want_ctx ? SNAP_CTX_MS
-                                                   : SNAP_EVERY_MS);
+        uint64_t due = w->last_ms + (w->want                ? SNAP_MIN_MS
+                                     : w->want_ctx || w->fast ? SNAP_FAST_MS
+                                                              : SNAP_EVERY_MS);
         if (!urgent && now < due) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -176,7 +179,7 @@ static void *snap_main(void *arg)
 enum { SNAP_CTX, SNAP_SHAPE, SNAP_STACKS, SNAP_DUMP };
 
 /* Asks for a snapshot: SNAP_SHAPE (actors changed) within SNAP_MIN_MS of
- * the last, SNAP_CTX (contexts changed) within SNAP_CTX_MS, SNAP_STACKS
+ * the last, SNAP_CTX (contexts changed) within SNAP_FAST_MS, SNAP_STACKS
  * and SNAP_DUMP (with every thread's stack) at once. */
 static void snap_ask(snapper_t *w, int how)
 {
@@ -575,6 +578,10 @@ static void set_view(tui_t *t, int v)
         return;
     t->prev_view = t->view;
     t->view = v;
+    pthread_mutex_lock(&t->sn.mu);
+    t->sn.fast = v == V_CTX || v == V_LINTS;
+    pthread_cond_signal(&t->sn.cv);
+    pthread_mutex_unlock(&t->sn.mu);
     t->in_mode = v == V_CONSOLE ? IN_CONSOLE : IN_NONE;
     t->in_len = t->in_pos = 0;
     t->in[0] = '\0';
@@ -1410,7 +1417,7 @@ static int start(tui_t *t)
     }
     rc = cn_client_connect(info.path, &t->ev, CONNECT_MS);
     if (rc == 0)
-        rc = cn_client_console(t->ev, 1, CONNECT_MS);
+        rc = cn_client_console(t->ev, CN_EVENTS_NO_CONTEXTS, CONNECT_MS);
     if (rc < 0) {
         ui_say_error(info.name, rc);
         cn_client_close(t->ev);

@@ -249,10 +249,19 @@ CN_EXTERN int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms
  * The debugger's console (docs/debugger.md)
  */
 
+/* How much of the event feed a console gets, for cn_client_console. */
+enum {
+    CN_EVENTS_NONE = 0,        /* lock changes and the holder's output only */
+    CN_EVENTS_ALL = 1,         /* and the whole feed */
+    CN_EVENTS_NO_CONTEXTS = 2, /* and the feed but the contexts' own events (ctx-*, stall,
+                                  resume): a client that reads contexts from snapshots
+                                  spares a busy tree one or more events per context */
+};
+
 /* Makes c a console: the root sends it the lock's state at once (lock
  * events with op holding and waiting), then every lock change and the lock
- * holder's output (console events), and with `events` set the whole event
- * feed too. While any console is attached the root grants the lock. Read
+ * holder's output (console events), and as much of the event feed as
+ * `events` (CN_EVENTS_*) asks for. While any console is attached the root grants the lock. Read
  * with cn_client_event. On a console, the requests below (and
  * cn_client_cancel) are only sent: a refusal comes back as an "error"
  * event. */

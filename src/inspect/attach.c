@@ -64,6 +64,7 @@ typedef struct client {
     msgpack_sbuffer out; /* answers not yet written */
     size_t out_off;
     int subscribed;   /* sent SUBSCRIBE: gets EVENTs */
+    int no_ctx;       /* ... but not the contexts' (SUBSCRIBE {contexts: false}) */
     int console;      /* sent SUBSCRIBE with console: the debugger's console */
     uint64_t dropped; /* events it lost while not reading */
 } client_t;
@@ -92,13 +93,13 @@ static struct {
     client_t *clients[CLIENTS_MAX];
     treq_t *reqs;
     uint64_t next_req;
-    unsigned subscribers;
+    unsigned subscribers, ctx_subscribers; /* the latter want the contexts' events */
     unsigned consoles;
     uv_check_t flush; /* writes queued events once per loop turn */
 } at = {.fd = -1};
 
 static void client_cut(client_t *c, const char *why);
-static void set_subscribed(client_t *c, int on);
+static void set_subscribed(client_t *c, int on, int contexts);
 static void client_flush(client_t *c);
 static void send_dropped(client_t *c);
 static void send_ok_to(client_t *c, const cn_wire_msg_t *m);
@@ -166,7 +167,7 @@ static void client_cut(client_t *c, const char *why)
                c->name[0] ? c->name : "no HELLO", (int)c->pid, why);
     at.clients[c->slot] = NULL;
     if (c->subscribed)
-        set_subscribed(c, 0);
+        set_subscribed(c, 0, 0);
     if (c->console) {
         c->console = 0;
         at.consoles--;
@@ -442,13 +443,19 @@ static void on_snapshot(cn_wire_msg_t *m)
  * The live event feed
  */
 
-/* Tells every actor (or just `only`) to send its events, or to stop. */
-static void tell_actors(int on, uint32_t only)
+/* The classes of events (CN__EV_*) some subscriber wants. */
+static unsigned classes_wanted(void)
+{
+    return (at.subscribers ? CN__EV_SHAPE : 0u) | (at.ctx_subscribers ? CN__EV_CTX : 0u);
+}
+
+/* Tells every actor (or just `only`) which classes of events to send. */
+static void tell_actors(unsigned classes, uint32_t only)
 {
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
-    v.via.u64 = (uint64_t)on;
+    v.via.u64 = classes;
     members_t m = {0};
     uint32_t one = only;
     if (only == CN__NO_VIA)
@@ -468,22 +475,30 @@ static void tell_actors(int on, uint32_t only)
     msgpack_sbuffer_destroy(&sb);
 }
 
-static void set_subscribed(client_t *c, int on)
+static void set_subscribed(client_t *c, int on, int contexts)
 {
-    if (c->subscribed == on)
-        return;
+    unsigned before = classes_wanted();
+    if (c->subscribed) {
+        at.subscribers--;
+        at.ctx_subscribers -= !c->no_ctx;
+    }
     c->subscribed = on;
-    at.subscribers += on ? 1u : (unsigned)-1;
-    if (at.subscribers == (on ? 1u : 0u)) { /* the first came, or the last left */
-        cn__events_enable(on);
-        tell_actors(on, CN__NO_VIA);
+    c->no_ctx = !contexts;
+    if (on) {
+        at.subscribers++;
+        at.ctx_subscribers += !c->no_ctx;
+    }
+    unsigned now = classes_wanted();
+    if (now != before) { /* the first came, the last left, or what they want changed */
+        cn__events_enable(now);
+        tell_actors(now, CN__NO_VIA);
     }
 }
 
 void cn__inspect_route_added(uint32_t id)
 {
     if (at.subscribers)
-        tell_actors(1, id);
+        tell_actors(classes_wanted(), id);
 }
 
 static void send_dropped(client_t *c)
@@ -533,18 +548,18 @@ static void fan_out_one(client_t *c, const char *frame, size_t len)
         uv_check_start(&at.flush, on_flush);
 }
 
-static void fan_out(const char *frame, size_t len)
+static void fan_out(const char *frame, size_t len, unsigned cls)
 {
     for (unsigned i = 0; i < CLIENTS_MAX; i++) {
         client_t *c = at.clients[i];
-        if (c && c->subscribed && !c->closing)
+        if (c && c->subscribed && !c->closing && !(cls == CN__EV_CTX && c->no_ctx))
             fan_out_one(c, frame, len);
     }
 }
 
-void cn__inspect_event(const char *frame, size_t len)
+void cn__inspect_event(const char *frame, size_t len, unsigned cls)
 {
-    fan_out(frame, len);
+    fan_out(frame, len, cls);
 }
 
 /* The debugger's console output and lock changes: written to consoles
@@ -576,15 +591,18 @@ static void replay_to(const char *frame, size_t len, void *arg)
     client_send(arg, &sb);
 }
 
-/* SUBSCRIBE's options: {"events": bool (default true), "console": bool}. */
+/* SUBSCRIBE's options: {"events": bool (default true), "console": bool,
+ * "contexts": bool (default true: the contexts' events too)}. */
 static void subscribe(client_t *c, const cn_wire_msg_t *m)
 {
     const msgpack_object *ev = cn_msgpack_get(&m->body, "events");
     const msgpack_object *con = cn_msgpack_get(&m->body, "console");
+    const msgpack_object *ctx = cn_msgpack_get(&m->body, "contexts");
     int events = !(ev && ev->type == MSGPACK_OBJECT_BOOLEAN && !ev->via.boolean);
     int console = con && con->type == MSGPACK_OBJECT_BOOLEAN && con->via.boolean;
+    int contexts = !(ctx && ctx->type == MSGPACK_OBJECT_BOOLEAN && !ctx->via.boolean);
     if (events)
-        set_subscribed(c, 1);
+        set_subscribed(c, 1, contexts);
     send_ok_to(c, m);
     if (console && !c->console) {
         c->console = 1;
@@ -877,7 +895,7 @@ void cn__inspect_on_msg(cn_wire_msg_t *m)
 {
     if (m->hdr.type == CN_MSG_EVENT) {
         if (cn__rt.is_root)
-            fan_out(m->frame, m->frame_len);
+            fan_out(m->frame, m->frame_len, m->hdr.cid == 1 ? CN__EV_CTX : CN__EV_SHAPE);
     } else if (m->hdr.type == CN_MSG_SNAPSHOT) {
         if (cn__rt.is_root)
             on_snapshot(m);

@@ -698,11 +698,13 @@ static int subscribe(cn_client_t *c, int events, int console, int64_t timeout_ms
     req_t r;
     req_begin(c, &r, CN_MSG_SUBSCRIBE, 0, timeout_ms);
     if (r.rc == 0) {
-        msgpack_pack_map(&r.pk, 2);
+        msgpack_pack_map(&r.pk, 3);
         msgpack_pack_str_with_body(&r.pk, "events", 6);
-        events ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
+        events != CN_EVENTS_NONE ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
         msgpack_pack_str_with_body(&r.pk, "console", 7);
         console ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
+        msgpack_pack_str_with_body(&r.pk, "contexts", 8);
+        events != CN_EVENTS_NO_CONTEXTS ? msgpack_pack_true(&r.pk) : msgpack_pack_false(&r.pk);
     }
     if (req_end(&r) < 0)
         return CN_EMSGSIZE;
@@ -714,7 +716,7 @@ static int subscribe(cn_client_t *c, int events, int console, int64_t timeout_ms
 
 int cn_client_subscribe(cn_client_t *c, int64_t timeout_ms)
 {
-    return subscribe(c, 1, 0, timeout_ms);
+    return subscribe(c, CN_EVENTS_ALL, 0, timeout_ms);
 }
 
 int cn_client_console(cn_client_t *c, int events, int64_t timeout_ms)

@@ -35,7 +35,7 @@ int cn__inspect_snapshot_raw(uint32_t src, uint64_t cid, const char *payload, si
 /* The root's broker: one of its own EVENT frames, for the subscribers.
  * (Events are queued where they happen and sent by the broker, so the
  * root's own arrive here on the broker thread, like its children's.) */
-void cn__inspect_event(const char *frame, size_t len);
+void cn__inspect_event(const char *frame, size_t len, unsigned cls);
 
 /* The root's broker: a route to actor `id` was just added; if anyone
  * subscribes, that actor is told to send its events. */

@@ -415,7 +415,7 @@ static int deliver_local(const char *buf, size_t len)
     }
     if (peeked && h.type == CN_MSG_EVENT) { /* the root's own: from its broker */
         if (cn__rt.is_root)
-            cn__inspect_event(buf, len);
+            cn__inspect_event(buf, len, h.cid == 1 ? CN__EV_CTX : CN__EV_SHAPE);
         return 0;
     }
     cn_wire_msg_t *m;
@@ -1040,7 +1040,7 @@ static void on_ev_timer(uv_timer_t *t)
     cn__events_flush();
 }
 
-void cn__events_enable(int on)
+void cn__events_enable(unsigned on)
 {
     atomic_store(&cn__rt.events_on, on);
     if (on && !uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
@@ -1460,8 +1460,9 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         return;
     case CN_MSG_SUBSCRIBE: /* the root: send events, or stop */
         if (s->is_parent && h->src == CN_ROOT_ID)
-            cn__events_enable(m->body.type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
-                              m->body.via.u64 != 0);
+            cn__events_enable(m->body.type == MSGPACK_OBJECT_POSITIVE_INTEGER
+                                  ? (unsigned)(m->body.via.u64 & (CN__EV_SHAPE | CN__EV_CTX))
+                                  : 0);
         break;
     default:
         cn_log(CN_LOG_DEBUG, "no handler yet for %s from actor %u", cn_wire_type_name(h->type),

@@ -67,8 +67,8 @@ static void ev_queue(const msgpack_sbuffer *frame)
     cn__unlock(&evq.mu);
 }
 
-static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail,
-                  uint64_t count);
+static void event(const char *kind, unsigned cls, uint64_t cid, uint32_t peer, const char *fn,
+                  const char *detail, uint64_t count);
 
 void cn__events_flush(void)
 {
@@ -85,17 +85,17 @@ void cn__events_flush(void)
     }
     msgpack_sbuffer_destroy(&q);
     if (dropped) /* queued for the next turn, like any other */
-        event("dropped", 0, 0, NULL, "events made faster than this actor could send them",
-              dropped);
+        event("dropped", CN__EV_SHAPE, 0, 0, NULL,
+              "events made faster than this actor could send them", dropped);
 }
 
 /* Packs one event's frame: `nkeys` map entries follow `kind`, packed by
  * the caller with *pk, then ev_end queues it. */
 static int ev_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t *mark, const char *kind,
-                    size_t nkeys)
+                    unsigned cls, size_t nkeys)
 {
     sb->size = 0; /* the thread's own buffer: no allocation per event */
-    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, cls == CN__EV_CTX};
     if (cn_wire_begin(sb, pk, &h, mark) < 0)
         return -1;
     msgpack_pack_map(pk, nkeys + 1);
@@ -139,14 +139,15 @@ static msgpack_sbuffer *ev_buf(void)
     return tl_evbuf;
 }
 
-/* Packs and queues one event; `count` is only for "dropped". */
-static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail,
-                  uint64_t count)
+/* Packs and queues one event of class `cls`; `count` is only for
+ * "dropped". */
+static void event(const char *kind, unsigned cls, uint64_t cid, uint32_t peer, const char *fn,
+                  const char *detail, uint64_t count)
 {
     msgpack_sbuffer *sb = ev_buf();
     msgpack_packer pk;
     size_t mark;
-    if (sb == NULL || ev_begin(sb, &pk, &mark, kind, count ? 8 : 7) < 0)
+    if (sb == NULL || ev_begin(sb, &pk, &mark, kind, cls, count ? 8 : 7) < 0)
         return;
     cn__pack_kint(&pk, "actor", cn__rt.id);
     cn__pack_kstr(&pk, "path", cn__rt.path);
@@ -162,19 +163,26 @@ static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
 
 void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail)
 {
-    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed))
-        event(kind, cid, peer, fn, detail, 0);
+    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) & CN__EV_SHAPE)
+        event(kind, CN__EV_SHAPE, cid, peer, fn, detail, 0);
+}
+
+void cn__event_ctx(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
+                   const char *detail)
+{
+    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) & CN__EV_CTX)
+        event(kind, CN__EV_CTX, cid, peer, fn, detail, 0);
 }
 
 void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,
                    size_t msg_len)
 {
-    if (!atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed))
+    if (!(atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) & CN__EV_SHAPE))
         return;
     msgpack_sbuffer *sb = ev_buf();
     msgpack_packer pk;
     size_t mark;
-    if (sb == NULL || ev_begin(sb, &pk, &mark, "log", 4) < 0)
+    if (sb == NULL || ev_begin(sb, &pk, &mark, "log", CN__EV_SHAPE, 4) < 0)
         return;
     cn__pack_kint(&pk, "level", level);
     cn__pack_kint(&pk, "time_us", (int64_t)time_us);
@@ -203,7 +211,7 @@ void cn__rec_add(cn__rec_t *r)
     thr_t *t = r->role == CN__ROLE_CALLER ? self() : NULL; /* a callee's is set when it runs */
     r->tid = t ? t->tid : 0;
     if (r->is_ctx)
-        cn__event("ctx-open", r->cid, r->peer, r->fn, r->role == CN__ROLE_CALLER ? "caller" : "callee");
+        cn__event_ctx("ctx-open", r->cid, r->peer, r->fn, r->role == CN__ROLE_CALLER ? "caller" : "callee");
     cn__lock(&reg.mu);
     r->prev = NULL;
     r->next = reg.recs;
@@ -236,7 +244,7 @@ void cn__rec_phase(cn__rec_t *r, int phase)
     r->phase = phase;
     cn__unlock(&reg.mu);
     if (changed && r->is_ctx)
-        cn__event(phase == CN__PH_STARTED    ? "ctx-started"
+        cn__event_ctx(phase == CN__PH_STARTED ? "ctx-started"
                   : phase == CN__PH_RETURNED ? "ctx-closed"
                                              : "ctx-errored",
                   r->cid, r->peer, r->fn, r->role == CN__ROLE_CALLER ? "caller" : "callee");

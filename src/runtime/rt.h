@@ -132,7 +132,7 @@ typedef struct cn__rt {
 
     _Atomic uint64_t next_cid;
     _Atomic int log_level;
-    _Atomic int events_on; /* a subscriber is attached at the root */
+    _Atomic unsigned events_on; /* CN__EV_* classes some subscriber at the root wants */
 
     cn__latch_t jobs;
     _Atomic unsigned nthreads, idle;
@@ -464,14 +464,26 @@ static inline void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v)
  */
 void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail);
 
+/* The classes of events, which a subscriber may leave out: a frame's
+ * header carries its class in `cid` (1 for CN__EV_CTX), so the root
+ * sorts them without decoding. */
+#define CN__EV_SHAPE 1u /* spawn, exit, routes, cancels, logs, dropped */
+#define CN__EV_CTX 2u   /* ctx-open/started/closed/errored, stall, resume */
+
+/* cn__event for a context's events (CN__EV_CTX), sent only while some
+ * subscriber wants them. */
+void cn__event_ctx(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
+                   const char *detail);
+
 /* Broker: sends the events queued by cn__event. */
 void cn__events_flush(void);
 
-/* Broker: turns this actor's events on or off. While on, a timer sends
- * the queued events every CN__EVENTS_MS: events never wake the broker by
- * themselves, so a busy actor pays no extra wake-ups for them. */
+/* Broker: which classes of this actor's events to send (CN__EV_*; 0:
+ * none). While any, a timer sends the queued events every CN__EVENTS_MS:
+ * events never wake the broker by themselves, so a busy actor pays no
+ * extra wake-ups for them. */
 #define CN__EVENTS_MS 50
-void cn__events_enable(int on);
+void cn__events_enable(unsigned classes);
 
 /* The root's log sink: a record, as a "log" event. */
 void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,

@@ -334,7 +334,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
             atomic_load(&f->credit) <= 0) {
             stalled = 1;
             cn__unlock(&f->mu);
-            cn__event("stall", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL,
+            cn__event_ctx("stall", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL,
                       "a sender has waited 100 ms for credit");
             cn__lock(&f->mu);
         }
@@ -348,7 +348,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
         cn__unlock(&f->mu);
         cn__done();
         if (stalled)
-            cn__event("resume", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL, waited);
+            cn__event_ctx("resume", s->cid_out & ~CN__CID_FROM_CALLEE, s->peer, NULL, waited);
         cn__lock(&f->mu);
     }
     if (rc == 0 && atomic_load(&f->ended)) {
