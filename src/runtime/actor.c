@@ -2092,6 +2092,7 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
         }
         snprintf(cn__rt.name, sizeof(cn__rt.name), "%s",
                  tree && *tree ? tree : cfg->name ? cfg->name : "root");
+        unsetenv("CANOPY_TREE"); /* this tree's: not another tree's that a child starts */
         snprintf(cn__rt.path, sizeof(cn__rt.path), "%s", cn__rt.name);
     }
     cn__rt.started = 1;
