@@ -165,15 +165,8 @@ static int ptrace_refused(pid_t target, char *why)
         return 1;
     }
     if (scope == 2) {
-        FILE *f = fopen("/proc/self/status", "r");
-        unsigned long long eff = 0;
-        char line[256];
-        while (f && fgets(line, sizeof(line), f))
-            if (strncmp(line, "CapEff:", 7) == 0)
-                eff = strtoull(line + 7, NULL, 16);
-        if (f)
-            fclose(f);
-        if (!(eff & (1ULL << 19))) { /* CAP_SYS_PTRACE */
+        long eff = proc_field("/proc/self/status", "CapEff:", 16); /* bits up to 40 */
+        if (eff < 0 || !(eff & (1L << 19))) { /* CAP_SYS_PTRACE */
             snprintf(why, CN__REASON_MAX, "ptrace is refused: kernel.yama.ptrace_scope is 2, so "
                      "only a process with CAP_SYS_PTRACE may attach, and %s has not got it",
                      cn__rt.path);
@@ -260,10 +253,7 @@ static void relay(bridge_t *b, size_t n)
  * shows its own) or gdb pauses (a question such as "(y or n) "). */
 static void relay_lines(bridge_t *b)
 {
-    const char *nl = NULL;
-    for (size_t i = b->npend; i > 0 && nl == NULL; i--)
-        if (b->pend[i - 1] == '\n')
-            nl = b->pend + i - 1;
+    const char *nl = memrchr(b->pend, '\n', b->npend);
     if (nl)
         relay(b, (size_t)(nl - b->pend) + 1);
     size_t plen = sizeof(gdb_prompt) - 1;
