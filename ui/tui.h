@@ -31,7 +31,6 @@
 enum {
     ST_NORMAL,
     ST_DIM,     /* exited actors, context rows of ancestors */
-    ST_OK,      /* running */
     ST_WARN,    /* cancelling, waiting for the lock, warnings */
     ST_ALERT,   /* blocked, unresponsive, errors, in the debugger */
     ST_DEBUG,   /* in the debugger (holding the console) */

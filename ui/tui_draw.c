@@ -16,7 +16,6 @@ static const struct {
 } theme[ST_MAX_] = {
     [ST_NORMAL] = {-1, -1, A_NORMAL, A_NORMAL},
     [ST_DIM] = {-1, -1, A_DIM, A_DIM},
-    [ST_OK] = {COLOR_GREEN, -1, A_NORMAL, A_NORMAL},
     [ST_WARN] = {COLOR_YELLOW, -1, A_NORMAL, A_BOLD},
     [ST_ALERT] = {COLOR_RED, -1, A_BOLD, A_BOLD | A_UNDERLINE},
     [ST_DEBUG] = {COLOR_MAGENTA, -1, A_BOLD, A_BOLD | A_REVERSE},
@@ -203,7 +202,6 @@ void draw(tui_t *t)
     if (v == V_CONSOLE)
         y1--; /* the input line */
     t->list_y0 = y;
-    t->detail_y0 = -1;
     if (v == V_TREE && t->detail_on && y1 - y > 8) {
         int mid = y + (y1 - y) / 2;
         t->list_y1 = mid - 1;
@@ -211,7 +209,6 @@ void draw(tui_t *t)
         fill_line(mid, style_attr(t, ST_HEADER));
         put(t, mid, 0, style_attr(t, ST_HEADER), " detail (Enter closes, t backtraces, "
                                                   "J/K scroll)");
-        t->detail_y0 = mid + 1;
         int none = -1;
         draw_list(t, &t->detail, &none, &t->detail_scroll, mid + 1, y1, 0);
     } else {

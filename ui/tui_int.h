@@ -122,7 +122,6 @@ typedef struct tui {
     char ev_why[300];
     int quit, detach;
     int list_y0, list_y1; /* the list's lines on screen, as last drawn */
-    int detail_y0;
 } tui_t;
 
 /* A message on the status line for a few seconds. */

@@ -156,6 +156,31 @@ int model_matches(const tui_model_t *m, const char *text)
     return 0;
 }
 
+static uint64_t u64_of(const msgpack_object *o, const char *key)
+{
+    const msgpack_object *v = cn_msgpack_get(o, key);
+    return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+}
+
+static void str_of(const msgpack_object *o, const char *key, char *out, size_t n)
+{
+    const msgpack_object *v = cn_msgpack_get(o, key);
+    if (v && v->type == MSGPACK_OBJECT_STR)
+        snprintf(out, n, "%.*s", (int)v->via.str.size, v->via.str.ptr);
+}
+
+/* One holder or waiter of the root's "lock" map; `since` names the time
+ * it shows (the holder's grant, a waiter's request). */
+static void lock_entry(const msgpack_object *o, const char *since, tlock_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->actor = (uint32_t)u64_of(o, "actor");
+    t->cid = u64_of(o, "session");
+    t->since_us = u64_of(o, since);
+    str_of(o, "path", t->path, sizeof(t->path));
+    str_of(o, "reason", t->reason, sizeof(t->reason));
+}
+
 /* The root's "lock" map, when the snapshot carries one: the queue as the
  * root has it, which corrects anything the events missed. */
 static void read_lock(tui_model_t *m, const cn_snapshot_t *s)
@@ -170,40 +195,13 @@ static void read_lock(tui_model_t *m, const cn_snapshot_t *s)
         return;
     const msgpack_object *h = cn_msgpack_get(lock, "holder");
     const msgpack_object *w = cn_msgpack_get(lock, "waiters");
-#define STR_OF(obj, key, dst)                                                                      \
-    do {                                                                                           \
-        const msgpack_object *v_ = cn_msgpack_get((obj), (key));                                   \
-        if (v_ && v_->type == MSGPACK_OBJECT_STR)                                                  \
-            snprintf((dst), sizeof(dst), "%.*s", (int)v_->via.str.size, v_->via.str.ptr);          \
-    } while (0)
-#define U64_OF(obj, key) (cn_msgpack_get((obj), (key)) &&                                         \
-                                  cn_msgpack_get((obj), (key))->type ==                            \
-                                      MSGPACK_OBJECT_POSITIVE_INTEGER                              \
-                              ? cn_msgpack_get((obj), (key))->via.u64                              \
-                              : 0)
     m->has_holder = h && h->type == MSGPACK_OBJECT_MAP;
-    if (m->has_holder) {
-        memset(&m->holder, 0, sizeof(m->holder));
-        m->holder.actor = (uint32_t)U64_OF(h, "actor");
-        m->holder.cid = U64_OF(h, "session");
-        m->holder.since_us = U64_OF(h, "granted_us");
-        STR_OF(h, "path", m->holder.path);
-        STR_OF(h, "reason", m->holder.reason);
-    }
+    if (m->has_holder)
+        lock_entry(h, "granted_us", &m->holder);
     m->nwaiters = 0;
     if (w && w->type == MSGPACK_OBJECT_ARRAY)
-        for (uint32_t i = 0; i < w->via.array.size && m->nwaiters < TLOCK_MAX; i++) {
-            const msgpack_object *o = &w->via.array.ptr[i];
-            tlock_t *t = &m->waiters[m->nwaiters++];
-            memset(t, 0, sizeof(*t));
-            t->actor = (uint32_t)U64_OF(o, "actor");
-            t->cid = U64_OF(o, "session");
-            t->since_us = U64_OF(o, "since_us");
-            STR_OF(o, "path", t->path);
-            STR_OF(o, "reason", t->reason);
-        }
-#undef STR_OF
-#undef U64_OF
+        for (uint32_t i = 0; i < w->via.array.size && m->nwaiters < TLOCK_MAX; i++)
+            lock_entry(&w->via.array.ptr[i], "since_us", &m->waiters[m->nwaiters++]);
 }
 
 void model_seed_logs(tui_model_t *m, const cn_snapshot_t *s)

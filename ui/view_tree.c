@@ -30,10 +30,10 @@ static int64_t parent_of(const cn_snapshot_t *s, const cn_snap_actor_t *a)
 /* The gdb some parent runs on `id` (its snapshot's debug.gdb), if any. */
 static int in_gdb(const cn_snapshot_t *s, uint32_t id)
 {
-    for (size_t i = 0; i < s->nactors; i++) {
-        const msgpack_object *arr = cn_msgpack_get(&s->raw, "actors");
-        if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY || i >= arr->via.array.size)
-            return 0;
+    const msgpack_object *arr = cn_msgpack_get(&s->raw, "actors");
+    if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    for (uint32_t i = 0; i < arr->via.array.size; i++) {
         const msgpack_object *d = cn_msgpack_get(&arr->via.array.ptr[i], "debug");
         const msgpack_object *g = d ? cn_msgpack_get(d, "gdb") : NULL;
         const msgpack_object *who = g && g->type == MSGPACK_OBJECT_MAP ? cn_msgpack_get(g, "actor")
@@ -63,7 +63,7 @@ const char *actor_state(const tui_model_t *m, const cn_snap_actor_t *a, int *sty
         *style = ST_WARN;
         return a->state;
     }
-    *style = ST_OK;
+    *style = ST_NORMAL;
     return "running";
 }
 
@@ -184,7 +184,7 @@ static void row_actor(walk_t *w, size_t i, int depth, int has_kids)
     }
     snprintf(r->text, sizeof(r->text), "%4u %-24.24s %7s %-10.10s %4s %4s %6s %6s", a->id, name,
              pid, state, nctx, nstr, rss, age);
-    r->style = style == ST_OK ? ST_NORMAL : style;
+    r->style = style;
     r->actor = a->id;
     r->is_match = w->m->filter[0] && w->match[i] == 1;
     if (w->m->filter[0] && w->match[i] == 2)
