@@ -175,7 +175,8 @@ sleep 0.3
 "$canopy" break dead deadlock-1 >/dev/null 2>&1
 attach dead
 wait_for "has the console" "$con" 5
-grep -Eq "^2 of 2 other threads stopped" "$con" && ok "deadlock: a break stops both deadlocked threads" ||
+# The banner follows the grant line: wait for it, do not race it.
+wait_for "^2 of 2 other threads stopped" "$con" 10 && ok "deadlock: a break stops both deadlocked threads" ||
     fail "deadlock: $(grep 'threads stopped' "$con")"
 send bt
 wait_for "lock_both at .*debug_tree.c" "$con" 10
