@@ -10,12 +10,13 @@
  *   attached_overhead_tui_pct  the TUI case of attached_overhead_pct: how
  *                     much slower the short-context workload runs with the
  *                     TUI attached (showing the whole tree's contexts) than
- *                     with `sleep` in the same kind of new terminal; six
- *                     alternated runs of 1.5 s each way, medians (target:
- *                     < 2 %); baseline: short contexts/s with sleep in the
- *                     terminal. Also printed: the rate with neither, which
- *                     shows what starting any process next to the tree
- *                     costs it for a while
+ *                     with the same TUI attached but stopped (SIGSTOP);
+ *                     twenty rounds of 0.75 s each way, in alternating order;
+ *                     the median of the rounds' own differences, so that
+ *                     the machine's drift between rounds cancels (target:
+ *                     < 2 %); baseline: short contexts/s with the TUI
+ *                     stopped (median). Also printed: the rate before the
+ *                     TUI was started and after it left
  *
  * The pseudo-terminal's output is read and thrown away by a thread, as a
  * terminal would take it.
@@ -192,41 +193,52 @@ static int bench_main(int argc, char **argv)
     bench_report(&out, "tui_idle_cpu_pct", v, "%", base,
                  "% of a CPU, the line console attached the same way");
 
-    /* Each side runs in a pseudo-terminal that was just started: the TUI,
-     * or sleep (the control). Starting a process and its terminal costs the
-     * workload a few percent by itself for a while, and that is not the
-     * TUI's cost. Alternated, in alternating order. */
-    double off[6], on[6], busy[6], alone[6];
-    contexts_per_s(w, 0.3); /* warm up */
-    for (int k = 0; k < 6; k++) {
-        alone[k] = contexts_per_s(w, 1.0);
+    /* One TUI, started once and left attached, showing the whole tree's
+     * contexts (its busiest view), is alternately running and stopped
+     * (SIGSTOP): the control is the same tree with the same client
+     * attached, doing nothing. Starting any process next to the tree costs
+     * the workload a few percent by itself for a while (the rate with no
+     * terminal at all is printed to show it), and that is not the TUI's
+     * cost, so the rounds begin after it has settled. */
+    enum { ROUNDS = 20 };
+    double off[ROUNDS], on[ROUNDS], cost[ROUNDS], busy_cpu = 0, busy_wall = 0;
+    double alone = contexts_per_s(w, 1.5);
+    term_t t;
+    if (term_start(&t, tui) < 0)
+        return 1;
+    cn_sleep(1500);
+    term_keys(&t, "3a");
+    cn_sleep(1500);
+    for (int k = 0; k < ROUNDS; k++) {
         for (int side = 0; side < 2; side++) {
-            int tui_side = (side + k) % 2;
-            term_t t;
-            if (term_start(&t, tui_side ? tui : NULL) < 0)
-                return 1;
-            cn_sleep(1000);
-            if (tui_side)
-                term_keys(&t, "3a"); /* the whole tree's contexts: the busiest view */
-            cn_sleep(300);
+            int running = (side + k) % 2;
+            kill(t.pid, running ? SIGCONT : SIGSTOP);
+            cn_sleep(200);
             double c0 = cpu_s(t.pid), w0 = bench_now();
-            double r = contexts_per_s(w, 1.5);
-            if (tui_side) {
+            double r = contexts_per_s(w, 0.75);
+            if (running) {
                 on[k] = r;
-                busy[k] = (cpu_s(t.pid) - c0) / (bench_now() - w0) * 100;
+                busy_cpu += cpu_s(t.pid) - c0;
+                busy_wall += bench_now() - w0;
             } else {
                 off[k] = r;
             }
-            term_stop(&t);
         }
+        cost[k] = off[k] > 0 ? (off[k] - on[k]) / off[k] * 100 : 0;
     }
-    double a = bench_median(off, 6), b = bench_median(on, 6);
-    double n = bench_median(alone, 6);
-    printf("tui: %.0f short contexts/s with sleep in a new terminal, %.0f with the TUI attached "
-           "in one (which used %.1f%% of a CPU meanwhile); %.0f with neither, %.1f%% above the "
-           "TUI's\n", a, b, bench_median(busy, 6), n, n > 0 ? (n - b) / n * 100 : 0);
-    bench_report(&out, "attached_overhead_tui_pct", a > 0 ? (a - b) / a * 100 : 0, "%", a,
-                 "short contexts/s with sleep in a new terminal instead");
+    kill(t.pid, SIGCONT);
+    term_stop(&t);
+    double gone[4];
+    cn_sleep(1000);
+    for (int k = 0; k < 4; k++)
+        gone[k] = contexts_per_s(w, 0.75);
+    double a = bench_median(off, ROUNDS), b = bench_median(on, ROUNDS);
+    printf("tui: %.0f short contexts/s with the TUI attached and stopped, %.0f with it running "
+           "(it used %.1f%% of a CPU meanwhile); %.0f before it was started, %.0f after it "
+           "left\n", a, b, busy_wall > 0 ? busy_cpu / busy_wall * 100 : 0, alone,
+           bench_median(gone, 4));
+    bench_report(&out, "attached_overhead_tui_pct", bench_median(cost, ROUNDS), "%", a,
+                 "short contexts/s with the same TUI attached but stopped");
     bench_close(&out);
     cn_cancel(w, 5000);
     return a > 0 && b > 0 ? 0 : 1;
