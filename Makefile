@@ -75,6 +75,7 @@ TEST_SH    := $(sort $(wildcard tests/test_*.sh))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench_*.c))
 HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 EXAMPLE_SRCS := $(sort $(wildcard contrib/examples/*.c))
+DEMO_SRCS  := $(sort $(wildcard contrib/demo/*.c))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 CORPUS_SRCS := $(sort $(wildcard tests/fuzz/mkcorpus_*.c))
 
@@ -83,6 +84,7 @@ UI_OBJS    := $(UI_SRCS:%.c=$(B)/obj/%.o)
 TEST_BINS  := $(TEST_SRCS:tests/%.c=$(B)/tests/%)
 HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(B)/tests/helpers/%)
 EXAMPLE_BINS := $(EXAMPLE_SRCS:contrib/examples/%.c=$(B)/examples/%)
+DEMO_BINS  := $(DEMO_SRCS:contrib/demo/%.c=$(B)/demo/%)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
@@ -124,7 +126,7 @@ $(BIN): $(UI_OBJS) $(LIBA)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $(UI_OBJS) $(LIBA) $(UI_LIBS) $(LIB_LIBS)
 
 -include $(LIB_OBJS:.o=.d) $(UI_OBJS:.o=.d) $(TEST_SRCS:%.c=$(B)/obj/%.d) $(BENCH_SRCS:%.c=$(B)/obj/%.d) \
-         $(HELPER_SRCS:%.c=$(B)/obj/%.d) $(EXAMPLE_SRCS:%.c=$(B)/obj/%.d)
+         $(HELPER_SRCS:%.c=$(B)/obj/%.d) $(EXAMPLE_SRCS:%.c=$(B)/obj/%.d) $(DEMO_SRCS:%.c=$(B)/obj/%.d)
 
 # ---------------------------------------------------------------- tests
 $(B)/obj/tests/%.o: CFLAGS_ALL += $(TEST_CFLAGS)
@@ -151,13 +153,18 @@ $(B)/examples/%: $(B)/obj/contrib/examples/%.o $(LIBA)
 .PHONY: examples
 examples: $(EXAMPLE_BINS)
 
+# The demo tree (contrib/demo/), built like an example.
+$(B)/demo/%: $(B)/obj/contrib/demo/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+
 # Programs the tests spawn (fake peers and the like).
 $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(LIBA)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
 
 .PHONY: tests check
-tests: all $(TEST_BINS) $(HELPER_BINS) $(EXAMPLE_BINS)
+tests: all $(TEST_BINS) $(HELPER_BINS) $(EXAMPLE_BINS) $(DEMO_BINS)
 
 # Runs every cmocka binary and every shell test, prints each one's own
 # summary, then one closing line; fails if anything failed.
@@ -248,9 +255,20 @@ FORMAT_SRCS := $(wildcard src/*.[ch] src/*/*.[ch] ui/*.[ch] include/*.h include/
 format:
 	clang-format -i $(FORMAT_SRCS)
 
+# Installs what is missing, builds, and opens the TUI on the demo tree
+# (contrib/demo/README.md). Without a terminal it runs the demo with its
+# log on stdout instead. DEMO_ARGS go to the demo, e.g. DEMO_ARGS=--tour.
+DEMO_ARGS ?=
 demo:
-	@echo "make demo: not built yet; the demo tree arrives with the runtime (see README.md)" >&2
-	@exit 2
+	@sh contrib/install-deps.sh
+	@$(MAKE) --no-print-directory all $(DEMO_BINS)
+	@if [ -t 0 ] && [ -t 1 ]; then \
+	    exec $(BIN) run --debug --name demo -- $(B)/demo/pipeline $(DEMO_ARGS); \
+	else \
+	    echo "make demo: no terminal, so no TUI: the demo's log follows (Ctrl-C stops it);"; \
+	    echo "look at it from another terminal with: $(BIN) attach demo"; \
+	    CANOPY_TREE=demo CANOPY_DEBUG=1 exec $(B)/demo/pipeline $(DEMO_ARGS); \
+	fi
 
 clean:
 	rm -rf $(B)
@@ -260,10 +278,12 @@ help:
 	@echo "make deps          install the Debian packages (contrib/install-deps.sh)"
 	@echo "make check         build and run every test (SANITIZE=address,undefined for sanitizers)"
 	@echo "make examples      build the examples as build/examples/NAME"
+	@echo "make demo          install what is missing, build, open the TUI on the demo tree"
 	@echo "make bench         run the benchmarks; figures also in $(B)/bench.json"
 	@echo "make fuzz          build the libFuzzer targets with clang"
 	@echo "make fuzz-run      run each fuzz target for FUZZ_SECONDS (default 60)"
-	@echo "make install       install into DESTDIR/PREFIX (default /usr/local)"
+	@echo "make install       install the tool, its man page, the library, headers and canopy.pc"
+	@echo "                   into DESTDIR/PREFIX (default /usr/local); make uninstall removes them"
 	@echo "make format        apply .clang-format to the sources"
 	@echo "make clean         remove $(B)/"
 	@echo "options: CC=clang V=1 WERROR=1 SANITIZE=address,undefined PREFIX=... DESTDIR=..."
