@@ -329,8 +329,10 @@ int cli_attach(int argc, char **argv, const opts_t *o)
 
 int cli_break(int argc, char **argv, const opts_t *o)
 {
-    const char *tree, *which;
-    ui_split_args(argc, argv, &tree, &which);
+    /* The actor is required, so a lone argument is the actor (as in
+     * cancel), even when a tree has that name too: `canopy break pipeline`
+     * breaks into the root of the one tree called pipeline. */
+    const char *tree = argc >= 2 ? argv[0] : NULL, *which = argc >= 1 ? argv[argc - 1] : NULL;
     if (which == NULL) {
         fprintf(stderr, "canopy break: name the actor to break into (see 'canopy tree')\n");
         return EXIT_USAGE;
