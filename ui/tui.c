@@ -361,8 +361,17 @@ int tui_main(const tui_opts_t *o)
     if (o->run_pid > 0 && !t->gone[0] && !t->detach) {
         fprintf(stderr, "canopy: cancelling the tree (pid %d)...\n", o->run_pid);
         cn_client_cancel(t->ev, 0, 0, "the canopy TUI quit", CONNECT_MS);
-        int st = 0, waited = 0;
+        int st = 0, waited = 0, released = 0;
         while (waitpid(o->run_pid, &st, WNOHANG) == 0 && waited < 10000) {
+            /* An actor in the debugger, or queued for it, shuts down only
+             * when its session ends (docs/debugger.md), and this was the
+             * console: the user asked for the tree to stop, so each session
+             * is ended the way :release ends it. */
+            if (t->ev && cn_client_lock_op(t->ev, "release", 500) == 0 && released++ == 0)
+                fprintf(stderr, "canopy: ending the tree's debugger sessions (:release)\n");
+            cn_event_t ev;
+            while (t->ev && cn_client_event(t->ev, &ev, 0) == 0)
+                ; /* the feed is not read any more: keep its socket drained */
             usleep(50000);
             waited += 50;
             if (waited % 2000 == 0)
