@@ -217,6 +217,7 @@ static void test_contexts(void **state)
     assert_non_null(strstr(feed->text, "1.5s")); /* blocked for */
     assert_non_null(strstr(feed->text, "100")); /* 100 messages a second */
     assert_int_equal(feed->cid, 7);
+    assert_non_null(strstr(feed->text, "> 1:")); /* a call it made, to actor 1 */
     const trow_t *roster = find("roster");
     assert_int_equal(roster->style, ST_WARN); /* cancelling */
     assert_int_equal(roster->bar, -1);
@@ -227,7 +228,12 @@ static void test_contexts(void **state)
     m.ctx_all = 1;
     view_ctx.build(&m, &rows);
     assert_int_equal(rows.n, 2);
-    assert_non_null(strstr(rows.v[0].text, "2:worker-2"));
+    assert_non_null(strstr(rows.v[0].text, "2:worker-2 > "));
+    /* The cancel state, the block time and the whole bar fit 80 columns,
+     * with both ends named. */
+    feed = find("feed");
+    assert_true(feed->bar_col - 1 + 8 <= 80);
+    assert_non_null(strstr(feed->text, "1.5s"));
 }
 
 static void test_log(void **state)

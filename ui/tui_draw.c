@@ -76,8 +76,8 @@ static void draw_row(tui_t *t, int y, const trow_t *r, int selected)
     if (r->bar >= 0 && r->bar_col > 0 && r->bar_col + 6 < COLS) {
         int cells = r->bar * 6 / 100 + (r->bar > 0 && r->bar * 6 < 100);
         attrset((a ^ A_REVERSE) | (r->bar >= 90 ? style_attr(t, ST_ALERT) : 0));
-        for (int i = 0; i < cells; i++)
-            mvaddch(y, r->bar_col + i, ' ');
+        for (int i = 0; i < cells; i++) /* '#' too, for mono terminals and text captures */
+            mvaddch(y, r->bar_col + i, '#');
         attrset(A_NORMAL);
     }
 }

@@ -101,6 +101,9 @@ static void add_items(const tui_model_t *m, const cn_snap_actor_t *a, item_t **v
     }
 }
 
+/* The caller-and-callee column: wider when it names both ends. */
+#define LINK_W(m) ((m)->ctx_all ? 24 : 13)
+
 static void build(const tui_model_t *m, rows_t *out)
 {
     if (m->snap == NULL)
@@ -126,12 +129,18 @@ static void build(const tui_model_t *m, rows_t *out)
     for (size_t i = 0; i < n; i++) {
         const cn_snap_ctx_t *c = v[i].c;
         const cn_snap_stream_t *st = &c->stream;
-        char peer[40], who[40] = "", age[16] = "-", blk[16] = "", in[16] = "", outs[16] = "",
-                           rate[16] = "", text[TROW_TEXT];
+        char peer[40], me[40], link[80], age[16] = "-", blk[16] = "", in[16] = "", outs[16] = "",
+                                             rate[16] = "", text[TROW_TEXT];
+        /* Who calls whom, in one column, so that the cancel state, the
+         * block time and the buffer's bar fit 80 columns: "> PEER" is a
+         * call this actor made, "< PEER" one it serves. */
+        const char *arrow = c->role && !strcmp(c->role, "callee") ? "<" : ">";
         peer_name(m, c->peer, peer, sizeof(peer));
-        char me[40];
         if (m->ctx_all)
-            snprintf(who, sizeof(who), "%-12.12s ", peer_name(m, v[i].a->id, me, sizeof(me)));
+            snprintf(link, sizeof(link), "%s %s %s", peer_name(m, v[i].a->id, me, sizeof(me)),
+                     arrow, peer);
+        else
+            snprintf(link, sizeof(link), "%s %s", arrow, peer);
         if (c->opened_us && c->opened_us <= m->now_us)
             fmt_age(age, sizeof(age), m->now_us - c->opened_us);
         if (v[i].blocked_us)
@@ -146,9 +155,9 @@ static void build(const tui_model_t *m, rows_t *out)
                 snprintf(rate, sizeof(rate), r >= 10000 ? "%.0fk" : "%.0f", r >= 10000 ? r / 1000 : r);
             }
         }
-        int len = snprintf(text, sizeof(text), "%s%5llu %-12.12s %-12.12s %-6.6s %-9.9s %-9.9s "
-                           "%5s %5s ", who, (unsigned long long)c->cid, peer,
-                           c->fn ? c->fn : "?", c->role ? c->role : "?", c->phase ? c->phase : "?",
+        int len = snprintf(text, sizeof(text), "%4llu %-*.*s %-9.9s %-9.9s %-9.9s %5s %5s ",
+                           (unsigned long long)c->cid, LINK_W(m), LINK_W(m), link,
+                           c->fn ? c->fn : "?", c->phase ? c->phase : "?",
                            c->cancel ? c->cancel : "none", age, blk);
         int bar_col = len;
         snprintf(text + len, sizeof(text) - (size_t)len, "%-8s %6s %6s %6s",
@@ -171,8 +180,8 @@ static const char *header(const tui_model_t *m)
 {
     static char h[200];
     const cn_snap_actor_t *a = model_actor(m, m->sel_actor);
-    snprintf(h, sizeof(h), "%s  CID PEER         FUNCTION     ROLE   PHASE     CANCEL      AGE "
-             "BLOCK BUFFER       IN    OUT  MSG/S  (%s)", m->ctx_all ? "ACTOR        " : "",
+    snprintf(h, sizeof(h), " CID %-*s FUNCTION  PHASE     CANCEL      AGE BLOCK BUFFER       IN    OUT"
+             "  MSG/S  (%s)", LINK_W(m), m->ctx_all ? "ACTOR > PEER" : "> PEER",
              m->ctx_all ? "whole tree" : a && a->path ? a->path : "root");
     return h;
 }
