@@ -94,6 +94,7 @@ on_screen "selected root/" 5 && ok "routes: Enter selects the route's target" ||
 # Contexts of the whole tree: the long-lived feed streams match canopy ctx --json.
 keys 3 a
 on_screen "whole tree" 5
+on_screen " feed  " 5 # the rows come with the next snapshot
 sleep 0.5
 want=$("$canopy" ctx root --json | grep -o '"fn":"feed","role"' | wc -l)
 got=$(screen | grep -c ' feed  ')
@@ -104,9 +105,13 @@ screen | grep -q ' feed .*streaming.*\[' && ok "contexts: streams show their pha
 
 # Filter: / sup-1 keeps sup-1, its workers and the root, hides the rest.
 keys 1 / sup-1 Enter
-sleep 0.5
-if screen | grep -q "sup-1" && ! screen | grep -q "sup-0" && ! screen | grep -q "sup-2" &&
-    [ "$(screen | grep -c 'worker-')" -eq 3 ] && screen | grep -q ' root '; then
+filtered() {
+    screen | grep -q "sup-1" && ! screen | grep -q "sup-0" && ! screen | grep -q "sup-2" &&
+        [ "$(screen | grep -c 'worker-')" -eq 3 ] && screen | grep -q ' root '
+}
+i=0
+until filtered || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+if filtered; then
     ok "filter: / keeps the matches and their ancestors, hides the rest"
 else
     fail "filter: $(screen)"
