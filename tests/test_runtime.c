@@ -142,11 +142,33 @@ static int sup_main(int argc, char **argv)
     return 0;
 }
 
+/* An entry with cleanup to do once it is cancelled: it must get to run it
+ * and to return its own status. */
+static int tidy_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    int rc = cn_sleep(CN_FOREVER);
+    cn_log(CN_LOG_INFO, "tidy: cleaned up after %s", cn_strerror(rc));
+    return 7;
+}
+
+/* An entry that ignores its cancellation: the actor still exits soon,
+ * without SIGTERM from its parent. */
+static int stubborn_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    cn_sleep(CN_FOREVER);
+    for (int i = 0; i < 300; i++)
+        usleep(10000); /* 3 s, outside any canopy call */
+    return 0;
+}
+
 static const cn_export_t exports[] = {
     {"whoami", fn_whoami}, {"getpid", fn_getpid},     {"kids", fn_kids},
     {"relay", fn_relay},   {"record", fn_record},     {"block", fn_block},
     {"spin", fn_spin},     {"deadlock", fn_deadlock}, {NULL, NULL}};
-static const cn_entry_t entries[] = {{"sup", sup_main}, {NULL, NULL}};
+static const cn_entry_t entries[] = {
+    {"sup", sup_main}, {"tidy", tidy_main}, {"stubborn", stubborn_main}, {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -453,6 +475,22 @@ static void test_hung_handlers_do_not_stop_shutdown(void **state)
     assert_int_equal(cn_cancel(hung, T_MS), CN_ENOENT); /* gone */
 }
 
+static void test_cancel_lets_the_entry_clean_up(void **state)
+{
+    (void)state;
+    cn_portal_t p;
+    cn_spawn_opts_t tidy = {.entry = "tidy"}, stubborn = {.entry = "stubborn"};
+    assert_int_equal(cn_spawn("tidy", &tidy, &p, T_MS), 0);
+    assert_int_equal(cn_cancel(p, T_MS), 0);
+    assert_true(suite_log_contains("tidy: cleaned up after cancelled"));
+    assert_true(suite_log_contains("(tidy) exited with status 7"));
+    /* One that ignores the cancel is not waited for beyond the grace. */
+    assert_int_equal(cn_spawn("stubborn", &stubborn, &p, T_MS), 0);
+    assert_int_equal(cn_cancel(p, T_MS), 0);
+    assert_true(suite_log_contains("the entry has not returned 500 ms after SHUTDOWN"));
+    assert_false(suite_log_contains("(stubborn) ignored SHUTDOWN"));
+}
+
 struct waiter {
     pthread_t th;
     cn_portal_t to;
@@ -591,6 +629,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_version_mismatch_is_refused),
         cmocka_unit_test(test_garbage_closes_only_its_stream),
         cmocka_unit_test(test_hung_handlers_do_not_stop_shutdown),
+        cmocka_unit_test(test_cancel_lets_the_entry_clean_up),
         cmocka_unit_test(test_kill9_middle_wakes_every_waiter),
         cmocka_unit_test(test_cancel_leaves_no_zombies_or_fds),
     };

@@ -46,6 +46,7 @@ cn__rt_t cn__rt;
 #define READ_BUF (64 * 1024)
 #define LOST_WAIT_MS 50   /* how long a lost child's exit status is awaited */
 #define REAP_SOFT_MS 1000 /* SHUTDOWN, then SIGTERM after this */
+#define ENTRY_GRACE_MS 500 /* a child's entry has this long to return after SHUTDOWN */
 #define REAP_HARD_MS 1000 /* then SIGKILL after this */
 #define HELLO_TIMEOUT_MS 10000
 
@@ -1121,6 +1122,16 @@ static void on_sigint_grace(uv_timer_t *t)
     syscall(SYS_exit_group, status);
 }
 
+/* A child's entry did not return within ENTRY_GRACE_MS of SHUTDOWN. */
+static void on_entry_grace(uv_timer_t *t)
+{
+    (void)t;
+    cn_log(CN_LOG_CANCEL, "the entry has not returned %d ms after SHUTDOWN: exiting without it",
+           ENTRY_GRACE_MS);
+    cn__rt.entry_grace_over = 1;
+    maybe_finish_shutdown();
+}
+
 /* SIGINT at the root: the first cancels the tree gracefully, a second
  * within 2 s kills it. While an actor holds the debugger's console, the
  * first only interrupts its REPL: Ctrl-C at a debugger must not cancel the
@@ -1161,6 +1172,19 @@ static void maybe_finish_shutdown(void)
     if (!done)
         return;
     if (!cn__rt.is_root) {
+        /* The entry has seen CN_ECANCELED at its blocking call: it gets
+         * ENTRY_GRACE_MS to run its own cleanup and return its status
+         * (less than the parent waits before SIGTERM). A serve-only
+         * child's main thread returns at once. */
+        cn__lock(&cn__rt.mu);
+        int main_done = cn__rt.main_done;
+        status = cn__rt.exit_status;
+        cn__unlock(&cn__rt.mu);
+        if (!main_done && !cn__rt.entry_grace_over) {
+            if (!uv_is_active((uv_handle_t *)&cn__rt.sigint_timer))
+                uv_timer_start(&cn__rt.sigint_timer, on_entry_grace, ENTRY_GRACE_MS, 0);
+            return;
+        }
         /* Task threads may be stuck in user code; nothing waits for them.
          * exit_group, not _exit: a sanitizer's _exit may try to finalise
          * first and stall behind those very threads. */
