@@ -9,7 +9,8 @@
 set -eu
 
 # One package a line (binutils: addr2line, for the debugger's file:line in
-# bt; gdb: the debugger's gdb bridge and its test).
+# bt; gdb: the debugger's gdb bridge and its test; groff-base: rendering
+# the man page in tests/test_man.sh).
 PACKAGES="
 build-essential
 pkg-config
@@ -23,6 +24,7 @@ libclang-rt-dev
 tmux
 binutils
 gdb
+groff-base
 "
 
 missing=""

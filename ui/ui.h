@@ -28,6 +28,7 @@ enum {
     OPT_CONSOLE = 1 << 5, /* --console */
     OPT_DEBUG = 1 << 6,   /* --debug */
     OPT_NAME = 1 << 7,    /* --name NAME */
+    OPT_MAN = 1 << 8,     /* help --man: the man page's sections (hidden) */
 };
 
 typedef struct opts {
@@ -38,6 +39,7 @@ typedef struct opts {
     int console;     /* attach --console: the line console, not the TUI */
     int debug;       /* run --debug */
     const char *name; /* run --name NAME */
+    int man;          /* help --man */
 } opts_t;
 
 /* cli.c: reaching a tree, shared by the commands. */
