@@ -228,8 +228,10 @@ fuzz-run: fuzz
 # ---------------------------------------------------------------- install
 .PHONY: install uninstall
 install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/canopy
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/canopy \
+	    $(DESTDIR)$(MANDIR)/man1
 	install -m 755 $(BIN) $(DESTDIR)$(BINDIR)/canopy
+	install -m 644 docs/canopy.1 $(DESTDIR)$(MANDIR)/man1/canopy.1
 	install -m 644 $(LIBA) $(DESTDIR)$(LIBDIR)/libcanopy.a
 	install -m 755 $(LIBSO) $(DESTDIR)$(LIBDIR)/libcanopy.so.$(VERSION)
 	ln -sf libcanopy.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libcanopy.so.$(SOMAJOR)
@@ -243,7 +245,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/canopy $(DESTDIR)$(LIBDIR)/libcanopy.a \
 	      $(DESTDIR)$(LIBDIR)/libcanopy.so $(DESTDIR)$(LIBDIR)/libcanopy.so.$(SOMAJOR) \
 	      $(DESTDIR)$(LIBDIR)/libcanopy.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/canopy.pc \
-	      $(DESTDIR)$(INCLUDEDIR)/canopy.h
+	      $(DESTDIR)$(INCLUDEDIR)/canopy.h $(DESTDIR)$(MANDIR)/man1/canopy.1
 	rm -rf $(DESTDIR)$(INCLUDEDIR)/canopy
 
 # ---------------------------------------------------------------- misc
