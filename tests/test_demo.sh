@@ -30,6 +30,12 @@ expect_out "usage: pipeline" "with the usage"
 
 # ---- the tree comes up and works
 start_demo --trigger stall@1 --trigger stuck@1
+# The root is up once its supervisors are; they start their workers after.
+i=0
+until [ "$("$canopy" tree demo 2>/dev/null | grep -c "worker-")" = 6 ] || [ $i -ge $((100 * slow)) ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
 expect_rc 0 "canopy tree shows the demo" "$canopy" tree demo
 expect_out "ingest" "a supervisor is in it"
 n=$(printf '%s\n' "$out" | grep -c "worker-")

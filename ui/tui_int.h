@@ -15,7 +15,8 @@
 
 #define FRAME_MS 50         /* at most 20 redraws a second */
 #define SNAP_EVERY_MS 2000  /* a snapshot this often while nothing changes */
-#define SNAP_MIN_MS 500     /* at most this often while actors come and go; */
+#define SNAP_MIN_MS 250     /* at most this often while actors come and go, so a new
+                               child is on screen well within 1 s, even under load; */
 #define SNAP_FAST_MS 1000   /* this often while contexts are on screen (their own
                                events are not read: most of a busy tree's feed) */
 #define SNAP_ACTOR_MS 1000  /* each actor's time to answer */
