@@ -10,7 +10,8 @@ set -eu
 
 # One package a line (binutils: addr2line, for the debugger's file:line in
 # bt; gdb: the debugger's gdb bridge and its test; groff-base: rendering
-# the man page in tests/test_man.sh).
+# the man page in tests/test_man.sh; screen: the TUI's test under GNU
+# screen).
 PACKAGES="
 build-essential
 pkg-config
@@ -25,6 +26,7 @@ tmux
 binutils
 gdb
 groff-base
+screen
 "
 
 missing=""

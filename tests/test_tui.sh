@@ -281,6 +281,51 @@ tui "$canopy" run -- /no/such/program
 on_screen "cannot run /no/such/program: No such file" 5 && on_screen "\[exited 1\]" 2 &&
     ok "run: a program that cannot run is a clear error" || fail "run: bad program: $(screen | head -4)"
 
+# ---------------------------------------------------------------- mouse and GNU screen
+start_tree mice idle idle
+tui "$canopy" attach mice
+on_screen "idle-2" 10
+# SGR mouse reports, as xterm sends them (TERM=xterm-256color): press and
+# release of button 1 at 1-based column $1, row $2.
+click() { keys -l "$(printf '\033[<0;%d;%dM\033[<0;%d;%dm' "$1" "$2" "$1" "$2")"; }
+col=$(screen | head -1 | grep -bo "4 Log" | cut -d: -f1)
+click $((col + 2)) 1
+on_screen "LEVEL +ACTOR" 5 && ok "mouse: a click on a tab switches the view" || fail "mouse: tab: $(screen | head -3)"
+col=$(screen | head -1 | grep -bo "1 Tree" | cut -d: -f1)
+click $((col + 2)) 1
+on_screen "ID NAME" 5 && on_screen "idle-2" 5 || fail "mouse: the Tree tab: $(screen | head -3)"
+row=$(screen | grep -n "idle-2" | head -1 | cut -d: -f1)
+click 10 "$row"
+keys 3
+on_screen "\(mice/idle-2\)" 5 && ok "mouse: a click on a row selects that actor" ||
+    fail "mouse: row $row: $(screen | head -3)"
+keys q
+on_screen "\[exited 0\]" 5
+# screen() above is this test's capture of the tmux pane: gscreen is GNU screen.
+gscreen() { env screen "$@"; }
+if env which screen >/dev/null 2>&1; then
+    scr=cn-scr-$$
+    gscreen -dmS "$scr" -T screen-256color env CANOPY_RUNTIME_DIR="$CANOPY_RUNTIME_DIR" "$canopy" attach mice
+    hc() { gscreen -S "$scr" -X hardcopy "$tmp/hc" 2>/dev/null; cat "$tmp/hc" 2>/dev/null; }
+    i=0
+    until hc | grep -q "idle-2" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
+    hc | grep -q "1 Tree 2 Routes 3 Contexts" && hc | grep -q "idle-2" &&
+        ok "screen: the TUI draws under GNU screen" || fail "screen: $(hc | head -5)"
+    gscreen -S "$scr" -X stuff 4
+    i=0
+    until hc | grep -Eq "LEVEL +ACTOR" || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
+    hc | grep -Eq "LEVEL +ACTOR" && ok "screen: keys switch views" || fail "screen: 4: $(hc | head -3)"
+    gscreen -S "$scr" -X stuff q
+    i=0
+    while gscreen -ls "$scr" 2>/dev/null | grep -q "$scr" && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    gscreen -ls "$scr" 2>/dev/null | grep -q "$scr" && { fail "screen: q did not quit"; gscreen -S "$scr" -X quit; } ||
+        ok "screen: q quits"
+    kill -0 "$pid" && ok "screen: the tree runs on after q" || fail "screen: the tree is gone"
+else
+    skip "GNU screen is not installed (contrib/install-deps.sh installs it)"
+fi
+stop_tree
+
 # ---------------------------------------------------------------- no terminal
 out=$("$canopy" run -- "$example" </dev/null 2>&1) && rc=0 || rc=$?
 [ $rc = 2 ] && printf '%s' "$out" | grep -q "needs a terminal" &&
