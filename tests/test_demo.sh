@@ -67,7 +67,12 @@ send "trigger explode"
 wait_for "usage: trigger" "$con" 5 && ok "a bad trigger at the console says how" || fail "no usage: $(cat "$con")"
 send "trigger crash render/worker-1"
 wait_for "fires when the root continues" "$con" 5 && ok "the console takes the trigger" || fail "trigger: $(cat "$con")"
+send "trigger stall ingest/worker-0"
+wait_for "after the ones before it" "$con" 5 && ok "a second trigger queues behind the first" || fail "trigger 2: $(cat "$con")"
 send "c"
+wait_for "trigger stall: ingest/worker-0" "$tmp/demo.log" $((5 * slow)) &&
+    grep -A1000 "trigger crash: render/worker-1" "$tmp/demo.log" | grep -q "trigger stall: ingest/worker-0" &&
+    ok "both fire on continue, in order" || fail "triggers: $(grep 'trigger ' "$tmp/demo.log")"
 wait_for "render: worker-1 is gone \(.*\): restarting it" "$tmp/demo.log" $((10 * slow)) &&
     ok "the crashed worker is restarted" || fail "no restart: $(tail "$tmp/demo.log")"
 if [ "$sanitized" = 1 ]; then
@@ -112,6 +117,22 @@ for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
 reports=$(grep -E "ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:" "$tmp/demo.log" |
     grep -vE "SEGV on unknown address 0x0+ |store to null pointer")
 [ -z "$reports" ] && ok "no sanitizer reports but the crash trigger's" || fail "sanitizer: $reports"
+
+# ---- `make demo` with no terminal: the demo runs with its log on stdout
+top=$(cd "$(dirname "$0")/.." && pwd)
+setsid make -s -C "$top" demo B="$B" CC="${CC:-cc}" SANITIZE="${SANITIZE:-}" \
+    </dev/null >"$tmp/make-demo.log" 2>&1 &
+mpid=$!
+wait_for "pipeline is up" "$tmp/make-demo.log" $((30 * slow)) &&
+    grep -q "no terminal, so no TUI" "$tmp/make-demo.log" &&
+    ok "make demo without a terminal runs the demo, and says why there is no TUI" ||
+    fail "make demo: $(cat "$tmp/make-demo.log")"
+"$canopy" tree demo >/dev/null 2>&1 && ok "make demo's tree is called demo" || fail "no tree demo"
+env kill -s INT -- -"$mpid" 2>/dev/null # dash's kill takes no process group
+i=0
+while kill -0 "$mpid" 2>/dev/null && [ $i -lt $((100 * slow)) ]; do sleep 0.1; i=$((i + 1)); done
+kill -0 "$mpid" 2>/dev/null && { fail "make demo did not stop on Ctrl-C"; env kill -s KILL -- -"$mpid"; } ||
+    ok "Ctrl-C stops it"
 
 # ---- as `make demo` runs it: the TUI, in tmux. The tree shows within
 # 10 s; quitting with "cancel" ends a debugger session that would hold the

@@ -340,7 +340,33 @@ static int supervisor_main(int argc, char **argv)
 /* ------------------------------------------------------------ the root */
 
 static cn_portal_t sups[SUPS];
-static _Atomic int pending = -1; /* trigger * 64 + target, from the console */
+
+/* Triggers typed at the root's console, fired in order when it continues:
+ * each slot is -1 or trigger * 64 + target. The console's command runs on
+ * the broker while the root's own threads are stopped, so no lock. */
+#define PENDING_MAX 8
+static _Atomic int pending[PENDING_MAX] = {-1, -1, -1, -1, -1, -1, -1, -1};
+static _Atomic unsigned pending_in, pending_out;
+
+static int pending_push(int v)
+{
+    unsigned in = atomic_load(&pending_in);
+    if (in - atomic_load(&pending_out) >= PENDING_MAX)
+        return -1;
+    atomic_store(&pending[in % PENDING_MAX], v);
+    atomic_store(&pending_in, in + 1);
+    return 0;
+}
+
+static int pending_pop(void)
+{
+    unsigned out = atomic_load(&pending_out);
+    if (out == atomic_load(&pending_in))
+        return -1;
+    int v = atomic_exchange(&pending[out % PENDING_MAX], -1);
+    atomic_store(&pending_out, out + 1);
+    return v;
+}
 
 static void fire(enum trigger t, int target)
 {
@@ -388,8 +414,14 @@ static int repl_trigger(int argc, char **argv, cn_debug_out_t *out, void *arg)
                              " (SUP: ingest or render; break2 and heal take no worker)\n");
         return 1;
     }
-    atomic_store(&pending, (int)t * 64 + (target < 0 ? 63 : target));
-    cn_debug_printf(out, "trigger %s: fires when the root continues (type c)\n", argv[1]);
+    if (pending_push((int)t * 64 + (target < 0 ? 63 : target)) < 0) {
+        cn_debug_printf(out, "%d triggers are waiting already: continue (c) first\n",
+                        PENDING_MAX);
+        return 1;
+    }
+    unsigned waiting = atomic_load(&pending_in) - atomic_load(&pending_out);
+    cn_debug_printf(out, "trigger %s: fires when the root continues (type c)%s\n", argv[1],
+                    waiting > 1 ? ", after the ones before it" : "");
     return 0;
 }
 
@@ -492,8 +524,7 @@ static int root_main(int argc, char **argv)
     uint64_t last[SUPS] = {0};
     int fired = 0;
     while (cn_sleep(100) == 0) {
-        int p = atomic_exchange(&pending, -1);
-        if (p >= 0)
+        for (int p; (p = pending_pop()) >= 0;)
             fire((enum trigger)(p / 64), p % 64 == 63 ? trigger_target[p / 64] : p % 64);
         double t = now_s();
         for (int k = 0; k < plan.n; k++)
@@ -520,7 +551,9 @@ static const cn_entry_t entries[] = {{"supervisor", supervisor_main}, {NULL, NUL
 
 int main(int argc, char **argv)
 {
-    cn_config_t cfg = {.name = "pipeline", .exports = exports, .entries = entries,
+    /* The tree is "demo", as make demo names it, so that the commands in
+     * contrib/demo/README.md work however it was started. */
+    cn_config_t cfg = {.name = "demo", .exports = exports, .entries = entries,
                        .main = root_main};
     int rc = cn_run(argc, argv, &cfg);
     if (rc < 0)
