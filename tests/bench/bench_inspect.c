@@ -16,30 +16,12 @@
  * The snapshot target is absolute (50 ms); its baseline shows what the
  * actors cost and what the contexts add.
  */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 
 #include "bench.h"
 #include "workload.h"
 #include "canopy.h"
 #include "canopy/client.h"
-
-#define ACTORS 200
-#define PER 50
-#define SPAWNERS 8
-
-static cn_portal_t leaves[ACTORS];
-static cn_ctx_t *ctxs[ACTORS * PER];
-static _Atomic int next_job, failed;
-
-static int fn_hold(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
-{
-    (void)args, (void)out;
-    cn_started(c, NULL);
-    cn_sleep(600000);
-    return 0;
-}
 
 static const cn_export_t exports[] = {{"hold", fn_hold}, {"echo10", fn_echo10}, {NULL, NULL}};
 
@@ -87,40 +69,6 @@ static int overhead(bench_out_t *out)
     return a > 0 && b > 0 ? 0 : -1;
 }
 
-static void *spawner(void *arg)
-{
-    (void)arg;
-    for (int i; (i = atomic_fetch_add(&next_job, 1)) < ACTORS;) {
-        char name[32];
-        snprintf(name, sizeof(name), "leaf-%d", i);
-        if (cn_spawn(name, NULL, &leaves[i], 10000) != 0)
-            atomic_store(&failed, 1);
-    }
-    return NULL;
-}
-
-static void *opener(void *arg)
-{
-    (void)arg;
-    for (int i; (i = atomic_fetch_add(&next_job, 1)) < ACTORS * PER;) {
-        cn_result_t st;
-        if (cn_open(leaves[i % ACTORS], "hold", NULL, &ctxs[i], &st, 10000) != 0)
-            atomic_store(&failed, 1);
-        cn_result_free(&st);
-    }
-    return NULL;
-}
-
-static void run_all(void *(*fn)(void *))
-{
-    pthread_t t[SPAWNERS];
-    atomic_store(&next_job, 0);
-    for (int i = 0; i < SPAWNERS; i++)
-        pthread_create(&t[i], NULL, fn, NULL);
-    for (int i = 0; i < SPAWNERS; i++)
-        pthread_join(t[i], NULL);
-}
-
 /* Median of 5 snapshots, in ms, after `warm` discarded ones (printed);
  * checks what each holds. */
 static double snapshot_ms(cn_client_t *c, size_t want_rows, int warm)
@@ -137,7 +85,7 @@ static double snapshot_ms(cn_client_t *c, size_t want_rows, int warm)
         size_t rows = 0;
         for (size_t i = 0; i < s->nactors; i++)
             rows += s->actors[i].ncontexts;
-        if (s->nactors != ACTORS + 1 || s->unresponsive || rows < want_rows) {
+        if (s->nactors != BIG_ACTORS + 1 || s->unresponsive || rows < want_rows) {
             fprintf(stderr, "bench: snapshot has %zu actors (%u unresponsive), %zu rows\n",
                     s->nactors, s->unresponsive, rows);
             cn_snapshot_free(s);
@@ -159,10 +107,9 @@ static int bench_main(int argc, char **argv)
         return 1;
     }
     double t0 = bench_now();
-    run_all(spawner);
-    if (atomic_load(&failed))
+    if (big_run(big_spawner) < 0)
         return 1;
-    printf("inspect: %d actors up in %.2f s\n", ACTORS, bench_now() - t0);
+    printf("inspect: %d actors up in %.2f s\n", BIG_ACTORS, bench_now() - t0);
     cn_client_t *c;
     if (cn_attach_path() == NULL || cn_client_connect(cn_attach_path(), &c, 5000) != 0) {
         fprintf(stderr, "bench: cannot attach: %s\n", cn_client_error());
@@ -170,19 +117,17 @@ static int bench_main(int argc, char **argv)
     }
     double base = snapshot_ms(c, 0, 0);
     t0 = bench_now();
-    run_all(opener);
-    if (atomic_load(&failed))
+    if (big_run(big_opener) < 0)
         return 1;
-    printf("inspect: %d contexts open in %.2f s\n", ACTORS * PER, bench_now() - t0);
+    printf("inspect: %d contexts open in %.2f s\n", BIG_ACTORS * BIG_PER, bench_now() - t0);
     /* The first snapshots after 10 000 contexts open touch fresh memory
      * everywhere (two to five times slower); a tool asks again and again,
      * so the figure is the steady one after two. */
-    double v = snapshot_ms(c, 2 * ACTORS * PER, 2);
+    double v = snapshot_ms(c, 2 * BIG_ACTORS * BIG_PER, 2);
     cn_client_close(c);
     printf("inspect: whole-tree snapshot, median of 5\n");
     bench_report(&out, "snapshot_10k_ms", v, "ms", base, "the same 200 actors, no contexts");
-    for (int i = 0; i < ACTORS * PER; i++)
-        cn_ctx_free(ctxs[i]);
+    big_close();
     bench_close(&out);
     return v < 0 || base < 0;
 }

@@ -18,11 +18,24 @@
  *                     stopped (median). Also printed: the rate before the
  *                     TUI was started and after it left
  *
- * The pseudo-terminal's output is read and thrown away by a thread, as a
- * terminal would take it.
+ *   tui_big_key_ms   on a tree of 200 actors with 10 000 contexts open
+ *                    (20 000 context rows), the whole tree's Contexts
+ *                    view: ms from PgDn written to the terminal to the
+ *                    first byte the TUI draws in answer; median of 20
+ *                    (target: scrolls smoothly, i.e. well under a frame
+ *                    of 50 ms); baseline: the same in the Tree view (201
+ *                    rows) of the same tree
+ *   tui_big_cpu_pct  the TUI's CPU over 10 s in that view, snapshots of
+ *                    20 000 rows coming every second; baseline:
+ *                    tui_idle_cpu_pct's figure
+ *
+ * The pseudo-terminal's output is read and thrown away by a process of its
+ * own, as a terminal would take it; for the key timings the benchmark
+ * reads it itself.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pty.h>
 #include <signal.h>
 #include <spawn.h>
@@ -38,7 +51,7 @@
 
 extern char **environ;
 
-static const cn_export_t exports[] = {{"echo10", fn_echo10}, {NULL, NULL}};
+static const cn_export_t exports[] = {{"echo10", fn_echo10}, {"hold", fn_hold}, {NULL, NULL}};
 
 typedef struct term {
     pid_t pid, reader;
@@ -63,8 +76,9 @@ static pid_t drain(int master, const char *count_to)
 }
 
 /* Runs `canopy attach ARGS` on a new pseudo-terminal of 120x40, or, with
- * args NULL, `sleep` (a program that draws nothing and talks to no tree). */
-static int term_start(term_t *t, const char *const *args)
+ * args NULL, `sleep` (a program that draws nothing and talks to no tree).
+ * With own_reader the caller reads the terminal instead of a drain. */
+static int term_start_as(term_t *t, const char *const *args, int own_reader)
 {
     int slave;
     char name[128];
@@ -101,14 +115,63 @@ static int term_start(term_t *t, const char *const *args)
         return -1;
     }
     snprintf(t->count, sizeof(t->count), "/tmp/canopy-bench-tui.%d", (int)getpid());
-    t->reader = drain(t->master, t->count);
+    t->reader = own_reader ? 0 : drain(t->master, t->count);
     return 0;
+}
+
+static int term_start(term_t *t, const char *const *args)
+{
+    return term_start_as(t, args, 0);
 }
 
 static void term_keys(term_t *t, const char *keys)
 {
     if (write(t->master, keys, strlen(keys)) < 0)
         perror("bench: keys");
+}
+
+/* Reads what the TUI draws until it has been quiet for quiet_ms, the
+ * first byte has not come in first_ms, or 3 s have gone (the ages on
+ * screen move on, so it is never quiet for long); returns the bytes read
+ * and, in *first, when the first came (0 if none). */
+static long term_read(term_t *t, int first_ms, int quiet_ms, double *first)
+{
+    long n = 0;
+    *first = 0;
+    for (double until = bench_now() + 3; bench_now() < until;) {
+        struct pollfd p = {.fd = t->master, .events = POLLIN};
+        if (poll(&p, 1, n ? quiet_ms : first_ms) <= 0)
+            break;
+        char buf[65536];
+        ssize_t k = read(t->master, buf, sizeof(buf));
+        if (k <= 0)
+            break;
+        if (n == 0)
+            *first = bench_now();
+        n += k;
+    }
+    return n;
+}
+
+/* ms from writing `keys` to the first byte drawn in answer; median of
+ * `times`, each after the screen has been quiet for 150 ms. */
+static double key_ms(term_t *t, const char *keys, int times, long *bytes)
+{
+    double v[32], first;
+    long total = 0;
+    int n = 0;
+    for (int k = 0; k < times && k < 32; k++) {
+        term_read(t, 150, 150, &first); /* whatever is still coming */
+        double t0 = bench_now();
+        term_keys(t, keys);
+        long b = term_read(t, 2000, 50, &first);
+        if (b > 0) {
+            v[n++] = (first - t0) * 1000;
+            total += b;
+        }
+    }
+    *bytes = n ? total / n : 0;
+    return n ? bench_median(v, n) : -1;
 }
 
 /* Stops the TUI; returns how many bytes it drew. */
@@ -150,6 +213,15 @@ static double cpu_s(pid_t pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* The CPU share of the process pid over IDLE_S. */
+static double cpu_pct_over(pid_t pid)
+{
+    double c0 = cpu_s(pid), w0 = bench_now();
+    cn_sleep((int64_t)(IDLE_S * 1000));
+    double c1 = cpu_s(pid), w1 = bench_now();
+    return c0 < 0 || c1 < 0 ? -1 : (c1 - c0) / (w1 - w0) * 100;
+}
+
 /* The CPU share of a canopy attach, started with args, over IDLE_S. */
 static double idle_pct(const char *const *args, const char *keys, long *bytes)
 {
@@ -160,11 +232,9 @@ static double idle_pct(const char *const *args, const char *keys, long *bytes)
     if (keys)
         term_keys(&t, keys);
     cn_sleep(500);
-    double c0 = cpu_s(t.pid), w0 = bench_now();
-    cn_sleep((int64_t)(IDLE_S * 1000));
-    double c1 = cpu_s(t.pid), w1 = bench_now();
+    double v = cpu_pct_over(t.pid);
     *bytes = term_stop(&t);
-    return c0 < 0 || c1 < 0 ? -1 : (c1 - c0) / (w1 - w0) * 100;
+    return v;
 }
 
 static int bench_main(int argc, char **argv)
@@ -239,14 +309,48 @@ static int bench_main(int argc, char **argv)
            bench_median(gone, 4));
     bench_report(&out, "attached_overhead_tui_pct", bench_median(cost, ROUNDS), "%", a,
                  "short contexts/s with the same TUI attached but stopped");
-    bench_close(&out);
     cn_cancel(w, 5000);
-    return a > 0 && b > 0 ? 0 : 1;
+    for (int i = 0; i < IDLE_ACTORS; i++)
+        cn_cancel(idle[i], 5000);
+
+    /* The big tree, in the TUI, scrolled. */
+    double t0 = bench_now();
+    if (big_run(big_spawner) < 0 || big_run(big_opener) < 0) {
+        fprintf(stderr, "bench: the big tree did not come up\n");
+        return 1;
+    }
+    printf("tui: %d actors and %d contexts up in %.1f s\n", BIG_ACTORS, BIG_ACTORS * BIG_PER,
+           bench_now() - t0);
+    term_t big;
+    double first;
+    if (term_start_as(&big, tui, 1) < 0)
+        return 1;
+    term_read(&big, 5000, 2000, &first); /* attached, first snapshot drawn */
+    long tree_bytes, ctx_bytes;
+    double tree_ms = key_ms(&big, "\033[6~\033[5~", 20, &tree_bytes); /* PgDn PgUp */
+    term_keys(&big, "3a");
+    term_read(&big, 3000, 1500, &first);
+    double ctx_ms = key_ms(&big, "\033[6~", 20, &ctx_bytes);
+    double big_cpu = cpu_pct_over(big.pid);
+    kill(big.pid, SIGTERM);
+    waitpid(big.pid, NULL, 0);
+    close(big.master);
+    printf("tui: PgDn in the whole tree's contexts (20 000 rows): %.1f ms to the first byte, "
+           "%ld bytes drawn; in the tree view (201 rows): %.1f ms, %ld bytes\n", ctx_ms,
+           ctx_bytes, tree_ms, tree_bytes);
+    printf("tui: %.2f%% of a CPU in that view over %.0f s\n", big_cpu, IDLE_S);
+    bench_report(&out, "tui_big_key_ms", ctx_ms, "ms", tree_ms,
+                 "ms for PgDn in the tree view of the same tree");
+    bench_report(&out, "tui_big_cpu_pct", big_cpu, "%", v, "% of a CPU, the TUI on an idle "
+                 "tree of 22 actors");
+    big_close();
+    bench_close(&out);
+    return a > 0 && b > 0 && ctx_ms >= 0 && tree_ms >= 0 ? 0 : 1;
 }
 
 int main(int argc, char **argv)
 {
     static const cn_config_t cfg = {
-        .name = "bench-tui", .exports = exports, .main = bench_main, .max_threads = 64};
+        .name = "bench-tui", .exports = exports, .main = bench_main, .max_threads = 128};
     return cn_run(argc, argv, &cfg);
 }
