@@ -153,6 +153,7 @@ static void grant_next(void)
     w->granted_us = cn__now_us();
     lk.holder = w;
     notice("granted", w, "%s has the console: %s", w->path, w->reason);
+    cn_log(CN_LOG_INFO, "debugger: %s has the console (%s)", w->path, w->reason);
     if (tty_is_console())
         cn__tty_start(w->path, tty_line);
     send_to(CN_MSG_LOCK_GRANT, w, NULL);
