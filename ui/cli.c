@@ -251,6 +251,29 @@ int cli_ls(int argc, char **argv, const opts_t *o)
  * tree
  */
 
+/* The state to show for actor a: its own, or "debugger" while it holds
+ * the console and "lock-wait" while it waits for it (its snapshot's
+ * debug.state), as the TUI shows it. */
+static const char *shown_state(const cn_snapshot_t *s, const cn_snap_actor_t *a)
+{
+    const msgpack_object *arr = cn_msgpack_get(&s->raw, "actors");
+    for (uint32_t i = 0; arr && arr->type == MSGPACK_OBJECT_ARRAY && i < arr->via.array.size; i++) {
+        const msgpack_object *id = cn_msgpack_get(&arr->via.array.ptr[i], "id");
+        if (id == NULL || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 != a->id)
+            continue;
+        const msgpack_object *d = cn_msgpack_get(&arr->via.array.ptr[i], "debug");
+        const msgpack_object *st = d ? cn_msgpack_get(d, "state") : NULL;
+        if (st && st->type == MSGPACK_OBJECT_STR) {
+            if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "holding", 7) == 0)
+                return "debugger";
+            if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "waiting", 7) == 0)
+                return "lock-wait";
+        }
+        break;
+    }
+    return a->state ? a->state : "?";
+}
+
 static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *prefix, size_t plen,
                       int last, int depth)
 {
@@ -264,7 +287,7 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
         printf("%-4u %-32.32s %7s %-12s\n", a->id, label, "-", "unresponsive");
     else
         printf("%-4u %-32.32s %7d %-12.12s %6s %4zu %8s\n", a->id, label, a->pid,
-               a->state ? a->state : "?", fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
+               shown_state(s, a), fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
                fmt_since(s->now_us, a->start_us, age, sizeof(age)));
     size_t kids = 0;
     for (size_t i = 0; i < s->nactors; i++)
@@ -307,7 +330,7 @@ int cli_tree(int argc, char **argv, const opts_t *o)
             printf(",\"path\":");
             json_cstr(stdout, a->path);
             printf(",\"pid\":%d,\"state\":", a->pid);
-            json_cstr(stdout, a->state);
+            json_cstr(stdout, shown_state(s, a));
             printf(",\"rss_kib\":%lld,\"contexts\":%zu,\"start_us\":%llu}", (long long)a->rss_kib,
                    a->ncontexts, (unsigned long long)a->start_us);
         }
