@@ -94,6 +94,8 @@ after=$(tree_pids | tr '\n' ' ')
 # ---- break into a worker, bt, continue
 expect_rc 0 "canopy break a worker" "$canopy" break demo demo/render/worker-0
 wait_for "^-- demo/render/worker-0 \(actor" "$con" $((5 * slow)) || fail "the worker's session did not start: $(tail "$con")"
+"$canopy" tree --json demo | grep -q '"path":"demo/render/worker-0","pid":[0-9]*,"state":"debugger"' &&
+    ok "canopy tree says the worker is in the debugger" || fail "tree state: $("$canopy" tree demo)"
 send "bt"
 wait_for "work at .*pipeline.c" "$con" $((5 * slow)) && ok "bt shows the worker's work function" || fail "bt: $(tail -20 "$con")"
 send "c"
