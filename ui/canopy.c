@@ -668,9 +668,12 @@ int main(int argc, char **argv)
         if (isatty(0) && isatty(1) && cn_client_list(&one, 1, &n) == 0 && n == 1)
             return cmd_exec(cmd_find("attach"), 0, NULL);
         usage_main(stderr);
+        char dir[512] = "";
         if (n > 1)
             fprintf(stderr, "\n%zu trees are running: canopy attach TREE (canopy ls lists them)\n",
                     n);
+        else if (n == 0 && cn_client_dir(dir, sizeof(dir)) == 0)
+            fprintf(stderr, "\nno canopy tree is running (looked in %s)\n", dir);
         return EXIT_USAGE;
     }
     const char *a = argv[1];

@@ -214,7 +214,8 @@ int cn_client_find(const char *tree, cn_tree_info_t *out)
         if (tree == NULL || *tree == '\0')
             return fail(CN_ENOENT, "no canopy tree is running (looked in %s)",
                         (cn_client_dir(out->path, sizeof(out->path)), out->path));
-        return fail(CN_ENOENT, "no tree '%s' is running (see 'canopy ls')", tree);
+        return fail(CN_ENOENT, "no tree '%s' is running in %s (see 'canopy ls')", tree,
+                    (cn_client_dir(out->path, sizeof(out->path)), out->path));
     }
     if (hits > 1)
         return fail(CN_EAMBIGUOUS, "%zu trees match%s%s: %s%s; name one as NAME.PID", hits,
