@@ -273,6 +273,29 @@ static void test_log_seeded_from_first_snapshot(void **state)
     assert_int_equal(m.nlogs, 4);
 }
 
+/* The first snapshot can be taken after a record was logged and before its
+ * event is read: the event must not show it twice. */
+static void test_log_event_after_its_snapshot(void **state)
+{
+    (void)state;
+    model_seed_logs(&m, &snap);
+    m.logs_seeded = 1;
+    cn_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.kind = "log";
+    e.level = CN_LOG_WARN;
+    e.time_us = NOW - 7000000;
+    e.path = "root/sup/worker-2";
+    e.detail = "slow";
+    e.detail_len = 4;
+    assert_int_equal(model_event(&m, &e), 0);
+    assert_int_equal(m.nlogs, 3);
+    e.detail = "slower"; /* another record at the same time is not a copy */
+    e.detail_len = 6;
+    assert_int_not_equal(model_event(&m, &e), 0);
+    assert_int_equal(m.nlogs, 4);
+}
+
 static cn_event_t lock_ev(const char *op, uint32_t actor, const char *path, const char *detail)
 {
     cn_event_t e;
@@ -398,6 +421,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_contexts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_log_event_after_its_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_seeded_from_first_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_console_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lints, setup, teardown),

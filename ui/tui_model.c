@@ -354,12 +354,31 @@ static void lock_event(tui_model_t *m, const cn_event_t *ev)
     con_line(m, line, n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n);
 }
 
+/* Whether the log already has this record: the first snapshot's log tail
+ * can be taken after a record was logged and before its event is read,
+ * and then seeds it too. Only the last records can be such a copy. */
+static int log_has(const tui_model_t *m, int level, uint64_t time_us, const char *path,
+                   const char *msg, size_t len)
+{
+    for (size_t i = m->nlogs, seen = 0; i > 0 && seen < 256; i--, seen++) {
+        const tlog_t *l = model_log_at(m, i - 1);
+        if (l->time_us < time_us)
+            break;
+        if (l->time_us == time_us && l->level == level && !strcmp(l->path, path ? path : "") &&
+            strlen(l->message) == len && (len == 0 || !memcmp(l->message, msg, len)))
+            return 1;
+    }
+    return 0;
+}
+
 int model_event(tui_model_t *m, const cn_event_t *ev)
 {
     const char *k = ev->kind ? ev->kind : "";
     if (!strcmp(k, "log")) {
-        model_log_add(m, ev->level, ev->time_us, ev->path, ev->detail,
-                      ev->detail ? ev->detail_len : 0);
+        size_t len = ev->detail ? ev->detail_len : 0;
+        if (m->logs_seeded && log_has(m, ev->level, ev->time_us, ev->path, ev->detail, len))
+            return 0;
+        model_log_add(m, ev->level, ev->time_us, ev->path, ev->detail, len);
         return EV_SHOWN;
     }
     if (!strcmp(k, "console")) {
