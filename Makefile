@@ -263,7 +263,7 @@ format:
 DEMO_ARGS ?=
 demo:
 	@sh contrib/install-deps.sh
-	@$(MAKE) -s --no-print-directory all $(DEMO_BINS)
+	@$(MAKE) -s -j$$(nproc 2>/dev/null || echo 2) --no-print-directory all $(DEMO_BINS)
 	@if [ -t 0 ] && [ -t 1 ]; then \
 	    exec $(BIN) run --debug --name demo -- $(B)/demo/pipeline $(DEMO_ARGS); \
 	else \
