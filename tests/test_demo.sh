@@ -141,7 +141,7 @@ kill -0 "$mpid" 2>/dev/null && { fail "make demo did not stop on Ctrl-C"; env ki
 # shutdown, and leaves nothing running.
 sess=cn-dbg-$$
 tmux new-session -d -s "$sess" -x 100 -y 30 \
-    "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy run --debug --name demo2 -- $demo --trigger break@1; echo EXIT=\$? >$tmp/tui.exit; sleep 60"
+    "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy run --debug --name demo2 -- $demo --trigger break@1 --trigger stall@1; echo EXIT=\$? >$tmp/tui.exit; sleep 60"
 i=0
 while [ $i -lt $((100 * slow)) ]; do
     screen=$(tmux capture-pane -p -t "$sess")
@@ -151,6 +151,16 @@ while [ $i -lt $((100 * slow)) ]; do
 done
 printf '%s\n' "$screen" | grep -q "render" && ok "the TUI shows the demo tree (after $((i * 100)) ms)" || fail "the TUI: $screen"
 printf '%s\n' "$screen" | grep -q "worker-0 has the debugger's console" && ok "the TUI says who holds the console" || fail "no holder: $screen"
+tmux send-keys -t "$sess" 6
+i=0
+until tmux capture-pane -p -t "$sess" | grep -q "to take messages" || [ $i -ge $((150 * slow)) ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+screen=$(tmux capture-pane -p -t "$sess")
+printf '%s\n' "$screen" | grep -q "^warning stalled-stream \[demo2/ingest, demo2/ingest/worker-2\]" &&
+    printf '%s\n' "$screen" | grep -q "^    .*to take messages" &&
+    ok "the Lints view names the stall, its reason wrapped whole under it" || fail "lints: $screen"
 pids=$("$canopy" tree --json demo2 | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
 tmux send-keys -t "$sess" q
 sleep 0.3

@@ -362,9 +362,36 @@ static void test_lints(void **state)
     m.nlints = 1;
     m.lints[0] = (lint_t){"stalled-stream", "warning", "root/sup/worker-2,root/sup", "stuck"};
     view_lints.build(&m, &rows);
-    assert_int_equal(rows.n, 1);
+    assert_int_equal(rows.n, 2); /* the heading, and the reason under it */
     assert_int_equal(rows.v[0].actor, 2); /* the first actor named */
     assert_int_equal(rows.v[0].style, ST_WARN);
+    assert_int_equal(rows.v[1].actor, 2);
+    assert_string_equal(rows.v[1].text, "    stuck");
+    /* A long reason is wrapped whole at spaces, every row within 80
+     * columns; the filter finds a lint by any word of it. */
+    char *why = m.lints[0].what;
+    snprintf(why, sizeof(m.lints[0].what), "a sender on root/sup's stream of feed (cid 7) has waited 9s for "
+                               "the receiver root/sup/worker-2 to take messages (8 of 8 buffered "
+                               "there): thread 55 is blocked in recv on root (cid 9) for 9s");
+    rows_clear(&rows);
+    view_lints.build(&m, &rows);
+    assert_true(rows.n >= 3);
+    size_t total = 0;
+    for (size_t i = 1; i < rows.n; i++) {
+        assert_true(strlen(rows.v[i].text) <= 78);
+        total += strlen(rows.v[i].text) - 4 + 1;
+    }
+    assert_int_equal(total, strlen(why) + 1);
+    assert_non_null(strstr(rows.v[rows.n - 1].text, "for 9s"));
+    snprintf(m.filter, sizeof(m.filter), "receiver");
+    rows_clear(&rows);
+    view_lints.build(&m, &rows);
+    assert_true(rows.n >= 3);
+    snprintf(m.filter, sizeof(m.filter), "nowhere-at-all");
+    rows_clear(&rows);
+    view_lints.build(&m, &rows);
+    assert_int_equal(rows.n, 0);
+    m.filter[0] = '\0';
     m.nlints = 0;
     rows_clear(&rows);
     view_lints.build(&m, &rows);

@@ -1,27 +1,60 @@
 /*
  * view_lints.c: the hang lints (lint.c), live: each names what is wrong
- * and the actors involved. Enter selects the first of them and shows its
- * contexts.
+ * and the actors involved, with its reason in full under it. Enter
+ * selects the first actor and shows its contexts.
  */
 #include <string.h>
 
 #include "tui.h"
 
+#define WRAP 74 /* the reason's width under its heading: whole at 80 columns */
+
+/* Adds `text` as rows of at most WRAP columns, indented, cut at spaces. */
+static void add_wrapped(rows_t *out, const char *text, uint32_t actor, int style)
+{
+    const char *p = text;
+    while (*p) {
+        size_t n = strlen(p);
+        if (n > WRAP) {
+            n = WRAP;
+            while (n > WRAP / 2 && p[n] != ' ')
+                n--;
+            if (p[n] != ' ')
+                n = WRAP; /* one long word: cut it */
+        }
+        trow_t *r = rows_add(out);
+        if (r == NULL)
+            return;
+        snprintf(r->text, sizeof(r->text), "    %.*s", (int)n, p);
+        r->actor = actor;
+        r->style = style;
+        p += n;
+        while (*p == ' ')
+            p++;
+    }
+}
+
+/* Each lint is a heading (severity, name, the actors) and its reason in
+ * full under it: the reason is what says why the tree hangs, so it is
+ * never cut at the screen's edge. The filter matches any of it. */
 static void build(const tui_model_t *m, rows_t *out)
 {
     for (size_t i = 0; i < m->nlints; i++) {
         const lint_t *l = &m->lints[i];
-        char text[TROW_TEXT];
-        snprintf(text, sizeof(text), "%-7s %-14s %s  [%s]", l->severity, l->name, l->what,
-                 l->actors);
-        trow_t *r = rows_add_match(out, m, text);
+        char all[TROW_TEXT * 4];
+        snprintf(all, sizeof(all), "%s %s %s [%s]", l->severity, l->name, l->what, l->actors);
+        if (!model_matches(m, all))
+            continue;
+        trow_t *r = rows_add(out);
         if (r == NULL)
             continue;
+        snprintf(r->text, sizeof(r->text), "%-7s %-14s [%s]", l->severity, l->name, l->actors);
         r->style = strcmp(l->severity, "error") == 0 ? ST_ALERT : ST_WARN;
         char first[256];
         snprintf(first, sizeof(first), "%.*s", (int)strcspn(l->actors, ","), l->actors);
         const cn_snap_actor_t *a = m->snap ? cn_snapshot_find(m->snap, first, NULL) : NULL;
         r->actor = a ? a->id : 0;
+        add_wrapped(out, l->what, r->actor, r->style);
     }
     if (m->nlints == 0 && m->snap) {
         trow_t *r = rows_add(out);
@@ -35,7 +68,7 @@ static void build(const tui_model_t *m, rows_t *out)
 static const char *header(const tui_model_t *m)
 {
     (void)m;
-    return "SEVERITY NAME          WHAT  [ACTORS]   (Enter: the first actor's contexts)";
+    return "SEVERITY NAME          [ACTORS], and why   (Enter: the first actor's contexts)";
 }
 
 const view_t view_lints = {"Lints", "what looks hung: stuck cancels, stalled streams, deadlocks",
