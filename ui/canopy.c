@@ -110,10 +110,12 @@ enum { NAMES_TREE = 1, NAMES_ACTOR = 2 };
 #define TREE_TEXT                                                                                  \
     "TREE is a tree's name, NAME.PID, its root's pid, or its socket's path; it\n"                  \
     "may be left out when exactly one tree is running."
-#define ACTOR_TEXT "ACTOR is an actor's id, name or path (root/sup-0/worker-3)."
+#define ACTOR_TEXT                                                                                 \
+    "ACTOR is an actor's id, name or path (root/sup-0/worker-3); a path names its\n"               \
+    "tree too, so TREE may be left out when another tree is running."
 #define ONE_ARG_TEXT                                                                               \
     "With one argument, a running tree's name is taken as TREE, anything else as\n"                \
-    "an ACTOR of the only tree."
+    "an ACTOR: of the tree its path begins with, or of the only tree."
 #define STACKS_TIMEOUT_DOC "time each actor has to answer: 1 to 30000 ms (default 5000)"
 
 static const cmd_entry_t cmd_table[] = {
@@ -245,7 +247,8 @@ static const cmd_entry_t cmd_table[] = {
      .help = "Every thread of the actor but its broker stops where it is, even in a\n"
              "busy loop or a deadlock, and the actor queues for the console lock; talk to\n"
              "it with 'canopy attach'. 'continue' at its prompt lets the threads go.\n"
-             "With one argument, it is the ACTOR, of the only tree running.",
+             "With one argument, it is the ACTOR: of the tree its path begins with, or of\n"
+             "the only tree.",
      .names = NAMES_TREE | NAMES_ACTOR,
      .min_args = 1,
      .max_args = 2,

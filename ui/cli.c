@@ -117,8 +117,22 @@ int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out)
     return rc;
 }
 
+/* The tree an actor's path names by its first part ("first" for
+ * first/worker-1), if a tree of that name is running; else NULL (the only
+ * tree is meant). The answer lives until the next call. */
+const char *ui_tree_of_path(const char *actor)
+{
+    static char name[128];
+    const char *slash = actor ? strchr(actor, '/') : NULL;
+    cn_tree_info_t t;
+    if (slash == NULL || (size_t)(slash - actor) >= sizeof(name))
+        return NULL;
+    snprintf(name, sizeof(name), "%.*s", (int)(slash - actor), actor);
+    return cn_client_find(name, &t) == 0 ? name : NULL;
+}
+
 /* [TREE] [ACTOR]: with one argument, a running tree's name wins; else it is
- * an actor of the only tree. */
+ * an actor, of the tree its path names or of the only tree. */
 void ui_split_args(int argc, char **argv, const char **tree, const char **actor)
 {
     *tree = *actor = NULL;
@@ -130,7 +144,7 @@ void ui_split_args(int argc, char **argv, const char **tree, const char **actor)
         if (cn_client_find(argv[0], &t) == 0)
             *tree = argv[0];
         else
-            *actor = argv[0];
+            *tree = ui_tree_of_path(*actor = argv[0]);
     }
 }
 
@@ -809,7 +823,7 @@ static int cancel_done(const cn_snapshot_t *s, uint32_t actor, uint64_t call)
 
 int cli_cancel(int argc, char **argv, const opts_t *o)
 {
-    const char *tree = argc == 2 ? argv[0] : NULL, *target = argv[argc - 1];
+    const char *target = argv[argc - 1], *tree = argc == 2 ? argv[0] : ui_tree_of_path(target);
     cn_tree_info_t t;
     int rc = cn_client_find(tree, &t);
     cn_client_t *c = NULL;

@@ -332,7 +332,8 @@ int cli_break(int argc, char **argv, const opts_t *o)
     /* The actor is required, so a lone argument is the actor (as in
      * cancel), even when a tree has that name too: `canopy break pipeline`
      * breaks into the root of the one tree called pipeline. */
-    const char *tree = argc >= 2 ? argv[0] : NULL, *which = argc >= 1 ? argv[argc - 1] : NULL;
+    const char *which = argc >= 1 ? argv[argc - 1] : NULL;
+    const char *tree = argc >= 2 ? argv[0] : ui_tree_of_path(which);
     if (which == NULL) {
         fprintf(stderr, "canopy break: name the actor to break into (see 'canopy tree')\n");
         return EXIT_USAGE;

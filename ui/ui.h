@@ -47,6 +47,7 @@ void ui_say_error(const char *what, int rc); /* "canopy: what: why" on stderr */
 int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out);
 /* [TREE] [ACTOR]: with one argument, a running tree's name wins. */
 void ui_split_args(int argc, char **argv, const char **tree, const char **actor);
+const char *ui_tree_of_path(const char *actor);
 /* The actor `which` names in s (NULL: none asked), or an error printed. */
 int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out);
 
