@@ -44,6 +44,14 @@ wait_for "throughput: ingest [1-9][0-9]* items/s" "$tmp/demo.log" $((10 * slow))
     ok "the root logs the fan-out's figures" || fail "no throughput: $(tail "$tmp/demo.log")"
 expect_rc 0 "canopy ctx shows the work streams" "$canopy" ctx demo demo/ingest
 expect_out "work" "the work context is listed"
+# With another tree running, a path still names its tree.
+"$tree_bin" --name=other idle </dev/null >"$tmp/other.log" 2>&1 &
+opid=$!
+wait_for ready "$tmp/other.log" $((10 * slow))
+expect_rc 0 "with two trees running, canopy ctx demo/ingest finds the tree by the path" "$canopy" ctx demo/ingest
+expect_out "demo/ingest \(id 1" "and shows that actor"
+kill -INT "$opid"
+wait "$opid"
 
 # ---- the command-line triggers light up the lints
 i=0
