@@ -3,12 +3,15 @@
 #   - each ```c block must open with "/* tutorial: step-N.c */" (a block
 #     that is not a whole program must not be marked c), and the names are
 #     unique;
-#   - each program compiles with -Wall -Wextra -Werror against $B's
+#   - each program compiles with -g -Wall -Wextra -Werror against $B's
 #     libcanopy.a, the way the tutorial tells a reader to (with $CC, and
 #     $SANITIZE as the library was built), and runs to exit status 0;
 #   - where the page shows a step's run ("$ ./step-N" in a text block),
-#     each line it shows of the program's own output (not the timestamped
-#     log) is in what the program printed;
+#     it shows all of it: the lines without a timestamp are exactly what
+#     the program printed on stdout, in order, and the timestamped lines
+#     are exactly the log lines it wrote on stderr, in any order (they
+#     come from several processes), with the "HH:MM:SS.mmm " prefix taken
+#     off and "pid N" numbers ignored;
 #   - the last step: its cancellations, and its `linger` mode as section 8
 #     uses it: `canopy tree` and `canopy ctx` see the ticker, and SIGINT
 #     ends it with status 0, leaving no actor behind.
@@ -31,7 +34,8 @@ san=
 # ---------------------------------------------------------------- extract
 # Writes each tutorial program to $tmp/NAME, lists the names in
 # $tmp/programs, and for each "$ ./step-N" transcript the lines of the
-# program's own output in $tmp/step-N.want. Prints "bad: ..." for a c block
+# program's own output in $tmp/step-N.want and its log lines (those that
+# start with a timestamp) in $tmp/step-N.wantlog. Prints "bad: ..." for a c block
 # that is not a tutorial program, or a name used twice. Fences may be
 # indented (inside a list item): that indent is taken off the code.
 awk -v dir="$tmp" '
@@ -39,10 +43,15 @@ awk -v dir="$tmp" '
     !inblk && fence($0) {
         indent = $0; sub(/```.*/, "", indent)
         info = $0; sub(/^ *```/, "", info); split(info, w, /[ \t]/)
-        inblk = 1; kind = tolower(w[1]); first = 1; file = ""; want = ""
+        inblk = 1; kind = tolower(w[1]); first = 1; file = ""; want = ""; wantlog = ""
         next
     }
-    inblk && fence($0) { inblk = 0; if (file != "") close(file); if (want != "") close(want); next }
+    inblk && fence($0) {
+        inblk = 0
+        if (file != "") close(file)
+        if (want != "") { close(want); close(wantlog) }
+        next
+    }
     inblk {
         line = $0
         if (indent != "" && index(line, indent) == 1) line = substr(line, length(indent) + 1)
@@ -60,12 +69,15 @@ awk -v dir="$tmp" '
                 }
             } else if (kind == "text" && line ~ /^\$ \.\/step-[0-9]+$/) {
                 want = dir "/" substr(line, 5) ".want"
+                wantlog = want "log"
                 printf "" > want
+                printf "" > wantlog
                 next
             }
         }
         if (file != "") print line > file
-        else if (want != "" && line !~ /^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]/) print line > want
+        else if (want != "" && line ~ /^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9] /) print line > wantlog
+        else if (want != "") print line > want
     }
 ' "$doc" >"$tmp/extract.out"
 if grep -q "^bad:" "$tmp/extract.out"; then
@@ -82,7 +94,7 @@ last=$(echo "$programs" | sed 's/^step-\([0-9]*\)\.c$/\1 &/' | sort -n | tail -1
 for f in $programs; do
     exe=$tmp/${f%.c}
     # shellcheck disable=SC2046,SC2086
-    if $CC -std=c11 -Wall -Wextra -Werror $san -I"$top/include" -o "$exe" "$tmp/$f" "$B/libcanopy.a" \
+    if $CC -std=c11 -g -Wall -Wextra -Werror $san -I"$top/include" -o "$exe" "$tmp/$f" "$B/libcanopy.a" \
         $(pkg-config --cflags --libs libuv msgpack) -lpthread >"$tmp/$f.cc" 2>&1; then
         ok "$f compiles"
     else
@@ -98,6 +110,11 @@ no_reports() {
         fail "$1: a sanitizer report: $(grep -E -A5 'Sanitizer|runtime error:' "$2" | head -20)"
     fi
 }
+# loglines FILE: its lines without the "HH:MM:SS.mmm " prefix, "pid 123"
+# as "pid N", sorted (the order of log lines may vary).
+loglines() {
+    sed -e 's/^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9] //' -e 's/pid [0-9][0-9]*/pid N/g' "$1" | LC_ALL=C sort
+}
 for f in $programs; do
     exe=$tmp/${f%.c}
     [ -x "$exe" ] || continue
@@ -105,14 +122,17 @@ for f in $programs; do
     if [ $rc = 0 ]; then ok "$f runs, exit 0"; else fail "$f: exit status $rc: $(cat "$exe.out" "$exe.log")"; fi
     no_reports "$f" "$exe.log"
     [ -f "$exe.want" ] || continue
-    missing=
-    while IFS= read -r line; do
-        grep -Fxq -- "$line" "$exe.out" || missing="$missing [$line]"
-    done <"$exe.want"
-    if [ -z "$missing" ]; then
-        ok "$f prints what the tutorial shows"
+    if cmp -s "$exe.want" "$exe.out"; then
+        ok "$f: its output (stdout) is what the tutorial shows"
     else
-        fail "$f: the tutorial shows, but it did not print:$missing; it printed: $(cat "$exe.out")"
+        fail "$f: its output (stdout) is not what the tutorial shows: $(diff "$exe.want" "$exe.out" | sed -n 's/^< \(.*\)/[shown, not printed: \1]/p; s/^> \(.*\)/[printed, not shown: \1]/p' | tr '\n' ' ')"
+    fi
+    loglines "$exe.wantlog" >"$exe.wantlog.n"
+    loglines "$exe.log" >"$exe.log.n"
+    if cmp -s "$exe.wantlog.n" "$exe.log.n"; then
+        ok "$f: its log lines (stderr) are what the tutorial shows, timestamps and order aside"
+    else
+        fail "$f: its log lines (stderr) are not what the tutorial shows: $({ comm -23 "$exe.wantlog.n" "$exe.log.n" | sed 's/.*/[shown, not logged: &]/'; comm -13 "$exe.wantlog.n" "$exe.log.n" | sed 's/.*/[logged, not shown: &]/'; } | tr '\n' ' ')"
     fi
 done
 
