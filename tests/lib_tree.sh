@@ -63,3 +63,9 @@ attach() { # attach NAME: a console reading lines from fd 3, output in $con
     wait_for "attached to" "$con" 5 || fail "$1: canopy attach did not attach: $(cat "$con")"
 }
 send() { echo "$1" >&3; }
+# ask LINE PATTERN DESC: sends LINE to the console and checks that its
+# output shows PATTERN (grep -E) within 5 s.
+ask() {
+    send "$1"
+    wait_for "$2" "$con" 5 && ok "$3" || fail "$3: $(tail -5 "$con")"
+}

@@ -198,14 +198,9 @@ bg_debugger() {
     else
         fail "$desc: no session at the console: $(cat "$con")"
     fi
-    send vars
-    wait_for "^progress = 5 of 5 steps" "$con" 5 && ok "$desc: vars shows the worker's progress" ||
-        fail "$desc: vars: $(tail -5 "$con")"
-    send bt
-    wait_for "^thread [0-9]+: stopped at the breakpoint" "$con" 5 && ok "$desc: bt shows the stopped thread" ||
-        fail "$desc: bt: $(tail -5 "$con")"
-    send c
-    wait_for "^continuing debugger/worker" "$con" 5 && ok "$desc: continue" || fail "$desc: c: $(tail -5 "$con")"
+    ask vars "^progress = 5 of 5 steps" "$desc: vars shows the worker's progress"
+    ask bt "^thread [0-9]+: stopped at the breakpoint" "$desc: bt shows the stopped thread"
+    ask c "^continuing debugger/worker" "$desc: continue"
 }
 # bg_end DESC ARG: waits (10 s at most) for the background tree to exit 0.
 bg_end() {
@@ -236,9 +231,7 @@ else
     else
         fail "debugger post-mortem: no session: $(cat "$con")"
     fi
-    send bt
-    wait_for "^thread [0-9]+: crashed here" "$con" 5 && ok "debugger post-mortem: bt shows the crashed thread" ||
-        fail "debugger post-mortem: bt: $(tail -5 "$con")"
+    ask bt "^thread [0-9]+: crashed here" "debugger post-mortem: bt shows the crashed thread"
     send c
 fi
 bg_end "debugger debug-mode crash" crash
