@@ -62,12 +62,17 @@ trap cleanup_runs EXIT
 # run DESC NAME ARGS...: runs the example without a terminal; its stdout is
 # in $out and $tmp/NAME.out, its log (stderr) in $tmp/NAME.log. Checks the
 # exit status, the time taken and that nothing is left behind.
-run() {
-    desc=$1 name=$2
-    shift 2
+# new_tag: a fresh marker for one run's processes, in $tag.
+new_tag() {
     seq=$((seq + 1))
     tag=$$-$seq
     run_all_tags="$run_all_tags $tag"
+}
+
+run() {
+    desc=$1 name=$2
+    shift 2
+    new_tag
     t0=$(date +%s%N)
     CN_EXAMPLE_RUN=$tag timeout -k 2 30 "$ex/$name" "$@" </dev/null >"$tmp/$name.out" \
         2>"$tmp/$name.log" && rc=0 || rc=$?
@@ -182,9 +187,7 @@ fi
 bg_debugger() {
     desc=$1 var=$2
     shift 2
-    seq=$((seq + 1))
-    tag=$$-$seq
-    run_all_tags="$run_all_tags $tag"
+    new_tag
     env "$var" CN_EXAMPLE_RUN=$tag "$ex/debugger" "$@" </dev/null >"$tmp/dbg.out" 2>"$tmp/dbg.log" &
     pid=$!
     if wait_for "waits for the console \(breakpoint at debugger.c" "$tmp/dbg.log" 10; then
