@@ -46,8 +46,8 @@ cn__rt_t cn__rt;
 #define READ_BUF (64 * 1024)
 #define LOST_WAIT_MS 50   /* how long a lost child's exit status is awaited */
 #define REAP_SOFT_MS 1000 /* SHUTDOWN, then SIGTERM after this */
-#define ENTRY_GRACE_MS 500 /* a child's entry has this long to return after SHUTDOWN */
 #define REAP_HARD_MS 1000 /* then SIGKILL after this */
+#define ENTRY_GRACE_MS 500 /* a child's entry has this long to return after SHUTDOWN */
 #define HELLO_TIMEOUT_MS 10000
 
 uint64_t cn__now_us(void)
@@ -1181,6 +1181,7 @@ static void maybe_finish_shutdown(void)
         status = cn__rt.exit_status;
         cn__unlock(&cn__rt.mu);
         if (!main_done && !cn__rt.entry_grace_over) {
+            /* A child takes no SIGINT: the root's grace timer is free. */
             if (!uv_is_active((uv_handle_t *)&cn__rt.sigint_timer))
                 uv_timer_start(&cn__rt.sigint_timer, on_entry_grace, ENTRY_GRACE_MS, 0);
             return;
