@@ -163,12 +163,28 @@ static int stubborn_main(int argc, char **argv)
     return 0;
 }
 
+/* An entry waiting in a call when its actor is cancelled: the call ends
+ * with CN_ECANCELED at once, and a new one fails so. argv[1]: the callee. */
+static int waiter_main(int argc, char **argv)
+{
+    cn_portal_t to = {argc > 1 ? (uint32_t)atoi(argv[1]) : 0};
+    cn_result_t r;
+    int rc = cn_call(to, "block", NULL, &r, 10000);
+    cn_result_free(&r);
+    int again = cn_call(to, "whoami", NULL, &r, 1000);
+    cn_result_free(&r);
+    cn_log(CN_LOG_INFO, "waiter: the call ended with %s, a new one with %s", cn_err_name(rc),
+           cn_err_name(again));
+    return 0;
+}
+
 static const cn_export_t exports[] = {
     {"whoami", fn_whoami}, {"getpid", fn_getpid},     {"kids", fn_kids},
     {"relay", fn_relay},   {"record", fn_record},     {"block", fn_block},
     {"spin", fn_spin},     {"deadlock", fn_deadlock}, {NULL, NULL}};
 static const cn_entry_t entries[] = {
-    {"sup", sup_main}, {"tidy", tidy_main}, {"stubborn", stubborn_main}, {NULL, NULL}};
+    {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
+    {"waiter", waiter_main},     {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -489,6 +505,18 @@ static void test_cancel_lets_the_entry_clean_up(void **state)
     assert_int_equal(cn_cancel(p, T_MS), 0);
     assert_true(suite_log_contains("the entry has not returned 500 ms after SHUTDOWN"));
     assert_false(suite_log_contains("(stubborn) ignored SHUTDOWN"));
+    /* An entry in a call when it is cancelled: the call ends, cancelled. */
+    cn_portal_t hung, w;
+    assert_int_equal(cn_spawn("hung2", NULL, &hung, T_MS), 0);
+    char id[16];
+    snprintf(id, sizeof(id), "%u", hung.id);
+    cn_spawn_opts_t waiter = {.entry = "waiter", .argv = (const char *const[]){id, NULL}};
+    assert_int_equal(cn_spawn("waiter", &waiter, &w, T_MS), 0);
+    cn_sleep(300); /* it is in the call */
+    assert_int_equal(cn_cancel(w, T_MS), 0);
+    assert_true(suite_log_contains("waiter: the call ended with CN_ECANCELED, a new one with "
+                                   "CN_ECANCELED"));
+    assert_int_equal(cn_cancel(hung, T_MS), 0);
 }
 
 struct waiter {

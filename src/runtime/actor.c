@@ -1082,6 +1082,16 @@ static void begin_shutdown(const char *why, int status)
     }
     cn_log(CN_LOG_CANCEL, "shutting down: %s", why);
     cn__latch_close(&cn__rt.done, CN_ECANCELED); /* wakes cn_sleep */
+    if (!cn__rt.is_root) {
+        /* The entry and the program's threads are cancelled with the
+         * actor: the calls and contexts they have open end with
+         * CN_ECANCELED, and new ones fail so, while the entry has its
+         * grace to clean up (ENTRY_GRACE_MS). */
+        char reason[CN__REASON_MAX];
+        snprintf(reason, sizeof(reason), "this actor is shutting down: %s", why);
+        atomic_store(&cn__rt.cancelled, 1);
+        cn__call_fail_all(CN_ECANCELED, reason);
+    }
     for (size_t i = 0, n = stream_slots(); i < n; i++) {
         cn__stream_t *s = stream_slot(i);
         if (s && !s->is_parent)

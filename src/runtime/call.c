@@ -393,6 +393,8 @@ static int check_started(void)
         return CN_EINVAL;
     if (cn__task_current() && cn__task_is_cancelled(cn__task_current()))
         return CN_ECANCELED;
+    if (atomic_load_explicit(&cn__rt.cancelled, memory_order_relaxed))
+        return CN_ECANCELED; /* this actor is shutting down */
     return 0;
 }
 

@@ -127,6 +127,7 @@ typedef struct cn__rt {
     int exit_status;
     int main_done; /* the main or entry returned: shut down */
     int entry_grace_over; /* a child: its entry had its time to return after SHUTDOWN */
+    _Atomic int cancelled; /* a child shutting down: new calls fail with CN_ECANCELED */
     int shutdown_after_debug; /* broker: shut down when the debugger session ends */
     char shutdown_why[CN__REASON_MAX];
     int stop_loop; /* broker only */
