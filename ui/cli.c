@@ -183,16 +183,15 @@ static int actor_view(int argc, char **argv, const opts_t *o, cn_snapshot_t **s,
 static void actors_json(const cn_snapshot_t *s, const cn_snap_actor_t *only,
                         const char *const *keys)
 {
-    const msgpack_object *arr = cn_msgpack_get(&s->raw, "actors");
     int first = 1;
     printf("[");
-    for (size_t i = 0; i < s->nactors && arr; i++) {
+    for (size_t i = 0; i < s->nactors; i++) {
         if (only && &s->actors[i] != only)
             continue;
         printf("%s{\"actor\":%u,\"path\":", first ? "" : ",", s->actors[i].id);
         json_cstr(stdout, s->actors[i].path ? s->actors[i].path : s->actors[i].name);
         for (const char *const *k = keys; *k; k++) {
-            const msgpack_object *v = cn_msgpack_get(&arr->via.array.ptr[i], *k);
+            const msgpack_object *v = cn_msgpack_get(s->actors[i].raw, *k);
             printf(",\"%s\":", *k);
             if (v)
                 json_obj(stdout, v, 0);
@@ -268,22 +267,15 @@ int cli_ls(int argc, char **argv, const opts_t *o)
 /* The state to show for actor a: its own, or "debugger" while it holds
  * the console and "lock-wait" while it waits for it (its snapshot's
  * debug.state), as the TUI shows it. */
-static const char *shown_state(const cn_snapshot_t *s, const cn_snap_actor_t *a)
+static const char *shown_state(const cn_snap_actor_t *a)
 {
-    const msgpack_object *arr = cn_msgpack_get(&s->raw, "actors");
-    for (uint32_t i = 0; arr && arr->type == MSGPACK_OBJECT_ARRAY && i < arr->via.array.size; i++) {
-        const msgpack_object *id = cn_msgpack_get(&arr->via.array.ptr[i], "id");
-        if (id == NULL || id->type != MSGPACK_OBJECT_POSITIVE_INTEGER || id->via.u64 != a->id)
-            continue;
-        const msgpack_object *d = cn_msgpack_get(&arr->via.array.ptr[i], "debug");
-        const msgpack_object *st = d ? cn_msgpack_get(d, "state") : NULL;
-        if (st && st->type == MSGPACK_OBJECT_STR) {
-            if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "holding", 7) == 0)
-                return "debugger";
-            if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "waiting", 7) == 0)
-                return "lock-wait";
-        }
-        break;
+    const msgpack_object *d = cn_msgpack_get(a->raw, "debug");
+    const msgpack_object *st = d ? cn_msgpack_get(d, "state") : NULL;
+    if (st && st->type == MSGPACK_OBJECT_STR) {
+        if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "holding", 7) == 0)
+            return "debugger";
+        if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "waiting", 7) == 0)
+            return "lock-wait";
     }
     return a->state ? a->state : "?";
 }
@@ -301,7 +293,7 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
         printf("%-4u %-32.32s %7s %-12s\n", a->id, label, "-", "unresponsive");
     else
         printf("%-4u %-32.32s %7d %-12.12s %6s %4zu %8s\n", a->id, label, a->pid,
-               shown_state(s, a), fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
+               shown_state(a), fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
                fmt_since(s->now_us, a->start_us, age, sizeof(age)));
     size_t kids = 0;
     for (size_t i = 0; i < s->nactors; i++)
@@ -344,7 +336,7 @@ int cli_tree(int argc, char **argv, const opts_t *o)
             printf(",\"path\":");
             json_cstr(stdout, a->path);
             printf(",\"pid\":%d,\"state\":", a->pid);
-            json_cstr(stdout, shown_state(s, a));
+            json_cstr(stdout, shown_state(a));
             printf(",\"rss_kib\":%lld,\"contexts\":%zu,\"start_us\":%llu}", (long long)a->rss_kib,
                    a->ncontexts, (unsigned long long)a->start_us);
         }

@@ -111,12 +111,7 @@ static void show_queue(void)
     cn_snapshot_t *s;
     if (ui_snapshot_of(con.tree, &o, &s) < 0)
         return;
-    const msgpack_object *root = s->raw.type == MSGPACK_OBJECT_MAP
-                                     ? cn_msgpack_get(&s->raw, "actors")
-                                     : NULL;
-    const msgpack_object *lock = NULL;
-    if (root && root->type == MSGPACK_OBJECT_ARRAY && root->via.array.size > 0)
-        lock = cn_msgpack_get(&root->via.array.ptr[0], "lock");
+    const msgpack_object *lock = s->nactors ? cn_msgpack_get(s->actors[0].raw, "lock") : NULL;
     char buf[4096];
     size_t n = 0;
     const msgpack_object *h = lock ? cn_msgpack_get(lock, "holder") : NULL;

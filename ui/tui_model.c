@@ -187,10 +187,7 @@ static void read_lock(tui_model_t *m, const cn_snapshot_t *s)
 {
     if (s->nactors == 0)
         return;
-    const msgpack_object *actors = cn_msgpack_get(&s->raw, "actors");
-    if (actors == NULL || actors->type != MSGPACK_OBJECT_ARRAY || actors->via.array.size == 0)
-        return;
-    const msgpack_object *lock = cn_msgpack_get(&actors->via.array.ptr[0], "lock");
+    const msgpack_object *lock = cn_msgpack_get(s->actors[0].raw, "lock");
     if (lock == NULL || lock->type != MSGPACK_OBJECT_MAP)
         return;
     const msgpack_object *h = cn_msgpack_get(lock, "holder");

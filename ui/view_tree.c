@@ -30,11 +30,8 @@ static int64_t parent_of(const cn_snapshot_t *s, const cn_snap_actor_t *a)
 /* The gdb some parent runs on `id` (its snapshot's debug.gdb), if any. */
 static int in_gdb(const cn_snapshot_t *s, uint32_t id)
 {
-    const msgpack_object *arr = cn_msgpack_get(&s->raw, "actors");
-    if (arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY)
-        return 0;
-    for (uint32_t i = 0; i < arr->via.array.size; i++) {
-        const msgpack_object *d = cn_msgpack_get(&arr->via.array.ptr[i], "debug");
+    for (size_t i = 0; i < s->nactors; i++) {
+        const msgpack_object *d = cn_msgpack_get(s->actors[i].raw, "debug");
         const msgpack_object *g = d ? cn_msgpack_get(d, "gdb") : NULL;
         const msgpack_object *who = g && g->type == MSGPACK_OBJECT_MAP ? cn_msgpack_get(g, "actor")
                                                                         : NULL;

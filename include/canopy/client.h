@@ -165,6 +165,8 @@ typedef struct cn_snap_actor {
     cn_snap_thread_t *threads;
     size_t nstacks; /* only when asked for (cn_snap_opts_t.stacks) */
     cn_snap_stack_t *stacks;
+    const msgpack_object *raw; /* this actor's map as it came (entries not decoded above,
+                                  such as "debug" and the root's "lock"), in s->raw */
 } cn_snap_actor_t;
 
 typedef struct cn_snapshot {

@@ -441,6 +441,7 @@ static void decode_stream(msgpack_zone *z, const msgpack_object *o, cn_snap_stre
 
 static int decode_actor(msgpack_zone *z, const msgpack_object *o, cn_snap_actor_t *a)
 {
+    a->raw = o;
     a->id = (uint32_t)get_i64(o, "id", 0);
     a->parent = get_i64(o, "parent", -1);
     a->name = get_str(z, o, "name");
