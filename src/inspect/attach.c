@@ -895,7 +895,7 @@ void cn__inspect_on_msg(cn_wire_msg_t *m)
 {
     if (m->hdr.type == CN_MSG_EVENT) {
         if (cn__rt.is_root)
-            fan_out(m->frame, m->frame_len, m->hdr.cid == 1 ? CN__EV_CTX : CN__EV_SHAPE);
+            fan_out(m->frame, m->frame_len, cn__ev_class(m->hdr.cid));
     } else if (m->hdr.type == CN_MSG_SNAPSHOT) {
         if (cn__rt.is_root)
             on_snapshot(m);

@@ -416,7 +416,7 @@ static int deliver_local(const char *buf, size_t len)
     }
     if (peeked && h.type == CN_MSG_EVENT) { /* the root's own: from its broker */
         if (cn__rt.is_root)
-            cn__inspect_event(buf, len, h.cid == 1 ? CN__EV_CTX : CN__EV_SHAPE);
+            cn__inspect_event(buf, len, cn__ev_class(h.cid));
         return 0;
     }
     cn_wire_msg_t *m;

@@ -95,7 +95,7 @@ static int ev_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t *mark, const
                     unsigned cls, size_t nkeys)
 {
     sb->size = 0; /* the thread's own buffer: no allocation per event */
-    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, cls == CN__EV_CTX};
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, cn__ev_cid(cls)};
     if (cn_wire_begin(sb, pk, &h, mark) < 0)
         return -1;
     msgpack_pack_map(pk, nkeys + 1);

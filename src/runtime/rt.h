@@ -472,6 +472,16 @@ void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, co
 #define CN__EV_SHAPE 1u /* spawn, exit, routes, cancels, logs, dropped */
 #define CN__EV_CTX 2u   /* ctx-open/started/closed/errored, stall, resume */
 
+/* An EVENT header's cid for a class, and the class a header's cid says. */
+static inline uint64_t cn__ev_cid(unsigned cls)
+{
+    return cls == CN__EV_CTX;
+}
+static inline unsigned cn__ev_class(uint64_t cid)
+{
+    return cid == 1 ? CN__EV_CTX : CN__EV_SHAPE;
+}
+
 /* cn__event for a context's events (CN__EV_CTX), sent only while some
  * subscriber wants them. */
 void cn__event_ctx(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
