@@ -11,8 +11,8 @@ demo=$B/demo/pipeline
 slow=1
 [ "$sanitized" = 1 ] && slow=3
 
-# The tree's pids, from a snapshot.
-tree_pids() { "$canopy" tree --json demo | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$'; }
+# The pids of tree $1 (default demo), from a snapshot.
+tree_pids() { "$canopy" tree --json "${1:-demo}" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$'; }
 
 # Starts the demo as tree "demo" with ARGS; waits until it is up.
 start_demo() {
@@ -169,7 +169,7 @@ screen=$(tmux capture-pane -p -t "$sess")
 printf '%s\n' "$screen" | grep -q "^warning stalled-stream \[demo2/ingest, demo2/ingest/worker-2\]" &&
     printf '%s\n' "$screen" | grep -q "^    .*to take messages" &&
     ok "the Lints view names the stall, its reason wrapped whole under it" || fail "lints: $screen"
-pids=$("$canopy" tree --json demo2 | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$')
+pids=$(tree_pids demo2)
 tmux send-keys -t "$sess" q
 sleep 0.3
 tmux send-keys -t "$sess" y

@@ -368,18 +368,9 @@ static int pending_pop(void)
     return v;
 }
 
-static void fire(enum trigger t, int target)
+/* Passes trigger t to one worker (target: supervisor * WORKERS + worker). */
+static void send_trigger(enum trigger t, int target)
 {
-    if (t == T_HEAL || t == T_BREAK2) {
-        for (int k = 0; k < (t == T_HEAL ? SUPS * WORKERS : 2); k++)
-            fire(t == T_HEAL ? T_HEAL + T_COUNT : T_BREAK, t == T_HEAL ? k : k * WORKERS + 1);
-        return;
-    }
-    if (t == T_HEAL + T_COUNT)
-        t = T_HEAL;
-    else
-        cn_log(CN_LOG_WARN, "trigger %s: %s/worker-%d", trigger_names[t],
-               sup_names[target / WORKERS], target % WORKERS);
     msgpack_object a[2] = {str_obj(trigger_names[t]),
                            {.type = MSGPACK_OBJECT_POSITIVE_INTEGER,
                             .via.u64 = (uint64_t)(target % WORKERS)}};
@@ -390,6 +381,23 @@ static void fire(enum trigger t, int target)
         cn_log(CN_LOG_ERROR, "trigger %s: %s", trigger_names[t],
                r.error.message ? r.error.message : cn_strerror(rc));
     cn_result_free(&r);
+}
+
+static void fire(enum trigger t, int target)
+{
+    if (t == T_HEAL) { /* every worker, quietly */
+        for (int k = 0; k < SUPS * WORKERS; k++)
+            send_trigger(T_HEAL, k);
+        return;
+    }
+    if (t == T_BREAK2) { /* worker-1 of each supervisor */
+        fire(T_BREAK, 1);
+        fire(T_BREAK, WORKERS + 1);
+        return;
+    }
+    cn_log(CN_LOG_WARN, "trigger %s: %s/worker-%d", trigger_names[t], sup_names[target / WORKERS],
+           target % WORKERS);
+    send_trigger(t, target);
 }
 
 /* `trigger NAME [SUP/worker-N]` at the root's REPL: fired when the root
