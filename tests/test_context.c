@@ -7,6 +7,7 @@
  * context's nested call to another actor is cancelled too, and the other
  * actor's function observes it.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -461,6 +462,58 @@ static void test_cancel_is_acknowledged(void **state)
     cn_ctx_free(ctx);
 }
 
+/* A thread reads the stream while another cancels the context: both see
+ * the end. (Found by tests/chaos: the reader took the context's final
+ * message, and cn_ctx_cancel waited out its whole timeout, then reported
+ * the cancel as timed out although it had been acknowledged.) */
+typedef struct reader {
+    cn_stream_t *s;
+    int rc, msgs;
+} reader_t;
+
+static void *read_until_end(void *arg)
+{
+    reader_t *r = arg;
+    cn_result_t m;
+    while ((r->rc = cn_stream_recv(r->s, &m, T_MS)) == 0) {
+        r->msgs++;
+        cn_result_free(&m);
+    }
+    cn_result_free(&m);
+    return NULL;
+}
+
+static void test_cancel_while_another_thread_reads(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        cn_ctx_t *ctx;
+        cn_result_t st, res;
+        reader_t r = {0};
+        assert_int_equal(cn_open(a, "chatter", NULL, &ctx, &st, T_MS), 0);
+        cn_result_free(&st);
+        assert_int_equal(cn_ctx_stream(ctx, NULL, &r.s), 0);
+        pthread_t t;
+        pthread_create(&t, NULL, read_until_end, &r);
+        usleep(100000); /* the reader is waiting in cn_stream_recv */
+        int64_t t0 = ms_now();
+        /* round 1: a second waiter, cn_ctx_result, is parked as well */
+        if (round == 1)
+            assert_int_equal(cn_ctx_result(ctx, &res, 50), CN_ETIMEDOUT);
+        if (round == 1)
+            cn_result_free(&res);
+        assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+        assert_true(ms_now() - t0 < T_MS / 2);
+        assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_ACKNOWLEDGED);
+        pthread_join(t, NULL);
+        assert_int_equal(r.rc, CN_ECANCELED);
+        assert_true(r.msgs > 0);
+        assert_int_equal(cn_ctx_result(ctx, &res, 0), CN_ECANCELED);
+        cn_result_free(&res);
+        cn_ctx_free(ctx);
+    }
+}
+
 static void test_cancel_state_by_whom_and_when(void **state)
 {
     (void)state;
@@ -725,6 +778,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_error_after_started),
         cmocka_unit_test(test_started_misuse),
         cmocka_unit_test(test_cancel_is_acknowledged),
+        cmocka_unit_test(test_cancel_while_another_thread_reads),
         cmocka_unit_test(test_cancel_state_by_whom_and_when),
         cmocka_unit_test(test_cancel_reaches_nested_calls),
         cmocka_unit_test(test_cancel_times_out),

@@ -11,6 +11,14 @@
  * its final message is delivered or its owner withdraws it, and every
  * delivery happens under rt.mu, so after a withdrawal nothing more arrives
  * and the owner may drain the inbox and free it.
+ *
+ * A context's end has two audiences that may wait at once on different
+ * threads: its stream's reader, which must see every YIELD before the end,
+ * and cn_ctx_result (or cn_ctx_cancel). So the final message of a context
+ * is delivered twice: into the inbox, behind the YIELDs, for the reader,
+ * and as a copy into `endq` for the result. Whichever is taken first ends
+ * the context (ctx_claim); the other copy is dropped. Several result
+ * waiters wake one after another on `end_token`.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,14 +36,17 @@ struct cn__pcall {
     uint64_t cid;
     uint32_t to;
     cn__task_t *task; /* the task that made it, if made from a handler */
+    cn__latch_t endq;      /* a context's: a copy of its final message */
+    cn__node_t end_token;  /* in endq once the context has ended */
 };
 
 struct cn_ctx {
     cn__pcall_t *pc; /* kept until cn_ctx_free: the stream uses its inbox */
     uint32_t peer;
     char fn[CN__NAME_MAX];
-    item_t *final;       /* how it ended, once it has (pc is out of the table) */
     cn_stream_t *stream; /* our end, once opened */
+    pthread_mutex_t mu;  /* the reader and a canceller may race for the end: */
+    item_t *final;       /*   how it ended, once it has (pc is out of the table) */
     cn_cancel_state_t cancel;
     uint64_t cancel_us; /* when cancel was requested */
 };
@@ -67,6 +78,7 @@ static cn__pcall_t *cn__pcall_new(uint32_t to)
     if (c == NULL)
         return NULL;
     cn__latch_init(&c->inbox);
+    cn__latch_init(&c->endq);
     cn__yq_init(&c->yq, &c->inbox);
     cn__flow_init(&c->flow);
     c->cid = atomic_fetch_add(&cn__rt.next_cid, 1);
@@ -82,6 +94,7 @@ static cn__pcall_t *cn__pcall_new(uint32_t to)
         cn__cmap_del(&cn__rt.calls, 0, c->cid);
         cn__unlock(&cn__rt.mu);
         cn__latch_fini(&c->inbox);
+        cn__latch_fini(&c->endq);
         cn__yq_fini(&c->yq);
         cn__flow_fini(&c->flow);
         free(c);
@@ -128,7 +141,11 @@ static void pcall_free(cn__pcall_t *c)
     while (cn__latch_get(&c->inbox, 0, &n) == 0)
         if (!cn__yq_is_token(&c->yq, n))
             cn__item_free((item_t *)n);
+    while (cn__latch_get(&c->endq, 0, &n) == 0)
+        if (n != &c->end_token)
+            cn__item_free((item_t *)n);
     cn__latch_fini(&c->inbox);
+    cn__latch_fini(&c->endq);
     cn__yq_fini(&c->yq);
     cn__flow_fini(&c->flow);
     free(c);
@@ -205,6 +222,19 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
     }
     int final = msg == NULL || is_final(msg->hdr.type);
     item_t *it = cn__item_new(msg, err, reason);
+    item_t *copy = NULL; /* a context's end, for cn_ctx_result */
+    if (final && it) {
+        cn__lock(&cn__rt.mu);
+        cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid);
+        int ctx = c && c->rec.is_ctx;
+        cn__unlock(&cn__rt.mu);
+        cn_wire_msg_t *m2 = NULL;
+        if (ctx && (msg == NULL ||
+                    cn_wire_decode_frame(msg->frame, msg->frame_len, UINT32_MAX, &m2) == 0))
+            copy = cn__item_new(m2, err, reason);
+        else if (ctx) /* say so, rather than never come */
+            copy = cn__item_new(NULL, CN_ENOMEM, "cannot copy the context's final message");
+    }
     cn__lock(&cn__rt.mu);
     cn__pcall_t *c =
         final ? cn__cmap_del(&cn__rt.calls, 0, cid) : cn__cmap_get(&cn__rt.calls, 0, cid);
@@ -217,7 +247,12 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
     }
     if (c && it)
         cn__latch_put(&c->inbox, &it->node); /* under rt.mu: see the invariant */
+    if (c && copy && c->rec.is_ctx) {
+        cn__latch_put(&c->endq, &copy->node);
+        copy = NULL;
+    }
     cn__unlock(&cn__rt.mu);
+    cn__item_free(copy);
     if (c && it)
         return;
     if (c == NULL && msg)
@@ -483,6 +518,7 @@ int cn__request_ids(uint32_t count, uint32_t *first, int64_t timeout_ms)
  * Contexts
  */
 
+/* Under ctx->mu: records how the context ended. */
 static void ctx_end(cn_ctx_t *ctx, item_t *final)
 {
     ctx->final = final; /* pc left the table when this was delivered */
@@ -496,6 +532,27 @@ static void ctx_end(cn_ctx_t *ctx, item_t *final)
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s", ctx->fn, ctx->peer,
                acked ? "acknowledged" : "overtaken: it ended on its own");
     }
+}
+
+/* One copy of the final message has been taken (the reader's from the
+ * inbox, or the result's from endq): the first ends the context, a later
+ * one is dropped. Then the next result waiter, if any, is woken. */
+static void ctx_claim(cn_ctx_t *ctx, item_t *it)
+{
+    pthread_mutex_lock(&ctx->mu);
+    if (ctx->final == NULL)
+        ctx_end(ctx, it);
+    else
+        cn__item_free(it);
+    pthread_mutex_unlock(&ctx->mu);
+}
+
+static item_t *ctx_final(cn_ctx_t *ctx)
+{
+    pthread_mutex_lock(&ctx->mu);
+    item_t *f = ctx->final;
+    pthread_mutex_unlock(&ctx->mu);
+    return f;
 }
 
 int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t **ctx,
@@ -534,6 +591,7 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
         }
         x->pc = c;
         x->peer = to.id;
+        pthread_mutex_init(&x->mu, NULL);
         cn__rec_phase(&c->rec, CN__PH_STARTED);
         snprintf(x->fn, sizeof(x->fn), "%s", fn);
         item_result(it, started, 1);
@@ -553,34 +611,46 @@ int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
     if (ctx == NULL || res == NULL)
         return CN_EINVAL;
     memset(res, 0, sizeof(*res));
-    if (ctx->final == NULL) {
-        int rc;
-        item_t *it = pcall_final(ctx->pc, CN__DO_RESULT, timeout_ms, 0, &rc);
-        if (it == NULL) { /* still running: it stays registered */
+    if (ctx_final(ctx) == NULL) {
+        cn__pcall_t *c = ctx->pc;
+        cn__node_t *n;
+        cn__doing(CN__DO_RESULT, c->to, c->cid);
+        int rc = cn__latch_get(&c->endq, timeout_ms, &n);
+        cn__done();
+        if (rc < 0) { /* still running: it stays registered */
             item_t t = {.err = CN_ETIMEDOUT};
             snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not return within %lld ms",
                      ctx->fn, ctx->peer, (long long)timeout_ms);
             return item_result(&t, res, 1);
         }
-        ctx_end(ctx, it);
+        if (n != &c->end_token)
+            ctx_claim(ctx, (item_t *)n);
+        cn__latch_put(&c->endq, &c->end_token); /* for the next waiter */
     }
     /* res points into ctx->final, which lives until cn_ctx_free; copy the
      * error strings so res is freed the usual way. */
-    return item_result(ctx->final, res, 0);
+    return item_result(ctx_final(ctx), res, 0);
 }
 
 int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
 {
     if (ctx == NULL)
         return CN_EINVAL;
-    if (ctx->final)
-        return 0;
-    if (ctx->cancel == CN_CANCEL_NONE) {
+    /* Another thread may be reading the stream, and take the end first:
+     * cn_ctx_result still sees it (endq). */
+    pthread_mutex_lock(&ctx->mu);
+    int ended = ctx->final != NULL, ask = !ended && ctx->cancel == CN_CANCEL_NONE;
+    if (ask) {
         ctx->cancel = CN_CANCEL_REQUESTED;
         ctx->cancel_us = cn__now_us();
         char by[CN__REASON_MAX];
         snprintf(by, sizeof(by), "cancelled (by %s)", cn__rt.path);
         cn__rec_cancel(&ctx->pc->rec, CN_CANCEL_REQUESTED, by);
+    }
+    pthread_mutex_unlock(&ctx->mu);
+    if (ended)
+        return 0;
+    if (ask) {
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel requested", ctx->fn, ctx->peer);
         send_cancel(ctx->pc, "cancelled");
     }
@@ -588,8 +658,16 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
     int rc = cn_ctx_result(ctx, &r, timeout_ms);
     cn_result_free(&r);
     if (rc == CN_ETIMEDOUT) {
-        ctx->cancel = CN_CANCEL_TIMED_OUT;
-        cn__rec_cancel(&ctx->pc->rec, CN_CANCEL_TIMED_OUT, NULL);
+        pthread_mutex_lock(&ctx->mu);
+        if (ctx->final == NULL) {
+            ctx->cancel = CN_CANCEL_TIMED_OUT;
+            cn__rec_cancel(&ctx->pc->rec, CN_CANCEL_TIMED_OUT, NULL);
+        } else {
+            rc = 0; /* it ended just then */
+        }
+        pthread_mutex_unlock(&ctx->mu);
+    }
+    if (rc == CN_ETIMEDOUT) {
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel timed out after %lld ms", ctx->fn,
                ctx->peer, (long long)timeout_ms);
         return CN_ETIMEDOUT;
@@ -599,7 +677,13 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
 
 cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx)
 {
-    return ctx ? ctx->cancel : CN_CANCEL_NONE;
+    if (ctx == NULL)
+        return CN_CANCEL_NONE;
+    pthread_mutex_t *mu = (pthread_mutex_t *)&ctx->mu; /* a reader locks too */
+    pthread_mutex_lock(mu);
+    cn_cancel_state_t st = ctx->cancel;
+    pthread_mutex_unlock(mu);
+    return st;
 }
 
 void cn_ctx_cancel_info(const cn_ctx_t *ctx, cn_cancel_info_t *out)
@@ -607,9 +691,12 @@ void cn_ctx_cancel_info(const cn_ctx_t *ctx, cn_cancel_info_t *out)
     memset(out, 0, sizeof(*out));
     if (ctx == NULL)
         return;
+    pthread_mutex_t *mu = (pthread_mutex_t *)&ctx->mu;
+    pthread_mutex_lock(mu);
     out->state = ctx->cancel;
     out->requested_us = ctx->cancel_us;
-    if (ctx->cancel != CN_CANCEL_NONE)
+    pthread_mutex_unlock(mu);
+    if (out->state != CN_CANCEL_NONE)
         snprintf(out->by, sizeof(out->by), "cancelled (by %s)", cn__rt.path);
 }
 
@@ -623,13 +710,14 @@ void cn_ctx_free(cn_ctx_t *ctx)
     cn__stream_free(ctx->stream);
     pcall_free(ctx->pc);
     cn__item_free(ctx->final);
+    pthread_mutex_destroy(&ctx->mu);
     free(ctx);
 }
 
 int cn__ctx_end_from_stream(cn_ctx_t *ctx, cn__item_t *it, cn_result_t *res)
 {
-    ctx_end(ctx, it);
-    return item_result(ctx->final, res, 0);
+    ctx_claim(ctx, it);
+    return item_result(ctx_final(ctx), res, 0);
 }
 
 int cn_ctx_stream(cn_ctx_t *ctx, const cn_stream_opts_t *opts, cn_stream_t **out)
