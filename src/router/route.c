@@ -36,6 +36,13 @@ size_t cn_route_count(const cn_route_table_t *t)
     return t->map.count;
 }
 
+void cn_route_set_pid(cn_route_table_t *t, uint32_t id, int pid)
+{
+    cn_route_t *r = cn__cmap_get(&t->map, id, 0);
+    if (r)
+        r->pid = pid;
+}
+
 int cn_route_add(cn_route_table_t *t, uint32_t id, uint32_t parent, uint32_t via, const char *name,
                  size_t name_len, uint64_t now_us)
 {
@@ -50,6 +57,7 @@ int cn_route_add(cn_route_table_t *t, uint32_t id, uint32_t parent, uint32_t via
     r->parent = parent;
     r->via = via;
     r->learned_us = now_us;
+    r->pid = 0;
     if (name_len >= sizeof(r->name))
         name_len = sizeof(r->name) - 1;
     if (name_len > 0)

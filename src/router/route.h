@@ -28,6 +28,7 @@ typedef struct cn_route {
     uint32_t parent;     /* the actor that spawned it */
     uint32_t via;        /* the local stream it is reached through */
     uint64_t learned_us; /* when this actor learned the route */
+    int pid;             /* its process, as its parent told (ADD_ROUTE), or 0 */
     char name[CN_ROUTE_NAME_MAX];
 } cn_route_t;
 
@@ -37,6 +38,9 @@ typedef struct cn_route_table {
 } cn_route_table_t;
 
 void cn_route_table_init(cn_route_table_t *t);
+
+/* Records the process of the actor `id`, if it is routed. */
+void cn_route_set_pid(cn_route_table_t *t, uint32_t id, int pid);
 void cn_route_table_fini(cn_route_table_t *t);
 
 /*

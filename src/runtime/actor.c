@@ -23,6 +23,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -39,8 +40,6 @@
 #include "debug/debug.h"
 #include "inspect/inspect.h"
 
-extern char **environ;
-
 cn__rt_t cn__rt;
 
 #define READ_BUF (64 * 1024)
@@ -49,6 +48,7 @@ cn__rt_t cn__rt;
 #define REAP_HARD_MS 1000 /* then SIGKILL after this */
 #define ENTRY_GRACE_MS 500 /* a child's entry has this long to return after SHUTDOWN */
 #define HELLO_TIMEOUT_MS 10000
+#define ADOPT_WAIT_MS 10000 /* how long an orphaned descendant is waited for */
 
 uint64_t cn__now_us(void)
 {
@@ -605,6 +605,81 @@ static void send_del_route(const cn_route_t *r, void *arg)
     write_typed(cn__rt.parent, &h, &d);
 }
 
+/* ===========================================================================
+ * Orphaned descendants
+ *
+ * Every actor is a child subreaper. When a child is killed, its own
+ * children die with it (PR_SET_PDEATHSIG), but are handed to the nearest
+ * living ancestor that reaps orphans: without this that is init, which in
+ * a container is often the program itself, or a shim that never reaps, and
+ * they stay zombies. So they come to us instead, and we reap exactly the
+ * pids our routes say were in the lost subtree (ADD_ROUTE carries each
+ * actor's pid): a process the program forked itself is never reaped
+ * behind its back. Broker only.
+ */
+
+typedef struct adoptee {
+    pid_t pid;
+    uint64_t until_ms;
+} adoptee_t;
+
+static struct {
+    adoptee_t *v;
+    size_t n, cap;
+    uv_timer_t timer; /* retries: a pid is ours only once its parent has exited */
+} adopt;
+
+static void reap_adoptees(void)
+{
+    uint64_t now = uv_now(&cn__rt.loop);
+    size_t keep = 0;
+    for (size_t i = 0; i < adopt.n; i++) {
+        adoptee_t a = adopt.v[i];
+        pid_t r = waitpid(a.pid, NULL, WNOHANG);
+        if (r == a.pid)
+            continue;
+        if (now >= a.until_ms) {
+            cn_log(CN_LOG_DEBUG, "orphaned pid %d was not ours to reap within %d ms", (int)a.pid,
+                   ADOPT_WAIT_MS);
+            continue;
+        }
+        adopt.v[keep++] = a;
+    }
+    adopt.n = keep;
+    if (adopt.n == 0)
+        uv_timer_stop(&adopt.timer);
+}
+
+static void on_adopt_timer(uv_timer_t *t)
+{
+    (void)t;
+    reap_adoptees();
+}
+
+static void adopt_pid(int pid)
+{
+    if (adopt.n == adopt.cap) {
+        size_t ncap = adopt.cap ? 2 * adopt.cap : 16;
+        adoptee_t *v = realloc(adopt.v, ncap * sizeof(*v));
+        if (v == NULL)
+            return; /* init may reap it yet */
+        adopt.v = v;
+        adopt.cap = ncap;
+    }
+    adopt.v[adopt.n++] = (adoptee_t){pid, uv_now(&cn__rt.loop) + ADOPT_WAIT_MS};
+    if (!uv_is_active((uv_handle_t *)&adopt.timer))
+        uv_timer_start(&adopt.timer, on_adopt_timer, 100, 100);
+}
+
+/* cn_route_del_via callback for a lost child: DEL_ROUTE up, and the
+ * child's descendants (not the child: its stream reaps it) adopted. */
+static void route_lost(const cn_route_t *r, void *arg)
+{
+    send_del_route(r, arg);
+    if (r->pid > 0 && r->parent != cn__rt.id)
+        adopt_pid(r->pid);
+}
+
 struct gone {
     cn__cmap_t ids;
     uint32_t via;
@@ -653,11 +728,13 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
             const cn__cmap_ent_t *e = &o->inflight.e[i];
             if (!e->used || cn__cmap_get(gone, e->k1, 0) == NULL)
                 continue;
-            if (n == cap) {
-                orphan_t *l = realloc(list, (cap = cap ? 2 * cap : 16) * sizeof(*l));
+            if (n == cap) { /* cap changes only once realloc has succeeded */
+                size_t ncap = cap ? 2 * cap : 16;
+                orphan_t *l = realloc(list, ncap * sizeof(*l));
                 if (l == NULL)
                     break;
                 list = l;
+                cap = ncap;
             }
             stream_ref(o);
             list[n++] = (orphan_t){o, e->k1, (uint32_t)((uintptr_t)e->val - 1), e->k2};
@@ -722,7 +799,7 @@ static void stream_finish(cn__stream_t *s)
     cn__lock(&cn__rt.mu);
     if (cn__rt.is_root)
         cn_route_foreach(&cn__rt.routes, collect_id, &g);
-    cn_route_del_via(&cn__rt.routes, s->via, send_del_route, reason);
+    cn_route_del_via(&cn__rt.routes, s->via, route_lost, reason);
     if (cn__rt.parent == s)
         cn__rt.parent = NULL;
     cn__lock(&s->wmu);
@@ -938,6 +1015,7 @@ static void on_sigchld(uv_signal_t *h, int sig)
 {
     (void)h, (void)sig;
     reap_children();
+    reap_adoptees();
     cn__gdb_on_sigchld();
 }
 
@@ -1005,6 +1083,7 @@ static void cancel_child(cn__stream_t *s)
         kill(s->pid, SIGTERM);
         s->reap_step = 2;
     }
+    /* Two delays that happen to be equal: NOLINTNEXTLINE(bugprone-branch-clone) */
     uv_timer_start(&s->reaper, on_reap_timer, s->reap_step == 1 ? REAP_SOFT_MS : REAP_HARD_MS, 0);
 }
 
@@ -1041,12 +1120,12 @@ static void on_ev_timer(uv_timer_t *t)
     cn__events_flush();
 }
 
-void cn__events_enable(unsigned on)
+void cn__events_enable(unsigned classes)
 {
-    atomic_store(&cn__rt.events_on, on);
-    if (on && !uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
+    atomic_store(&cn__rt.events_on, classes);
+    if (classes && !uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
         uv_timer_start(&cn__rt.ev_timer, on_ev_timer, CN__EVENTS_MS, CN__EVENTS_MS);
-    } else if (!on && uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
+    } else if (!classes && uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
         uv_timer_stop(&cn__rt.ev_timer);
         on_ev_timer(&cn__rt.ev_timer); /* the last ones */
     }
@@ -1112,8 +1191,6 @@ static void flush_parent_blocking(int ms)
     }
 }
 
-static void on_handle_closed(uv_handle_t *h);
-
 static void close_leftover(uv_handle_t *h, void *arg)
 {
     (void)arg;
@@ -1177,7 +1254,6 @@ static void maybe_finish_shutdown(void)
 {
     cn__lock(&cn__rt.mu);
     int done = cn__rt.shutting_down && cn__rt.children == 0;
-    int status = cn__rt.exit_status;
     cn__unlock(&cn__rt.mu);
     if (!done)
         return;
@@ -1188,7 +1264,7 @@ static void maybe_finish_shutdown(void)
          * child's main thread returns at once. */
         cn__lock(&cn__rt.mu);
         int main_done = cn__rt.main_done;
-        status = cn__rt.exit_status;
+        int status = cn__rt.exit_status;
         cn__unlock(&cn__rt.mu);
         if (!main_done && !cn__rt.entry_grace_over) {
             /* A child takes no SIGINT: the root's grace timer is free. */
@@ -1267,6 +1343,8 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
     cn__lock(&cn__rt.mu);
     int rc = cn_route_add(&cn__rt.routes, s->peer, cn__rt.id, s->via, s->name, strlen(s->name),
                           cn__now_us());
+    if (rc == 0)
+        cn_route_set_pid(&cn__rt.routes, s->peer, (int)s->pid);
     cn__stream_t *parent = cn__rt.parent;
     if (parent)
         stream_ref(parent);
@@ -1280,7 +1358,7 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
         cn__inspect_route_added(s->peer);
     if (parent) { /* ADD_ROUTE goes up, so every ancestor learns the child */
         cn_wire_hdr_t ah = {CN_MSG_ADD_ROUTE, CN_ROOT_ID, cn__rt.id, 0};
-        cn_wire_add_route_t a = {s->peer, cn__rt.id, cn__wstr(s->name)};
+        cn_wire_add_route_t a = {s->peer, cn__rt.id, cn__wstr(s->name), (uint64_t)s->pid};
         write_typed(parent, &ah, &a);
         stream_unref(parent);
     }
@@ -1324,6 +1402,8 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
         if (a->id != 0 && a->id != cn__rt.id && a->id <= UINT32_MAX)
             rc = cn_route_add(&cn__rt.routes, (uint32_t)a->id, (uint32_t)a->parent, s->via,
                               a->name.ptr, a->name.len, cn__now_us());
+        if (rc == 0 && a->pid <= INT_MAX)
+            cn_route_set_pid(&cn__rt.routes, (uint32_t)a->id, (int)a->pid);
         cn__unlock(&cn__rt.mu);
         if (rc < 0) {
             cn_log(CN_LOG_WARN, "refused ADD_ROUTE for %llu from actor %u (%s)",
@@ -1916,6 +1996,8 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     if ((rc = stream_register(s)) < 0) {
         kill(pid, SIGKILL);
         stream_unref(s);
+        /* stream_new's reference, the last; the analyzer does not count
+         * atomic references: NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
         stream_unref(s);
         return rc;
     }
@@ -2034,6 +2116,9 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     uv_timer_init(&r->loop, &r->sigint_timer);
     uv_timer_init(&r->loop, &r->ev_timer);
     uv_unref((uv_handle_t *)&r->ev_timer);
+    uv_timer_init(&r->loop, &adopt.timer);
+    uv_unref((uv_handle_t *)&adopt.timer);
+    prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphaned descendants come to us: see adopt */
     /* The root decides when the tree stops, unless the program has blocked
      * SIGINT to take it itself (with sigwait, say). */
     sigset_t mask;
@@ -2093,6 +2178,38 @@ static int child_init(void)
     return stream_register(p);
 }
 
+/* The root's name and path: CANOPY_TREE, else the config's name. */
+static void root_name(const cn_config_t *cfg)
+{
+    /* CANOPY_TREE names the tree from outside (canopy run --name). */
+    const char *tree = getenv("CANOPY_TREE");
+    if (tree && *tree && !name_ok(tree)) {
+        fprintf(stderr, "canopy: CANOPY_TREE=%s is not a name (letters, digits, '-', '_', "
+                        "'.'; under %d characters); using the program's own\n", tree,
+                CN__NAME_MAX);
+        tree = NULL;
+    }
+    snprintf(cn__rt.name, sizeof(cn__rt.name), "%s",
+             tree && *tree ? tree : cfg->name ? cfg->name : "root");
+    unsetenv("CANOPY_TREE"); /* this tree's: not another tree's that a child starts */
+    snprintf(cn__rt.path, sizeof(cn__rt.path), "%s", cn__rt.name);
+}
+
+int cn__rt_init_root(int argc, char **argv, const cn_config_t *cfg)
+{
+    if (cn__rt.started)
+        return CN_EINVAL;
+    int rc = rt_init(argc, argv, cfg);
+    if (rc < 0)
+        return rc;
+    cn__rt.is_root = 1;
+    root_name(cfg);
+    cn__rt.started = 1;
+    cn__rt.start_us = cn__now_us();
+    cn__broker_tid = (int)syscall(SYS_gettid); /* the caller runs the loop */
+    return 0;
+}
+
 static const cn_entry_t *find_entry(const cn_config_t *cfg, const char *name)
 {
     for (const cn_entry_t *e = cfg->entries; e && e->name; e++)
@@ -2113,22 +2230,11 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
         return rc;
     int child = getenv("CANOPY_FD") != NULL;
     if (child) {
-        if ((rc = child_init()) < 0)
+        if (child_init() < 0)
             _exit(1);
     } else {
         cn__rt.is_root = 1;
-        /* CANOPY_TREE names the tree from outside (canopy run --name). */
-        const char *tree = getenv("CANOPY_TREE");
-        if (tree && *tree && !name_ok(tree)) {
-            fprintf(stderr, "canopy: CANOPY_TREE=%s is not a name (letters, digits, '-', '_', "
-                            "'.'; under %d characters); using the program's own\n", tree,
-                    CN__NAME_MAX);
-            tree = NULL;
-        }
-        snprintf(cn__rt.name, sizeof(cn__rt.name), "%s",
-                 tree && *tree ? tree : cfg->name ? cfg->name : "root");
-        unsetenv("CANOPY_TREE"); /* this tree's: not another tree's that a child starts */
-        snprintf(cn__rt.path, sizeof(cn__rt.path), "%s", cn__rt.name);
+        root_name(cfg);
     }
     cn__rt.started = 1;
     cn__rt.start_us = cn__now_us();

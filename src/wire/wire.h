@@ -89,7 +89,8 @@ typedef enum cn_wire_type {
  */
 #define CN_WIRE_HELLO_FIELDS(F, T)                                                                 \
     F(T, U64, version, 1) F(T, STR, name, 1) F(T, U64, pid, 1) F(T, U64, uid, 1)
-#define CN_WIRE_ADD_ROUTE_FIELDS(F, T) F(T, U64, id, 1) F(T, U64, parent, 1) F(T, STR, name, 1)
+#define CN_WIRE_ADD_ROUTE_FIELDS(F, T)                                                             \
+    F(T, U64, id, 1) F(T, U64, parent, 1) F(T, STR, name, 1) F(T, U64, pid, 0)
 #define CN_WIRE_DEL_ROUTE_FIELDS(F, T) F(T, U64, id, 1) F(T, STR, reason, 1)
 #define CN_WIRE_DEAD_FIELDS(F, T)                                                                  \
     F(T, STR, reason, 1) F(T, U64, orig_type, 0) F(T, U64, orig_dst, 0)
