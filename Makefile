@@ -77,6 +77,7 @@ HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
 EXAMPLE_SRCS := $(sort $(wildcard contrib/examples/*.c))
 DEMO_SRCS  := $(sort $(wildcard contrib/demo/*.c))
 FUZZ_SRCS  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+CHAOS_SRCS := $(sort $(wildcard tests/chaos/*.c))
 CORPUS_SRCS := $(sort $(wildcard tests/fuzz/mkcorpus_*.c))
 
 LIB_OBJS   := $(LIB_SRCS:%.c=$(B)/obj/%.o)
@@ -86,6 +87,7 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(B)/tests/helpers/%)
 EXAMPLE_BINS := $(EXAMPLE_SRCS:contrib/examples/%.c=$(B)/examples/%)
 DEMO_BINS  := $(DEMO_SRCS:contrib/demo/%.c=$(B)/demo/%)
 BENCH_BINS := $(BENCH_SRCS:tests/bench/%.c=$(B)/bench/%)
+CHAOS_BINS := $(CHAOS_SRCS:tests/chaos/%.c=$(B)/chaos/%)
 FUZZ_BINS  := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 
 LIBA  := $(B)/libcanopy.a
@@ -126,7 +128,8 @@ $(BIN): $(UI_OBJS) $(LIBA)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $(UI_OBJS) $(LIBA) $(UI_LIBS) $(LIB_LIBS)
 
 -include $(LIB_OBJS:.o=.d) $(UI_OBJS:.o=.d) $(TEST_SRCS:%.c=$(B)/obj/%.d) $(BENCH_SRCS:%.c=$(B)/obj/%.d) \
-         $(HELPER_SRCS:%.c=$(B)/obj/%.d) $(EXAMPLE_SRCS:%.c=$(B)/obj/%.d) $(DEMO_SRCS:%.c=$(B)/obj/%.d)
+         $(HELPER_SRCS:%.c=$(B)/obj/%.d) $(EXAMPLE_SRCS:%.c=$(B)/obj/%.d) $(DEMO_SRCS:%.c=$(B)/obj/%.d) \
+         $(CHAOS_SRCS:%.c=$(B)/obj/%.d)
 
 # ---------------------------------------------------------------- tests
 $(B)/obj/tests/%.o: CFLAGS_ALL += $(TEST_CFLAGS)
@@ -164,7 +167,7 @@ $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(LIBA)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
 
 .PHONY: tests check
-tests: all $(TEST_BINS) $(HELPER_BINS) $(EXAMPLE_BINS) $(DEMO_BINS)
+tests: all $(TEST_BINS) $(HELPER_BINS) $(EXAMPLE_BINS) $(DEMO_BINS) $(CHAOS_BINS)
 
 # Runs every cmocka binary and every shell test, prints each one's own
 # summary, then one closing line; fails if anything failed.
@@ -190,6 +193,21 @@ $(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIBA)
 .PHONY: bench
 bench: all $(BENCH_BINS)
 	@sh tests/bench/run.sh $(B)/bench.json $(BENCH_BINS)
+
+# ---------------------------------------------------------------- chaos and soak
+# docs/reliability.md. `make check` runs the short versions (tests/test_chaos.sh,
+# tests/test_soak.sh); these run the long ones and print the figures.
+CHAOS_ROUNDS ?= 1000
+$(B)/chaos/%: $(B)/obj/tests/chaos/%.o $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+
+.PHONY: chaos soak
+chaos: all $(CHAOS_BINS)
+	@CHAOS_ROUNDS=$(CHAOS_ROUNDS) B=$(B) sh tests/chaos/run.sh chaos
+
+soak: all $(CHAOS_BINS)
+	@B=$(B) sh tests/chaos/run.sh soak
 
 # ---------------------------------------------------------------- fuzz
 # libFuzzer targets, built with clang straight from the sources (never from
