@@ -1990,6 +1990,8 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     snprintf(s->name, sizeof(s->name), "%s", name);
     snprintf(s->path, sizeof(s->path), "%s/%s", cn__rt.path, name);
     /* uv handles belong to the broker: it watches these from stream_start. */
+    if (cn__rt.hup_ignored) /* started under nohup: so is the whole tree */
+        sigdelset(&all_set, SIGHUP);
     s->out_fd[0] = pout[0];
     s->out_fd[1] = perr[0];
     stream_ref(s); /* ours, while we wait */
@@ -2158,6 +2160,8 @@ static int child_init(void)
         return CN_EINVAL;
     }
     /* The backstop for a parent that dies without closing its stream
+    struct sigaction hup;
+    r->hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
      * cleanly (kill -9): the kernel kills us too. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if ((uint32_t)getppid() != ppid)

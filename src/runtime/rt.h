@@ -110,6 +110,7 @@ typedef struct cn__rt {
     uint64_t sigint_at;      /* loop time of the last SIGINT, 0 if none */
     int op_cancel;           /* an operator cancelled the whole tree */
     int own_sigint;          /* the runtime handles SIGINT (the root\'s broker) */
+    int hup_ignored;         /* SIGHUP was ignored at start (nohup): children keep it so */
     uv_thread_t broker;
 
     pthread_mutex_t mu;
