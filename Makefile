@@ -211,13 +211,76 @@ soak: all $(CHAOS_BINS)
 
 # ---------------------------------------------------------------- fuzz
 # libFuzzer targets, built with clang straight from the sources (never from
-# objects another compiler made), with ASan and UBSan.
+# objects another compiler made), with ASan and UBSan: the objects under
+# $(B)/fuzz/obj/ are FUZZ_CC's own, shared by the targets.
 FUZZ_FLAGS  = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
               -Iinclude -Isrc -D_GNU_SOURCE $(call pc_cflags,msgpack)
+FUZZ_SETTINGS = $(FUZZ_CC) $(FUZZ_FLAGS)
 
-$(FUZZ_BINS): $(B)/fuzz/%: tests/fuzz/%.c $(LIB_SRCS) $(wildcard src/*.h src/*/*.h include/*.h include/canopy/*.h)
+# What each target links besides its own file: FUZZ_DEPS_name (sources),
+# FUZZ_LIBS_name, FUZZ_LDFLAGS_name. fuzz_attach and fuzz_repl run a root
+# in-process (tests/fuzz/root_harness.c); the symbols they wrap would end
+# the process (tests/fuzz/root_harness.h says why each).
+FUZZ_ROOT_WRAP := -Wl,--wrap=kill,--wrap=cn__cancel_tree,--wrap=cn__shutdown_after_debug
+FUZZ_DEPS_fuzz_wire     = $(filter src/wire/%.c src/errors.c,$(LIB_SRCS))
+FUZZ_LIBS_fuzz_wire     = $(call pc_libs,msgpack)
+FUZZ_DEPS_fuzz_attach   = $(LIB_SRCS) tests/fuzz/root_harness.c
+FUZZ_LIBS_fuzz_attach   = $(LIB_LIBS)
+FUZZ_LDFLAGS_fuzz_attach = $(FUZZ_ROOT_WRAP)
+FUZZ_DEPS_fuzz_repl     = $(FUZZ_DEPS_fuzz_attach)
+FUZZ_LIBS_fuzz_repl     = $(LIB_LIBS)
+FUZZ_LDFLAGS_fuzz_repl  = $(FUZZ_ROOT_WRAP)
+# The whole tool but its main(), which fuzz_cli must not run (-Dmain).
+FUZZ_DEPS_fuzz_cli      = $(LIB_SRCS) $(UI_SRCS)
+FUZZ_LIBS_fuzz_cli      = $(UI_LIBS) $(LIB_LIBS)
+
+$(B)/fuzz/.settings: FORCE
 	@mkdir -p $(@D)
-	$(call say,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< $(filter src/wire/%.c src/errors.c,$(LIB_SRCS)) $(call pc_libs,msgpack)
+	@if [ "$$(cat $@ 2>/dev/null)" != '$(FUZZ_SETTINGS)' ]; then echo '$(FUZZ_SETTINGS)' > $@; fi
+
+# FUZZ_OBJ_FLAGS: what some objects add (not in .settings: a prerequisite
+# would inherit it from the object that asked for it first).
+$(B)/fuzz/obj/%.o: %.c $(B)/fuzz/.settings
+	@mkdir -p $(@D)
+	$(call say,FUZZCC,$<)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_OBJ_FLAGS) -MMD -MP -c $< -o $@
+
+$(B)/fuzz/obj/tests/fuzz/%.o: FUZZ_OBJ_FLAGS += -Wall -Wextra -Wno-missing-field-initializers \
+                                                -Werror=implicit-function-declaration
+$(B)/fuzz/obj/ui/%.o: FUZZ_OBJ_FLAGS += $(UI_CFLAGS)
+$(B)/fuzz/obj/ui/canopy.o: FUZZ_OBJ_FLAGS += -Dmain=canopy_main
+$(B)/fuzz/obj/tests/fuzz/fuzz_cli.o: FUZZ_OBJ_FLAGS += $(UI_CFLAGS) -Iui
+
+-include $(wildcard $(B)/fuzz/obj/*/*.d $(B)/fuzz/obj/*/*/*.d)
+
+fuzz_objs = $(patsubst %.c,$(B)/fuzz/obj/%.o,$(1))
+.SECONDEXPANSION:
+$(FUZZ_BINS): $(B)/fuzz/%: $(B)/fuzz/obj/tests/fuzz/%.o $$(call fuzz_objs,$$(FUZZ_DEPS_$$*))
+	$(call say,FUZZ,$@)$(FUZZ_CC) $(FUZZ_FLAGS) $(FUZZ_LDFLAGS_$*) -o $@ $^ $(FUZZ_LIBS_$*)
+
+# The same harnesses built by $(CC) with the build's own flags and a main
+# that replays files (tests/fuzz/replay.c), no libFuzzer: `make check`
+# runs each over its checked-in corpus, regress-* inputs included
+# (tests/test_fuzz_replay.sh). fuzz_cli gets the tool without its main.
+REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/tests/replay/%)
+REPLAY_OBJS_fuzz_attach = $(B)/obj/tests/fuzz/root_harness.o
+REPLAY_OBJS_fuzz_repl   = $(B)/obj/tests/fuzz/root_harness.o
+REPLAY_OBJS_fuzz_cli    = $(B)/obj/tests/fuzz/canopy_nomain.o $(filter-out %/canopy.o,$(UI_OBJS))
+REPLAY_LIBS_fuzz_cli    = $(UI_LIBS)
+
+$(B)/obj/tests/fuzz/fuzz_cli.o: CFLAGS_ALL += $(UI_CFLAGS) -Iui
+$(B)/obj/tests/fuzz/canopy_nomain.o: ui/canopy.c $(B)/.settings
+	@mkdir -p $(@D)
+	$(call say,CC,$<)$(CC) $(CPPFLAGS_ALL) $(CFLAGS_ALL) $(UI_CFLAGS) -Dmain=canopy_main \
+	    -Wno-missing-prototypes -MMD -MP -c $< -o $@
+
+$(REPLAY_BINS): $(B)/tests/replay/%: $(B)/obj/tests/fuzz/%.o $(B)/obj/tests/fuzz/replay.o \
+                                     $$(REPLAY_OBJS_$$*) $(LIBA)
+	@mkdir -p $(@D)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) $(FUZZ_LDFLAGS_$*) -o $@ $(filter %.o,$^) $(LIBA) \
+	    $(REPLAY_LIBS_$*) $(LIB_LIBS)
+
+-include $(wildcard $(B)/obj/tests/fuzz/*.d)
+tests: $(REPLAY_BINS)
 
 .PHONY: fuzz fuzz-run fuzz-corpus
 fuzz: $(FUZZ_BINS)
@@ -239,9 +302,114 @@ fuzz-run: fuzz
 	    mkdir -p $$w; cp $$c/* $$w/ 2>/dev/null; \
 	    echo "== $$f for $(FUZZ_SECONDS) s"; \
 	    $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(B)/fuzz/$$n- $$w 2>$(B)/fuzz/$$n.log; rc=$$?; \
-	    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)|^#[0-9]+ *DONE' $(B)/fuzz/$$n.log; \
+	    grep -E '^(stat::number_of_executed_units|stat::peak_rss_mb)|^#[0-9]+[[:space:]]+DONE' $(B)/fuzz/$$n.log; \
 	    if [ $$rc -ne 0 ]; then tail -40 $(B)/fuzz/$$n.log; echo "fuzz: $$n failed (log: $(B)/fuzz/$$n.log)"; exit 1; fi; \
 	done
+
+# ---------------------------------------------------------------- tools
+# `make lint`: clang-tidy, with the checks in .clang-tidy, over every C file
+# (library, tool, tests, helpers, examples, demo) and the project headers
+# they include, each with the flags the build gives it. The flags go to
+# $(B)/compile_commands.json, which editors and clangd can use too.
+CLANG_TIDY ?= clang-tidy
+LINT_JOBS  ?= 2
+LINT_SRCS  := $(LIB_SRCS) $(UI_SRCS) $(TEST_SRCS) $(HELPER_SRCS) $(EXAMPLE_SRCS) $(DEMO_SRCS)
+
+# A file's flags: the common ones plus what the rules above add for its
+# directory (keep the two in step). The gcc-only option and -Werror are
+# dropped: clang-tidy is clang, and .clang-tidy decides what fails.
+lint_flags = $(filter-out -Werror -Wno-format-truncation,$(CPPFLAGS_ALL) $(CFLAGS_ALL)) \
+             $(if $(filter ui/%,$(1)),$(UI_CFLAGS)) $(if $(filter tests/%,$(1)),$(TEST_CFLAGS)) \
+             $(if $(filter tests/test_tui_model.c,$(1)),-Iui)
+
+# One entry per file, its arguments as a JSON list: each argument on its
+# own line through sed, which escapes it and quotes it.
+$(B)/compile_commands.json: $(B)/.settings Makefile
+	$(call say,GEN,$@){ echo '['; sep=; \
+	$(foreach f,$(LINT_SRCS),printf '%s{"directory": "%s", "file": "%s", "arguments": [\n' "$$sep" '$(CURDIR)' '$(f)'; \
+	    for a in $(CC) $(call lint_flags,$(f)); do printf '%s\n' "$$a"; done | sed 's/[\\"]/\\&/g; s/.*/  "&",/'; \
+	    printf '  "-c", "%s"]}\n' '$(f)'; sep=,;) \
+	echo ']'; } > $@
+
+# Each file's report goes to $(B)/lint/, all of them to $(B)/lint.log;
+# a finding in a header shows once, however many files include it. The
+# header filter names this tree's headers exactly (.clang-tidy's is for
+# editors, which have no $(CURDIR)). Any finding fails the target.
+LINT_DIAG := ^[^ ]+:[0-9]+:[0-9]+: (warning|error):
+.PHONY: lint
+lint: $(B)/compile_commands.json
+	@command -v $(CLANG_TIDY) >/dev/null || { echo "lint: no $(CLANG_TIDY); run 'make deps'"; exit 2; }
+	@rm -rf $(B)/lint; start=$$(date +%s); \
+	printf '%s\n' $(LINT_SRCS) | xargs -P$(LINT_JOBS) -I{} sh -c \
+	    'printf "  %-6s %s\n" TIDY {}; f=$(B)/lint/{}.log; mkdir -p $${f%/*}; \
+	     $(CLANG_TIDY) -p $(B) --quiet --header-filter="^$(CURDIR)/(src|ui|include|tests)/" {} >$$f 2>&1 \
+	         || echo "clang-tidy exited $$? on {}" >>$$f'; \
+	cat $$(printf '$(B)/lint/%s.log ' $(LINT_SRCS)) > $(B)/lint.log; \
+	awk '/$(LINT_DIAG)/ { show = !seen[$$0]++ } /^[0-9]+ warnings? (generated|treated)|^clang-tidy exited/ { show = 0 } show' \
+	    $(B)/lint.log; \
+	n=$$(grep -E '$(LINT_DIAG)' $(B)/lint.log | sort -u | wc -l); \
+	if [ $$n -eq 0 ]; then grep '^clang-tidy exited' $(B)/lint.log; fi; \
+	echo "lint: $(words $(LINT_SRCS)) files, $$n findings, $$(( $$(date +%s) - start )) s (report: $(B)/lint.log)"; \
+	[ $$n -eq 0 ] && ! grep -q '^clang-tidy exited' $(B)/lint.log
+
+# `make memcheck`: valgrind's memcheck over each cmocka binary and over the
+# examples that start small trees. A program passes if it passes by itself
+# and valgrind finds no error in any of its processes: no invalid access,
+# use of an uninitialised value or bad free, and no leak that is definitely
+# lost ("possibly lost" blocks are the thread-local storage of the broker
+# and task threads, and what they hold, still running at exit on purpose:
+# an actor exits without joining them). Each process logs to
+# $(B)/memcheck/PROG/PID.log, the program's own output to .../output.
+#
+# Children re-execute /proc/self/exe, which valgrind cannot follow (it would
+# start valgrind itself): CANOPY_EXE names the program instead. Test
+# binaries run their children natively (--trace-children=no): under
+# valgrind a child takes longer to exit than the runtime waits for an exit
+# status (50 ms) or a shutdown (500 ms), which several tests check. The
+# examples run every actor under valgrind (--trace-children=yes), so the
+# callee side is checked too; programs under /usr and /bin are not. The
+# tests' own time limits are scaled by CN_TEST_TIME_SCALE (tests/suite.h).
+VALGRIND        ?= valgrind
+MEMCHECK_SCALE  ?= 10
+MEMCHECK_TIMEOUT ?= 900
+MEMCHECK_FLAGS  := --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite \
+                   --show-leak-kinds=definite --num-callers=30 \
+                   $(if $(wildcard tests/valgrind.supp),--suppressions=tests/valgrind.supp)
+MEMCHECK_BINS   := $(TEST_BINS) $(addprefix $(B)/examples/,hello stream cancel)
+
+ifneq ($(filter memcheck,$(MAKECMDGOALS)),)
+ifneq ($(SANITIZE),)
+$(error memcheck: not with SANITIZE=$(SANITIZE): valgrind and the sanitizers exclude each other)
+endif
+endif
+
+.PHONY: memcheck
+memcheck: tests
+	@command -v $(VALGRIND) >/dev/null || { echo "memcheck: no $(VALGRIND); run 'make deps'"; exit 2; }
+	@rm -rf $(B)/memcheck; start=$$(date +%s); pass=0; fail=0; failed=; \
+	for p in $(MEMCHECK_BINS); do \
+	    n=$${p##*/}; d=$(B)/memcheck/$$n; mkdir -p $$d; t0=$$(date +%s); \
+	    case $$p in */examples/*) kids=yes;; *) kids=no;; esac; \
+	    case $$p in /*) exe=$$p;; *) exe=$(CURDIR)/$$p;; esac; \
+	    CANOPY_EXE=$$exe CN_TEST_TIME_SCALE=$(MEMCHECK_SCALE) timeout -k 10 $(MEMCHECK_TIMEOUT) \
+	        $(VALGRIND) $(MEMCHECK_FLAGS) --trace-children=$$kids --trace-children-skip='/usr/*,/bin/*' \
+	        --log-file=$$d/%p.log $$p >$$d/output 2>&1; rc=$$?; \
+	    errs=$$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) errors.*/\1/p' $$d/*.log | awk '{ s += $$1 } END { print s + 0 }'); \
+	    procs=$$(grep -l 'ERROR SUMMARY' $$d/*.log | wc -l); \
+	    if [ $$rc -eq 0 ] && [ $$errs -eq 0 ]; then verdict=ok; pass=$$((pass + 1)); \
+	    else verdict=FAIL; fail=$$((fail + 1)); failed="$$failed $$n"; fi; \
+	    printf '  %-4s %-16s %3d error(s) in %2d process(es), exit %d, %3d s\n' \
+	        $$verdict $$n $$errs $$procs $$rc $$(( $$(date +%s) - t0 )); \
+	    if [ $$verdict = FAIL ]; then \
+	        for l in $$(grep -L 'ERROR SUMMARY: 0 errors' $$d/*.log); do \
+	            grep -q 'ERROR SUMMARY' $$l && { echo "--- $$l"; grep -v '^==[0-9]*== *$$' $$l | sed -n '6,65p'; }; \
+	        done; \
+	        [ $$rc -eq 0 ] || tail -20 $$d/output; \
+	    fi; \
+	done; \
+	[ -z "$$failed" ] || echo "failed:$$failed"; \
+	echo "memcheck: $$pass passed, $$fail failed, $$(( $$(date +%s) - start )) s (logs: $(B)/memcheck/)"; \
+	[ $$fail -eq 0 ]
 
 # ---------------------------------------------------------------- install
 .PHONY: install uninstall
@@ -300,11 +468,15 @@ help:
 	@echo "make examples      build the examples as build/examples/NAME"
 	@echo "make demo          install what is missing, build, open the TUI on the demo tree"
 	@echo "make bench         run the benchmarks; figures also in $(B)/bench.json"
+	@echo "make chaos         kill -9 / SIGSTOP CHAOS_ROUNDS (1000) times on a streaming tree"
+	@echo "make soak          1000 spawn/call/cancel cycles, then 200 actors under load for 2 x 60 s"
 	@echo "make fuzz          build the libFuzzer targets with clang"
 	@echo "make fuzz-run      run each fuzz target for FUZZ_SECONDS (default 60)"
 	@echo "make install       install the tool, its man page, the library, headers and canopy.pc"
 	@echo "                   into DESTDIR/PREFIX (default /usr/local); make uninstall removes them"
 	@echo "make format        apply .clang-format to the sources"
+	@echo "make lint          clang-tidy (.clang-tidy) over every C file; fails on any finding"
+	@echo "make memcheck      the tests and three examples under valgrind; fails on any error"
 	@echo "make clean         remove $(B)/"
 	@echo "options: CC=clang V=1 WERROR=1 SANITIZE=address,undefined PREFIX=... DESTDIR=..."
 

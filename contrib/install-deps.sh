@@ -11,7 +11,7 @@ set -eu
 # One package a line (binutils: addr2line, for the debugger's file:line in
 # bt; gdb: the debugger's gdb bridge and its test; groff-base: rendering
 # the man page in tests/test_man.sh; screen: the TUI's test under GNU
-# screen).
+# screen; clang-tidy and valgrind: make lint and make memcheck).
 PACKAGES="
 build-essential
 pkg-config
@@ -27,6 +27,8 @@ binutils
 gdb
 groff-base
 screen
+clang-tidy
+valgrind
 "
 
 missing=""

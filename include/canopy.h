@@ -118,7 +118,10 @@ typedef struct cn_spawn_opts {
  * and stderr become log records at the root. On success *out is the child
  * and 0 is returned; else CN_EINVAL (bad name or entry), CN_ETIMEDOUT (the
  * child was killed), CN_EDEAD (it died first, e.g. exec failed), or an
- * errno-style code from the system. opts may be NULL.
+ * errno-style code from the system: CN_EMFILE (this process is out of file
+ * descriptors: a spawn needs six for a moment and keeps three), CN_EAGAIN
+ * (the process limit, RLIMIT_NPROC, is reached). Failures are logged with
+ * what ran out. opts may be NULL.
  */
 CN_EXTERN int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out,
                        int64_t timeout_ms);
@@ -396,7 +399,9 @@ CN_EXTERN void cn_debug_printf(cn_debug_out_t *out, const char *fmt, ...)
 
 /*
  * Adds a command to this actor's REPL: `name ARGS...` at its prompt calls
- * fn(argc, argv, out, arg), argv[0] being the name. `vars` at the prompt
+ * fn(argc, argv, out, arg), argv[0] being the name and argv[argc] NULL, as
+ * for main (a line's first 16 words count; the rest are ignored; argv
+ * lives until fn returns). `vars` at the prompt
  * calls every variable's fn(out, arg) to print its current value.
  *
  * Both run on the actor's broker thread, possibly while the program's

@@ -22,3 +22,17 @@ finish() {
     echo "$1: $pass passed, $failn failed"
     [ "$failn" -eq 0 ]
 }
+# skip_under_tsan NAME: under TSan every actor runs 5-15 times slower, so
+# the whole-system suites (chaos, soak) would take most of CI's time; CI
+# runs the runtime's own tests under TSan instead. Skips, and ends the
+# test, unless CHAOS_UNDER_TSAN=1.
+skip_under_tsan() {
+    case "${SANITIZE:-}" in
+    *thread*)
+        [ "${CHAOS_UNDER_TSAN:-0}" = 1 ] && return 0
+        skip "$1 under TSan (CHAOS_UNDER_TSAN=1 runs it)"
+        finish "$1"
+        exit $?
+        ;;
+    esac
+}

@@ -14,6 +14,22 @@
 
 static char suite_logpath[] = "/tmp/canopy-test-XXXXXX";
 
+/* CN_TEST_TIME_SCALE=N (a whole number, 1 to 100; default 1) multiplies
+ * the tests' time limits, for runs under a tool that slows every actor
+ * down many times (`make memcheck` sets it for valgrind). The limits are
+ * generous already; the scale only keeps them so when startup alone takes
+ * seconds. Children inherit it (cn_spawn passes on all but CANOPY_*). */
+static inline int suite_time_scale(void)
+{
+    static int scale;
+    if (scale == 0) {
+        const char *s = getenv("CN_TEST_TIME_SCALE");
+        long v = s ? strtol(s, NULL, 10) : 1;
+        scale = v >= 1 && v <= 100 ? (int)v : 1;
+    }
+    return scale;
+}
+
 /* In main, before cn_run: the root sends the tree's log to a scratch file
  * (children do not: cn_spawn strips CANOPY_* from their environment). */
 static inline int suite_capture_log(void)

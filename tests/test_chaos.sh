@@ -10,13 +10,14 @@
 # bounds (not the correctness checks) are multiplied by CHAOS_SLACK.
 set -u
 . "$(dirname "$0")/lib.sh"
+skip_under_tsan test_chaos
 chaos=${B:-build}/chaos/chaos
 tmp=$(mktemp -d)
 export CANOPY_RUNTIME_DIR="$tmp/run"
 trap 'rm -rf "$tmp"' EXIT
 case "${SANITIZE:-}" in
 *thread*) : "${CHAOS_SLACK:=10}" ;;
-?*) : "${CHAOS_SLACK:=4}" ;;
+?*) : "${CHAOS_SLACK:=6}" ;;
 *) : "${CHAOS_SLACK:=1}" ;;
 esac
 export CHAOS_SLACK

@@ -25,7 +25,7 @@
 #include "canopy.h"
 #include "suite.h"
 
-#define T_MS 5000
+#define T_MS (5000 * suite_time_scale())
 
 static cn_portal_t a, b;
 static _Atomic int cancelled_seen; /* in an actor: functions that saw CN_ECANCELED */
@@ -514,6 +514,50 @@ static void test_cancel_while_another_thread_reads(void **state)
     }
 }
 
+/* A burst of contexts that each keep their task thread: every one starts.
+ * (Found by tests/chaos/soak.c: an idle task thread was counted by the
+ * broker until it woke, so a second CMD arriving while the first was being
+ * handed over counted on the same thread, was queued behind a task that
+ * never ends, and never started.) */
+enum { BURST = 24 };
+static pthread_barrier_t burst_go;
+static cn_portal_t burst_to;
+static _Atomic int burst_started;
+
+static void *open_one_hold(void *arg)
+{
+    cn_ctx_t **ctx = arg;
+    cn_result_t st;
+    pthread_barrier_wait(&burst_go);
+    if (cn_open(burst_to, "hold", NULL, ctx, &st, T_MS) == 0)
+        atomic_fetch_add(&burst_started, 1);
+    cn_result_free(&st);
+    return NULL;
+}
+
+static void test_burst_of_long_tasks_all_start(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 4; round++) {
+        char name[32];
+        snprintf(name, sizeof(name), "burst-%d", round);
+        assert_int_equal(cn_spawn(name, NULL, &burst_to, T_MS), 0);
+        cn_ctx_t *ctx[BURST] = {0};
+        pthread_t t[BURST];
+        atomic_store(&burst_started, 0);
+        pthread_barrier_init(&burst_go, NULL, BURST);
+        for (int i = 0; i < BURST; i++)
+            pthread_create(&t[i], NULL, open_one_hold, &ctx[i]);
+        for (int i = 0; i < BURST; i++)
+            pthread_join(t[i], NULL);
+        pthread_barrier_destroy(&burst_go);
+        assert_int_equal(atomic_load(&burst_started), BURST);
+        for (int i = 0; i < BURST; i++)
+            cn_ctx_free(ctx[i]);
+        assert_int_equal(cn_cancel(burst_to, T_MS), 0);
+    }
+}
+
 static void test_cancel_state_by_whom_and_when(void **state)
 {
     (void)state;
@@ -779,6 +823,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_started_misuse),
         cmocka_unit_test(test_cancel_is_acknowledged),
         cmocka_unit_test(test_cancel_while_another_thread_reads),
+        cmocka_unit_test(test_burst_of_long_tasks_all_start),
         cmocka_unit_test(test_cancel_state_by_whom_and_when),
         cmocka_unit_test(test_cancel_reaches_nested_calls),
         cmocka_unit_test(test_cancel_times_out),

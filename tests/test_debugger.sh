@@ -191,6 +191,7 @@ n=$(grep -Ec "#[0-9]+ +lock_both at .*debug_tree.c" "$con")
 [ "$n" -ge 2 ] && grep -Eq "pthread_mutex_lock|__lll_lock_wait" "$con" &&
     ok "deadlock: bt shows both threads waiting for a mutex in lock_both" ||
     fail "deadlock: lock_both in $n stacks: $(tail -20 "$con")"
+ask "bt 1x" "bt: '1x' is not a thread id" "bt: a thread id with more after it is refused"
 send c
 stop_tree
 fi

@@ -110,7 +110,8 @@ static void test_random_against_reference(void **state)
     memset(ref, 0, sizeof(ref));
     cn_route_table_t t;
     cn_route_table_init(&t);
-    unsigned seed = getenv("CN_TEST_SEED") ? (unsigned)atoi(getenv("CN_TEST_SEED")) : 42;
+    const char *seed_env = getenv("CN_TEST_SEED");
+    unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : 42;
     size_t count = 0;
 
     for (int op = 0; op < OPS; op++) {

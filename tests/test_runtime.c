@@ -30,7 +30,7 @@
 #include "suite.h"
 #include "runtime/rt.h" /* to look at the root's route table and id pool */
 
-#define T_MS 5000 /* generous limits; nothing here should wait this long */
+#define T_MS (5000 * suite_time_scale()) /* generous; nothing here should wait this long */
 #define NSUPS 3
 #define NWORKERS 3
 #define FAKE CN_HELPERS_DIR "/fake_child" /* of this build (make B=...) */
@@ -430,6 +430,38 @@ static void test_spoofed_src_is_dropped(void **state)
     assert_true(suite_log_contains("fake_child: honest call answered with RETURN"));
 }
 
+/* A child claiming to be the root, its sibling, or a cousin's child (a
+ * grandchild of the root under another supervisor): each forged CMD is
+ * dropped and logged, and the child's stream stays up. */
+static void test_spoofed_src_of_others_is_dropped(void **state)
+{
+    (void)state;
+    char ids[3][16];
+    snprintf(ids[0], sizeof(ids[0]), "%u", CN_ROOT_ID);
+    snprintf(ids[1], sizeof(ids[1]), "%u", sups[1].id);
+    snprintf(ids[2], sizeof(ids[2]), "%u", workers[2][0].id);
+    const char *argv[] = {"spoof", ids[0], ids[1], ids[2], NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
+    cn_portal_t fake;
+    atomic_store(&records, 0);
+    assert_int_equal(cn_spawn("fake-spoof2", &o, &fake, T_MS), 0);
+    int64_t deadline = ms_now() + T_MS;
+    while (atomic_load(&records) < 1 && ms_now() < deadline)
+        usleep(1000);
+    usleep(100000); /* room for the forged calls, had they got through */
+    assert_int_equal(atomic_load(&records), 1);
+    for (int i = 0; i < 3; i++) {
+        char want[128];
+        snprintf(want, sizeof(want),
+                 "dropped CMD claiming to be from actor %s on the stream to fake-spoof2", ids[i]);
+        assert_true(suite_log_contains(want));
+    }
+    assert_true(route_known(fake.id)); /* the stream is still up */
+    assert_int_equal(cn_cancel(fake, T_MS), 0);
+    assert_true(
+        suite_log_contains("root/fake-spoof2: fake_child: honest call answered with RETURN"));
+}
+
 static void test_version_mismatch_is_refused(void **state)
 {
     (void)state;
@@ -583,7 +615,7 @@ static void test_kill9_middle_wakes_every_waiter(void **state)
                       (long long)(w[i].woke_ms - t0), w[i].message);
         assert_int_equal(w[i].rc, i == NWORKERS + 1 ? CN_EREMOTE : CN_EDEAD);
         assert_non_null(strstr(w[i].message, want));
-        assert_true(w[i].woke_ms - t0 <= 100);
+        assert_true(w[i].woke_ms - t0 <= 100 * suite_time_scale());
     }
     /* The root keeps how its child ended, for the inspector. */
     int found = 0;
@@ -654,6 +686,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_errors_name_their_origin),
         cmocka_unit_test(test_spawn_failures_are_clear),
         cmocka_unit_test(test_spoofed_src_is_dropped),
+        cmocka_unit_test(test_spoofed_src_of_others_is_dropped),
         cmocka_unit_test(test_version_mismatch_is_refused),
         cmocka_unit_test(test_garbage_closes_only_its_stream),
         cmocka_unit_test(test_hung_handlers_do_not_stop_shutdown),

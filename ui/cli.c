@@ -117,17 +117,25 @@ int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out)
     return rc;
 }
 
+int ui_path_first(const char *actor, char *name, size_t n)
+{
+    const char *slash = actor ? strchr(actor, '/') : NULL;
+    if (slash == NULL || (size_t)(slash - actor) >= n)
+        return 0;
+    memcpy(name, actor, (size_t)(slash - actor));
+    name[slash - actor] = '\0';
+    return 1;
+}
+
 /* The tree an actor's path names by its first part ("first" for
  * first/worker-1), if a tree of that name is running; else NULL (the only
  * tree is meant). The answer lives until the next call. */
 const char *ui_tree_of_path(const char *actor)
 {
     static char name[128];
-    const char *slash = actor ? strchr(actor, '/') : NULL;
     cn_tree_info_t t;
-    if (slash == NULL || (size_t)(slash - actor) >= sizeof(name))
+    if (!ui_path_first(actor, name, sizeof(name)))
         return NULL;
-    snprintf(name, sizeof(name), "%.*s", (int)(slash - actor), actor);
     return cn_client_find(name, &t) == 0 ? name : NULL;
 }
 
@@ -494,12 +502,12 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
             char buf[32], age[32], fn[48];
             snprintf(fn, sizeof(fn), "%s%s", c->fn ? c->fn : "?",
                      c->kind && strcmp(c->kind, "call") == 0 ? "()" : "");
-            const char *cancel = c->cancel && strcmp(c->cancel, "none") ? c->cancel : "-";
+            const char *cancel = c->cancel && strcmp(c->cancel, "none") != 0 ? c->cancel : "-";
             printf("  %5llu %-6.6s %-14.14s %-20.20s %-9.9s %-9.9s %s\n",
                    (unsigned long long)c->cid, c->role ? c->role : "?", fn,
                    actor_name(s, c->peer, buf, sizeof(buf)), c->phase ? c->phase : "?", cancel,
                    fmt_since(a->now_us, c->opened_us, age, sizeof(age)));
-            if (c->cancel && strcmp(c->cancel, "none"))
+            if (c->cancel && strcmp(c->cancel, "none") != 0)
                 printf("        cancel %s %s ago by: %s\n", c->cancel,
                        fmt_since(a->now_us, c->cancel_us, age, sizeof(age)),
                        c->cancel_by ? c->cancel_by : "?");
@@ -528,8 +536,8 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
                    t->doing ? t->doing : "?");
             if (t->fn)
                 printf(" in %s", t->fn);
-            if (t->doing && strcmp(t->doing, "running") && strcmp(t->doing, "sleep") &&
-                strcmp(t->doing, "spawn"))
+            if (t->doing && strcmp(t->doing, "running") != 0 && strcmp(t->doing, "sleep") != 0 &&
+                strcmp(t->doing, "spawn") != 0)
                 printf(" on %s cid %llu", actor_name(s, t->peer, buf, sizeof(buf)),
                        (unsigned long long)t->cid);
             printf(" for %s\n", fmt_since(a->now_us, t->since_us, age, sizeof(age)));
@@ -549,7 +557,7 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
 
 static const char *const level_names[] = {"trace", "debug", "info", "cancel", "warn", "error"};
 
-static int parse_level(const char *s)
+int ui_parse_level(const char *s)
 {
     for (int i = 0; i < 6; i++)
         if (strcasecmp(s, level_names[i]) == 0)
@@ -688,7 +696,7 @@ static void log_event(const cn_event_t *ev, void *arg)
 int cli_log(int argc, char **argv, const opts_t *o)
 {
     int min = 0;
-    if (o->level && (min = parse_level(o->level)) < 0) {
+    if (o->level && (min = ui_parse_level(o->level)) < 0) {
         fprintf(stderr, "canopy log: no level '%s' (trace, debug, info, cancel, warn, error)\n",
                 o->level);
         return EXIT_USAGE;
@@ -764,6 +772,27 @@ int cli_events(int argc, char **argv, const opts_t *o)
  * cancel
  */
 
+int ui_split_target(const char *target, char *actor, size_t n, uint64_t *cid)
+{
+    const char *slash = strrchr(target, '/');
+    if (slash == NULL || n == 0 || (size_t)(slash - target) >= n)
+        return 0;
+    /* Digits only: strtoull would take "-1" (as 2^64-1), "+1" or " 1". */
+    const char *d = slash + 1;
+    while (*d >= '0' && *d <= '9')
+        d++;
+    if (d == slash + 1 || *d != '\0')
+        return 0;
+    errno = 0;
+    unsigned long long v = strtoull(slash + 1, NULL, 10);
+    if (errno == ERANGE)
+        return 0;
+    memcpy(actor, target, (size_t)(slash - target));
+    actor[slash - target] = '\0';
+    *cid = v;
+    return 1;
+}
+
 /* What `target` names in s: an actor, or ACTOR/CID one of its calls or
  * contexts. Returns 0, or prints why not and returns an error. */
 static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap_actor_t **a,
@@ -771,12 +800,9 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
 {
     *a = NULL;
     *ctx = NULL;
-    const char *slash = strrchr(target, '/');
-    char *end = NULL;
-    unsigned long long cid = slash ? strtoull(slash + 1, &end, 10) : 0;
-    if (slash && slash[1] && *end == '\0') {
-        char who[256];
-        snprintf(who, sizeof(who), "%.*s", (int)(slash - target), target);
+    char who[256];
+    uint64_t cid;
+    if (ui_split_target(target, who, sizeof(who), &cid)) {
         int amb;
         const cn_snap_actor_t *x = cn_snapshot_find(s, who, &amb);
         if (x) {
@@ -785,7 +811,7 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
                     *ctx = &x->contexts[k];
             if (*ctx == NULL) {
                 fprintf(stderr, "canopy: %s has no call or context %llu (see 'canopy ctx %s')\n",
-                        x->path ? x->path : who, cid, who);
+                        x->path ? x->path : who, (unsigned long long)cid, who);
                 return CN_ENOENT;
             }
             *a = x;

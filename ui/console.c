@@ -161,6 +161,10 @@ static const char *const console_help =
     "Ctrl-C while an actor has the console goes to the root: it interrupts the\n"
     "REPL, and a second one within 2 s kills the whole tree.\n";
 
+static void on_tty_line(char *line);
+
+/* A line typed or piped in, NULL at the end of input; the caller keeps
+ * the line (and frees it, if it must). */
 static void on_line(char *line)
 {
     if (line == NULL) { /* Ctrl-D */
@@ -183,7 +187,7 @@ static void on_line(char *line)
         p++;
     if (*p == ':') {
         char cmd[32] = "", arg[256] = "";
-        sscanf(p + 1, "%31s %255s", cmd, arg);
+        (void)sscanf(p + 1, "%31s %255s", cmd, arg); /* what is missing stays "" */
         if (!strcmp(cmd, "queue"))
             show_queue();
         else if (!strcmp(cmd, "skip") || !strcmp(cmd, "release"))
@@ -202,13 +206,19 @@ static void on_line(char *line)
         con.done = 1;
     }
     if (con.tty) {
-        free(line);
         /* A fresh handler: libedit would otherwise redraw the line just
          * entered as if still being typed when output arrives. */
         rl_callback_handler_remove();
         if (!con.done)
-            rl_callback_handler_install(con.prompt, on_line);
+            rl_callback_handler_install(con.prompt, on_tty_line);
     }
+}
+
+/* libedit's callback: the line was malloc'd for us to free. */
+static void on_tty_line(char *line)
+{
+    on_line(line);
+    free(line);
 }
 
 /* A pipe: whole lines from what is available. */
@@ -271,7 +281,7 @@ int cli_attach(int argc, char **argv, const opts_t *o)
     fflush(stdout);
     set_prompt();
     if (con.tty)
-        rl_callback_handler_install(con.prompt, on_line);
+        rl_callback_handler_install(con.prompt, on_tty_line);
     int status = 0;
     while (!con.done) {
         struct pollfd p[2] = {{0, POLLIN, 0}, {cn_client_fd(con.c), POLLIN, 0}};

@@ -132,7 +132,8 @@ static void stuck_cancel(run_t *r)
         const cn_snap_actor_t *a = &s->actors[i];
         for (size_t k = 0; k < a->ncontexts; k++) {
             const cn_snap_ctx_t *c = &a->contexts[k];
-            if (!c->cancel || strcmp(c->cancel, "requested") || since(a, c->cancel_us) < r->after_us)
+            if (!c->cancel || strcmp(c->cancel, "requested") != 0 ||
+                since(a, c->cancel_us) < r->after_us)
                 continue;
             const cn_snap_actor_t *task_at;
             uint32_t caller;
@@ -213,7 +214,7 @@ static void orphan_stream(run_t *r)
                 continue; /* cannot tell */
             int we_call = strcmp(c->role, "caller") == 0;
             const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller", a->id);
-            if (pc && strcmp(pc->phase, "returned") && strcmp(pc->phase, "errored"))
+            if (pc && strcmp(pc->phase, "returned") != 0 && strcmp(pc->phase, "errored") != 0)
                 continue;
             char buf[32], who[256];
             snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",

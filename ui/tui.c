@@ -39,7 +39,6 @@ const view_t *const views[V_MAX] = {&view_tree, &view_routes, &view_ctx,
 
 
 
-void say(tui_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void say(tui_t *t, const char *fmt, ...)
 {
     va_list ap;
@@ -294,7 +293,7 @@ int tui_main(const tui_opts_t *o)
         HistEvent he;
         history(t->hist, &he, H_SETSIZE, 200);
     }
-    setlocale(LC_ALL, "");
+    (void)setlocale(LC_ALL, ""); /* if the locale is unknown, curses draws in ASCII */
     signal(SIGPIPE, SIG_IGN);
     if (initscr() == NULL) {
         stop(t);

@@ -82,7 +82,8 @@ static void draw_row(tui_t *t, int y, const trow_t *r, int selected)
     }
 }
 
-static void draw_list(tui_t *t, rows_t *r, int *sel, int *scroll, int y0, int y1, int show_sel)
+static void draw_list(tui_t *t, rows_t *r, const int *sel, int *scroll, int y0, int y1,
+                      int show_sel)
 {
     int h = y1 - y0 + 1;
     if (h <= 0)
@@ -97,7 +98,7 @@ static void draw_list(tui_t *t, rows_t *r, int *sel, int *scroll, int y0, int y1
         *scroll = (int)r->n - h;
     if (*scroll < 0)
         *scroll = 0;
-    for (int i = 0; i < h && (size_t)(*scroll + i) < r->n; i++)
+    for (int i = 0; i < h && *scroll + i < (int)r->n; i++)
         draw_row(t, y0 + i, &r->v[*scroll + i], show_sel && *scroll + i == *sel);
 }
 

@@ -191,7 +191,7 @@ static void act_sort(tui_t *t, int ch)
 {
     (void)ch;
     const char *const *s = views[t->view]->sorts;
-    if (s == NULL) {
+    if (s == NULL || s[0] == NULL) { /* no orders to go through */
         say(t, "the %s view is in time order", views[t->view]->name);
         return;
     }

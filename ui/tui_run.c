@@ -23,8 +23,6 @@
 
 #include "tui.h"
 
-extern char **environ;
-
 #define START_MS 10000 /* PROG has this long to open its attach socket */
 
 /* The environment for the tree: ours, with the run's settings. */
@@ -38,8 +36,10 @@ static char **run_env(const opts_t *o, const char *logfile)
         return NULL;
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
-        if (strncmp(environ[i], "CANOPY_CONSOLE=", 15) && strncmp(environ[i], "CANOPY_DEBUG=", 13) &&
-            strncmp(environ[i], "CANOPY_TREE=", 12) && strncmp(environ[i], "CANOPY_LOG_FILE=", 16))
+        if (strncmp(environ[i], "CANOPY_CONSOLE=", 15) != 0 &&
+            strncmp(environ[i], "CANOPY_DEBUG=", 13) != 0 &&
+            strncmp(environ[i], "CANOPY_TREE=", 12) != 0 &&
+            strncmp(environ[i], "CANOPY_LOG_FILE=", 16) != 0)
             env[k++] = environ[i];
     static char tree[128], log[700];
     env[k++] = "CANOPY_CONSOLE=0"; /* the TUI is the console; the terminal is ours */
@@ -62,11 +62,10 @@ static void show_tail(const char *path)
     if (f == NULL)
         return;
     char buf[4096];
+    long at = 0; /* where the last sizeof(buf) - 1 bytes begin */
     if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > (long)sizeof(buf) - 1)
-        fseek(f, -(long)sizeof(buf) + 1, SEEK_END);
-    else
-        fseek(f, 0, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        at = ftell(f) - (long)sizeof(buf) + 1;
+    size_t n = fseek(f, at, SEEK_SET) == 0 ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
     buf[n] = '\0';
     fclose(f);
     if (n)

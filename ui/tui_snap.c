@@ -24,9 +24,9 @@ static void dump_to(const cn_snapshot_t *s, char *msg, size_t n)
     char name[200], path[600];
     time_t t = time(NULL);
     struct tm tm;
-    localtime_r(&t, &tm);
     char when[32];
-    strftime(when, sizeof(when), "%Y%m%d-%H%M%S", &tm);
+    if (localtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%Y%m%d-%H%M%S", &tm) == 0)
+        snprintf(when, sizeof(when), "%lld", (long long)t); /* strftime left it undefined */
     snprintf(name, sizeof(name), "canopy-dump-%s-%s.json", s->tree ? s->tree : "tree", when);
     const char *dirs[] = {".", getenv("TMPDIR"), "/tmp"};
     for (size_t i = 0; i < 3; i++) {

@@ -42,12 +42,43 @@ typedef struct opts {
     int man;          /* help --man */
 } opts_t;
 
+/* canopy.c: a command line, parsed (cli_parse) but not run. */
+struct cmd_entry;
+typedef struct cli_line {
+    const struct cmd_entry *cmd; /* the command to run, or NULL: none (see rc) */
+    int nargs;
+    char **args; /* its arguments, options taken out: argv's own strings, in an
+                    array cli_line_fini frees */
+    opts_t o;    /* its options; strings in it are argv's own */
+    int rc;      /* -1 with cmd set; else the exit status to leave with */
+} cli_line_t;
+
+/* Parses main's argc and argv: the command, its options (anywhere after
+ * it, until "--") and its arguments, checked against the command table.
+ * Runs nothing and reaches no tree: --help prints to out, and a usage
+ * error prints why to err. Returns l->rc: -1 when l->cmd is to be run,
+ * else the exit status (0 after --help, EXIT_USAGE after a usage error).
+ * Call cli_line_fini(l) after, in every case. */
+int cli_parse(int argc, char **argv, FILE *out, FILE *err, cli_line_t *l);
+void cli_line_fini(cli_line_t *l);
+
 /* cli.c: reaching a tree, shared by the commands. */
 void ui_say_error(const char *what, int rc); /* "canopy: what: why" on stderr */
 int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out);
 /* [TREE] [ACTOR]: with one argument, a running tree's name wins. */
 void ui_split_args(int argc, char **argv, const char **tree, const char **actor);
 const char *ui_tree_of_path(const char *actor);
+/* The parsing halves, which reach no tree (also for tests/fuzz/fuzz_cli.c):
+ * ui_path_first copies an actor path's first part ("first" for
+ * first/worker-1) into name (n bytes) and returns 1, or returns 0 if it
+ * has no '/' or the part does not fit; ui_split_target splits ACTOR/CID
+ * (CID all digits, at most 2^64-1) at its last '/' into actor (n bytes)
+ * and *cid and returns 1, or returns 0 if target is not of that form or
+ * the actor part does not fit. */
+int ui_path_first(const char *actor, char *name, size_t n);
+int ui_split_target(const char *target, char *actor, size_t n, uint64_t *cid);
+/* "info" -> CN_LOG_INFO (any case); -1 if it names no level. */
+int ui_parse_level(const char *s);
 /* The actor `which` names in s (NULL: none asked), or an error printed. */
 int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out);
 

@@ -24,8 +24,8 @@ static void build(const tui_model_t *m, rows_t *out)
         char when[32] = "", text[TROW_TEXT];
         time_t t = (time_t)(l->time_us / 1000000);
         struct tm tm;
-        if (localtime_r(&t, &tm))
-            strftime(when, sizeof(when), "%H:%M:%S", &tm);
+        if (localtime_r(&t, &tm) == NULL || strftime(when, sizeof(when), "%H:%M:%S", &tm) == 0)
+            when[0] = '\0'; /* strftime leaves it undefined when it fails */
         snprintf(text, sizeof(text), "%s.%03u %-6s %s: %s", when,
                  (unsigned)(l->time_us / 1000 % 1000),
                  l->level < 0 ? "out" : l->level <= CN_LOG_ERROR ? level_names[l->level] : "?",

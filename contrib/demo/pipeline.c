@@ -82,7 +82,7 @@ static _Atomic int w_break, w_crash; /* to do before the next item */
 static int work(cn_call_t *call, const msgpack_object *args, msgpack_packer *out)
 {
     (void)args;
-    cn_stream_t *s;
+    cn_stream_t *s = NULL;
     cn_stream_opts_t o = {.window = WINDOW};
     int rc = cn_started(call, NULL);
     if (rc == 0)
@@ -99,7 +99,7 @@ static int work(cn_call_t *call, const msgpack_object *args, msgpack_packer *out
         if (atomic_exchange(&w_crash, 0)) {
             cn_log(CN_LOG_WARN, "trigger: crashing now");
             volatile int *nowhere = NULL;
-            *nowhere = 42; /* SIGSEGV */
+            *nowhere = 42; /* SIGSEGV: NOLINT(clang-analyzer-core.NullDereference) */
         }
         if (atomic_load(&w_mode) == W_STALL) { /* stop taking items */
             if ((rc = cn_sleep(200)) < 0)
@@ -218,7 +218,7 @@ static void *feeder_main(void *arg)
     uint64_t seq = 0;
     while (!atomic_load(&sup_stopping)) {
         cn_ctx_t *ctx;
-        cn_stream_t *s;
+        cn_stream_t *s = NULL;
         if (feeder_start(f, &ctx, &s) < 0) {
             if (cn_sleep(1000) < 0)
                 break;
@@ -411,10 +411,13 @@ static int repl_trigger(int argc, char **argv, cn_debug_out_t *out, void *arg)
         target = -1;
         for (int s = 0; s < SUPS; s++) {
             size_t n = strlen(sup_names[s]);
-            int w;
-            if (strncmp(argv[2], sup_names[s], n) == 0 &&
-                sscanf(argv[2] + n, "/worker-%d", &w) == 1 && w >= 0 && w < WORKERS)
-                target = s * WORKERS + w;
+            if (strncmp(argv[2], sup_names[s], n) != 0 || strncmp(argv[2] + n, "/worker-", 8) != 0)
+                continue;
+            const char *num = argv[2] + n + 8;
+            char *end;
+            long w = strtol(num, &end, 10); /* all of it a number, in range */
+            if (end != num && *end == '\0' && w >= 0 && w < WORKERS)
+                target = s * WORKERS + (int)w;
         }
     }
     if (t == T_NONE || (argc > 2 && target < 0) || (argc > 2 && (t == T_HEAL || t == T_BREAK2))) {

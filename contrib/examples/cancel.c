@@ -91,7 +91,7 @@ static int64_t now_ms(void)
 static int root_main(int argc, char **argv)
 {
     (void)argc, (void)argv;
-    cn_portal_t worker, sleeper;
+    cn_portal_t worker = {0}, sleeper = {0};
     cn_spawn_opts_t so = {.entry = "sleeper"};
     int rc = cn_spawn("worker", NULL, &worker, TIMEOUT_MS);
     if (rc == 0)

@@ -45,7 +45,7 @@ static msgpack_object uint_obj(uint64_t v)
 static int consume(cn_call_t *call, const msgpack_object *args, msgpack_packer *out)
 {
     (void)args;
-    cn_stream_t *s;
+    cn_stream_t *s = NULL;
     cn_stream_opts_t opts = {.window = WINDOW}; /* how far the producer may run ahead */
     int rc = cn_started(call, NULL);
     if (rc == 0)
@@ -144,7 +144,7 @@ static int root_main(int argc, char **argv)
            (long long)blocked_ms, waited);
 
     cn_result_t m; /* what came back the other way: the progress notes, then the total */
-    while ((rc = cn_stream_recv(s, &m, TIMEOUT_MS)) == 0) {
+    while (cn_stream_recv(s, &m, TIMEOUT_MS) == 0) {
         printf("from the consumer: %llu\n", (unsigned long long)m.value.via.u64);
         cn_result_free(&m);
     }

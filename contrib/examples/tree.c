@@ -44,7 +44,7 @@ static int hello(cn_call_t *call, const msgpack_object *args, msgpack_packer *ou
 static int feed(cn_call_t *call, const msgpack_object *args, msgpack_packer *out)
 {
     (void)args;
-    cn_stream_t *s;
+    cn_stream_t *s = NULL;
     int rc = cn_started(call, NULL);
     if (rc == 0)
         rc = cn_call_stream(call, NULL, &s);

@@ -38,6 +38,7 @@ extern "C" {
     XX(ENAMETOOLONG, -ENAMETOOLONG, "path is too long")                                            \
     XX(ECONNREFUSED, -ECONNREFUSED, "nothing is listening (the tree has exited)")                  \
     XX(EBUSY, -EBUSY, "busy: another operation of this kind is in progress")                       \
+    XX(EMFILE, -EMFILE, "too many open files (the process's RLIMIT_NOFILE)")                       \
     /* canopy's own runtime codes */                                                               \
     XX(EDEAD, -4001, "the actor or context is dead")                                               \
     XX(EOVERRUN, -4002, "stream buffer overrun")                                                   \

@@ -32,8 +32,6 @@
 
 #include "debug/debug.h"
 
-extern char **environ;
-
 /* ===========================================================================
  * What each address is, once asked
  */
@@ -211,9 +209,11 @@ void cn__bt_resolve(const uintptr_t *look, int n, int64_t timeout_ms)
         return;
     uintptr_t *rel = calloc((size_t)n, sizeof(*rel));
     const char **mod = calloc((size_t)n, sizeof(*mod));
+    /* Arrays of pointers: NOLINTBEGIN(bugprone-sizeof-expression) */
     ent_t **ents = calloc((size_t)n, sizeof(*ents));
     uintptr_t *batch_rel = calloc((size_t)n, sizeof(*batch_rel));
     ent_t **batch = calloc((size_t)n, sizeof(*batch));
+    /* NOLINTEND(bugprone-sizeof-expression) */
     if (rel && mod && ents && batch_rel && batch) {
         for (int i = 0; i < n; i++) { /* only what is not known yet */
             const ent_t *e = cache_find(look[i], 0);

@@ -46,6 +46,14 @@ static inline int cn__debug_msg_type(uint32_t type)
 /* A debugging message addressed to this actor. Takes m. */
 void cn__debug_on_msg(cn_wire_msg_t *m);
 
+/* Test and fuzz hook (tests/fuzz/fuzz_repl.c): runs one line of console
+ * input (`len` bytes, any bytes) through the REPL of the session this
+ * actor holds the console for, exactly as a CONSOLE_IN from the root
+ * would: the answer goes to the root as CONSOLE_OUT, and `continue` ends
+ * the session. Returns 0, or CN_EINVAL when this actor holds no console
+ * (no session, or not granted yet). */
+int cn__repl_line(const char *line, size_t len);
+
 /* Starts sessions that other threads asked for (cn_breakpoint, a crash). */
 void cn__debug_on_async(void);
 

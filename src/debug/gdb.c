@@ -41,8 +41,6 @@
 #include "debug/debug.h"
 #include "runtime/rt.h"
 
-extern char **environ;
-
 #define GDB_ROWS 50
 #define GDB_COLS 160
 #define GDB_KILL_MS 2000 /* after SIGTERM, SIGKILL */

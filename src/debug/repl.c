@@ -18,6 +18,7 @@
  * requests under ss.mu and read ss.active.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +36,7 @@
 enum { K_BREAKPOINT, K_BREAK, K_CRASH, K_ERROR };
 
 #define STACKS_MAX 128
+#define ARGS_MAX 16 /* words of a REPL line that count */
 
 typedef struct dreq {
     struct dreq *next;
@@ -503,12 +505,14 @@ static void write_stack(msgpack_sbuffer *out, const cn__thr_stack_t *t, const ch
 static int cmd_bt(int argc, char **argv, msgpack_sbuffer *out)
 {
     dreq_t *r = ss.cur;
-    int want = argc > 1 && strcmp(argv[1], "all") != 0 ? atoi(argv[1]) : 0;
     int all = argc > 1 && strcmp(argv[1], "all") == 0;
-    if (argc > 1 && !all && want <= 0) {
+    char *end = NULL;
+    long id = argc > 1 && !all ? strtol(argv[1], &end, 10) : 0;
+    if (argc > 1 && !all && (*end != '\0' || id <= 0 || id > INT_MAX)) {
         cn__sb_printf(out, "bt: '%s' is not a thread id (see 'threads')\n", argv[1]);
         return 0;
     }
+    int want = (int)id;
     /* The thread that stopped first: it is why we are here. */
     if (r->tid && (want == 0 || want == r->tid)) {
         cn__thr_stack_t t = {.tid = r->tid, .state = CN__FZ_PARKED, .nframes = r->nframes};
@@ -717,11 +721,15 @@ static void run_line(const char *line, size_t len)
     }
     char buf[1024];
     snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), line);
-    char *argv[16];
+    /* At most ARGS_MAX words (the rest are ignored), and argv[argc] is
+     * NULL, as main's is: the program's own commands may hand argv to
+     * code written for main's (getopt, a loop to the NULL). */
+    char *argv[ARGS_MAX + 1];
     int argc = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, " \t\r\n", &save); tok && argc < 16;
+    for (char *save = NULL, *tok = strtok_r(buf, " \t\r\n", &save); tok && argc < ARGS_MAX;
          tok = strtok_r(NULL, " \t\r\n", &save))
         argv[argc++] = tok;
+    argv[argc] = NULL;
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
     int over = 0;
@@ -747,6 +755,14 @@ static void run_line(const char *line, size_t len)
     msgpack_sbuffer_destroy(&out);
     if (over)
         end_session("continue");
+}
+
+int cn__repl_line(const char *line, size_t len)
+{
+    if (ss.cur == NULL || !ss.granted)
+        return CN_EINVAL;
+    run_line(line, len);
+    return 0;
 }
 
 static void on_grant(void)
@@ -797,10 +813,8 @@ void cn__debug_on_msg(cn_wire_msg_t *m)
     case CN_MSG_LOCK_RELEASE:
         if (mine) /* the root took the console back: as continue */
             end_session("force-released at the console");
-        else if (cn__rt.is_root && h->src != CN_ROOT_ID)
-            cn__lock_on_msg(m);
-        else if (cn__rt.is_root && h->src == CN_ROOT_ID && h->dst == CN_ROOT_ID && !mine)
-            cn__lock_on_msg(m); /* the root's own session ended */
+        else if (cn__rt.is_root && (h->src != CN_ROOT_ID || h->dst == CN_ROOT_ID))
+            cn__lock_on_msg(m); /* an actor's release, or the root's own session ended */
         break;
     case CN_MSG_LOCK_GRANT:
         if (mine)

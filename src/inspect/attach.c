@@ -13,8 +13,16 @@
  *   - frames over CLIENT_FRAME_MAX, or malformed, cut the client off;
  *   - no HELLO within HELLO_MS, or half a frame and then silence for
  *     STALL_MS, cuts it off;
+ *   - a client is not read from while REQS_MAX snapshots are being
+ *     gathered for it, or OUT_HOLD bytes of answers wait for it: its
+ *     requests wait in its socket, so one that sends and never reads
+ *     costs the tree a socket buffer, not memory, and is cut off once it
+ *     has read nothing for STALL_MS while held so;
  *   - a client that does not read its answers is cut off once OUT_MAX
- *     bytes wait for it.
+ *     bytes wait for it (one large answer, or a console's output);
+ *   - out of file descriptors, a connection is taken with a spare one
+ *     kept for this and closed at once, rather than left to make the
+ *     loop spin on a socket it cannot accept from.
  *
  * A tree snapshot asks every actor the root has a route to, at once, and
  * answers when all have replied or the deadline passes; actors that did
@@ -23,11 +31,14 @@
  * Invariant: everything here runs on the root's broker thread.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -43,11 +54,14 @@
 #define HELLO_MS 5000
 #define STALL_MS 10000 /* CANOPY_ATTACH_STALL_MS overrides both, for tests */
 #define OUT_MAX (64u << 20)
+#define OUT_HOLD (256u << 10) /* answers unread past which a client's requests wait */
+#define OUT_KEEP (1u << 20)   /* a drained answer buffer larger than this is freed */
+#define REQS_MAX 8            /* snapshots being gathered for one client at once */
 #define EVENTS_MAX (1u << 20) /* event bytes queued for one subscriber */
 #define SNAP_TIMEOUT_MS 1000
 #define SNAP_TIMEOUT_MAX_MS 30000
 
-typedef struct client {
+typedef struct cn__client {
     int fd;
     uv_poll_t poll;
     int events;
@@ -67,7 +81,11 @@ typedef struct client {
     int no_ctx;       /* ... but not the contexts' (SUBSCRIBE {contexts: false}) */
     int console;      /* sent SUBSCRIBE with console: the debugger's console */
     uint64_t dropped; /* events it lost while not reading */
-} client_t;
+
+    unsigned reqs;     /* snapshots being gathered for it */
+    uint64_t held_ms;  /* client_busy since, or 0 */
+    uint64_t stuck_ms; /* answers wait and none has been taken since, or 0 */
+} client_t; /* cn__client_t in inspect.h, for the test hooks */
 
 typedef struct treq {
     struct treq *next;
@@ -96,7 +114,12 @@ static struct {
     unsigned subscribers, ctx_subscribers; /* the latter want the contexts' events */
     unsigned consoles;
     uv_check_t flush; /* writes queued events once per loop turn */
-} at = {.fd = -1};
+    int clients_ready; /* flush is initialised: clients may come */
+    int spare;         /* a descriptor kept to refuse clients with when out of them */
+    uv_timer_t rest;   /* ... and without it, the listening socket rests a while */
+    uint64_t nofd_ms;  /* when refusing for want of descriptors was last logged */
+    unsigned nofd_n;   /* refused so since */
+} at = {.fd = -1, .spare = -1};
 
 static void client_cut(client_t *c, const char *why);
 static void set_subscribed(client_t *c, int on, int contexts);
@@ -140,12 +163,30 @@ static uint64_t now_ms(void)
     return uv_now(&cn__rt.loop);
 }
 
-static void client_watch(client_t *c, int events)
+/* Whether c's further requests must wait in its socket: REQS_MAX
+ * snapshots are being gathered for it, or OUT_HOLD bytes of answers
+ * wait for it to read them. */
+static int client_busy(const client_t *c)
 {
-    if (c->closing || c->events == events)
+    return c->reqs >= REQS_MAX || c->out.size - c->out_off > OUT_HOLD;
+}
+
+/* Watches c for what it may do now: send requests unless it is busy,
+ * take answers while some wait. */
+static void client_rewatch(client_t *c)
+{
+    if (c->closing)
+        return;
+    int busy = client_busy(c);
+    int events = (busy ? 0 : UV_READABLE) | (c->out_off < c->out.size ? UV_WRITABLE : 0);
+    c->held_ms = !busy ? 0 : c->held_ms ? c->held_ms : now_ms();
+    if (c->events == events)
         return;
     c->events = events;
-    uv_poll_start(&c->poll, events, on_client_poll);
+    if (events)
+        uv_poll_start(&c->poll, events, on_client_poll);
+    else
+        uv_poll_stop(&c->poll); /* until a snapshot for it is finished */
 }
 
 static void on_client_closed(uv_handle_t *h)
@@ -197,6 +238,7 @@ static void client_send(client_t *c, const msgpack_sbuffer *frame)
 
 static void client_flush(client_t *c)
 {
+    size_t was = c->out_off;
     while (c->out_off < c->out.size) {
         ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.size - c->out_off,
                          MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -205,15 +247,32 @@ static void client_flush(client_t *c)
         } else if (n < 0 && errno == EINTR) {
             continue;
         } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            client_watch(c, UV_READABLE | UV_WRITABLE);
-            return;
+            break;
         } else {
             client_cut(c, NULL); /* gone: nothing to say */
             return;
         }
     }
+    if (c->out_off < c->out.size) { /* the rest waits for the socket */
+        if (c->out_off != was || c->stuck_ms == 0)
+            c->stuck_ms = now_ms();
+        /* A reader that keeps up but never quite catches up would
+         * otherwise grow the buffer for ever: slide the rest down. */
+        if (c->out_off > c->out.size / 2) {
+            memmove(c->out.data, c->out.data + c->out_off, c->out.size - c->out_off);
+            c->out.size -= c->out_off;
+            c->out_off = 0;
+        }
+        client_rewatch(c);
+        return;
+    }
+    c->stuck_ms = 0;
+    if (c->out.alloc > OUT_KEEP) { /* do not keep a burst's buffer */
+        msgpack_sbuffer_destroy(&c->out);
+        msgpack_sbuffer_init(&c->out);
+    }
     c->out.size = c->out_off = 0;
-    client_watch(c, UV_READABLE);
+    client_rewatch(c);
     if (c->dropped)
         send_dropped(c);
 }
@@ -253,6 +312,8 @@ static void req_finish(treq_t *r)
             break;
         }
     uv_timer_stop(&r->timer);
+    if (r->c)
+        r->c->reqs--;
     if (r->c) {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
@@ -287,6 +348,7 @@ static void req_finish(treq_t *r)
         else
             cn_log(CN_LOG_ERROR, "attach: cannot encode a tree snapshot: %s", cn_strerror(rc));
         msgpack_sbuffer_destroy(&sb);
+        client_rewatch(r->c); /* it may send requests again */
     }
     uv_close((uv_handle_t *)&r->timer, on_req_closed);
 }
@@ -365,6 +427,7 @@ static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms, int s
     r->names = m.names;
     r->n = m.n;
     r->c = c;
+    c->reqs++;
     r->ccid = ccid;
     r->id = ++at.next_req;
     r->timeout_ms = timeout_ms;
@@ -774,7 +837,13 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
         client_flush(c);
     if (!(events & UV_READABLE) || c->closing)
         return;
-    ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    if (client_busy(c)) { /* its requests wait in its socket */
+        client_rewatch(c);
+        return;
+    }
+    /* Peeked, then taken as far as it was decoded: what follows the
+     * request that made the client busy stays in its socket. */
+    ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -783,7 +852,7 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
     }
     c->heard_ms = now_ms();
     size_t off = 0;
-    while (off < (size_t)n && !c->closing) {
+    while (off < (size_t)n && !c->closing && !client_busy(c)) {
         cn_wire_msg_t *m;
         size_t used;
         int rc = cn_wire_decode(&c->dec, buf + off, (size_t)n - off, &used, &m);
@@ -797,8 +866,29 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
             client_cut(c, why);
         }
     }
+    if (c->closing)
+        return;
+    for (size_t took = 0; took < off;) { /* what was decoded: peeked, so there */
+        ssize_t k = recv(c->fd, buf, off - took, MSG_DONTWAIT);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            client_cut(c, NULL);
+            return;
+        }
+        took += (size_t)k;
+    }
+    client_rewatch(c); /* a snapshot it asked for may have made it busy */
     int partial = c->dec.len_have > 0 || c->dec.pend_have > 0;
     c->part_ms = partial ? (c->part_ms ? c->part_ms : c->heard_ms) : 0;
+}
+
+/* Whether c has sent bytes the root has not read (they wait while it is
+ * busy). */
+static int requests_wait(const client_t *c)
+{
+    int n = 0;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
 
 /* Once a second: cut off clients that never greeted, or stalled mid-frame,
@@ -819,28 +909,47 @@ static void on_tick(uv_timer_t *t)
             client_cut(c, why);
         } else if (c->part_ms && now - c->part_ms > 3 * at.stall_ms) {
             snprintf(why, sizeof(why), "a frame still incomplete after %llu ms",
-                     (unsigned long long)(3 * at.stall_ms));
+                     3 * (unsigned long long)at.stall_ms);
             client_cut(c, why);
         } else if (!c->part_ms && !c->greeted && now - c->since_ms > at.hello_ms) {
             snprintf(why, sizeof(why), "no HELLO within %llu ms", (unsigned long long)at.hello_ms);
+            client_cut(c, why);
+        } else if (c->held_ms && c->stuck_ms && now - c->held_ms > at.stall_ms &&
+                   now - c->stuck_ms > at.stall_ms && requests_wait(c)) {
+            snprintf(why, sizeof(why),
+                     "it sends requests but has read none of its answers for %llu ms "
+                     "(%zu bytes wait)",
+                     (unsigned long long)(now - c->stuck_ms), c->out.size - c->out_off);
             client_cut(c, why);
         }
     }
 }
 
-static void admit(int fd)
+/* What the loop needs before the first client: the handle that writes
+ * queued events. Once, from cn__attach_start or a test hook. */
+static void clients_init(void)
+{
+    if (at.clients_ready)
+        return;
+    uv_check_init(&cn__rt.loop, &at.flush);
+    at.clients_ready = 1;
+}
+
+/* Takes a connected socket (it owns fd from here on): the new client, or
+ * NULL if it was refused (fd closed). */
+static client_t *admit(int fd)
 {
     struct ucred cred;
     socklen_t len = sizeof(cred);
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
         close(fd);
-        return;
+        return NULL;
     }
     if (cred.uid != getuid() && cred.uid != 0) {
         cn_log(CN_LOG_WARN, "attach: refused pid %d: uid %u is not this tree's (%u)",
                (int)cred.pid, (unsigned)cred.uid, (unsigned)getuid());
         close(fd);
-        return;
+        return NULL;
     }
     unsigned slot = 0;
     while (slot < CLIENTS_MAX && at.clients[slot])
@@ -850,7 +959,7 @@ static void admit(int fd)
         cn_log(CN_LOG_WARN, "attach: refused pid %d: %s", (int)cred.pid,
                slot < CLIENTS_MAX ? "out of memory" : "too many clients (64) attached");
         close(fd);
-        return;
+        return NULL;
     }
     c->fd = fd;
     c->slot = slot;
@@ -862,13 +971,74 @@ static void admit(int fd)
     c->poll.data = c;
     if (uv_poll_init_socket(&cn__rt.loop, &c->poll, fd) < 0) {
         cn_wire_decoder_fini(&c->dec);
+        msgpack_sbuffer_destroy(&c->out);
         close(fd);
         free(c);
-        return;
+        return NULL;
     }
     c->events = UV_READABLE;
     uv_poll_start(&c->poll, UV_READABLE, on_client_poll);
     at.clients[slot] = c;
+    return c;
+}
+
+static void on_listen(uv_poll_t *p, int status, int events);
+
+static void on_rested(uv_timer_t *t)
+{
+    (void)t;
+    if (at.on)
+        uv_poll_start(&at.poll, UV_READABLE, on_listen);
+}
+
+/*
+ * accept4 failed with `err`, EMFILE or ENFILE: the connection waiting
+ * cannot be taken, and the socket stays readable, so the loop would spin
+ * on it. The spare descriptor kept for this moment takes it and closes it
+ * (the client sees its connection close at once); without a spare, the
+ * socket is not watched for a while. One log line a second at most.
+ * Returns 1 if a connection was refused so (there may be more).
+ */
+static int refuse_no_fd(int err)
+{
+    int took = 0;
+    pid_t pid = 0;
+    if (at.spare >= 0) {
+        close(at.spare);
+        int fd = accept4(at.fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            struct ucred cred;
+            socklen_t len = sizeof(cred);
+            if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+                pid = cred.pid;
+            close(fd);
+            took = 1;
+        }
+        at.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    }
+    at.nofd_n += (unsigned)took;
+    uint64_t now = now_ms();
+    if ((took || at.spare < 0) && (at.nofd_ms == 0 || now - at.nofd_ms >= 1000)) {
+        struct rlimit rl;
+        char lim[48] = "", who[64] = "cannot accept a client";
+        if (err == EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            snprintf(lim, sizeof(lim), " (RLIMIT_NOFILE %llu)", (unsigned long long)rl.rlim_cur);
+        if (at.nofd_n && took)
+            snprintf(who, sizeof(who), "refused %u client(s) (the last pid %d)", at.nofd_n,
+                     (int)pid);
+        else if (at.nofd_n)
+            snprintf(who, sizeof(who), "refused %u client(s)", at.nofd_n);
+        cn_log(CN_LOG_WARN, "attach: %s: this process is out of file descriptors: %s%s", who,
+               strerror(err), lim);
+        at.nofd_ms = now;
+        at.nofd_n = 0;
+    }
+    if (at.spare < 0) {
+        uv_poll_stop(&at.poll);
+        uv_timer_start(&at.rest, on_rested, 200, 0);
+        return 0;
+    }
+    return took;
 }
 
 static void on_listen(uv_poll_t *p, int status, int events)
@@ -879,8 +1049,8 @@ static void on_listen(uv_poll_t *p, int status, int events)
     for (;;) {
         int fd = accept4(at.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                cn_log(CN_LOG_WARN, "attach: cannot accept a client: %s", strerror(errno));
+            if ((errno == EMFILE || errno == ENFILE) && refuse_no_fd(errno))
+                continue;
             return;
         }
         admit(fd);
@@ -955,8 +1125,11 @@ int cn__attach_start(void)
     }
     uv_poll_init_socket(&cn__rt.loop, &at.poll, at.fd);
     uv_poll_start(&at.poll, UV_READABLE, on_listen);
+    at.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    uv_timer_init(&cn__rt.loop, &at.rest);
+    uv_unref((uv_handle_t *)&at.rest);
     uv_timer_init(&cn__rt.loop, &at.tick);
-    uv_check_init(&cn__rt.loop, &at.flush);
+    clients_init();
     uint64_t tick = at.stall_ms < 1000 ? at.stall_ms / 2 + 1 : 1000;
     uv_timer_start(&at.tick, on_tick, tick, tick);
     uv_unref((uv_handle_t *)&at.tick);
@@ -1019,8 +1192,36 @@ void cn__attach_stop(void)
         req_finish(at.reqs);
     }
     uv_close((uv_handle_t *)&at.poll, NULL);
+    uv_close((uv_handle_t *)&at.rest, NULL);
     uv_close((uv_handle_t *)&at.tick, NULL);
+    if (at.spare >= 0)
+        close(at.spare);
+    at.spare = -1;
     uv_close((uv_handle_t *)&at.flush, NULL);
+    at.clients_ready = 0;
     close(at.fd);
     at.fd = -1;
+}
+
+/* ===========================================================================
+ * Test and fuzz hooks: the client dispatch without the listening socket
+ */
+
+cn__client_t *cn__attach_client_open(int fd)
+{
+    clients_init();
+    return admit(fd);
+}
+
+int cn__attach_client_msg(cn__client_t *c, cn_wire_msg_t *m)
+{
+    if (c->closing)
+        return -1;
+    on_client_msg(c, m);
+    return c->closing ? -1 : 0;
+}
+
+void cn__attach_client_close(cn__client_t *c)
+{
+    client_cut(c, NULL);
 }

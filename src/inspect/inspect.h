@@ -53,4 +53,30 @@ void cn__attach_unlink_now(void);
  * twice, and just before exit_group. */
 void cn__attach_stop(void);
 
+/*
+ * Test and fuzz hooks (tests/fuzz/fuzz_attach.c, fuzz_repl.c): the
+ * attach clients without the listening socket, for a root made with
+ * cn__rt_init_root whose caller runs the loop as the broker. The broker
+ * thread only.
+ */
+typedef struct cn__client cn__client_t;
+
+/* Admits a client on the connected socket `fd` (one end of a
+ * socketpair, say), which it owns from here on, as if it had just
+ * connected to the attach socket: same uid check, same limits. Replies are
+ * written to fd; the peer end must read them, or the client is cut off
+ * once OUT_MAX bytes wait. Returns the client, or NULL if it was refused
+ * (fd is closed then). */
+cn__client_t *cn__attach_client_open(int fd);
+
+/* Handles one decoded message from client c as if it had arrived on its
+ * socket (HELLO first, then INSPECT, CANCEL, SUBSCRIBE, BREAK, CONSOLE_IN,
+ * LOCK_RELEASE). Does not take m. Returns 0, or -1 if c is cut off (now or
+ * before): then it is closing, and c must not be used again. */
+int cn__attach_client_msg(cn__client_t *c, cn_wire_msg_t *m);
+
+/* Cuts client c off, as when its peer hangs up. Its handle closes, and c
+ * is freed, on the loop's next turn; c must not be used again. */
+void cn__attach_client_close(cn__client_t *c);
+
 #endif /* CN_INSPECT_H */

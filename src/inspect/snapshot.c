@@ -22,7 +22,7 @@ static long rss_kib(void)
     long size = 0, res = 0;
     if (f == NULL)
         return -1;
-    if (fscanf(f, "%ld %ld", &size, &res) != 2)
+    if (fscanf(f, "%ld %ld", &size, &res) != 2) /* the kernel's numbers: NOLINT(cert-err34-c) */
         res = -1;
     fclose(f);
     return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);

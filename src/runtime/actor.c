@@ -95,6 +95,7 @@ static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
 static int stream_register(cn__stream_t *s)
 {
     cn__lock(&cn__rt.mu);
+    /* An array of pointers: NOLINTNEXTLINE(bugprone-sizeof-expression) */
     cn__stream_t **n = realloc(cn__rt.streams, (cn__rt.nstreams + 1) * sizeof(*n));
     if (n == NULL) {
         cn__unlock(&cn__rt.mu);
@@ -629,6 +630,9 @@ static struct {
     uv_timer_t timer; /* retries: a pid is ours only once its parent has exited */
 } adopt;
 
+static void reap_children(void);
+static int unreaped_lost_child(void);
+
 static void reap_adoptees(void)
 {
     uint64_t now = uv_now(&cn__rt.loop);
@@ -646,14 +650,24 @@ static void reap_adoptees(void)
         adopt.v[keep++] = a;
     }
     adopt.n = keep;
-    if (adopt.n == 0)
-        uv_timer_stop(&adopt.timer);
 }
 
+/* Every 100 ms while a lost child or an orphan is still to be reaped:
+ * SIGCHLD is not queued, and a sanitizer's runtime may hold one back, so
+ * reaping must not hang on each death being signalled (seen under TSan:
+ * a killed actor and its orphans left zombies for over 20 s). */
 static void on_adopt_timer(uv_timer_t *t)
 {
-    (void)t;
+    reap_children();
     reap_adoptees();
+    if (adopt.n == 0 && !unreaped_lost_child())
+        uv_timer_stop(t);
+}
+
+static void reap_poll_start(void)
+{
+    if (!uv_is_active((uv_handle_t *)&adopt.timer))
+        uv_timer_start(&adopt.timer, on_adopt_timer, 100, 100);
 }
 
 static void adopt_pid(int pid)
@@ -667,8 +681,7 @@ static void adopt_pid(int pid)
         adopt.cap = ncap;
     }
     adopt.v[adopt.n++] = (adoptee_t){pid, uv_now(&cn__rt.loop) + ADOPT_WAIT_MS};
-    if (!uv_is_active((uv_handle_t *)&adopt.timer))
-        uv_timer_start(&adopt.timer, on_adopt_timer, 100, 100);
+    reap_poll_start();
 }
 
 /* cn_route_del_via callback for a lost child: DEL_ROUTE up, and the
@@ -893,6 +906,7 @@ static void stream_lost(cn__stream_t *s, const char *why)
         uv_timer_start(&s->reaper, on_reap_timer, REAP_SOFT_MS, 0);
     }
     uv_timer_start(&s->timer, on_lost_timer, LOST_WAIT_MS, 0);
+    reap_poll_start();
 }
 
 static void on_lost_timer(uv_timer_t *t)
@@ -1009,6 +1023,16 @@ static void reap_children(void)
         }
         child_done(s);
     }
+}
+
+static int unreaped_lost_child(void)
+{
+    for (size_t i = 0, n = stream_slots(); i < n; i++) {
+        cn__stream_t *s = stream_slot(i);
+        if (s && s->lost && !s->is_parent && !s->reaped && s->pid > 0)
+            return 1;
+    }
+    return 0;
 }
 
 static void on_sigchld(uv_signal_t *h, int sig)
@@ -1816,7 +1840,12 @@ static void run_spawns(void)
             spawn_req_free(r);
             continue;
         }
-        r->rc = posix_spawn(&r->pid, r->exe, r->fa, r->attr, r->argv, r->env);
+        /* A posix_spawn built on fork (valgrind's, some libcs') reports a
+         * failed exec only as the child's exit 127: ask first, so that the
+         * caller learns ENOENT or EACCES wherever it runs. */
+        r->rc = access(r->exe, X_OK) < 0 ? errno : 0;
+        if (r->rc == 0)
+            r->rc = posix_spawn(&r->pid, r->exe, r->fa, r->attr, r->argv, r->env);
         cn__lock(&cn__rt.mu);
         abandoned = r->state == 2;
         r->state = 1;
@@ -1886,6 +1915,33 @@ static char **child_env(char vars[][CN__PATH_MAX + 32], int nvars)
     return env;
 }
 
+/* What ran out, when the system refuses a spawn with `err` (an errno),
+ * for the log line; "" when nothing did. */
+static const char *spawn_limit(int err)
+{
+    switch (err) {
+    case EMFILE:
+        return " (this process has as many files open as RLIMIT_NOFILE, ulimit -n, allows)";
+    case ENFILE:
+        return " (the system's file table is full)";
+    case EAGAIN:
+        return " (this user has as many processes and threads as RLIMIT_NPROC, ulimit -u, "
+               "allows, or the system has no more)";
+    case ENOMEM:
+        return " (out of memory)";
+    default:
+        return "";
+    }
+}
+
+/* Logs why the channel to a new child could not be made; -err. */
+static int spawn_no_channel(const char *name, int err)
+{
+    cn_log(CN_LOG_ERROR, "cannot start actor %s: no descriptors for its channel: %s%s", name,
+           strerror(err), spawn_limit(err));
+    return -err;
+}
+
 int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, int64_t timeout_ms)
 {
     static const cn_spawn_opts_t none = {NULL, NULL, NULL};
@@ -1908,19 +1964,24 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
 
     int sv[2], pout[2], perr[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        return -errno;
+        return spawn_no_channel(name, errno);
     if (pipe2(pout, O_CLOEXEC) < 0) {
-        rc = -errno;
+        rc = errno;
         close(sv[0]), close(sv[1]);
-        return rc;
+        return spawn_no_channel(name, rc);
     }
     if (pipe2(perr, O_CLOEXEC) < 0) {
-        rc = -errno;
+        rc = errno;
         close(sv[0]), close(sv[1]), close(pout[0]), close(pout[1]);
-        return rc;
+        return spawn_no_channel(name, rc);
     }
 
-    char vars[10][CN__PATH_MAX + 32];
+    /* CANOPY_EXE stands for /proc/self/exe, which valgrind cannot follow
+     * (`make memcheck`); the whole tree needs it, so it is passed on. */
+    const char *self = getenv("CANOPY_EXE");
+    if (self && (*self == '\0' || strlen(self) > CN__PATH_MAX))
+        self = NULL;
+    char vars[11][CN__PATH_MAX + 32];
     int nv = 0;
     snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_FD=3");
     snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_ID=%u", id);
@@ -1935,9 +1996,11 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
         snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_DEBUG=1");
     if (opts->entry)
         snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_ENTRY=%s", opts->entry);
+    if (self)
+        snprintf(vars[nv++], sizeof(vars[0]), "CANOPY_EXE=%s", self);
     char **env = child_env(vars, nv);
 
-    const char *exe = opts->exe ? opts->exe : "/proc/self/exe";
+    const char *exe = opts->exe ? opts->exe : self ? self : "/proc/self/exe";
     size_t nargs = 0;
     while (opts->argv && opts->argv[nargs])
         nargs++;
@@ -1962,6 +2025,8 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     sigset_t none_set, all_set;
     sigemptyset(&none_set);
     sigfillset(&all_set);
+    if (cn__rt.hup_ignored) /* started under nohup: so is the whole tree */
+        sigdelset(&all_set, SIGHUP);
     posix_spawnattr_setsigmask(&attr, &none_set);
     posix_spawnattr_setsigdefault(&attr, &all_set);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
@@ -1976,7 +2041,8 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
         close(sv[0]), close(pout[0]), close(perr[0]);
         if (rc == CN_ETIMEDOUT)
             return rc;
-        cn_log(CN_LOG_ERROR, "cannot start %s for actor %s: %s", exe, name, strerror(rc));
+        cn_log(CN_LOG_ERROR, "cannot start %s for actor %s: %s%s", exe, name, strerror(rc),
+               spawn_limit(rc));
         return -rc;
     }
 
@@ -1990,8 +2056,6 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     snprintf(s->name, sizeof(s->name), "%s", name);
     snprintf(s->path, sizeof(s->path), "%s/%s", cn__rt.path, name);
     /* uv handles belong to the broker: it watches these from stream_start. */
-    if (cn__rt.hup_ignored) /* started under nohup: so is the whole tree */
-        sigdelset(&all_set, SIGHUP);
     s->out_fd[0] = pout[0];
     s->out_fd[1] = perr[0];
     stream_ref(s); /* ours, while we wait */
@@ -2131,6 +2195,8 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
         uv_signal_start(&r->sigint, on_sigint, SIGINT);
     }
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction hup;
+    r->hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
     cn__debug_init(cfg->debug);
     return 0;
 }
@@ -2160,8 +2226,6 @@ static int child_init(void)
         return CN_EINVAL;
     }
     /* The backstop for a parent that dies without closing its stream
-    struct sigaction hup;
-    r->hup_ignored = sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler == SIG_IGN;
      * cleanly (kill -9): the kernel kills us too. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if ((uint32_t)getppid() != ppid)
@@ -2244,9 +2308,10 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
     cn__rt.start_us = cn__now_us();
     if (!child)
         cn__attach_start(); /* before the broker runs: its path is set once */
-    if (uv_thread_create(&cn__rt.broker, broker_main, NULL) != 0) {
-        fprintf(stderr, "canopy: cannot start the broker thread\n");
-        return CN_ENOMEM;
+    if ((rc = uv_thread_create(&cn__rt.broker, broker_main, NULL)) != 0) {
+        fprintf(stderr, "canopy: cannot start the broker thread: %s%s\n", uv_strerror(rc),
+                spawn_limit(-rc));
+        return rc == UV_ENOMEM ? CN_ENOMEM : CN_EAGAIN;
     }
 
     if (child) {

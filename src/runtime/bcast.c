@@ -45,6 +45,7 @@ int cn_bcast_new(cn_stream_t *s, unsigned capacity, cn_bcast_t **out)
     if (s == NULL || out == NULL || capacity == 0 || capacity > 65536)
         return CN_EINVAL;
     cn_bcast_t *b = calloc(1, sizeof(*b));
+    /* An array of pointers: NOLINTNEXTLINE(bugprone-sizeof-expression) */
     if (b == NULL || (b->ring = calloc(capacity, sizeof(*b->ring))) == NULL) {
         free(b);
         return CN_ENOMEM;

@@ -10,7 +10,9 @@
  * Invariant: a pending call is in rt.calls from its creation until either
  * its final message is delivered or its owner withdraws it, and every
  * delivery happens under rt.mu, so after a withdrawal nothing more arrives
- * and the owner may drain the inbox and free it.
+ * and the owner may drain the inbox and free it. After the final message,
+ * the owner takes rt.mu once before freeing (pcall_free): the delivery
+ * that woke it may not be over.
  *
  * A context's end has two audiences that may wait at once on different
  * threads: its stream's reader, which must see every YIELD before the end,
@@ -133,9 +135,14 @@ static int pcall_withdraw(cn__pcall_t *c)
     return was;
 }
 
-/* Frees c and whatever is left in its inbox. It must be out of the table. */
+/* Frees c and whatever is left in its inbox. It must be out of the table.
+ * Out of the table is not yet untouched: a context's final message wakes
+ * its owner through the inbox while the broker, still under rt.mu, puts
+ * the copy into endq. Taking rt.mu once waits for that to finish. */
 static void pcall_free(cn__pcall_t *c)
 {
+    cn__lock(&cn__rt.mu);
+    cn__unlock(&cn__rt.mu);
     cn__rec_del(&c->rec);
     cn__node_t *n;
     while (cn__latch_get(&c->inbox, 0, &n) == 0)

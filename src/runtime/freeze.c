@@ -222,13 +222,14 @@ int cn__freeze(int park_them, int skip_tid, int64_t timeout_ms, cn__thr_stack_t 
     if (d == NULL)
         return CN_EIO;
     for (struct dirent *e; (e = readdir(d)) != NULL && count < FZ_MAX;) {
-        int tid = atoi(e->d_name);
-        if (tid <= 0 || tid == self || tid == skip_tid)
+        char *end;
+        long tid = strtol(e->d_name, &end, 10); /* "." and ".." are not threads */
+        if (*end != '\0' || tid <= 0 || tid == self || tid == skip_tid)
             continue;
         row_t *r = &fz.rows[count++];
         r->nframes = 0;
         atomic_store(&r->state, CN__FZ_ASKED);
-        atomic_store(&r->tid, tid);
+        atomic_store(&r->tid, (int)tid);
     }
     closedir(d);
     atomic_store(&fz.park, park_them);

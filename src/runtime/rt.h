@@ -138,7 +138,7 @@ typedef struct cn__rt {
     _Atomic unsigned events_on; /* CN__EV_* classes some subscriber at the root wants */
 
     cn__latch_t jobs;
-    _Atomic unsigned nthreads, idle;
+    _Atomic unsigned nthreads;
     unsigned max_threads;
     pthread_t *threads;
 
@@ -372,6 +372,18 @@ int cn__cancel_child_id(uint32_t id, const char *why);
  * only. */
 pid_t cn__child_pid(uint32_t id);
 void cn__cancel_tree(const char *why);
+
+/*
+ * Test and fuzz hook (tests/fuzz/): makes this process a root as cn_run
+ * does (the runtime's state, its loop and the loop's handles, the root's
+ * name from cfg or CANOPY_TREE), but opens no attach socket, starts no
+ * broker thread and runs no main. The calling thread becomes the broker:
+ * it runs cn__rt.loop itself (uv_run, UV_RUN_NOWAIT) and calls the broker
+ * entry points directly. Nothing undoes it; call it once per process, not
+ * with cn_run. Returns 0, or CN_EINVAL if the runtime has started already,
+ * or CN_ENOMEM.
+ */
+int cn__rt_init_root(int argc, char **argv, const cn_config_t *cfg);
 
 /* Broker: shuts this actor down once no debugger session is open or
  * waiting (a SHUTDOWN, or `cancel` at the REPL, during a session). */

@@ -602,7 +602,7 @@ int cn_wire_next_frame(cn_wire_decoder_t *d, const void *buf, size_t len, size_t
     if (d->pend_have == 0 && left >= d->body_len) {
         /* The common case: the whole body is in the caller's buffer. */
         *body = p;
-        p += d->body_len, left -= d->body_len;
+        left -= d->body_len;
         d->len_have = 0;
     } else {
         size_t n = d->body_len - d->pend_have;
@@ -613,7 +613,7 @@ int cn_wire_next_frame(cn_wire_decoder_t *d, const void *buf, size_t len, size_t
             return decoder_fail(d, rc);
         memcpy(d->pend + d->pend_have, p, n);
         d->pend_have += n;
-        p += n, left -= n;
+        left -= n;
         *used = len - left;
         if (d->pend_have < d->body_len)
             return 0;

@@ -3,8 +3,9 @@
  * protocol by hand on the fd cn_spawn gave it, instead of running cn_run,
  * so it can do what a real actor never would. argv[1] picks the act:
  *   badversion  greet with protocol version 99; print the answer
- *   spoof       greet properly, then call the parent's "record" once with a
- *               forged src and once honestly; wait for the honest reply
+ *   spoof [SRC...]  greet properly, then call the parent's "record" once
+ *               with each forged src (default 9999) and once honestly;
+ *               wait for the honest reply
  *   garbage     greet properly, then send bytes that are not a frame
  *   stubborn    greet properly, then ignore SHUTDOWN, SIGTERM and EOF
  *   flood       greet properly; start the first context it is asked to
@@ -87,10 +88,11 @@ static void call_record(msgpack_sbuffer *sb, uint32_t src, uint64_t cid)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2 || !getenv("CANOPY_ID") || !getenv("CANOPY_PARENT_ID"))
+    const char *id = getenv("CANOPY_ID"), *parent_id = getenv("CANOPY_PARENT_ID");
+    if (argc < 2 || id == NULL || parent_id == NULL)
         return 2;
-    self = (uint32_t)atoi(getenv("CANOPY_ID"));
-    parent = (uint32_t)atoi(getenv("CANOPY_PARENT_ID"));
+    self = (uint32_t)strtoul(id, NULL, 10);
+    parent = (uint32_t)strtoul(parent_id, NULL, 10);
     setvbuf(stdout, NULL, _IOLBF, 0); /* each line reaches the root at once */
     static msgpack_sbuffer sb;        /* static: still reachable at exit */
     msgpack_sbuffer_init(&sb);
@@ -123,7 +125,10 @@ int main(int argc, char **argv)
     cn_wire_msg_free(m);
 
     if (strcmp(act, "spoof") == 0) {
-        call_record(&sb, 9999, 1); /* forged: 9999 is not behind this stream */
+        /* Forged: none of these srcs is behind this stream. */
+        for (int i = 2; i < argc || i == 2; i++)
+            call_record(&sb, i < argc ? (uint32_t)strtoul(argv[i], NULL, 10) : 9999,
+                        (uint64_t)i + 8);
         call_record(&sb, self, 2);
         while ((m = recv_msg(&d)) != NULL) {
             if (m->hdr.cid == 2) {
