@@ -37,9 +37,9 @@ struct cn__pcall {
     cn__flow_t flow;   /* our send credit on the context's stream */
     uint64_t cid;
     uint32_t to;
-    cn__task_t *task; /* the task that made it, if made from a handler */
-    cn__latch_t endq;      /* a context's: a copy of its final message */
-    cn__node_t end_token;  /* in endq once the context has ended */
+    cn__task_t *task;     /* the task that made it, if made from a handler */
+    cn__latch_t endq;     /* a context's: a copy of its final message */
+    cn__node_t end_token; /* in endq once the context has ended */
 };
 
 struct cn_ctx {
@@ -543,7 +543,8 @@ static void ctx_end(cn_ctx_t *ctx, item_t *final)
 
 /* One copy of the final message has been taken (the reader's from the
  * inbox, or the result's from endq): the first ends the context, a later
- * one is dropped. Then the next result waiter, if any, is woken. */
+ * one is dropped. (cn_ctx_result then passes end_token on to the next
+ * result waiter.) */
 static void ctx_claim(cn_ctx_t *ctx, item_t *it)
 {
     pthread_mutex_lock(&ctx->mu);

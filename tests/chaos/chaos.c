@@ -63,12 +63,12 @@
 #define SNAP_ACTOR_MS 30
 #define ROOT_GONE_MAX_MS 2000
 #define STOP_MS 2000
-#define GONE_WAIT_MS 2000  /* how long a killed process may take to be reaped */
+#define GONE_WAIT_MS 2000   /* how long a killed process may take to be reaped */
 #define ROUTES_WAIT_MS 1000 /* ... and its routes to be deleted everywhere */
-#define BURST 12           /* messages per burst; more than WINDOW */
+#define BURST 12            /* messages per burst; more than WINDOW */
 #define WINDOW 8
 #define PACE_MS 25
-#define IO_MS 10000        /* any single stream operation */
+#define IO_MS 10000 /* any single stream operation */
 #define MAX_NODES 64
 
 static const uint64_t FANOUT[] = {3, 3, 2}; /* root's children, theirs, theirs */
@@ -93,21 +93,24 @@ static int fn_pump(cn_call_t *c, const msgpack_object *args, msgpack_packer *out
         for (uint64_t i = 0; i < BURST; i++) {
             v.via.u64 = n + i;
             if ((rc = cn_stream_send(s, &v, IO_MS)) < 0)
-                return rc == CN_ECANCELED ? rc : cn_call_fail(c, rc, "send %" PRIu64 ": %s",
-                                                              n + i, cn_strerror(rc));
+                return rc == CN_ECANCELED
+                           ? rc
+                           : cn_call_fail(c, rc, "send %" PRIu64 ": %s", n + i, cn_strerror(rc));
         }
         for (uint64_t i = 0; i < BURST; i++) {
             cn_result_t m;
             if ((rc = cn_stream_recv(s, &m, IO_MS)) < 0) {
                 cn_result_free(&m);
-                return rc == CN_ECANCELED ? rc : cn_call_fail(c, rc, "echo %" PRIu64 ": %s",
-                                                              n + i, cn_strerror(rc));
+                return rc == CN_ECANCELED
+                           ? rc
+                           : cn_call_fail(c, rc, "echo %" PRIu64 ": %s", n + i, cn_strerror(rc));
             }
-            uint64_t got = m.value.type == MSGPACK_OBJECT_POSITIVE_INTEGER ? m.value.via.u64 : ~0ull;
+            uint64_t got =
+                m.value.type == MSGPACK_OBJECT_POSITIVE_INTEGER ? m.value.via.u64 : ~0ull;
             cn_result_free(&m);
             if (got != n + i)
-                return cn_call_fail(c, CN_EPROTO, "echo %" PRIu64 " came back as %" PRIu64,
-                                    n + i, got);
+                return cn_call_fail(c, CN_EPROTO, "echo %" PRIu64 " came back as %" PRIu64, n + i,
+                                    got);
         }
         if ((rc = cn_sleep(PACE_MS)) < 0)
             return rc;
@@ -216,8 +219,8 @@ static int fn_respawn(cn_call_t *c, const msgpack_object *args, msgpack_packer *
 }
 
 static const cn_export_t exports[] = {
-    {"pump", fn_pump},   {"sleep", fn_sleep},     {"fds", fn_fds},
-    {"grow", fn_grow},   {"respawn", fn_respawn}, {NULL, NULL},
+    {"pump", fn_pump}, {"sleep", fn_sleep},     {"fds", fn_fds},
+    {"grow", fn_grow}, {"respawn", fn_respawn}, {NULL, NULL},
 };
 
 /* ===========================================================================
@@ -230,7 +233,7 @@ typedef struct node {
     pid_t pid;
     int depth; /* 1: under the root */
     char name[64];
-    int fds;   /* its fd count with all its children, or -1 */
+    int fds; /* its fd count with all its children, or -1 */
     cn_ctx_t *ctx;
     cn_stream_t *st;
     pthread_t reader;
@@ -348,8 +351,8 @@ static int grow_under(uint32_t parent, int depth, const char *name)
 {
     msgpack_object f[DEPTH], args[2];
     for (int i = depth + 1; i < DEPTH; i++)
-        f[i - depth - 1] = (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER,
-                                            .via.u64 = FANOUT[i]};
+        f[i - depth - 1] =
+            (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = FANOUT[i]};
     msgpack_object fan = {.type = MSGPACK_OBJECT_ARRAY};
     fan.via.array.size = (uint32_t)(DEPTH - depth - 1);
     fan.via.array.ptr = f;
@@ -449,10 +452,8 @@ static void check_snapshot(cn_client_t *cl, const char *when, unsigned want_unre
     if (ms > SNAP_MAX_MS * slack)
         violation("%s: the snapshot took %.1f ms (bound %.0f)", when, ms, SNAP_MAX_MS * slack);
     if (unr < want_unresponsive)
-        violation("%s: %u actors unresponsive, expected at least %u", when, unr,
-                  want_unresponsive);
+        violation("%s: %u actors unresponsive, expected at least %u", when, unr, want_unresponsive);
 }
-
 
 /* A call parked in an actor, to see it wake when the actor dies. */
 typedef struct parked {
@@ -530,8 +531,8 @@ static void check_fds(void)
             node_t *n = &nodes[i];
             int f = n->used ? fds_of(n->id) : 0;
             if (n->used && f != n->fds)
-                violation("%s (actor %u) holds %d fds, %d with the same children before",
-                          n->name, n->id, f, n->fds);
+                violation("%s (actor %u) holds %d fds, %d with the same children before", n->name,
+                          n->id, f, n->fds);
         }
         fig.fd_leaks++;
     }
@@ -600,8 +601,8 @@ static void round_kill(cn_client_t *cl, node_t *v, unsigned round)
             usleep(5000);
     }
     if (stale)
-        violation("round %u: routes to the dead subtree of %s still listed after %.0f ms",
-                  round, vname, ms);
+        violation("round %u: routes to the dead subtree of %s still listed after %.0f ms", round,
+                  vname, ms);
     if (ms > fig.routes_worst)
         fig.routes_worst = ms;
 
@@ -611,8 +612,7 @@ static void round_kill(cn_client_t *cl, node_t *v, unsigned round)
         while ((st = proc_state(dpids[i])) != 0 && mono_msf() - t0 < GONE_WAIT_MS * slack)
             usleep(5000);
         if (st == 'Z') {
-            violation("round %u: pid %d of %s's subtree is a zombie", round, (int)dpids[i],
-                      vname);
+            violation("round %u: pid %d of %s's subtree is a zombie", round, (int)dpids[i], vname);
             fig.zombies++;
         } else if (st != 0) {
             violation("round %u: pid %d of %s's subtree still runs (state %c)", round,
@@ -655,8 +655,8 @@ static void round_stop(cn_client_t *cl, node_t *v, unsigned round)
             violation("round %u: the stream from %s (actor %u) ended across a SIGSTOP of %s: %s",
                       round, n->name, n->id, v->name, n->end_why);
         else if (atomic_load(&n->seen) <= seen[i])
-            violation("round %u: the stream from %s (actor %u) did not resume after SIGCONT",
-                      round, n->name, n->id);
+            violation("round %u: the stream from %s (actor %u) did not resume after SIGCONT", round,
+                      n->name, n->id);
     }
 }
 
@@ -700,10 +700,8 @@ static int chaos_main(int argc, char **argv)
     (void)argc, (void)argv;
     cn_client_t *cl;
     double t_start = mono_msf();
-    if (cn_attach_path() == NULL ||
-        cn_client_connect(cn_attach_path(), &cl, IO_MS) < 0) {
-        fprintf(stderr, "chaos: cannot attach to this tree's own socket: %s\n",
-                cn_client_error());
+    if (cn_attach_path() == NULL || cn_client_connect(cn_attach_path(), &cl, IO_MS) < 0) {
+        fprintf(stderr, "chaos: cannot attach to this tree's own socket: %s\n", cn_client_error());
         return 2;
     }
     if (grow_tree() < 0)
@@ -721,8 +719,8 @@ static int chaos_main(int argc, char **argv)
         node_t *v = pick(&seed);
         int stop = (unsigned)(rand_r(&seed) % 100) < opt_stop_pct;
         if (verbose)
-            printf("round %u: %s %s (actor %u, pid %d)\n", r, stop ? "SIGSTOP" : "SIGKILL",
-                   v->name, v->id, (int)v->pid);
+            printf("round %u: %s %s (actor %u, pid %d)\n", r, stop ? "SIGSTOP" : "SIGKILL", v->name,
+                   v->id, (int)v->pid);
         if (stop)
             round_stop(cl, v, r);
         else
@@ -751,9 +749,9 @@ static int chaos_main(int argc, char **argv)
            "processes reaped: worst %.1f ms\n"
            "  zombies %u, fd leaks %u, violations %u\n",
            fig.rounds, secs, fig.kills, fig.actors_killed, fig.stops, fig.msgs, fig.wake_worst,
-           fig.wakes ? fig.wake_sum / fig.wakes : 0, fig.wakes, WAKE_MAX_MS * slack,
-           fig.snap_worst, SNAP_MAX_MS * slack, fig.routes_worst, fig.gone_worst, fig.zombies,
-           fig.fd_leaks, violations);
+           fig.wakes ? fig.wake_sum / fig.wakes : 0, fig.wakes, WAKE_MAX_MS * slack, fig.snap_worst,
+           SNAP_MAX_MS * slack, fig.routes_worst, fig.gone_worst, fig.zombies, fig.fd_leaks,
+           violations);
     if (opt_json) {
         FILE *f = fopen(opt_json, "w");
         if (f) {
@@ -825,8 +823,7 @@ static int kill_root(void)
     buf[got] = 0;
     pid_t pids[MAX_NODES + 1];
     int np = 0;
-    for (char *s = buf, *e; np < MAX_NODES + 1 && (pids[np] = (pid_t)strtol(s, &e, 10)) > 0;
-         s = e)
+    for (char *s = buf, *e; np < MAX_NODES + 1 && (pids[np] = (pid_t)strtol(s, &e, 10)) > 0; s = e)
         np++;
     if (np < 2) {
         fprintf(stderr, "chaos: the tree did not report its pids\n");
@@ -858,8 +855,7 @@ static int kill_root(void)
     }
     for (int i = 0; i < np; i++)
         if (proc_state(pids[i]) != 0) {
-            printf("VIOLATION pid %d still there (state %c)\n", (int)pids[i],
-                   proc_state(pids[i]));
+            printf("VIOLATION pid %d still there (state %c)\n", (int)pids[i], proc_state(pids[i]));
             kill(pids[i], SIGKILL);
         }
     while (waitpid(-1, NULL, WNOHANG) > 0)

@@ -201,7 +201,7 @@ static _Atomic int stop_all, job_failed;
 static _Atomic uint64_t churned;
 static char job_why[256]; /* the first failure, under job_mu */
 static pthread_mutex_t job_mu = PTHREAD_MUTEX_INITIALIZER;
-#define BUILD_MS 30000     /* a spawn or open while 200 actors come up */
+#define BUILD_MS 30000 /* a spawn or open while 200 actors come up */
 
 static void job_fail(const char *what, unsigned i, int rc, const cn_result_t *r)
 {
@@ -380,8 +380,7 @@ static int big_main(int argc, char **argv)
         if (s % 10 == 0 || s == secs)
             printf("%u s: root RSS %ld KiB, tree RSS %ld KiB, %" PRIu64 " events (%" PRIu64
                    " dropped), %" PRIu64 " short contexts\n",
-                   s, r, t, atomic_load(&ev_seen), atomic_load(&ev_dropped),
-                   atomic_load(&churned));
+                   s, r, t, atomic_load(&ev_seen), atomic_load(&ev_dropped), atomic_load(&churned));
     }
     atomic_store(&stop_all, 1);
     for (int i = 0; i < CHURNERS; i++)
