@@ -462,6 +462,30 @@ static void test_spoofed_src_of_others_is_dropped(void **state)
         suite_log_contains("root/fake-spoof2: fake_child: honest call answered with RETURN"));
 }
 
+/* A child announcing an id no range granted to it holds is refused: it
+ * cannot take the calls of the actor the root later gives that id to.
+ * (Found by the hostile-client work for issue #10.) */
+static void test_route_for_ungranted_id_is_refused(void **state)
+{
+    (void)state;
+    const char *argv[] = {"squat", "60000", NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
+    cn_portal_t fake;
+    assert_int_equal(cn_spawn("fake-squat", &o, &fake, T_MS), 0);
+    char want[160];
+    snprintf(want, sizeof(want),
+             "refused ADD_ROUTE for 60000 from actor %u (fake-squat): no id range behind it "
+             "holds that id",
+             fake.id);
+    int64_t deadline = ms_now() + T_MS;
+    while (!suite_log_contains(want) && ms_now() < deadline)
+        usleep(1000);
+    assert_true(suite_log_contains(want));
+    assert_false(route_known(60000));
+    assert_true(route_known(fake.id)); /* the stream is still up */
+    assert_int_equal(cn_cancel(fake, T_MS), 0);
+}
+
 static void test_version_mismatch_is_refused(void **state)
 {
     (void)state;
@@ -687,6 +711,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_spawn_failures_are_clear),
         cmocka_unit_test(test_spoofed_src_is_dropped),
         cmocka_unit_test(test_spoofed_src_of_others_is_dropped),
+        cmocka_unit_test(test_route_for_ungranted_id_is_refused),
         cmocka_unit_test(test_version_mismatch_is_refused),
         cmocka_unit_test(test_garbage_closes_only_its_stream),
         cmocka_unit_test(test_hung_handlers_do_not_stop_shutdown),

@@ -684,11 +684,14 @@ static void adopt_pid(int pid)
     reap_poll_start();
 }
 
+static void grants_drop(uint32_t to);
+
 /* cn_route_del_via callback for a lost child: DEL_ROUTE up, and the
  * child's descendants (not the child: its stream reaps it) adopted. */
 static void route_lost(const cn_route_t *r, void *arg)
 {
     send_del_route(r, arg);
+    grants_drop(r->id); /* under rt.mu, as cn_route_del_via calls us */
     if (r->pid > 0 && r->parent != cn__rt.id)
         adopt_pid(r->pid);
 }
@@ -1403,9 +1406,73 @@ static int src_ok_hdr(cn__stream_t *s, uint32_t src)
     return ok;
 }
 
+/* ===========================================================================
+ * Id grants: which ids a child may announce
+ *
+ * Every actor below the root's children gets its id from a range the root
+ * granted its parent (ALLOCATE_ID; the root's children get theirs from the
+ * root itself, and the root announces them). The root records each grant,
+ * and every actor records the grants it passes down; an ADD_ROUTE from a
+ * child is taken only for an id in a range granted to the announced
+ * parent, and only if that parent is behind the same stream. Otherwise a
+ * child could claim an id the root will later give another actor, and take
+ * its calls. A range dies with the actor it was granted to. Under rt.mu.
+ */
+
+typedef struct grant {
+    uint32_t first, count, to;
+} grant_t;
+
+static struct {
+    grant_t *v;
+    size_t n, cap;
+} grants;
+
+static void grant_add(uint64_t first, uint64_t count, uint32_t to)
+{
+    if (first > UINT32_MAX || count > UINT32_MAX - first)
+        return;
+    if (grants.n == grants.cap) {
+        size_t ncap = grants.cap ? 2 * grants.cap : 16;
+        grant_t *v = realloc(grants.v, ncap * sizeof(*v));
+        if (v == NULL)
+            return; /* its ADD_ROUTEs will be refused, and say so */
+        grants.v = v;
+        grants.cap = ncap;
+    }
+    grants.v[grants.n++] = (grant_t){(uint32_t)first, (uint32_t)count, to};
+}
+
+static void grants_drop(uint32_t to)
+{
+    size_t keep = 0;
+    for (size_t i = 0; i < grants.n; i++)
+        if (grants.v[i].to != to)
+            grants.v[keep++] = grants.v[i];
+    grants.n = keep;
+}
+
+/* Whether child stream s may announce actor `id` with parent `parent`. */
+static int grant_ok_locked(uint64_t id, uint64_t parent, const cn__stream_t *s)
+{
+    const cn_route_t *p = parent <= UINT32_MAX ? cn_route_find(&cn__rt.routes, (uint32_t)parent)
+                                               : NULL;
+    if (parent != s->peer && (p == NULL || p->via != s->via))
+        return 0; /* its parent is not behind this stream */
+    for (size_t i = 0; i < grants.n; i++)
+        if (id >= grants.v[i].first && id - grants.v[i].first < grants.v[i].count)
+            return grants.v[i].to == parent;
+    return 0;
+}
+
 static void forward(cn__stream_t *s, cn_wire_msg_t *m)
 {
     char reason[CN__REASON_MAX];
+    if (m->hdr.type == CN_MSG_ALLOCATE_ID && s->is_parent) { /* a grant passing down */
+        cn__lock(&cn__rt.mu);
+        grant_add(m->u.allocate_id.first, m->u.allocate_id.count, m->hdr.dst);
+        cn__unlock(&cn__rt.mu);
+    }
     /* A message the parent sent down for an id not below us is dead here:
      * sending it back up would only bounce. */
     int rc = route_send(&m->hdr, m->frame, m->frame_len, s->via, reason);
@@ -1422,16 +1489,17 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
     cn__lock(&cn__rt.mu);
     if (m->hdr.type == CN_MSG_ADD_ROUTE) {
         const cn_wire_add_route_t *a = &m->u.add_route;
-        int rc = CN_EINVAL;
-        if (a->id != 0 && a->id != cn__rt.id && a->id <= UINT32_MAX)
+        int rc = CN_EINVAL, granted = grant_ok_locked(a->id, a->parent, s);
+        if (a->id != 0 && a->id != cn__rt.id && a->id <= UINT32_MAX && granted)
             rc = cn_route_add(&cn__rt.routes, (uint32_t)a->id, (uint32_t)a->parent, s->via,
                               a->name.ptr, a->name.len, cn__now_us());
         if (rc == 0 && a->pid <= INT_MAX)
             cn_route_set_pid(&cn__rt.routes, (uint32_t)a->id, (int)a->pid);
         cn__unlock(&cn__rt.mu);
         if (rc < 0) {
-            cn_log(CN_LOG_WARN, "refused ADD_ROUTE for %llu from actor %u (%s)",
-                   (unsigned long long)a->id, s->peer, s->name);
+            cn_log(CN_LOG_WARN, "refused ADD_ROUTE for %llu from actor %u (%s)%s",
+                   (unsigned long long)a->id, s->peer, s->name,
+                   granted ? "" : ": no id range behind it holds that id");
             return;
         }
         if (cn__rt.is_root) {
@@ -1443,8 +1511,10 @@ static void on_route_msg(cn__stream_t *s, cn_wire_msg_t *m)
     } else {
         const cn_route_t *r = cn_route_find(&cn__rt.routes, (uint32_t)m->u.del_route.id);
         int del = r && r->via == s->via && m->u.del_route.id <= UINT32_MAX;
-        if (del)
+        if (del) {
             cn_route_del(&cn__rt.routes, (uint32_t)m->u.del_route.id);
+            grants_drop((uint32_t)m->u.del_route.id);
+        }
         cn__unlock(&cn__rt.mu);
         if (del)
             cn__cmap_del(&s->dbg, (uint32_t)m->u.del_route.id, 0);
@@ -1471,6 +1541,8 @@ static void on_allocate_id(cn_wire_msg_t *m)
     cn__lock(&cn__rt.mu);
     int rc = count == 0 || count > 65536 ? CN_EINVAL
                                          : cn_idpool_grant(&cn__rt.pool, (uint32_t)count, &first);
+    if (rc == 0)
+        grant_add(first, count, m->hdr.src);
     cn__unlock(&cn__rt.mu);
     cn_wire_hdr_t h = {CN_MSG_ALLOCATE_ID, m->hdr.src, cn__rt.id, m->hdr.cid};
     if (rc < 0) {
@@ -2205,6 +2277,9 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
 static void rt_fini(void)
 {
     uv_loop_close(&cn__rt.loop);
+    free(grants.v);
+    grants.v = NULL;
+    grants.n = grants.cap = 0;
     for (size_t i = 0; i < cn__rt.nstreams; i++)
         if (cn__rt.streams[i])
             stream_unref(cn__rt.streams[i]);

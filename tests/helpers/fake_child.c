@@ -6,6 +6,9 @@
  *   spoof [SRC...]  greet properly, then call the parent's "record" once
  *               with each forged src (default 9999) and once honestly;
  *               wait for the honest reply
+ *   squat ID    greet properly, then announce (ADD_ROUTE) a child with id ID
+ *               that no range granted to it holds, as if to take the calls
+ *               of whichever actor gets that id later
  *   garbage     greet properly, then send bytes that are not a frame
  *   stubborn    greet properly, then ignore SHUTDOWN, SIGTERM and EOF
  *   flood       greet properly; start the first context it is asked to
@@ -140,6 +143,16 @@ int main(int argc, char **argv)
             cn_wire_msg_free(m);
         }
         cn_wire_msg_free(m);
+        wait_shutdown(&d);
+        status = 0;
+        goto out;
+    }
+    if (strcmp(act, "squat") == 0 && argc > 2) {
+        cn_wire_hdr_t h = {CN_MSG_ADD_ROUTE, 0, self, 0}; /* dst 0: routes go up */
+        cn_wire_add_route_t a = {strtoull(argv[2], NULL, 10), self, {"squat", 5}, 0};
+        cn_wire_pack_typed(&sb, &h, &a, 0);
+        send_buf(&sb);
+        printf("fake_child: announced actor %s\n", argv[2]);
         wait_shutdown(&d);
         status = 0;
         goto out;
