@@ -306,11 +306,20 @@ gscreen() { env screen "$@"; }
 if env which screen >/dev/null 2>&1; then
     scr=cn-scr-$$
     gscreen -dmS "$scr" -T screen-256color env CANOPY_RUNTIME_DIR="$CANOPY_RUNTIME_DIR" "$canopy" attach mice
-    hc() { gscreen -S "$scr" -X hardcopy "$tmp/hc" 2>/dev/null; cat "$tmp/hc" 2>/dev/null; }
+    # screen writes the hardcopy after -X returns: wait for the new file
+    # (seen under TSan: the old or no file was read, and the check failed).
+    hc() {
+        rm -f "$tmp/hc"
+        gscreen -S "$scr" -X hardcopy "$tmp/hc" 2>/dev/null
+        j=0
+        while [ ! -s "$tmp/hc" ] && [ $j -lt 40 ]; do sleep 0.05; j=$((j + 1)); done
+        cat "$tmp/hc" 2>/dev/null
+    }
     i=0
     until hc | grep -q "idle-2" || [ $i -ge 100 ]; do sleep 0.1; i=$((i + 1)); done
-    hc | grep -q "1 Tree 2 Routes 3 Contexts" && hc | grep -q "idle-2" &&
-        ok "screen: the TUI draws under GNU screen" || fail "screen: $(hc | head -5)"
+    shot=$(hc)
+    echo "$shot" | grep -q "1 Tree 2 Routes 3 Contexts" && echo "$shot" | grep -q "idle-2" &&
+        ok "screen: the TUI draws under GNU screen" || fail "screen: $(echo "$shot" | head -5)"
     gscreen -S "$scr" -X stuff 4
     i=0
     until hc | grep -Eq "LEVEL +ACTOR" || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
