@@ -89,6 +89,27 @@ static inline char proc_state(pid_t pid)
     return proc_state_ppid(pid, NULL);
 }
 
+/* This process's children: fills pids and their states (up to max), and
+ * returns how many there are. */
+static inline size_t own_children(pid_t *pids, char *states, size_t max)
+{
+    size_t n = 0;
+    DIR *d = opendir("/proc");
+    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
+        pid_t pid = (pid_t)atoi(e->d_name);
+        int ppid = 0;
+        char state = pid > 0 ? proc_state_ppid(pid, &ppid) : 0;
+        if (state && ppid == getpid()) {
+            if (n < max)
+                pids[n] = pid, states[n] = state;
+            n++;
+        }
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
 /*
  * Runs the tree's root (cn_run with cfg) as our child, with us as a
  * subreaper that reaps nothing but the root: a process that escapes the
@@ -114,23 +135,17 @@ static inline int run_under_us(char **argv, const cn_config_t *cfg)
     if (!WIFEXITED(st))
         printf("VIOLATION the root died on signal %d\n", WTERMSIG(st));
     usleep(200000);
-    unsigned escaped = 0;
-    DIR *d = opendir("/proc");
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        pid_t pid = (pid_t)atoi(e->d_name);
-        int ppid = 0;
-        char state = pid > 0 ? proc_state_ppid(pid, &ppid) : 0;
-        if (state && ppid == getpid()) {
-            printf("VIOLATION pid %d escaped the tree's reaping (state %c)\n", (int)pid, state);
-            escaped++;
-            kill(pid, SIGKILL);
-        }
+    pid_t pids[256];
+    char states[256];
+    size_t escaped = own_children(pids, states, 256);
+    for (size_t i = 0; i < escaped && i < 256; i++) {
+        printf("VIOLATION pid %d escaped the tree's reaping (state %c)\n", (int)pids[i],
+               states[i]);
+        kill(pids[i], SIGKILL);
     }
-    if (d)
-        closedir(d);
     while (waitpid(-1, NULL, WNOHANG) > 0)
         ;
-    printf("%s: %u processes escaped the tree's reaping\n", cfg->name, escaped);
+    printf("%s: %zu processes escaped the tree's reaping\n", cfg->name, escaped);
     return escaped ? 1 : rc;
 }
 

@@ -110,17 +110,13 @@ static void write_json(const char *fmt, ...)
 
 static int zombie_children(void)
 {
-    int n = 0;
-    DIR *d = opendir("/proc");
-    for (struct dirent *e; d && (e = readdir(d)) != NULL;) {
-        int ppid = 0;
-        pid_t pid = (pid_t)atoi(e->d_name);
-        if (pid > 0 && proc_state_ppid(pid, &ppid) == 'Z' && ppid == getpid())
-            n++;
-    }
-    if (d)
-        closedir(d);
-    return n;
+    pid_t pids[256];
+    char states[256];
+    size_t n = own_children(pids, states, 256);
+    int z = 0;
+    for (size_t i = 0; i < n && i < 256; i++)
+        z += states[i] == 'Z';
+    return z;
 }
 
 static int one_cycle(unsigned i)
