@@ -8,11 +8,16 @@
  * the final one. The callee's side is in task.c.
  *
  * Invariant: a pending call is in rt.calls from its creation until either
- * its final message is delivered or its owner withdraws it, and every
- * delivery happens under rt.mu, so after a withdrawal nothing more arrives
- * and the owner may drain the inbox and free it. After the final message,
- * the owner takes rt.mu once before freeing (pcall_free): the delivery
- * that woke it may not be over.
+ * its final message is delivered or its owner withdraws it. Every delivery
+ * finds the call under rt.mu; a message that is not final is also put
+ * into the inbox under rt.mu, so after a withdrawal nothing more arrives.
+ * The final message takes the call out of the table and counts itself in
+ * `delivering` under rt.mu, then is put into the latches after rt.mu is
+ * dropped: woken under rt.mu, the owner ran straight into it on its way
+ * out and slept a second time (a futex wait and wake more per call). So
+ * the owner, before it drains the inbox and frees the call (pcall_free),
+ * waits for `delivering` to fall to zero: the delivery that woke it may
+ * not be over.
  *
  * A context's end has two audiences that may wait at once on different
  * threads: its stream's reader, which must see every YIELD before the end,
@@ -22,6 +27,7 @@
  * the context (ctx_claim); the other copy is dropped. Several result
  * waiters wake one after another on `end_token`.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +46,7 @@ struct cn__pcall {
     cn__task_t *task;     /* the task that made it, if made from a handler */
     cn__latch_t endq;     /* a context's: a copy of its final message */
     cn__node_t end_token; /* in endq once the context has ended */
+    _Atomic int delivering; /* final messages on their way in (see the top) */
 };
 
 struct cn_ctx {
@@ -136,13 +143,15 @@ static int pcall_withdraw(cn__pcall_t *c)
 }
 
 /* Frees c and whatever is left in its inbox. It must be out of the table.
- * Out of the table is not yet untouched: a context's final message wakes
- * its owner through the inbox while the broker, still under rt.mu, puts
- * the copy into endq. Taking rt.mu once waits for that to finish. */
+ * Out of the table is not yet untouched: the final message's delivery
+ * may still be between its latch puts (`delivering`; see the top). */
 static void pcall_free(cn__pcall_t *c)
 {
-    cn__lock(&cn__rt.mu);
-    cn__unlock(&cn__rt.mu);
+    /* The delivering thread is between two latch puts: a few hundred
+     * nanoseconds unless it was preempted there. */
+    for (int spins = 0; atomic_load_explicit(&c->delivering, memory_order_acquire); spins++)
+        if (spins > 100)
+            sched_yield();
     cn__rec_del(&c->rec);
     cn__node_t *n;
     while (cn__latch_get(&c->inbox, 0, &n) == 0)
@@ -252,13 +261,23 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
         cn__rec_phase(&c->rec, msg && msg->hdr.type == CN_MSG_RETURN ? CN__PH_RETURNED
                                                                       : CN__PH_ERRORED);
     }
-    if (c && it)
+    if (c && it && !final)
         cn__latch_put(&c->inbox, &it->node); /* under rt.mu: see the invariant */
-    if (c && copy && c->rec.is_ctx) {
-        cn__latch_put(&c->endq, &copy->node);
-        copy = NULL;
-    }
+    int ctx = c && c->rec.is_ctx;
+    if (c && final)
+        atomic_fetch_add_explicit(&c->delivering, 1, memory_order_relaxed);
     cn__unlock(&cn__rt.mu);
+    if (c && final) {
+        /* The copy first: once the inbox has the end, the owner may be
+         * through pcall_free as soon as `delivering` drops. */
+        if (copy && ctx) {
+            cn__latch_put(&c->endq, &copy->node);
+            copy = NULL;
+        }
+        if (it)
+            cn__latch_put(&c->inbox, &it->node);
+        atomic_fetch_sub_explicit(&c->delivering, 1, memory_order_release);
+    }
     cn__item_free(copy);
     if (c && it)
         return;

@@ -8,8 +8,16 @@
  * put can pick it after that. That is what makes wake-ups neither lost nor
  * duplicated.
  *
- * A woken waiter takes the mutex once more before it returns, because the
- * waker may still be inside futex_wake() on the waiter's stack word.
+ * A put wakes its waiter after dropping the mutex, and a waiter handed an
+ * item returns without taking the mutex again. Waking under the mutex made
+ * every hand-off cost two wake-ups: the woken thread ran straight into the
+ * mutex its waker still held, slept on it, and had to be woken again by
+ * the unlock (about 6 us a call on these machines). The wake that follows
+ * the unlock may land after the waiter has returned and its stack word is
+ * reused: a private futex wake only names an address, so the worst it can
+ * do is wake some other futex waiter there spuriously, and every waiter
+ * here (and in glibc) re-checks its word after waking. A close still wakes
+ * under the mutex, and a waiter it woke takes the mutex to read why.
  */
 #include "latch.h"
 
@@ -96,13 +104,16 @@ static void unlink_waiter(cn__latch_t *l, cn__waiter_t *w)
     l->nwaiting--;
 }
 
-/* Under the mutex: hands `item` (NULL for a close) to waiter w. */
-static void deliver(cn__latch_t *l, cn__waiter_t *w, cn__node_t *item)
+/* Under the mutex: hands `item` (NULL for a close) to waiter w, whose
+ * word the caller must then wake (futex_wake), after unlocking or not.
+ * Nothing of w may be read after the store but its word's address. */
+static _Atomic uint32_t *deliver(cn__latch_t *l, cn__waiter_t *w, cn__node_t *item)
 {
     unlink_waiter(l, w);
     w->item = item;
-    atomic_store_explicit(&w->state, DELIVERED, memory_order_release);
-    futex_wake(&w->state);
+    _Atomic uint32_t *word = &w->state;
+    atomic_store_explicit(word, DELIVERED, memory_order_release);
+    return word;
 }
 
 int cn__latch_put(cn__latch_t *l, cn__node_t *n)
@@ -113,8 +124,9 @@ int cn__latch_put(cn__latch_t *l, cn__node_t *n)
         cn__unlock(&l->mu);
         return err;
     }
+    _Atomic uint32_t *wake = NULL;
     if (l->wfirst) {
-        deliver(l, l->wfirst, n);
+        wake = deliver(l, l->wfirst, n);
     } else {
         n->next = NULL;
         if (l->tail)
@@ -124,6 +136,8 @@ int cn__latch_put(cn__latch_t *l, cn__node_t *n)
         l->tail = n;
     }
     cn__unlock(&l->mu);
+    if (wake)
+        futex_wake(wake);
     return 0;
 }
 
@@ -171,6 +185,11 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
         futex_wait(&w.state, WAITING, &rel);
     }
 
+    /* Handed an item: ours, with no need of the mutex (see the top). */
+    if (atomic_load_explicit(&w.state, memory_order_acquire) == DELIVERED && w.item) {
+        *out = w.item;
+        return 0;
+    }
     cn__lock(&l->mu);
     int rc;
     if (atomic_load_explicit(&w.state, memory_order_acquire) == DELIVERED) {
@@ -190,7 +209,7 @@ void cn__latch_close(cn__latch_t *l, int err)
     if (!l->closed) {
         l->closed = err < 0 ? err : CN_EPIPE;
         while (l->wfirst)
-            deliver(l, l->wfirst, NULL);
+            futex_wake(deliver(l, l->wfirst, NULL)); /* under the mutex */
     }
     cn__unlock(&l->mu);
 }
