@@ -95,6 +95,16 @@ static int fn_record(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
     return 0;
 }
 
+/* Sleeps arg ms, then answers "rested". */
+static int fn_nap(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c;
+    int rc = cn_sleep(a->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)a->via.u64 : 0);
+    if (rc == 0)
+        rc = msgpack_pack_str_with_body(out, "rested", 6);
+    return rc;
+}
+
 static int fn_block(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
 {
     (void)c, (void)a, (void)out;
@@ -181,7 +191,8 @@ static int waiter_main(int argc, char **argv)
 static const cn_export_t exports[] = {
     {"whoami", fn_whoami}, {"getpid", fn_getpid},     {"kids", fn_kids},
     {"relay", fn_relay},   {"record", fn_record},     {"block", fn_block},
-    {"spin", fn_spin},     {"deadlock", fn_deadlock}, {NULL, NULL}};
+    {"spin", fn_spin},     {"deadlock", fn_deadlock}, {"nap", fn_nap},
+    {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
     {"waiter", waiter_main},     {NULL, NULL}};
@@ -462,6 +473,52 @@ static void test_spoofed_src_of_others_is_dropped(void **state)
         suite_log_contains("root/fake-spoof2: fake_child: honest call answered with RETURN"));
 }
 
+struct nap_call {
+    cn_portal_t to;
+    int rc;
+    char got[32];
+};
+
+static void *nap_thread(void *arg)
+{
+    struct nap_call *n = arg;
+    msgpack_object ms = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 300};
+    cn_result_t r;
+    n->rc = cn_call(n->to, "nap", &ms, &r, T_MS);
+    if (n->rc == 0 && r.value.type == MSGPACK_OBJECT_STR)
+        snprintf(n->got, sizeof(n->got), "%.*s", (int)r.value.via.str.size, r.value.via.str.ptr);
+    cn_result_free(&r);
+    return NULL;
+}
+
+/* A child cannot answer, from its own id, a call made to another actor:
+ * all it would need is the call's cid, a counter. The RETURN is dropped
+ * and logged, and the call gets its callee's answer. */
+static void test_reply_from_another_actor_is_dropped(void **state)
+{
+    (void)state;
+    const char *argv[] = {"hijack", NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
+    cn_portal_t fake;
+    assert_int_equal(cn_spawn("fake-hijack", &o, &fake, T_MS), 0);
+    cn_result_t r;
+    assert_int_equal(cn_call(fake, "arm", NULL, &r, T_MS), 0); /* it learns our cid */
+    cn_result_free(&r);
+    struct nap_call n = {.to = sups[0]};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, nap_thread, &n), 0); /* the next cid */
+    usleep(50000);
+    assert_int_equal(cn_call(fake, "fire", NULL, &r, T_MS), 0);
+    cn_result_free(&r);
+    pthread_join(th, NULL);
+    assert_int_equal(n.rc, 0);
+    assert_string_equal(n.got, "rested");
+    char want[128];
+    snprintf(want, sizeof(want), "from actor %u: the call went to actor %u", fake.id, sups[0].id);
+    assert_true(suite_log_contains(want));
+    assert_int_equal(cn_cancel(fake, T_MS), 0);
+}
+
 /* A child announcing an id no range granted to it holds is refused: it
  * cannot take the calls of the actor the root later gives that id to.
  * (Found by the hostile-client work for issue #10.) */
@@ -711,6 +768,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_spawn_failures_are_clear),
         cmocka_unit_test(test_spoofed_src_is_dropped),
         cmocka_unit_test(test_spoofed_src_of_others_is_dropped),
+        cmocka_unit_test(test_reply_from_another_actor_is_dropped),
         cmocka_unit_test(test_route_for_ungranted_id_is_refused),
         cmocka_unit_test(test_version_mismatch_is_refused),
         cmocka_unit_test(test_garbage_closes_only_its_stream),

@@ -336,11 +336,16 @@ static void deliver_yields(cn__stream_t *from, const cn_wire_hdr_t *h, const cha
                count, h->src, from->is_parent ? "the parent" : from->name);
         return;
     }
-    cn__yq_t *q = h->cid & CN__CID_FROM_CALLEE ? cn__call_yq(h->cid) : cn__task_yq(h->src, h->cid);
+    int not_callee = 0;
+    cn__yq_t *q = h->cid & CN__CID_FROM_CALLEE ? cn__call_yq(h->cid, h->src, &not_callee)
+                                               : cn__task_yq(h->src, h->cid);
     if (q)
         rc = cn__yq_push(q, frames, len, count, cn__now_us());
     cn__unlock(&cn__rt.mu);
-    if (rc == CN_ENOENT && (h->cid & CN__CID_FROM_CALLEE)) {
+    if (not_callee) {
+        cn_log(CN_LOG_WARN, "dropped %u YIELD(s) for call %llu from actor %u: the call went to "
+               "another actor", count, (unsigned long long)(h->cid & ~CN__CID_FROM_CALLEE), h->src);
+    } else if (rc == CN_ENOENT && (h->cid & CN__CID_FROM_CALLEE)) {
         /* As cn__call_deliver: the context we opened is over here, and
          * its callee learns so from our CANCEL. */
         cn_log(CN_LOG_DEBUG, "YIELD for call %llu from actor %u came after its caller stopped waiting",

@@ -182,10 +182,28 @@ static item_t *pcall_next(cn__pcall_t *c, int what, int64_t timeout_ms, int *rc)
     return *rc == 0 ? (item_t *)n : NULL;
 }
 
-cn__yq_t *cn__call_yq(uint64_t cid)
+cn__yq_t *cn__call_yq(uint64_t cid, uint32_t src, int *not_callee)
 {
     cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid & ~CN__CID_FROM_CALLEE);
-    return c ? &c->yq : NULL;
+    *not_callee = c && c->to != src;
+    return c && !*not_callee ? &c->yq : NULL;
+}
+
+/* Whether msg may be for call c: everything but DEAD (which any actor on
+ * the way may send) must come from the actor called. Only the src is
+ * checked here; that the src is not forged, the stream it came on
+ * checked (src_ok_locked in actor.c). */
+static int from_callee(const cn__pcall_t *c, const cn_wire_msg_t *msg)
+{
+    return msg == NULL || msg->hdr.type == CN_MSG_DEAD || msg->hdr.src == c->to;
+}
+
+/* Logs and frees msg, which from_callee refused (not under rt.mu). */
+static void drop_not_from_callee(cn_wire_msg_t *msg, uint64_t cid, uint32_t callee)
+{
+    cn_log(CN_LOG_WARN, "dropped %s for call %llu from actor %u: the call went to actor %u",
+           cn_wire_type_name(msg->hdr.type), (unsigned long long)cid, msg->hdr.src, callee);
+    cn_wire_msg_free(msg);
 }
 
 /* Waits for c's final message, skipping any that are not (none can come
@@ -230,10 +248,15 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
     if (msg && msg->hdr.type == CN_MSG_CREDIT) { /* for senders, not the inbox */
         cn__lock(&cn__rt.mu);
         cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid);
-        if (c)
+        int ok = c == NULL || from_callee(c, msg);
+        uint32_t callee = c ? c->to : 0;
+        if (c && ok)
             cn__flow_credit(&c->flow, msg->u.credit.count);
         cn__unlock(&cn__rt.mu);
-        cn_wire_msg_free(msg);
+        if (!ok)
+            drop_not_from_callee(msg, cid, callee);
+        else
+            cn_wire_msg_free(msg);
         return;
     }
     int final = msg == NULL || is_final(msg->hdr.type);
@@ -252,8 +275,19 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
             copy = cn__item_new(NULL, CN_ENOMEM, "cannot copy the context's final message");
     }
     cn__lock(&cn__rt.mu);
-    cn__pcall_t *c =
-        final ? cn__cmap_del(&cn__rt.calls, 0, cid) : cn__cmap_get(&cn__rt.calls, 0, cid);
+    cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid);
+    if (c && !from_callee(c, msg)) {
+        uint32_t callee = c->to;
+        cn__unlock(&cn__rt.mu);
+        cn__item_free(copy);
+        if (it)
+            it->msg = NULL; /* freed just below */
+        free(it);
+        drop_not_from_callee(msg, cid, callee);
+        return;
+    }
+    if (c && final)
+        cn__cmap_del(&cn__rt.calls, 0, cid);
     if (c && final && c->task)
         cn__task_track(c->task, c, 0);
     if (c && final) { /* a sender waiting for credit must not wait on */

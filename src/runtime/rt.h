@@ -303,9 +303,10 @@ typedef struct cn_call cn__task_t; /* a running exported function */
  * ends it. A message nobody waits for is dropped. Any thread. */
 void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason);
 
-/* Under rt.mu: where YIELDs for the local call `cid` (a context we
- * opened) go; NULL if no such call. */
-cn__yq_t *cn__call_yq(uint64_t cid);
+/* Under rt.mu: where YIELDs from `src` for the local call `cid` (a context
+ * we opened) go; NULL if no such call, or (*not_callee set) if the call
+ * went to another actor than src. */
+cn__yq_t *cn__call_yq(uint64_t cid, uint32_t src, int *not_callee);
 
 /* Completes every pending local call with `err`. */
 void cn__call_fail_all(int err, const char *reason);

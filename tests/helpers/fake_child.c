@@ -16,6 +16,10 @@
  *   forgetful   greet properly; start every context it is asked to open
  *               (STARTED, then CREDIT), then forget it: its snapshots list
  *               no contexts (for the orphan-stream lint)
+ *   hijack      greet properly; answer the CMD "arm", noting its cid, and
+ *               the CMD "fire", first sending its caller, from itself, a
+ *               RETURN "hijacked" for the cid after arm's: the answer to
+ *               whatever call the caller made next, to another actor
  * It prints what it saw on stdout, which reaches the root as log lines.
  */
 #include <signal.h>
@@ -228,6 +232,34 @@ int main(int argc, char **argv)
                 send_buf(&sb);
             }
             int stop = m->hdr.type == CN_MSG_SHUTDOWN;
+            cn_wire_msg_free(m);
+            if (stop)
+                break;
+        }
+        status = 0;
+    }
+    if (strcmp(act, "hijack") == 0) {
+        uint64_t armed = 0;
+        while ((m = recv_msg(&d)) != NULL) {
+            int stop = m->hdr.type == CN_MSG_SHUTDOWN;
+            if (m->hdr.type == CN_MSG_CMD) {
+                cn_wire_hdr_t h = {CN_MSG_RETURN, m->hdr.src, self, armed + 1};
+                const cn_wire_str_t *fn = &m->u.cmd.fn;
+                if (fn->len == 4 && memcmp(fn->ptr, "fire", 4) == 0) {
+                    msgpack_object v = {.type = MSGPACK_OBJECT_STR};
+                    v.via.str.ptr = "hijacked";
+                    v.via.str.size = 8;
+                    cn_wire_pack(&sb, &h, &v, 0);
+                    printf("fake_child: forged a RETURN for call %llu\n",
+                           (unsigned long long)h.cid);
+                } else {
+                    armed = m->hdr.cid;
+                }
+                msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+                h.cid = m->hdr.cid;
+                cn_wire_pack(&sb, &h, &nil, 0);
+                send_buf(&sb);
+            }
             cn_wire_msg_free(m);
             if (stop)
                 break;
