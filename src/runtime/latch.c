@@ -8,16 +8,21 @@
  * put can pick it after that. That is what makes wake-ups neither lost nor
  * duplicated.
  *
- * A put wakes its waiter after dropping the mutex, and a waiter handed an
- * item returns without taking the mutex again. Waking under the mutex made
- * every hand-off cost two wake-ups: the woken thread ran straight into the
- * mutex its waker still held, slept on it, and had to be woken again by
- * the unlock (about 6 us a call on these machines). The wake that follows
- * the unlock may land after the waiter has returned and its stack word is
- * reused: a private futex wake only names an address, so the worst it can
- * do is wake some other futex waiter there spuriously, and every waiter
- * here (and in glibc) re-checks its word after waking. A close still wakes
- * under the mutex, and a waiter it woke takes the mutex to read why.
+ * A put wakes its waiter after dropping the mutex. Waking under the mutex
+ * made every hand-off cost two wake-ups: the woken thread ran straight
+ * into the mutex its waker still held, slept on it, and had to be woken
+ * again by the unlock. The wake that follows the unlock may land after the
+ * waiter has returned and its stack word is reused: a private futex wake
+ * only names an address, so the worst it can do is wake some other futex
+ * waiter there spuriously, and every waiter here (and in glibc) re-checks
+ * its word after waking.
+ *
+ * A waiter still takes the mutex once before it returns, even when handed
+ * an item: the latch is often freed by its waiter next (a spawn request's,
+ * a call's), and the putter may still be inside the unlock. Taking the
+ * mutex waits for that (TSan found it, as a destroy racing the unlock,
+ * when a first version returned without it). By then the mutex is almost
+ * always free, so this costs no system call.
  */
 #include "latch.h"
 
@@ -185,12 +190,7 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
         futex_wait(&w.state, WAITING, &rel);
     }
 
-    /* Handed an item: ours, with no need of the mutex (see the top). */
-    if (atomic_load_explicit(&w.state, memory_order_acquire) == DELIVERED && w.item) {
-        *out = w.item;
-        return 0;
-    }
-    cn__lock(&l->mu);
+    cn__lock(&l->mu); /* see the top */
     int rc;
     if (atomic_load_explicit(&w.state, memory_order_acquire) == DELIVERED) {
         *out = w.item;
