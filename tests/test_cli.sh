@@ -32,6 +32,8 @@ expect_rc 2 "help for a missing command" $c help nope
 expect_out "no command 'nope'" "help names the missing command"
 expect_rc 2 "unknown option to a command" $c version --bogus
 expect_out "unknown option '--bogus'" "a command's unknown option is named"
+expect_rc 2 "a value given to a flag" $c ls --json=yes
+expect_out "ls: --json takes no value" "the flag that takes no value is named"
 
 # Every page of help fits 80 columns, and every command has one.
 for cmd in $($c --help | awk '/^commands:/ { on = 1; next } on && /^  [a-z]/ { print $1 }'); do

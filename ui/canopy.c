@@ -608,6 +608,11 @@ static void parse_cmd(const cmd_entry_t *c, int argc, char **argv, FILE *out, FI
             break;
         }
         const char *val = NULL;
+        if (eq && !options[k].arg) {
+            fprintf(err, "canopy %s: %s takes no value\n", c->name, options[k].long_name);
+            rc = EXIT_USAGE;
+            break;
+        }
         if (options[k].arg) {
             val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
             if (val == NULL || *val == '\0') {
