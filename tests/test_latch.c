@@ -105,6 +105,7 @@ enum { PRODUCERS = 3, CONSUMERS = 3, PER_PRODUCER = 20000 };
 
 struct stress {
     cn__latch_t l;
+    int64_t spin_ns; /* consumers spin this long before they sleep */
     item_t items[PRODUCERS * PER_PRODUCER];
     _Atomic int seen[PRODUCERS * PER_PRODUCER];
     _Atomic int received;
@@ -131,7 +132,7 @@ static void *consumer(void *p)
     int64_t give_up = ms_now() + 20000; /* a lost item must fail, not hang */
     while (atomic_load(&s->received) < PRODUCERS * PER_PRODUCER && ms_now() < give_up) {
         cn__node_t *n;
-        int rc = cn__latch_get(&s->l, 1, &n); /* short: timeouts race puts */
+        int rc = cn__latch_get_spin(&s->l, 1, s->spin_ns, &n); /* short: timeouts race puts */
         if (rc == CN_ETIMEDOUT) {
             atomic_fetch_add(&s->timeouts, 1);
             continue;
@@ -144,10 +145,10 @@ static void *consumer(void *p)
     return NULL;
 }
 
-static void test_no_lost_or_duplicate_wakeups(void **state)
+static void stress_run(int64_t spin_ns)
 {
-    (void)state;
     struct stress *s = calloc(1, sizeof(*s));
+    s->spin_ns = spin_ns;
     cn__latch_init(&s->l);
     pthread_t pt[PRODUCERS], ct[CONSUMERS];
     void *pargs[PRODUCERS][2];
@@ -169,6 +170,105 @@ static void test_no_lost_or_duplicate_wakeups(void **state)
     assert_true(atomic_load(&s->timeouts) > 0); /* the race was exercised */
     cn__latch_fini(&s->l);
     free(s);
+}
+
+static void test_no_lost_or_duplicate_wakeups(void **state)
+{
+    (void)state;
+    stress_run(0);
+}
+
+/* The same with spinning waiters (as a call's caller spins): puts land
+ * while they spin, as they stop spinning, and while they sleep. */
+static void test_spinning_waiters_lose_nothing(void **state)
+{
+    (void)state;
+    stress_run(300000);
+}
+
+/* A spin never outlasts the timeout. */
+static void test_spin_is_capped_by_the_timeout(void **state)
+{
+    (void)state;
+    cn__latch_t l;
+    cn__latch_init(&l);
+    cn__node_t *n;
+    int64_t t0 = ms_now();
+    assert_int_equal(cn__latch_get_spin(&l, 20, 10LL * 1000000000, &n), CN_ETIMEDOUT);
+    int64_t took = ms_now() - t0;
+    assert_true(took >= 20);
+    assert_true(took < 2000);
+    assert_int_equal(waiting(&l), 0);
+    cn__latch_fini(&l);
+}
+
+/* The spin policy: spin while waits end within the spin; after enough
+ * misses in a row, only every CN__SPIN_RETRY-th wait tries; a hit
+ * brings spinning back. */
+static void test_spin_policy(void **state)
+{
+    (void)state;
+    cn__spin_t s = {0};
+    assert_int_equal(cn__spin_budget(&s), CN__SPIN_NS);
+    for (int i = 0; i < CN__SPIN_MISSES - 1; i++) {
+        cn__spin_done(&s, CN__SPIN_NS + 1);
+        assert_int_equal(cn__spin_budget(&s), CN__SPIN_NS); /* not yet */
+    }
+    cn__spin_done(&s, CN__SPIN_NS / 2); /* a hit: the count starts again */
+    for (int i = 0; i < CN__SPIN_MISSES; i++) {
+        assert_int_equal(cn__spin_budget(&s), CN__SPIN_NS);
+        cn__spin_done(&s, CN__SPIN_NS + 1);
+    }
+    for (int i = 1; i < CN__SPIN_RETRY; i++)
+        assert_int_equal(cn__spin_budget(&s), 0);
+    assert_int_equal(cn__spin_budget(&s), CN__SPIN_NS); /* the retry */
+    cn__spin_done(&s, CN__SPIN_NS + 1);                  /* still slow */
+    assert_int_equal(cn__spin_budget(&s), 0);
+    for (int i = 2; i < CN__SPIN_RETRY; i++)
+        cn__spin_budget(&s);
+    assert_int_equal(cn__spin_budget(&s), CN__SPIN_NS);
+    cn__spin_done(&s, 1000); /* fast again */
+    assert_int_equal(cn__spin_budget(&s), CN__SPIN_NS);
+    assert_int_equal(cn__spin_budget(&s), CN__SPIN_NS);
+}
+
+struct owned {
+    cn__latch_t *l;
+    int64_t spin_ns;
+    int got;
+};
+
+static void *owner(void *p)
+{
+    struct owned *o = p;
+    cn__node_t *n;
+    if (cn__latch_get_spin(o->l, 10000, o->spin_ns, &n) == 0)
+        o->got = ((item_t *)n)->value;
+    cn__latch_fini(o->l); /* as a spawn request's or a call's owner does */
+    free(o->l);
+    return NULL;
+}
+
+/* The thread that waits on a latch may free it as soon as it has its
+ * item, while the putter is still on its way out of the put. Run under
+ * TSan and ASan (make check SANITIZE=...): a first version of the
+ * wake-after-unlock change let the waiter go before the putter had
+ * unlocked, which TSan reported as a destroy racing the unlock. */
+static void test_a_waiter_may_free_its_latch(void **state)
+{
+    (void)state;
+    for (int i = 0; i < 2000; i++) {
+        struct owned o = {calloc(1, sizeof(cn__latch_t)), i % 2 ? 200000 : 0, -1};
+        cn__latch_init(o.l);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, owner, &o), 0);
+        if (i % 3 == 0)
+            usleep(50); /* sometimes asleep or spinning by then, sometimes not yet */
+        item_t a = {.value = i};
+        assert_int_equal(cn__latch_put(o.l, &a.node), 0);
+        pthread_join(th, NULL);
+        assert_int_equal(o.got, i);
+    }
 }
 
 static void *close_waiter(void *p)
@@ -220,6 +320,10 @@ int main(void)
         cmocka_unit_test(test_fifo_wake_order),
         cmocka_unit_test(test_no_lost_or_duplicate_wakeups),
         cmocka_unit_test(test_close_wakes_everyone),
+        cmocka_unit_test(test_spinning_waiters_lose_nothing),
+        cmocka_unit_test(test_spin_is_capped_by_the_timeout),
+        cmocka_unit_test(test_spin_policy),
+        cmocka_unit_test(test_a_waiter_may_free_its_latch),
     };
     return cmocka_run_group_tests_name("latch", tests, NULL, NULL);
 }

@@ -167,6 +167,11 @@ static void pcall_free(cn__pcall_t *c)
     free(c);
 }
 
+/* A plain call's caller spins for its reply before it sleeps
+ * (docs/performance.md, "Round trip"): a reply that comes meanwhile is
+ * taken without the wake-up, the largest single cost of a round trip. */
+static __thread cn__spin_t call_spin;
+
 /* Next message for c other than a YIELD (those stay queued for the
  * stream), or NULL with *rc = CN_ETIMEDOUT. The thread is shown doing
  * `what` (CN__DO_*) meanwhile. */
@@ -175,9 +180,13 @@ static item_t *pcall_next(cn__pcall_t *c, int what, int64_t timeout_ms, int *rc)
     int64_t deadline = cn__deadline(timeout_ms);
     cn__node_t *n;
     cn__doing(what, c->to, c->cid);
+    int64_t spin = what == CN__DO_CALL ? cn__spin_budget(&call_spin) : 0;
+    int64_t t0 = spin ? cn__mono_ns() : 0;
     do
-        *rc = cn__latch_get(&c->inbox, cn__ms_left(deadline), &n);
+        *rc = cn__latch_get_spin(&c->inbox, cn__ms_left(deadline), spin, &n);
     while (*rc == 0 && cn__yq_is_token(&c->yq, n));
+    if (spin)
+        cn__spin_done(&call_spin, cn__mono_ns() - t0);
     cn__done();
     return *rc == 0 ? (item_t *)n : NULL;
 }

@@ -2,11 +2,14 @@
  * latch.c: the FIFO latch declared in latch.h.
  *
  * Invariant: a waiter is in the sleeper list exactly while its `state` is
- * WAITING, and both change only under the latch mutex. So a timing-out
- * waiter that takes the mutex and finds itself DELIVERED owns the item it
- * was handed; one that finds itself still WAITING unlinks itself, and no
- * put can pick it after that. That is what makes wake-ups neither lost nor
- * duplicated.
+ * WAITING or SPINNING, and it becomes DELIVERED only under the latch
+ * mutex. So a timing-out waiter that takes the mutex and finds itself
+ * DELIVERED owns the item it was handed; one that finds itself still
+ * WAITING unlinks itself, and no put can pick it after that. That is what
+ * makes wake-ups neither lost nor duplicated. A spinning waiter turns
+ * itself from SPINNING to WAITING with a compare-and-swap before it
+ * sleeps, and a put swaps DELIVERED in: whichever comes second sees the
+ * other, so a put wakes exactly the waiters that may be asleep.
  *
  * A put wakes its waiter after dropping the mutex. Waking under the mutex
  * made every hand-off cost two wake-ups: the woken thread ran straight
@@ -27,13 +30,14 @@
 #include "latch.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <linux/futex.h>
 #include <stdatomic.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { WAITING = 0, DELIVERED = 1 };
+enum { WAITING = 0, DELIVERED = 1, SPINNING = 2 };
 
 struct cn__waiter {
     cn__waiter_t *next, *prev;
@@ -44,6 +48,15 @@ struct cn__waiter {
 static void futex_wait(_Atomic uint32_t *word, uint32_t expect, const struct timespec *rel)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, expect, rel, NULL, 0);
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
 }
 
 static void futex_wake(_Atomic uint32_t *word)
@@ -117,8 +130,16 @@ static _Atomic uint32_t *deliver(cn__latch_t *l, cn__waiter_t *w, cn__node_t *it
     unlink_waiter(l, w);
     w->item = item;
     _Atomic uint32_t *word = &w->state;
-    atomic_store_explicit(word, DELIVERED, memory_order_release);
+    /* A spinning waiter needs no system call to see it. */
+    if (atomic_exchange_explicit(word, DELIVERED, memory_order_acq_rel) == SPINNING)
+        return NULL;
     return word;
+}
+
+static void wake(_Atomic uint32_t *word)
+{
+    if (word)
+        futex_wake(word);
 }
 
 int cn__latch_put(cn__latch_t *l, cn__node_t *n)
@@ -129,9 +150,9 @@ int cn__latch_put(cn__latch_t *l, cn__node_t *n)
         cn__unlock(&l->mu);
         return err;
     }
-    _Atomic uint32_t *wake = NULL;
+    _Atomic uint32_t *woken = NULL;
     if (l->wfirst) {
-        wake = deliver(l, l->wfirst, n);
+        woken = deliver(l, l->wfirst, n);
     } else {
         n->next = NULL;
         if (l->tail)
@@ -141,12 +162,51 @@ int cn__latch_put(cn__latch_t *l, cn__node_t *n)
         l->tail = n;
     }
     cn__unlock(&l->mu);
-    if (wake)
-        futex_wake(wake);
+    wake(woken);
     return 0;
 }
 
 int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
+{
+    return cn__latch_get_spin(l, timeout_ms, 0, out);
+}
+
+int64_t cn__spin_budget(cn__spin_t *s)
+{
+    if (s->misses >= CN__SPIN_MISSES && ++s->skipped % CN__SPIN_RETRY != 0)
+        return 0;
+    s->skipped = 0;
+    return CN__SPIN_NS;
+}
+
+void cn__spin_done(cn__spin_t *s, int64_t waited_ns)
+{
+    s->misses = waited_ns > CN__SPIN_NS ? s->misses + 1 : 0;
+}
+
+/* Spinning is worth it only while another CPU runs whatever will wake
+ * the spinner, so at most half the CPUs this process may run on (its
+ * affinity mask, as taskset or a cpuset leaves it) spin at once, and none
+ * on one. */
+static _Atomic int spinners;
+static _Atomic int max_spinners = -1;
+
+static int spin_slot(void)
+{
+    int max = atomic_load_explicit(&max_spinners, memory_order_relaxed);
+    if (max < 0) {
+        cpu_set_t set;
+        int n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 1;
+        max = n / 2;
+        atomic_store_explicit(&max_spinners, max, memory_order_relaxed);
+    }
+    if (atomic_fetch_add_explicit(&spinners, 1, memory_order_relaxed) < max)
+        return 1;
+    atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
+    return 0;
+}
+
+int cn__latch_get_spin(cn__latch_t *l, int64_t timeout_ms, int64_t spin_ns, cn__node_t **out)
 {
     *out = NULL;
     cn__lock(&l->mu);
@@ -168,7 +228,11 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
     }
 
     cn__waiter_t w = {.next = NULL, .prev = l->wlast, .item = NULL};
-    atomic_init(&w.state, WAITING);
+    if (spin_ns > 0 && timeout_ms > 0 && spin_ns > timeout_ms * 1000000)
+        spin_ns = timeout_ms * 1000000;
+    if (spin_ns > 0 && !spin_slot())
+        spin_ns = 0;
+    atomic_init(&w.state, spin_ns > 0 ? SPINNING : WAITING);
     if (l->wlast)
         l->wlast->next = &w;
     else
@@ -178,6 +242,22 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
     cn__unlock(&l->mu);
 
     int64_t deadline = cn__deadline(timeout_ms);
+    if (spin_ns > 0) {
+        int64_t until = cn__mono_ns() + spin_ns;
+        uint32_t st;
+        do {
+            for (int i = 0; i < 64; i++) {
+                st = atomic_load_explicit(&w.state, memory_order_acquire);
+                if (st != SPINNING)
+                    break;
+                cpu_relax();
+            }
+        } while (st == SPINNING && cn__mono_ns() < until);
+        uint32_t spinning = SPINNING; /* from here on, a put must wake us */
+        atomic_compare_exchange_strong_explicit(&w.state, &spinning, WAITING,
+                                                memory_order_acq_rel, memory_order_acquire);
+        atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
+    }
     while (atomic_load_explicit(&w.state, memory_order_acquire) == WAITING) {
         if (deadline == INT64_MAX) {
             futex_wait(&w.state, WAITING, NULL);
@@ -190,7 +270,18 @@ int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out)
         futex_wait(&w.state, WAITING, &rel);
     }
 
-    cn__lock(&l->mu); /* see the top */
+    /* A spinner sees the item before its putter has unlocked: wait for
+     * the unlock awake rather than sleep on the mutex. */
+    int held = 0;
+    for (int i = 0; spin_ns > 0 && i < 200 && !held; i++) {
+        held = pthread_mutex_trylock(&l->mu) == 0;
+        if (held)
+            cn__tl_held++; /* as cn__lock counts it */
+        else
+            cpu_relax();
+    }
+    if (!held)
+        cn__lock(&l->mu); /* see the top */
     int rc;
     if (atomic_load_explicit(&w.state, memory_order_acquire) == DELIVERED) {
         *out = w.item;
@@ -209,7 +300,7 @@ void cn__latch_close(cn__latch_t *l, int err)
     if (!l->closed) {
         l->closed = err < 0 ? err : CN_EPIPE;
         while (l->wfirst)
-            futex_wake(deliver(l, l->wfirst, NULL)); /* under the mutex */
+            wake(deliver(l, l->wfirst, NULL)); /* under the mutex */
     }
     cn__unlock(&l->mu);
 }

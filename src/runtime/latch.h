@@ -59,6 +59,35 @@ int cn__latch_put(cn__latch_t *l, cn__node_t *n);
  */
 int cn__latch_get(cn__latch_t *l, int64_t timeout_ms, cn__node_t **out);
 
+/* As cn__latch_get, but first spins up to spin_ns nanoseconds (never
+ * beyond the timeout) before it sleeps: for a wait expected to end within
+ * microseconds (a call's reply), where sleeping and being woken costs
+ * more than the spin. A put to a spinning waiter makes no system call. At
+ * most half the CPUs in the process's affinity mask spin at once, and
+ * none when it has one; the others sleep at once. */
+int cn__latch_get_spin(cn__latch_t *l, int64_t timeout_ms, int64_t spin_ns, cn__node_t **out);
+
+/*
+ * When to spin: one of these per thread and kind of wait (a thread-local).
+ * cn__spin_budget gives the spin for the next wait: CN__SPIN_NS, or 0 once
+ * CN__SPIN_MISSES waits in a row have outlasted it, and then again every
+ * CN__SPIN_RETRY waits to see whether things got faster. cn__spin_done
+ * records how long a wait that was given a spin took. So a thread whose
+ * waits end within microseconds spins, and one waiting on slow work pays
+ * a spin only now and then.
+ */
+#define CN__SPIN_NS 100000
+#define CN__SPIN_MISSES 8
+#define CN__SPIN_RETRY 32
+
+typedef struct cn__spin {
+    unsigned misses;  /* spinning waits in a row that outlasted the spin */
+    unsigned skipped; /* waits since, without spinning */
+} cn__spin_t;
+
+int64_t cn__spin_budget(cn__spin_t *s);
+void cn__spin_done(cn__spin_t *s, int64_t waited_ns);
+
 /* Closes the latch with `err` (negative): every waiter wakes with it, and
  * later puts fail with it. Closing twice keeps the first error. */
 void cn__latch_close(cn__latch_t *l, int err);
