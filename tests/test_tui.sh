@@ -149,6 +149,18 @@ if [ "$lines" -eq 24 ] && screen | head -1 | grep -q "1 Tree" && screen | tail -
 else
     fail "resize 80x24: $(screen)"
 fi
+# The help does not fit at 80x24: it says so, and scrolls.
+keys '?'
+if on_screen "more below" 3 && ! screen | grep -q "Mouse: click selects"; then
+    keys NPage
+    on_screen "Mouse: click selects" 3 && screen | grep -q -- "-- end --" &&
+        ok "help: at 80x24 it says there is more, and PgDn scrolls to the rest" ||
+        fail "help at 80x24, after PgDn: $(screen)"
+else
+    fail "help at 80x24: $(screen)"
+fi
+keys x
+sleep 0.3
 tmux resize-window -t "$s" -x 120 -y 40 2>/dev/null || tmux resize-pane -t "$s" -x 120 -y 40
 sleep 0.5
 [ "$(screen | wc -l)" -eq 40 ] && screen | tail -1 | grep -q "F1Help" && on_screen "worker-2" 3 &&

@@ -290,19 +290,37 @@ static void draw_help(tui_t *t)
     mvhline(y0, x0, '-', w);
     mvhline(y0 + h - 1, x0, '-', w);
     attrset(A_NORMAL);
-    put(t, y0, x0 + 2, A_BOLD, " canopy keys (any key closes) ");
-    int y = y0 + 1;
-    for (size_t i = 0; i < tui_nkeys && y < y0 + h - 1; i++) {
-        if (tui_keys[i].help == NULL)
-            continue;
-        char line[300];
-        snprintf(line, sizeof(line), "%-16s %s", tui_keys[i].label, tui_keys[i].help);
-        put(t, y++, x0 + 1, A_NORMAL, line);
+    /* Every line, then the window of them that fits, from help_scroll. */
+    static const char *const tail[] = {
+        "Console view: type a line for the holder, Enter sends, ^C interrupts, :skip :release",
+        "Mouse: click selects (a tab, a row), the wheel scrolls."};
+    char lines[64][300];
+    int n = 0;
+    for (size_t i = 0; i < tui_nkeys && n < 62; i++)
+        if (tui_keys[i].help)
+            snprintf(lines[n++], sizeof(lines[0]), "%-16s %s", tui_keys[i].label,
+                     tui_keys[i].help);
+    int nkeys = n;
+    for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++)
+        snprintf(lines[n++], sizeof(lines[0]), "%s", tail[i]);
+    int rows = h - 2 > 0 ? h - 2 : 0, fits = n <= rows;
+    int last = fits ? 0 : n - rows;
+    if (t->help_scroll > last)
+        t->help_scroll = last;
+    if (t->help_scroll < 0)
+        t->help_scroll = 0;
+    put(t, y0, x0 + 2, A_BOLD,
+        fits ? " canopy keys (any key closes) "
+             : " canopy keys (Up Down PgUp PgDn scroll; any other key closes) ");
+    for (int k = 0; k < rows && t->help_scroll + k < n; k++) {
+        int i = t->help_scroll + k;
+        put(t, y0 + 1 + k, x0 + 1, i < nkeys ? A_NORMAL : A_DIM, lines[i]);
     }
-    if (y < y0 + h - 1)
-        put(t, y++, x0 + 1, A_DIM, "Console view: type a line for the holder, Enter sends, "
-                                   "^C interrupts, :skip :release");
-    if (y < y0 + h - 1)
-        put(t, y, x0 + 1, A_DIM, "Mouse: click selects (a tab, a row), the wheel scrolls.");
+    if (!fits) {
+        char more[64];
+        int below = n - t->help_scroll - rows;
+        snprintf(more, sizeof(more), below > 0 ? " %d more below " : " end ", below);
+        put(t, y0 + h - 1, x0 + w - 2 - (int)strlen(more), A_BOLD, more);
+    }
 }
 

@@ -115,6 +115,7 @@ typedef struct tui {
     char status[400];
     uint64_t status_until;
     int help;
+    int help_scroll; /* the help's first line shown, when it does not fit */
     int mono;
     char gone[300]; /* the tree has gone: how */
     int run_status; /* canopy run: its exit status, once it has gone */

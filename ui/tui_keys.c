@@ -96,6 +96,41 @@ static void act_help(tui_t *t, int ch)
 {
     (void)ch;
     t->help = !t->help;
+    t->help_scroll = 0;
+    t->dirty = 1;
+}
+
+/* With the help open: the keys that scroll it (when it does not fit, at
+ * 80x24 say) do; any other closes it. draw_help keeps the scroll in
+ * range. */
+static void help_key(tui_t *t, int ch)
+{
+    int page = LINES - 6 > 1 ? LINES - 6 : 1;
+    switch (ch) {
+    case KEY_DOWN:
+    case 'j':
+        t->help_scroll++;
+        break;
+    case KEY_UP:
+    case 'k':
+        t->help_scroll--;
+        break;
+    case KEY_NPAGE:
+    case ' ':
+        t->help_scroll += page;
+        break;
+    case KEY_PPAGE:
+        t->help_scroll -= page;
+        break;
+    case KEY_HOME:
+        t->help_scroll = 0;
+        break;
+    case KEY_END:
+        t->help_scroll = 1 << 20;
+        break;
+    default:
+        t->help = 0;
+    }
     t->dirty = 1;
 }
 
@@ -616,8 +651,7 @@ void on_key(tui_t *t, int ch)
         return;
     }
     if (t->help && ch != KEY_MOUSE) {
-        t->help = 0;
-        t->dirty = 1;
+        help_key(t, ch);
         return;
     }
     if (t->q) {
