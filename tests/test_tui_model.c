@@ -234,6 +234,20 @@ static void test_contexts(void **state)
     feed = find("feed");
     assert_true(feed->bar_col - 1 + 8 <= 80);
     assert_non_null(strstr(feed->text, "1.5s"));
+
+    /* Ids of three digits and long names do not fit "ME > PEER": the row
+     * keeps both ids whole, naming this actor by its id alone. */
+    actors[1].id = 131;
+    actors[1].name = "supervisor-a";
+    actors[2].id = 132;
+    actors[2].name = "worker-with-a-long-name";
+    w2_ctx[0].peer = 131;
+    rows_clear(&rows);
+    view_ctx.build(&m, &rows);
+    feed = find("feed");
+    assert_non_null(feed);
+    assert_non_null(strstr(feed->text, " 132 > 131:supervisor"));
+    assert_true(feed->bar_col - 1 + 8 <= 80);
 }
 
 static void test_log(void **state)

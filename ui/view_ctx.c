@@ -136,10 +136,14 @@ static void build(const tui_model_t *m, rows_t *out)
          * call this actor made, "< PEER" one it serves. */
         const char *arrow = c->role && !strcmp(c->role, "callee") ? "<" : ">";
         peer_name(m, c->peer, peer, sizeof(peer));
-        if (m->ctx_all)
+        /* Whole tree: "ME > PEER", ids and names; where that does not fit
+         * the column, this actor by its id alone, so that neither id is
+         * ever cut (only the peer's name, at the end). */
+        if (m->ctx_all &&
             snprintf(link, sizeof(link), "%s %s %s", peer_name(m, v[i].a->id, me, sizeof(me)),
-                     arrow, peer);
-        else
+                     arrow, peer) > LINK_W(m))
+            snprintf(link, sizeof(link), "%u %s %s", v[i].a->id, arrow, peer);
+        else if (!m->ctx_all)
             snprintf(link, sizeof(link), "%s %s", arrow, peer);
         if (c->opened_us && c->opened_us <= m->now_us)
             fmt_age(age, sizeof(age), m->now_us - c->opened_us);
