@@ -65,6 +65,14 @@ hostile_case() { # hostile_case NAME: counts one hostile case
 ms_now() { echo $(($(date +%s%N) / 1000000)); }
 rss() { awk '/^VmRSS/ { print $2 }' /proc/"$1"/status 2>/dev/null; }
 hwm() { awk '/^VmHWM/ { print $2 }' /proc/"$1"/status 2>/dev/null; }
+# peak_ok NAME BEFORE: the root's peak RSS stayed under BEFORE (KiB, its
+# RSS before the case) + $bound; says the figures, with $out's last line.
+peak_ok() {
+    peak=$(hwm "$root")
+    echo "   $1: the root's RSS $2 KiB before, $(rss "$root") KiB after, peak $peak KiB ($(printf '%s\n' "$out" | tail -1))"
+    [ $((peak - $2)) -lt $bound ] && ok "$1: the root's peak RSS grew by $((peak - $2)) KiB (< $bound)" ||
+        fail "$1: the root's peak RSS grew by $((peak - $2)) KiB"
+}
 
 start_tree() { # the busy tree, until ready; sets root, sock, log
     log=$tmp/tree.log
@@ -204,11 +212,7 @@ for kind in inspect cancel; do
     expect_out "^cut off after [0-9]+ requests" "flood $kind: the flooder saw the connection close"
     logged "cut off client [0-9]+ \\(hostile, pid [0-9]+\\): it sends requests but has read none of its answers for [0-9]+ ms" \
         "flood $kind: the root logged why"
-    peak=$(hwm "$root")
-    after=$(rss "$root")
-    echo "   flood $kind: the root's RSS $before KiB before, $after KiB after, peak $peak KiB ($(printf '%s\n' "$out" | tail -1))"
-    [ $((peak - before)) -lt $bound ] && ok "flood $kind: the root's peak RSS grew by $((peak - before)) KiB (< $bound)" ||
-        fail "flood $kind: the root's peak RSS grew by $((peak - before)) KiB"
+    peak_ok "flood $kind" "$before"
     healthy "after a flood of $kind"
 done
 
@@ -265,11 +269,7 @@ healthy "while a client asks and does not read"
 finish_bg noread "noread: cut off"
 logged "cut off client [0-9]+ \\(hostile, pid [0-9]+\\): it sends requests but has read none of its answers" \
     "noread: the root logged why"
-peak=$(hwm "$root")
-after=$(rss "$root")
-echo "   noread: the root's RSS $before KiB before, $after KiB after, peak $peak KiB ($(printf '%s\n' "$out" | tail -1))"
-[ $((peak - before)) -lt $bound ] && ok "noread: the root's peak RSS is $((peak - before)) KiB over its RSS before (< $bound)" ||
-    fail "noread: the root's peak RSS is $((peak - before)) KiB over its RSS before"
+peak_ok noread "$before"
 healthy "after a client that did not read"
 
 kill -0 "$root" 2>/dev/null && ok "the busy tree survived every hostile client" || fail "the busy tree died"

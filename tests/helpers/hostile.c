@@ -73,14 +73,6 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Appends a HELLO saying protocol `version` to sb. */
-static void pack_hello(msgpack_sbuffer *sb, uint64_t version)
-{
-    cn_wire_hdr_t h = {CN_MSG_HELLO, 0, 0, 0};
-    cn_wire_hello_t b = {version, {"hostile", 7}, (uint64_t)getpid(), (uint64_t)getuid()};
-    cn_wire_pack_typed(sb, &h, &b, 0);
-}
-
 /* Writes all of buf, blocking; 0, or -1 once the root has closed us. */
 static int send_all(int fd, const char *buf, size_t len)
 {
@@ -116,6 +108,31 @@ static cn_wire_msg_t *recv_one(int fd, cn_wire_decoder_t *d, int ms)
     }
 }
 
+/* Says HELLO with protocol `version`; 0, or -1 once the root has closed
+ * us. */
+static int send_hello(int fd, uint64_t version)
+{
+    cn_wire_hdr_t h = {CN_MSG_HELLO, 0, 0, 0};
+    cn_wire_hello_t b = {version, {"hostile", 7}, (uint64_t)getpid(), (uint64_t)getuid()};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn_wire_pack_typed(&sb, &h, &b, 0);
+    int rc = send_all(fd, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+/* Says HELLO with `version` and reads the root's answer (the caller frees
+ * it); NULL if none came within 10 s. */
+static cn_wire_msg_t *hello_answer(int fd, uint64_t version)
+{
+    cn_wire_decoder_t d;
+    cn_wire_decoder_init(&d, 0);
+    cn_wire_msg_t *m = send_hello(fd, version) == 0 ? recv_one(fd, &d, 10000) : NULL;
+    cn_wire_decoder_fini(&d);
+    return m;
+}
+
 /* Connects and is greeted; -1 (said why) if not. */
 static int dial_greeted(const char *path)
 {
@@ -124,17 +141,9 @@ static int dial_greeted(const char *path)
         perror("connect");
         return -1;
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    pack_hello(&sb, CN_PROTOCOL_VERSION);
-    int rc = send_all(fd, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    cn_wire_decoder_t d;
-    cn_wire_decoder_init(&d, 0);
-    cn_wire_msg_t *m = rc == 0 ? recv_one(fd, &d, 10000) : NULL;
+    cn_wire_msg_t *m = hello_answer(fd, CN_PROTOCOL_VERSION);
     int ok = m && m->hdr.type == CN_MSG_HELLO;
     cn_wire_msg_free(m);
-    cn_wire_decoder_fini(&d);
     if (!ok) {
         printf("no HELLO from the root\n");
         close(fd);
@@ -245,14 +254,7 @@ static int bad_version(const char *path)
         perror("connect");
         return 1;
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    pack_hello(&sb, 99);
-    int rc = send_all(fd, sb.data, sb.size);
-    msgpack_sbuffer_destroy(&sb);
-    cn_wire_decoder_t d;
-    cn_wire_decoder_init(&d, 0);
-    cn_wire_msg_t *m = rc == 0 ? recv_one(fd, &d, 10000) : NULL;
+    cn_wire_msg_t *m = hello_answer(fd, 99);
     int ok = m && m->hdr.type == CN_MSG_DEAD;
     if (m == NULL)
         printf("no answer\n");
@@ -261,8 +263,7 @@ static int bad_version(const char *path)
     else
         printf("answered %s, not DEAD\n", cn_wire_type_name(m->hdr.type));
     cn_wire_msg_free(m);
-    cn_wire_decoder_fini(&d);
-    rc = wait_cut(fd, 30000);
+    int rc = wait_cut(fd, 30000);
     printf(rc == 0 ? "cut off\n" : "still connected after 30 s\n");
     close(fd);
     return ok && rc == 0 ? 0 : 1;
@@ -292,11 +293,7 @@ static int other_uid(const char *path, uid_t uid)
         printf("connect refused: %s\n", strerror(errno));
         _exit(3);
     }
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    pack_hello(&sb, CN_PROTOCOL_VERSION);
-    send_all(fd, sb.data, sb.size); /* may fail: the root may have closed us already */
-    msgpack_sbuffer_destroy(&sb);
+    send_hello(fd, CN_PROTOCOL_VERSION); /* may fail: the root may have closed us already */
     char buf[4096];
     size_t got = 0;
     int closed = 0;
