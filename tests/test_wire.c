@@ -598,6 +598,16 @@ static void test_malformed_each_code(void **state)
     memmove(deep + 5, deep + 6, dn - 6);
     n = frame_raw(f, deep, dn - 1);
     assert_int_equal(decode_once(f, n), 1);
+    /* An empty container counts too: msgpack-c pushes it on its stack
+     * before it looks at the count (found by fuzz_wire, which saw NOMEM). */
+    deep[dn - 2] = (char)0x90;
+    n = frame_raw(f, deep, dn - 1);
+    assert_int_equal(decode_once(f, n), CN_EBADMSGPACK);
+    deep[dn - 2] = (char)0x80;
+    n = frame_raw(f, deep, dn - 1);
+    assert_int_equal(decode_once(f, n), CN_EBADMSGPACK);
+    cn_wire_hdr_t dh;
+    assert_int_equal(cn_wire_peek(deep, dn - 1, &dh), CN_EBADMSGPACK);
 
     /* CN_ETRAILING: a second object inside the frame; whole-frame decode
      * given bytes past the frame. */

@@ -135,13 +135,14 @@ static int wire_scan(const uint8_t *p, size_t len, size_t *slots)
         uint64_t skip = 0;     /* payload bytes after it */
         uint64_t items = 0;    /* container slots claimed */
         unsigned ext = 0;      /* ext's type byte */
+        int container = 0;     /* an array or map, even an empty one */
 
         if (b <= 0x7f || b >= 0xe0) {
             /* fixint */
         } else if (b <= 0x8f) {
-            items = 2u * (b & 0x0f);
+            items = 2u * (b & 0x0f), container = 1;
         } else if (b <= 0x9f) {
-            items = b & 0x0f;
+            items = b & 0x0f, container = 1;
         } else if (b <= 0xbf) {
             skip = b & 0x1f;
         } else {
@@ -204,14 +205,14 @@ static int wire_scan(const uint8_t *p, size_t len, size_t *slots)
             case 0xde:
                 if (len - i < 2)
                     return CN_ETRUNC;
-                items = be_read(p + i, 2) * (b == 0xde ? 2 : 1);
+                items = be_read(p + i, 2) * (b == 0xde ? 2 : 1), container = 1;
                 i += 2;
                 break;
             case 0xdd:
             case 0xdf:
                 if (len - i < 4)
                     return CN_ETRUNC;
-                items = be_read(p + i, 4) * (b == 0xdf ? 2 : 1);
+                items = be_read(p + i, 4) * (b == 0xdf ? 2 : 1), container = 1;
                 i += 4;
                 break;
             default: /* 0xc1 is never used */
@@ -229,13 +230,14 @@ static int wire_scan(const uint8_t *p, size_t len, size_t *slots)
         i += (size_t)skip;
         if (items > len - i || pending + items > len - i)
             return CN_ETRUNC;
+        /* msgpack-c takes a stack slot for every container, an empty
+         * one too, before it reads the count. */
+        if (container && depth == WIRE_MAX_DEPTH)
+            return CN_EBADMSGPACK;
         pending += (size_t)items;
         nslots += (size_t)items;
-        if (items > 0) {
-            if (depth == WIRE_MAX_DEPTH)
-                return CN_EBADMSGPACK;
+        if (items > 0)
             open[++depth] = (size_t)items;
-        }
         while (depth > 0 && open[depth] == 0)
             depth--;
     }
