@@ -232,6 +232,9 @@ for kind in cancel ctx-errored exit log; do
     grep -q "\"kind\":\"$kind\"" "$tmp/events.json" && ok "events: $kind" || fail "events: no $kind in $(head -c 600 "$tmp/events.json")"
 done
 grep -q '"kind":"exit".*"fn":"sup-2"' "$tmp/events.json" && ok "events: sup-2's exit names it" || fail "events: no exit of sup-2"
+# The feeds that sup-2's workers had opened on their cousins end, and the
+# cousins, their callees, say so: each end of a context reports its close.
+grep -Eq '"kind":"ctx-(closed|errored)".*"detail":"callee"' "$tmp/events.json" && ok "events: a callee's end of a context closes" || fail "events: no callee close in $(grep -c . "$tmp/events.json") events"
 grep -Eq "cancel +root: cancelling root/sup-2" "$tmp/logf.out" && ok "log -f: new records arrive" || fail "log -f: $(tail -3 "$tmp/logf.out")"
 n=$(grep -c "tree is up" "$tmp/logf.out")
 [ "$n" = 1 ] && ok "log -f: the tail is printed once" || fail "log -f printed the tail $n times"

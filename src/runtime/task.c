@@ -170,21 +170,23 @@ static cn_fn_t find_export(cn_wire_str_t name)
     return NULL;
 }
 
-static void run_task(cn__task_t *t)
+/* Runs t's function and answers its caller. Returns 1 if the answer was
+ * a RETURN, 0 if it was an ERROR. */
+static int run_task_answer(cn__task_t *t)
 {
     const cn_wire_cmd_t *cmd = &t->msg->u.cmd;
     char text[CN__REASON_MAX + 64];
     if (atomic_load(&t->cancelled)) {
         snprintf(text, sizeof(text), "cancelled before it ran: %s", t->cancel_reason);
         reply_error(t, CN_ECANCELED, text);
-        return;
+        return 0;
     }
     cn_fn_t fn = find_export(cmd->fn);
     if (fn == NULL) {
         snprintf(text, sizeof(text), "%s has no function '%.*s'", cn__rt.path, (int)cmd->fn.len,
                  cmd->fn.ptr);
         reply_error(t, CN_ENOENT, text);
-        return;
+        return 0;
     }
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
@@ -213,6 +215,16 @@ static void run_task(cn__task_t *t)
         reply_error(t, rc, t->message[0] ? t->message : cn_strerror(rc));
     }
     msgpack_sbuffer_destroy(&out);
+    return rc >= 0;
+}
+
+/* Runs t; the callee's end of a context then shows how it ended (the
+ * live feed's ctx-closed or ctx-errored, "callee"). */
+static void run_task(cn__task_t *t)
+{
+    int returned = run_task_answer(t);
+    if (t->rec.is_ctx) /* a plain call's record just goes */
+        cn__rec_phase(&t->rec, returned ? CN__PH_RETURNED : CN__PH_ERRORED);
 }
 
 static void task_free(cn__task_t *t)
