@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "canopy.h"
+#include "canopy/client.h"
 #include "suite.h"
 #include "runtime/rt.h" /* to look at the root's route table and id pool */
 
@@ -441,6 +442,35 @@ static void test_spoofed_src_is_dropped(void **state)
     assert_true(suite_log_contains("fake_child: honest call answered with RETURN"));
 }
 
+/* A child's EVENT reaches the root's subscribers as it was sent, without
+ * being decoded; one with a forged src is still dropped, and logged. */
+static void test_spoofed_event_is_dropped(void **state)
+{
+    (void)state;
+    cn_client_t *c;
+    assert_non_null(cn_attach_path());
+    assert_int_equal(cn_client_connect(cn_attach_path(), &c, T_MS), 0);
+    assert_int_equal(cn_client_subscribe(c, T_MS), 0);
+    const char *argv[] = {"events", NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
+    cn_portal_t fake;
+    assert_int_equal(cn_spawn("fake-events", &o, &fake, T_MS), 0);
+    int honest = 0, forged = 0;
+    int64_t deadline = ms_now() + T_MS;
+    cn_event_t ev;
+    while (!honest && ms_now() < deadline)
+        if (cn_client_event(c, &ev, 100) == 0) {
+            honest += strcmp(ev.kind, "honest") == 0;
+            forged += strcmp(ev.kind, "forged") == 0;
+        }
+    assert_int_equal(honest, 1);
+    assert_int_equal(forged, 0); /* it came first, in the same write */
+    assert_true(suite_log_contains(
+        "dropped EVENT claiming to be from actor 9999 on the stream to fake-events"));
+    cn_client_close(c);
+    assert_int_equal(cn_cancel(fake, T_MS), 0);
+}
+
 /* A child claiming to be the root, its sibling, or a cousin's child (a
  * grandchild of the root under another supervisor): each forged CMD is
  * dropped and logged, and the child's stream stays up. */
@@ -768,6 +798,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_spawn_failures_are_clear),
         cmocka_unit_test(test_spoofed_src_is_dropped),
         cmocka_unit_test(test_spoofed_src_of_others_is_dropped),
+        cmocka_unit_test(test_spoofed_event_is_dropped),
         cmocka_unit_test(test_reply_from_another_actor_is_dropped),
         cmocka_unit_test(test_route_for_ungranted_id_is_refused),
         cmocka_unit_test(test_version_mismatch_is_refused),

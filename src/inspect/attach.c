@@ -126,7 +126,7 @@ static void set_subscribed(client_t *c, int on, int contexts);
 static void client_flush(client_t *c);
 static void send_dropped(client_t *c);
 static void send_ok_to(client_t *c, const cn_wire_msg_t *m);
-static void fan_out_one(client_t *c, const char *frame, size_t len);
+static void fan_out_one(client_t *c, const char *prefix, const char *frame, size_t len);
 static void on_client_poll(uv_poll_t *p, int status, int events);
 static void cleanup_on_signals(void);
 
@@ -596,14 +596,19 @@ static void on_flush(uv_check_t *h)
     }
 }
 
-/* One EVENT frame to every subscriber. It is queued, and written with
- * whatever else this turn of the loop brings (one write, one wake-up of
- * the client, per turn). A subscriber that is not keeping up loses it,
- * counted, and is told how many once it catches up. */
-static void fan_out_one(client_t *c, const char *frame, size_t len)
+/* One EVENT frame for subscriber c: `prefix` (its length prefix, or NULL
+ * when `frame` begins with it) and `frame`'s len bytes, all or nothing.
+ * It is queued, and written with whatever else this turn of the loop
+ * brings (one write, one wake-up of the client, per turn). A subscriber
+ * that is not keeping up loses it, counted, and is told how many once it
+ * catches up. */
+static void fan_out_one(client_t *c, const char *prefix, const char *frame, size_t len)
 {
-    if (c->dropped || c->out.size - c->out_off + len > EVENTS_MAX ||
+    size_t was = c->out.size, npre = prefix ? CN_WIRE_LEN_SIZE : 0;
+    if (c->dropped || c->out.size - c->out_off + npre + len > EVENTS_MAX ||
+        (prefix && msgpack_sbuffer_write(&c->out, prefix, npre) != 0) ||
         msgpack_sbuffer_write(&c->out, frame, len) != 0) {
+        c->out.size = was;
         c->dropped++;
         return;
     }
@@ -611,18 +616,25 @@ static void fan_out_one(client_t *c, const char *frame, size_t len)
         uv_check_start(&at.flush, on_flush);
 }
 
-static void fan_out(const char *frame, size_t len, unsigned cls)
+static void fan_out(const char *prefix, const char *frame, size_t len, unsigned cls)
 {
     for (unsigned i = 0; i < CLIENTS_MAX; i++) {
         client_t *c = at.clients[i];
         if (c && c->subscribed && !c->closing && !(cls == CN__EV_CTX && c->no_ctx))
-            fan_out_one(c, frame, len);
+            fan_out_one(c, prefix, frame, len);
     }
 }
 
 void cn__inspect_event(const char *frame, size_t len, unsigned cls)
 {
-    fan_out(frame, len, cls);
+    fan_out(NULL, frame, len, cls);
+}
+
+void cn__inspect_event_body(const char *body, size_t len, unsigned cls)
+{
+    char prefix[CN_WIRE_LEN_SIZE];
+    cn_wire_put_len(prefix, len);
+    fan_out(prefix, body, len, cls);
 }
 
 /* The debugger's console output and lock changes: written to consoles
@@ -638,7 +650,7 @@ unsigned cn__attach_console_send(const char *frame, size_t len, int also_subscri
         if (c->console)
             client_send(c, &sb);
         else if (also_subscribers && c->subscribed)
-            fan_out_one(c, frame, len);
+            fan_out_one(c, NULL, frame, len);
     }
     return at.consoles;
 }
@@ -1065,7 +1077,7 @@ void cn__inspect_on_msg(cn_wire_msg_t *m)
 {
     if (m->hdr.type == CN_MSG_EVENT) {
         if (cn__rt.is_root)
-            fan_out(m->frame, m->frame_len, cn__ev_class(m->hdr.cid));
+            fan_out(NULL, m->frame, m->frame_len, cn__ev_class(m->hdr.cid));
     } else if (m->hdr.type == CN_MSG_SNAPSHOT) {
         if (cn__rt.is_root)
             on_snapshot(m);

@@ -37,6 +37,10 @@ int cn__inspect_snapshot_raw(uint32_t src, uint64_t cid, const char *payload, si
  * root's own arrive here on the broker thread, like its children's.) */
 void cn__inspect_event(const char *frame, size_t len, unsigned cls);
 
+/* The same for a child's EVENT as read: its body, without the length
+ * prefix. */
+void cn__inspect_event_body(const char *body, size_t len, unsigned cls);
+
 /* The root's broker: a route to actor `id` was just added; if anyone
  * subscribes, that actor is told to send its events. */
 void cn__inspect_route_added(uint32_t id);

@@ -172,10 +172,12 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
     size_t done = 0;
     /* A YIELD is queued for the broker, which merges every frame queued
      * by the time it runs into one write: a fast producer gets batched
-     * writes without asking. Other frames go out now unless something is
+     * writes without asking. So is an EVENT, which is never urgent and
+     * comes in bursts (an actor's batch every CN__EVENTS_MS, passed on
+     * by each ancestor). Other frames go out now unless something is
      * queued ahead of them (order is kept either way). */
     int queued = s->wbusy || s->wq.size > 0;
-    if (!queued && h->type != CN_MSG_YIELD) {
+    if (!queued && h->type != CN_MSG_YIELD && h->type != CN_MSG_EVENT) {
         while (done < len) {
             ssize_t n = send(s->fd, buf + done, len - done, MSG_NOSIGNAL | MSG_DONTWAIT);
             if (n > 0) {
@@ -1729,6 +1731,14 @@ static void on_poll(uv_poll_t *p, int status, int events)
             int peeked = s->up && cn_wire_peek_payload(body, len, &h, &poff, &plen) == 0;
             if (peeked && h.type == CN_MSG_YIELD && h.dst == cn__rt.id) {
                 run_add(s, &h, body, len);
+                continue;
+            }
+            /* An event for the root: its bytes go to the subscribers as
+             * they are (the peek has checked them as msgpack). */
+            if (peeked && h.type == CN_MSG_EVENT && h.dst == cn__rt.id && cn__rt.is_root &&
+                src_ok_hdr(s, h.src)) {
+                run_flush();
+                cn__inspect_event_body(body, len, cn__ev_class(h.cid));
                 continue;
             }
             /* A snapshot part for the root: its bytes go into the answer

@@ -16,6 +16,9 @@
  *   forgetful   greet properly; start every context it is asked to open
  *               (STARTED, then CREDIT), then forget it: its snapshots list
  *               no contexts (for the orphan-stream lint)
+ *   events      greet properly, then send the root an EVENT of kind
+ *               "forged" claiming src 9999 and one of kind "honest" from
+ *               itself, both in one write (the root's raw event path)
  *   hijack      greet properly; answer the CMD "arm", noting its cid, and
  *               the CMD "fire", first sending its caller, from itself, a
  *               RETURN "hijacked" for the cid after arm's: the answer to
@@ -84,6 +87,21 @@ static void hello(msgpack_sbuffer *sb, uint64_t version)
     send_buf(sb);
 }
 
+/* Appends an EVENT {kind: kind} for the root from `src` to sb. */
+static void add_event(msgpack_sbuffer *sb, uint32_t src, const char *kind)
+{
+    cn_wire_hdr_t h = {CN_MSG_EVENT, 0, src, 0};
+    msgpack_packer pk;
+    size_t mark;
+    if (cn_wire_begin(sb, &pk, &h, &mark) < 0)
+        exit(3);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "kind", 4);
+    msgpack_pack_str_with_body(&pk, kind, strlen(kind));
+    if (cn_wire_end(sb, mark, 0, 0) < 0)
+        exit(3);
+}
+
 static void call_record(msgpack_sbuffer *sb, uint32_t src, uint64_t cid)
 {
     cn_wire_hdr_t h = {CN_MSG_CMD, parent, src, cid};
@@ -147,6 +165,14 @@ int main(int argc, char **argv)
             cn_wire_msg_free(m);
         }
         cn_wire_msg_free(m);
+        wait_shutdown(&d);
+        status = 0;
+        goto out;
+    }
+    if (strcmp(act, "events") == 0) {
+        add_event(&sb, 9999, "forged");
+        add_event(&sb, self, "honest");
+        send_buf(&sb);
         wait_shutdown(&d);
         status = 0;
         goto out;
