@@ -380,7 +380,6 @@ static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
     return dflt;
 }
 
-/* A NUL-terminated copy in the zone; NULL for a missing or nil value. */
 /* A NUL-terminated copy of p[0..len) in the zone. */
 static const char *get_dup(msgpack_zone *z, const char *p, size_t len)
 {
@@ -768,11 +767,82 @@ int cn_client_lock_op(cn_client_t *c, const char *op, int64_t timeout_ms)
     return debug_request(c, CN_MSG_LOCK_RELEASE, 0, op, strlen(op), timeout_ms);
 }
 
-/* A view of map[key] as a C string inside the message; NULL if absent.
- * The wire decoder's strings are not NUL-terminated: copy into the zone. */
-static const char *ev_str(cn_wire_msg_t *m, const char *key)
+/* An integer field's value, or 0 for any other type. */
+static int64_t obj_i64(const msgpack_object *o)
 {
-    return get_str(&m->zone, &m->body, key);
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
+    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64 : 0;
+}
+
+/* Fills ev from an EVENT's map, in one pass over its keys (a feed can
+ * bring thousands a second). As cn_msgpack_get would, the first of a
+ * repeated key counts; strings are NUL-terminated copies in the zone,
+ * and detail may be a str or a bin (console output holds any bytes). */
+static void event_fill(cn_wire_msg_t *m, cn_event_t *ev)
+{
+    static const char *const keys[] = {"kind", "actor",  "path", "time_us", "cid",   "peer",
+                                       "fn",   "detail", "op",   "waiting", "level", "count"};
+    enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
+    unsigned seen = 0;
+    const msgpack_object_map *map = &m->body.via.map;
+    for (uint32_t i = 0; i < map->size; i++) {
+        const msgpack_object *k = &map->ptr[i].key, *v = &map->ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR)
+            continue;
+        unsigned f = 0;
+        while (f < NKEYS && !(strlen(keys[f]) == k->via.str.size &&
+                              memcmp(keys[f], k->via.str.ptr, k->via.str.size) == 0))
+            f++;
+        if (f == NKEYS || (seen & (1u << f)))
+            continue;
+        seen |= 1u << f;
+        int is_str = v->type == MSGPACK_OBJECT_STR;
+        const char *str = is_str ? get_dup(&m->zone, v->via.str.ptr, v->via.str.size) : NULL;
+        switch (f) {
+        case 0:
+            ev->kind = str;
+            break;
+        case 1:
+            ev->actor = (uint32_t)obj_i64(v);
+            break;
+        case 2:
+            ev->path = str;
+            break;
+        case 3:
+            ev->time_us = (uint64_t)obj_i64(v);
+            break;
+        case 4:
+            ev->cid = (uint64_t)obj_i64(v);
+            break;
+        case 5:
+            ev->peer = (uint32_t)obj_i64(v);
+            break;
+        case 6:
+            ev->fn = str;
+            break;
+        case 7:
+            if (v->type == MSGPACK_OBJECT_BIN)
+                str = get_dup(&m->zone, v->via.bin.ptr, v->via.bin.size);
+            if (str) {
+                ev->detail = str;
+                ev->detail_len = is_str ? v->via.str.size : v->via.bin.size;
+            }
+            break;
+        case 8:
+            ev->op = str;
+            break;
+        case 9:
+            ev->waiting = (unsigned)obj_i64(v);
+            break;
+        case 10:
+            ev->level = (int)obj_i64(v);
+            break;
+        default:
+            ev->count = (uint64_t)obj_i64(v);
+            break;
+        }
+    }
 }
 
 int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
@@ -800,22 +870,7 @@ int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
             continue;
         }
         c->event = m;
-        ev->kind = ev_str(m, "kind");
-        ev->actor = (uint32_t)get_i64(&m->body, "actor", 0);
-        ev->path = ev_str(m, "path");
-        ev->time_us = (uint64_t)get_i64(&m->body, "time_us", 0);
-        ev->cid = (uint64_t)get_i64(&m->body, "cid", 0);
-        ev->peer = (uint32_t)get_i64(&m->body, "peer", 0);
-        ev->fn = ev_str(m, "fn");
-        ev->detail = ev_str(m, "detail");
-        ev->detail_len = ev->detail ? strlen(ev->detail) : 0;
-        const msgpack_object *d = cn_msgpack_get(&m->body, "detail");
-        if (d && (d->type == MSGPACK_OBJECT_STR || d->type == MSGPACK_OBJECT_BIN))
-            ev->detail_len = d->via.str.size; /* console output may hold NULs */
-        ev->op = ev_str(m, "op");
-        ev->waiting = (unsigned)get_i64(&m->body, "waiting", 0);
-        ev->level = (int)get_i64(&m->body, "level", 0);
-        ev->count = (uint64_t)get_i64(&m->body, "count", 0);
+        event_fill(m, ev);
         if (ev->kind == NULL)
             ev->kind = "?";
         return 0;
