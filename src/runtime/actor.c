@@ -1810,7 +1810,8 @@ static void on_async(uv_async_t *a)
 {
     (void)a;
     run_spawns();
-    cn__events_flush();
+    if (cn__events_backlog()) /* else they wait for the timer: see registry.c */
+        cn__events_flush();
     cn__debug_on_async();
     if (cn__rt.shutdown_after_debug && !cn__debug_active() && !cn__rt.shutting_down) {
         cn__rt.shutdown_after_debug = 0;

@@ -46,25 +46,41 @@ static __thread thr_t *tl_thr;
  *
  * Events are made where state changes, often under rt.mu or a stream's
  * locks, so they are not sent there: each is packed and queued here (a
- * leaf lock), and the broker sends the queue on its next wake. The queue
- * is bounded; past the bound events are dropped and counted, never
- * waited for.
+ * leaf lock), and the broker's timer sends the queue every
+ * CN__EVENTS_MS, so that a busy actor's feed costs one write, and its
+ * subscribers one wake-up, per tick. Only a backlog past EVQ_SOON wakes
+ * the broker to send it at once. The queue is bounded; past the bound
+ * events are dropped and counted, never waited for.
  */
 
 #define EVQ_MAX (256u * 1024)
+#define EVQ_SOON (EVQ_MAX / 4)
 
 static struct {
     pthread_mutex_t mu;
     msgpack_sbuffer q;
     uint64_t dropped;
-} evq = {PTHREAD_MUTEX_INITIALIZER, {0, NULL, 0}, 0};
+    int soon; /* the broker has been woken for the backlog */
+} evq = {PTHREAD_MUTEX_INITIALIZER, {0, NULL, 0}, 0, 0};
 
 static void ev_queue(const msgpack_sbuffer *frame)
 {
-    cn__lock(&evq.mu); /* the broker's timer sends it: no wake-up */
+    cn__lock(&evq.mu);
     if (evq.q.size + frame->size > EVQ_MAX || msgpack_sbuffer_write(&evq.q, frame->data, frame->size))
         evq.dropped++;
+    int wake = evq.q.size > EVQ_SOON && !evq.soon;
+    evq.soon |= wake;
     cn__unlock(&evq.mu);
+    if (wake)
+        uv_async_send(&cn__rt.async);
+}
+
+int cn__events_backlog(void)
+{
+    cn__lock(&evq.mu);
+    int soon = evq.soon;
+    cn__unlock(&evq.mu);
+    return soon;
 }
 
 static void event(const char *kind, unsigned cls, uint64_t cid, uint32_t peer, const char *fn,
@@ -77,6 +93,7 @@ void cn__events_flush(void)
     msgpack_sbuffer_init(&evq.q);
     uint64_t dropped = evq.dropped;
     evq.dropped = 0;
+    evq.soon = 0;
     cn__unlock(&evq.mu);
     for (size_t off = 0, len; off < q.size; off += len) {
         len = cn_wire_frame_size(q.data + off);

@@ -504,6 +504,10 @@ void cn__event_ctx(const char *kind, uint64_t cid, uint32_t peer, const char *fn
 /* Broker: sends the events queued by cn__event. */
 void cn__events_flush(void);
 
+/* Whether so many events wait that the broker was woken to send them
+ * before its next tick (any thread). */
+int cn__events_backlog(void);
+
 /* Broker: which classes of this actor's events to send (CN__EV_*; 0:
  * none). While any, a timer sends the queued events every CN__EVENTS_MS:
  * events never wake the broker by themselves, so a busy actor pays no
