@@ -510,8 +510,8 @@ int cn__events_backlog(void);
 
 /* Broker: which classes of this actor's events to send (CN__EV_*; 0:
  * none). While any, a timer sends the queued events every CN__EVENTS_MS:
- * events never wake the broker by themselves, so a busy actor pays no
- * extra wake-ups for them. */
+ * events wake the broker by themselves only when a backlog builds up
+ * (registry.c), so a busy actor pays no extra wake-ups for them. */
 #define CN__EVENTS_MS 50
 void cn__events_enable(unsigned classes);
 
