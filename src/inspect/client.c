@@ -370,14 +370,20 @@ const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key)
     return NULL;
 }
 
-static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
+/* An integer's value (a positive one past INT64_MAX as INT64_MAX), or
+ * dflt for a missing object or any other type. */
+static int64_t obj_i64(const msgpack_object *o, int64_t dflt)
 {
-    const msgpack_object *o = cn_msgpack_get(map, key);
     if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
         return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
     if (o && o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
         return o->via.i64;
     return dflt;
+}
+
+static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
+{
+    return obj_i64(cn_msgpack_get(map, key), dflt);
 }
 
 /* A NUL-terminated copy of p[0..len) in the zone. */
@@ -767,14 +773,6 @@ int cn_client_lock_op(cn_client_t *c, const char *op, int64_t timeout_ms)
     return debug_request(c, CN_MSG_LOCK_RELEASE, 0, op, strlen(op), timeout_ms);
 }
 
-/* An integer field's value, or 0 for any other type. */
-static int64_t obj_i64(const msgpack_object *o)
-{
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return o->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)o->via.u64;
-    return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER ? o->via.i64 : 0;
-}
-
 /* Fills ev from an EVENT's map, in one pass over its keys (a feed can
  * bring thousands a second). As cn_msgpack_get would, the first of a
  * repeated key counts; strings are NUL-terminated copies in the zone,
@@ -804,19 +802,19 @@ static void event_fill(cn_wire_msg_t *m, cn_event_t *ev)
             ev->kind = str;
             break;
         case 1:
-            ev->actor = (uint32_t)obj_i64(v);
+            ev->actor = (uint32_t)obj_i64(v, 0);
             break;
         case 2:
             ev->path = str;
             break;
         case 3:
-            ev->time_us = (uint64_t)obj_i64(v);
+            ev->time_us = (uint64_t)obj_i64(v, 0);
             break;
         case 4:
-            ev->cid = (uint64_t)obj_i64(v);
+            ev->cid = (uint64_t)obj_i64(v, 0);
             break;
         case 5:
-            ev->peer = (uint32_t)obj_i64(v);
+            ev->peer = (uint32_t)obj_i64(v, 0);
             break;
         case 6:
             ev->fn = str;
@@ -833,13 +831,13 @@ static void event_fill(cn_wire_msg_t *m, cn_event_t *ev)
             ev->op = str;
             break;
         case 9:
-            ev->waiting = (unsigned)obj_i64(v);
+            ev->waiting = (unsigned)obj_i64(v, 0);
             break;
         case 10:
-            ev->level = (int)obj_i64(v);
+            ev->level = (int)obj_i64(v, 0);
             break;
         default:
-            ev->count = (uint64_t)obj_i64(v);
+            ev->count = (uint64_t)obj_i64(v, 0);
             break;
         }
     }
