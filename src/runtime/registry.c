@@ -60,7 +60,8 @@ static struct {
     pthread_mutex_t mu;
     msgpack_sbuffer q;
     uint64_t dropped;
-    int soon; /* the broker has been woken for the backlog */
+    _Atomic int soon; /* the broker has been woken for the backlog; set
+                         and cleared under mu, read without it */
 } evq = {PTHREAD_MUTEX_INITIALIZER, {0, NULL, 0}, 0, 0};
 
 static void ev_queue(const msgpack_sbuffer *frame)
@@ -68,8 +69,9 @@ static void ev_queue(const msgpack_sbuffer *frame)
     cn__lock(&evq.mu);
     if (evq.q.size + frame->size > EVQ_MAX || msgpack_sbuffer_write(&evq.q, frame->data, frame->size))
         evq.dropped++;
-    int wake = evq.q.size > EVQ_SOON && !evq.soon;
-    evq.soon |= wake;
+    int wake = evq.q.size > EVQ_SOON && !atomic_load(&evq.soon);
+    if (wake)
+        atomic_store(&evq.soon, 1);
     cn__unlock(&evq.mu);
     if (wake)
         uv_async_send(&cn__rt.async);
@@ -77,10 +79,7 @@ static void ev_queue(const msgpack_sbuffer *frame)
 
 int cn__events_backlog(void)
 {
-    cn__lock(&evq.mu);
-    int soon = evq.soon;
-    cn__unlock(&evq.mu);
-    return soon;
+    return atomic_load_explicit(&evq.soon, memory_order_relaxed); /* every wake: no lock */
 }
 
 static void event(const char *kind, unsigned cls, uint64_t cid, uint32_t peer, const char *fn,
@@ -93,7 +92,7 @@ void cn__events_flush(void)
     msgpack_sbuffer_init(&evq.q);
     uint64_t dropped = evq.dropped;
     evq.dropped = 0;
-    evq.soon = 0;
+    atomic_store(&evq.soon, 0);
     cn__unlock(&evq.mu);
     for (size_t off = 0, len; off < q.size; off += len) {
         len = cn_wire_frame_size(q.data + off);
