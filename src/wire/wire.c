@@ -329,39 +329,17 @@ static int check_body(cn_wire_msg_t *m)
     return 0;
 }
 
-static int check_envelope(cn_wire_msg_t *m, const msgpack_object *root)
-{
-    if (root->type != MSGPACK_OBJECT_ARRAY)
-        return CN_EBADTYPE;
-    if (root->via.array.size < 5)
-        return CN_EMISSING;
-
-    const msgpack_object *e = root->via.array.ptr;
-    for (int i = 0; i < 4; i++) {
-        if (e[i].type == MSGPACK_OBJECT_NIL)
-            return CN_EMISSING;
-        if (e[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return CN_EBADTYPE;
-    }
-    if (e[0].via.u64 == CN_MSG_INVALID || e[0].via.u64 >= CN_MSG_MAX_)
-        return CN_EUNKNOWNMSG;
-    if (e[1].via.u64 > UINT32_MAX || e[2].via.u64 > UINT32_MAX)
-        return CN_ERANGE;
-
-    m->hdr.type = (uint32_t)e[0].via.u64;
-    m->hdr.dst = (uint32_t)e[1].via.u64;
-    m->hdr.src = (uint32_t)e[2].via.u64;
-    m->hdr.cid = e[3].via.u64;
-    m->body = e[4];
-    return check_body(m);
-}
+static int read_envelope(const uint8_t *p, size_t len, cn_wire_hdr_t *hdr, size_t *slots,
+                         size_t *body_off, size_t *nelem);
 
 /* Builds a message from the 4-byte prefix and a body of body_len bytes. */
 static int decode_body(const uint8_t *prefix, const char *body, size_t body_len,
                        cn_wire_msg_t **out)
 {
-    size_t slots;
-    int rc = wire_scan((const uint8_t *)body, body_len, &slots);
+    cn_wire_hdr_t hdr;
+    memset(&hdr, 0, sizeof(hdr)); /* padding too: messages are compared whole */
+    size_t slots, body_off, nelem;
+    int rc = read_envelope((const uint8_t *)body, body_len, &hdr, &slots, &body_off, &nelem);
     if (rc < 0)
         return rc;
 
@@ -385,17 +363,21 @@ static int decode_body(const uint8_t *prefix, const char *body, size_t body_len,
     memcpy(frame + CN_WIRE_LEN_SIZE, body, body_len);
     m->frame = frame;
     m->frame_len = frame_len;
+    m->hdr = hdr;
 
-    msgpack_object root;
+    /* The envelope is read: only the body (its fifth element) is
+     * unpacked, which is most of the saving on a small message. Elements
+     * after it, which this version does not know, are skipped. */
     size_t off = 0;
-    switch (msgpack_unpack(frame + CN_WIRE_LEN_SIZE, body_len, &off, &z, &root)) {
+    switch (msgpack_unpack(frame + CN_WIRE_LEN_SIZE + body_off, body_len - body_off, &off, &z,
+                           &m->body)) {
     case MSGPACK_UNPACK_SUCCESS:
-        rc = check_envelope(m, &root);
+        rc = check_body(m);
         break;
-    case MSGPACK_UNPACK_EXTRA_BYTES: /* the scan rules these out; kept for safety */
-        rc = CN_ETRAILING;
+    case MSGPACK_UNPACK_EXTRA_BYTES: /* the elements after the body */
+        rc = nelem > 5 ? check_body(m) : CN_ETRAILING;
         break;
-    case MSGPACK_UNPACK_CONTINUE:
+    case MSGPACK_UNPACK_CONTINUE: /* the scan rules these out; kept for safety */
         rc = CN_ETRUNC;
         break;
     case MSGPACK_UNPACK_NOMEM_ERROR: /* never too deep: the scan checked */
@@ -453,7 +435,7 @@ int cn_wire_decode_body(const void *body, size_t len, cn_wire_msg_t **out)
 }
 
 /* Reads one envelope field at p[*i], which the scan has shown to be a
- * whole object: a positive integer, or the code check_envelope gives. */
+ * whole object: a positive integer, or the code a bad envelope gets. */
 static int peek_uint(const uint8_t *p, size_t *i, uint64_t *v)
 {
     uint8_t b = p[(*i)++];
@@ -479,12 +461,17 @@ int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr)
     return cn_wire_peek_payload(body, len, hdr, &off, &plen);
 }
 
-int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_t *payload_off,
-                         size_t *payload_len)
+/*
+ * Measures a body (wire_scan) and reads its envelope from the bytes:
+ * the header, the number of elements, and where the fifth (the body
+ * proper) starts. The scan has shown every element to be a whole object,
+ * so the reads below stay inside p[0..len).
+ */
+static int read_envelope(const uint8_t *p, size_t len, cn_wire_hdr_t *hdr, size_t *slots,
+                         size_t *body_off, size_t *nelem)
 {
-    const uint8_t *p = body;
-    size_t slots, i = 1, n;
-    int rc = wire_scan(p, len, &slots);
+    size_t i = 1, n;
+    int rc = wire_scan(p, len, slots);
     if (rc < 0)
         return rc;
     if (p[0] >= 0x90 && p[0] <= 0x9f) {
@@ -510,9 +497,21 @@ int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_
     hdr->dst = (uint32_t)e[1];
     hdr->src = (uint32_t)e[2];
     hdr->cid = e[3];
+    *body_off = i;
+    *nelem = n;
+    return 0;
+}
+
+int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_t *payload_off,
+                         size_t *payload_len)
+{
+    size_t slots, off, n;
+    int rc = read_envelope(body, len, hdr, &slots, &off, &n);
+    if (rc < 0)
+        return rc;
     /* With exactly five elements the payload runs to the end. */
-    *payload_off = n == 5 ? i : 0;
-    *payload_len = n == 5 ? len - i : 0;
+    *payload_off = n == 5 ? off : 0;
+    *payload_len = n == 5 ? len - off : 0;
     return 0;
 }
 
