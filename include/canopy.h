@@ -280,7 +280,8 @@ typedef struct cn_stream_opts {
 typedef struct cn_stream_stats {
     uint64_t msgs_in, msgs_out; /* YIELDs received (taken or buffered), sent */
     uint64_t bytes_in, bytes_out; /* their frames' bytes */
-    uint64_t last_us;  /* time of the last message either way */
+    uint64_t last_us;  /* time of the last message either way (Unix epoch;
+                          a sent one's to the kernel tick, 1-4 ms) */
     unsigned window;   /* this side's receive buffer */
     unsigned buffered; /* received, not yet taken by cn_stream_recv */
     int64_t credit;    /* messages this side may still send */

@@ -155,6 +155,10 @@ extern cn__rt_t cn__rt;
 
 uint64_t cn__now_us(void);
 
+/* The same clock read at the kernel's last tick (1-4 ms old), for
+ * timestamps on a hot path: a few ns, where cn__now_us costs ~30 here. */
+uint64_t cn__now_coarse_us(void);
+
 /* Root only: prints and keeps one log record. */
 void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,
                   size_t msg_len);

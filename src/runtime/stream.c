@@ -182,7 +182,9 @@ static int yq_take(cn__yq_t *q, cn_wire_msg_t **out)
     const char *p = q->batch.data + q->boff;
     size_t len = cn_wire_frame_size(p);
     q->boff += len;
-    atomic_fetch_sub(&q->nbatch, 1);
+    /* the reader alone writes it: no read-modify-write needed */
+    atomic_store_explicit(&q->nbatch, atomic_load_explicit(&q->nbatch, memory_order_relaxed) - 1,
+                          memory_order_relaxed);
     /* The broker peeked it, and a YIELD's body is opaque: this cannot
      * fail but for memory. */
     int rc = cn_wire_decode_frame(p, len, UINT32_MAX, out);
@@ -283,7 +285,7 @@ static void count_sent(cn_stream_t *s, size_t bytes)
     atomic_store_explicit(&s->bytes_out,
                           atomic_load_explicit(&s->bytes_out, memory_order_relaxed) + bytes,
                           memory_order_relaxed);
-    atomic_store_explicit(&s->out_us, cn__now_us(), memory_order_relaxed);
+    atomic_store_explicit(&s->out_us, cn__now_coarse_us(), memory_order_relaxed);
 }
 
 static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
@@ -424,7 +426,7 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
     memset(msg, 0, sizeof(*msg));
     if (s->eof)
         return s->end_rc;
-    int64_t deadline = cn__deadline(timeout_ms);
+    int64_t deadline = -1; /* taken when we first wait: a clock read */
     cn__node_t *n;
     for (;;) {
         cn_wire_msg_t *m;
@@ -445,6 +447,8 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
         }
         rc = cn__latch_get(s->in, 0, &n);
         if (rc == CN_ETIMEDOUT && timeout_ms != 0) { /* about to sleep: say so */
+            if (deadline < 0)
+                deadline = cn__deadline(timeout_ms);
             cn__doing(CN__DO_RECV, s->peer, s->cid_out & ~CN__CID_FROM_CALLEE);
             rc = cn__latch_get(s->in, cn__ms_left(deadline), &n);
             cn__done();
