@@ -4,7 +4,7 @@
  * The handler runs on the thread that crashed. It always writes the stack
  * to stderr, which the parent turns into log lines, so the root's log says
  * where an actor died. In debug mode it then hands the crash to the broker
- * (uv_async_send is async-signal-safe) and parks; the broker opens a
+ * (cn__wake is async-signal-safe) and parks; the broker opens a
  * post-mortem session with every other thread stopped, and when the user
  * continues, lets the thread go on to die of its signal, so the parent
  * sees the true exit status.
@@ -117,7 +117,7 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
     backtrace_symbols_fd(cr.frames, cr.nframes, 2);
     if (cn__debug_mode() && cn__rt.started && tid != cn__broker_tid) {
         say("debug mode: waiting in the debugger for a post-mortem\n");
-        uv_async_send(&cn__rt.async);
+        cn__wake();
         while (!atomic_load(&cr.release))
             syscall(SYS_futex, &cr.release, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     }

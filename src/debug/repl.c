@@ -194,7 +194,7 @@ static void end_session(const char *how)
     }
     free(r);
     start_next();
-    uv_async_send(&cn__rt.async); /* a shutdown waiting for this session goes now */
+    cn__wake(); /* a shutdown waiting for this session goes now */
 }
 
 /* ===========================================================================
@@ -960,7 +960,7 @@ static int stop_this_thread(dreq_t *r)
     r->tid = (int)syscall(SYS_gettid);
     r->wake = &wake;
     queue_req(r);
-    uv_async_send(&cn__rt.async);
+    cn__wake();
     cn__doing(CN__DO_DEBUG, CN_ROOT_ID, 0);
     cn__node_t *n;
     int rc = cn__latch_get(&wake, CN__FOREVER, &n);

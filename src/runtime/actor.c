@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -116,7 +117,7 @@ static int stream_register(cn__stream_t *s)
     else
         cn__rt.children++;
     cn__unlock(&cn__rt.mu);
-    uv_async_send(&cn__rt.async);
+    cn__wake();
     return 0;
 }
 
@@ -150,7 +151,7 @@ static void stream_unref(cn__stream_t *s)
 static void stream_kick(cn__stream_t *s)
 {
     atomic_store(&s->want_write, 1);
-    uv_async_send(&cn__rt.async);
+    cn__wake();
 }
 
 /*
@@ -1177,7 +1178,7 @@ void cn__shutdown_after_debug(const char *why)
     cn_log(CN_LOG_CANCEL, "shutting down once the debugger session ends: %s", why);
     snprintf(cn__rt.shutdown_why, sizeof(cn__rt.shutdown_why), "%s", why);
     cn__rt.shutdown_after_debug = 1;
-    uv_async_send(&cn__rt.async);
+    cn__wake();
 }
 
 void cn__cancel_tree(const char *why)
@@ -1813,9 +1814,36 @@ static void stream_start(cn__stream_t *s)
     }
 }
 
-static void on_async(uv_async_t *a)
+/*
+ * Waking the broker. This is what uv_async does, but libuv 1.44 (Debian
+ * 12's) makes the loop busy-wait in uv__async_io while another thread is
+ * between the two halves of uv_async_send, that is for as long as that
+ * thread's write() to the eventfd takes; the loop wakes on that very
+ * write, so it spun through it on most wake-ups from a task thread (5% of
+ * all the CPU of bench_inspect's workload, in libuv's spin loop). libuv
+ * 1.45 dropped the wait (libuv PR #3879). Here a flag says a write is
+ * pending, and the broker clears it before it looks for work, so no
+ * wake-up is lost and none needs a handshake: work queued before a
+ * cn__wake that found the flag set is seen by the run that clears it.
+ */
+void cn__wake(void)
 {
-    (void)a;
+    if (atomic_exchange(&cn__rt.wake_pending, 1) == 0) {
+        uint64_t one = 1;
+        /* Cannot fail but with EAGAIN, the counter at its maximum, which
+         * means a wake-up is pending anyway. */
+        ssize_t n = write(cn__rt.wake_fd, &one, sizeof(one));
+        (void)n;
+    }
+}
+
+static void on_wake(uv_poll_t *p, int err, int events)
+{
+    (void)p, (void)err, (void)events;
+    uint64_t count;
+    ssize_t got = read(cn__rt.wake_fd, &count, sizeof(count)); /* EAGAIN: a spurious wake */
+    (void)got;
+    atomic_store(&cn__rt.wake_pending, 0); /* before looking: see cn__wake */
     run_spawns();
     if (cn__events_backlog()) /* else they wait for the timer: see registry.c */
         cn__events_flush();
@@ -1972,7 +2000,7 @@ static int spawn_on_broker(const char *exe, const posix_spawn_file_actions_t *fa
     r->next = cn__rt.spawn_q;
     cn__rt.spawn_q = r;
     cn__unlock(&cn__rt.mu);
-    uv_async_send(&cn__rt.async);
+    cn__wake();
 
     cn__node_t *n;
     if (cn__latch_get(&r->done, timeout_ms, &n) < 0) {
@@ -2196,7 +2224,7 @@ int cn_cancel(cn_portal_t child, int64_t timeout_ms)
     cn__unlock(&cn__rt.mu);
     if (s == NULL)
         return CN_ENOENT;
-    uv_async_send(&cn__rt.async);
+    cn__wake();
     cn__node_t *n;
     int rc = cn__latch_get(&s->exited, timeout_ms, &n);
     stream_unref(s);
@@ -2271,7 +2299,17 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     cn__latch_init(&r->done);
     if (uv_loop_init(&r->loop) < 0)
         return CN_ENOMEM;
-    uv_async_init(&r->loop, &r->async, on_async);
+    r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int rc = r->wake_fd < 0 ? (errno == EMFILE ? CN_EMFILE : CN_ENOMEM) : 0;
+    if (rc == 0 && uv_poll_init(&r->loop, &r->wake, r->wake_fd) < 0) {
+        close(r->wake_fd);
+        rc = CN_ENOMEM;
+    }
+    if (rc < 0) {
+        uv_loop_close(&r->loop);
+        return rc;
+    }
+    uv_poll_start(&r->wake, UV_READABLE, on_wake);
     uv_signal_init(&r->loop, &r->sigchld);
     uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD);
     uv_timer_init(&r->loop, &r->sigint_timer);
@@ -2441,7 +2479,7 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
         cn__rt.exit_status = status;
         cn__rt.main_done = 1;
         cn__unlock(&cn__rt.mu);
-        uv_async_send(&cn__rt.async);
+        cn__wake();
         for (;;)
             pause(); /* the broker exits the process once children are reaped */
     }
@@ -2460,7 +2498,7 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
     cn__rt.exit_status = status;
     cn__rt.main_done = 1;
     cn__unlock(&cn__rt.mu);
-    uv_async_send(&cn__rt.async);
+    cn__wake();
     uv_thread_join(&cn__rt.broker);
     cn__pool_stop();
     rt_fini();

@@ -74,7 +74,7 @@ static void ev_queue(const msgpack_sbuffer *frame)
         atomic_store(&evq.soon, 1);
     cn__unlock(&evq.mu);
     if (wake)
-        uv_async_send(&cn__rt.async);
+        cn__wake();
 }
 
 int cn__events_backlog(void)

@@ -102,7 +102,9 @@ typedef struct cn__rt {
     char **argv;
 
     uv_loop_t loop;
-    uv_async_t async;
+    uv_poll_t wake;           /* wake_fd, an eventfd: see cn__wake */
+    int wake_fd;
+    _Atomic int wake_pending; /* written to wake_fd, not yet seen by the broker */
     uv_signal_t sigchld;
     uv_signal_t sigint;      /* the root only */
     uv_timer_t sigint_timer; /* after a SIGINT cancel: main's grace period */
@@ -154,6 +156,12 @@ typedef struct cn__rt {
 extern cn__rt_t cn__rt;
 
 uint64_t cn__now_us(void);
+
+/* Wakes the broker to run its pending work (spawns, queued writes,
+ * cancels, events past the backlog, the debugger's): any thread, and
+ * async-signal-safe. Wake-ups coalesce: many calls before the broker runs
+ * cost one write. */
+void cn__wake(void);
 
 /* The same clock read at the kernel's last tick (1-4 ms old), for
  * timestamps on a hot path: a few ns, where cn__now_us costs ~30 here. */
