@@ -113,7 +113,8 @@ static struct {
     uint64_t next_req;
     unsigned subscribers, ctx_subscribers; /* the latter want the contexts' events */
     unsigned consoles;
-    uv_check_t flush; /* writes queued events once per loop turn */
+    uv_check_t flush;     /* writes queued events once per loop turn, */
+    uv_idle_t flush_soon; /* and keeps the loop from sleeping before it */
     int clients_ready; /* flush is initialised: clients may come */
     int spare;         /* a descriptor kept to refuse clients with when out of them */
     uv_timer_t rest;   /* ... and without it, the listening socket rests a while */
@@ -585,9 +586,15 @@ static void send_dropped(client_t *c)
     msgpack_sbuffer_destroy(&sb);
 }
 
+static void on_flush_soon(uv_idle_t *h)
+{
+    (void)h; /* its being active is all it is for: see fan_out_one */
+}
+
 static void on_flush(uv_check_t *h)
 {
     uv_check_stop(h);
+    uv_idle_stop(&at.flush_soon);
     for (unsigned i = 0; i < CLIENTS_MAX; i++) {
         client_t *c = at.clients[i];
         if (c && !c->closing && c->subscribed && c->out_off < c->out.size &&
@@ -612,8 +619,13 @@ static void fan_out_one(client_t *c, const char *prefix, const char *frame, size
         c->dropped++;
         return;
     }
-    if (!uv_is_active((uv_handle_t *)&at.flush))
+    /* Queued from a timer or before the poll (the root's own events), the
+     * check would wait for the poll, which may sleep until the next timer:
+     * an active idle handle makes that poll return at once. */
+    if (!uv_is_active((uv_handle_t *)&at.flush)) {
         uv_check_start(&at.flush, on_flush);
+        uv_idle_start(&at.flush_soon, on_flush_soon);
+    }
 }
 
 static void fan_out(const char *prefix, const char *frame, size_t len, unsigned cls)
@@ -937,13 +949,14 @@ static void on_tick(uv_timer_t *t)
     }
 }
 
-/* What the loop needs before the first client: the handle that writes
+/* What the loop needs before the first client: the handles that write
  * queued events. Once, from cn__attach_start or a test hook. */
 static void clients_init(void)
 {
     if (at.clients_ready)
         return;
     uv_check_init(&cn__rt.loop, &at.flush);
+    uv_idle_init(&cn__rt.loop, &at.flush_soon);
     at.clients_ready = 1;
 }
 
@@ -1210,6 +1223,7 @@ void cn__attach_stop(void)
         close(at.spare);
     at.spare = -1;
     uv_close((uv_handle_t *)&at.flush, NULL);
+    uv_close((uv_handle_t *)&at.flush_soon, NULL);
     at.clients_ready = 0;
     close(at.fd);
     at.fd = -1;
