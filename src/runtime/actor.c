@@ -1156,10 +1156,28 @@ pid_t cn__child_pid(uint32_t id)
     return -1;
 }
 
+/*
+ * The event batches (registry.c has the why): a timer sends the queue
+ * every CN__EVENTS_MS while events keep coming, and stops at a tick that
+ * finds nothing queued; the next event then wakes the broker, which sends
+ * it at once and starts the timer again (ev_wake).
+ */
 static void on_ev_timer(uv_timer_t *t)
 {
-    (void)t;
-    cn__events_flush();
+    if (cn__events_queued())
+        cn__events_flush();
+    else if (cn__events_sleep())
+        uv_timer_stop(t);
+}
+
+/* Broker, on every wake-up: the first events after a quiet spell. */
+static void ev_wake(void)
+{
+    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) &&
+        !uv_is_active((uv_handle_t *)&cn__rt.ev_timer) && cn__events_queued()) {
+        cn__events_flush();
+        uv_timer_start(&cn__rt.ev_timer, on_ev_timer, CN__EVENTS_MS, CN__EVENTS_MS);
+    }
 }
 
 void cn__events_enable(unsigned classes)
@@ -1167,9 +1185,10 @@ void cn__events_enable(unsigned classes)
     atomic_store(&cn__rt.events_on, classes);
     if (classes && !uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
         uv_timer_start(&cn__rt.ev_timer, on_ev_timer, CN__EVENTS_MS, CN__EVENTS_MS);
-    } else if (!classes && uv_is_active((uv_handle_t *)&cn__rt.ev_timer)) {
+    } else if (!classes) {
         uv_timer_stop(&cn__rt.ev_timer);
-        on_ev_timer(&cn__rt.ev_timer); /* the last ones */
+        cn__events_awake();
+        cn__events_flush(); /* the last ones */
     }
 }
 
@@ -1845,8 +1864,9 @@ static void on_wake(uv_poll_t *p, int err, int events)
     (void)got;
     atomic_store(&cn__rt.wake_pending, 0); /* before looking: see cn__wake */
     run_spawns();
-    if (cn__events_backlog()) /* else they wait for the timer: see registry.c */
+    if (cn__events_backlog()) /* else they wait for their batch */
         cn__events_flush();
+    ev_wake();
     cn__debug_on_async();
     if (cn__rt.shutdown_after_debug && !cn__debug_active() && !cn__rt.shutting_down) {
         cn__rt.shutdown_after_debug = 0;

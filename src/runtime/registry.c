@@ -48,9 +48,14 @@ static __thread thr_t *tl_thr;
  * locks, so they are not sent there: each is packed and queued here (a
  * leaf lock), and the broker's timer sends the queue every
  * CN__EVENTS_MS, so that a busy actor's feed costs one write, and its
- * subscribers one wake-up, per tick. Only a backlog past EVQ_SOON wakes
- * the broker to send it at once. The queue is bounded; past the bound
- * events are dropped and counted, never waited for.
+ * subscribers one wake-up, per tick. A tick that finds the queue empty
+ * stops the timer, and the next event wakes the broker, which sends it at
+ * once and starts the timer again (evq.asleep; actor.c, ev_wake): an idle
+ * actor with a subscriber attached stays asleep, where ticking regardless
+ * woke every actor of an idle tree 20 times a second. Only a backlog past
+ * EVQ_SOON wakes the broker to send before the tick. The queue is
+ * bounded; past the bound events are dropped and counted, never waited
+ * for.
  */
 
 #define EVQ_MAX (256u * 1024)
@@ -62,7 +67,9 @@ static struct {
     uint64_t dropped;
     _Atomic int soon; /* the broker has been woken for the backlog; set
                          and cleared under mu, read without it */
-} evq = {PTHREAD_MUTEX_INITIALIZER, {0, NULL, 0}, 0, 0};
+    _Atomic size_t queued; /* q.size, for the broker to read without mu */
+    _Atomic int asleep;    /* no timer will send the queue: wake the broker */
+} evq = {PTHREAD_MUTEX_INITIALIZER, {0, NULL, 0}, 0, 0, 0, 0};
 
 static void ev_queue(const msgpack_sbuffer *frame)
 {
@@ -72,7 +79,10 @@ static void ev_queue(const msgpack_sbuffer *frame)
     int wake = evq.q.size > EVQ_SOON && !atomic_load(&evq.soon);
     if (wake)
         atomic_store(&evq.soon, 1);
+    atomic_store(&evq.queued, evq.q.size);
     cn__unlock(&evq.mu);
+    if (atomic_load(&evq.asleep) && atomic_exchange(&evq.asleep, 0))
+        wake = 1;
     if (wake)
         cn__wake();
 }
@@ -80,6 +90,27 @@ static void ev_queue(const msgpack_sbuffer *frame)
 int cn__events_backlog(void)
 {
     return atomic_load_explicit(&evq.soon, memory_order_relaxed); /* every wake: no lock */
+}
+
+int cn__events_queued(void)
+{
+    return atomic_load_explicit(&evq.queued, memory_order_relaxed) > 0;
+}
+
+int cn__events_sleep(void)
+{
+    atomic_store(&evq.asleep, 1);
+    if (atomic_load(&evq.queued) == 0)
+        return 1;
+    /* An event came meanwhile: whether or not its maker saw the flag (and
+     * will wake us, needlessly), the caller keeps its timer. */
+    atomic_store(&evq.asleep, 0);
+    return 0;
+}
+
+void cn__events_awake(void)
+{
+    atomic_store(&evq.asleep, 0);
 }
 
 static void event(const char *kind, unsigned cls, uint64_t cid, uint32_t peer, const char *fn,
@@ -90,6 +121,7 @@ void cn__events_flush(void)
     cn__lock(&evq.mu);
     msgpack_sbuffer q = evq.q;
     msgpack_sbuffer_init(&evq.q);
+    atomic_store(&evq.queued, 0);
     uint64_t dropped = evq.dropped;
     evq.dropped = 0;
     atomic_store(&evq.soon, 0);

@@ -108,7 +108,7 @@ typedef struct cn__rt {
     uv_signal_t sigchld;
     uv_signal_t sigint;      /* the root only */
     uv_timer_t sigint_timer; /* after a SIGINT cancel: main's grace period */
-    uv_timer_t ev_timer;     /* sends queued events while a subscriber is attached */
+    uv_timer_t ev_timer;     /* sends queued events while they keep coming */
     uint64_t sigint_at;      /* loop time of the last SIGINT, 0 if none */
     int op_cancel;           /* an operator cancelled the whole tree */
     int own_sigint;          /* the runtime handles SIGINT (the root\'s broker) */
@@ -517,13 +517,23 @@ void cn__event_ctx(const char *kind, uint64_t cid, uint32_t peer, const char *fn
 void cn__events_flush(void);
 
 /* Whether so many events wait that the broker was woken to send them
- * before its next tick (any thread). */
+ * before its next batch (any thread). */
 int cn__events_backlog(void);
 
+/* Broker: whether any events are queued. */
+int cn__events_queued(void);
+
+/* Broker: about to stop the timer that sends the queue. Returns 1 if
+ * nothing is queued, and the next event will then wake the broker; 0 if
+ * something is (keep the timer). cn__events_awake undoes it. */
+int cn__events_sleep(void);
+void cn__events_awake(void);
+
 /* Broker: which classes of this actor's events to send (CN__EV_*; 0:
- * none). While any, a timer sends the queued events every CN__EVENTS_MS:
- * events wake the broker by themselves only when a backlog builds up
- * (registry.c), so a busy actor pays no extra wake-ups for them. */
+ * none). While any, a timer sends the queued events every CN__EVENTS_MS
+ * while they keep coming; an actor with none to send has no timer, and
+ * its next event wakes it (registry.c). So a busy actor pays no extra
+ * wake-ups for its events, and an idle one none at all. */
 #define CN__EVENTS_MS 50
 void cn__events_enable(unsigned classes);
 
