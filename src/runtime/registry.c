@@ -126,9 +126,11 @@ void cn__events_flush(void)
     evq.dropped = 0;
     atomic_store(&evq.soon, 0);
     cn__unlock(&evq.mu);
-    for (size_t off = 0, len; off < q.size; off += len) {
-        len = cn_wire_frame_size(q.data + off);
-        cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
+    if (!cn__rt.is_root && q.size > 0) /* one write of them all, toward the root */
+        cn__send_frame(&h, q.data, q.size, NULL);
+    for (size_t off = 0, len; cn__rt.is_root && off < q.size; off += len) {
+        len = cn_wire_frame_size(q.data + off); /* the root's own: one at a time */
         cn__send_frame(&h, q.data + off, len, NULL);
     }
     msgpack_sbuffer_destroy(&q);

@@ -182,7 +182,9 @@ void cn__log_emit(int level, const char *path, const char *msg, size_t len);
 /* The seams between actor.c, call.c and log.c. */
 
 /* Sends an encoded frame toward h->dst (any thread). Returns 0 or
- * CN_EDEAD with `reason` (CN__REASON_MAX bytes, may be NULL) filled. */
+ * CN_EDEAD with `reason` (CN__REASON_MAX bytes, may be NULL) filled.
+ * Toward another actor, buf may hold several whole frames of h's type
+ * and dst: they are written as they are (a local delivery takes one). */
 int cn__send_frame(const cn_wire_hdr_t *h, const char *buf, size_t len, char *reason);
 
 /* The stream a frame for dst leaves by (a reference: give it back with
