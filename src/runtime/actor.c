@@ -51,18 +51,21 @@ cn__rt_t cn__rt;
 #define HELLO_TIMEOUT_MS 10000
 #define ADOPT_WAIT_MS 10000 /* how long an orphaned descendant is waited for */
 
-uint64_t cn__now_us(void)
+static uint64_t clock_us(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+uint64_t cn__now_us(void)
+{
+    return clock_us(CLOCK_REALTIME);
 }
 
 uint64_t cn__now_coarse_us(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+    return clock_us(CLOCK_REALTIME_COARSE);
 }
 
 /* ===========================================================================
