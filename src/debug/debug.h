@@ -55,7 +55,7 @@ void cn__debug_on_msg(cn_wire_msg_t *m);
 int cn__repl_line(const char *line, size_t len);
 
 /* Starts sessions that other threads asked for (cn_breakpoint, a crash). */
-void cn__debug_on_async(void);
+void cn__debug_on_wake(void);
 
 /* A task thread whose function failed (not cancelled, not relaying
  * another actor's error): in debug mode, stops it in the debugger until

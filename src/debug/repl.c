@@ -852,7 +852,7 @@ void cn__debug_on_msg(cn_wire_msg_t *m)
     cn_wire_msg_free(m);
 }
 
-void cn__debug_on_async(void)
+void cn__debug_on_wake(void)
 {
     static int crash_seen;
     int sig, tid, n;

@@ -1870,7 +1870,7 @@ static void on_wake(uv_poll_t *p, int err, int events)
     if (cn__events_backlog()) /* else they wait for their batch */
         cn__events_flush();
     ev_wake();
-    cn__debug_on_async();
+    cn__debug_on_wake();
     if (cn__rt.shutdown_after_debug && !cn__debug_active() && !cn__rt.shutting_down) {
         cn__rt.shutdown_after_debug = 0;
         begin_shutdown(cn__rt.shutdown_why, 0);

@@ -127,11 +127,14 @@ void cn__events_flush(void)
     atomic_store(&evq.soon, 0);
     cn__unlock(&evq.mu);
     cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
-    if (!cn__rt.is_root && q.size > 0) /* one write of them all, toward the root */
-        cn__send_frame(&h, q.data, q.size, NULL);
-    for (size_t off = 0, len; cn__rt.is_root && off < q.size; off += len) {
-        len = cn_wire_frame_size(q.data + off); /* the root's own: one at a time */
-        cn__send_frame(&h, q.data + off, len, NULL);
+    if (!cn__rt.is_root) {
+        if (q.size > 0) /* one write of them all, toward the root */
+            cn__send_frame(&h, q.data, q.size, NULL);
+    } else {
+        for (size_t off = 0, len; off < q.size; off += len) {
+            len = cn_wire_frame_size(q.data + off); /* the root's own: one at a time */
+            cn__send_frame(&h, q.data + off, len, NULL);
+        }
     }
     msgpack_sbuffer_destroy(&q);
     if (dropped) /* queued for the next turn, like any other */
