@@ -189,11 +189,44 @@ static int waiter_main(int argc, char **argv)
     return 0;
 }
 
+/* How deep this thread's stack is here, in bytes from its top. */
+__attribute__((noinline)) static long stack_depth(void)
+{
+    pthread_attr_t at;
+    void *base;
+    size_t size;
+    char here;
+    if (pthread_getattr_np(pthread_self(), &at) != 0)
+        return -1;
+    pthread_attr_getstack(&at, &base, &size);
+    pthread_attr_destroy(&at);
+    return (long)((char *)base + size - &here);
+}
+
+static void *raw_depth(void *out)
+{
+    *(long *)out = stack_depth();
+    return NULL;
+}
+
+/* The stack the runtime uses above a task's function: the depth there
+ * less the depth at the start of a plain thread. */
+static int fn_stack_above(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a;
+    long task = stack_depth(), plain = -1;
+    pthread_t th;
+    if (pthread_create(&th, NULL, raw_depth, &plain) != 0)
+        return CN_ENOMEM;
+    pthread_join(th, NULL);
+    return msgpack_pack_int64(out, task < 0 || plain < 0 ? -1 : task - plain);
+}
+
 static const cn_export_t exports[] = {
     {"whoami", fn_whoami}, {"getpid", fn_getpid},     {"kids", fn_kids},
     {"relay", fn_relay},   {"record", fn_record},     {"block", fn_block},
     {"spin", fn_spin},     {"deadlock", fn_deadlock}, {"nap", fn_nap},
-    {NULL, NULL}};
+    {"stack_above", fn_stack_above}, {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
     {"waiter", waiter_main},     {NULL, NULL}};
@@ -422,6 +455,26 @@ static void test_spawn_failures_are_clear(void **state)
     assert_int_equal(cn_spawn("bad name", NULL, &p, T_MS), CN_EINVAL);
     assert_int_equal(cn_spawn("", NULL, &p, T_MS), CN_EINVAL);
     assert_int_equal(cn_spawn("ok", NULL, NULL, T_MS), CN_EINVAL);
+}
+
+/* A task thread's stack stays touched as deep as it ever went, and each
+ * open context holds one: a runtime frame of 1.5 KiB above the task's
+ * function (error texts inlined into the worker) cost every thread of
+ * bench_ctx a page, 16.5 KiB a context where 12.5 will do. */
+static void test_task_function_runs_near_its_stack_top(void **state)
+{
+    (void)state;
+    cn_result_t r;
+    assert_int_equal(cn_call(workers[0][0], "stack_above", NULL, &r, T_MS), 0);
+    long above = (long)r.value.via.i64;
+    cn_result_free(&r);
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    assert_true(above >= 0); /* the sanitizers' frames are their own */
+#else
+    if (above < 0 || above > 1024)
+        fail_msg("the runtime uses %ld bytes of stack above a task's function (at most 1024)",
+                 above);
+#endif
 }
 
 static void test_spoofed_src_is_dropped(void **state)
@@ -796,6 +849,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_calls_across_the_tree),
         cmocka_unit_test(test_errors_name_their_origin),
         cmocka_unit_test(test_spawn_failures_are_clear),
+        cmocka_unit_test(test_task_function_runs_near_its_stack_top),
         cmocka_unit_test(test_spoofed_src_is_dropped),
         cmocka_unit_test(test_spoofed_src_of_others_is_dropped),
         cmocka_unit_test(test_spoofed_event_is_dropped),

@@ -170,22 +170,55 @@ static cn_fn_t find_export(cn_wire_str_t name)
     return NULL;
 }
 
+/* The error paths of run_task_answer, out of line: their text buffers
+ * must not lie on the stack beneath every task's function. A task
+ * thread's stack is touched page by page as deep as it ever went, and
+ * with 10 000 contexts open on one actor (a thread each) one page more is
+ * 40 MiB more (docs/performance.md, ctx_10k_anon_kib). */
+__attribute__((noinline, cold, format(printf, 3, 4))) static void
+refuse(const cn__task_t *t, int code, const char *fmt, ...)
+{
+    char text[CN__REASON_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    reply_error(t, code, text);
+}
+
+/* Answers for a function that returned rc < 0 (or whose result could not
+ * be sent). */
+__attribute__((noinline, cold)) static void answer_failure(cn__task_t *t, int rc)
+{
+    const cn_wire_cmd_t *cmd = &t->msg->u.cmd;
+    if (rc == CN_EREMOTE && !t->message[0] && t->remote.origin) {
+        relay_error(t);
+        return;
+    }
+    if (!t->message[0] && rc == CN_ECANCELED && atomic_load(&t->cancelled))
+        snprintf(t->message, sizeof(t->message), "cancelled: %s", t->cancel_reason);
+    if (rc != CN_ECANCELED && rc != CN_EREMOTE && cn__debug_mode()) {
+        char text[CN__REASON_MAX + 64];
+        snprintf(text, sizeof(text), "%.*s() failed: %s: %s", (int)cmd->fn.len, cmd->fn.ptr,
+                 cn_err_name(rc), t->message[0] ? t->message : cn_strerror(rc));
+        cn__debug_task_failed(text, t->fail_frames, t->fail_nframes);
+    }
+    reply_error(t, rc, t->message[0] ? t->message : cn_strerror(rc));
+}
+
 /* Runs t's function and answers its caller. Returns 1 if the answer was
  * a RETURN, 0 if it was an ERROR. */
 static int run_task_answer(cn__task_t *t)
 {
     const cn_wire_cmd_t *cmd = &t->msg->u.cmd;
-    char text[CN__REASON_MAX + 64];
     if (atomic_load(&t->cancelled)) {
-        snprintf(text, sizeof(text), "cancelled before it ran: %s", t->cancel_reason);
-        reply_error(t, CN_ECANCELED, text);
+        refuse(t, CN_ECANCELED, "cancelled before it ran: %s", t->cancel_reason);
         return 0;
     }
     cn_fn_t fn = find_export(cmd->fn);
     if (fn == NULL) {
-        snprintf(text, sizeof(text), "%s has no function '%.*s'", cn__rt.path, (int)cmd->fn.len,
-                 cmd->fn.ptr);
-        reply_error(t, CN_ENOENT, text);
+        refuse(t, CN_ENOENT, "%s has no function '%.*s'", cn__rt.path, (int)cmd->fn.len,
+               cmd->fn.ptr);
         return 0;
     }
     msgpack_sbuffer out;
@@ -202,18 +235,8 @@ static int run_task_answer(cn__task_t *t)
                      "%.*s packed %s, not exactly one result object", (int)cmd->fn.len, cmd->fn.ptr,
                      rc == CN_EMSGSIZE ? "too much" : "a bad result");
     }
-    if (rc == CN_EREMOTE && !t->message[0] && t->remote.origin) {
-        relay_error(t);
-    } else if (rc < 0) {
-        if (!t->message[0] && rc == CN_ECANCELED && atomic_load(&t->cancelled))
-            snprintf(t->message, sizeof(t->message), "cancelled: %s", t->cancel_reason);
-        if (rc != CN_ECANCELED && rc != CN_EREMOTE && cn__debug_mode()) {
-            snprintf(text, sizeof(text), "%.*s() failed: %s: %s", (int)cmd->fn.len, cmd->fn.ptr,
-                     cn_err_name(rc), t->message[0] ? t->message : cn_strerror(rc));
-            cn__debug_task_failed(text, t->fail_frames, t->fail_nframes);
-        }
-        reply_error(t, rc, t->message[0] ? t->message : cn_strerror(rc));
-    }
+    if (rc < 0)
+        answer_failure(t, rc);
     msgpack_sbuffer_destroy(&out);
     return rc >= 0;
 }
