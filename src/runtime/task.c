@@ -42,17 +42,37 @@ struct cn_call {
     cn_stream_t *stream;
     char cancel_reason[CN__REASON_MAX];
     uint64_t cancel_us; /* when the cancel arrived */
-    char message[1024]; /* set by cn_call_fail */
-    char *backtrace;    /* captured by cn_call_fail, as text for the ERROR */
-    void *fail_frames[CN__BT_FRAMES]; /* ... and as addresses, for the debugger */
-    int fail_nframes;
+    struct task_fail *fail; /* NULL until the function says why it failed */
+    char *backtrace;        /* captured by cn_call_fail, as text for the ERROR */
     struct {            /* the last remote error a nested call returned */
         char *origin, *fn, *message, *backtrace, *via;
         int64_t code;
     } remote;
 };
 
+/* Why a task's function failed (cn_call_fail), kept apart from the task:
+ * most tasks never fail, and each open context's task is resident memory
+ * for as long as it is open. */
+struct task_fail {
+    char message[1024];
+    void *frames[CN__BT_FRAMES]; /* where it failed, for the debugger */
+    int nframes;
+};
+
 static __thread cn__task_t *tl_task;
+
+/* t's failure record, made on first use; NULL without memory. */
+static struct task_fail *task_fail(cn__task_t *t)
+{
+    if (t->fail == NULL)
+        t->fail = calloc(1, sizeof(*t->fail));
+    return t->fail;
+}
+
+static const char *fail_message(const cn__task_t *t)
+{
+    return t->fail && t->fail->message[0] ? t->fail->message : NULL;
+}
 
 cn__task_t *cn__task_current(void)
 {
@@ -191,19 +211,26 @@ refuse(const cn__task_t *t, int code, const char *fmt, ...)
 __attribute__((noinline, cold)) static void answer_failure(cn__task_t *t, int rc)
 {
     const cn_wire_cmd_t *cmd = &t->msg->u.cmd;
-    if (rc == CN_EREMOTE && !t->message[0] && t->remote.origin) {
+    const char *why = fail_message(t);
+    if (rc == CN_EREMOTE && why == NULL && t->remote.origin) {
         relay_error(t);
         return;
     }
-    if (!t->message[0] && rc == CN_ECANCELED && atomic_load(&t->cancelled))
-        snprintf(t->message, sizeof(t->message), "cancelled: %s", t->cancel_reason);
+    char cancelled[CN__REASON_MAX + 16];
+    if (why == NULL && rc == CN_ECANCELED && atomic_load(&t->cancelled)) {
+        snprintf(cancelled, sizeof(cancelled), "cancelled: %s", t->cancel_reason);
+        why = cancelled;
+    }
+    if (why == NULL)
+        why = cn_strerror(rc);
     if (rc != CN_ECANCELED && rc != CN_EREMOTE && cn__debug_mode()) {
         char text[CN__REASON_MAX + 64];
         snprintf(text, sizeof(text), "%.*s() failed: %s: %s", (int)cmd->fn.len, cmd->fn.ptr,
-                 cn_err_name(rc), t->message[0] ? t->message : cn_strerror(rc));
-        cn__debug_task_failed(text, t->fail_frames, t->fail_nframes);
+                 cn_err_name(rc), why);
+        cn__debug_task_failed(text, t->fail ? t->fail->frames : NULL,
+                              t->fail ? t->fail->nframes : 0);
     }
-    reply_error(t, rc, t->message[0] ? t->message : cn_strerror(rc));
+    reply_error(t, rc, why);
 }
 
 /* Runs t's function and answers its caller. Returns 1 if the answer was
@@ -230,8 +257,9 @@ static int run_task_answer(cn__task_t *t)
         if (out.size == 0)
             msgpack_pack_nil(&pk);
         rc = reply_raw(t, CN_MSG_RETURN, &out);
-        if (rc < 0)
-            snprintf(t->message, sizeof(t->message),
+        struct task_fail *f = rc < 0 ? task_fail(t) : NULL;
+        if (f)
+            snprintf(f->message, sizeof(f->message),
                      "%.*s packed %s, not exactly one result object", (int)cmd->fn.len, cmd->fn.ptr,
                      rc == CN_EMSGSIZE ? "too much" : "a bad result");
     }
@@ -273,6 +301,7 @@ static void task_free(cn__task_t *t)
     cn__stream_free(t->stream);
     forget_remote(t);
     free(t->backtrace);
+    free(t->fail);
     cn_wire_msg_free(t->msg);
     free(t);
 }
@@ -586,20 +615,19 @@ static char *capture_backtrace(void)
 
 int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
 {
-    if (call && fmt) {
+    struct task_fail *f = call ? task_fail(call) : NULL;
+    if (f && fmt) {
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(call->message, sizeof(call->message), fmt, ap);
+        vsnprintf(f->message, sizeof(f->message), fmt, ap);
         va_end(ap);
     }
     if (call) {
         free(call->backtrace);
         call->backtrace = capture_backtrace();
-        if (cn__debug_mode()) { /* where it failed, for a post-mortem: from our caller on */
-            call->fail_nframes =
-                cn__stack_after(call->fail_frames, CN__BT_FRAMES, (const void *)cn_call_fail);
-        }
     }
+    if (f && cn__debug_mode()) /* where it failed, for a post-mortem: from our caller on */
+        f->nframes = cn__stack_after(f->frames, CN__BT_FRAMES, (const void *)cn_call_fail);
     return code < 0 ? code : CN_EINVAL;
 }
 
