@@ -485,6 +485,52 @@ static void test_events_come_in_batches(void **state)
     assert_true(f.wakes <= 80);
 }
 
+/* A context's own events travel in batches, the others alone; the feed
+ * still gives each event whole (its actor and path come with the batch)
+ * and an actor's events in the order they happened: the callee's cancel
+ * events (not batched) fall between its ctx-started and its end. */
+static void test_feed_keeps_an_actors_order_across_batches(void **state)
+{
+    (void)state;
+    cn_client_t *c;
+    assert_int_equal(cn_client_connect(cn_attach_path(), &c, T_MS), 0);
+    assert_int_equal(cn_client_subscribe(c, T_MS), 0);
+    cn_ctx_t *ctx;
+    cn_result_t st;
+    msgpack_object arg = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 5};
+    assert_int_equal(cn_open(a, "hold", &arg, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0); /* within the same tick */
+    cn_ctx_free(ctx);
+    char seq[256] = "";
+    uint64_t last_us = 0;
+    int done = 0;
+    for (int64_t end = ms_now() + T_MS; !done && ms_now() < end;) {
+        cn_event_t ev;
+        if (cn_client_event(c, &ev, 100) != 0 || ev.actor != a.id || !ev.fn ||
+            strcmp(ev.fn, "hold") != 0)
+            continue;
+        assert_non_null(ev.path);
+        assert_non_null(strstr(ev.path, "/a"));
+        assert_true(ev.time_us >= last_us);
+        last_us = ev.time_us;
+        int is_ctx = strncmp(ev.kind, "ctx-", 4) == 0;
+        if (is_ctx)
+            assert_string_equal(ev.detail, "callee");
+        /* runs of one kind collapse: "cancel" comes once per state */
+        size_t n = strlen(seq);
+        const char *k = is_ctx ? ev.kind : "cancel";
+        if (n < strlen(k) + 1 || strcmp(seq + n - strlen(k), k) != 0)
+            snprintf(seq + n, sizeof(seq) - n, "%s%s", n ? " " : "", k);
+        done = !strcmp(ev.kind, "ctx-closed") || !strcmp(ev.kind, "ctx-errored");
+    }
+    cn_client_close(c);
+    print_message("actor a's feed for hold: %s\n", seq);
+    assert_true(done);
+    assert_true(!strcmp(seq, "ctx-open ctx-started cancel ctx-errored") ||
+                !strcmp(seq, "ctx-open ctx-started cancel ctx-closed"));
+}
+
 /* Voluntary context switches of thread `tid` of `pid` so far. */
 static long ctx_switches(int pid, int tid)
 {
@@ -980,6 +1026,7 @@ static int suite_main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_started_result),
         cmocka_unit_test(test_events_come_in_batches),
+        cmocka_unit_test(test_feed_keeps_an_actors_order_across_batches),
         cmocka_unit_test(test_idle_actor_sleeps_with_subscriber),
         cmocka_unit_test(test_return_or_error_before_started),
         cmocka_unit_test(test_error_after_started),

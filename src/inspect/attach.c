@@ -127,7 +127,8 @@ static void set_subscribed(client_t *c, int on, int contexts);
 static void client_flush(client_t *c);
 static void send_dropped(client_t *c);
 static void send_ok_to(client_t *c, const cn_wire_msg_t *m);
-static void fan_out_one(client_t *c, const char *prefix, const char *frame, size_t len);
+static void fan_out_one(client_t *c, const char *prefix, const char *frame, size_t len,
+                        uint64_t nevents);
 static void on_client_poll(uv_poll_t *p, int status, int events);
 static void cleanup_on_signals(void);
 
@@ -608,15 +609,16 @@ static void on_flush(uv_check_t *h)
  * It is queued, and written with whatever else this turn of the loop
  * brings (one write, one wake-up of the client, per turn). A subscriber
  * that is not keeping up loses it, counted, and is told how many once it
- * catches up. */
-static void fan_out_one(client_t *c, const char *prefix, const char *frame, size_t len)
+ * catches up (nevents: how many events the frame holds, for that count). */
+static void fan_out_one(client_t *c, const char *prefix, const char *frame, size_t len,
+                        uint64_t nevents)
 {
     size_t was = c->out.size, npre = prefix ? CN_WIRE_LEN_SIZE : 0;
     if (c->dropped || c->out.size - c->out_off + npre + len > EVENTS_MAX ||
         (prefix && msgpack_sbuffer_write(&c->out, prefix, npre) != 0) ||
         msgpack_sbuffer_write(&c->out, frame, len) != 0) {
         c->out.size = was;
-        c->dropped++;
+        c->dropped += nevents;
         return;
     }
     /* Queued from a timer or before the poll (the root's own events), the
@@ -628,25 +630,28 @@ static void fan_out_one(client_t *c, const char *prefix, const char *frame, size
     }
 }
 
-static void fan_out(const char *prefix, const char *frame, size_t len, unsigned cls)
+/* One EVENT frame for every subscriber that wants its class; `cid` is
+ * its header's (the class, and how many events it holds). */
+static void fan_out(const char *prefix, const char *frame, size_t len, uint64_t cid)
 {
+    int ctx = cn__ev_class(cid) == CN__EV_CTX;
     for (unsigned i = 0; i < CLIENTS_MAX; i++) {
         client_t *c = at.clients[i];
-        if (c && c->subscribed && !c->closing && !(cls == CN__EV_CTX && c->no_ctx))
-            fan_out_one(c, prefix, frame, len);
+        if (c && c->subscribed && !c->closing && !(ctx && c->no_ctx))
+            fan_out_one(c, prefix, frame, len, cn__ev_count(cid));
     }
 }
 
-void cn__inspect_event(const char *frame, size_t len, unsigned cls)
+void cn__inspect_event(const char *frame, size_t len, uint64_t cid)
 {
-    fan_out(NULL, frame, len, cls);
+    fan_out(NULL, frame, len, cid);
 }
 
-void cn__inspect_event_body(const char *body, size_t len, unsigned cls)
+void cn__inspect_event_body(const char *body, size_t len, uint64_t cid)
 {
     char prefix[CN_WIRE_LEN_SIZE];
     cn_wire_put_len(prefix, len);
-    fan_out(prefix, body, len, cls);
+    fan_out(prefix, body, len, cid);
 }
 
 /* The debugger's console output and lock changes: written to consoles
@@ -662,7 +667,7 @@ unsigned cn__attach_console_send(const char *frame, size_t len, int also_subscri
         if (c->console)
             client_send(c, &sb);
         else if (also_subscribers && c->subscribed)
-            fan_out_one(c, NULL, frame, len);
+            fan_out_one(c, NULL, frame, len, 1);
     }
     return at.consoles;
 }
@@ -1090,7 +1095,7 @@ void cn__inspect_on_msg(cn_wire_msg_t *m)
 {
     if (m->hdr.type == CN_MSG_EVENT) {
         if (cn__rt.is_root)
-            fan_out(NULL, m->frame, m->frame_len, cn__ev_class(m->hdr.cid));
+            fan_out(NULL, m->frame, m->frame_len, m->hdr.cid);
     } else if (m->hdr.type == CN_MSG_SNAPSHOT) {
         if (cn__rt.is_root)
             on_snapshot(m);

@@ -25,7 +25,11 @@
 #include "wire/wire.h"
 
 struct cn_client {
-    cn_wire_msg_t *event; /* the last event handed out */
+    cn_wire_msg_t *event; /* the last event handed out, or the batch it is from */
+    const msgpack_object *batch; /* that batch's events not yet handed out */
+    uint32_t batch_left;
+    uint32_t batch_actor; /* and the actor and path they all share */
+    const char *batch_path;
     int fd;
     cn_wire_decoder_t dec;
     char buf[64 * 1024]; /* bytes read and not yet decoded */
@@ -843,10 +847,60 @@ static void event_fill(cn_wire_msg_t *m, cn_event_t *ev)
     }
 }
 
+/* If m is a batch of a context's events ({actor, path, events: [[kind,
+ * time_us, cid, peer, fn, detail], ...]}, docs/protocol.md), makes it the
+ * batch to hand out and returns 1. */
+static int batch_start(cn_client_t *c, cn_wire_msg_t *m)
+{
+    const msgpack_object *evs = cn_msgpack_get(&m->body, "events");
+    if (evs == NULL || evs->type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    const msgpack_object *path = cn_msgpack_get(&m->body, "path");
+    c->batch = evs->via.array.ptr;
+    c->batch_left = evs->via.array.size;
+    c->batch_actor = (uint32_t)obj_i64(cn_msgpack_get(&m->body, "actor"), 0);
+    c->batch_path = path && path->type == MSGPACK_OBJECT_STR
+                        ? get_dup(&m->zone, path->via.str.ptr, path->via.str.size)
+                        : NULL;
+    return 1;
+}
+
+/* Fills ev from the batch's next event (an item that is not an array
+ * leaves the kind unset). */
+static void batch_next(cn_client_t *c, cn_event_t *ev)
+{
+    const msgpack_object *o = c->batch++;
+    c->batch_left--;
+    ev->actor = c->batch_actor;
+    ev->path = c->batch_path;
+    if (o->type != MSGPACK_OBJECT_ARRAY)
+        return;
+    const msgpack_object *f = o->via.array.ptr;
+    uint32_t n = o->via.array.size;
+    msgpack_zone *z = &c->event->zone;
+    if (n > 0 && f[0].type == MSGPACK_OBJECT_STR)
+        ev->kind = get_dup(z, f[0].via.str.ptr, f[0].via.str.size);
+    ev->time_us = n > 1 ? (uint64_t)obj_i64(&f[1], 0) : 0;
+    ev->cid = n > 2 ? (uint64_t)obj_i64(&f[2], 0) : 0;
+    ev->peer = n > 3 ? (uint32_t)obj_i64(&f[3], 0) : 0;
+    if (n > 4 && f[4].type == MSGPACK_OBJECT_STR)
+        ev->fn = get_dup(z, f[4].via.str.ptr, f[4].via.str.size);
+    if (n > 5 && f[5].type == MSGPACK_OBJECT_STR) {
+        ev->detail = get_dup(z, f[5].via.str.ptr, f[5].via.str.size);
+        ev->detail_len = ev->detail ? f[5].via.str.size : 0;
+    }
+}
+
 int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
 {
     last_error[0] = '\0';
     memset(ev, 0, sizeof(*ev));
+    if (c->batch_left > 0) { /* the rest of a batch already read */
+        batch_next(c, ev);
+        if (ev->kind == NULL)
+            ev->kind = "?";
+        return 0;
+    }
     cn_wire_msg_free(c->event);
     c->event = NULL;
     int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
@@ -868,7 +922,16 @@ int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
             continue;
         }
         c->event = m;
-        event_fill(m, ev);
+        if (batch_start(c, m)) {
+            if (c->batch_left == 0) { /* an empty batch */
+                cn_wire_msg_free(m);
+                c->event = NULL;
+                continue;
+            }
+            batch_next(c, ev);
+        } else {
+            event_fill(m, ev);
+        }
         if (ev->kind == NULL)
             ev->kind = "?";
         return 0;

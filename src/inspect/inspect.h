@@ -32,14 +32,16 @@ void cn__inspect_on_msg(cn_wire_msg_t *m);
  * it answers no request of ours (then it is handled as a message). */
 int cn__inspect_snapshot_raw(uint32_t src, uint64_t cid, const char *payload, size_t len);
 
-/* The root's broker: one of its own EVENT frames, for the subscribers.
- * (Events are queued where they happen and sent by the broker, so the
- * root's own arrive here on the broker thread, like its children's.) */
-void cn__inspect_event(const char *frame, size_t len, unsigned cls);
+/* The root's broker: one of its own EVENT frames, for the subscribers;
+ * `cid` is the frame header's (its class and how many events it holds:
+ * cn__ev_class, cn__ev_count). (Events are queued where they happen and
+ * sent by the broker, so the root's own arrive here on the broker thread,
+ * like its children's.) */
+void cn__inspect_event(const char *frame, size_t len, uint64_t cid);
 
 /* The same for a child's EVENT as read: its body, without the length
  * prefix. */
-void cn__inspect_event_body(const char *body, size_t len, unsigned cls);
+void cn__inspect_event_body(const char *body, size_t len, uint64_t cid);
 
 /* The root's broker: a route to actor `id` was just added; if anyone
  * subscribes, that actor is told to send its events. */

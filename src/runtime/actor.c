@@ -435,7 +435,7 @@ static int deliver_local(const char *buf, size_t len)
     }
     if (peeked && h.type == CN_MSG_EVENT) { /* the root's own: from its broker */
         if (cn__rt.is_root)
-            cn__inspect_event(buf, len, cn__ev_class(h.cid));
+            cn__inspect_event(buf, len, h.cid);
         return 0;
     }
     cn_wire_msg_t *m;
@@ -1768,7 +1768,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
             if (peeked && h.type == CN_MSG_EVENT && h.dst == cn__rt.id && cn__rt.is_root &&
                 src_ok_hdr(s, h.src)) {
                 run_flush();
-                cn__inspect_event_body(body, len, cn__ev_class(h.cid));
+                cn__inspect_event_body(body, len, h.cid);
                 continue;
             }
             /* A snapshot part for the root: its bytes go into the answer

@@ -56,6 +56,14 @@ static __thread thr_t *tl_thr;
  * EVQ_SOON wakes the broker to send before the tick. The queue is
  * bounded; past the bound events are dropped and counted, never waited
  * for.
+ *
+ * A context's own events (CN__EV_CTX: several per context, at each end)
+ * are most of a busy tree's feed, and each cost the root a frame to check
+ * and pass on and the client a message to unpack. They are packed as
+ * short arrays into an open batch instead, and sent as one EVENT
+ * {actor, path, events: [[kind, time_us, cid, peer, fn, detail], ...]}
+ * (docs/protocol.md). Any other event closes the open batch before it is
+ * queued, so that an actor's events stay in order.
  */
 
 #define EVQ_MAX (256u * 1024)
@@ -63,23 +71,70 @@ static __thread thr_t *tl_thr;
 
 static struct {
     pthread_mutex_t mu;
-    msgpack_sbuffer q;
+    msgpack_sbuffer q;     /* whole EVENT frames */
+    msgpack_sbuffer batch; /* the open batch's events, each a packed array */
+    uint32_t nbatch;
     uint64_t dropped;
     _Atomic int soon; /* the broker has been woken for the backlog; set
                          and cleared under mu, read without it */
-    _Atomic size_t queued; /* q.size, for the broker to read without mu */
+    _Atomic size_t queued; /* q.size + batch.size, for the broker to read
+                              without mu */
     _Atomic int asleep;    /* no timer will send the queue: wake the broker */
-} evq = {PTHREAD_MUTEX_INITIALIZER, {0, NULL, 0}, 0, 0, 0, 0};
+} evq = {PTHREAD_MUTEX_INITIALIZER, {0, NULL, 0}, {0, NULL, 0}, 0, 0, 0, 0, 0};
 
-static void ev_queue(const msgpack_sbuffer *frame)
+/* Empties sb, and lets go of its memory if a burst (or a huge log record)
+ * made it large. */
+static void ev_buf_trim(msgpack_sbuffer *sb)
+{
+    sb->size = 0;
+    if (sb->alloc > 64 * 1024) {
+        msgpack_sbuffer_destroy(sb);
+        msgpack_sbuffer_init(sb);
+    }
+}
+
+/* Under evq.mu: the open batch becomes a frame at the end of the queue. */
+static void batch_close(void)
+{
+    if (evq.nbatch == 0)
+        return;
+    msgpack_packer pk;
+    size_t mark;
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, cn__ev_cid(CN__EV_CTX, evq.nbatch)};
+    int rc = cn_wire_begin(&evq.q, &pk, &h, &mark);
+    if (rc == 0) {
+        msgpack_pack_map(&pk, 3);
+        cn__pack_kint(&pk, "actor", cn__rt.id);
+        cn__pack_kstr(&pk, "path", cn__rt.path);
+        cn__pack_cstr(&pk, "events");
+        msgpack_pack_array(&pk, evq.nbatch);
+        rc = cn_wire_end(&evq.q, mark,
+                         msgpack_sbuffer_write(&evq.q, evq.batch.data, evq.batch.size), 0);
+    }
+    if (rc < 0)
+        evq.dropped += evq.nbatch;
+    evq.nbatch = 0;
+    ev_buf_trim(&evq.batch);
+}
+
+/* Queues an event: a whole frame, or (in_batch) one packed array for the
+ * open batch. */
+static void ev_queue(const msgpack_sbuffer *ev, int in_batch)
 {
     cn__lock(&evq.mu);
-    if (evq.q.size + frame->size > EVQ_MAX || msgpack_sbuffer_write(&evq.q, frame->data, frame->size))
+    if (!in_batch)
+        batch_close();
+    size_t size = evq.q.size + evq.batch.size;
+    if (size + ev->size > EVQ_MAX ||
+        msgpack_sbuffer_write(in_batch ? &evq.batch : &evq.q, ev->data, ev->size))
         evq.dropped++;
-    int wake = evq.q.size > EVQ_SOON && !atomic_load(&evq.soon);
+    else if (in_batch)
+        evq.nbatch++;
+    size = evq.q.size + evq.batch.size;
+    int wake = size > EVQ_SOON && !atomic_load(&evq.soon);
     if (wake)
         atomic_store(&evq.soon, 1);
-    atomic_store(&evq.queued, evq.q.size);
+    atomic_store(&evq.queued, size);
     cn__unlock(&evq.mu);
     if (atomic_load(&evq.asleep) && atomic_exchange(&evq.asleep, 0))
         wake = 1;
@@ -113,12 +168,13 @@ void cn__events_awake(void)
     atomic_store(&evq.asleep, 0);
 }
 
-static void event(const char *kind, unsigned cls, uint64_t cid, uint32_t peer, const char *fn,
+static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
                   const char *detail, uint64_t count);
 
 void cn__events_flush(void)
 {
     cn__lock(&evq.mu);
+    batch_close();
     msgpack_sbuffer q = evq.q;
     msgpack_sbuffer_init(&evq.q);
     atomic_store(&evq.queued, 0);
@@ -126,7 +182,7 @@ void cn__events_flush(void)
     evq.dropped = 0;
     atomic_store(&evq.soon, 0);
     cn__unlock(&evq.mu);
-    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0};
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, 0}; /* for routing */
     if (!cn__rt.is_root) {
         if (q.size > 0) /* one write of them all, toward the root */
             cn__send_frame(&h, q.data, q.size, NULL);
@@ -138,17 +194,18 @@ void cn__events_flush(void)
     }
     msgpack_sbuffer_destroy(&q);
     if (dropped) /* queued for the next turn, like any other */
-        event("dropped", CN__EV_SHAPE, 0, 0, NULL,
+        event("dropped", 0, 0, NULL,
               "events made faster than this actor could send them", dropped);
 }
 
-/* Packs one event's frame: `nkeys` map entries follow `kind`, packed by
+/* Packs the frame of one event that is not a context's own (those are
+ * batched: cn__event_ctx): `nkeys` map entries follow `kind`, packed by
  * the caller with *pk, then ev_end queues it. */
 static int ev_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t *mark, const char *kind,
-                    unsigned cls, size_t nkeys)
+                    size_t nkeys)
 {
     sb->size = 0; /* the thread's own buffer: no allocation per event */
-    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, cn__ev_cid(cls)};
+    cn_wire_hdr_t h = {CN_MSG_EVENT, CN_ROOT_ID, cn__rt.id, cn__ev_cid(CN__EV_SHAPE, 0)};
     if (cn_wire_begin(sb, pk, &h, mark) < 0)
         return -1;
     msgpack_pack_map(pk, nkeys + 1);
@@ -159,11 +216,8 @@ static int ev_begin(msgpack_sbuffer *sb, msgpack_packer *pk, size_t *mark, const
 static void ev_end(msgpack_sbuffer *sb, size_t mark)
 {
     if (cn_wire_end(sb, mark, 0, 0) == 0)
-        ev_queue(sb);
-    if (sb->alloc > 64 * 1024) { /* a huge log record: do not keep it */
-        msgpack_sbuffer_destroy(sb);
-        msgpack_sbuffer_init(sb);
-    }
+        ev_queue(sb, 0);
+    ev_buf_trim(sb);
 }
 
 /* Each thread packs its events here; freed when the thread exits. */
@@ -192,15 +246,15 @@ static msgpack_sbuffer *ev_buf(void)
     return tl_evbuf;
 }
 
-/* Packs and queues one event of class `cls`; `count` is only for
+/* Packs and queues one event (CN__EV_SHAPE); `count` is only for
  * "dropped". */
-static void event(const char *kind, unsigned cls, uint64_t cid, uint32_t peer, const char *fn,
+static void event(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
                   const char *detail, uint64_t count)
 {
     msgpack_sbuffer *sb = ev_buf();
     msgpack_packer pk;
     size_t mark;
-    if (sb == NULL || ev_begin(sb, &pk, &mark, kind, cls, count ? 8 : 7) < 0)
+    if (sb == NULL || ev_begin(sb, &pk, &mark, kind, count ? 8 : 7) < 0)
         return;
     cn__pack_kint(&pk, "actor", cn__rt.id);
     cn__pack_kstr(&pk, "path", cn__rt.path);
@@ -217,14 +271,30 @@ static void event(const char *kind, unsigned cls, uint64_t cid, uint32_t peer, c
 void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail)
 {
     if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) & CN__EV_SHAPE)
-        event(kind, CN__EV_SHAPE, cid, peer, fn, detail, 0);
+        event(kind, cid, peer, fn, detail, 0);
 }
 
+/* One of a context's own events: an array for the open batch. */
 void cn__event_ctx(const char *kind, uint64_t cid, uint32_t peer, const char *fn,
                    const char *detail)
 {
-    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) & CN__EV_CTX)
-        event(kind, CN__EV_CTX, cid, peer, fn, detail, 0);
+    if (!(atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) & CN__EV_CTX))
+        return;
+    msgpack_sbuffer *sb = ev_buf();
+    if (sb == NULL)
+        return;
+    sb->size = 0;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 6);
+    cn__pack_cstr(&pk, kind);
+    msgpack_pack_uint64(&pk, cn__now_us());
+    msgpack_pack_uint64(&pk, cid);
+    msgpack_pack_uint32(&pk, peer);
+    cn__pack_cstr(&pk, fn);
+    cn__pack_cstr(&pk, detail);
+    ev_queue(sb, 1);
+    ev_buf_trim(sb);
 }
 
 void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,
@@ -235,7 +305,7 @@ void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_le
     msgpack_sbuffer *sb = ev_buf();
     msgpack_packer pk;
     size_t mark;
-    if (sb == NULL || ev_begin(sb, &pk, &mark, "log", CN__EV_SHAPE, 4) < 0)
+    if (sb == NULL || ev_begin(sb, &pk, &mark, "log", 4) < 0)
         return;
     cn__pack_kint(&pk, "level", level);
     cn__pack_kint(&pk, "time_us", (int64_t)time_us);

@@ -495,19 +495,28 @@ static inline void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v)
 void cn__event(const char *kind, uint64_t cid, uint32_t peer, const char *fn, const char *detail);
 
 /* The classes of events, which a subscriber may leave out: a frame's
- * header carries its class in `cid` (1 for CN__EV_CTX), so the root
- * sorts them without decoding. */
+ * header carries its class in `cid`'s low bit (1 for CN__EV_CTX), and
+ * the number of events the frame holds in the rest (0 for a frame of one
+ * event, n for a batch of n), so the root sorts and counts them without
+ * decoding. */
 #define CN__EV_SHAPE 1u /* spawn, exit, routes, cancels, logs, dropped */
 #define CN__EV_CTX 2u   /* ctx-open/started/closed/errored, stall, resume */
+#define CN__EV_BATCH_MAX (1u << 20) /* events in one frame, at most */
 
-/* An EVENT header's cid for a class, and the class a header's cid says. */
-static inline uint64_t cn__ev_cid(unsigned cls)
+/* An EVENT header's cid for a class and a batch of n (0: one event), and
+ * the class and the number of events a header's cid says. */
+static inline uint64_t cn__ev_cid(unsigned cls, uint32_t n)
 {
-    return cls == CN__EV_CTX;
+    return (uint64_t)n << 1 | (cls == CN__EV_CTX);
 }
 static inline unsigned cn__ev_class(uint64_t cid)
 {
-    return cid == 1 ? CN__EV_CTX : CN__EV_SHAPE;
+    return cid & 1 ? CN__EV_CTX : CN__EV_SHAPE;
+}
+static inline uint64_t cn__ev_count(uint64_t cid)
+{
+    uint64_t n = cid >> 1; /* a child's claim: bounded by what a frame can hold */
+    return n == 0 ? 1 : n > CN__EV_BATCH_MAX ? CN__EV_BATCH_MAX : n;
 }
 
 /* cn__event for a context's events (CN__EV_CTX), sent only while some
