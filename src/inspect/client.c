@@ -866,17 +866,16 @@ static int batch_start(cn_client_t *c, cn_wire_msg_t *m)
 }
 
 /* Fills ev from the batch's next event (an item that is not an array
- * leaves the kind unset). */
+ * gives an event of kind "?"). */
 static void batch_next(cn_client_t *c, cn_event_t *ev)
 {
     const msgpack_object *o = c->batch++;
     c->batch_left--;
     ev->actor = c->batch_actor;
     ev->path = c->batch_path;
-    if (o->type != MSGPACK_OBJECT_ARRAY)
-        return;
-    const msgpack_object *f = o->via.array.ptr;
-    uint32_t n = o->via.array.size;
+    int is_array = o->type == MSGPACK_OBJECT_ARRAY;
+    const msgpack_object *f = is_array ? o->via.array.ptr : NULL;
+    uint32_t n = is_array ? o->via.array.size : 0;
     msgpack_zone *z = &c->event->zone;
     if (n > 0 && f[0].type == MSGPACK_OBJECT_STR)
         ev->kind = get_dup(z, f[0].via.str.ptr, f[0].via.str.size);
@@ -889,6 +888,8 @@ static void batch_next(cn_client_t *c, cn_event_t *ev)
         ev->detail = get_dup(z, f[5].via.str.ptr, f[5].via.str.size);
         ev->detail_len = ev->detail ? f[5].via.str.size : 0;
     }
+    if (ev->kind == NULL)
+        ev->kind = "?";
 }
 
 int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
@@ -897,8 +898,6 @@ int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
     memset(ev, 0, sizeof(*ev));
     if (c->batch_left > 0) { /* the rest of a batch already read */
         batch_next(c, ev);
-        if (ev->kind == NULL)
-            ev->kind = "?";
         return 0;
     }
     cn_wire_msg_free(c->event);
@@ -929,9 +928,9 @@ int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
                 continue;
             }
             batch_next(c, ev);
-        } else {
-            event_fill(m, ev);
+            return 0;
         }
+        event_fill(m, ev);
         if (ev->kind == NULL)
             ev->kind = "?";
         return 0;
