@@ -18,7 +18,11 @@
  *               no contexts (for the orphan-stream lint)
  *   events      greet properly, then send the root an EVENT of kind
  *               "forged" claiming src 9999 and one of kind "honest" from
- *               itself, both in one write (the root's raw event path)
+ *               itself, both in one write (the root's raw event path),
+ *               then a batch of a context's events that is mostly
+ *               malformed: a number, an empty array, an array of the
+ *               wrong types, and one good event of kind "batched", with
+ *               a header that claims 2^40 events
  *   hijack      greet properly; answer the CMD "arm", noting its cid, and
  *               the CMD "fire", first sending its caller, from itself, a
  *               RETURN "hijacked" for the cid after arm's: the answer to
@@ -102,6 +106,38 @@ static void add_event(msgpack_sbuffer *sb, uint32_t src, const char *kind)
         exit(3);
 }
 
+/* Appends the malformed batch described at the top to sb. */
+static void add_bad_batch(msgpack_sbuffer *sb)
+{
+    cn_wire_hdr_t h = {CN_MSG_EVENT, 0, self, (1ull << 41) | 1};
+    msgpack_packer pk;
+    size_t mark;
+    if (cn_wire_begin(sb, &pk, &h, &mark) < 0)
+        exit(3);
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "actor", 5);
+    msgpack_pack_uint32(&pk, self);
+    msgpack_pack_str_with_body(&pk, "path", 4);
+    msgpack_pack_int(&pk, 7); /* not a string */
+    msgpack_pack_str_with_body(&pk, "events", 6);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_int(&pk, 42);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "t", 1);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_array(&pk, 6);
+    msgpack_pack_str_with_body(&pk, "batched", 7);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint64(&pk, 2);
+    msgpack_pack_uint32(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "fn", 2);
+    msgpack_pack_str_with_body(&pk, "detail", 6);
+    if (cn_wire_end(sb, mark, 0, 0) < 0)
+        exit(3);
+}
+
 static void call_record(msgpack_sbuffer *sb, uint32_t src, uint64_t cid)
 {
     cn_wire_hdr_t h = {CN_MSG_CMD, parent, src, cid};
@@ -172,6 +208,7 @@ int main(int argc, char **argv)
     if (strcmp(act, "events") == 0) {
         add_event(&sb, 9999, "forged");
         add_event(&sb, self, "honest");
+        add_bad_batch(&sb);
         send_buf(&sb);
         wait_shutdown(&d);
         status = 0;
