@@ -20,19 +20,12 @@
 #include <cmocka.h>
 
 #include "canopy.h"
+#include "sanitizers.h"
 #include "suite.h"
 
 #define T_MS (5000 * suite_time_scale())
 #define BULK 100000
 #define FAKE CN_HELPERS_DIR "/fake_child" /* of this build (make B=...) */
-
-#if defined(__SANITIZE_ADDRESS__) /* gcc */
-#define UNDER_ASAN 1
-#elif defined(__has_feature) /* clang */
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
 
 static cn_portal_t a;
 
@@ -395,7 +388,7 @@ static void test_million_in_order_memory_flat(void **state)
     assert_true(most <= 64);
     print_message("producer %ld -> %ld KiB, consumer %ld -> %ld KiB, most buffered %u\n", prod0,
                   prod1, self0, self1, most);
-#ifdef UNDER_ASAN
+#ifdef CN_TEST_UNDER_ASAN
     /* ASan keeps freed memory in quarantine on purpose: it cannot stay
      * flat there. The bound is checked in plain and TSan builds. */
     print_message("memory bound not checked under ASan\n");

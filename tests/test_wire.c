@@ -16,6 +16,7 @@
 #include <cmocka.h>
 #include <malloc.h>
 
+#include "sanitizers.h"
 #include "wire/wire.h"
 
 /* ---------------------------------------------------------------- helpers */
@@ -516,14 +517,6 @@ static void test_oversize_length(void **state)
     assert_int_equal(decode_once(huge, sizeof(huge)), CN_EMSGSIZE);
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define CN_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CN_UNDER_ASAN 1
-#endif
-#endif
-
 static void test_huge_claimed_length_allocates_nothing(void **state)
 {
     (void)state;
@@ -532,7 +525,7 @@ static void test_huge_claimed_length_allocates_nothing(void **state)
     cn_wire_decoder_t d;
     cn_wire_decoder_init(&d, 0);
     static const char start[] = {0, (char)0xff, (char)0xff, (char)0xff, (char)0x95, 9, 0, 0, 0};
-#ifndef CN_UNDER_ASAN
+#ifndef CN_TEST_UNDER_ASAN
     struct mallinfo2 before = mallinfo2();
 #endif
     size_t used;
@@ -541,7 +534,7 @@ static void test_huge_claimed_length_allocates_nothing(void **state)
     assert_int_equal(used, sizeof(start));
     assert_null(m);
     assert_true(d.pend_cap <= 4096);
-#ifndef CN_UNDER_ASAN
+#ifndef CN_TEST_UNDER_ASAN
     /* And the allocator agrees: well under a megabyte more in use. */
     struct mallinfo2 after = mallinfo2();
     assert_true(after.uordblks + after.hblkhd < before.uordblks + before.hblkhd + (1u << 20));

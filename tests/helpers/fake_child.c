@@ -91,29 +91,39 @@ static void hello(msgpack_sbuffer *sb, uint64_t version)
     send_buf(sb);
 }
 
+/* Starts an EVENT frame for the root from `src` with header cid `cid` at
+ * the end of sb; its body goes to *pk, then event_end. */
+static size_t event_begin(msgpack_sbuffer *sb, msgpack_packer *pk, uint32_t src, uint64_t cid)
+{
+    cn_wire_hdr_t h = {CN_MSG_EVENT, 0, src, cid};
+    size_t mark;
+    if (cn_wire_begin(sb, pk, &h, &mark) < 0)
+        exit(3);
+    return mark;
+}
+
+static void event_end(msgpack_sbuffer *sb, size_t mark)
+{
+    if (cn_wire_end(sb, mark, 0, 0) < 0)
+        exit(3);
+}
+
 /* Appends an EVENT {kind: kind} for the root from `src` to sb. */
 static void add_event(msgpack_sbuffer *sb, uint32_t src, const char *kind)
 {
-    cn_wire_hdr_t h = {CN_MSG_EVENT, 0, src, 0};
     msgpack_packer pk;
-    size_t mark;
-    if (cn_wire_begin(sb, &pk, &h, &mark) < 0)
-        exit(3);
+    size_t mark = event_begin(sb, &pk, src, 0);
     msgpack_pack_map(&pk, 1);
     msgpack_pack_str_with_body(&pk, "kind", 4);
     msgpack_pack_str_with_body(&pk, kind, strlen(kind));
-    if (cn_wire_end(sb, mark, 0, 0) < 0)
-        exit(3);
+    event_end(sb, mark);
 }
 
 /* Appends the malformed batch described at the top to sb. */
 static void add_bad_batch(msgpack_sbuffer *sb)
 {
-    cn_wire_hdr_t h = {CN_MSG_EVENT, 0, self, (1ull << 41) | 1};
     msgpack_packer pk;
-    size_t mark;
-    if (cn_wire_begin(sb, &pk, &h, &mark) < 0)
-        exit(3);
+    size_t mark = event_begin(sb, &pk, self, (1ull << 41) | 1);
     msgpack_pack_map(&pk, 3);
     msgpack_pack_str_with_body(&pk, "actor", 5);
     msgpack_pack_uint32(&pk, self);
@@ -134,8 +144,7 @@ static void add_bad_batch(msgpack_sbuffer *sb)
     msgpack_pack_uint32(&pk, 3);
     msgpack_pack_str_with_body(&pk, "fn", 2);
     msgpack_pack_str_with_body(&pk, "detail", 6);
-    if (cn_wire_end(sb, mark, 0, 0) < 0)
-        exit(3);
+    event_end(sb, mark);
 }
 
 static void call_record(msgpack_sbuffer *sb, uint32_t src, uint64_t cid)
