@@ -223,11 +223,25 @@ static int fn_stack_above(cn_call_t *c, const msgpack_object *a, msgpack_packer 
     return msgpack_pack_int64(out, task < 0 || plain < 0 ? -1 : task - plain);
 }
 
+/* How many threads this process has. */
+static int fn_threads(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a;
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return CN_EIO;
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return msgpack_pack_int(out, n);
+}
+
 static const cn_export_t exports[] = {
     {"whoami", fn_whoami}, {"getpid", fn_getpid},     {"kids", fn_kids},
     {"relay", fn_relay},   {"record", fn_record},     {"block", fn_block},
     {"spin", fn_spin},     {"deadlock", fn_deadlock}, {"nap", fn_nap},
-    {"stack_above", fn_stack_above}, {NULL, NULL}};
+    {"stack_above", fn_stack_above}, {"threads", fn_threads}, {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
     {"waiter", waiter_main},     {NULL, NULL}};
@@ -476,6 +490,31 @@ static void test_task_function_runs_near_its_stack_top(void **state)
         fail_msg("the runtime uses %ld bytes of stack above a task's function (at most 1024)",
                  above);
 #endif
+}
+
+/* Calls made one after another are served by one task thread: the
+ * thread that answered the last one counts as free before the next can
+ * come (each extra thread holds a stack and a malloc arena for good). */
+static void test_sequential_calls_keep_one_task_thread(void **state)
+{
+    (void)state;
+    cn_portal_t p;
+    cn_result_t r;
+    assert_int_equal(cn_spawn("serial", NULL, &p, T_MS), 0);
+    assert_int_equal(cn_call(p, "threads", NULL, &r, T_MS), 0);
+    int64_t first = r.value.via.i64; /* the main thread, the broker, one task thread */
+    cn_result_free(&r);
+    for (int i = 0; i < 5000; i++) {
+        assert_int_equal(cn_call(p, "whoami", NULL, &r, T_MS), 0);
+        cn_result_free(&r);
+    }
+    assert_int_equal(cn_call(p, "threads", NULL, &r, T_MS), 0);
+    int64_t after = r.value.via.i64;
+    cn_result_free(&r);
+    assert_int_equal(cn_cancel(p, T_MS), 0);
+    if (after != first)
+        fail_msg("5000 sequential calls took the child from %lld threads to %lld",
+                 (long long)first, (long long)after);
 }
 
 static void test_spoofed_src_is_dropped(void **state)
@@ -867,6 +906,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_errors_name_their_origin),
         cmocka_unit_test(test_spawn_failures_are_clear),
         cmocka_unit_test(test_task_function_runs_near_its_stack_top),
+        cmocka_unit_test(test_sequential_calls_keep_one_task_thread),
         cmocka_unit_test(test_spoofed_src_is_dropped),
         cmocka_unit_test(test_spoofed_src_of_others_is_dropped),
         cmocka_unit_test(test_spoofed_event_is_dropped),

@@ -181,6 +181,41 @@ static int reply_raw(const cn__task_t *t, uint32_t type, const msgpack_sbuffer *
  * Running a task
  */
 
+/* The task threads' bookkeeping (pool_grow). */
+static struct {
+    pthread_mutex_t mu;
+    unsigned idle;   /* threads waiting in rt.jobs, or just woken from it, or
+                        past their function's return (pool_idle_early) */
+    unsigned queued; /* jobs put in rt.jobs and not yet taken */
+} pool = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
+
+static __thread int tl_idle_early; /* this thread already counted in pool.idle */
+
+static void pool_idle(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    pool.idle++;
+    pthread_mutex_unlock(&pool.mu);
+}
+
+/*
+ * Counts this thread idle once its function has returned, before its
+ * answer goes out: what is left (sending, freeing) is short and never
+ * blocks. Counted only at the top of its loop, a thread that had just
+ * answered was busy when the caller's next call came, and sequential
+ * calls kept three threads (stacks, malloc arenas) where one serves.
+ * Not in debug mode, where a result that cannot be sent stops the thread
+ * in the debugger (answer_failure), for as long as the user likes.
+ */
+static void pool_idle_early(void)
+{
+    if (!tl_idle_early && tl_task != NULL && !cn__debug_mode()) {
+        tl_idle_early = 1;
+        pool_idle();
+    }
+}
+
+
 static cn_fn_t find_export(cn_wire_str_t name)
 {
     const cn_export_t *e = cn__rt.cfg ? cn__rt.cfg->exports : NULL;
@@ -256,6 +291,7 @@ static int run_task_answer(cn__task_t *t)
     if (rc >= 0) {
         if (out.size == 0)
             msgpack_pack_nil(&pk);
+        pool_idle_early();
         rc = reply_raw(t, CN_MSG_RETURN, &out);
         struct task_fail *f = rc < 0 ? task_fail(t) : NULL;
         if (f)
@@ -306,13 +342,6 @@ static void task_free(cn__task_t *t)
     free(t);
 }
 
-/* The task threads' bookkeeping (pool_grow). */
-static struct {
-    pthread_mutex_t mu;
-    unsigned idle;   /* threads waiting in rt.jobs, or just woken from it */
-    unsigned queued; /* jobs put in rt.jobs and not yet taken */
-} pool = {PTHREAD_MUTEX_INITIALIZER, 0, 0};
-
 static void *worker(void *arg)
 {
     (void)arg;
@@ -322,9 +351,9 @@ static void *worker(void *arg)
     pthread_sigmask(SIG_BLOCK, &intr, NULL);
     for (;;) {
         cn__node_t *n;
-        pthread_mutex_lock(&pool.mu);
-        pool.idle++;
-        pthread_mutex_unlock(&pool.mu);
+        if (!tl_idle_early)
+            pool_idle();
+        tl_idle_early = 0;
         int rc = cn__latch_get(&cn__rt.jobs, CN__FOREVER, &n);
         if (rc < 0)
             return NULL;
