@@ -19,6 +19,7 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR   ?= $(PREFIX)/share/man
 DESTDIR  ?=
 SANITIZE ?=
+STATIC_DEPS ?= 1
 WERROR   ?=
 FUZZ_SECONDS ?= 60
 PKG_CONFIG ?= pkg-config
@@ -46,6 +47,17 @@ pc_libs   = $(shell $(PKG_CONFIG) --libs $(1))
 lazy_once = $(eval $(1) := $(2))$($(1))
 LIB_CFLAGS  = $(call lazy_once,LIB_CFLAGS,$(call pc_cflags,$(LIB_PKGS)))
 LIB_LIBS    = $(call lazy_once,LIB_LIBS,$(call pc_libs,$(LIB_PKGS)) -lpthread)
+# What a program links (LIB_LIBS is the shared library's). An actor is a
+# fresh exec, and every shared library costs each actor its loading, its
+# relocations and its resident pages: canopy's own programs link libuv and
+# msgpack-c statically when their archives are installed (Debian's
+# libuv1-dev and libmsgpack-dev ship them). STATIC_DEPS=0 links them shared.
+# docs/performance.md has what it saves (spawn_100_ms, idle_actor_rss_kib).
+pc_own_l  = $(firstword $(shell $(PKG_CONFIG) --libs-only-l $(1)))
+ar_path   = $(firstword $(foreach a,lib$(1).a lib$(1)_a.a,$(filter /%,$(shell $(CC) -print-file-name=$(a)))))
+own_ls    = $(foreach p,$(LIB_PKGS),$(call pc_own_l,$(p)))
+static_of = $(foreach l,$(1),$(or $(call ar_path,$(l:-l%=%)),$(l)))
+EXE_LIBS  = $(call lazy_once,EXE_LIBS,$(if $(filter 1,$(STATIC_DEPS)),$(call static_of,$(own_ls)) $(filter-out $(own_ls),$(LIB_LIBS)),$(LIB_LIBS)))
 UI_CFLAGS   = $(call lazy_once,UI_CFLAGS,$(call pc_cflags,$(UI_PKGS)))
 UI_LIBS     = $(call lazy_once,UI_LIBS,$(call pc_libs,$(UI_PKGS)))
 TEST_CFLAGS = $(call lazy_once,TEST_CFLAGS,$(call pc_cflags,$(TEST_PKGS)))
@@ -107,7 +119,7 @@ endif
 all: $(LIBA) $(LIBSO) $(BIN)
 
 # Rewritten only when the settings change, so objects rebuild only then.
-SETTINGS = CC=$(CC) CFLAGS=$(CFLAGS_ALL) CPPFLAGS=$(CPPFLAGS_ALL) LDFLAGS=$(LDFLAGS_ALL)
+SETTINGS = CC=$(CC) CFLAGS=$(CFLAGS_ALL) CPPFLAGS=$(CPPFLAGS_ALL) LDFLAGS=$(LDFLAGS_ALL) STATIC_DEPS=$(STATIC_DEPS)
 $(B)/.settings: FORCE
 	@mkdir -p $(B)
 	@if [ "$$(cat $@ 2>/dev/null)" != '$(SETTINGS)' ]; then echo '$(SETTINGS)' > $@; fi
@@ -125,7 +137,7 @@ $(LIBSO): $(LIB_OBJS)
 	$(call say,LD,$@)$(CC) -shared -Wl,-soname,libcanopy.so.$(SOMAJOR) $(LDFLAGS_ALL) -o $@ $^ $(LIB_LIBS)
 
 $(BIN): $(UI_OBJS) $(LIBA)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $(UI_OBJS) $(LIBA) $(UI_LIBS) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $(UI_OBJS) $(LIBA) $(UI_LIBS) $(EXE_LIBS)
 
 -include $(LIB_OBJS:.o=.d) $(UI_OBJS:.o=.d) $(TEST_SRCS:%.c=$(B)/obj/%.d) $(BENCH_SRCS:%.c=$(B)/obj/%.d) \
          $(HELPER_SRCS:%.c=$(B)/obj/%.d) $(EXAMPLE_SRCS:%.c=$(B)/obj/%.d) $(DEMO_SRCS:%.c=$(B)/obj/%.d) \
@@ -136,7 +148,7 @@ $(B)/obj/tests/%.o: CFLAGS_ALL += $(TEST_CFLAGS)
 
 $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(TEST_LIBS) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(TEST_LIBS) $(EXE_LIBS)
 
 # The TUI's view models are tested without a terminal: the test links the
 # model and the views (no curses), and sees ui/ headers.
@@ -145,13 +157,13 @@ TUI_MODEL_OBJS := $(B)/obj/ui/tui_model.o $(B)/obj/ui/lint.o \
 $(B)/obj/tests/test_tui_model.o: CFLAGS_ALL += -Iui
 $(B)/tests/test_tui_model: $(B)/obj/tests/test_tui_model.o $(TUI_MODEL_OBJS) $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(TUI_MODEL_OBJS) $(LIBA) $(TEST_LIBS) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(TUI_MODEL_OBJS) $(LIBA) $(TEST_LIBS) $(EXE_LIBS)
 
 # ---------------------------------------------------------------- examples
 # Built against the public header only, as a user's program would be.
 $(B)/examples/%: $(B)/obj/contrib/examples/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(EXE_LIBS)
 
 .PHONY: examples
 examples: $(EXAMPLE_BINS)
@@ -159,12 +171,12 @@ examples: $(EXAMPLE_BINS)
 # The demo tree (contrib/demo/), built like an example.
 $(B)/demo/%: $(B)/obj/contrib/demo/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(EXE_LIBS)
 
 # Programs the tests spawn (fake peers and the like).
 $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(EXE_LIBS)
 
 .PHONY: tests check
 tests: all $(TEST_BINS) $(HELPER_BINS) $(EXAMPLE_BINS) $(DEMO_BINS) $(CHAOS_BINS)
@@ -188,7 +200,7 @@ check: tests
 # ---------------------------------------------------------------- bench
 $(B)/bench/%: $(B)/obj/tests/bench/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(EXE_LIBS)
 
 .PHONY: bench
 bench: all $(BENCH_BINS)
@@ -200,7 +212,7 @@ bench: all $(BENCH_BINS)
 CHAOS_ROUNDS ?= 1000
 $(B)/chaos/%: $(B)/obj/tests/chaos/%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(EXE_LIBS)
 
 .PHONY: chaos soak
 chaos: all $(CHAOS_BINS)
@@ -288,7 +300,7 @@ fuzz: $(FUZZ_BINS)
 # Regenerates the checked-in seed corpora from the codec itself.
 $(B)/fuzz/mkcorpus_%: $(B)/obj/tests/fuzz/mkcorpus_%.o $(LIBA)
 	@mkdir -p $(@D)
-	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(LIB_LIBS)
+	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(EXE_LIBS)
 
 fuzz-corpus: $(CORPUS_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
 	@for g in $^; do n=$${g##*/mkcorpus_}; mkdir -p tests/fuzz/corpus/$$n; $$g tests/fuzz/corpus/$$n || exit 1; \
@@ -478,6 +490,6 @@ help:
 	@echo "make lint          clang-tidy (.clang-tidy) over every C file; fails on any finding"
 	@echo "make memcheck      the tests and three examples under valgrind; fails on any error"
 	@echo "make clean         remove $(B)/"
-	@echo "options: CC=clang V=1 WERROR=1 SANITIZE=address,undefined PREFIX=... DESTDIR=..."
+	@echo "options: CC=clang V=1 WERROR=1 SANITIZE=address,undefined STATIC_DEPS=0 PREFIX=... DESTDIR=..."
 
 FORCE:

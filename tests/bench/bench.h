@@ -10,6 +10,7 @@
 #ifndef CN_BENCH_H
 #define CN_BENCH_H
 
+#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,6 +103,24 @@ static inline long bench_proc_kib(int pid, const char *file, const char *field)
     if (f)
         fclose(f);
     return kib;
+}
+
+static inline int bench_find_uv(struct dl_phdr_info *info, size_t size, void *found)
+{
+    (void)size;
+    if (strstr(info->dlpi_name, "/libuv.so") != NULL)
+        *(int *)found = 1;
+    return 0;
+}
+
+/* How this program has libuv: "shared" if the loader mapped libuv.so,
+ * else "static" (the Makefile's STATIC_DEPS). Spawn time and an actor's
+ * RSS depend on it. */
+static inline const char *bench_deps_linking(void)
+{
+    int found = 0;
+    dl_iterate_phdr(bench_find_uv, &found);
+    return found ? "shared" : "static";
 }
 
 static inline void bench_close(bench_out_t *o)

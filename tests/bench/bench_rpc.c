@@ -172,7 +172,8 @@ static int bench_main(int argc, char **argv)
 {
     bench_out_t out;
     bench_open(&out, argc, argv);
-    printf("rpc: %d round trips of ~%d bytes; spawn: medians\n", RTT_ROUNDS, MSG);
+    printf("rpc: %d round trips of ~%d bytes; spawn: medians; libuv and msgpack-c linked %s\n",
+           RTT_ROUNDS, MSG, bench_deps_linking());
 
     /* Round trips, each against a raw ping-pong measured right beside it. */
     cn_portal_t echo, mid;
