@@ -13,6 +13,8 @@
 #   - resizing to 80x24 and back keeps the screen whole;
 #   - q detaches and leaves the tree running;
 #   - the TUI's feed leaves out the contexts' events, another client's not;
+#   - the end of a burst of log lines bigger than one turn's reading
+#     shows, with nothing after it;
 #   - canopy run: the program's tree, its output in the log view, its exit
 #     status when it exits, and q asking whether to cancel it;
 #   - without a terminal, the TUI says what to use instead.
@@ -209,6 +211,23 @@ on_screen "exit3-2 .* exit 3 " 10 && ok "exit: an exited child stays, marked wit
     fail "exit: $(screen)"
 keys q
 stop_tree
+
+# ---------------------------------------------------------------- a burst, then quiet
+# 2100 log lines at once, then nothing: more than the TUI takes in one turn
+# (2000), so the rest waits in the client's buffer, where a poll of the
+# socket does not see it. The last line must come all the same.
+export DEBUG_TREE_BURST=$tmp/burst.go
+start_tree bursty burst
+tui "$canopy" attach bursty
+on_screen "burst-1" 10
+keys 4
+touch "$DEBUG_TREE_BURST"
+wait_for "burst line 2100" "$tmp/bursty.log" 10
+on_screen "burst line 2100" 5 && ok "log: a burst's last line shows, with nothing after it" ||
+    fail "log: the end of a burst is missing: $(screen | tail -3)"
+keys q
+stop_tree
+unset DEBUG_TREE_BURST
 
 # ---------------------------------------------------------------- two breakpoints
 start_tree twobp bp bp

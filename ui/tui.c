@@ -330,7 +330,11 @@ int tui_main(const tui_opts_t *o)
         int feed = !t->gone[0] && !t->ev_lost && feed_in == 0;
         if (!t->gone[0] && !t->ev_lost && feed_in > 0 && feed_in < timeout)
             timeout = feed_in;
-        if (timeout < 0)
+        /* Events read from the socket but not yet taken (read_events
+         * stops at EVENTS_PER_TURN) are no longer the socket's to report:
+         * a burst's tail would wait for the tree's next event. */
+        int pending = feed && cn_client_pending(t->ev);
+        if (timeout < 0 || pending)
             timeout = 0;
         struct pollfd p[3] = {{0, POLLIN, 0}, {feed ? cn_client_fd(t->ev) : -1, POLLIN, 0},
                               {t->wake[0], POLLIN, 0}};
@@ -338,7 +342,7 @@ int tui_main(const tui_opts_t *o)
         int ch;
         while ((ch = getch()) != ERR)
             on_key(t, ch == '\r' ? '\n' : ch);
-        if (p[1].revents && feed) {
+        if ((p[1].revents || pending) && feed) {
             read_events(t);
             t->last_feed = now_ms();
         }

@@ -271,8 +271,15 @@ CN_EXTERN int cn_client_console(cn_client_t *c, int events, int64_t timeout_ms);
 
 /* The connection's socket, to poll for input alongside others. Data may be
  * buffered already: after it polls readable, call cn_client_event with
- * timeout 0 until it returns CN_ETIMEDOUT. */
+ * timeout 0 until it returns CN_ETIMEDOUT (or see cn_client_pending). */
 CN_EXTERN int cn_client_fd(const cn_client_t *c);
+
+/* 1 if c has read more than it has handed out (the rest of a batch of
+ * events, or frames after the last one returned), else 0. A poll of
+ * cn_client_fd does not see those bytes: a caller that stops calling
+ * cn_client_event before CN_ETIMEDOUT (to give its screen a turn, say)
+ * asks this, and reads on without polling while it says 1. */
+CN_EXTERN int cn_client_pending(const cn_client_t *c);
 
 /* One line of input for the lock holder (no newline needed). */
 CN_EXTERN int cn_client_console_send(cn_client_t *c, const char *line, size_t len,

@@ -736,6 +736,13 @@ int cn_client_fd(const cn_client_t *c)
     return c->fd;
 }
 
+int cn_client_pending(const cn_client_t *c)
+{
+    /* Bytes not yet decoded may be only the start of a frame; the next
+     * cn_client_event takes them into the decoder, and this says 0. */
+    return c->batch_left > 0 || c->off < c->have;
+}
+
 /* A debugger request: `body` a string, a map {"op": body} (LOCK_RELEASE),
  * or nil. */
 static int debug_request(cn_client_t *c, uint32_t type, uint32_t dst, const char *body,

@@ -17,6 +17,9 @@
  *           lock_both(), forever
  *   fail    calls the root's "boom", which fails in fail_here() with
  *           cn_call_fail; logs "boom: <error>", then waits
+ *   burst   waits (up to 120 s) for the file $DEBUG_TREE_BURST to exist,
+ *           logs "burst line N" for N = 1..BURST_LINES at once, then
+ *           waits: the tree says nothing more after the burst
  * The root prints "ready" once every child is up, then waits (up to 120 s)
  * to be cancelled.
  */
@@ -188,6 +191,21 @@ static int entry_exit3(int argc, char **argv)
     return 3;
 }
 
+/* More than a client takes in one turn (the TUI's EVENTS_PER_TURN, 2000),
+ * and less than one more of its reads. */
+#define BURST_LINES 2100
+
+static int entry_burst(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    const char *go = getenv("DEBUG_TREE_BURST");
+    for (int waited = 0; go && access(go, F_OK) != 0 && waited < WAIT_MS; waited += 20)
+        cn_sleep(20);
+    for (int i = 1; i <= BURST_LINES; i++)
+        cn_log(CN_LOG_INFO, "burst line %d", i);
+    return wait_cancelled();
+}
+
 static int entry_late(int argc, char **argv)
 {
     (void)argc, (void)argv;
@@ -225,7 +243,8 @@ int main(int argc, char **argv)
     static const cn_entry_t entries[] = {
         {"bp", entry_bp}, {"spin", entry_spin}, {"crash", entry_crash}, {"mid", entry_mid},
         {"midbp", entry_midbp}, {"fail", entry_fail}, {"idle", entry_idle},
-        {"exit3", entry_exit3}, {"late", entry_late}, {"deadlock", entry_deadlock}, {NULL, NULL},
+        {"exit3", entry_exit3}, {"late", entry_late}, {"deadlock", entry_deadlock}, {"burst", entry_burst},
+        {NULL, NULL},
     };
     const char *name = "dbgtree";
     if (argc > 1 && strncmp(argv[1], "--name=", 7) == 0)
