@@ -242,6 +242,8 @@ FUZZ_LDFLAGS_fuzz_attach = $(FUZZ_ROOT_WRAP)
 FUZZ_DEPS_fuzz_repl     = $(FUZZ_DEPS_fuzz_attach)
 FUZZ_LIBS_fuzz_repl     = $(LIB_LIBS)
 FUZZ_LDFLAGS_fuzz_repl  = $(FUZZ_ROOT_WRAP)
+FUZZ_DEPS_fuzz_client   = $(LIB_SRCS)
+FUZZ_LIBS_fuzz_client   = $(LIB_LIBS)
 # The whole tool but its main(), which fuzz_cli must not run (-Dmain).
 FUZZ_DEPS_fuzz_cli      = $(LIB_SRCS) $(UI_SRCS)
 FUZZ_LIBS_fuzz_cli      = $(UI_LIBS) $(LIB_LIBS)

@@ -259,8 +259,10 @@ static int recv_msg(cn_client_t *c, int64_t deadline, cn_wire_msg_t **out)
             c->off += used;
             if (rc == 1)
                 return 0;
-            if (rc < 0)
+            if (rc < 0) { /* the decoder's error is sticky: nothing after it is read */
+                c->off = c->have;
                 return fail(CN_EPROTO, "the tree sent a bad frame: %s", cn_strerror(rc));
+            }
         }
         c->off = c->have = 0;
         struct pollfd pf = {c->fd, POLLIN, 0};
