@@ -1900,6 +1900,7 @@ static void broker_main(void *arg)
 {
     (void)arg;
     cn__broker_tid = (int)syscall(SYS_gettid);
+    pthread_setname_np(pthread_self(), "cn-broker"); /* for top -H, gdb, canopy bt */
     while (!cn__rt.stop_loop)
         uv_run(&cn__rt.loop, UV_RUN_DEFAULT);
 }
@@ -2393,6 +2394,10 @@ static int child_init(void)
              getenv("CANOPY_NAME") ? getenv("CANOPY_NAME") : "child");
     snprintf(cn__rt.path, sizeof(cn__rt.path), "%s",
              getenv("CANOPY_PATH") ? getenv("CANOPY_PATH") : cn__rt.name);
+    /* The process's name in top, ps -o comm and canopy bt: the actor's,
+     * not "exe" (of /proc/self/exe, which every child is run as), and cut
+     * to the kernel's 15 bytes. */
+    prctl(PR_SET_NAME, cn__rt.name);
     signal(SIGINT, SIG_IGN); /* the root coordinates cancellation */
     /* stdout is a pipe to the parent, so fully buffered by default, and a
      * child leaves without flushing: line-buffer it so no line is lost. */

@@ -344,7 +344,9 @@ static void task_free(cn__task_t *t)
 
 static void *worker(void *arg)
 {
-    (void)arg;
+    char name[16]; /* "cn-task-N", as top -H, gdb and canopy bt show it */
+    snprintf(name, sizeof(name), "cn-task-%u", (unsigned)(uintptr_t)arg);
+    pthread_setname_np(pthread_self(), name);
     sigset_t intr; /* SIGINT is the broker's to take */
     sigemptyset(&intr);
     sigaddset(&intr, SIGINT);
@@ -390,7 +392,8 @@ static int pool_grow(void)
         cn__lock(&cn__rt.mu);
         if (cn__rt.threads == NULL)
             cn__rt.threads = calloc(cn__rt.max_threads, sizeof(pthread_t));
-        err = cn__rt.threads ? pthread_create(&cn__rt.threads[k], NULL, worker, NULL) : ENOMEM;
+        void *number = (void *)(uintptr_t)(k + 1); /* its name's */
+        err = cn__rt.threads ? pthread_create(&cn__rt.threads[k], NULL, worker, number) : ENOMEM;
         if (err == 0)
             atomic_fetch_add(&cn__rt.nthreads, 1);
         cn__unlock(&cn__rt.mu);
