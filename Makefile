@@ -299,7 +299,8 @@ tests: $(REPLAY_BINS)
 .PHONY: fuzz fuzz-run fuzz-corpus
 fuzz: $(FUZZ_BINS)
 
-# Regenerates the checked-in seed corpora from the codec itself.
+# Regenerates the checked-in seed corpora: from the codec itself, and the
+# client's from what a real root answers (mkcorpus_client is a tree).
 $(B)/fuzz/mkcorpus_%: $(B)/obj/tests/fuzz/mkcorpus_%.o $(LIBA)
 	@mkdir -p $(@D)
 	$(call say,LD,$@)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIBA) $(EXE_LIBS)

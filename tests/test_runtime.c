@@ -256,6 +256,7 @@ static int count_names(const cn_result_t *r, const char *name)
 {
     size_t len = strlen(name), pre = name[len - 1] == '*' ? len - 1 : 0;
     int n = 0;
+    assert_int_equal(r->value.type, MSGPACK_OBJECT_ARRAY);
     for (uint32_t i = 0; i < r->value.via.array.size; i++) {
         msgpack_object_str s = r->value.via.array.ptr[i].via.str;
         n += pre ? s.size >= pre && memcmp(s.ptr, name, pre) == 0

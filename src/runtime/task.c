@@ -215,7 +215,6 @@ static void pool_idle_early(void)
     }
 }
 
-
 static cn_fn_t find_export(cn_wire_str_t name)
 {
     const cn_export_t *e = cn__rt.cfg ? cn__rt.cfg->exports : NULL;

@@ -243,8 +243,8 @@ int main(int argc, char **argv)
     static const cn_entry_t entries[] = {
         {"bp", entry_bp}, {"spin", entry_spin}, {"crash", entry_crash}, {"mid", entry_mid},
         {"midbp", entry_midbp}, {"fail", entry_fail}, {"idle", entry_idle},
-        {"exit3", entry_exit3}, {"late", entry_late}, {"deadlock", entry_deadlock}, {"burst", entry_burst},
-        {NULL, NULL},
+        {"exit3", entry_exit3}, {"late", entry_late}, {"deadlock", entry_deadlock},
+        {"burst", entry_burst}, {NULL, NULL},
     };
     const char *name = "dbgtree";
     if (argc > 1 && strncmp(argv[1], "--name=", 7) == 0)
