@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -75,6 +76,9 @@ static void setup(void)
     CHECK(lfd >= 0);
     CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
     CHECK(listen(lfd, 4) == 0);
+    /* accept() gives up too, should the client never connect */
+    struct timeval tv = {WAIT_MS / 1000, 0};
+    CHECK(setsockopt(lfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0);
     atexit(remove_socket);
 }
 
