@@ -20,14 +20,7 @@
 #include <string.h>
 
 #include "ui.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 /* A tree of four: two actors share the name "worker", so that name is
  * ambiguous and only their paths or ids pick one. */

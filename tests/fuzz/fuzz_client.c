@@ -44,14 +44,7 @@
 
 #include "canopy/client.h"
 #include "wire/wire.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c);                  \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "check.h"
 
 #define WAIT_MS 2000 /* the fake root's end of file comes long before */
 #define EVENTS_MAX 100000

@@ -19,12 +19,7 @@
 #include <string.h>
 
 #include "wire/wire.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            abort();                                                                               \
-    } while (0)
+#include "check.h"
 
 /* Whether a and b are the same msgpack, byte for byte once packed.
  * Not msgpack_object_equal: it compares floats with ==, and a NaN in a

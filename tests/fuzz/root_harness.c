@@ -25,12 +25,6 @@
 
 fz_stats_t fz_stats;
 
-void fz_fail(const char *what, const char *file, int line)
-{
-    fprintf(stderr, "%s:%d: check failed: %s\n", file, line, what);
-    abort();
-}
-
 /* ===========================================================================
  * The wrappers
  */

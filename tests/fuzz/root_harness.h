@@ -40,15 +40,7 @@
 
 #include "inspect/inspect.h"
 #include "wire/wire.h"
-
-#define CHECK(c)                                                                                   \
-    do {                                                                                           \
-        if (!(c))                                                                                  \
-            fz_fail(#c, __FILE__, __LINE__);                                                       \
-    } while (0)
-
-/* Prints what failed and aborts: a finding. */
-void fz_fail(const char *what, const char *file, int line) __attribute__((noreturn));
+#include "check.h"
 
 /* One client of the root, and our end of its socket. */
 typedef struct fz_peer {
