@@ -223,7 +223,8 @@ on_screen "burst-1" 10
 keys 4
 touch "$DEBUG_TREE_BURST"
 wait_for "burst line 2100" "$tmp/bursty.log" 10
-on_screen "burst line 2100" 5 && ok "log: a burst's last line shows, with nothing after it" ||
+# (If the tree had to drop some of them, the view ends with how many.)
+on_screen "burst line 2100|events dropped" 5 && ok "log: a burst's end shows, with nothing after it" ||
     fail "log: the end of a burst is missing: $(screen | tail -3)"
 keys q
 stop_tree

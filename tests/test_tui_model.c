@@ -273,6 +273,26 @@ static void test_log(void **state)
     assert_int_equal(rows.n, 0);
 }
 
+/* Events the tree dropped leave a gap in the log: the view says so, with
+ * how many and why. */
+static void test_dropped_events_show_in_the_log(void **state)
+{
+    (void)state;
+    cn_event_t e;
+    memset(&e, 0, sizeof(e));
+    e.kind = "dropped";
+    e.count = 523;
+    e.time_us = NOW - 10;
+    e.detail = "events lost while this client was not reading";
+    e.detail_len = strlen(e.detail);
+    assert_int_equal(model_event(&m, &e), EV_SHOWN | EV_CTX);
+    assert_int_equal(m.nlogs, 1);
+    view_log.build(&m, &rows);
+    assert_int_equal(rows.n, 1);
+    assert_non_null(strstr(rows.v[0].text,
+                           "warn   canopy: 523 events dropped: events lost while this client"));
+}
+
 static void test_log_seeded_from_first_snapshot(void **state)
 {
     (void)state;
@@ -465,6 +485,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_contexts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_event_after_its_snapshot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_events_show_in_the_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_seeded_from_first_snapshot, setup, teardown),
         cmocka_unit_test_setup_teardown(test_console_and_lock, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lints, setup, teardown),

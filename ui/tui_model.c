@@ -395,5 +395,14 @@ int model_event(tui_model_t *m, const cn_event_t *ev)
     }
     if (!strcmp(k, "spawn") || !strcmp(k, "exit") || !strcmp(k, "cancel"))
         return EV_SHAPE;
-    return EV_CTX; /* ctx-*, stall, resume, dropped */
+    if (!strcmp(k, "dropped")) { /* the log view has a gap: say so there */
+        char msg[400];
+        int n = snprintf(msg, sizeof(msg), "%llu events dropped: %.*s",
+                         (unsigned long long)ev->count, ev->detail ? (int)ev->detail_len : 0,
+                         ev->detail ? ev->detail : "");
+        model_log_add(m, CN_LOG_WARN, ev->time_us, ev->path ? ev->path : "canopy", msg,
+                      n < 0 ? 0 : (size_t)n >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)n);
+        return EV_SHOWN | EV_CTX; /* and what it missed of the contexts comes again */
+    }
+    return EV_CTX; /* ctx-*, stall, resume */
 }

@@ -1793,6 +1793,13 @@ static void on_poll(uv_poll_t *p, int status, int events)
         }
     }
     run_flush();
+    /* What this read made (the root's log events, one per LOG frame of
+     * the tree) goes before the next read adds more: left for the wake-up
+     * this broker has sent itself, it could wait behind a stream that
+     * stays readable until the queue was full and dropped the tail of a
+     * burst (seen in CI: 2100 lines logged at once, 1577 shown). */
+    if (cn__events_backlog())
+        cn__events_flush();
 }
 
 static void on_handle_closed(uv_handle_t *h)
