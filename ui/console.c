@@ -70,7 +70,7 @@ static void note(const char *fmt, ...)
     va_start(ap, fmt);
     int n = vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    print_above(buf, n < 0 ? 0 : (size_t)n >= sizeof(buf) ? sizeof(buf) - 1 : (size_t)n);
+    print_above(buf, ui_snlen(n, sizeof(buf)));
 }
 
 static void on_event(const cn_event_t *ev)

@@ -504,7 +504,7 @@ static void console_line(tui_t *t)
     } else {
         char echo[600];
         int n = snprintf(echo, sizeof(echo), "(%s) %s\n", t->m.holder.path, line);
-        model_con_add(&t->m, echo, n < 0 ? 0 : (size_t)n >= sizeof(echo) ? sizeof(echo) - 1 : (size_t)n);
+        model_con_add(&t->m, echo, ui_snlen(n, sizeof(echo)));
         if (cn_client_console_send(t->ev, line, strlen(line), CONNECT_MS) < 0)
             say(t, "console: %s", cn_client_error());
     }

@@ -292,7 +292,7 @@ void model_con_add(tui_model_t *m, const char *text, size_t len)
             char line[sizeof(m->con_partial) + 1024];
             int n = snprintf(line, sizeof(line), "%s%.*s", m->con_partial,
                              (int)(take < 1024 ? take : 1024), text);
-            con_line(m, line, n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n);
+            con_line(m, line, ui_snlen(n, sizeof(line)));
             m->con_partial[0] = '\0';
             take++;
         } else if (have + take < sizeof(m->con_partial)) {
@@ -348,7 +348,7 @@ static void lock_event(tui_model_t *m, const cn_event_t *ev)
                      ev->detail ? ev->detail : op);
     if (m->con_partial[0])
         model_con_add(m, "\n", 1);
-    con_line(m, line, n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n);
+    con_line(m, line, ui_snlen(n, sizeof(line)));
 }
 
 /* Whether the log already has this record: the first snapshot's log tail
@@ -390,7 +390,7 @@ int model_event(tui_model_t *m, const cn_event_t *ev)
         char line[600];
         int n = snprintf(line, sizeof(line), "[canopy] %.*s", ev->detail ? (int)ev->detail_len : 0,
                          ev->detail ? ev->detail : "refused");
-        con_line(m, line, n < 0 ? 0 : (size_t)n >= sizeof(line) ? sizeof(line) - 1 : (size_t)n);
+        con_line(m, line, ui_snlen(n, sizeof(line)));
         return EV_SHOWN;
     }
     if (!strcmp(k, "spawn") || !strcmp(k, "exit") || !strcmp(k, "cancel"))
@@ -401,7 +401,7 @@ int model_event(tui_model_t *m, const cn_event_t *ev)
                          (unsigned long long)ev->count, ev->detail ? (int)ev->detail_len : 0,
                          ev->detail ? ev->detail : "");
         model_log_add(m, CN_LOG_WARN, ev->time_us, ev->path ? ev->path : "canopy", msg,
-                      n < 0 ? 0 : (size_t)n >= sizeof(msg) ? sizeof(msg) - 1 : (size_t)n);
+                      ui_snlen(n, sizeof(msg)));
         return EV_SHOWN | EV_CTX; /* and what it missed of the contexts comes again */
     }
     return EV_CTX; /* ctx-*, stall, resume */

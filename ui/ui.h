@@ -18,6 +18,13 @@
 #define SNAP_SLACK_MS 3000 /* a snapshot may take, on top of the actors' own timeout */
 #define STACKS_TIMEOUT_MS 5000 /* each actor's default with stacks: it runs addr2line */
 
+/* The length snprintf wrote into a buffer of `size`, from what it
+ * returned (`n`): 0 on an error, the buffer's room when it was cut. */
+static inline size_t ui_snlen(int n, size_t size)
+{
+    return n < 0 ? 0 : (size_t)n >= size ? size - 1 : (size_t)n;
+}
+
 /* Options a command may take; each command says which in its table entry. */
 enum {
     OPT_JSON = 1 << 0,    /* --json */
