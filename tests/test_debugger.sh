@@ -9,6 +9,8 @@
 #   - the holder is killed with -9: the next waiter has the console within
 #     100 ms;
 #   - remote break on a child in while(1): bt names the spinning function;
+#   - a serve-only child (its main thread is its broker) before its first
+#     call: a break stops no thread, and bt says why it shows none;
 #   - a grandchild crashes in debug mode: the post-mortem bt names the
 #     faulting function, and after continue its parent sees SIGSEGV;
 #   - no console: a breakpoint waits, the root says how to attach, and a
@@ -195,6 +197,19 @@ ask "bt 1x" "bt: '1x' is not a thread id" "bt: a thread id with more after it is
 send c
 stop_tree
 fi
+
+# ---------------------------------------------------------------- serve-only
+# A child without an entry runs its broker on its main thread; before its
+# first call it has no other thread, and bt says so rather than nothing.
+start_tree srv serve
+"$canopy" break srv serve-1 >/dev/null 2>&1
+attach srv
+wait_for "has the console" "$con" 5
+wait_for "^0 of 0 other threads stopped" "$con" 10 && ok "serve-only: a break finds no thread but the broker" ||
+    fail "serve-only: $(grep 'threads stopped' "$con")"
+ask "bt" "bt: no thread to show: only the broker runs here" "serve-only: bt says why it shows no thread"
+send c
+stop_tree
 
 # ---------------------------------------------------------------- canopy bt
 # Stacks of a running tree without a session: nothing queues for the

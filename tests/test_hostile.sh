@@ -340,7 +340,10 @@ else
     expect_out "^limits: uid $nobody, RLIMIT_NPROC" "nproc: ran as uid $nobody under RLIMIT_NPROC"
     # Where the limit bites depends on the tasks already counted: in the
     # spawn itself (CN_EAGAIN), or in the new child's broker thread (it
-    # dies: CN_EDEAD). Either way the log names the limit.
+    # dies: CN_EDEAD), which only a child with an entry starts (a
+    # serve-only child's main thread is its broker; its first task
+    # thread is where it meets the limit, below). Either way the log
+    # names the limit.
     expect_out "^limits: spawn [0-9]+ failed: (CN_EAGAIN \\(-11\\)|CN_EDEAD \\(-4001\\))" "nproc: cn_spawn fails with CN_EAGAIN or CN_EDEAD"
     expect_out "(cannot start /proc/self/exe for actor|cannot start the broker thread).*RLIMIT_NPROC" \
         "nproc: the log says what ran out"

@@ -542,6 +542,9 @@ static int cmd_bt(int argc, char **argv, msgpack_sbuffer *out)
     }
     if (want && shown == 0)
         cn__sb_printf(out, "bt: no thread %d here (see 'threads')\n", want);
+    else if (shown == 0 && r->tid == 0) /* a serve-only child before its first call */
+        cn__sb_printf(out, "bt: no thread to show: only the broker runs here, and it runs this "
+                           "console\n");
     if (!ss.have_stacks)
         ss.nstacks = 0;
     return 0;

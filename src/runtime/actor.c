@@ -1387,6 +1387,7 @@ static void on_hello(cn__stream_t *s, cn_wire_msg_t *m)
         return;
     if (s->is_parent) { /* the parent's answer: we are up */
         s->up = 1;
+        uv_timer_stop(&cn__rt.hello_timer);
         cn__latch_put(&cn__rt.ready, &cn__rt.ready_node);
         return;
     }
@@ -1903,13 +1904,57 @@ static void on_wake(uv_poll_t *p, int err, int events)
         begin_shutdown(cn__rt.is_root ? "the root's main returned" : "the entry returned", status);
 }
 
+static void broker_run(void)
+{
+    cn__broker_tid = (int)syscall(SYS_gettid);
+    while (!cn__rt.stop_loop)
+        uv_run(&cn__rt.loop, UV_RUN_DEFAULT);
+}
+
 static void broker_main(void *arg)
 {
     (void)arg;
-    cn__broker_tid = (int)syscall(SYS_gettid);
     pthread_setname_np(pthread_self(), "cn-broker"); /* for top -H, gdb, canopy bt */
-    while (!cn__rt.stop_loop)
-        uv_run(&cn__rt.loop, UV_RUN_DEFAULT);
+    broker_run();
+}
+
+/* A child's HELLO to its parent (any thread, before the parent answers). */
+static int greet_parent(void)
+{
+    cn_wire_hdr_t h = {CN_MSG_HELLO, cn__rt.parent_id, cn__rt.id, 0};
+    cn_wire_hello_t me = {CN_PROTOCOL_VERSION, cn__wstr(cn__rt.name), (uint64_t)getpid(),
+                          (uint64_t)getuid()};
+    return write_typed(cn__rt.parent, &h, &me);
+}
+
+/* A serve-only child's parent did not answer its HELLO in time. */
+static void on_hello_timeout(uv_timer_t *t)
+{
+    (void)t;
+    if (cn__rt.parent == NULL || !cn__rt.parent->up) {
+        fprintf(stderr, "canopy: %s: no answer from the parent\n", cn__rt.path);
+        _exit(1);
+    }
+}
+
+/*
+ * A child without an entry only serves: its main thread would have
+ * nothing to do but wait, so it runs the broker itself. That is one
+ * thread fewer in every such actor (its stack and its malloc arena) and
+ * one less to start before the HELLO. The broker then carries the
+ * actor's name, which is the process's, rather than "cn-broker". Never
+ * returns: a child leaves through maybe_finish_shutdown.
+ */
+static void serve_on_main(void)
+{
+    cn__rt.main_done = 2; /* no entry to wait for when shutting down */
+    if (greet_parent() < 0) {
+        fprintf(stderr, "canopy: %s: cannot greet the parent\n", cn__rt.path);
+        _exit(1);
+    }
+    uv_timer_start(&cn__rt.hello_timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
+    broker_run();
+    syscall(SYS_exit_group, cn__rt.exit_status); /* not reached */
 }
 
 /* ===========================================================================
@@ -2346,6 +2391,7 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     uv_timer_init(&r->loop, &r->sigint_timer);
     uv_timer_init(&r->loop, &r->ev_timer);
     uv_unref((uv_handle_t *)&r->ev_timer);
+    uv_timer_init(&r->loop, &r->hello_timer);
     uv_timer_init(&r->loop, &adopt.timer);
     uv_unref((uv_handle_t *)&adopt.timer);
     prctl(PR_SET_CHILD_SUBREAPER, 1); /* orphaned descendants come to us: see adopt */
@@ -2477,39 +2523,35 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
     }
     cn__rt.started = 1;
     cn__rt.start_us = cn__now_us();
-    if (!child)
+    const cn_entry_t *e = NULL;
+    if (child) {
+        /* An unknown entry fails the spawn itself (the parent sees this
+         * child exit before greeting), rather than greet and then die. */
+        const char *entry = getenv("CANOPY_ENTRY");
+        e = entry ? find_entry(cfg, entry) : NULL;
+        if (entry && e == NULL) {
+            fprintf(stderr, "%s: this program has no entry '%s'\n", cn__rt.path, entry);
+            _exit(2);
+        }
+        if (e == NULL)
+            serve_on_main();
+    } else {
         cn__attach_start(); /* before the broker runs: its path is set once */
+    }
     if ((rc = uv_thread_create(&cn__rt.broker, broker_main, NULL)) != 0) {
         fprintf(stderr, "canopy: cannot start the broker thread: %s%s\n", uv_strerror(rc),
                 spawn_limit(-rc));
         return rc == UV_ENOMEM ? CN_ENOMEM : CN_EAGAIN;
     }
 
-    if (child) {
-        /* An unknown entry fails the spawn itself (the parent sees this
-         * child exit before greeting), rather than greet and then die. */
-        const char *entry = getenv("CANOPY_ENTRY");
-        const cn_entry_t *e = entry ? find_entry(cfg, entry) : NULL;
-        if (entry && e == NULL) {
-            fprintf(stderr, "%s: this program has no entry '%s'\n", cn__rt.path, entry);
-            _exit(2);
-        }
-        cn_wire_hdr_t h = {CN_MSG_HELLO, cn__rt.parent_id, cn__rt.id, 0};
-        cn_wire_hello_t me = {CN_PROTOCOL_VERSION, cn__wstr(cn__rt.name), (uint64_t)getpid(),
-                              (uint64_t)getuid()};
+    if (child) { /* with an entry, which runs on this thread */
         cn__node_t *n;
-        if (write_typed(cn__rt.parent, &h, &me) < 0 ||
+        if (greet_parent() < 0 ||
             cn__latch_get(&cn__rt.ready, HELLO_TIMEOUT_MS, &n) < 0) {
             fprintf(stderr, "canopy: %s: no answer from the parent\n", cn__rt.path);
             _exit(1);
         }
-        int status = 0;
-        if (e) {
-            status = e->main(argc, argv);
-        } else {
-            cn__node_t *d;
-            cn__latch_get(&cn__rt.done, CN__FOREVER, &d); /* until SHUTDOWN */
-        }
+        int status = e->main(argc, argv);
         cn__lock(&cn__rt.mu);
         cn__rt.exit_status = status;
         cn__rt.main_done = 1;

@@ -109,6 +109,7 @@ typedef struct cn__rt {
     uv_signal_t sigint;      /* the root only */
     uv_timer_t sigint_timer; /* after a SIGINT cancel: main's grace period */
     uv_timer_t ev_timer;     /* sends queued events while they keep coming */
+    uv_timer_t hello_timer;  /* a serve-only child: the parent's answer to HELLO */
     uint64_t sigint_at;      /* loop time of the last SIGINT, 0 if none */
     int op_cancel;           /* an operator cancelled the whole tree */
     int own_sigint;          /* the runtime handles SIGINT (the root\'s broker) */

@@ -17,6 +17,7 @@
  *           lock_both(), forever
  *   fail    calls the root's "boom", which fails in fail_here() with
  *           cn_call_fail; logs "boom: <error>", then waits
+ *   serve   no entry: only serves calls (its main thread is its broker)
  *   burst   waits (up to 120 s) for the file $DEBUG_TREE_BURST to exist,
  *           logs "burst line N" for N = 1..BURST_LINES at once, then
  *           waits: the tree says nothing more after the burst
@@ -225,7 +226,7 @@ static int root_main(int argc, char **argv)
             continue;
         char name[64];
         snprintf(name, sizeof(name), "%s-%d", argv[i], n++);
-        cn_spawn_opts_t so = {.entry = argv[i]};
+        cn_spawn_opts_t so = {.entry = strcmp(argv[i], "serve") == 0 ? NULL : argv[i]};
         cn_portal_t p;
         int rc = cn_spawn(name, &so, &p, 10000);
         if (rc < 0) {

@@ -59,7 +59,7 @@ static int ping(const char *who, cn_portal_t p)
     if (rc == 0)
         printf("limits: call %s: answered in %d ms\n", who, ms);
     else
-        printf("limits: call %s failed in %d ms: %s: %s\n", who, ms, cn_err_name(rc),
+        printf("limits: call %s: failed in %d ms: %s: %s\n", who, ms, cn_err_name(rc),
                res.error.message ? res.error.message : cn_strerror(rc));
     cn_result_free(&res);
     return rc;
