@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 
 #include <cmocka.h>
 
@@ -592,6 +593,70 @@ static void test_idle_actor_sleeps_with_subscriber(void **state)
     assert_true(took < 500); /* a tick (50 ms), and slack for a sanitizer */
 }
 
+/* The timeout of the epoll wait thread tid of pid is blocked in, from
+ * /proc (its fourth argument); 0 and *ok = 0 if it is not in one now. */
+static long epoll_timeout(int pid, int tid, int *ok)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", pid, tid);
+    FILE *f = fopen(path, "r");
+    long nr = -1;
+    unsigned long arg[4] = {0};
+    *ok = f && fscanf(f, "%ld %lx %lx %lx %lx", &nr, &arg[0], &arg[1], &arg[2], &arg[3]) == 5 &&
+          (nr == SYS_epoll_wait || nr == SYS_epoll_pwait);
+    if (f)
+        fclose(f);
+    return *ok ? (long)(int)arg[3] : 0;
+}
+
+/* While an actor's events keep coming, the clock that sends them every
+ * CN__EVENTS_MS must not put a timeout on each of its broker's waits (a
+ * libuv timer did: a busy broker waits tens of thousands of times a
+ * second, and each timed wait cost it; docs/performance.md). */
+static void test_event_clock_leaves_broker_waits_untimed(void **state)
+{
+    (void)state;
+    cn_result_t r;
+    assert_int_equal(cn_call(a, "getpid", NULL, &r, T_MS), 0);
+    int pid = (int)r.value.via.i64;
+    cn_result_free(&r);
+    assert_int_equal(cn_call(a, "broker_tid", NULL, &r, T_MS), 0);
+    int tid = (int)r.value.via.i64;
+    cn_result_free(&r);
+    struct feed f = {0};
+    assert_int_equal(cn_client_connect(cn_attach_path(), &f.c, T_MS), 0);
+    assert_int_equal(cn_client_subscribe(f.c, T_MS), 0);
+    pthread_t th;
+    pthread_create(&th, NULL, read_feed, &f);
+    int seen = 0, timed = 0;
+    long timeout = 0;
+    for (int k = 0; k < 40; k++) { /* a context every ~10 ms: the clock runs */
+        cn_ctx_t *ctx;
+        cn_result_t st;
+        assert_int_equal(cn_open(a, "quick", NULL, &ctx, &st, T_MS), 0);
+        cn_result_free(&st);
+        assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
+        cn_result_free(&r);
+        cn_ctx_free(ctx);
+        usleep(10000);
+        int ok;
+        long t = epoll_timeout(pid, tid, &ok);
+        seen += ok;
+        if (ok && t != -1)
+            timed++, timeout = t;
+    }
+    atomic_store(&f.stop, 1);
+    pthread_join(th, NULL);
+    cn_client_close(f.c);
+    print_message("the broker was in epoll_wait at %d of 40 looks, with a timeout at %d\n", seen,
+                  timed);
+    assert_true(f.events > 0);
+    assert_true(seen >= 10); /* it sleeps between contexts */
+    if (timed)
+        fail_msg("%d of %d waits of the broker had a timeout (%ld ms) while events flowed",
+                 timed, seen, timeout);
+}
+
 static void test_return_or_error_before_started(void **state)
 {
     (void)state;
@@ -1028,6 +1093,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_events_come_in_batches),
         cmocka_unit_test(test_feed_keeps_an_actors_order_across_batches),
         cmocka_unit_test(test_idle_actor_sleeps_with_subscriber),
+        cmocka_unit_test(test_event_clock_leaves_broker_waits_untimed),
         cmocka_unit_test(test_return_or_error_before_started),
         cmocka_unit_test(test_error_after_started),
         cmocka_unit_test(test_started_misuse),

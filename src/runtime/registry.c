@@ -46,16 +46,16 @@ static __thread thr_t *tl_thr;
  *
  * Events are made where state changes, often under rt.mu or a stream's
  * locks, so they are not sent there: each is packed and queued here (a
- * leaf lock), and the broker's timer sends the queue every
- * CN__EVENTS_MS, so that a busy actor's feed costs one write, and its
- * subscribers one wake-up, per tick. A tick that finds the queue empty
- * stops the timer, and the next event wakes the broker, which sends it at
- * once and starts the timer again (evq.asleep; actor.c, ev_wake): an idle
- * actor with a subscriber attached stays asleep, where ticking regardless
- * woke every actor of an idle tree 20 times a second. Only a backlog past
- * EVQ_SOON wakes the broker to send before the tick. The queue is
- * bounded; past the bound events are dropped and counted, never waited
- * for.
+ * leaf lock), and the broker's clock (a timerfd: actor.c, ev_clock)
+ * sends the queue every CN__EVENTS_MS, so that a busy actor's feed costs
+ * one write, and its subscribers one wake-up, per tick. A tick that finds
+ * the queue empty stops the clock, and the next event wakes the broker,
+ * which sends it at once and starts the clock again (evq.asleep; actor.c,
+ * ev_wake): an idle actor with a subscriber attached stays asleep, where
+ * ticking regardless woke every actor of an idle tree 20 times a second.
+ * Only a backlog past EVQ_SOON wakes the broker to send before the tick.
+ * The queue is bounded; past the bound events are dropped and counted,
+ * never waited for.
  *
  * A context's own events (CN__EV_CTX: several per context, at each end)
  * are most of a busy tree's feed, and each cost the root a frame to check

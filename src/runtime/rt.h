@@ -108,7 +108,9 @@ typedef struct cn__rt {
     uv_signal_t sigchld;
     uv_signal_t sigint;      /* the root only */
     uv_timer_t sigint_timer; /* after a SIGINT cancel: main's grace period */
-    uv_timer_t ev_timer;     /* sends queued events while they keep coming */
+    uv_poll_t ev_tick;       /* ev_tfd, a timerfd: sends queued events while */
+    int ev_tfd;              /* they keep coming (-1 if none could be made) */
+    int ev_clock_on;         /* ev_tfd is armed */
     uv_timer_t hello_timer;  /* a serve-only child: the parent's answer to HELLO */
     uint64_t sigint_at;      /* loop time of the last SIGINT, 0 if none */
     int op_cancel;           /* an operator cancelled the whole tree */
@@ -535,15 +537,15 @@ int cn__events_backlog(void);
 /* Broker: whether any events are queued. */
 int cn__events_queued(void);
 
-/* Broker: about to stop the timer that sends the queue. Returns 1 if
+/* Broker: about to stop the clock that sends the queue. Returns 1 if
  * nothing is queued, and the next event will then wake the broker; 0 if
- * something is (keep the timer). cn__events_awake undoes it. */
+ * something is (keep the clock). cn__events_awake undoes it. */
 int cn__events_sleep(void);
 void cn__events_awake(void);
 
 /* Broker: which classes of this actor's events to send (CN__EV_*; 0:
- * none). While any, a timer sends the queued events every CN__EVENTS_MS
- * while they keep coming; an actor with none to send has no timer, and
+ * none). While any, a clock sends the queued events every CN__EVENTS_MS
+ * while they keep coming; an actor with none to send has it stopped, and
  * its next event wakes it (registry.c). So a busy actor pays no extra
  * wake-ups for its events, and an idle one none at all. */
 #define CN__EVENTS_MS 50
