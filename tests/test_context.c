@@ -612,8 +612,10 @@ static long epoll_timeout(int pid, int tid, int *ok)
 /* While an actor's events keep coming, the clock that sends them every
  * CN__EVENTS_MS must not put a timeout on each of its broker's waits (a
  * libuv timer did: a busy broker waits tens of thousands of times a
- * second, and each timed wait cost it; docs/performance.md). */
-static void test_event_clock_leaves_broker_waits_untimed(void **state)
+ * second, and each timed wait cost it; docs/performance.md); nor must
+ * the root's check of its attach clients, which runs whenever the root
+ * listens (this process is the root). */
+static void test_clocks_leave_broker_waits_untimed(void **state)
 {
     (void)state;
     cn_result_t r;
@@ -628,7 +630,7 @@ static void test_event_clock_leaves_broker_waits_untimed(void **state)
     assert_int_equal(cn_client_subscribe(f.c, T_MS), 0);
     pthread_t th;
     pthread_create(&th, NULL, read_feed, &f);
-    int seen = 0, timed = 0;
+    int seen = 0, timed = 0, root_seen = 0, root_timed = 0;
     long timeout = 0;
     for (int k = 0; k < 40; k++) { /* a context every ~10 ms: the clock runs */
         cn_ctx_t *ctx;
@@ -644,17 +646,23 @@ static void test_event_clock_leaves_broker_waits_untimed(void **state)
         seen += ok;
         if (ok && t != -1)
             timed++, timeout = t;
+        t = epoll_timeout(getpid(), cn__broker_tid, &ok);
+        root_seen += ok;
+        root_timed += ok && t != -1;
     }
     atomic_store(&f.stop, 1);
     pthread_join(th, NULL);
     cn_client_close(f.c);
-    print_message("the broker was in epoll_wait at %d of 40 looks, with a timeout at %d\n", seen,
-                  timed);
+    print_message("the callee's broker was in epoll_wait at %d of 40 looks, with a timeout at "
+                  "%d; the root's at %d, with a timeout at %d\n",
+                  seen, timed, root_seen, root_timed);
     assert_true(f.events > 0);
-    assert_true(seen >= 10); /* it sleeps between contexts */
+    assert_true(seen >= 10 && root_seen >= 10); /* they sleep between contexts */
     if (timed)
-        fail_msg("%d of %d waits of the broker had a timeout (%ld ms) while events flowed",
-                 timed, seen, timeout);
+        fail_msg("%d of %d waits of the callee's broker had a timeout (%ld ms) while events "
+                 "flowed", timed, seen, timeout);
+    if (root_timed)
+        fail_msg("%d of %d waits of the root's broker had a timeout", root_timed, root_seen);
 }
 
 static void test_return_or_error_before_started(void **state)
@@ -1093,7 +1101,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_events_come_in_batches),
         cmocka_unit_test(test_feed_keeps_an_actors_order_across_batches),
         cmocka_unit_test(test_idle_actor_sleeps_with_subscriber),
-        cmocka_unit_test(test_event_clock_leaves_broker_waits_untimed),
+        cmocka_unit_test(test_clocks_leave_broker_waits_untimed),
         cmocka_unit_test(test_return_or_error_before_started),
         cmocka_unit_test(test_error_after_started),
         cmocka_unit_test(test_started_misuse),

@@ -103,7 +103,7 @@ typedef struct treq {
 static struct {
     int fd;
     uv_poll_t poll;
-    uv_timer_t tick;
+    cn__clock_t tick;
     int on;
     int unlinked;
     uint64_t hello_ms, stall_ms;
@@ -923,7 +923,7 @@ static int requests_wait(const client_t *c)
 /* Once a second: cut off clients that never greeted, or stalled mid-frame,
  * or trickle a frame in too slowly. A client in the middle of a frame is
  * judged by the frame rules, not by the HELLO deadline. */
-static void on_tick(uv_timer_t *t)
+static void on_tick(cn__clock_t *t)
 {
     (void)t;
     uint64_t now = now_ms();
@@ -1158,11 +1158,13 @@ int cn__attach_start(void)
     at.spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
     uv_timer_init(&cn__rt.loop, &at.rest);
     uv_unref((uv_handle_t *)&at.rest);
-    uv_timer_init(&cn__rt.loop, &at.tick);
+    /* A clock, not a libuv timer: the root's broker waits untimed (clock.c).
+     * Without one, stalled clients are not cut off; the rest works. */
+    if (cn__clock_init(&at.tick, on_tick) < 0)
+        cn_log(CN_LOG_WARN, "attach: no clock for the client checks (%s): a client that "
+                            "stalls mid-frame will not be cut off", strerror(errno));
     clients_init();
-    uint64_t tick = at.stall_ms < 1000 ? at.stall_ms / 2 + 1 : 1000;
-    uv_timer_start(&at.tick, on_tick, tick, tick);
-    uv_unref((uv_handle_t *)&at.tick);
+    cn__clock_set(&at.tick, at.stall_ms < 1000 ? at.stall_ms / 2 + 1 : 1000);
     at.on = 1;
     cleanup_on_signals();
     return 0;
@@ -1223,7 +1225,7 @@ void cn__attach_stop(void)
     }
     uv_close((uv_handle_t *)&at.poll, NULL);
     uv_close((uv_handle_t *)&at.rest, NULL);
-    uv_close((uv_handle_t *)&at.tick, NULL);
+    cn__clock_close(&at.tick);
     if (at.spare >= 0)
         close(at.spare);
     at.spare = -1;

@@ -33,7 +33,6 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1166,51 +1165,34 @@ pid_t cn__child_pid(uint32_t id)
  * finds nothing queued; the next event then wakes the broker, which sends
  * it at once and starts the clock again (ev_wake).
  *
- * The clock is a timerfd in the loop, not a libuv timer: while a libuv
- * timer is active, every epoll_wait of the broker takes a timeout, and a
- * busy actor's broker waits tens of thousands of times a second. With a
- * subscriber attached, short contexts ran about 2% slower from that
- * alone (docs/performance.md); the timerfd is set twice per quiet spell.
+ * The clock is a cn__clock_t (clock.c), not a libuv timer, so that the
+ * broker's waits stay untimed while the feed runs.
  */
-static void ev_clock(int on)
+static void on_ev_tick(cn__clock_t *c)
 {
-    struct itimerspec its;
-    memset(&its, 0, sizeof(its));
-    if (on)
-        its.it_interval.tv_nsec = its.it_value.tv_nsec = CN__EVENTS_MS * 1000000L;
-    if (cn__rt.ev_tfd >= 0 && timerfd_settime(cn__rt.ev_tfd, 0, &its, NULL) == 0)
-        cn__rt.ev_clock_on = on;
-}
-
-static void on_ev_tick(uv_poll_t *p, int status, int events)
-{
-    (void)p, (void)status, (void)events;
-    uint64_t ticks;
-    if (read(cn__rt.ev_tfd, &ticks, sizeof(ticks)) != (ssize_t)sizeof(ticks))
-        return; /* stopped meanwhile */
     if (cn__events_queued())
         cn__events_flush();
     else if (cn__events_sleep())
-        ev_clock(0);
+        cn__clock_set(c, 0);
 }
 
 /* Broker, on every wake-up: the first events after a quiet spell. */
 static void ev_wake(void)
 {
-    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) && !cn__rt.ev_clock_on &&
+    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) && !cn__rt.ev_clock.on &&
         cn__events_queued()) {
         cn__events_flush();
-        ev_clock(1);
+        cn__clock_set(&cn__rt.ev_clock, CN__EVENTS_MS);
     }
 }
 
 void cn__events_enable(unsigned classes)
 {
     atomic_store(&cn__rt.events_on, classes);
-    if (classes && !cn__rt.ev_clock_on) {
-        ev_clock(1);
+    if (classes && !cn__rt.ev_clock.on) {
+        cn__clock_set(&cn__rt.ev_clock, CN__EVENTS_MS);
     } else if (!classes) {
-        ev_clock(0);
+        cn__clock_set(&cn__rt.ev_clock, 0);
         cn__events_awake();
         cn__events_flush(); /* the last ones */
     }
@@ -2410,16 +2392,9 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     uv_signal_init(&r->loop, &r->sigchld);
     uv_signal_start(&r->sigchld, on_sigchld, SIGCHLD);
     uv_timer_init(&r->loop, &r->sigint_timer);
-    /* Without its timerfd an actor still sends its events, only at its
-     * next wake-up rather than on the clock. */
-    r->ev_tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-    if (r->ev_tfd >= 0 && uv_poll_init(&r->loop, &r->ev_tick, r->ev_tfd) == 0) {
-        uv_poll_start(&r->ev_tick, UV_READABLE, on_ev_tick);
-        uv_unref((uv_handle_t *)&r->ev_tick);
-    } else if (r->ev_tfd >= 0) {
-        close(r->ev_tfd);
-        r->ev_tfd = -1;
-    }
+    /* Without its clock an actor still sends its events, only at its
+     * next wake-up rather than on the tick. */
+    cn__clock_init(&r->ev_clock, on_ev_tick);
     uv_timer_init(&r->loop, &r->hello_timer);
     uv_timer_init(&r->loop, &adopt.timer);
     uv_unref((uv_handle_t *)&adopt.timer);
@@ -2444,9 +2419,7 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
 static void rt_fini(void)
 {
     uv_loop_close(&cn__rt.loop);
-    if (cn__rt.ev_tfd >= 0) /* the broker's alone, and it is gone */
-        close(cn__rt.ev_tfd);
-    cn__rt.ev_tfd = -1;
+    cn__clock_close(&cn__rt.ev_clock); /* the broker's alone, and it is gone */
     free(grants.v);
     grants.v = NULL;
     grants.n = grants.cap = 0;

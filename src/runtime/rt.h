@@ -30,6 +30,27 @@
 #define CN__NO_VIA UINT32_MAX
 
 typedef struct cn__stream cn__stream_t;
+
+/*
+ * A periodic clock on the broker's loop (clock.c): a timerfd the loop
+ * watches, where a libuv timer would put a timeout on every wait of the
+ * broker for as long as it runs. For clocks that run while the actor is
+ * busy; one-off timeouts stay libuv timers. Broker only.
+ */
+typedef struct cn__clock {
+    uv_poll_t poll;
+    int fd; /* -1: none could be made (the clock never ticks) */
+    int on; /* set to tick */
+    void (*fn)(struct cn__clock *);
+} cn__clock_t;
+
+/* Makes a stopped clock that calls fn at each tick; it keeps no loop
+ * running. 0, or CN_EMFILE / CN_ENOMEM (and fd is -1). */
+int cn__clock_init(cn__clock_t *c, void (*fn)(cn__clock_t *));
+/* Ticks every period_ms from now on; 0 stops it. */
+void cn__clock_set(cn__clock_t *c, uint64_t period_ms);
+/* Stops watching it and closes its descriptor. */
+void cn__clock_close(cn__clock_t *c);
 typedef struct cn__spawn_req cn__spawn_req_t;
 
 struct cn__stream {
@@ -108,9 +129,7 @@ typedef struct cn__rt {
     uv_signal_t sigchld;
     uv_signal_t sigint;      /* the root only */
     uv_timer_t sigint_timer; /* after a SIGINT cancel: main's grace period */
-    uv_poll_t ev_tick;       /* ev_tfd, a timerfd: sends queued events while */
-    int ev_tfd;              /* they keep coming (-1 if none could be made) */
-    int ev_clock_on;         /* ev_tfd is armed */
+    cn__clock_t ev_clock;    /* sends queued events while they keep coming */
     uv_timer_t hello_timer;  /* a serve-only child: the parent's answer to HELLO */
     uint64_t sigint_at;      /* loop time of the last SIGINT, 0 if none */
     int op_cancel;           /* an operator cancelled the whole tree */

@@ -1,0 +1,68 @@
+/*
+ * clock.c: periodic clocks on the broker's loop that leave its waits
+ * untimed.
+ *
+ * While a libuv timer is active, libuv gives every epoll_wait of the loop
+ * a timeout, and a timed wait costs the kernel more than an untimed one
+ * (about half a microsecond each here). A busy broker waits tens of
+ * thousands of times a second, so a clock that runs for as long as the
+ * actor is busy (the event batches' tick, the attach server's check of its
+ * clients) is a timerfd the loop watches instead: it is set once when the
+ * clock starts, and the waits stay untimed. Short one-off timeouts (a
+ * reap, a request) stay libuv timers. docs/performance.md has the figures.
+ */
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/timerfd.h>
+
+#include "rt.h"
+
+static void on_clock(uv_poll_t *p, int status, int events)
+{
+    (void)status, (void)events;
+    /* not p->data: a handle with data is a stream's (actor.c, close_leftover) */
+    cn__clock_t *c = (cn__clock_t *)(void *)((char *)p - offsetof(cn__clock_t, poll));
+    uint64_t ticks;
+    if (read(c->fd, &ticks, sizeof(ticks)) != (ssize_t)sizeof(ticks))
+        return; /* stopped meanwhile */
+    c->fn(c);
+}
+
+int cn__clock_init(cn__clock_t *c, void (*fn)(cn__clock_t *))
+{
+    memset(c, 0, sizeof(*c));
+    c->fn = fn;
+    c->fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+    if (c->fd < 0)
+        return CN_EMFILE;
+    if (uv_poll_init(&cn__rt.loop, &c->poll, c->fd) != 0) {
+        close(c->fd);
+        c->fd = -1;
+        return CN_ENOMEM;
+    }
+    uv_poll_start(&c->poll, UV_READABLE, on_clock);
+    uv_unref((uv_handle_t *)&c->poll); /* a clock alone keeps no loop running */
+    return 0;
+}
+
+void cn__clock_set(cn__clock_t *c, uint64_t period_ms)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    its.it_interval.tv_sec = its.it_value.tv_sec = (time_t)(period_ms / 1000);
+    its.it_interval.tv_nsec = its.it_value.tv_nsec = (long)(period_ms % 1000) * 1000000L;
+    if (c->fd >= 0 && timerfd_settime(c->fd, 0, &its, NULL) == 0)
+        c->on = period_ms > 0;
+}
+
+void cn__clock_close(cn__clock_t *c)
+{
+    if (c->fd < 0)
+        return;
+    if (!uv_is_closing((uv_handle_t *)&c->poll))
+        uv_close((uv_handle_t *)&c->poll, NULL); /* stops the watch at once */
+    close(c->fd);
+    c->fd = -1;
+    c->on = 0;
+}
