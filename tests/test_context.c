@@ -426,6 +426,7 @@ static void test_open_started_result(void **state)
  * contexts that stream a little (6 events each) for a second. */
 struct feed {
     cn_client_t *c;
+    pthread_t th;
     atomic_int stop;
     atomic_long events; /* read by the test while the reader runs */
     long wakes;
@@ -446,15 +447,40 @@ static void *read_feed(void *arg)
     return NULL;
 }
 
+/* Subscribes f to the root's feed and starts a thread reading it. */
+static void feed_start(struct feed *f)
+{
+    assert_non_null(cn_attach_path());
+    assert_int_equal(cn_client_connect(cn_attach_path(), &f->c, T_MS), 0);
+    assert_int_equal(cn_client_subscribe(f->c, T_MS), 0);
+    assert_int_equal(pthread_create(&f->th, NULL, read_feed, f), 0);
+}
+
+static void feed_stop(struct feed *f)
+{
+    atomic_store(&f->stop, 1);
+    pthread_join(f->th, NULL);
+    cn_client_close(f->c);
+}
+
+/* The process of actor p and its broker's thread (a sanitizer has
+ * threads of its own). */
+static void broker_of(cn_portal_t p, int *pid, int *tid)
+{
+    cn_result_t r;
+    assert_int_equal(cn_call(p, "getpid", NULL, &r, T_MS), 0);
+    *pid = (int)r.value.via.i64;
+    cn_result_free(&r);
+    assert_int_equal(cn_call(p, "broker_tid", NULL, &r, T_MS), 0);
+    *tid = (int)r.value.via.i64;
+    cn_result_free(&r);
+}
+
 static void test_events_come_in_batches(void **state)
 {
     (void)state;
     struct feed f = {0};
-    assert_non_null(cn_attach_path());
-    assert_int_equal(cn_client_connect(cn_attach_path(), &f.c, T_MS), 0);
-    assert_int_equal(cn_client_subscribe(f.c, T_MS), 0);
-    pthread_t th;
-    pthread_create(&th, NULL, read_feed, &f);
+    feed_start(&f);
     long contexts = 0;
     for (int64_t end = ms_now() + 1000; ms_now() < end; contexts++) {
         cn_ctx_t *ctx;
@@ -477,9 +503,7 @@ static void test_events_come_in_batches(void **state)
         usleep(1000);
     }
     usleep(200000); /* the last ticks */
-    atomic_store(&f.stop, 1);
-    pthread_join(th, NULL);
-    cn_client_close(f.c);
+    feed_stop(&f);
     print_message("%ld contexts, %ld events, %ld wake-ups\n", contexts, f.events, f.wakes);
     assert_true(f.events >= 6 * contexts); /* open, started, closed at each end */
     /* Two actors' ticks over 1.2 s are about 48 writes. */
@@ -548,25 +572,18 @@ static long ctx_switches(int pid, int tid)
 }
 
 /* With a subscriber attached, an actor with no events to send sleeps: no
- * timer ticks for it (a tick every CN__EVENTS_MS whatever the load woke
+ * clock ticks for it (a tick every CN__EVENTS_MS whatever the load woke
  * an idle tree of 200 actors 4000 times a second). Events made after the
  * quiet spell still arrive within a tick. */
 static void test_idle_actor_sleeps_with_subscriber(void **state)
 {
     (void)state;
     cn_result_t r;
-    assert_int_equal(cn_call(a, "getpid", NULL, &r, T_MS), 0);
-    int pid = (int)r.value.via.i64;
-    cn_result_free(&r);
-    assert_int_equal(cn_call(a, "broker_tid", NULL, &r, T_MS), 0);
-    int tid = (int)r.value.via.i64; /* its broker: a sanitizer has threads of its own */
-    cn_result_free(&r);
+    int pid, tid;
+    broker_of(a, &pid, &tid);
     struct feed f = {0};
-    assert_int_equal(cn_client_connect(cn_attach_path(), &f.c, T_MS), 0);
-    assert_int_equal(cn_client_subscribe(f.c, T_MS), 0);
-    pthread_t th;
-    pthread_create(&th, NULL, read_feed, &f);
-    usleep(300000); /* the last batch, and the timer's one look after it */
+    feed_start(&f);
+    usleep(300000); /* the last batch, and the clock's one look after it */
     long before = ctx_switches(pid, tid);
     usleep(1000000);
     long idle = ctx_switches(pid, tid) - before;
@@ -583,9 +600,7 @@ static void test_idle_actor_sleeps_with_subscriber(void **state)
     while (f.events < want && ms_now() - t0 < 2000)
         usleep(1000);
     int64_t took = ms_now() - t0;
-    atomic_store(&f.stop, 1);
-    pthread_join(th, NULL);
-    cn_client_close(f.c);
+    feed_stop(&f);
     print_message("idle: %ld wake-ups in 1 s; the next events came in %lld ms\n", idle,
                   (long long)took);
     assert_true(idle <= 5); /* a tick every 50 ms would be 20 */
@@ -619,17 +634,10 @@ static void test_clocks_leave_broker_waits_untimed(void **state)
 {
     (void)state;
     cn_result_t r;
-    assert_int_equal(cn_call(a, "getpid", NULL, &r, T_MS), 0);
-    int pid = (int)r.value.via.i64;
-    cn_result_free(&r);
-    assert_int_equal(cn_call(a, "broker_tid", NULL, &r, T_MS), 0);
-    int tid = (int)r.value.via.i64;
-    cn_result_free(&r);
+    int pid, tid;
+    broker_of(a, &pid, &tid);
     struct feed f = {0};
-    assert_int_equal(cn_client_connect(cn_attach_path(), &f.c, T_MS), 0);
-    assert_int_equal(cn_client_subscribe(f.c, T_MS), 0);
-    pthread_t th;
-    pthread_create(&th, NULL, read_feed, &f);
+    feed_start(&f);
     int seen = 0, timed = 0, root_seen = 0, root_timed = 0;
     long timeout = 0;
     for (int k = 0; k < 40; k++) { /* a context every ~10 ms: the clock runs */
@@ -650,9 +658,7 @@ static void test_clocks_leave_broker_waits_untimed(void **state)
         root_seen += ok;
         root_timed += ok && t != -1;
     }
-    atomic_store(&f.stop, 1);
-    pthread_join(th, NULL);
-    cn_client_close(f.c);
+    feed_stop(&f);
     print_message("the callee's broker was in epoll_wait at %d of 40 looks, with a timeout at "
                   "%d; the root's at %d, with a timeout at %d\n",
                   seen, timed, root_seen, root_timed);
