@@ -1160,9 +1160,10 @@ int cn__attach_start(void)
     uv_unref((uv_handle_t *)&at.rest);
     /* A clock, not a libuv timer: the root's broker waits untimed (clock.c).
      * Without one, stalled clients are not cut off; the rest works. */
-    if (cn__clock_init(&at.tick, on_tick) < 0)
+    int crc = cn__clock_init(&at.tick, on_tick);
+    if (crc < 0)
         cn_log(CN_LOG_WARN, "attach: no clock for the client checks (%s): a client that "
-                            "stalls mid-frame will not be cut off", strerror(errno));
+                            "stalls mid-frame will not be cut off", cn_strerror(crc));
     clients_init();
     cn__clock_set(&at.tick, at.stall_ms < 1000 ? at.stall_ms / 2 + 1 : 1000);
     at.on = 1;

@@ -46,7 +46,7 @@ static __thread thr_t *tl_thr;
  *
  * Events are made where state changes, often under rt.mu or a stream's
  * locks, so they are not sent there: each is packed and queued here (a
- * leaf lock), and the broker's clock (a timerfd: actor.c, ev_clock)
+ * leaf lock), and the broker's clock (clock.c; actor.c, on_ev_tick)
  * sends the queue every CN__EVENTS_MS, so that a busy actor's feed costs
  * one write, and its subscribers one wake-up, per tick. A tick that finds
  * the queue empty stops the clock, and the next event wakes the broker,

@@ -51,6 +51,7 @@ int cn__clock_init(cn__clock_t *c, void (*fn)(cn__clock_t *));
 void cn__clock_set(cn__clock_t *c, uint64_t period_ms);
 /* Stops watching it and closes its descriptor. */
 void cn__clock_close(cn__clock_t *c);
+
 typedef struct cn__spawn_req cn__spawn_req_t;
 
 struct cn__stream {
