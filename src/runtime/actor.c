@@ -1948,7 +1948,7 @@ static void on_hello_timeout(uv_timer_t *t)
  * actor's name, which is the process's, rather than "cn-broker". Never
  * returns: a child leaves through maybe_finish_shutdown.
  */
-static void serve_on_main(void)
+static __attribute__((noreturn)) void serve_on_main(void)
 {
     cn__rt.main_done = 2; /* no entry to wait for when shutting down */
     if (greet_parent() < 0) {
@@ -1957,7 +1957,7 @@ static void serve_on_main(void)
     }
     uv_timer_start(&cn__rt.hello_timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
     broker_run();
-    syscall(SYS_exit_group, cn__rt.exit_status); /* not reached */
+    abort(); /* not reached: the loop never stops in a child */
 }
 
 /* ===========================================================================
