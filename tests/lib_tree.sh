@@ -13,10 +13,19 @@ pid= cpid=
 cleanup() {
     [ -n "$cpid" ] && kill "$cpid" 2>/dev/null
     [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    tmux kill-session -t "cn-dbg-$$" 2>/dev/null
+    tm kill-server 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+
+# tm ARGS...: tmux on a server of this test's own (its socket in $tmp),
+# which no other use of tmux on the machine can touch. A test that runs
+# one session after another keeps a session open meanwhile (tm_keep): a
+# server whose last session ends exits, and a new-session that races
+# that exit fails (seen in CI as "no server running", and a test that
+# then drove nothing).
+tm() { tmux -S "$tmp/tmux" "$@"; }
+tm_keep() { tm new-session -d -s keep "sleep 3600"; }
 sanitized=0 tsan=0
 grep -q fsanitize "$B/.settings" 2>/dev/null && sanitized=1
 grep -q fsanitize=thread "$B/.settings" 2>/dev/null && tsan=1

@@ -342,70 +342,71 @@ pid=
 
 # ---------------------------------------------------------------- a real terminal
 if command -v tmux >/dev/null 2>&1; then
+    tm_keep
     start_tree term bp
     s=cn-dbg-$$
-    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console term"
+    tm new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console term"
     k=0
-    while ! tmux capture-pane -p -t "$s" | grep -q "(term/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
-    tmux send-keys -t "$s" "threads" Enter
+    while ! tm capture-pane -p -t "$s" | grep -q "(term/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    tm send-keys -t "$s" "threads" Enter
     k=0
-    while ! tmux capture-pane -p -t "$s" | grep -q "debugger" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
-    screen=$(tmux capture-pane -p -t "$s")
+    while ! tm capture-pane -p -t "$s" | grep -q "debugger" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    screen=$(tm capture-pane -p -t "$s")
     if printf '%s\n' "$screen" | grep -q "^(term/bp-1) threads" &&
         printf '%s\n' "$screen" | grep -Eq "main +debugger"; then
         ok "terminal: the prompt names the holder and the REPL answers"
     else
         fail "terminal: screen was: $screen"
     fi
-    tmux send-keys -t "$s" C-c
+    tm send-keys -t "$s" C-c
     k=0
-    while ! tmux capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
-    if tmux capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && kill -0 "$pid" 2>/dev/null &&
+    while ! tm capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    if tm capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && kill -0 "$pid" 2>/dev/null &&
         ! grep -q "shutting down" "$tmp/term.log"; then
         ok "terminal: Ctrl-C at the console interrupts the REPL and cancels nothing"
     else
-        fail "terminal: after Ctrl-C: $(tmux capture-pane -p -t "$s" | tail -5) / $(tail -3 "$tmp/term.log")"
+        fail "terminal: after Ctrl-C: $(tm capture-pane -p -t "$s" | tail -5) / $(tail -3 "$tmp/term.log")"
     fi
     sleep 2.2 # so that the next Ctrl-C is not a second one
-    tmux send-keys -t "$s" "c" Enter
+    tm send-keys -t "$s" "c" Enter
     wait_for "after breakpoint: ok" "$tmp/term.log" 5 && ok "terminal: continue typed in tmux resumes the actor" ||
-        fail "terminal: not resumed: $(tmux capture-pane -p -t "$s")"
-    tmux send-keys -t "$s" C-d
-    tmux kill-session -t "$s" 2>/dev/null
+        fail "terminal: not resumed: $(tm capture-pane -p -t "$s")"
+    tm send-keys -t "$s" C-d
+    tm kill-session -t "$s" 2>/dev/null
     stop_tree
 
     # No console client, and the root runs in a terminal: that terminal is
     # the console, for as long as an actor holds it.
-    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $tree_bin --name=own bp 2>$tmp/own.log; sleep 30"
+    tm new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $tree_bin --name=own bp 2>$tmp/own.log; sleep 30"
     k=0
-    while ! tmux capture-pane -p -t "$s" | grep -q "^(own/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
-    tmux send-keys -t "$s" "threads" Enter
+    while ! tm capture-pane -p -t "$s" | grep -q "^(own/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    tm send-keys -t "$s" "threads" Enter
     k=0
-    while ! tmux capture-pane -p -t "$s" | grep -Eq "main +debugger" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
-    screen=$(tmux capture-pane -p -t "$s")
+    while ! tm capture-pane -p -t "$s" | grep -Eq "main +debugger" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    screen=$(tm capture-pane -p -t "$s")
     printf '%s\n' "$screen" | grep -q "^(own/bp-1) threads" && printf '%s\n' "$screen" | grep -Eq "main +debugger" &&
         ok "root's terminal: with no console attached, it is the console" ||
         fail "root's terminal: screen was: $screen"
-    tmux send-keys -t "$s" "c" Enter
+    tm send-keys -t "$s" "c" Enter
     wait_for "after breakpoint: ok" "$tmp/own.log" 5 && ok "root's terminal: continue typed there resumes the actor" ||
-        fail "root's terminal: not resumed: $(tmux capture-pane -p -t "$s")"
-    tmux send-keys -t "$s" C-c
+        fail "root's terminal: not resumed: $(tm capture-pane -p -t "$s")"
+    tm send-keys -t "$s" C-c
     k=0
     while pgrep -f -- "^$tree_bin --name=own" >/dev/null && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
     pgrep -f -- "^$tree_bin --name=own" >/dev/null && fail "root's terminal: Ctrl-C did not end the tree" ||
         ok "root's terminal: given back after the session, Ctrl-C cancels the tree as usual"
-    tmux kill-session -t "$s" 2>/dev/null
+    tm kill-session -t "$s" 2>/dev/null
 
     # A double Ctrl-C at the console escapes: the whole tree is killed.
     start_tree escape bp
     wait_for "waits for the console" "$tmp/escape.log" 5
     kid=$(pgrep -P "$pid" | head -1)
-    tmux new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console escape; sleep 30"
+    tm new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console escape; sleep 30"
     k=0
-    while ! tmux capture-pane -p -t "$s" | grep -q "(escape/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
-    tmux send-keys -t "$s" C-c
+    while ! tm capture-pane -p -t "$s" | grep -q "(escape/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    tm send-keys -t "$s" C-c
     sleep 0.3
-    tmux send-keys -t "$s" C-c
+    tm send-keys -t "$s" C-c
     k=0
     while { kill -0 "$pid" 2>/dev/null || kill -0 "$kid" 2>/dev/null; } && [ $k -lt 60 ]; do sleep 0.05; k=$((k + 1)); done
     if ! kill -0 "$pid" 2>/dev/null && [ -n "$kid" ] && ! kill -0 "$kid" 2>/dev/null; then
@@ -414,7 +415,7 @@ if command -v tmux >/dev/null 2>&1; then
         fail "terminal: after a double Ctrl-C: root alive=$(kill -0 "$pid" 2>/dev/null && echo y), child $kid alive=$(kill -0 "$kid" 2>/dev/null && echo y)"
         kill -9 "$pid" "$kid" 2>/dev/null # it would wait for the session for ever
     fi
-    tmux kill-session -t "$s" 2>/dev/null
+    tm kill-session -t "$s" 2>/dev/null
     wait "$pid" 2>/dev/null
     pid=
 else

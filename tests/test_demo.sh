@@ -148,36 +148,36 @@ kill -0 "$mpid" 2>/dev/null && { fail "make demo did not stop on Ctrl-C"; env ki
 # 10 s; quitting with "cancel" ends a debugger session that would hold the
 # shutdown, and leaves nothing running.
 sess=cn-dbg-$$
-tmux new-session -d -s "$sess" -x 100 -y 30 \
+tm new-session -d -s "$sess" -x 100 -y 30 \
     "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy run --debug --name demo2 -- $demo --trigger break@1 --trigger stall@1; echo EXIT=\$? >$tmp/tui.exit; sleep 60"
 i=0
 while [ $i -lt $((100 * slow)) ]; do
-    screen=$(tmux capture-pane -p -t "$sess")
+    screen=$(tm capture-pane -p -t "$sess")
     printf '%s\n' "$screen" | grep -q "worker-2" && printf '%s\n' "$screen" | grep -q "has the debugger's console" && break
     sleep 0.1
     i=$((i + 1))
 done
 printf '%s\n' "$screen" | grep -q "render" && ok "the TUI shows the demo tree (after $((i * 100)) ms)" || fail "the TUI: $screen"
 printf '%s\n' "$screen" | grep -q "worker-0 has the debugger's console" && ok "the TUI says who holds the console" || fail "no holder: $screen"
-tmux send-keys -t "$sess" 6
+tm send-keys -t "$sess" 6
 i=0
-until tmux capture-pane -p -t "$sess" | grep -q "to take messages" || [ $i -ge $((150 * slow)) ]; do
+until tm capture-pane -p -t "$sess" | grep -q "to take messages" || [ $i -ge $((150 * slow)) ]; do
     sleep 0.1
     i=$((i + 1))
 done
-screen=$(tmux capture-pane -p -t "$sess")
+screen=$(tm capture-pane -p -t "$sess")
 printf '%s\n' "$screen" | grep -q "^warning stalled-stream \[demo2/ingest, demo2/ingest/worker-2\]" &&
     printf '%s\n' "$screen" | grep -q "^    .*to take messages" &&
     ok "the Lints view names the stall, its reason wrapped whole under it" || fail "lints: $screen"
 pids=$(tree_pids demo2)
-tmux send-keys -t "$sess" q
+tm send-keys -t "$sess" q
 sleep 0.3
-tmux send-keys -t "$sess" y
+tm send-keys -t "$sess" y
 wait_for "EXIT=0" "$tmp/tui.exit" $((10 * slow)) && ok "quit and cancel: the tree exits 0 (canopy run's status)" ||
-    fail "canopy run: $(cat "$tmp/tui.exit" 2>/dev/null); $(tmux capture-pane -p -t "$sess" | grep -v '^$' | tail -5)"
+    fail "canopy run: $(cat "$tmp/tui.exit" 2>/dev/null); $(tm capture-pane -p -t "$sess" | grep -v '^$' | tail -5)"
 left=
 for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
 [ -z "$left" ] && ok "no actor process is left" || fail "left running:$left"
-tmux kill-session -t "$sess" 2>/dev/null
+tm kill-session -t "$sess" 2>/dev/null
 
 finish test_demo
