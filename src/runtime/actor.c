@@ -1176,11 +1176,20 @@ static void on_ev_tick(cn__clock_t *c)
         cn__clock_set(c, 0);
 }
 
-/* Broker, on every wake-up: the first events after a quiet spell. */
+/*
+ * Broker, on every wake-up while the clock is stopped: the first events
+ * after a quiet spell go out now and start the clock. With nothing
+ * queued, evq.asleep is set again, because the event that woke us cleared
+ * it: the broker may have sent that event early, as a backlog, in the
+ * same turn (on_read), and with the flag left clear the events that
+ * followed would wait for a wake-up no one sends (test_context,
+ * test_a_burst_after_quiet_reaches_the_feed_whole).
+ */
 static void ev_wake(void)
 {
-    if (atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) && !cn__rt.ev_clock.on &&
-        cn__events_queued()) {
+    if (!atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) || cn__rt.ev_clock.on)
+        return;
+    if (cn__events_queued() || !cn__events_sleep()) {
         cn__events_flush();
         cn__clock_set(&cn__rt.ev_clock, CN__EVENTS_MS);
     }
