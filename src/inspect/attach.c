@@ -136,6 +136,23 @@ static void cleanup_on_signals(void);
  * Where the socket lives
  */
 
+/* client.h. Here rather than in client.c, which has the rest of the
+ * client: the root needs this one function of it, and a tree's program
+ * linked statically would otherwise carry the whole client. */
+int cn_client_dir(char *out, size_t n)
+{
+    const char *env = getenv("CANOPY_RUNTIME_DIR");
+    const char *xdg = getenv("XDG_RUNTIME_DIR");
+    int len;
+    if (env && *env)
+        len = snprintf(out, n, "%s", env);
+    else if (xdg && *xdg && access(xdg, W_OK) == 0)
+        len = snprintf(out, n, "%s/canopy", xdg);
+    else
+        len = snprintf(out, n, "/tmp/canopy-%u", (unsigned)getuid());
+    return len < 0 || (size_t)len >= n ? CN_ENAMETOOLONG : 0;
+}
+
 /* The directory clients look in (cn_client_dir), created 0700; refused
  * unless ours and private. */
 static int socket_dir(char *out, size_t n)

@@ -77,20 +77,6 @@ static int left_ms(int64_t deadline)
  * Finding trees
  */
 
-int cn_client_dir(char *out, size_t n)
-{
-    const char *env = getenv("CANOPY_RUNTIME_DIR");
-    const char *xdg = getenv("XDG_RUNTIME_DIR");
-    int len;
-    if (env && *env)
-        len = snprintf(out, n, "%s", env);
-    else if (xdg && *xdg && access(xdg, W_OK) == 0)
-        len = snprintf(out, n, "%s/canopy", xdg);
-    else
-        len = snprintf(out, n, "/tmp/canopy-%u", (unsigned)getuid());
-    return len < 0 || (size_t)len >= n ? CN_ENAMETOOLONG : 0;
-}
-
 /* "NAME.PID.sock" -> name and pid; 0 if the file name is not one. */
 static int parse_sock_name(const char *file, cn_tree_info_t *t)
 {
@@ -361,20 +347,6 @@ int cn_client_root_pid(const cn_client_t *c)
 /* ===========================================================================
  * Decoding a snapshot
  */
-
-const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key)
-{
-    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
-        return NULL;
-    size_t klen = strlen(key);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object *k = &map->via.map.ptr[i].key;
-        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
-            memcmp(k->via.str.ptr, key, klen) == 0)
-            return &map->via.map.ptr[i].val;
-    }
-    return NULL;
-}
 
 /* An integer's value (a positive one past INT64_MAX as INT64_MAX), or
  * dflt for a missing object or any other type. */

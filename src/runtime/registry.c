@@ -318,6 +318,34 @@ void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_le
     ev_end(sb, mark);
 }
 
+/* rt.h. Each of msgpack's packers is an inline switch on the value's
+ * size; inlined at every key of every snapshot and event they made 18 KiB
+ * of the library's code, and code is most of what an idle actor has
+ * resident of its own (docs/performance.md). Nothing that calls these is
+ * per message. */
+void cn__pack_cstr(msgpack_packer *pk, const char *v)
+{
+    if (v == NULL) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    size_t n = strlen(v);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, v, n);
+}
+
+void cn__pack_kstr(msgpack_packer *pk, const char *k, const char *v)
+{
+    cn__pack_cstr(pk, k);
+    cn__pack_cstr(pk, v);
+}
+
+void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v)
+{
+    cn__pack_cstr(pk, k);
+    msgpack_pack_int64(pk, v);
+}
+
 static const char *const phase_names[] = {"opening", "started", "returned", "errored"};
 static const char *const cancel_names[] = {"none", "requested", "acknowledged", "done",
                                            "timed-out"};

@@ -485,29 +485,12 @@ void cn__done(void);
 /* A task thread starts (fn != NULL) or ends running a task. */
 void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid);
 
-/* Map entries for snapshots: "key": string (NULL packs nil) or integer. */
-static inline void cn__pack_cstr(msgpack_packer *pk, const char *v)
-{
-    if (v == NULL) {
-        msgpack_pack_nil(pk);
-        return;
-    }
-    size_t n = strlen(v);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, v, n);
-}
-
-static inline void cn__pack_kstr(msgpack_packer *pk, const char *k, const char *v)
-{
-    cn__pack_cstr(pk, k);
-    cn__pack_cstr(pk, v);
-}
-
-static inline void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v)
-{
-    cn__pack_cstr(pk, k);
-    msgpack_pack_int64(pk, v);
-}
+/* Map entries for snapshots: "key": string (NULL packs nil) or integer.
+ * Not inline: msgpack's packers are, and these have some eighty callers
+ * (registry.c has the why). */
+void cn__pack_cstr(msgpack_packer *pk, const char *v);
+void cn__pack_kstr(msgpack_packer *pk, const char *k, const char *v);
+void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v);
 
 /* ---------------------------------------------------------------------------
  * Events for the live feed (attach clients that sent SUBSCRIBE). Each

@@ -752,3 +752,20 @@ int cn_wire_pack_typed(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void
         rc = pack_field(&pk, &bd->fields[i], (const char *)body + bd->fields[i].offset);
     return cn_wire_end(sb, mark, rc, max_frame);
 }
+
+/* canopy/client.h. Here, with the codec, because the runtime reads maps
+ * with it too, and so that a tree's program linked statically does not
+ * carry the client for it. */
+const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key)
+{
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    size_t klen = strlen(key);
+    for (uint32_t i = 0; i < map->via.map.size; i++) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+            memcmp(k->via.str.ptr, key, klen) == 0)
+            return &map->via.map.ptr[i].val;
+    }
+    return NULL;
+}

@@ -23,6 +23,7 @@
 
 #include <msgpack.h>
 
+#include "canopy/defs.h"
 #include "canopy/errors.h"
 #include "canopy/version.h"
 
@@ -361,5 +362,8 @@ const cn_wire_field_t *cn_wire_fields(uint32_t type, size_t *n);
 
 /* "uint", "int", "str", "bin|str", "any". */
 const char *cn_wire_kind_name(cn_wire_kind_t kind);
+
+/* map[key] in a map with string keys, or NULL. Public: canopy/client.h. */
+CN_EXTERN const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key);
 
 #endif /* CN_WIRE_H */
