@@ -12,7 +12,8 @@
  *                     parent, vs one fork+exec+wait of /bin/true
  *   spawn_100_ms      100 children spawned from 8 threads until all have
  *                     greeted, vs 100 sequential fork+exec+wait of /bin/true
- *   idle_actor_rss_kib  resident memory of an idle child, vs /bin/sleep
+ *   idle_actor_rss_kib  resident memory of an idle child that has served
+ *                     calls, vs /bin/sleep: medians of 5 each
  *   idle_actor_anon_kib its private (anonymous) part, vs /bin/sleep's
  */
 #include <pthread.h>
@@ -168,6 +169,64 @@ static void *spawn_some(void *p)
     return NULL;
 }
 
+/* Idle memory: IDLE_N children that have each served calls, then sit
+ * idle (the echo child and IDLE_N - 1 more), against as many /bin/sleep.
+ * Most of either's RSS is libc's pages, shared with every process, and
+ * how many of those a process has mapped moves by some 100 KiB with the
+ * address the loader picked for libc (the kernel maps file pages in
+ * aligned runs around each one touched): one process is one draw of
+ * that, so each figure is the median of IDLE_N, and the range is
+ * printed. The private (anonymous) part is what each actor really adds. */
+#define IDLE_N 5
+
+static int idle_memory(bench_out_t *out, cn_portal_t echo)
+{
+    double kib[IDLE_N], anon[IDLE_N], base_kib[IDLE_N], base_anon[IDLE_N];
+    cn_portal_t more[IDLE_N];
+    for (int i = 0; i < IDLE_N; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "idle-%d", i);
+        more[i] = echo;
+        if (i > 0 && cn_spawn(name, NULL, &more[i], 10000) != 0)
+            return -1;
+        if (i > 0)
+            call_rtt_us(more[i], 100); /* served, like echo */
+    }
+    usleep(100000);
+    for (int i = 0; i < IDLE_N; i++) {
+        cn_result_t r;
+        kib[i] = anon[i] = -1;
+        if (cn_call(more[i], "getpid", NULL, &r, 5000) == 0) {
+            kib[i] = (double)bench_proc_kib((pid_t)r.value.via.i64, "status", "VmRSS");
+            anon[i] = (double)bench_proc_kib((pid_t)r.value.via.i64, "smaps_rollup", "Anonymous");
+        }
+        cn_result_free(&r);
+        if (i > 0)
+            cn_cancel(more[i], 5000);
+        pid_t sp;
+        char *sargv[] = {"sleep", "5", NULL};
+        base_kib[i] = base_anon[i] = -1;
+        if (posix_spawn(&sp, "/bin/sleep", NULL, NULL, sargv, environ) == 0) {
+            usleep(100000);
+            base_kib[i] = (double)bench_proc_kib(sp, "status", "VmRSS");
+            base_anon[i] = (double)bench_proc_kib(sp, "smaps_rollup", "Anonymous");
+            kill(sp, SIGKILL);
+            waitpid(sp, NULL, 0);
+        }
+        if (kib[i] < 0 || anon[i] < 0 || base_kib[i] < 0 || base_anon[i] < 0) {
+            fprintf(stderr, "bench: cannot read an idle process's memory\n");
+            return -1;
+        }
+    }
+    double k = bench_median(kib, IDLE_N), bk = bench_median(base_kib, IDLE_N);
+    printf("rpc: idle RSS of %d actors %.0f to %.0f KiB, of %d /bin/sleep %.0f to %.0f KiB\n",
+           IDLE_N, kib[0], kib[IDLE_N - 1], IDLE_N, base_kib[0], base_kib[IDLE_N - 1]);
+    bench_report(out, "idle_actor_rss_kib", k, "KiB", bk, "/bin/sleep RSS");
+    bench_report(out, "idle_actor_anon_kib", bench_median(anon, IDLE_N), "KiB",
+                 bench_median(base_anon, IDLE_N), "/bin/sleep anonymous");
+    return 0;
+}
+
 static int bench_main(int argc, char **argv)
 {
     bench_out_t out;
@@ -202,29 +261,8 @@ static int bench_main(int argc, char **argv)
     bench_report(&out, "rpc_rtt_us", bench_median(rtt, 5), "us", raw_m, "raw socketpair RTT");
     bench_report(&out, "rpc_rtt_hop_us", bench_median(hop, 5), "us", raw2_m, "raw socketpair RTT");
 
-    /* Idle memory: the echo child has served, then sits idle. */
-    /* RSS is mostly libc's pages, shared with every process; the private
-     * (anonymous) part is what each actor really adds. */
-    cn_result_t r;
-    long kib = -1, anon = -1, base_kib = -1, base_anon = -1;
-    if (cn_call(echo, "getpid", NULL, &r, 5000) == 0) {
-        kib = bench_proc_kib((pid_t)r.value.via.i64, "status", "VmRSS");
-        anon = bench_proc_kib((pid_t)r.value.via.i64, "smaps_rollup", "Anonymous");
-    }
-    cn_result_free(&r);
-    pid_t sp;
-    char *sargv[] = {"sleep", "5", NULL};
-    if (posix_spawn(&sp, "/bin/sleep", NULL, NULL, sargv, environ) == 0) {
-        usleep(100000);
-        base_kib = bench_proc_kib(sp, "status", "VmRSS");
-        base_anon = bench_proc_kib(sp, "smaps_rollup", "Anonymous");
-        kill(sp, SIGKILL);
-        waitpid(sp, NULL, 0);
-    }
-    bench_report(&out, "idle_actor_rss_kib", (double)kib, "KiB", (double)base_kib,
-                 "/bin/sleep RSS");
-    bench_report(&out, "idle_actor_anon_kib", (double)anon, "KiB", (double)base_anon,
-                 "/bin/sleep anonymous");
+    if (idle_memory(&out, echo) < 0)
+        return 1;
     cn_cancel(echo, 5000);
     cn_cancel(mid, 5000);
 
