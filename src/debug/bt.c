@@ -45,18 +45,23 @@ typedef struct ent {
 } ent_t;
 
 static struct {
-    ent_t slot[CACHE_SLOTS];
+    ent_t *slot; /* CACHE_SLOTS, at the first look-up (see freeze.c, fz) */
     size_t used;
 } cache;
 
+/* The entry for `look`, added if `add`; NULL if there is none (or no
+ * memory for the cache). */
 static ent_t *cache_find(uintptr_t look, int add)
 {
+    if (cache.slot == NULL && (!add || (cache.slot = calloc(CACHE_SLOTS, sizeof(ent_t))) == NULL))
+        return NULL;
     if (add && cache.used >= CACHE_SLOTS / 2) { /* cheaper to start over than to evict */
         for (size_t i = 0; i < CACHE_SLOTS; i++) {
             free(cache.slot[i].fn);
             free(cache.slot[i].loc);
         }
-        memset(&cache, 0, sizeof(cache));
+        memset(cache.slot, 0, CACHE_SLOTS * sizeof(ent_t));
+        cache.used = 0;
     }
     size_t i = (look * 0x9E3779B97F4A7C15ull) >> 52; /* 12 bits */
     for (;; i = (i + 1) & (CACHE_SLOTS - 1)) {

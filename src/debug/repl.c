@@ -61,11 +61,21 @@ static struct {
     uint64_t sid;
     int granted;
     uint64_t since_us;
-    cn__thr_stack_t stacks[STACKS_MAX];
+    cn__thr_stack_t *stacks; /* STACKS_MAX: stacks_buf */
+    cn__thr_stack_t *now;    /* STACKS_MAX, for a snapshot's look: stacks_buf */
     size_t nstacks;
     int have_stacks;
     int gdb; /* the parent was asked to run gdb on us and has not said it is done */
 } ss = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Broker: *slot, allocated the first time (see freeze.c, fz, for why not
+ * static); NULL if there is no memory for it. */
+static cn__thr_stack_t *stacks_buf(cn__thr_stack_t **slot)
+{
+    if (*slot == NULL)
+        *slot = calloc(STACKS_MAX, sizeof(**slot));
+    return *slot;
+}
 
 /* ===========================================================================
  * Output
@@ -524,10 +534,10 @@ static int cmd_bt(int argc, char **argv, msgpack_sbuffer *out)
             return 0;
     }
     /* The others: as frozen, or looked at now. */
-    cn__thr_stack_t *st = ss.stacks;
+    cn__thr_stack_t *st = stacks_buf(&ss.stacks);
     size_t n = ss.nstacks;
     if (!ss.have_stacks) {
-        if (cn__freeze(0, r->tid, 200, ss.stacks, STACKS_MAX, &n) < 0)
+        if (st == NULL || cn__freeze(0, r->tid, 200, st, STACKS_MAX, &n) < 0)
             n = 0;
         ss.nstacks = n;
     }
@@ -776,7 +786,7 @@ static void on_grant(void)
         ss.granted = 1;
         if (r->kind == K_BREAK || r->kind == K_CRASH) { /* stop the others too */
             size_t n = 0;
-            if (cn__freeze(1, r->tid, 500, ss.stacks, STACKS_MAX, &n) == 0)
+            if (stacks_buf(&ss.stacks) && cn__freeze(1, r->tid, 500, ss.stacks, STACKS_MAX, &n) == 0)
                 ss.have_stacks = 1;
             ss.nstacks = n;
         }
@@ -926,7 +936,6 @@ static void pack_stack(msgpack_packer *pk, const cn__thr_stack_t *t, const char 
 
 void cn__debug_pack_stacks(msgpack_packer *pk)
 {
-    static cn__thr_stack_t now[STACKS_MAX]; /* broker only */
     cn__pack_cstr(pk, "stacks");
     dreq_t *r = ss.cur;
     if (r && ss.have_stacks) { /* stopped for a session: as they stand */
@@ -943,7 +952,8 @@ void cn__debug_pack_stacks(msgpack_packer *pk)
         return;
     }
     size_t n = 0;
-    if (cn__freeze(0, 0, 200, now, STACKS_MAX, &n) < 0)
+    cn__thr_stack_t *now = stacks_buf(&ss.now);
+    if (now == NULL || cn__freeze(0, 0, 200, now, STACKS_MAX, &n) < 0)
         n = 0;
     resolve_stacks(now, n);
     msgpack_pack_array(pk, n);

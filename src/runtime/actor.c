@@ -941,11 +941,16 @@ static void on_lost_timer(uv_timer_t *t)
  * Children's output
  */
 
+/* Only a parent reads children's output: its buffer is allocated then
+ * (see freeze.c, fz, for why not static), with a small one to go on with
+ * if there is no memory for it. */
 static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h, (void)suggested;
-    static char scratch[READ_BUF]; /* broker only */
-    *buf = uv_buf_init(scratch, sizeof(scratch));
+    static char *scratch, small[256]; /* broker only */
+    if (scratch == NULL)
+        scratch = malloc(READ_BUF);
+    *buf = scratch ? uv_buf_init(scratch, READ_BUF) : uv_buf_init(small, sizeof(small));
 }
 
 static void emit_lines(cn__stream_t *s, int which, const char *p, size_t n, int flush)
@@ -1741,7 +1746,7 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
-    static char buf[READ_BUF]; /* broker only */
+    char *buf = cn__rt.read_buf; /* broker only */
     cn__stream_t *s = p->data;
     if (s->lost)
         return;
@@ -1753,7 +1758,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         stream_flush(s);
     if (!(events & UV_READABLE))
         return;
-    ssize_t n = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+    ssize_t n = recv(s->fd, buf, READ_BUF, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -2385,8 +2390,14 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     cn__latch_init(&r->jobs);
     cn__latch_init(&r->ready);
     cn__latch_init(&r->done);
-    if (uv_loop_init(&r->loop) < 0)
+    /* Not static (see freeze.c, fz): most of it is never touched. */
+    if ((r->read_buf = malloc(READ_BUF)) == NULL)
         return CN_ENOMEM;
+    if (uv_loop_init(&r->loop) < 0) {
+        free(r->read_buf);
+        r->read_buf = NULL;
+        return CN_ENOMEM;
+    }
     r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     int rc = r->wake_fd < 0 ? (errno == EMFILE ? CN_EMFILE : CN_ENOMEM) : 0;
     if (rc == 0 && uv_poll_init(&r->loop, &r->wake, r->wake_fd) < 0) {
@@ -2395,6 +2406,8 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     }
     if (rc < 0) {
         uv_loop_close(&r->loop);
+        free(r->read_buf);
+        r->read_buf = NULL;
         return rc;
     }
     uv_poll_start(&r->wake, UV_READABLE, on_wake);
@@ -2440,6 +2453,8 @@ static void rt_fini(void)
     cn_route_table_fini(&cn__rt.routes);
     cn__cmap_fini(&cn__rt.calls);
     cn__cmap_fini(&cn__rt.tasks);
+    free(cn__rt.read_buf);
+    cn__rt.read_buf = NULL;
 }
 
 /* The child side: who we are comes from the environment the parent set. */

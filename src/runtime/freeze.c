@@ -47,8 +47,12 @@ typedef struct row {
     void *frames[CN__BT_FRAMES];
 } row_t;
 
+/* rows: FZ_MAX of them, allocated by the first freeze. Large arrays that
+ * most actors never use are on the heap, not static: an idle actor's
+ * static data is then a few pages of small variables, not those pages
+ * spread across the edges of the arrays (docs/performance.md). */
 static struct {
-    row_t rows[FZ_MAX];
+    row_t *rows;
     _Atomic int nrows;
     _Atomic int park;   /* this freeze stops threads */
     _Atomic int frozen; /* futex word: parked threads sleep while it is 1 */
@@ -214,6 +218,8 @@ int cn__freeze(int park_them, int skip_tid, int64_t timeout_ms, cn__thr_stack_t 
     *n = 0;
     if (atomic_load(&fz.frozen) || atomic_load(&fz.parked))
         return CN_EBUSY;
+    if (fz.rows == NULL && (fz.rows = calloc(FZ_MAX, sizeof(*fz.rows))) == NULL)
+        return CN_ENOMEM; /* before any row can be asked for: my_row needs nrows > 0 */
     cn__freeze_init();
     cn__unwinder_warm(); /* before any handler needs it */
     int self = my_tid(), count = 0;

@@ -37,11 +37,11 @@ typedef struct record {
 
 static struct {
     pthread_mutex_t mu;
-    record_t ring[RING_SIZE];
+    record_t *ring; /* RING_SIZE, at the first record (see freeze.c, fz) */
     size_t next; /* total records ever kept */
     FILE *out;   /* stderr, or CANOPY_LOG_FILE; NULL until the first record */
     int colour;
-} sink = {PTHREAD_MUTEX_INITIALIZER, {{0}}, 0, NULL, 0};
+} sink = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, 0};
 
 /* Where the root's records go: CANOPY_LOG_FILE (appended to) if set and
  * writable, else stderr. Decided once, at the first record. */
@@ -91,6 +91,11 @@ void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len
             (unsigned)(time_us / 1000 % 1000), sink.colour ? level_colours[level] : "",
             level_names[level], sink.colour ? "\033[0m" : "", (int)path_len, path, (int)msg_len,
             msg);
+    if (sink.ring == NULL && (sink.ring = calloc(RING_SIZE, sizeof(*sink.ring))) == NULL) {
+        cn__unlock(&sink.mu); /* printed, not kept */
+        cn__event_log(level, time_us, path, path_len, msg, msg_len);
+        return;
+    }
     record_t *r = &sink.ring[sink.next % RING_SIZE];
     free(r->text);
     r->level = level;

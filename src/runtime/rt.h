@@ -124,6 +124,7 @@ typedef struct cn__rt {
     char **argv;
 
     uv_loop_t loop;
+    char *read_buf; /* the broker's for reading streams (actor.c, on_poll) */
     uv_poll_t wake;           /* wake_fd, an eventfd: see cn__wake */
     int wake_fd;
     _Atomic int wake_pending; /* written to wake_fd, not yet seen by the broker */
