@@ -51,7 +51,6 @@
 
 #define CLIENTS_MAX 64
 #define CLIENT_FRAME_MAX (1u << 20)
-#define CLIENT_READ (64u * 1024) /* bytes of a client's requests read at once */
 #define HELLO_MS 5000
 #define STALL_MS 10000 /* CANOPY_ATTACH_STALL_MS overrides both, for tests */
 #define OUT_MAX (64u << 20)
@@ -872,11 +871,7 @@ static void on_client_msg(client_t *c, cn_wire_msg_t *m)
 
 static void on_client_poll(uv_poll_t *p, int status, int events)
 {
-    static char *big, small[256]; /* broker only; see freeze.c, fz, for why not static */
-    if (big == NULL)
-        big = malloc(CLIENT_READ);
-    char *buf = big ? big : small;
-    size_t cap = big ? CLIENT_READ : sizeof(small);
+    char *buf = cn__rt.read_buf;
     client_t *c = p->data;
     if (c->closing)
         return;
@@ -894,7 +889,7 @@ static void on_client_poll(uv_poll_t *p, int status, int events)
     }
     /* Peeked, then taken as far as it was decoded: what follows the
      * request that made the client busy stays in its socket. */
-    ssize_t n = recv(c->fd, buf, cap, MSG_PEEK | MSG_DONTWAIT);
+    ssize_t n = recv(c->fd, buf, CN__READ_BUF, MSG_PEEK | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {

@@ -43,7 +43,6 @@
 
 cn__rt_t cn__rt;
 
-#define READ_BUF (64 * 1024)
 #define LOST_WAIT_MS 50   /* how long a lost child's exit status is awaited */
 #define REAP_SOFT_MS 1000 /* SHUTDOWN, then SIGTERM after this */
 #define REAP_HARD_MS 1000 /* then SIGKILL after this */
@@ -941,16 +940,10 @@ static void on_lost_timer(uv_timer_t *t)
  * Children's output
  */
 
-/* Only a parent reads children's output: its buffer is allocated then
- * (see freeze.c, fz, for why not static), with a small one to go on with
- * if there is no memory for it. */
 static void on_out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h, (void)suggested;
-    static char *scratch, small[256]; /* broker only */
-    if (scratch == NULL)
-        scratch = malloc(READ_BUF);
-    *buf = scratch ? uv_buf_init(scratch, READ_BUF) : uv_buf_init(small, sizeof(small));
+    *buf = uv_buf_init(cn__rt.read_buf, CN__READ_BUF);
 }
 
 static void emit_lines(cn__stream_t *s, int which, const char *p, size_t n, int flush)
@@ -1746,7 +1739,7 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
 
 static void on_poll(uv_poll_t *p, int status, int events)
 {
-    char *buf = cn__rt.read_buf; /* broker only */
+    char *buf = cn__rt.read_buf;
     cn__stream_t *s = p->data;
     if (s->lost)
         return;
@@ -1758,7 +1751,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
         stream_flush(s);
     if (!(events & UV_READABLE))
         return;
-    ssize_t n = recv(s->fd, buf, READ_BUF, MSG_DONTWAIT);
+    ssize_t n = recv(s->fd, buf, CN__READ_BUF, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
     if (n <= 0) {
@@ -2390,8 +2383,7 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     cn__latch_init(&r->jobs);
     cn__latch_init(&r->ready);
     cn__latch_init(&r->done);
-    /* Not static (see freeze.c, fz): most of it is never touched. */
-    if ((r->read_buf = malloc(READ_BUF)) == NULL)
+    if ((r->read_buf = malloc(CN__READ_BUF)) == NULL)
         return CN_ENOMEM;
     if (uv_loop_init(&r->loop) < 0) {
         free(r->read_buf);

@@ -113,6 +113,8 @@ typedef struct cn__exited {
 
 #define CN__EXITED_KEEP 64
 
+#define CN__READ_BUF (64 * 1024) /* cn__rt.read_buf */
+
 typedef struct cn__rt {
     int started, is_root;
     uint64_t start_us;
@@ -124,7 +126,13 @@ typedef struct cn__rt {
     char **argv;
 
     uv_loop_t loop;
-    char *read_buf; /* the broker's for reading streams (actor.c, on_poll) */
+    /* CN__READ_BUF bytes, the broker's, for every read it makes (actor.c:
+     * streams and children's output; attach.c: clients). Each read is
+     * used up before its callback returns, and the loop never nests, so
+     * one buffer serves them all. Allocated by rt_init: not static, where
+     * its edges would spread the small statics over more pages (see
+     * freeze.c, fz). */
+    char *read_buf;
     uv_poll_t wake;           /* wake_fd, an eventfd: see cn__wake */
     int wake_fd;
     _Atomic int wake_pending; /* written to wake_fd, not yet seen by the broker */
