@@ -332,17 +332,14 @@ static int check_body(cn_wire_msg_t *m)
 static int read_envelope(const uint8_t *p, size_t len, cn_wire_hdr_t *hdr, size_t *slots,
                          size_t *body_off, size_t *nelem);
 
-/* Builds a message from the 4-byte prefix and a body of body_len bytes. */
-static int decode_body(const uint8_t *prefix, const char *body, size_t body_len,
-                       cn_wire_msg_t **out)
+/* Builds a message from the 4-byte prefix and a body of body_len bytes
+ * whose envelope has been read: `slots` container slots in all, the body
+ * proper at body_off, nelem envelope elements. */
+static int build_msg(const uint8_t *prefix, const char *body, size_t body_len,
+                     const cn_wire_hdr_t *hdr, size_t slots, size_t body_off, size_t nelem,
+                     cn_wire_msg_t **out)
 {
-    cn_wire_hdr_t hdr;
-    memset(&hdr, 0, sizeof(hdr)); /* padding too: messages are compared whole */
-    size_t slots, body_off, nelem;
-    int rc = read_envelope((const uint8_t *)body, body_len, &hdr, &slots, &body_off, &nelem);
-    if (rc < 0)
-        return rc;
-
+    int rc;
     /* One chunk for the struct, the frame copy and every object, plus
      * alignment slack. If the estimate were short the zone would just take
      * another chunk. */
@@ -363,7 +360,7 @@ static int decode_body(const uint8_t *prefix, const char *body, size_t body_len,
     memcpy(frame + CN_WIRE_LEN_SIZE, body, body_len);
     m->frame = frame;
     m->frame_len = frame_len;
-    m->hdr = hdr;
+    m->hdr = *hdr;
 
     /* The envelope is read: only the body (its fifth element) is
      * unpacked, which is most of the saving on a small message. Elements
@@ -394,6 +391,19 @@ static int decode_body(const uint8_t *prefix, const char *body, size_t body_len,
     m->zone = z; /* from here on the message owns the zone that holds it */
     *out = m;
     return 0;
+}
+
+/* Builds a message from the 4-byte prefix and a body of body_len bytes. */
+static int decode_body(const uint8_t *prefix, const char *body, size_t body_len,
+                       cn_wire_msg_t **out)
+{
+    cn_wire_hdr_t hdr;
+    memset(&hdr, 0, sizeof(hdr)); /* padding too: messages are compared whole */
+    size_t slots, body_off, nelem;
+    int rc = read_envelope((const uint8_t *)body, body_len, &hdr, &slots, &body_off, &nelem);
+    if (rc < 0)
+        return rc;
+    return build_msg(prefix, body, body_len, &hdr, slots, body_off, nelem, out);
 }
 
 void cn_wire_msg_free(cn_wire_msg_t *msg)
@@ -513,6 +523,41 @@ int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_
     *payload_off = n == 5 ? off : 0;
     *payload_len = n == 5 ? len - off : 0;
     return 0;
+}
+
+/* Whether the msgpack object whose first byte is b holds no array or map,
+ * and so needs no object slots to unpack. */
+static int is_flat(uint8_t b)
+{
+    return !((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf));
+}
+
+/*
+ * wire.h. The bytes were scanned when they were peeked: what is left to
+ * do is the envelope's four integers, and the unpacking. A payload with
+ * containers needs the scan's count of slots to size the zone, so it
+ * (and any envelope but the plain five elements) takes the checked path.
+ */
+int cn_wire_decode_peeked(const void *frame, size_t len, cn_wire_msg_t **out)
+{
+    const uint8_t *body = (const uint8_t *)frame + CN_WIRE_LEN_SIZE;
+    size_t body_len = len - CN_WIRE_LEN_SIZE, i = 1;
+    uint64_t e[4];
+    int k = 0;
+    *out = NULL;
+    if (len > CN_WIRE_LEN_SIZE && body[0] == 0x95) /* fixarray of five */
+        for (; k < 4 && i + 9 <= body_len && peek_uint(body, &i, &e[k]) == 0; k++)
+            ; /* 9: the longest integer; past it, the checked path */
+    if (k < 4 || i >= body_len || !is_flat(body[i]) || e[0] == CN_MSG_INVALID ||
+        e[0] >= CN_MSG_MAX_ || e[1] > UINT32_MAX || e[2] > UINT32_MAX)
+        return cn_wire_decode_frame(frame, len, UINT32_MAX, out);
+    cn_wire_hdr_t hdr;
+    memset(&hdr, 0, sizeof(hdr)); /* as decode_body does */
+    hdr.type = (uint32_t)e[0];
+    hdr.dst = (uint32_t)e[1];
+    hdr.src = (uint32_t)e[2];
+    hdr.cid = e[3];
+    return build_msg(frame, (const char *)body, body_len, &hdr, 0, i, 5, out);
 }
 
 /* ---------------------------------------------------------------------------
