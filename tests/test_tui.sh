@@ -35,7 +35,7 @@ appear_s=1
 [ $sanitized = 1 ] && appear_s=3
 
 cleanup_tui() {
-    [ -n "$s" ] && tmux kill-session -t "$s" 2>/dev/null
+    [ -n "$s" ] && tm kill-session -t "$s" 2>/dev/null
     [ -n "$tpid" ] && kill -9 "$tpid" 2>/dev/null
     cleanup
 }
@@ -48,12 +48,12 @@ tui() {
     old=$s
     nsess=$((nsess + 1))
     s=cn-tui-$$-$nsess
-    tmux new-session -d -s "$s" -x 120 -y 40 \
+    tm new-session -d -s "$s" -x 120 -y 40 \
         "env CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR TERM=xterm-256color $*; echo \"[exited \$?]\"; sleep 60"
-    [ -n "$old" ] && tmux kill-session -t "$old" 2>/dev/null
+    [ -n "$old" ] && tm kill-session -t "$old" 2>/dev/null
 }
-screen() { tmux capture-pane -p -t "$s" 2>/dev/null; }
-keys() { tmux send-keys -t "$s" "$@"; }
+screen() { tm capture-pane -p -t "$s" 2>/dev/null; }
+keys() { tm send-keys -t "$s" "$@"; }
 # on_screen PATTERN [SECONDS]: until the screen shows it (0) or time is up.
 on_screen() {
     i=0
@@ -142,7 +142,7 @@ on_screen "gave the console back" 5 && ok "console: continue gives the console b
 keys Escape / C-u Enter
 
 # Resize to 80x24 and back.
-tmux resize-window -t "$s" -x 80 -y 24 2>/dev/null || tmux resize-pane -t "$s" -x 80 -y 24
+tm resize-window -t "$s" -x 80 -y 24 2>/dev/null || tm resize-pane -t "$s" -x 80 -y 24
 sleep 0.5
 lines=$(screen | wc -l)
 if [ "$lines" -eq 24 ] && screen | head -1 | grep -q "1 Tree" && screen | tail -1 | grep -q "F1Help" &&
@@ -163,7 +163,7 @@ else
 fi
 keys x
 sleep 0.3
-tmux resize-window -t "$s" -x 120 -y 40 2>/dev/null || tmux resize-pane -t "$s" -x 120 -y 40
+tm resize-window -t "$s" -x 120 -y 40 2>/dev/null || tm resize-pane -t "$s" -x 120 -y 40
 sleep 0.5
 [ "$(screen | wc -l)" -eq 40 ] && screen | tail -1 | grep -q "F1Help" && on_screen "worker-2" 3 &&
     ok "resize: back at 120x40 the screen is whole" || fail "resize back: $(screen)"
@@ -270,11 +270,11 @@ start_tree colours idle
 tui "$canopy" attach colours
 on_screen "idle-1" 10
 sleep 0.3
-coloured=$(tmux capture-pane -e -p -t "$s" | grep -c "$(printf '\033')\[[0-9;]*3[0-7]m")
+coloured=$(tm capture-pane -e -p -t "$s" | grep -c "$(printf '\033')\[[0-9;]*3[0-7]m")
 tui env NO_COLOR=1 "$canopy" attach colours
 on_screen "idle-1" 10
 sleep 0.3
-mono=$(tmux capture-pane -e -p -t "$s" | grep -c "$(printf '\033')\[[0-9;]*3[0-7]m")
+mono=$(tm capture-pane -e -p -t "$s" | grep -c "$(printf '\033')\[[0-9;]*3[0-7]m")
 [ "$coloured" -gt 0 ] && [ "$mono" -eq 0 ] && on_screen "running" 1 &&
     ok "colours: the screen is coloured, and NO_COLOR leaves only attributes" ||
     fail "colours: $coloured coloured lines, $mono with NO_COLOR"
