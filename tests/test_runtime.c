@@ -8,7 +8,8 @@
  * more ids (ALLOCATE_ID). tests/helpers/fake_child plays the hostile peer.
  *
  * The root's log goes to a file (CANOPY_LOG_FILE) so that tests can check
- * what the tree said; on failure the file is printed.
+ * what the tree said; on failure the file is printed. After cn_run
+ * returns, main fails the run if it left any fd open (fds_left_by_run).
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -349,6 +350,44 @@ static int count_fds(void)
     if (d)
         closedir(d);
     return n - 1; /* the DIR's own fd */
+}
+
+/* The fds open now, as a bitmap of the first 1024. */
+static void fd_set_now(unsigned char open[1024])
+{
+    memset(open, 0, 1024);
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        int fd = atoi(e->d_name);
+        if (e->d_name[0] != '.' && fd >= 0 && fd < 1024 && fd != dirfd(d))
+            open[fd] = 1;
+    }
+    if (d)
+        closedir(d);
+}
+
+/* After cn_run: every fd it opened is closed but for libuv's own
+ * process-wide pipe (the signal lock it makes once and keeps). Returns
+ * how many others are open, printing each. */
+static int fds_left_by_run(const unsigned char before[1024])
+{
+    unsigned char now[1024];
+    int left = 0;
+    fd_set_now(now);
+    for (int fd = 0; fd < 1024; fd++) {
+        char path[64], target[256];
+        if (!now[fd] || before[fd])
+            continue;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(path, target, sizeof(target) - 1);
+        target[n > 0 ? n : 0] = '\0';
+        if (strncmp(target, "pipe:", 5) == 0)
+            continue;
+        fprintf(stderr, "test_runtime: cn_run left fd %d open: %s\n", fd, target);
+        left++;
+    }
+    return left;
 }
 
 static int route_known(uint32_t id)
@@ -993,10 +1032,16 @@ int main(int argc, char **argv)
 {
     static const cn_config_t cfg = {
         .name = "root", .exports = exports, .entries = entries, .main = suite_main};
-    if (getenv("CANOPY_FD") == NULL) { /* the root: capture the tree's log */
+    int root = getenv("CANOPY_FD") == NULL;
+    if (root) { /* the root: capture the tree's log */
         setenv("CANOPY_ID_RANGE", "2", 1);
         if (suite_capture_log() < 0)
             return 1;
     }
-    return cn_run(argc, argv, &cfg);
+    unsigned char before[1024];
+    fd_set_now(before);
+    int rc = cn_run(argc, argv, &cfg);
+    if (root && fds_left_by_run(before) > 0)
+        return 1;
+    return rc;
 }

@@ -2394,6 +2394,7 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     int rc = r->wake_fd < 0 ? (errno == EMFILE ? CN_EMFILE : CN_ENOMEM) : 0;
     if (rc == 0 && uv_poll_init(&r->loop, &r->wake, r->wake_fd) < 0) {
         close(r->wake_fd);
+        r->wake_fd = -1;
         rc = CN_ENOMEM;
     }
     if (rc < 0) {
@@ -2433,6 +2434,14 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
 static void rt_fini(void)
 {
     uv_loop_close(&cn__rt.loop);
+    /* The eventfd's poll handle went with the loop. The flag stays set,
+     * so that a cn__wake from a thread of the program's own after this
+     * finds a wake-up pending and writes nothing (the fd number may be
+     * reused by then). */
+    atomic_store(&cn__rt.wake_pending, 1);
+    if (cn__rt.wake_fd >= 0)
+        close(cn__rt.wake_fd);
+    cn__rt.wake_fd = -1;
     cn__clock_close(&cn__rt.ev_clock); /* the broker's alone, and it is gone */
     free(grants.v);
     grants.v = NULL;
@@ -2447,6 +2456,7 @@ static void rt_fini(void)
     cn__cmap_fini(&cn__rt.tasks);
     free(cn__rt.read_buf);
     cn__rt.read_buf = NULL;
+    cn__log_fini();
 }
 
 /* The child side: who we are comes from the environment the parent set. */

@@ -62,6 +62,22 @@ static void sink_open(void)
     sink.colour = isatty(fileno(sink.out)) && getenv("NO_COLOR") == NULL;
 }
 
+void cn__log_fini(void)
+{
+    cn__lock(&sink.mu);
+    if (sink.out && sink.out != stderr)
+        fclose(sink.out);
+    sink.out = NULL;
+    if (sink.ring) {
+        for (size_t i = 0; i < RING_SIZE; i++)
+            free(sink.ring[i].text);
+        free(sink.ring);
+        sink.ring = NULL;
+    }
+    sink.next = 0;
+    cn__unlock(&sink.mu);
+}
+
 const char *cn_log_level_name(cn_log_level_t level)
 {
     if ((int)level < 0 || level > CN_LOG_ERROR)

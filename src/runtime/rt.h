@@ -207,6 +207,10 @@ void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len
  * of maps {level, time_us, path, message}. */
 void cn__log_pack(msgpack_packer *pk, size_t max);
 
+/* At the end of cn_run: closes CANOPY_LOG_FILE and frees the kept
+ * records. A record after it opens the file again. */
+void cn__log_fini(void);
+
 /* Emits a log record from this actor, or on behalf of `path` (a child's
  * output); any thread. */
 void cn__log_emit(int level, const char *path, const char *msg, size_t len);
