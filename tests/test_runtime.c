@@ -764,6 +764,74 @@ static void test_reply_from_another_actor_is_dropped(void **state)
     assert_int_equal(cn_cancel(fake, T_MS), 0);
 }
 
+struct relay_call {
+    cn_portal_t via;
+    uint32_t to;
+    const char *fn;
+    int rc;
+};
+
+/* Asks c->via to call c->fn on actor c->to (fn_relay) and waits. */
+static void *relay_thread(void *arg)
+{
+    struct relay_call *c = arg;
+    msgpack_object el[2] = {{.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = c->to},
+                            {.type = MSGPACK_OBJECT_STR}};
+    el[1].via.str.ptr = c->fn;
+    el[1].via.str.size = (uint32_t)strlen(c->fn);
+    msgpack_object a = {.type = MSGPACK_OBJECT_ARRAY, .via.array = {2, el}};
+    cn_result_t r;
+    c->rc = cn_call(c->via, "relay", &a, &r, T_MS);
+    cn_result_free(&r);
+    return NULL;
+}
+
+/* Two numberings of cids meet in an intermediary's record of the calls in
+ * flight: a DEAD for a reply an actor sent as a callee carries its
+ * caller's cid, which may be the number of one of the actor's own calls.
+ * Passing through, it must not end that call there, or the actor's death
+ * no longer cancels it at its callee. (Seen with build/examples/tree: a
+ * worker's "feed" stayed open on a cousin for 60 s after its opener was
+ * killed, once the opener had lost the caller of the feed it served.)
+ * Here the root is the intermediary and the fake child sends the DEAD. */
+static void test_dead_for_a_callee_reply_keeps_the_call_in_flight(void **state)
+{
+    (void)state;
+    const char *argv[] = {"crossed", NULL};
+    cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
+    cn_portal_t fake, caller;
+    assert_int_equal(cn_spawn("fake-crossed", &o, &fake, T_MS), 0);
+    assert_int_equal(cn_spawn("crossed-caller", NULL, &caller, T_MS), 0);
+    cn_result_t r;
+    assert_int_equal(cn_call(caller, "getpid", NULL, &r, T_MS), 0);
+    pid_t pid = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+
+    struct relay_call c = {caller, fake.id, "hang", 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, relay_thread, &c), 0);
+    char want[128];
+    int cid = 0;
+    for (int64_t deadline = ms_now() + T_MS; cid == 0 && ms_now() < deadline; usleep(1000))
+        for (int k = 1; k < 64 && cid == 0; k++) {
+            snprintf(want, sizeof(want), "crossed: sent DEAD for call %d of actor %u", k,
+                     caller.id);
+            if (suite_log_contains(want))
+                cid = k;
+        }
+    assert_int_not_equal(cid, 0);
+
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    snprintf(want, sizeof(want), "crossed: CANCEL for call %d of actor %u", cid, caller.id);
+    int64_t deadline = ms_now() + T_MS;
+    while (!suite_log_contains(want) && ms_now() < deadline)
+        usleep(1000);
+    assert_true(suite_log_contains(want));
+    pthread_join(th, NULL);
+    assert_int_equal(c.rc, CN_EDEAD);
+    assert_int_equal(cn_cancel(fake, T_MS), 0);
+}
+
 /* A child announcing an id no range granted to it holds is refused: it
  * cannot take the calls of the actor the root later gives that id to.
  * (Found by the hostile-client work for issue #10.) */
@@ -1017,6 +1085,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_spoofed_src_of_others_is_dropped),
         cmocka_unit_test(test_spoofed_event_is_dropped),
         cmocka_unit_test(test_reply_from_another_actor_is_dropped),
+        cmocka_unit_test(test_dead_for_a_callee_reply_keeps_the_call_in_flight),
         cmocka_unit_test(test_route_for_ungranted_id_is_refused),
         cmocka_unit_test(test_version_mismatch_is_refused),
         cmocka_unit_test(test_garbage_closes_only_its_stream),

@@ -526,6 +526,12 @@ static int write_typed(cn__stream_t *s, const cn_wire_hdr_t *h, const void *body
     return rc;
 }
 
+/* Whether a message of this type is a callee's reply to its caller. */
+static int is_reply_type(uint64_t type)
+{
+    return type == CN_MSG_STARTED || type == CN_MSG_RETURN || type == CN_MSG_ERROR;
+}
+
 /* Tells `to` that its message (cid, orig_type) could not be delivered.
  * A DEAD for this very actor completes the local call directly. */
 /*
@@ -541,7 +547,7 @@ static int write_typed(cn__stream_t *s, const cn_wire_hdr_t *h, const void *body
  */
 static void on_dead(uint64_t cid, uint32_t orig_type, uint32_t orig_dst, const char *reason)
 {
-    if (orig_type == CN_MSG_STARTED || orig_type == CN_MSG_RETURN || orig_type == CN_MSG_ERROR) {
+    if (is_reply_type(orig_type)) {
         cn_log(CN_LOG_DEBUG, "%s for call %llu of actor %u was not delivered: %s",
                cn_wire_type_name(orig_type), (unsigned long long)cid, orig_dst, reason);
         return;
@@ -1626,8 +1632,12 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
         return;
     }
     track_debugger(s, h);
-    /* A reply coming back through s ends the call it answers. */
-    if (h->type == CN_MSG_RETURN || h->type == CN_MSG_ERROR || h->type == CN_MSG_DEAD) {
+    /* A reply coming back through s ends the call it answers. A DEAD
+     * for a reply its destination sent as a callee does not: its cid is
+     * in that callee's caller's numbering, where it may well be the
+     * number of one of the destination's own calls (see on_dead). */
+    if (h->type == CN_MSG_RETURN || h->type == CN_MSG_ERROR ||
+        (h->type == CN_MSG_DEAD && !is_reply_type(m->u.dead.orig_type))) {
         cn__lock(&s->wmu);
         cn__cmap_del(&s->inflight, h->dst, h->cid);
         cn__unlock(&s->wmu);

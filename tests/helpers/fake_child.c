@@ -27,6 +27,11 @@
  *               the CMD "fire", first sending its caller, from itself, a
  *               RETURN "hijacked" for the cid after arm's: the answer to
  *               whatever call the caller made next, to another actor
+ *   crossed     greet properly; never answer a CMD, but send its caller a
+ *               DEAD for the same cid, as if the caller's RETURN for some
+ *               call it serves (in another caller's numbering, where the
+ *               same cid is another call) had found that caller gone; then
+ *               report the CANCEL that comes for the unanswered call
  * It prints what it saw on stdout, which reaches the root as log lines.
  */
 #include <signal.h>
@@ -331,6 +336,26 @@ int main(int argc, char **argv)
                 h.cid = m->hdr.cid;
                 cn_wire_pack(&sb, &h, &nil, 0);
                 send_buf(&sb);
+            }
+            cn_wire_msg_free(m);
+            if (stop)
+                break;
+        }
+        status = 0;
+    }
+    if (strcmp(act, "crossed") == 0) {
+        while ((m = recv_msg(&d)) != NULL) {
+            int stop = m->hdr.type == CN_MSG_SHUTDOWN;
+            if (m->hdr.type == CN_MSG_CMD) {
+                cn_wire_hdr_t h = {CN_MSG_DEAD, m->hdr.src, self, m->hdr.cid};
+                cn_wire_dead_t dead = {{"its caller is gone", 18}, CN_MSG_RETURN, 9999};
+                cn_wire_pack_typed(&sb, &h, &dead, 0);
+                send_buf(&sb);
+                printf("fake_child: crossed: sent DEAD for call %llu of actor %u\n",
+                       (unsigned long long)m->hdr.cid, m->hdr.src);
+            } else if (m->hdr.type == CN_MSG_CANCEL) {
+                printf("fake_child: crossed: CANCEL for call %llu of actor %u\n",
+                       (unsigned long long)m->hdr.cid, m->hdr.src);
             }
             cn_wire_msg_free(m);
             if (stop)
