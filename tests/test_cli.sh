@@ -32,6 +32,11 @@ expect_rc 2 "help for a missing command" $c help nope
 expect_out "no command 'nope'" "help names the missing command"
 expect_rc 2 "unknown option to a command" $c version --bogus
 expect_out "unknown option '--bogus'" "a command's unknown option is named"
+expect_out "^usage: canopy version" "a command line error shows the command's usage line"
+expect_out "run 'canopy help version'" "and where the rest is"
+n=$(printf '%s\n' "$out" | wc -l)
+[ "$n" -le 3 ] && ok "a command line error is three lines, not the whole help" ||
+    fail "a command line error printed $n lines: $out"
 expect_rc 2 "a value given to a flag" $c ls --json=yes
 expect_out "ls: --json takes no value" "the flag that takes no value is named"
 

@@ -133,6 +133,8 @@ expect_out "info +root: tree is up" "log: the tree's records"
 expect_rc 0 "log --level warn" $canopy log --level warn
 if printf '%s\n' "$out" | grep -q "tree is up"; then fail "log --level warn shows info"; else ok "log --level filters"; fi
 expect_rc 2 "log --level bogus" $canopy log --level bogus
+expect_rc 1 "log --actor with a name no actor has" $canopy log --actor nosuch
+expect_out "no actor 'nosuch' in tree" "log --actor: an unknown actor is named"
 expect_rc 0 "log --json" $canopy log --json
 expect_out "\"level\":\"info\",\"time_us\":[0-9]+,\"path\":\"root\"" "log --json: records"
 $canopy log -f >"$tmp/follow.out" 2>&1 &
@@ -220,14 +222,18 @@ wait_for "$tmp/e.log" "tree is up"
 sleep 1
 $canopy events root.$e --json >"$tmp/events.json" 2>&1 &
 ev=$!
+$canopy events root.$e >"$tmp/events.txt" 2>&1 &
+evt=$!
 $canopy log root.$e -f >"$tmp/logf.out" 2>&1 &
 lf=$!
 sleep 0.5
 $canopy cancel root.$e root/sup-2 >/dev/null 2>&1
 sleep 1
-kill -INT $ev $lf
+kill -INT $ev $evt $lf
 wait $ev && ok "events stops cleanly on SIGINT" || fail "events exit status"
-wait $lf
+wait $evt $lf
+grep -Eq "route-del +root: the route to actor [0-9]+: " "$tmp/events.txt" && ok "events: a lost route names its actor and why" || fail "events: no route-del in $(head -c 600 "$tmp/events.txt")"
+grep -Eq " log +root[^ ]*: (info|cancel|warn): " "$tmp/events.txt" && ok "events: a log record shows its level" || fail "events: no log level in $(grep ' log ' "$tmp/events.txt" | head -3)"
 for kind in cancel ctx-errored exit log; do
     grep -q "\"kind\":\"$kind\"" "$tmp/events.json" && ok "events: $kind" || fail "events: no $kind in $(head -c 600 "$tmp/events.json")"
 done
@@ -279,6 +285,16 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     esac
     expect_rc 3 "lint --json on $mode" $canopy lint lint --json
     expect_out "\"lint\":\"$( [ $mode = cycle ] && echo wait-for-cycle || [ $mode = orphan ] && echo orphan-stream || echo $mode)\"" "lint --json names $mode"
+    if [ $mode = stuck-cancel ]; then # the task's actor stopped for the debugger: say so
+        $canopy break lint lint/kid >/dev/null 2>&1
+        i=0
+        while ! $canopy tree lint 2>/dev/null | grep -Eq "kid .*(lock-wait|debugger)" && [ $i -lt 100 ]; do
+            sleep 0.05
+            i=$((i + 1))
+        done
+        expect_rc 3 "lint fires on a stuck cancel in a stopped actor" $canopy lint lint
+        expect_out "stuck-cancel .*on lint/kid, it is stopped (in|for) the debugger" "stuck-cancel says the actor is stopped for the debugger"
+    fi
     kill -9 $l
 done
 

@@ -140,7 +140,8 @@ static const cmd_entry_t cmd_table[] = {
     {.name = "tree",
      .args = "[TREE]",
      .summary = "print the tree of actors with their pid, state and memory",
-     .help = "States: starting, running, cancelling, unresponsive.",
+     .help = "States: starting, running, cancelling, unresponsive; debugger while it\n"
+             "holds the debugger's console, lock-wait while it waits for it.",
      .names = NAMES_TREE,
      .max_args = 1,
      .opts = OPT_JSON | OPT_TIMEOUT,
@@ -176,7 +177,8 @@ static const cmd_entry_t cmd_table[] = {
     {.name = "events",
      .args = "[TREE]",
      .summary = "follow the tree's live events until interrupted",
-     .help = "Events: spawn, exit, ctx-open, ctx-started, ctx-closed, ctx-errored, cancel,\n"
+     .help = "Events: spawn, exit, route-add and route-del (the root learned or lost the\n"
+             "way to an actor), ctx-open, ctx-started, ctx-closed, ctx-errored, cancel,\n"
              "stall and resume (a stream's sender blocked and unblocked), log, and\n"
              "dropped (this terminal fell behind; the tree never waits for it).",
      .names = NAMES_TREE,
@@ -351,6 +353,13 @@ static void usage_main(FILE *out)
         fprintf(out, "  %d ", exit_codes[i].code);
         put_wrapped(out, exit_codes[i].meaning, 4, 4);
     }
+}
+
+/* After a command line error: the usage line and where the rest is. */
+static void usage_hint(FILE *err, const cmd_entry_t *c)
+{
+    usage_line(err, c);
+    fprintf(err, "run 'canopy help %s' for what it does and its options\n", c->name);
 }
 
 static void usage_cmd(FILE *out, const cmd_entry_t *c)
@@ -603,7 +612,7 @@ static void parse_cmd(const cmd_entry_t *c, int argc, char **argv, FILE *out, FI
             k++;
         if (k == n || !(c->opts & options[k].bit)) {
             fprintf(err, "canopy %s: unknown option '%s'\n", c->name, a);
-            usage_cmd(err, c);
+            usage_hint(err, c);
             rc = EXIT_USAGE;
             break;
         }
@@ -664,7 +673,7 @@ static void parse_cmd(const cmd_entry_t *c, int argc, char **argv, FILE *out, FI
                 c->min_args == c->max_args ? "" : (nargs < c->min_args ? "at least " : "at most "),
                 nargs < c->min_args ? c->min_args : c->max_args,
                 (nargs < c->min_args ? c->min_args : c->max_args) == 1 ? "" : "s", nargs);
-        usage_cmd(err, c);
+        usage_hint(err, c);
         rc = EXIT_USAGE;
     }
     l->cmd = rc < 0 ? c : NULL;
@@ -725,10 +734,11 @@ int main(int argc, char **argv)
         usage_main(stderr);
         char dir[512] = "";
         if (n > 1)
-            fprintf(stderr, "\n%zu trees are running: canopy attach TREE (canopy ls lists them)\n",
+            fprintf(stderr,
+                    "\ncanopy: %zu trees are running: canopy attach TREE (canopy ls lists them)\n",
                     n);
         else if (n == 0 && cn_client_dir(dir, sizeof(dir)) == 0)
-            fprintf(stderr, "\nno canopy tree is running (looked in %s)\n", dir);
+            fprintf(stderr, "\ncanopy: no canopy tree is running (looked in %s)\n", dir);
         return EXIT_USAGE;
     }
     cli_line_t l;

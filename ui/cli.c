@@ -272,10 +272,8 @@ int cli_ls(int argc, char **argv, const opts_t *o)
  * tree
  */
 
-/* The state to show for actor a: its own, or "debugger" while it holds
- * the console and "lock-wait" while it waits for it (its snapshot's
- * debug.state), as the TUI shows it. */
-static const char *shown_state(const cn_snap_actor_t *a)
+/* ui.h */
+const char *ui_shown_state(const cn_snap_actor_t *a)
 {
     const msgpack_object *d = cn_msgpack_get(a->raw, "debug");
     const msgpack_object *st = d ? cn_msgpack_get(d, "state") : NULL;
@@ -301,7 +299,7 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
         printf("%-4u %-32.32s %7s %-12s\n", a->id, label, "-", "unresponsive");
     else
         printf("%-4u %-32.32s %7d %-12.12s %6s %4zu %8s\n", a->id, label, a->pid,
-               shown_state(a), fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
+               ui_shown_state(a), fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
                fmt_since(s->now_us, a->start_us, age, sizeof(age)));
     size_t kids = 0;
     for (size_t i = 0; i < s->nactors; i++)
@@ -344,7 +342,7 @@ int cli_tree(int argc, char **argv, const opts_t *o)
             printf(",\"path\":");
             json_cstr(stdout, a->path);
             printf(",\"pid\":%d,\"state\":", a->pid);
-            json_cstr(stdout, shown_state(a));
+            json_cstr(stdout, ui_shown_state(a));
             printf(",\"rss_kib\":%lld,\"contexts\":%zu,\"start_us\":%llu}", (long long)a->rss_kib,
                    a->ncontexts, (unsigned long long)a->start_us);
         }
@@ -713,14 +711,23 @@ int cli_log(int argc, char **argv, const opts_t *o)
         return EXIT_FAIL;
     }
     uint64_t last = 0;
+    size_t shown = 0;
     for (size_t i = 0; i < s->nlogs; i++) {
-        if (log_wanted(&s->logs[i], min, o->actor))
+        if (log_wanted(&s->logs[i], min, o->actor)) {
             print_log(&s->logs[i], o->json);
+            shown++;
+        }
         last = s->logs[i].time_us;
     }
+    /* An actor that has exited still has its records; one that never
+     * was in the tree, and has none, is most likely a typo. */
+    int amb = 0, unknown = o->actor && shown == 0 && !cn_snapshot_find(s, o->actor, &amb) && !amb;
+    if (unknown)
+        fprintf(stderr, "canopy: no actor '%s' in tree %s, and no records from one%s\n", o->actor,
+                s->tree, o->follow ? "; waiting for its records" : " (see 'canopy tree')");
     cn_snapshot_free(s);
     if (!o->follow)
-        return 0;
+        return unknown ? EXIT_FAIL : 0;
     log_follow_t f = {min, o, last};
     return follow(feed, log_event, &f);
 }
@@ -752,7 +759,11 @@ static void print_event(const cn_event_t *ev, void *arg)
         printf("%llu events dropped", (unsigned long long)ev->count);
     else if (strcmp(ev->kind, "spawn") == 0 || strcmp(ev->kind, "exit") == 0)
         printf(": %s (id %u)", ev->fn ? ev->fn : "?", ev->peer);
-    else if (strcmp(ev->kind, "log") != 0)
+    else if (strncmp(ev->kind, "route-", 6) == 0)
+        printf(": the route to actor %u", ev->peer);
+    else if (strcmp(ev->kind, "log") == 0)
+        printf(": %s", ev->level >= 0 && ev->level <= 5 ? level_names[ev->level] : "?");
+    else
         printf(": %s cid %llu with actor %u", ev->fn ? ev->fn : "stream",
                (unsigned long long)ev->cid, ev->peer);
     if (ev->detail)

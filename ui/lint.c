@@ -103,6 +103,13 @@ static void describe(const cn_snapshot_t *s, const cn_snap_actor_t *a, const cn_
                      char *out, size_t n)
 {
     char buf[32];
+    const char *st = ui_shown_state(a);
+    if (strcmp(st, "debugger") == 0 || strcmp(st, "lock-wait") == 0) {
+        /* its threads are stopped: nothing runs until it is continued */
+        snprintf(out, n, "it is stopped %s (see 'canopy attach')",
+                 st[0] == 'd' ? "in the debugger" : "for the debugger and waits for the console");
+        return;
+    }
     if (t == NULL) {
         snprintf(out, n, "has no thread running it (it is queued, or has just ended)");
         return;

@@ -88,6 +88,10 @@ int ui_split_target(const char *target, char *actor, size_t n, uint64_t *cid);
 int ui_parse_level(const char *s);
 /* The actor `which` names in s (NULL: none asked), or an error printed. */
 int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out);
+/* The state to show for actor a: its own, or "debugger" while it holds
+ * the console and "lock-wait" while it waits for it (its snapshot's
+ * debug.state), as the TUI shows it. */
+const char *ui_shown_state(const cn_snap_actor_t *a);
 
 /* console.c: the debugger's line console, and break. */
 int cli_attach(int argc, char **argv, const opts_t *o);
