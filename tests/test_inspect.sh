@@ -95,7 +95,7 @@ root2=$!
 pids="$pids $root2"
 wait_for "$tmp/tree2.log" "tree is up" || fail "second tree did not come up"
 expect_rc 1 "two trees: TREE left out" $canopy tree
-expect_out "2 trees match: root[.][0-9]+, root[.][0-9]+; name one as NAME[.]PID" "two trees: both named"
+expect_out "2 trees are running: root[.][0-9]+, root[.][0-9]+; name one as NAME[.]PID" "two trees: both named"
 expect_rc 1 "two trees: the name alone" $canopy tree root
 expect_out "2 trees match root" "two trees: the name is ambiguous"
 expect_rc 0 "two trees: NAME.PID" $canopy tree root.$root2

@@ -176,6 +176,7 @@ int cn_client_find(const char *tree, cn_tree_info_t *out)
     if (n > MAX)
         n = MAX;
     size_t hits = 0, hit = 0;
+    int same_names = 0; /* two of the matches share a name */
     char names[256] = "";
     for (size_t i = 0; i < n; i++) {
         char full[96];
@@ -186,6 +187,8 @@ int cn_client_find(const char *tree, cn_tree_info_t *out)
                     strcmp(tree, full) == 0 || (*stop == '\0' && pid == all[i].pid);
         if (!match)
             continue;
+        for (size_t j = 0; j < i && hits > 0; j++)
+            same_names |= strcmp(all[j].name, all[i].name) == 0;
         if (hits++ < 4) {
             size_t used = strlen(names);
             snprintf(names + used, sizeof(names) - used, "%s%s", used ? ", " : "", full);
@@ -202,10 +205,12 @@ int cn_client_find(const char *tree, cn_tree_info_t *out)
         return fail(CN_ENOENT, "no tree '%s' is running in %s (see 'canopy ls')", tree,
                     (cn_client_dir(out->path, sizeof(out->path)), out->path));
     }
+    if (hits > 1 && tree && *tree)
+        return fail(CN_EAMBIGUOUS, "%zu trees match %s: %s%s; name one as NAME.PID", hits, tree,
+                    names, hits > 4 ? ", ..." : "");
     if (hits > 1)
-        return fail(CN_EAMBIGUOUS, "%zu trees match%s%s: %s%s; name one as NAME.PID", hits,
-                    tree && *tree ? " " : "", tree && *tree ? tree : "", names,
-                    hits > 4 ? ", ..." : "");
+        return fail(CN_EAMBIGUOUS, "%zu trees are running: %s%s; name one%s", hits, names,
+                    hits > 4 ? ", ..." : "", same_names ? " as NAME.PID" : " by its name");
     return 0;
 }
 
