@@ -200,7 +200,10 @@ static const cmd_entry_t cmd_table[] = {
     {.name = "cancel",
      .args = "[TREE] ACTOR|ACTOR/CID",
      .summary = "cancel an actor or one call or context, and wait until it is gone",
-     .help = "ACTOR/CID names a call or context by its cid on that actor (see 'canopy ctx').\n"
+     .help = "ACTOR/CID names a call or context by its cid on that actor (see 'canopy ctx'):\n"
+             "the actor's own call of that number, else the one it serves under it (a\n"
+             "cid is its caller's numbering, so several served ones may share it: then\n"
+             "name the caller instead).\n"
              "An actor is cancelled by its parent: SHUTDOWN, then SIGTERM after 1 s, then\n"
              "SIGKILL; cancelling the root cancels the whole tree. A context is cancelled\n"
              "by its caller, as the caller's code would. Progress is shown until it is\n"

@@ -817,13 +817,34 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
         int amb;
         const cn_snap_actor_t *x = cn_snapshot_find(s, who, &amb);
         if (x) {
-            for (size_t k = 0; k < x->ncontexts; k++)
-                if (x->contexts[k].cid == cid)
-                    *ctx = &x->contexts[k];
+            /* cids are the caller's numbering: the actor's own call of
+             * that number is unique; ends it serves may share the number
+             * (their callers numbered them), and need their caller named. */
+            size_t served = 0;
+            for (size_t k = 0; k < x->ncontexts; k++) {
+                const cn_snap_ctx_t *c = &x->contexts[k];
+                if (c->cid != cid)
+                    continue;
+                if (strcmp(c->role, "caller") == 0) {
+                    *ctx = c;
+                    break;
+                }
+                if (served++ == 0)
+                    *ctx = c;
+            }
             if (*ctx == NULL) {
                 fprintf(stderr, "canopy: %s has no call or context %llu (see 'canopy ctx %s')\n",
                         x->path ? x->path : who, (unsigned long long)cid, who);
                 return CN_ENOENT;
+            }
+            if (strcmp((*ctx)->role, "callee") == 0 && served > 1) {
+                fprintf(stderr,
+                        "canopy: %s serves %zu calls or contexts numbered %llu by their callers; "
+                        "name one by its caller, CALLER/%llu (see 'canopy ctx %s')\n",
+                        x->path ? x->path : who, served, (unsigned long long)cid,
+                        (unsigned long long)cid, who);
+                *ctx = NULL;
+                return CN_EAMBIGUOUS;
             }
             *a = x;
             return 0;
