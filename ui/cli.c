@@ -395,15 +395,24 @@ int cli_routes(int argc, char **argv, const opts_t *o)
         }
         printf("%s (id %u): %zu route%s\n", a->path ? a->path : "?", a->id, a->nroutes,
                a->nroutes == 1 ? "" : "s");
+        /* VIA as wide as its widest entry: an actor's path is what says
+         * where a route goes, and cut it would not */
+        int vw = 3;
+        char buf[32];
+        for (size_t k = 0; k < a->nroutes; k++) {
+            int w = snprintf(NULL, 0, "%lld (%s)", (long long)a->routes[k].via,
+                             actor_name(s, a->routes[k].via, buf, sizeof(buf)));
+            vw = w > vw ? w : vw;
+        }
         if (a->nroutes)
-            printf("  %-6s %-22s %-6s %-24s %s\n", "DEST", "NAME", "PARENT", "VIA", "LEARNED");
+            printf("  %-6s %-22s %-6s %-*s %s\n", "DEST", "NAME", "PARENT", vw, "VIA", "LEARNED");
         for (size_t k = 0; k < a->nroutes; k++) {
             const cn_snap_route_t *r = &a->routes[k];
-            char via[64], buf[32], age[32];
+            char via[320], age[32];
             snprintf(via, sizeof(via), "%lld (%s)", (long long)r->via,
                      actor_name(s, r->via, buf, sizeof(buf)));
-            printf("  %-6u %-22.22s %-6u %-24.24s %s ago\n", r->id, r->name ? r->name : "",
-                   r->parent, via, fmt_since(a->now_us, r->learned_us, age, sizeof(age)));
+            printf("  %-6u %-22.22s %-6u %-*s %s ago\n", r->id, r->name ? r->name : "",
+                   r->parent, vw, via, fmt_since(a->now_us, r->learned_us, age, sizeof(age)));
         }
         printf("\n");
     }

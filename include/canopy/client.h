@@ -176,7 +176,7 @@ typedef struct cn_snapshot {
     unsigned timeout_ms;   /* how long actors had to answer */
     unsigned unresponsive; /* how many did not */
     size_t nactors;
-    cn_snap_actor_t *actors; /* the root first */
+    cn_snap_actor_t *actors; /* by id, so the root first; each one's routes by id */
     size_t nlogs;
     cn_snap_log_t *logs; /* the tree's last log records, oldest first */
     msgpack_object raw;  /* the whole snapshot as it came */

@@ -512,6 +512,18 @@ static int decode_actor(msgpack_zone *z, const msgpack_object *o, cn_snap_actor_
     return 0;
 }
 
+static int by_actor_id(const void *a, const void *b)
+{
+    uint32_t x = ((const cn_snap_actor_t *)a)->id, y = ((const cn_snap_actor_t *)b)->id;
+    return (x > y) - (x < y);
+}
+
+static int by_route_id(const void *a, const void *b)
+{
+    uint32_t x = ((const cn_snap_route_t *)a)->id, y = ((const cn_snap_route_t *)b)->id;
+    return (x > y) - (x < y);
+}
+
 static int decode_snapshot(cn_wire_msg_t *m, cn_snapshot_t **out)
 {
     cn_snapshot_t *s = calloc(1, sizeof(*s));
@@ -550,6 +562,13 @@ static int decode_snapshot(cn_wire_msg_t *m, cn_snapshot_t **out)
         cn_snapshot_free(s);
         return fail(CN_EPROTO, "the tree's snapshot has no actors in it");
     }
+    /* The parts come in the order the actors answered: a reader wants
+     * the same order every time (the root, id 0, stays first). */
+    qsort(s->actors, s->nactors, sizeof(*s->actors), by_actor_id);
+    for (size_t i = 0; i < s->nactors; i++)
+        if (s->actors[i].nroutes > 1)
+            qsort(s->actors[i].routes, s->actors[i].nroutes, sizeof(*s->actors[i].routes),
+                  by_route_id);
     *out = s;
     return 0;
 }
