@@ -447,7 +447,7 @@ static void test_detail(void **state)
     assert_non_null(t);
     /* The analyzer takes cmocka 1.1.5's failed assert for one that returns:
      * NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker) */
-    assert_non_null(strstr(t->text, "on actor 1 ctx 7 for 4.0s  in feed"));
+    assert_non_null(strstr(t->text, "on actor 1 cid 7 for 4.0s  in feed"));
     assert_int_equal(t->style, ST_WARN);
     assert_non_null(find("t: backtraces"));
 }

@@ -272,19 +272,6 @@ int cli_ls(int argc, char **argv, const opts_t *o)
  * tree
  */
 
-/* ui.h */
-const char *ui_shown_state(const cn_snap_actor_t *a)
-{
-    const msgpack_object *d = cn_msgpack_get(a->raw, "debug");
-    const msgpack_object *st = d ? cn_msgpack_get(d, "state") : NULL;
-    if (st && st->type == MSGPACK_OBJECT_STR) {
-        if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "holding", 7) == 0)
-            return "debugger";
-        if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "waiting", 7) == 0)
-            return "lock-wait";
-    }
-    return a->state ? a->state : "?";
-}
 
 static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *prefix, size_t plen,
                       int last, int depth)

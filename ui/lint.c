@@ -97,6 +97,20 @@ static const cn_snap_ctx_t *ctx_at(const cn_snap_actor_t *a, uint64_t cid, const
     return NULL;
 }
 
+/* ui.h */
+const char *ui_shown_state(const cn_snap_actor_t *a)
+{
+    const msgpack_object *d = cn_msgpack_get(a->raw, "debug");
+    const msgpack_object *st = d ? cn_msgpack_get(d, "state") : NULL;
+    if (st && st->type == MSGPACK_OBJECT_STR) {
+        if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "holding", 7) == 0)
+            return "debugger";
+        if (st->via.str.size == 7 && memcmp(st->via.str.ptr, "waiting", 7) == 0)
+            return "lock-wait";
+    }
+    return a->state ? a->state : "?";
+}
+
 /* "blocked in recv on root cid 9 for 5s", "running fn (not in a blocking
  * call)", ... */
 static void describe(const cn_snapshot_t *s, const cn_snap_actor_t *a, const cn_snap_thread_t *t,

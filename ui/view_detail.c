@@ -66,7 +66,7 @@ void detail_build(const tui_model_t *m, const cn_snapshot_t *stacks, rows_t *out
             fmt_age(since, sizeof(since), m->now_us - t->since_us);
         char on[64] = "";
         if (t->peer || t->cid)
-            snprintf(on, sizeof(on), " on actor %u ctx %llu", t->peer, (unsigned long long)t->cid);
+            snprintf(on, sizeof(on), " on actor %u cid %llu", t->peer, (unsigned long long)t->cid);
         int busy = t->doing && strcmp(t->doing, "idle") != 0 && strcmp(t->doing, "running") != 0;
         line(out, busy ? ST_WARN : ST_NORMAL, "  %6d %-5s %-9s%s for %s%s%s", t->tid,
              t->kind ? t->kind : "?", t->doing ? t->doing : "?", on, since, t->fn ? "  in " : "",
