@@ -239,6 +239,13 @@ sleep 1
 kill -INT $ev $evt $lf
 wait $ev && ok "events stops cleanly on SIGINT" || fail "events exit status"
 wait $evt $lf
+grep -q "following the tree's events" "$tmp/events.txt" && fail "events: the note went to a file" || ok "events: no note when not at a terminal"
+if command -v script >/dev/null 2>&1; then # at a terminal, a quiet feed says it is following
+    out=$(script -qc "timeout -s INT 1 $canopy events root.$e" /dev/null 2>&1)
+    expect_out "following the tree's events until Ctrl-C" "events: at a terminal, says it is following"
+else
+    skip "events at a terminal: script(1) is not installed"
+fi
 grep -Eq "route-del +root: the route to actor [0-9]+: " "$tmp/events.txt" && ok "events: a lost route names its actor and why" || fail "events: no route-del in $(head -c 600 "$tmp/events.txt")"
 grep -Eq " log +root[^ ]*: (info|cancel|warn): " "$tmp/events.txt" && ok "events: a log record shows its level" || fail "events: no log level in $(grep ' log ' "$tmp/events.txt" | head -3)"
 for kind in cancel ctx-errored exit log; do

@@ -772,6 +772,9 @@ int cli_events(int argc, char **argv, const opts_t *o)
     cn_client_t *feed = subscribe_to(argc ? argv[0] : NULL);
     if (feed == NULL)
         return EXIT_FAIL;
+    if (isatty(1) && isatty(2)) /* a quiet tree prints nothing: say it is not hung */
+        fprintf(stderr, "canopy: following the tree's events until Ctrl-C (plain calls "
+                        "make none; contexts, spawns, exits and log records do)\n");
     return follow(feed, print_event, (void *)o);
 }
 
