@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <canopy.h>
@@ -249,8 +250,14 @@ static int root_main(int argc, char **argv)
     }
     cn_log(CN_LOG_INFO, "tree is up: %d supervisors, %d workers; Ctrl-C to stop", SUPS,
            roster_len);
+    /* A signal, or a cancel of the whole tree from outside (canopy cancel
+     * TREE root), which cn_sleep(0) reports: main should return then
+     * too, or cn_run waits a second for it before it exits anyway. */
+    struct timespec tick = {0, 100 * 1000 * 1000};
     int sig;
-    sigwait(&stop, &sig);
+    while ((sig = sigtimedwait(&stop, NULL, &tick)) < 0)
+        if (cn_sleep(0) == CN_ECANCELED)
+            return 0;
     cn_log(CN_LOG_INFO, "got %s: cancelling the tree", sig == SIGINT ? "SIGINT" : "SIGTERM");
     return 0; /* cn_run cancels and reaps every actor */
 }
