@@ -168,9 +168,30 @@ sleep 0.5
 [ "$(screen | wc -l)" -eq 40 ] && screen | tail -1 | grep -q "F1Help" && on_screen "worker-2" 3 &&
     ok "resize: back at 120x40 the screen is whole" || fail "resize back: $(screen)"
 
+# A row the screen cuts: selected, the rest of it is in the status line.
+# Killing a worker makes log lines longer than 80 columns.
+wpid=$("$canopy" ctx root/sup-2/worker-2 2>/dev/null | sed -n '1s/.*pid \([0-9]*\).*/\1/p')
+[ -n "$wpid" ] && kill -9 "$wpid"
+tm resize-window -t "$s" -x 80 -y 24 2>/dev/null || tm resize-pane -t "$s" -x 80 -y 24
+sleep 0.5 # a key typed during the resize can be lost (as above)
+keys 4
+on_screen "LEVEL +ACTOR: MESSAGE" 5
+keys / "caller is gone" Enter
+on_screen "^[0-9:.]+ +cancel .*caller is gone" 5
+keys Up # off the last row (Home's sequence is not xterm's under tmux)
+on_screen '^[.][.][.].*exited on signal 9' 5 && ok "log: a selected line cut at the edge goes on in the status line" ||
+    fail "log: long line: $(screen | tail -6)"
+keys / C-u Enter
+tm resize-window -t "$s" -x 120 -y 40 2>/dev/null || tm resize-pane -t "$s" -x 120 -y 40
+sleep 0.5
+keys 1
+
 # Help, then q: detach, the tree runs on.
 keys '?'
 on_screen "canopy keys" 3 && ok "help: ? shows the keys" || fail "help: $(screen | head -5)"
+# A key's help longer than the box goes on under itself, not off its edge.
+on_screen "^ +lints: go to the actor" 2 && ok "help: a long line wraps inside the box" ||
+    fail "help: no wrapped line: $(screen | grep -A1 Enter)"
 keys x q
 on_screen "\[exited 0\]" 5 && kill -0 "$tpid" && ok "q: detaches, the tree keeps running" ||
     fail "q: $(screen | tail -3); tree alive: $(kill -0 "$tpid" && echo yes)"

@@ -159,6 +159,17 @@ static void draw_status(tui_t *t, int y)
         put(t, y, 0, style_attr(t, ST_DEBUG), line);
         return;
     }
+    /* The selected row, when the screen cut it: the rest of it here, so
+     * that a long log line or lint can be read by selecting it. */
+    int v = t->view, sel = t->sel[v];
+    int shown = v != V_CONSOLE && !(v == V_TREE && t->detail_on) &&
+                (!views[v]->follows || !t->follow[v]);
+    if (shown && sel >= 0 && (size_t)sel < t->rows[v].n &&
+        strlen(t->rows[v].v[sel].text) > (size_t)COLS) {
+        snprintf(line, sizeof(line), "...%s", t->rows[v].v[sel].text + COLS);
+        put(t, y, 0, A_BOLD, line);
+        return;
+    }
     const cn_snapshot_t *s = t->m.snap;
     if (s == NULL) {
         put(t, y, 0, A_DIM, "waiting for the first snapshot...");
@@ -280,6 +291,36 @@ static void draw_footer(tui_t *t)
     }
 }
 
+/* One entry of the help, "LABEL  text", cut at spaces into lines of at
+ * most `width` columns, the ones after the first indented under the text.
+ * Returns how many of the `room` lines it filled. */
+static int help_wrap(char (*out)[300], int room, int width, const char *label, const char *text)
+{
+    int indent = *label ? 17 : 2, n = 0;
+    if (width < indent + 20)
+        width = indent + 20; /* a tiny screen: lines are cut at its edge */
+    while (*text && n < room) {
+        int avail = width - (n ? indent : (*label ? 17 : 0));
+        int len = (int)strlen(text), cut = len;
+        if (len > avail) {
+            cut = avail;
+            while (cut > 0 && text[cut] != ' ')
+                cut--;
+            if (cut == 0)
+                cut = avail; /* one long word: cut it */
+        }
+        if (n == 0 && *label)
+            snprintf(out[n], sizeof(out[n]), "%-16s %.*s", label, cut, text);
+        else
+            snprintf(out[n], sizeof(out[n]), "%*s%.*s", n ? indent : 0, "", cut, text);
+        n++;
+        text += cut;
+        while (*text == ' ')
+            text++;
+    }
+    return n;
+}
+
 static void draw_help(tui_t *t)
 {
     int w = COLS - 4 < 100 ? COLS - 4 : 100, h = LINES - 2;
@@ -294,15 +335,15 @@ static void draw_help(tui_t *t)
     static const char *const tail[] = {
         "Console view: type a line for the holder, Enter sends, ^C interrupts, :skip :release",
         "Mouse: click selects (a tab, a row), the wheel scrolls."};
-    char lines[64][300];
-    int n = 0;
-    for (size_t i = 0; i < tui_nkeys && n < 62; i++)
+    enum { MAXL = 160 };
+    static char lines[MAXL][300];
+    int n = 0, nkeys;
+    for (size_t i = 0; i < tui_nkeys && n < MAXL - 8; i++)
         if (tui_keys[i].help)
-            snprintf(lines[n++], sizeof(lines[0]), "%-16s %s", tui_keys[i].label,
-                     tui_keys[i].help);
-    int nkeys = n;
-    for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]); i++)
-        snprintf(lines[n++], sizeof(lines[0]), "%s", tail[i]);
+            n += help_wrap(lines + n, MAXL - 2 - n, w - 2, tui_keys[i].label, tui_keys[i].help);
+    nkeys = n;
+    for (size_t i = 0; i < sizeof(tail) / sizeof(tail[0]) && n < MAXL; i++)
+        n += help_wrap(lines + n, MAXL - n, w - 2, "", tail[i]);
     int rows = h - 2 > 0 ? h - 2 : 0, fits = n <= rows;
     int last = fits ? 0 : n - rows;
     if (t->help_scroll > last)
