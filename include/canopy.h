@@ -83,12 +83,13 @@ typedef struct cn_config {
 
 /*
  * Runs this process as an actor. As the root: starts the broker, runs
- * cfg->main, then cancels and reaps the whole tree, closes what it
- * opened (sockets, the log file; libuv keeps one pipe for the process)
- * and returns main's status. As a child: greets the parent, runs the entry it was spawned
- * with (or serves calls until cancelled), then exits the process; it does
- * not return. Returns a negative code if the runtime cannot start (the
- * reason is printed to stderr). Call once, from the main thread.
+ * cfg->main, then cancels and reaps the whole tree, closes what it opened
+ * (sockets, the log file; libuv keeps one pipe for the process) and
+ * returns main's status. As a child: greets the parent, runs the entry it
+ * was spawned with (or serves calls until cancelled), then exits the
+ * process; it does not return. Returns a negative code if the runtime
+ * cannot start (the reason is printed to stderr). Call once, from the
+ * main thread.
  */
 CN_EXTERN int cn_run(int argc, char **argv, const cn_config_t *cfg);
 
