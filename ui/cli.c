@@ -824,7 +824,7 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
                 const cn_snap_ctx_t *c = &x->contexts[k];
                 if (c->cid != cid)
                     continue;
-                if (strcmp(c->role, "caller") == 0) {
+                if (c->role && strcmp(c->role, "caller") == 0) {
                     *ctx = c;
                     break;
                 }
@@ -836,7 +836,7 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
                         x->path ? x->path : who, (unsigned long long)cid, who);
                 return CN_ENOENT;
             }
-            if (strcmp((*ctx)->role, "callee") == 0 && served > 1) {
+            if (served > 1 && !((*ctx)->role && strcmp((*ctx)->role, "caller") == 0)) {
                 fprintf(stderr,
                         "canopy: %s serves %zu calls or contexts numbered %llu by their callers; "
                         "name one by its caller, CALLER/%llu (see 'canopy ctx %s')\n",
@@ -864,8 +864,9 @@ static int cancel_done(const cn_snapshot_t *s, uint32_t actor, uint64_t call)
         return a == NULL;
     for (size_t k = 0; k < a->ncontexts; k++) {
         const cn_snap_ctx_t *c = &a->contexts[k];
-        if (c->cid == call && strcmp(c->role, "caller") == 0)
-            return strcmp(c->phase, "returned") == 0 || strcmp(c->phase, "errored") == 0;
+        if (c->cid == call && c->role && strcmp(c->role, "caller") == 0)
+            return c->phase &&
+                   (strcmp(c->phase, "returned") == 0 || strcmp(c->phase, "errored") == 0);
     }
     return 1;
 }
@@ -902,11 +903,12 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
     char what[300], buf[32];
     if (ctx) {
         call = ctx->cid;
-        if (strcmp(ctx->role, "callee") == 0)
+        if (ctx->role && strcmp(ctx->role, "callee") == 0)
             actor = ctx->peer;
-        snprintf(what, sizeof(what), "%s %llu (%s, caller %s)",
-                 strcmp(ctx->kind, "call") ? "context" : "call", (unsigned long long)call,
-                 ctx->fn ? ctx->fn : "?", actor_name(s, actor, buf, sizeof(buf)));
+        int plain = ctx->kind && strcmp(ctx->kind, "call") == 0;
+        snprintf(what, sizeof(what), "%s %llu (%s, caller %s)", plain ? "call" : "context",
+                 (unsigned long long)call, ctx->fn ? ctx->fn : "?",
+                 actor_name(s, actor, buf, sizeof(buf)));
     } else {
         snprintf(what, sizeof(what), "%s (id %u, pid %d)%s", a->path ? a->path : "?", a->id,
                  a->pid, a->parent < 0 ? ": the whole tree" : "");
