@@ -304,6 +304,19 @@ int tui_main(const tui_opts_t *o)
     noecho();
     nonl();
     keypad(stdscr, TRUE);
+    /* Home and End as terminals other than TERM's own send them (tmux and
+     * screen send ESC [1~ and [4~ whatever TERM says; rxvt [7~ and [8~):
+     * unknown to TERM's entry, they would arrive as Esc and characters,
+     * and the "1" would switch views. */
+    static const struct {
+        const char *seq;
+        int key;
+    } extra_keys[] = {{"\033[1~", KEY_HOME}, {"\033[4~", KEY_END}, {"\033[7~", KEY_HOME},
+                      {"\033[8~", KEY_END},  {"\033[H", KEY_HOME},  {"\033[F", KEY_END},
+                      {"\033OH", KEY_HOME},  {"\033OF", KEY_END}};
+    for (size_t i = 0; i < sizeof(extra_keys) / sizeof(extra_keys[0]); i++)
+        if (key_defined(extra_keys[i].seq) == 0)
+            define_key(extra_keys[i].seq, extra_keys[i].key);
     nodelay(stdscr, TRUE);
     set_escdelay(25);
     mousemask(BUTTON1_CLICKED | BUTTON1_PRESSED | BUTTON4_PRESSED | BUTTON5_PRESSED, NULL);
