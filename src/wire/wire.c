@@ -444,10 +444,12 @@ int cn_wire_decode_body(const void *body, size_t len, cn_wire_msg_t **out)
     return decode_body(prefix, body, len, out);
 }
 
-/* Reads one envelope field at p[*i], which the scan has shown to be a
- * whole object: a positive integer, or the code a bad envelope gets. */
-static int peek_uint(const uint8_t *p, size_t *i, uint64_t *v)
+/* Reads one envelope field at p[*i]: a positive integer, or the code a
+ * bad envelope gets (CN_ETRUNC past len, which a scanned body never is). */
+static int peek_uint(const uint8_t *p, size_t len, size_t *i, uint64_t *v)
 {
+    if (*i >= len)
+        return CN_ETRUNC;
     uint8_t b = p[(*i)++];
     if (b <= 0x7f) {
         *v = b;
@@ -455,6 +457,8 @@ static int peek_uint(const uint8_t *p, size_t *i, uint64_t *v)
     }
     if (b >= 0xcc && b <= 0xd3) { /* uint 8..64, int 8..64 */
         unsigned n = 1u << ((b - 0xcc) & 3);
+        if (len - *i < n)
+            return CN_ETRUNC;
         *v = be_read(p + *i, n);
         *i += n;
         /* msgpack-c reads a signed int that is not negative as positive */
@@ -463,6 +467,26 @@ static int peek_uint(const uint8_t *p, size_t *i, uint64_t *v)
         return 0;
     }
     return b == 0xc0 ? CN_EMISSING : CN_EBADTYPE;
+}
+
+/* The envelope's four integers from p[*i] into *hdr (type, dst, src, cid),
+ * checked; *i ends where the body proper starts. */
+static int read_header(const uint8_t *p, size_t len, size_t *i, cn_wire_hdr_t *hdr)
+{
+    uint64_t e[4];
+    int rc;
+    for (int k = 0; k < 4; k++)
+        if ((rc = peek_uint(p, len, i, &e[k])) < 0)
+            return rc;
+    if (e[0] == CN_MSG_INVALID || e[0] >= CN_MSG_MAX_)
+        return CN_EUNKNOWNMSG;
+    if (e[1] > UINT32_MAX || e[2] > UINT32_MAX)
+        return CN_ERANGE;
+    hdr->type = (uint32_t)e[0];
+    hdr->dst = (uint32_t)e[1];
+    hdr->src = (uint32_t)e[2];
+    hdr->cid = e[3];
+    return 0;
 }
 
 int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr)
@@ -495,18 +519,8 @@ static int read_envelope(const uint8_t *p, size_t len, cn_wire_hdr_t *hdr, size_
     }
     if (n < 5)
         return CN_EMISSING;
-    uint64_t e[4];
-    for (int k = 0; k < 4; k++)
-        if ((rc = peek_uint(p, &i, &e[k])) < 0)
-            return rc;
-    if (e[0] == CN_MSG_INVALID || e[0] >= CN_MSG_MAX_)
-        return CN_EUNKNOWNMSG;
-    if (e[1] > UINT32_MAX || e[2] > UINT32_MAX)
-        return CN_ERANGE;
-    hdr->type = (uint32_t)e[0];
-    hdr->dst = (uint32_t)e[1];
-    hdr->src = (uint32_t)e[2];
-    hdr->cid = e[3];
+    if ((rc = read_header(p, len, &i, hdr)) < 0)
+        return rc;
     *body_off = i;
     *nelem = n;
     return 0;
@@ -542,22 +556,13 @@ int cn_wire_decode_peeked(const void *frame, size_t len, cn_wire_msg_t **out)
 {
     const uint8_t *body = (const uint8_t *)frame + CN_WIRE_LEN_SIZE;
     size_t body_len = len - CN_WIRE_LEN_SIZE, i = 1;
-    uint64_t e[4];
-    int k = 0;
-    *out = NULL;
-    if (len > CN_WIRE_LEN_SIZE && body[0] == 0x95) /* fixarray of five */
-        for (; k < 4 && i + 9 <= body_len && peek_uint(body, &i, &e[k]) == 0; k++)
-            ; /* 9: the longest integer; past it, the checked path */
-    if (k < 4 || i >= body_len || !is_flat(body[i]) || e[0] == CN_MSG_INVALID ||
-        e[0] >= CN_MSG_MAX_ || e[1] > UINT32_MAX || e[2] > UINT32_MAX)
-        return cn_wire_decode_frame(frame, len, UINT32_MAX, out);
     cn_wire_hdr_t hdr;
     memset(&hdr, 0, sizeof(hdr)); /* as decode_body does */
-    hdr.type = (uint32_t)e[0];
-    hdr.dst = (uint32_t)e[1];
-    hdr.src = (uint32_t)e[2];
-    hdr.cid = e[3];
-    return build_msg(frame, (const char *)body, body_len, &hdr, 0, i, 5, out);
+    *out = NULL;
+    if (len > CN_WIRE_LEN_SIZE && body[0] == 0x95 && /* fixarray of five */
+        read_header(body, body_len, &i, &hdr) == 0 && i < body_len && is_flat(body[i]))
+        return build_msg(frame, (const char *)body, body_len, &hdr, 0, i, 5, out);
+    return cn_wire_decode_frame(frame, len, UINT32_MAX, out);
 }
 
 /* ---------------------------------------------------------------------------
