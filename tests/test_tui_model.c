@@ -248,6 +248,34 @@ static void test_contexts(void **state)
     assert_non_null(feed);
     assert_non_null(strstr(feed->text, " 132 > 131:supervisor"));
     assert_true(feed->bar_col - 1 + 8 <= 80);
+
+    /* A wider screen widens the column to name both ends whole, and the
+     * header's column with it; the row still fits the screen. */
+    m.cols = 130;
+    rows_clear(&rows);
+    view_ctx.build(&m, &rows);
+    feed = find("feed");
+    assert_non_null(strstr(feed->text, " 132:worker-with-a-long-name > 131:supervisor-a "));
+    assert_true(strlen(feed->text) <= 130);
+    const char *h = view_ctx.header(&m);
+    assert_int_equal(strstr(h, "FUNCTION") - h, strstr(feed->text, "feed") - feed->text);
+    /* One actor's view: the peer's name whole. */
+    m.cols = 120;
+    m.ctx_all = 0;
+    m.sel_actor = 132;
+    actors[1].name = "supervisor-of-the-ingest-shards";
+    rows_clear(&rows);
+    view_ctx.build(&m, &rows);
+    feed = find("feed");
+    assert_non_null(strstr(feed->text, "> 131:supervisor-of-the-ingest-shards "));
+    h = view_ctx.header(&m);
+    assert_int_equal(strstr(h, "FUNCTION") - h, strstr(feed->text, "feed") - feed->text);
+    m.cols = 80; /* at 80 columns it is cut, so that the bar fits */
+    rows_clear(&rows);
+    view_ctx.build(&m, &rows);
+    feed = find("feed");
+    assert_null(strstr(feed->text, "supervisor-of-the-ingest-shards"));
+    assert_true(feed->bar_col - 1 + 8 <= 80);
 }
 
 static void test_log(void **state)

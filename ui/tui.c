@@ -97,6 +97,7 @@ void build(tui_t *t)
     uint32_t actor = had ? r->v[t->sel[v]].actor : 0;
     uint64_t cid = had ? r->v[t->sel[v]].cid : 0;
     rows_clear(r);
+    t->m.cols = COLS;
     views[v]->build(&t->m, r);
     reselect(t, v, actor, cid, had);
     rows_clear(&t->top);

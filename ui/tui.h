@@ -117,6 +117,7 @@ struct tui_model {
     int sort[8];       /* per view: index into its sort keys */
     int log_level;     /* log: the lowest level shown */
     int log_sel_only;  /* log: only the selected actor's records */
+    int cols;          /* the screen's width (0: 80), for columns that widen */
 };
 
 void model_init(tui_model_t *m);

@@ -642,7 +642,8 @@ static void on_mouse(tui_t *t)
 
 void on_key(tui_t *t, int ch)
 {
-    if (ch == KEY_RESIZE) {
+    if (ch == KEY_RESIZE) { /* columns that widen are laid out again */
+        t->need_build = 1;
         t->dirty = 1;
         return;
     }

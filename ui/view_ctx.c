@@ -19,9 +19,11 @@ typedef struct {
     const cn_snap_ctx_t *c;
     uint64_t blocked_us;
     int fill; /* percent, or -1 */
+    char link[80];
 } item_t;
 
 static int sort_key;
+static int link_w; /* the caller-and-callee column's width in the last build */
 
 static int cmp(const void *x, const void *y)
 {
@@ -101,8 +103,43 @@ static void add_items(const tui_model_t *m, const cn_snap_actor_t *a, item_t **v
     }
 }
 
-/* The caller-and-callee column: wider when it names both ends. */
-#define LINK_W(m) ((m)->ctx_all ? 24 : 13)
+/* The caller-and-callee column: at least this wide, wider when it names
+ * both ends; the rest of a row takes ROW_REST columns. */
+#define LINK_MIN(m) ((m)->ctx_all ? 24 : 13)
+#define ROW_REST 77
+
+/*
+ * Names each item's two ends, and returns the column's width: as wide as
+ * the longest pair, but never so wide that a row outgrows the screen
+ * (at 80 columns the cancel state, the block time and the buffer's bar
+ * still fit). Whole tree: "ME > PEER", ids and names; a pair wider than
+ * the column names this actor by its id alone, so that neither id is
+ * ever cut (only the peer's name, at the end). "> PEER" is a call this
+ * actor made, "< PEER" one it serves.
+ */
+static int name_links(const tui_model_t *m, item_t *v, size_t n)
+{
+    int w = LINK_MIN(m), room = (m->cols > 0 ? m->cols : 80) - ROW_REST;
+    char peer[40], me[40];
+    for (size_t i = 0; i < n; i++) {
+        const cn_snap_ctx_t *c = v[i].c;
+        const char *arrow = c->role && !strcmp(c->role, "callee") ? "<" : ">";
+        peer_name(m, c->peer, peer, sizeof(peer));
+        int len = m->ctx_all ? snprintf(v[i].link, sizeof(v[i].link), "%s %s %s",
+                                        peer_name(m, v[i].a->id, me, sizeof(me)), arrow, peer)
+                             : snprintf(v[i].link, sizeof(v[i].link), "%s %s", arrow, peer);
+        if (len > w)
+            w = len < room ? len : room > w ? room : w;
+    }
+    for (size_t i = 0; m->ctx_all && i < n; i++)
+        if ((int)strlen(v[i].link) > w) {
+            const cn_snap_ctx_t *c = v[i].c;
+            snprintf(v[i].link, sizeof(v[i].link), "%u %s %s", v[i].a->id,
+                     c->role && !strcmp(c->role, "callee") ? "<" : ">",
+                     peer_name(m, c->peer, peer, sizeof(peer)));
+        }
+    return w;
+}
 
 static void build(const tui_model_t *m, rows_t *out)
 {
@@ -123,28 +160,15 @@ static void build(const tui_model_t *m, rows_t *out)
     sort_key = m->sort[V_CTX];
     if (n > 1)
         qsort(v, n, sizeof(*v), cmp);
+    link_w = name_links(m, v, n);
     double dt = m->prev && m->snap->now_us > m->prev->now_us
                     ? (double)(m->snap->now_us - m->prev->now_us) / 1e6
                     : 0;
     for (size_t i = 0; i < n; i++) {
         const cn_snap_ctx_t *c = v[i].c;
         const cn_snap_stream_t *st = &c->stream;
-        char peer[40], me[40], link[80], age[16] = "-", blk[16] = "", in[16] = "", outs[16] = "",
-                                             rate[16] = "", text[TROW_TEXT];
-        /* Who calls whom, in one column, so that the cancel state, the
-         * block time and the buffer's bar fit 80 columns: "> PEER" is a
-         * call this actor made, "< PEER" one it serves. */
-        const char *arrow = c->role && !strcmp(c->role, "callee") ? "<" : ">";
-        peer_name(m, c->peer, peer, sizeof(peer));
-        /* Whole tree: "ME > PEER", ids and names; where that does not fit
-         * the column, this actor by its id alone, so that neither id is
-         * ever cut (only the peer's name, at the end). */
-        if (m->ctx_all &&
-            snprintf(link, sizeof(link), "%s %s %s", peer_name(m, v[i].a->id, me, sizeof(me)),
-                     arrow, peer) > LINK_W(m))
-            snprintf(link, sizeof(link), "%u %s %s", v[i].a->id, arrow, peer);
-        else if (!m->ctx_all)
-            snprintf(link, sizeof(link), "%s %s", arrow, peer);
+        char age[16] = "-", blk[16] = "", in[16] = "", outs[16] = "", rate[16] = "",
+             text[TROW_TEXT];
         if (c->opened_us && c->opened_us <= m->now_us)
             fmt_age(age, sizeof(age), m->now_us - c->opened_us);
         if (v[i].blocked_us)
@@ -160,7 +184,7 @@ static void build(const tui_model_t *m, rows_t *out)
             }
         }
         int len = snprintf(text, sizeof(text), "%4llu %-*.*s %-9.9s %-9.9s %-9.9s %5s %5s ",
-                           (unsigned long long)c->cid, LINK_W(m), LINK_W(m), link,
+                           (unsigned long long)c->cid, link_w, link_w, v[i].link,
                            c->fn ? c->fn : "?", c->phase ? c->phase : "?",
                            c->cancel ? c->cancel : "none", age, blk);
         int bar_col = len;
@@ -185,7 +209,7 @@ static const char *header(const tui_model_t *m)
     static char h[200];
     const cn_snap_actor_t *a = model_actor(m, m->sel_actor);
     snprintf(h, sizeof(h), " CID %-*s FUNCTION  PHASE     CANCEL      AGE BLOCK BUFFER       IN    OUT"
-             "  MSG/S  (%s)", LINK_W(m), m->ctx_all ? "ACTOR > PEER" : "> PEER",
+             "  MSG/S  (%s)", link_w > LINK_MIN(m) ? link_w : LINK_MIN(m), m->ctx_all ? "ACTOR > PEER" : "> PEER",
              m->ctx_all ? "whole tree" : a && a->path ? a->path : "root");
     return h;
 }
