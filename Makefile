@@ -428,6 +428,10 @@ memcheck: tests
 
 # ---------------------------------------------------------------- install
 .PHONY: install uninstall
+# A directory under PREFIX goes into canopy.pc as ${prefix}/..., so that
+# `pkg-config --define-variable=prefix=DIR` (or --define-prefix) finds a
+# tree that was moved; one elsewhere stays as it is.
+pc_rel = $(patsubst $(PREFIX)/%,$${prefix}/%,$(1))
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)/canopy \
 	    $(DESTDIR)$(MANDIR)/man1
@@ -439,7 +443,8 @@ install: all
 	ln -sf libcanopy.so.$(SOMAJOR) $(DESTDIR)$(LIBDIR)/libcanopy.so
 	install -m 644 include/canopy.h $(DESTDIR)$(INCLUDEDIR)/canopy.h
 	install -m 644 include/canopy/*.h $(DESTDIR)$(INCLUDEDIR)/canopy/
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(call pc_rel,$(LIBDIR))|' \
+	    -e 's|@INCLUDEDIR@|$(call pc_rel,$(INCLUDEDIR))|' \
 	    -e 's|@VERSION@|$(VERSION)|' contrib/canopy.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/canopy.pc
 
 uninstall:

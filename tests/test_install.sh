@@ -4,7 +4,8 @@
 # user would: through pkg-config only.
 #
 # 1. `make install PREFIX=$tmp/prefix`: a program built through pkg-config,
-#    once against the shared library and once statically; uninstall.
+#    once against the shared library and once statically, and once more
+#    after the tree is moved, told its new prefix; uninstall.
 # 2. `make install DESTDIR=$tmp/dest PREFIX=/usr/local`, as a package build
 #    stages it: every file in its place under DESTDIR and nowhere else, with
 #    its mode, the soname, canopy.pc naming /usr/local (not the staging
@@ -12,13 +13,13 @@
 #    calls it, built with nothing but `pkg-config --cflags --libs canopy`
 #    and run against the staged libcanopy.so; uninstall.
 #
-# pkg-config and the staging directory: canopy.pc holds the final paths
-# (libdir=/usr/local/lib), as it must for the installed system, so the
-# staged copy cannot be used by rewriting its prefix
-# (--define-variable=prefix would leave libdir and includedir, which are
-# written out in full, pointing at /usr/local). PKG_CONFIG_SYSROOT_DIR is
-# what pkg-config has for this: it prepends the staging directory to every
-# -I and -L it prints, as in a cross or staged build. PKG_CONFIG_PATH adds
+# pkg-config and the staging directory: canopy.pc holds the final prefix
+# (/usr/local), as it must for the installed system, and libdir and
+# includedir under it (${prefix}/lib), so that a moved tree is found with
+# --define-variable=prefix=DIR (step 1 does it). For the staged copy
+# PKG_CONFIG_SYSROOT_DIR is what pkg-config has: it prepends the staging
+# directory to every -I and -L it prints, as in a cross or staged build.
+# PKG_CONFIG_PATH adds
 # the staged pkgconfig directory; the system's own .pc files (msgpack,
 # libuv) are still found, and their flags name only system directories,
 # which pkg-config leaves out.
@@ -68,6 +69,26 @@ if nm -D --defined-only "$prefix/lib/libcanopy.so" | grep -q 'cn_wire_'; then
 else
     ok "libcanopy.so exports only the public API"
 fi
+
+# A moved tree: pkg-config told the new prefix names its directories.
+# (--define-variable sets every package's prefix, msgpack's too, so the
+# build alone could pass on a canopy.pc that still names the old tree.)
+mv "$prefix" "$tmp/moved"
+for v in libdir includedir; do
+    got=$(PKG_CONFIG_PATH="$tmp/moved/lib/pkgconfig" \
+        pkg-config --define-variable=prefix="$tmp/moved" --variable=$v canopy)
+    case $got in
+    "$tmp/moved/"*) ok "moved tree: $v follows the prefix" ;;
+    *) fail "moved tree: $v is '$got', not under $tmp/moved" ;;
+    esac
+done
+# shellcheck disable=SC2046
+expect_rc 0 "builds against a moved tree (--define-variable=prefix)" ${CC:-cc} $san \
+    -o "$tmp/use-moved" "$tmp/use.c" \
+    $(PKG_CONFIG_PATH="$tmp/moved/lib/pkgconfig" \
+        pkg-config --define-variable=prefix="$tmp/moved" --cflags --libs canopy)
+expect_rc 0 "runs against the moved tree" env LD_LIBRARY_PATH="$tmp/moved/lib" "$tmp/use-moved"
+mv "$tmp/moved" "$prefix"
 
 expect_rc 0 "make uninstall" make -s uninstall PREFIX="$prefix"
 left=$(find "$prefix" -type f -o -type l)
@@ -119,8 +140,8 @@ else
 fi
 # canopy.pc names the final prefix: the staging directory is not in it.
 pc=$root/lib/pkgconfig/canopy.pc
-grep -qx 'prefix=/usr/local' "$pc" && grep -qx 'libdir=/usr/local/lib' "$pc" &&
-    grep -qx 'includedir=/usr/local/include' "$pc" && grep -qx "Version: $version" "$pc" &&
+grep -qx 'prefix=/usr/local' "$pc" && grep -qx 'libdir=${prefix}/lib' "$pc" &&
+    grep -qx 'includedir=${prefix}/include' "$pc" && grep -qx "Version: $version" "$pc" &&
     ok "staged canopy.pc: /usr/local, version $version" || fail "staged canopy.pc: $(cat "$pc")"
 grep -q "$dest" "$pc" && fail "staged canopy.pc names the staging directory" ||
     ok "staged canopy.pc does not name the staging directory"
