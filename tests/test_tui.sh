@@ -7,6 +7,7 @@
 #     and one that exits stays, marked with its exit status;
 #   - the filter keeps what matches (and its ancestors) and hides the rest;
 #   - b breaks into the selected actor; 5, bt, continue work at the console;
+#     :queue lists the lock's queue there, other ':' lines show the commands;
 #   - two breakpoints are served in order; Ctrl-C in the console interrupts
 #     the holder and cancels nothing;
 #   - the screen has colours, and NO_COLOR turns them off;
@@ -278,6 +279,19 @@ if on_screen "\^C: no command is running" 5 && kill -0 "$pid" && on_screen "hold
 else
     fail "two breakpoints: Ctrl-C: $(screen | tail -6)"
 fi
+# :queue lists the whole queue in the console, as in the line console;
+# it and any other ':' line are the console's own, not the holder's.
+keys :queue Enter
+if on_screen "^holder:  $first: .*\(for [0-9.]+[smh]\)" 5 &&
+    on_screen "^waiting: 1[.] $second: .*\(for " 2; then
+    ok "console: :queue lists the holder and who waits"
+else
+    fail "console: :queue: $(screen | tail -6)"
+fi
+keys :frobnicate Enter
+on_screen "^  :release +make the holder continue" 5 && ! screen | grep -q "frobnicate.*not found" &&
+    ok "console: an unknown ':' command shows the console's commands" ||
+    fail "console: :frobnicate: $(screen | tail -8)"
 sleep 2.2 # so that the next Ctrl-C is not a second one
 keys c Enter
 if on_screen "holder: $second " 10; then

@@ -491,14 +491,61 @@ static void hist_move(tui_t *t, int older)
     t->in[t->in_len] = '\0';
 }
 
+/* One line of :queue: who, why, for how long. */
+static void queue_line(tui_t *t, const char *what, const tlock_t *l)
+{
+    char age[16] = "?", text[600];
+    if (l->since_us && l->since_us <= t->m.now_us)
+        fmt_age(age, sizeof(age), t->m.now_us - l->since_us);
+    int n = snprintf(text, sizeof(text), "%s %s: %s (for %s)\n", what, l->path, l->reason, age);
+    model_con_add(&t->m, text, ui_snlen(n, sizeof(text)));
+}
+
+static void console_note(tui_t *t, const char *text)
+{
+    model_con_add(&t->m, text, strlen(text));
+}
+
+/* A line starting with ':' is the console's own, as in the line console
+ * (canopy attach --console): never sent to the holder. */
+static void console_cmd(tui_t *t, const char *p)
+{
+    char cmd[32] = "";
+    (void)sscanf(p + 1, "%31s", cmd);
+    if (!strcmp(cmd, "skip") || !strcmp(cmd, "release")) {
+        if (cn_client_lock_op(t->ev, cmd, CONNECT_MS) < 0)
+            say(t, ":%s: %s", cmd, cn_client_error());
+    } else if (!strcmp(cmd, "queue")) {
+        if (t->m.has_holder)
+            queue_line(t, "holder: ", &t->m.holder);
+        else
+            console_note(t, "holder:  nobody\n");
+        char what[32];
+        for (size_t i = 0; i < t->m.nwaiters; i++) {
+            snprintf(what, sizeof(what), "waiting: %zu.", i + 1);
+            queue_line(t, what, &t->m.waiters[i]);
+        }
+        if (t->m.nwaiters == 0)
+            console_note(t, "waiting: nobody\n");
+    } else {
+        console_note(t, "[canopy] lines go to the actor that holds the console (its REPL: try "
+                        "'help'); console commands:\n"
+                        "  :queue     who holds the console, who waits, why and since when\n"
+                        "  :skip      send the holder to the back of the queue; the next one "
+                        "gets it\n"
+                        "  :release   make the holder continue and take the console from it\n"
+                        "  b breaks into the selected actor (in the other views); Esc leaves\n");
+    }
+}
+
 static void console_line(tui_t *t)
 {
     char *line = t->in;
+    const char *p = line + strspn(line, " \t");
     hist_add(t, line);
     model_con_add(&t->m, "", 0);
-    if (strcmp(line, ":skip") == 0 || strcmp(line, ":release") == 0) {
-        if (cn_client_lock_op(t->ev, line + 1, CONNECT_MS) < 0)
-            say(t, "%s: %s", line, cn_client_error());
+    if (*p == ':') {
+        console_cmd(t, p);
     } else if (!t->m.has_holder) {
         say(t, "nobody holds the console: b breaks into the selected actor");
     } else {

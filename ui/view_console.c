@@ -62,8 +62,8 @@ static void build(const tui_model_t *m, rows_t *out)
 static const char *header(const tui_model_t *m)
 {
     return m->has_holder ? "type a line for the holder; Enter sends it, Ctrl-C interrupts, "
-                           ":skip :release, Esc leaves"
-                         : "no actor holds the console; Esc leaves";
+                           ":queue :skip :release :help, Esc leaves"
+                         : "no actor holds the console; :queue shows who waits, Esc leaves";
 }
 
 const view_t view_console = {"Console", "the debugger: the holder's output, its input line, the "
