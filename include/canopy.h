@@ -118,9 +118,12 @@ typedef struct cn_spawn_opts {
  * Starts a child actor called `name` (letters, digits, '-', '_' and '.';
  * at most 63 bytes) and waits until it has greeted this actor. Its stdout
  * and stderr become log records at the root. On success *out is the child
- * and 0 is returned; else CN_EINVAL (bad name or entry), CN_ETIMEDOUT (the
- * child was killed), CN_EDEAD (it died first, e.g. exec failed), or an
- * errno-style code from the system: CN_EMFILE (this process is out of file
+ * and 0 is returned; else CN_EINVAL (bad name or entry), CN_EEXIST (a
+ * child of this actor that is still up has that name), CN_ETIMEDOUT (the
+ * child was killed), CN_EDEAD (it exited or crashed before greeting, or
+ * has no such entry; logged), CN_ECANCELED (this actor is shutting down),
+ * or an errno-style code from the system: CN_ENOENT or CN_EACCES (exe is
+ * missing or not executable), CN_EMFILE (this process is out of file
  * descriptors: a spawn needs six for a moment and keeps three), CN_EAGAIN
  * (the process limit, RLIMIT_NPROC, is reached). Failures are logged with
  * what ran out. opts may be NULL.

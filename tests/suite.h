@@ -56,6 +56,20 @@ static inline int suite_log_contains(const char *needle)
     return strstr(buf, needle) != NULL;
 }
 
+/* Whether one line of the tree's log holds both needles. */
+static inline int suite_log_line_has(const char *needle, const char *also)
+{
+    FILE *f = fopen(suite_logpath, "r");
+    if (f == NULL)
+        return 0;
+    char line[4096];
+    int found = 0;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, needle) && strstr(line, also);
+    fclose(f);
+    return found;
+}
+
 /* After the group: prints the tree's log if anything failed, removes it,
  * and gives the exit status. */
 static inline int suite_finish(int failed)

@@ -532,11 +532,48 @@ static void test_spawn_failures_are_clear(void **state)
     while (!suite_log_contains("has no entry 'no-such-entry'") && ms_now() < deadline)
         usleep(10000);
     assert_true(
-        suite_log_contains("root/lost: root/lost: this program has no entry 'no-such-entry'"));
+        suite_log_contains("root/lost: this program has no entry 'no-such-entry'"));
+
+    assert_false(suite_log_contains("root/lost: root/lost:")); /* its path once */
+    deadline = ms_now() + T_MS; /* and the spawner hears why it failed */
+    while (!suite_log_contains("(lost) exited with status 2 before it greeted its parent") &&
+           ms_now() < deadline)
+        usleep(10000);
+    assert_true(suite_log_contains("(lost) exited with status 2 before it greeted its parent"));
+    /* A program that exits 0 without greeting is a failed spawn too: said
+     * as a warning, not a debug line. */
+    cn_spawn_opts_t quick = {.exe = "/bin/true"};
+    assert_int_equal(cn_spawn("quick", &quick, &p, T_MS), CN_EDEAD);
+    deadline = ms_now() + T_MS;
+    while (!suite_log_contains("(quick) exited with status 0 before it greeted") &&
+           ms_now() < deadline)
+        usleep(10000);
+    assert_true(suite_log_line_has("(quick) exited with status 0 before it greeted its parent",
+                                   " warn "));
 
     assert_int_equal(cn_spawn("bad name", NULL, &p, T_MS), CN_EINVAL);
     assert_int_equal(cn_spawn("", NULL, &p, T_MS), CN_EINVAL);
     assert_int_equal(cn_spawn("ok", NULL, NULL, T_MS), CN_EINVAL);
+
+    /* Paths name actors: a second live child of the same name is refused,
+     * and the name is free again as soon as the first is gone, whether
+     * cancelled or killed (a supervisor restarts it at once). */
+    cn_portal_t twin, again;
+    cn_result_t r;
+    assert_int_equal(cn_spawn("twin", NULL, &twin, T_MS), 0);
+    assert_int_equal(cn_spawn("twin", NULL, &again, T_MS), CN_EEXIST);
+    assert_true(suite_log_contains("cannot spawn 'twin': root already has a child of that name"));
+    assert_int_equal(cn_cancel(twin, T_MS), 0);
+    assert_int_equal(cn_spawn("twin", NULL, &twin, T_MS), 0);
+    assert_int_equal(cn_call(twin, "getpid", NULL, &r, T_MS), 0);
+    pid_t pid = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    kill(pid, SIGKILL);
+    while (cn_call(twin, "getpid", NULL, &r, T_MS) == 0)
+        cn_result_free(&r), usleep(1000);
+    cn_result_free(&r);
+    assert_int_equal(cn_spawn("twin", NULL, &again, T_MS), 0);
+    assert_int_equal(cn_cancel(again, T_MS), 0);
 }
 
 /* A task thread's stack stays touched as deep as it ever went, and each

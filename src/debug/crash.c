@@ -108,8 +108,11 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
     atomic_store(&cr.tid, tid);
     cr.nframes = cn__stack_from_signal(cr.frames, CN__BT_FRAMES, uc);
     atomic_store(&cr.ready, 1);
-    say(cn__rt.path);
-    say(": crashed: ");
+    if (cn__rt.is_root) { /* a child's stderr is logged under its path already */
+        say(cn__rt.path);
+        say(": ");
+    }
+    say("crashed: ");
     say(sig_name(sig));
     say(" in thread ");
     say_int(tid);

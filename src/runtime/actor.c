@@ -102,9 +102,33 @@ static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
 
 /* Adds s to the stream table and asks the broker to start watching it.
  * Takes rt.mu. */
+/* Whether a child of ours that is still up has this name; under rt.mu.
+ * One whose stream has closed (it exited, or was dropped) frees its name
+ * before any caller hears of its end, so a supervisor can restart it
+ * under the same name at once. */
+static int name_taken_locked(const char *name)
+{
+    for (size_t i = 0; i < cn__rt.nstreams; i++) {
+        cn__stream_t *c = cn__rt.streams[i];
+        if (c == NULL || c->is_parent || strcmp(c->name, name) != 0)
+            continue;
+        cn__lock(&c->wmu);
+        int up = !c->closed;
+        cn__unlock(&c->wmu);
+        if (up)
+            return 1;
+    }
+    return 0;
+}
+
+/* Adds s to the stream table; a child's name must be free (CN_EEXIST). */
 static int stream_register(cn__stream_t *s)
 {
     cn__lock(&cn__rt.mu);
+    if (!s->is_parent && name_taken_locked(s->name)) {
+        cn__unlock(&cn__rt.mu);
+        return CN_EEXIST;
+    }
     /* An array of pointers: NOLINTNEXTLINE(bugprone-sizeof-expression) */
     cn__stream_t **n = realloc(cn__rt.streams, (cn__rt.nstreams + 1) * sizeof(*n));
     if (n == NULL) {
@@ -863,8 +887,9 @@ static void stream_finish(cn__stream_t *s)
     if (s->is_parent) {
         cn__call_fail_all(CN_EDEAD, reason);
         begin_shutdown(reason, 0);
-    } else if (s->peer != 0) {
-        cn_log(s->reaped && s->status == 0 ? CN_LOG_DEBUG : CN_LOG_WARN, "%s", reason);
+    } else if (s->peer != 0) { /* one that never greeted failed its cn_spawn: say why */
+        cn_log(s->reaped && s->status == 0 && s->up ? CN_LOG_DEBUG : CN_LOG_WARN, "%s%s", reason,
+               s->up ? "" : " before it greeted its parent (its cn_spawn failed)");
     }
 }
 
@@ -1952,7 +1977,7 @@ static void on_hello_timeout(uv_timer_t *t)
 {
     (void)t;
     if (cn__rt.parent == NULL || !cn__rt.parent->up) {
-        fprintf(stderr, "canopy: %s: no answer from the parent\n", cn__rt.path);
+        fprintf(stderr, "canopy: no answer from the parent\n"); /* logged as ours */
         _exit(1);
     }
 }
@@ -1969,7 +1994,7 @@ static __attribute__((noreturn)) void serve_on_main(void)
 {
     cn__rt.main_done = 2; /* no entry to wait for when shutting down */
     if (greet_parent() < 0) {
-        fprintf(stderr, "canopy: %s: cannot greet the parent\n", cn__rt.path);
+        fprintf(stderr, "canopy: cannot greet the parent\n");
         _exit(1);
     }
     uv_timer_start(&cn__rt.hello_timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
@@ -2171,10 +2196,15 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     if (opts->entry && !name_ok(opts->entry))
         return CN_EINVAL;
     cn__lock(&cn__rt.mu);
-    int stopping = cn__rt.shutting_down;
+    int stopping = cn__rt.shutting_down, taken = name_taken_locked(name);
     cn__unlock(&cn__rt.mu);
     if (stopping)
         return CN_ECANCELED;
+    if (taken) { /* paths name actors: two siblings may not share one */
+        cn_log(CN_LOG_WARN, "cannot spawn '%s': %s already has a child of that name", name,
+               cn__rt.path);
+        return CN_EEXIST;
+    }
 
     uint32_t id;
     int rc = take_id(&id, timeout_ms);
@@ -2278,8 +2308,12 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     s->out_fd[0] = pout[0];
     s->out_fd[1] = perr[0];
     stream_ref(s); /* ours, while we wait */
-    if ((rc = stream_register(s)) < 0) {
+    if ((rc = stream_register(s)) < 0) { /* CN_EEXIST: another thread's spawn won the name */
+        if (rc == CN_EEXIST)
+            cn_log(CN_LOG_WARN, "cannot spawn '%s': %s already has a child of that name", name,
+                   cn__rt.path);
         kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0); /* no stream reaps it: not a moment's zombie */
         stream_unref(s);
         /* stream_new's reference, the last; the analyzer does not count
          * atomic references: NOLINTNEXTLINE(clang-analyzer-unix.Malloc) */
@@ -2571,7 +2605,7 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
         const char *entry = getenv("CANOPY_ENTRY");
         e = entry ? find_entry(cfg, entry) : NULL;
         if (entry && e == NULL) {
-            fprintf(stderr, "%s: this program has no entry '%s'\n", cn__rt.path, entry);
+            fprintf(stderr, "this program has no entry '%s'\n", entry); /* logged as ours */
             _exit(2);
         }
         if (e == NULL)
@@ -2589,7 +2623,7 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
         cn__node_t *n;
         if (greet_parent() < 0 ||
             cn__latch_get(&cn__rt.ready, HELLO_TIMEOUT_MS, &n) < 0) {
-            fprintf(stderr, "canopy: %s: no answer from the parent\n", cn__rt.path);
+            fprintf(stderr, "canopy: no answer from the parent\n"); /* logged as ours */
             _exit(1);
         }
         int status = e->main(argc, argv);
