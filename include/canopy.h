@@ -72,7 +72,8 @@ typedef struct cn_entry {
 } cn_entry_t;
 
 typedef struct cn_config {
-    const char *name;           /* the root's name; default "root" */
+    const char *name;           /* the tree's (the root's) name, as an actor's; default
+                                   "root"; cn_run refuses a bad one */
     const cn_export_t *exports; /* ends with {NULL, NULL}; may be NULL */
     const cn_entry_t *entries;  /* ends with {NULL, NULL}; may be NULL */
     cn_main_t main;             /* the root's main; NULL serves until cancelled */

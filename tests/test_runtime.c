@@ -1134,6 +1134,31 @@ static int suite_main(int argc, char **argv)
     return suite_finish(cmocka_run_group_tests_name("runtime", tests, setup_tree, NULL));
 }
 
+/* cn_run a second time: CN_EINVAL, and the reason on stderr, as its
+ * comment promises (a silent -22 left a user guessing). */
+static int second_run_refused(int argc, char **argv, const cn_config_t *cfg)
+{
+    char path[] = "/tmp/cn-test-stderr-XXXXXX";
+    int fd = mkstemp(path), saved = dup(2);
+    if (fd < 0 || saved < 0)
+        return 0;
+    fflush(stderr);
+    dup2(fd, 2);
+    int rc = cn_run(argc, argv, cfg);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char said[512] = "";
+    ssize_t n = pread(fd, said, sizeof(said) - 1, 0);
+    said[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    int ok = rc == CN_EINVAL && strstr(said, "cn_run was called again") != NULL;
+    if (!ok)
+        fprintf(stderr, "test_runtime: a second cn_run returned %d and said '%s'\n", rc, said);
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     static const cn_config_t cfg = {
@@ -1148,6 +1173,8 @@ int main(int argc, char **argv)
     fd_set_now(before);
     int rc = cn_run(argc, argv, &cfg);
     if (root && fds_left_by_run(before) > 0)
+        return 1;
+    if (root && !second_run_refused(argc, argv, &cfg))
         return 1;
     return rc;
 }

@@ -3,7 +3,7 @@
 # whole tree cleanly; a kill -9 of the root takes every descendant with it
 # within 2 s (their stream to the parent closes, and PR_SET_PDEATHSIG is
 # the backstop). Nothing may be left running either way. Under nohup, the
-# whole tree ignores SIGHUP.
+# whole tree ignores SIGHUP. A bad tree name stops the program at start.
 set -u
 . "$(dirname "$0")/lib.sh"
 tree=${B:-build}/examples/tree
@@ -96,5 +96,20 @@ if [ "$n" -eq 13 ]; then ok "nohup: every actor survives SIGHUP"; else fail "noh
 kill -INT $root
 wait $root 2>/dev/null
 if [ -z "$(alive $kids)" ]; then ok "nohup: SIGINT still ends the tree"; else fail "nohup: left running: $(alive $kids)"; fi
+
+# A bad tree name (cn_config_t.name) is the program's mistake: cn_run
+# refuses it, says why, and starts nothing (no socket, no actor).
+dbg=${B:-build}/tests/helpers/debug_tree
+export CANOPY_RUNTIME_DIR="$tmp/rt"
+mkdir -p "$CANOPY_RUNTIME_DIR" && chmod 700 "$CANOPY_RUNTIME_DIR"
+for bad in a/b ../x "" "$(printf '%070d' 0)"; do
+    out=$("$dbg" --name="$bad" idle </dev/null 2>&1) && rc=0 || rc=$?
+    if [ "$rc" -ne 0 ] && printf '%s\n' "$out" | grep -q "(cn_config_t.name) is not a name" &&
+        [ -z "$(ls -A "$CANOPY_RUNTIME_DIR")" ]; then
+        ok "tree name '$(printf '%.12s' "$bad")': refused at start, and said why"
+    else
+        fail "tree name '$bad': exit $rc, $(ls -A "$CANOPY_RUNTIME_DIR"): $out"
+    fi
+done
 
 finish test_tree

@@ -2583,11 +2583,21 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
     static const cn_config_t empty = {0};
     if (cfg == NULL)
         cfg = &empty;
-    if (cn__rt.started)
+    if (cn__rt.started) {
+        fprintf(stderr, "canopy: cn_run was called again: a process is one actor, run once\n");
         return CN_EINVAL;
+    }
+    if (cfg->name && !name_ok(cfg->name)) { /* it names the tree and begins every path */
+        fprintf(stderr, "canopy: the tree's name \"%.80s%s\" (cn_config_t.name) is not a name: "
+                        "letters, digits, '-', '_' and '.', 1 to %d of them\n", cfg->name,
+                strlen(cfg->name) > 80 ? "..." : "", CN__NAME_MAX - 1);
+        return CN_EINVAL;
+    }
     int rc = rt_init(argc, argv, cfg);
-    if (rc < 0)
+    if (rc < 0) {
+        fprintf(stderr, "canopy: cannot start the runtime: %s\n", cn_strerror(rc));
         return rc;
+    }
     int child = getenv("CANOPY_FD") != NULL;
     if (child) {
         if (child_init() < 0)
