@@ -307,8 +307,10 @@ CN_EXTERN int cn_call_stream(cn_call_t *call, const cn_stream_opts_t *opts, cn_s
 
 /* Sends one value (NULL sends nil), waiting up to timeout_ms for credit.
  * Returns 0; CN_ETIMEDOUT; CN_EOVERRUN (overrun mode); CN_EPIPE after
- * cn_stream_close; CN_EOF, CN_EDEAD or CN_ECANCELED once the context is
- * over. cn_stream_last_error() says why in words. */
+ * cn_stream_close; CN_EMSGSIZE (the frame would pass 16 MiB); once the
+ * context is over, how it ended: CN_EOF (returned), CN_EREMOTE (the other
+ * side failed: its error comes from cn_stream_recv or cn_ctx_result),
+ * CN_EDEAD or CN_ECANCELED. cn_stream_last_error() says why in words. */
 CN_EXTERN int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_ms);
 
 /* Takes the next value into msg->value (free with cn_result_free). Returns
@@ -323,7 +325,8 @@ CN_EXTERN int cn_stream_close(cn_stream_t *s);
 
 CN_EXTERN void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out);
 
-/* Why the last call on s failed, in words ("" if none did). */
+/* Why the last call on s that failed did, in words ("" if none has);
+ * after CN_EOF, how the stream ended. */
 CN_EXTERN const char *cn_stream_last_error(const cn_stream_t *s);
 
 /* ---------------------------------------------------------------------------

@@ -153,7 +153,8 @@ static int fn_listener(cn_call_t *c, const msgpack_object *args, msgpack_packer 
     cn_result_t m;
     int rc = cn_stream_recv(s, &m, 60000);
     cn_result_free(&m);
-    return cn_call_fail(c, rc < 0 ? rc : CN_EPROTO, "listener: recv said %s", cn_err_name(rc));
+    return cn_call_fail(c, rc < 0 ? rc : CN_EPROTO, "listener: recv said %s (%s)", cn_err_name(rc),
+                        cn_stream_last_error(s));
 }
 
 /* Sends 0..args-1 once the opener has opened its end, then closes. */
@@ -288,6 +289,7 @@ static void test_both_ways_and_end_of_stream(void **state)
     assert_int_equal(cn_stream_send(s, &v, T_MS), CN_EPIPE);
     cn_result_t m;
     assert_int_equal(cn_stream_recv(s, &m, T_MS), CN_EOF); /* its STOP */
+    assert_string_equal(cn_stream_last_error(s), "end of stream: the other side closed its end");
     assert_int_equal(cn_stream_recv(s, &m, T_MS), CN_EOF); /* and it stays so */
     cn_result_t res;
     assert_int_equal(cn_ctx_result(ctx, &res, T_MS), 0);
@@ -600,6 +602,7 @@ static void test_error_during_streaming(void **state)
     assert_int_equal(cn_stream_recv(s, &m, T_MS), CN_EREMOTE);
     assert_string_equal(m.error.message, "broke after 3 messages");
     assert_string_equal(m.error.origin, "root/a");
+    assert_string_equal(cn_stream_last_error(s), "broke after 3 messages");
     cn_result_free(&m);
     /* Sending now fails the same way, at once. */
     assert_int_equal(cn_stream_send(s, &v, T_MS), CN_EREMOTE);
@@ -616,6 +619,8 @@ static void test_cancel_while_peer_blocked_in_recv(void **state)
     cn_result_t res;
     assert_int_equal(cn_ctx_result(ctx, &res, 0), CN_ECANCELED);
     assert_non_null(strstr(res.error.message, "recv said CN_ECANCELED"));
+    /* and its cn_stream_last_error said why, not "" */
+    assert_non_null(strstr(res.error.message, "(this task was cancelled: "));
     cn_result_free(&res);
     cn_ctx_free(ctx);
 }
@@ -653,6 +658,7 @@ static void test_cancel_while_blocked_on_backpressure(void **state)
     assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
     pthread_join(th, NULL);
     assert_int_equal(b.rc, CN_ECANCELED);
+    assert_true(cn_stream_last_error(s)[0] != '\0');
     cn_ctx_free(ctx);
 }
 
@@ -678,6 +684,7 @@ static void test_peer_killed_mid_stream(void **state)
     int64_t waited = ms_now() - t0;
     assert_int_equal(rc, CN_EDEAD);
     assert_non_null(strstr(m.error.message, "(c) exited on signal 9"));
+    assert_non_null(strstr(cn_stream_last_error(s), "(c) exited on signal 9"));
     cn_result_free(&m);
     print_message("recv woke %lld ms after kill -9\n", (long long)waited);
     assert_true(waited <= 100 * suite_time_scale());

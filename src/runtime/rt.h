@@ -390,6 +390,8 @@ int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason);
 /* The task running on this thread, or NULL. */
 cn__task_t *cn__task_current(void);
 int cn__task_is_cancelled(const cn__task_t *t);
+/* Why t was cancelled, into out ("" if it was not). */
+void cn__task_cancel_reason(const cn__task_t *t, char *out, size_t cap);
 
 /* Under rt.mu: records (add) or forgets a call the task has in flight, so
  * that cancelling the task cancels it too. */

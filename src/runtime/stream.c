@@ -365,6 +365,20 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
     return rc;
 }
 
+/* last_error for CN_ECANCELED: the task's cancellation, or the actor's. */
+static int say_cancelled(cn_stream_t *s, cn__task_t *t)
+{
+    char why[CN__REASON_MAX] = "";
+    if (t)
+        cn__task_cancel_reason(t, why, sizeof(why));
+    snprintf(s->last_error, sizeof(s->last_error), "%s%s",
+             t ? "this task was cancelled" : "this actor is shutting down",
+             why[0] ? ": " : "");
+    size_t n = strlen(s->last_error);
+    snprintf(s->last_error + n, sizeof(s->last_error) - n, "%s", why);
+    return CN_ECANCELED;
+}
+
 int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_ms)
 {
     if (s == NULL)
@@ -375,7 +389,7 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     }
     cn__task_t *t = cn__task_current();
     if (t && cn__task_is_cancelled(t))
-        return CN_ECANCELED;
+        return say_cancelled(s, t);
     cn__lock(&s->send_mu);
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
     msgpack_sbuffer *sb = &s->sb;
@@ -457,6 +471,8 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
             if (rc == CN_ETIMEDOUT)
                 snprintf(s->last_error, sizeof(s->last_error), "nothing received within %lld ms",
                          (long long)timeout_ms);
+            else if (rc == CN_ECANCELED)
+                say_cancelled(s, cn__task_current());
             return rc; /* CN_ETIMEDOUT, or the task's cancellation */
         }
         if (!cn__yq_is_token(s->yq, n))
@@ -477,6 +493,14 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
         if (s->end_rc == 0)
             s->end_rc = CN_EOF; /* it returned: the stream is over */
     }
+    /* Said once, for this call and every later one (they return it too). */
+    if (s->end_rc == CN_EOF)
+        snprintf(s->last_error, sizeof(s->last_error), "end of stream: the other side %s",
+                 type == CN_MSG_STOP ? "closed its end" : "returned");
+    else if (msg->error.message && msg->error.message[0])
+        snprintf(s->last_error, sizeof(s->last_error), "%s", msg->error.message);
+    else
+        snprintf(s->last_error, sizeof(s->last_error), "%s", cn_strerror(s->end_rc));
     return s->end_rc;
 }
 

@@ -84,6 +84,13 @@ int cn__task_is_cancelled(const cn__task_t *t)
     return atomic_load(&t->cancelled);
 }
 
+void cn__task_cancel_reason(const cn__task_t *t, char *out, size_t cap)
+{
+    cn__lock(&cn__rt.mu); /* cn__task_cancel writes it under it */
+    snprintf(out, cap, "%s", atomic_load(&t->cancelled) ? t->cancel_reason : "");
+    cn__unlock(&cn__rt.mu);
+}
+
 cn__latch_t *cn__task_wake_latch(void)
 {
     return tl_task ? &tl_task->wake : NULL;
