@@ -51,8 +51,11 @@ typedef struct cn_call cn_call_t;
 /*
  * A function other actors may call. `args` is the caller's argument object
  * (valid until the function returns). Pack exactly one result object with
- * `result` and return 0, or return a negative code (cn_call_fail() sets a
- * message) to raise an error at the caller. Runs on a task thread.
+ * `result` and return 0 (nothing packed answers nil), or return a negative
+ * code (cn_call_fail() sets a message) to raise an error at the caller.
+ * The caller gets an error that says which, too, if the function returns
+ * a positive number (CN_EINVAL), packs more than one object, or packs more
+ * than a message holds, 16 MiB (CN_EMSGSIZE). Runs on a task thread.
  */
 typedef int (*cn_fn_t)(cn_call_t *call, const msgpack_object *args, msgpack_packer *result);
 

@@ -56,6 +56,34 @@ static int fn_whoami(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
     return pack_str(out, cn_path());
 }
 
+/* Functions whose answer is not a result. */
+static int fn_positive(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a, (void)out;
+    return 7; /* a count returned by mistake */
+}
+
+static int fn_two(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a;
+    msgpack_pack_int(out, 1);
+    return msgpack_pack_int(out, 2);
+}
+
+static int fn_huge(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a;
+    size_t n = 17u << 20;
+    char *big = calloc(1, n);
+    if (big == NULL)
+        return CN_ENOMEM;
+    int rc = msgpack_pack_bin(out, n);
+    if (rc == 0)
+        rc = msgpack_pack_bin_body(out, big, n);
+    free(big);
+    return rc;
+}
+
 static int fn_getpid(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
 {
     (void)c, (void)a;
@@ -270,7 +298,8 @@ static const cn_export_t exports[] = {
     {"whoami", fn_whoami}, {"getpid", fn_getpid},     {"kids", fn_kids},
     {"relay", fn_relay},   {"record", fn_record},     {"block", fn_block},
     {"spin", fn_spin},     {"deadlock", fn_deadlock}, {"nap", fn_nap},
-    {"stack_above", fn_stack_above}, {"threads", fn_threads}, {NULL, NULL}};
+    {"stack_above", fn_stack_above}, {"threads", fn_threads}, {"positive", fn_positive},
+    {"two", fn_two},       {"huge", fn_huge},         {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
     {"waiter", waiter_main},     {NULL, NULL}};
@@ -515,6 +544,22 @@ static void test_errors_name_their_origin(void **state)
     char buf[64];
     assert_int_equal(relay_str(workers[2][2], 4000000, "whoami", buf, sizeof(buf), &r), CN_EREMOTE);
     assert_non_null(strstr(r.error.message, "no route to actor 4000000"));
+    cn_result_free(&r);
+
+    /* What a function answers must be one result: otherwise the caller
+     * gets an error that says what was wrong, not a silent nil. */
+    assert_int_equal(cn_call(workers[0][0], "positive", NULL, &r, T_MS), CN_EREMOTE);
+    assert_int_equal(r.error.code, CN_EINVAL);
+    assert_non_null(strstr(r.error.message, "positive returned 7: a function returns 0, or a "
+                                            "negative CN_E* code"));
+    cn_result_free(&r);
+    assert_int_equal(cn_call(workers[0][0], "two", NULL, &r, T_MS), CN_EREMOTE);
+    assert_non_null(strstr(r.error.message, "two packed a bad result, not exactly one result"));
+    cn_result_free(&r);
+    assert_int_equal(cn_call(workers[0][0], "huge", NULL, &r, T_MS), CN_EREMOTE);
+    assert_int_equal(r.error.code, CN_EMSGSIZE);
+    assert_non_null(strstr(r.error.message, "huge's result is 17825797 bytes, more than a "
+                                            "message holds (16 MiB)"));
     cn_result_free(&r);
 }
 

@@ -294,16 +294,27 @@ static int run_task_answer(cn__task_t *t)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
     int rc = fn(t, &cmd->args, &pk);
-    if (rc >= 0) {
+    if (rc > 0) { /* a count or a flag returned by mistake: not a success */
+        struct task_fail *f = task_fail(t);
+        if (f)
+            snprintf(f->message, sizeof(f->message),
+                     "%.*s returned %d: a function returns 0, or a negative CN_E* code "
+                     "(cn_call_fail)", (int)cmd->fn.len, cmd->fn.ptr, rc);
+        rc = CN_EINVAL;
+    } else if (rc == 0) {
         if (out.size == 0)
             msgpack_pack_nil(&pk);
         pool_idle_early();
         rc = reply_raw(t, CN_MSG_RETURN, &out);
         struct task_fail *f = rc < 0 ? task_fail(t) : NULL;
-        if (f)
+        if (f && rc == CN_EMSGSIZE)
             snprintf(f->message, sizeof(f->message),
-                     "%.*s packed %s, not exactly one result object", (int)cmd->fn.len, cmd->fn.ptr,
-                     rc == CN_EMSGSIZE ? "too much" : "a bad result");
+                     "%.*s's result is %zu bytes, more than a message holds (%u MiB)",
+                     (int)cmd->fn.len, cmd->fn.ptr, out.size, CN_WIRE_DEFAULT_MAX_FRAME >> 20);
+        else if (f)
+            snprintf(f->message, sizeof(f->message),
+                     "%.*s packed a bad result, not exactly one result object", (int)cmd->fn.len,
+                     cmd->fn.ptr);
     }
     if (rc < 0)
         answer_failure(t, rc);
