@@ -100,13 +100,13 @@ CN_EXTERN int cn_run(int argc, char **argv, const cn_config_t *cfg);
 /* This actor, its parent (itself for the root), and its path such as
  * "root/sup-1/worker-3" (a static string). */
 CN_EXTERN cn_portal_t cn_self(void);
+CN_EXTERN cn_portal_t cn_parent(void);
+CN_EXTERN const char *cn_path(void);
 
 /* The root: the path of the tree's attach socket, where `canopy` finds it
  * (docs/cli.md); NULL in a child, or when it could not be made or was
  * turned off with CANOPY_ATTACH=0. */
 CN_EXTERN const char *cn_attach_path(void);
-CN_EXTERN cn_portal_t cn_parent(void);
-CN_EXTERN const char *cn_path(void);
 
 /* ---------------------------------------------------------------------------
  * Spawning
