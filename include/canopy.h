@@ -12,8 +12,9 @@
  * and never runs user code, and a pool of task threads that run incoming
  * calls. Every function below may be called from any thread unless it says
  * otherwise. Every blocking call takes a timeout in milliseconds and may
- * return CN_ETIMEDOUT, CN_ECANCELED or CN_EDEAD; CN_FOREVER waits without
- * limit, on purpose.
+ * return CN_ETIMEDOUT, CN_ECANCELED or CN_EDEAD; CN_FOREVER (-1) waits
+ * without limit, on purpose. Any other negative timeout is a deadline
+ * already past: the call waits no more than with 0.
  *
  * Values are msgpack (msgpack-c's msgpack_object and msgpack_packer).
  * Ownership is stated per function; nothing is freed behind the caller.

@@ -49,6 +49,12 @@ static void test_put_get_and_timeouts(void **state)
     assert_int_equal(cn__latch_get(&l, 50, &n), CN_ETIMEDOUT);
     assert_true(ms_now() - t0 >= 50); /* never early */
     assert_int_equal(waiting(&l), 0); /* the timed-out waiter is gone */
+    /* Only CN_FOREVER (-1) waits without limit: a time left that came out
+     * negative is a deadline already past, not an endless wait. */
+    t0 = ms_now();
+    assert_int_equal(cn__latch_get(&l, -5, &n), CN_ETIMEDOUT);
+    assert_int_equal(cn__latch_get(&l, INT64_MIN / 2, &n), CN_ETIMEDOUT);
+    assert_true(ms_now() - t0 < 1000);
 
     item_t a = {.value = 1}, b = {.value = 2};
     assert_int_equal(cn__latch_put(&l, &a.node), 0);

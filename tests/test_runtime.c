@@ -546,6 +546,15 @@ static void test_errors_name_their_origin(void **state)
     assert_non_null(strstr(r.error.message, "no route to actor 4000000"));
     cn_result_free(&r);
 
+    /* A negative timeout other than CN_FOREVER is a deadline already past:
+     * the call times out at once rather than wait without limit. */
+    msgpack_object nap = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 600};
+    int64_t t0 = ms_now();
+    assert_int_equal(cn_call(workers[0][0], "nap", &nap, &r, -5), CN_ETIMEDOUT);
+    assert_true(ms_now() - t0 < 400);
+    cn_result_free(&r);
+    usleep(700000); /* the nap ends before the tests that count task threads */
+
     /* What a function answers must be one result: otherwise the caller
      * gets an error that says what was wrong, not a silent nil. */
     assert_int_equal(cn_call(workers[0][0], "positive", NULL, &r, T_MS), CN_EREMOTE);

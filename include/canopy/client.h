@@ -6,7 +6,8 @@
  * returned as plain structs. The canopy tool is built on it alone; so can
  * any other tool.
  *
- * Every call that waits takes a timeout in milliseconds. Functions return
+ * Every call that waits takes a timeout in milliseconds: -1 (CN_FOREVER)
+ * waits without limit, any other negative as 0. Functions return
  * 0 or a negative CN_E* code (canopy/errors.h); where a sentence helps,
  * cn_client_error() has it.
  *

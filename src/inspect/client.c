@@ -64,6 +64,13 @@ static int64_t mono_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The deadline for timeout_ms, -1 for none: only CN_FOREVER (-1) is
+ * forever; any other negative time is already up. */
+static int64_t deadline_of(int64_t timeout_ms)
+{
+    return timeout_ms == -1 ? -1 : mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+}
+
 /* Milliseconds left until deadline (ms, monotonic); -1 means no limit. */
 static int left_ms(int64_t deadline)
 {
@@ -275,7 +282,7 @@ int cn_client_connect(const char *path, cn_client_t **out, int64_t timeout_ms)
 {
     *out = NULL;
     last_error[0] = '\0';
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = deadline_of(timeout_ms);
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     size_t len = strlen(path);
     if (len >= sizeof(sa.sun_path))
@@ -587,7 +594,7 @@ typedef struct req {
 static void req_begin(cn_client_t *c, req_t *r, uint32_t type, uint32_t dst, int64_t timeout_ms)
 {
     last_error[0] = '\0';
-    r->deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    r->deadline = deadline_of(timeout_ms);
     r->cid = ++c->next_cid;
     msgpack_sbuffer_init(&r->sb);
     cn_wire_hdr_t h = {type, dst, 0, r->cid};
@@ -682,7 +689,7 @@ int cn_client_cancel(cn_client_t *c, uint32_t actor, uint64_t call, const char *
                      int64_t timeout_ms)
 {
     last_error[0] = '\0';
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = deadline_of(timeout_ms);
     uint64_t cid = ++c->next_cid;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -907,7 +914,7 @@ int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
     }
     cn_wire_msg_free(c->event);
     c->event = NULL;
-    int64_t deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+    int64_t deadline = deadline_of(timeout_ms);
     for (;;) {
         cn_wire_msg_t *m;
         int rc = recv_msg(c, deadline, &m);

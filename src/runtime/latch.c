@@ -73,7 +73,11 @@ int64_t cn__mono_ns(void)
 
 int64_t cn__deadline(int64_t timeout_ms)
 {
-    return timeout_ms < 0 ? INT64_MAX : cn__mono_ns() + timeout_ms * 1000000;
+    /* Only CN_FOREVER is forever: a time left that came out negative
+     * (a deadline already past) is no time at all, not an endless wait. */
+    if (timeout_ms == CN__FOREVER)
+        return INT64_MAX;
+    return cn__mono_ns() + (timeout_ms > 0 ? timeout_ms : 0) * 1000000;
 }
 
 void cn__cond_init_mono(pthread_cond_t *cv)
