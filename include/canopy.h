@@ -253,6 +253,10 @@ typedef struct cn_cancel_info {
 
 CN_EXTERN cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx);
 
+/* The state's name as canopy shows it: "none", "requested", "acknowledged",
+ * "done", "timed-out"; "?" for a value that is none of these. */
+CN_EXTERN const char *cn_cancel_state_name(cn_cancel_state_t state);
+
 /* The opener's view of ctx's cancellation. */
 CN_EXTERN void cn_ctx_cancel_info(const cn_ctx_t *ctx, cn_cancel_info_t *out);
 

@@ -817,6 +817,9 @@ static void test_cancel_is_acknowledged(void **state)
     cn_result_free(&res);
     assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
     assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_ACKNOWLEDGED);
+    assert_string_equal(cn_cancel_state_name(cn_ctx_cancel_state(ctx)), "acknowledged");
+    assert_string_equal(cn_cancel_state_name(CN_CANCEL_TIMED_OUT), "timed-out");
+    assert_string_equal(cn_cancel_state_name((cn_cancel_state_t)99), "?");
     assert_int_equal(cn_ctx_result(ctx, &res, 0), CN_ECANCELED);
     assert_string_equal(res.error.message, "hold stopped: cancelled");
     cn_result_free(&res);

@@ -75,12 +75,6 @@ static int sleeper_main(int argc, char **argv)
 
 /* ------------------------------------------------------------ the root */
 
-static const char *state_name(cn_cancel_state_t s)
-{
-    static const char *const names[] = {"none", "requested", "acknowledged", "done", "timed-out"};
-    return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -127,7 +121,7 @@ static int root_main(int argc, char **argv)
     cn_cancel_info_t ci;
     cn_ctx_cancel_info(ctx, &ci);
     printf("2. cn_ctx_cancel returned %s; cancel state %s (%s)\n", cn_err_name(rc),
-           state_name(ci.state), ci.by);
+           cn_cancel_state_name(ci.state), ci.by);
     int end_rc = cn_ctx_result(ctx, &end, TIMEOUT_MS);
     printf("   the context ended with %s: %s\n", cn_err_name(end_rc),
            end.error.message ? end.error.message : "(no message)");

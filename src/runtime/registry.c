@@ -350,6 +350,12 @@ static const char *const phase_names[] = {"opening", "started", "returned", "err
 static const char *const cancel_names[] = {"none", "requested", "acknowledged", "done",
                                            "timed-out"};
 
+const char *cn_cancel_state_name(cn_cancel_state_t state)
+{
+    return (unsigned)state < sizeof(cancel_names) / sizeof(cancel_names[0]) ? cancel_names[state]
+                                                                             : "?";
+}
+
 /* ===========================================================================
  * Records
  */
@@ -416,7 +422,7 @@ void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by)
     cn__unlock(&reg.mu);
     if (changed) {
         char what[CN__REASON_MAX + 32];
-        snprintf(what, sizeof(what), "%s%s%s", cancel_names[state], by ? ": " : "", by ? by : "");
+        snprintf(what, sizeof(what), "%s%s%s", cn_cancel_state_name(state), by ? ": " : "", by ? by : "");
         cn__event("cancel", r->cid, r->peer, r->fn, what);
     }
 }
@@ -577,7 +583,7 @@ void cn__registry_pack(msgpack_packer *pk)
         cn__pack_kstr(pk, "kind", r->is_ctx ? "context" : "call");
         cn__pack_kstr(pk, "phase", phase);
         cn__pack_kint(pk, "opened_us", (int64_t)r->opened_us);
-        cn__pack_kstr(pk, "cancel", cancel_names[r->cancel]);
+        cn__pack_kstr(pk, "cancel", cn_cancel_state_name(r->cancel));
         cn__pack_kstr(pk, "cancel_by", r->cancel ? r->cancel_by : NULL);
         cn__pack_kint(pk, "cancel_us", (int64_t)r->cancel_us);
         cn__pack_cstr(pk, "stream");
