@@ -94,7 +94,8 @@ typedef struct cn_config {
  * was spawned with (or serves calls until cancelled), then exits the
  * process; it does not return. Returns a negative code if the runtime
  * cannot start (the reason is printed to stderr). Call once, from the
- * main thread.
+ * main thread. After it returns, calls, contexts and spawns fail with
+ * CN_ECANCELED: the tree is down.
  */
 CN_EXTERN int cn_run(int argc, char **argv, const cn_config_t *cfg);
 

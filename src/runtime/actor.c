@@ -2664,5 +2664,6 @@ int cn_run(int argc, char **argv, const cn_config_t *cfg)
     uv_thread_join(&cn__rt.broker);
     cn__pool_stop();
     rt_fini();
+    atomic_store(&cn__rt.cancelled, 1); /* a call made after this: CN_ECANCELED, as a spawn */
     return status;
 }
