@@ -604,8 +604,10 @@ static void test_error_during_streaming(void **state)
     assert_string_equal(m.error.origin, "root/a");
     assert_string_equal(cn_stream_last_error(s), "broke after 3 messages");
     cn_result_free(&m);
-    /* Sending now fails the same way, at once. */
+    /* Sending now fails the same way, at once, and says with what. */
     assert_int_equal(cn_stream_send(s, &v, T_MS), CN_EREMOTE);
+    assert_string_equal(cn_stream_last_error(s),
+                        "the context ended with an error from root/a: broke after 3 messages");
     cn_ctx_free(ctx);
 }
 

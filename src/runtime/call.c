@@ -251,6 +251,22 @@ static int end_code(const cn_wire_msg_t *msg, int err)
     }
 }
 
+/* What a sender on the context is told once it ended, in words: its
+ * last_error (the whole error comes from recv or cn_ctx_result). */
+static void end_reason(const cn_wire_msg_t *msg, const char *reason, char *out, size_t cap)
+{
+    if (msg == NULL)
+        snprintf(out, cap, "%s", reason ? reason : "the context has ended");
+    else if (msg->hdr.type == CN_MSG_ERROR)
+        snprintf(out, cap, "the context ended with an error from %.*s: %.*s",
+                 (int)msg->u.error.origin.len, msg->u.error.origin.ptr,
+                 (int)msg->u.error.message.len, msg->u.error.message.ptr);
+    else if (msg->hdr.type == CN_MSG_DEAD)
+        snprintf(out, cap, "%.*s", (int)msg->u.dead.reason.len, msg->u.dead.reason.ptr);
+    else
+        snprintf(out, cap, "the context has ended: the other side returned");
+}
+
 void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason)
 {
     cid &= ~CN__CID_FROM_CALLEE;
@@ -300,7 +316,9 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
     if (c && final && c->task)
         cn__task_track(c->task, c, 0);
     if (c && final) { /* a sender waiting for credit must not wait on */
-        cn__flow_end(&c->flow, end_code(msg, err), msg == NULL ? reason : "the context has ended");
+        char why[CN__REASON_MAX];
+        end_reason(msg, reason, why, sizeof(why));
+        cn__flow_end(&c->flow, end_code(msg, err), why);
         cn__rec_phase(&c->rec, msg && msg->hdr.type == CN_MSG_RETURN ? CN__PH_RETURNED
                                                                       : CN__PH_ERRORED);
     }
