@@ -572,6 +572,26 @@ static void test_errors_name_their_origin(void **state)
     cn_result_free(&r);
 }
 
+/* A supervisor restarting a worker all day: the stream table, which the
+ * broker walks on every wake, keeps the size of what is alive. */
+static void test_restarts_do_not_grow_the_stream_table(void **state)
+{
+    (void)state;
+    pthread_mutex_lock(&cn__rt.mu);
+    size_t before = cn__rt.nstreams;
+    pthread_mutex_unlock(&cn__rt.mu);
+    for (int i = 0; i < 20; i++) {
+        cn_portal_t p;
+        assert_int_equal(cn_spawn("restarted", NULL, &p, T_MS), 0);
+        assert_int_equal(cn_cancel(p, T_MS), 0);
+    }
+    pthread_mutex_lock(&cn__rt.mu);
+    size_t after = cn__rt.nstreams;
+    pthread_mutex_unlock(&cn__rt.mu);
+    print_message("stream table: %zu slots before 20 restarts, %zu after\n", before, after);
+    assert_true(after <= before + 1);
+}
+
 static void test_spawn_failures_are_clear(void **state)
 {
     (void)state;
@@ -1170,6 +1190,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_calls_across_the_tree),
         cmocka_unit_test(test_errors_name_their_origin),
         cmocka_unit_test(test_spawn_failures_are_clear),
+        cmocka_unit_test(test_restarts_do_not_grow_the_stream_table),
         cmocka_unit_test(test_task_function_runs_near_its_stack_top),
         cmocka_unit_test(test_sequential_calls_keep_one_task_thread),
         cmocka_unit_test(test_spoofed_src_is_dropped),

@@ -129,15 +129,26 @@ static int stream_register(cn__stream_t *s)
         cn__unlock(&cn__rt.mu);
         return CN_EEXIST;
     }
-    /* An array of pointers: NOLINTNEXTLINE(bugprone-sizeof-expression) */
-    cn__stream_t **n = realloc(cn__rt.streams, (cn__rt.nstreams + 1) * sizeof(*n));
-    if (n == NULL) {
-        cn__unlock(&cn__rt.mu);
-        return CN_ENOMEM;
+    /* A slot a child left is taken again: the broker walks every slot on
+     * every wake, and a supervisor that restarts a worker all day must
+     * not make that walk longer each time. The old child's routes went
+     * with it (stream_finish, before child_done frees the slot), so
+     * nothing still names this index. */
+    size_t slot = 0;
+    while (slot < cn__rt.nstreams && cn__rt.streams[slot] != NULL)
+        slot++;
+    if (slot == cn__rt.nstreams) {
+        /* An array of pointers: NOLINTNEXTLINE(bugprone-sizeof-expression) */
+        cn__stream_t **n = realloc(cn__rt.streams, (cn__rt.nstreams + 1) * sizeof(*n));
+        if (n == NULL) {
+            cn__unlock(&cn__rt.mu);
+            return CN_ENOMEM;
+        }
+        cn__rt.streams = n;
+        cn__rt.nstreams++;
     }
-    cn__rt.streams = n;
-    s->via = (uint32_t)cn__rt.nstreams;
-    cn__rt.streams[cn__rt.nstreams++] = s;
+    s->via = (uint32_t)slot;
+    cn__rt.streams[slot] = s;
     if (s->is_parent)
         cn__rt.parent = s;
     else
