@@ -209,7 +209,8 @@ static const char *header(const tui_model_t *m)
     static char h[200];
     const cn_snap_actor_t *a = model_actor(m, m->sel_actor);
     snprintf(h, sizeof(h), " CID %-*s FUNCTION  PHASE     CANCEL      AGE BLOCK BUFFER       IN    OUT"
-             "  MSG/S  (%s)", link_w > LINK_MIN(m) ? link_w : LINK_MIN(m), m->ctx_all ? "ACTOR > PEER" : "> PEER",
+             "  MSG/S  (%s)", link_w > LINK_MIN(m) ? link_w : LINK_MIN(m),
+             m->ctx_all ? "ACTOR > PEER" : "> PEER",
              m->ctx_all ? "whole tree" : a && a->path ? a->path : "root");
     return h;
 }

@@ -100,8 +100,6 @@ static cn__stream_t *stream_new(int fd, int is_parent, uint32_t peer)
     return s;
 }
 
-/* Adds s to the stream table and asks the broker to start watching it.
- * Takes rt.mu. */
 /* Whether a child of ours that is still up has this name; under rt.mu.
  * One whose stream has closed (it exited, or was dropped) frees its name
  * before any caller hears of its end, so a supervisor can restart it
@@ -121,7 +119,16 @@ static int name_taken_locked(const char *name)
     return 0;
 }
 
-/* Adds s to the stream table; a child's name must be free (CN_EEXIST). */
+/* cn_spawn of a name a live child has: said, and refused. */
+static int name_refused(const char *name)
+{
+    cn_log(CN_LOG_WARN, "cannot spawn '%s': %s already has a child of that name", name,
+           cn__rt.path);
+    return CN_EEXIST;
+}
+
+/* Adds s to the stream table and asks the broker to start watching it;
+ * a child's name must be free (else CN_EEXIST). Takes rt.mu. */
 static int stream_register(cn__stream_t *s)
 {
     cn__lock(&cn__rt.mu);
@@ -2211,11 +2218,8 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     cn__unlock(&cn__rt.mu);
     if (stopping)
         return CN_ECANCELED;
-    if (taken) { /* paths name actors: two siblings may not share one */
-        cn_log(CN_LOG_WARN, "cannot spawn '%s': %s already has a child of that name", name,
-               cn__rt.path);
-        return CN_EEXIST;
-    }
+    if (taken) /* paths name actors: two siblings may not share one */
+        return name_refused(name);
 
     uint32_t id;
     int rc = take_id(&id, timeout_ms);
@@ -2321,8 +2325,7 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     stream_ref(s); /* ours, while we wait */
     if ((rc = stream_register(s)) < 0) { /* CN_EEXIST: another thread's spawn won the name */
         if (rc == CN_EEXIST)
-            cn_log(CN_LOG_WARN, "cannot spawn '%s': %s already has a child of that name", name,
-                   cn__rt.path);
+            name_refused(name);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0); /* no stream reaps it: not a moment's zombie */
         stream_unref(s);

@@ -422,7 +422,8 @@ void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by)
     cn__unlock(&reg.mu);
     if (changed) {
         char what[CN__REASON_MAX + 32];
-        snprintf(what, sizeof(what), "%s%s%s", cn_cancel_state_name(state), by ? ": " : "", by ? by : "");
+        snprintf(what, sizeof(what), "%s%s%s", cn_cancel_state_name(state), by ? ": " : "",
+                 by ? by : "");
         cn__event("cancel", r->cid, r->peer, r->fn, what);
     }
 }
