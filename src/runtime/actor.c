@@ -2214,7 +2214,7 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     if (opts->entry && !name_ok(opts->entry))
         return CN_EINVAL;
     cn__lock(&cn__rt.mu);
-    int stopping = cn__rt.shutting_down, taken = name_taken_locked(name);
+    int stopping = cn__rt.shutting_down, taken = !stopping && name_taken_locked(name);
     cn__unlock(&cn__rt.mu);
     if (stopping)
         return CN_ECANCELED;
@@ -2509,6 +2509,7 @@ static void rt_fini(void)
             stream_unref(cn__rt.streams[i]);
     free(cn__rt.streams);
     cn__rt.streams = NULL;
+    cn__rt.nstreams = 0;
     cn_route_table_fini(&cn__rt.routes);
     cn__cmap_fini(&cn__rt.calls);
     cn__cmap_fini(&cn__rt.tasks);
