@@ -249,7 +249,7 @@ typedef enum cn_cancel_state {
 typedef struct cn_cancel_info {
     cn_cancel_state_t state;
     uint64_t requested_us; /* when it was asked for (Unix epoch), or 0 */
-    char by[256];          /* who asked and why, e.g. "cancelled (by root)" */
+    char by[256];          /* who asked and why, e.g. "cn_ctx_cancel (by root)" */
 } cn_cancel_info_t;
 
 CN_EXTERN cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx);

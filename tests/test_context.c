@@ -938,13 +938,13 @@ static void test_cancel_state_by_whom_and_when(void **state)
     cn_ctx_cancel_info(ctx, &ci);
     assert_int_equal(ci.state, CN_CANCEL_DONE); /* it returned, not CN_ECANCELED */
     assert_true(ci.requested_us > 0);
-    assert_string_equal(ci.by, "cancelled (by root)");
+    assert_string_equal(ci.by, "cn_ctx_cancel (by root)");
     /* The callee saw who asked, and when. */
     assert_int_equal(cn_ctx_result(ctx, &res, 0), 0);
     const msgpack_object *v = res.value.via.array.ptr;
     assert_int_equal(v[0].via.i64, CN_CANCEL_REQUESTED);
     assert_true(v[1].via.u64 >= ci.requested_us - 1000000 && v[1].via.u64 > 0);
-    assert_memory_equal(v[2].via.str.ptr, "cancelled (by root)", v[2].via.str.size);
+    assert_memory_equal(v[2].via.str.ptr, "cn_ctx_cancel (by root)", v[2].via.str.size);
     cn_result_free(&res);
     cn_ctx_free(ctx);
 }

@@ -732,7 +732,7 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
         ctx->cancel = CN_CANCEL_REQUESTED;
         ctx->cancel_us = cn__now_us();
         char by[CN__REASON_MAX];
-        snprintf(by, sizeof(by), "cancelled (by %s)", cn__rt.path);
+        snprintf(by, sizeof(by), "cn_ctx_cancel (by %s)", cn__rt.path);
         cn__rec_cancel(&ctx->pc->rec, CN_CANCEL_REQUESTED, by);
     }
     pthread_mutex_unlock(&ctx->mu);
@@ -740,7 +740,7 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
         return 0;
     if (ask) {
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel requested", ctx->fn, ctx->peer);
-        send_cancel(ctx->pc, "cancelled");
+        send_cancel(ctx->pc, "cn_ctx_cancel"); /* it reads "cn_ctx_cancel (by PATH)" */
     }
     cn_result_t r;
     int rc = cn_ctx_result(ctx, &r, timeout_ms);
@@ -785,7 +785,7 @@ void cn_ctx_cancel_info(const cn_ctx_t *ctx, cn_cancel_info_t *out)
     out->requested_us = ctx->cancel_us;
     pthread_mutex_unlock(mu);
     if (out->state != CN_CANCEL_NONE)
-        snprintf(out->by, sizeof(out->by), "cancelled (by %s)", cn__rt.path);
+        snprintf(out->by, sizeof(out->by), "cn_ctx_cancel (by %s)", cn__rt.path);
 }
 
 void cn_ctx_free(cn_ctx_t *ctx)
