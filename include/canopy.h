@@ -230,7 +230,10 @@ CN_EXTERN int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
 /* Asks the remote task to stop (it sees CN_ECANCELED at its next blocking
  * call, and so, transitively, does every call it has in flight) and waits
  * for it to end. Returns 0 when it ended (the cancel was acknowledged, or
- * it had already ended), CN_ETIMEDOUT when it did not end in time. */
+ * it had already ended), CN_ETIMEDOUT when it did not end in time, or
+ * CN_ECANCELED when this end was closed first without the task's answer
+ * (`canopy cancel` of this caller's end, or this actor shutting down):
+ * the task may still be running. */
 CN_EXTERN int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms);
 
 /* Frees the context; one still running is sent CANCEL first (without

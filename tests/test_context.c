@@ -986,6 +986,56 @@ static void test_cancel_times_out(void **state)
     cn_ctx_free(ctx);
 }
 
+struct canceller {
+    cn_ctx_t *ctx;
+    int rc;
+};
+
+static void *cancel_and_wait(void *p)
+{
+    struct canceller *k = p;
+    k->rc = cn_ctx_cancel(k->ctx, T_MS);
+    return NULL;
+}
+
+/* An operator closes the caller's end (canopy cancel ROOT/CID) while the
+ * caller waits in cn_ctx_cancel for a task that has not answered: the
+ * wait ends, and it says CN_ECANCELED, not that the task ended. */
+static void test_cancel_closed_by_an_operator_is_not_an_end(void **state)
+{
+    (void)state;
+    cn_ctx_t *ctx;
+    cn_result_t st;
+    assert_int_equal(cn_open(b, "stubborn", NULL, &ctx, &st, T_MS), 0);
+    cn_result_free(&st);
+    struct canceller k = {ctx, 1};
+    pthread_t th;
+    pthread_create(&th, NULL, cancel_and_wait, &k);
+    cn_client_t *c;
+    cn_snapshot_t *s;
+    assert_int_equal(cn_client_connect(cn_attach_path(), &c, T_MS), 0);
+    assert_int_equal(cn_client_snapshot(c, 0, T_MS, &s), 0);
+    uint64_t cid = 0;
+    for (size_t i = 0; i < s->nactors; i++)
+        for (size_t j = 0; s->actors[i].id == 0 && j < s->actors[i].ncontexts; j++)
+            if (!strcmp(s->actors[i].contexts[j].fn, "stubborn") &&
+                !strcmp(s->actors[i].contexts[j].role, "caller"))
+                cid = s->actors[i].contexts[j].cid;
+    cn_snapshot_free(s);
+    assert_true(cid != 0);
+    int64_t t0 = ms_now();
+    assert_int_equal(cn_client_cancel(c, 0, cid, "an operator", T_MS), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(k.rc, CN_ECANCELED);
+    assert_true(ms_now() - t0 < 500); /* before stubborn gives in, 600 ms on */
+    assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_REQUESTED);
+    assert_true(suite_log_contains("context stubborn on actor ") &&
+                suite_log_contains(": closed here before its task answered the cancel"));
+    cn_client_close(c);
+    cn_ctx_free(ctx);
+    usleep(700000); /* stubborn gives in, so later tests find b idle */
+}
+
 static void test_open_timeout_cancels_the_task(void **state)
 {
     (void)state;
@@ -1196,6 +1246,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_cancel_state_by_whom_and_when),
         cmocka_unit_test(test_cancel_reaches_nested_calls),
         cmocka_unit_test(test_cancel_times_out),
+        cmocka_unit_test(test_cancel_closed_by_an_operator_is_not_an_end),
         cmocka_unit_test(test_open_timeout_cancels_the_task),
         cmocka_unit_test(test_free_running_context_cancels_it),
         cmocka_unit_test(test_context_on_dead_actor),

@@ -312,6 +312,30 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     kill -9 $l
 done
 
+# --- canopy cancel of a caller's end: what it reports ---------------------------
+# A task that never reaches a cancellation point: the caller's end closes
+# at once, and canopy says the task still runs (exit 1), not "done".
+CANOPY_LOG_FILE="$tmp/l.sc2.log" $helpers/lint_tree stuck-cancel >"$tmp/l.sc2.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.sc2.out" ready || fail "stuck-cancel (2): tree not ready"
+cid=$($canopy ctx lint 2>/dev/null | awk '$2 == "caller" && $3 == "spin" { print $1; exit }')
+expect_rc 1 "cancel of a spinning task's caller end is not reported done" \
+    $canopy cancel lint "lint/$cid" --timeout 1000
+expect_out "the caller's end is closed, but its task on lint/kid still runs after" \
+    "cancel: says the task still runs, and where to look"
+kill -9 $l
+# A cancel that lets the root's main return: the tree exits with what was
+# cancelled, and that is done (exit 0), not "still there".
+CANOPY_LOG_FILE="$tmp/l.cy2.log" $helpers/lint_tree cycle >"$tmp/l.cy2.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.cy2.out" ready || fail "cycle (2): tree not ready"
+cid=$($canopy ctx lint 2>/dev/null | awk '$2 == "caller" && $3 == "waiter" { print $1; exit }')
+expect_rc 0 "cancel of a call whose end ends the tree" $canopy cancel lint "lint/$cid" --timeout 5000
+expect_out "done in [0-9]+ ms \(the tree exited\)" "cancel: done, because the tree exited"
+kill -9 $l 2>/dev/null
+
 # --- the whole tree, then stale sockets ----------------------------------------
 CANOPY_LOG_FILE="$tmp/c.log" $tree >/dev/null 2>&1 &
 c=$!

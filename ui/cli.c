@@ -852,23 +852,58 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
     return ui_pick_actor(s, target, a);
 }
 
-/* Whether the cancel has finished: the actor left the tree, or the
- * context left the caller's table or ended. */
-static int cancel_done(const cn_snapshot_t *s, uint32_t actor, uint64_t call)
+/* How far a cancel has got. */
+enum { CANCEL_PENDING, CANCEL_CALLEE_RUNS, CANCEL_DONE };
+
+/* One end of call `call` (numbered by `caller`) on actor `on`, or NULL. */
+static const cn_snap_ctx_t *end_of(const cn_snapshot_t *s, uint32_t on, const char *role,
+                                   uint32_t caller, uint64_t call)
 {
-    const cn_snap_actor_t *a = NULL;
-    for (size_t i = 0; i < s->nactors; i++)
-        if (s->actors[i].id == actor)
-            a = &s->actors[i];
-    if (a == NULL || !call)
-        return a == NULL;
-    for (size_t k = 0; k < a->ncontexts; k++) {
-        const cn_snap_ctx_t *c = &a->contexts[k];
-        if (c->cid == call && c->role && strcmp(c->role, "caller") == 0)
-            return c->phase &&
-                   (strcmp(c->phase, "returned") == 0 || strcmp(c->phase, "errored") == 0);
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        for (size_t k = 0; a->id == on && k < a->ncontexts; k++) {
+            const cn_snap_ctx_t *c = &a->contexts[k];
+            if (c->cid == call && c->role && strcmp(c->role, role) == 0 &&
+                (strcmp(role, "caller") == 0 || c->peer == caller))
+                return &a->contexts[k];
+        }
     }
-    return 1;
+    return NULL;
+}
+
+static int ended(const cn_snap_ctx_t *c)
+{
+    return c == NULL || (c->phase && (strcmp(c->phase, "returned") == 0 ||
+                                      strcmp(c->phase, "errored") == 0));
+}
+
+/* Whether the cancel has finished: the actor left the tree; for a call,
+ * both of its ends closed. The caller's end closes as soon as it is told
+ * (it does not wait), so a callee that never reaches a cancellation
+ * point is still running then: CANCEL_CALLEE_RUNS. */
+static int cancel_done(const cn_snapshot_t *s, uint32_t actor, uint64_t call, uint32_t callee)
+{
+    int present = 0;
+    for (size_t i = 0; i < s->nactors; i++)
+        present |= s->actors[i].id == actor;
+    if (!present)
+        return CANCEL_DONE;
+    if (!call)
+        return CANCEL_PENDING;
+    if (!ended(end_of(s, actor, "caller", actor, call)))
+        return CANCEL_PENDING;
+    return ended(end_of(s, callee, "callee", actor, call)) ? CANCEL_DONE : CANCEL_CALLEE_RUNS;
+}
+
+/* After a snapshot failed: whether the tree has gone (its socket no
+ * longer answers), which ends whatever was being cancelled in it. */
+static int tree_gone(const char *path)
+{
+    cn_client_t *c;
+    int rc = cn_client_connect(path, &c, 1000);
+    if (rc == 0)
+        cn_client_close(c);
+    return rc == CN_ECONNREFUSED || rc == CN_ENOENT;
 }
 
 int cli_cancel(int argc, char **argv, const opts_t *o)
@@ -897,18 +932,19 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         return EXIT_FAIL;
     }
     /* A context is cancelled by its caller, as the caller's code would. */
-    uint32_t actor = a->id;
-    int whole_tree = a->parent < 0;
+    uint32_t actor = a->id, callee = 0;
     uint64_t call = 0;
-    char what[300], buf[32];
+    char what[300], buf[32], callee_name[256] = "";
     if (ctx) {
         call = ctx->cid;
+        callee = ctx->peer;
         if (ctx->role && strcmp(ctx->role, "callee") == 0)
-            actor = ctx->peer;
+            actor = ctx->peer, callee = a->id;
         int plain = ctx->kind && strcmp(ctx->kind, "call") == 0;
         snprintf(what, sizeof(what), "%s %llu (%s, caller %s)", plain ? "call" : "context",
                  (unsigned long long)call, ctx->fn ? ctx->fn : "?",
                  actor_name(s, actor, buf, sizeof(buf)));
+        snprintf(callee_name, sizeof(callee_name), "%s", actor_name(s, callee, buf, sizeof(buf)));
     } else {
         snprintf(what, sizeof(what), "%s (id %u, pid %d)%s", a->path ? a->path : "?", a->id,
                  a->pid, a->parent < 0 ? ": the whole tree" : "");
@@ -928,17 +964,27 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
     long limit = o->timeout_ms > 0 ? o->timeout_ms : 10000;
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int done = 0;
+    int state = CANCEL_PENDING, done = 0, exited = 0;
     long ms = 0;
     while (!done && ms <= limit) {
         usleep(50000);
         clock_gettime(CLOCK_MONOTONIC, &now);
         ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
         if (cn_client_snapshot(c, 500, 3000, &s) < 0) {
-            done = whole_tree && !call; /* the whole tree: it exited */
-            break;
+            /* The tree exited (a cancel often lets its main return), and
+             * took what was cancelled with it; else it did not answer in
+             * time, and the watch goes on. */
+            if ((exited = done = tree_gone(t.path)) != 0)
+                break;
+            cn_client_close(c);
+            if (cn_client_connect(t.path, &c, CONNECT_MS) < 0) {
+                c = NULL;
+                break;
+            }
+            continue;
         }
-        done = cancel_done(s, actor, call);
+        state = cancel_done(s, actor, call, callee);
+        done = state == CANCEL_DONE;
         cn_snapshot_free(s);
         if (!done && !o->json && ms / 1000 != (ms - 50) / 1000) {
             printf(" %lds", ms / 1000);
@@ -954,10 +1000,15 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         return done ? 0 : EXIT_FAIL;
     }
     if (done) {
-        printf(" done in %ld ms\n", ms);
+        printf(" done in %ld ms%s\n", ms, exited ? " (the tree exited)" : "");
         return 0;
     }
-    printf(" still there after %ld ms; 'canopy lint' may say why\n", ms);
+    if (state == CANCEL_CALLEE_RUNS)
+        printf(" the caller's end is closed, but its task on %s still runs after %ld ms: it has "
+               "not reached a cancellation point; 'canopy lint' and 'canopy bt' say where\n",
+               callee_name, ms);
+    else
+        printf(" still there after %ld ms; 'canopy lint' may say why\n", ms);
     return EXIT_FAIL;
 }
 

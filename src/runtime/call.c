@@ -611,14 +611,25 @@ static void ctx_end(cn_ctx_t *ctx, item_t *final)
     ctx->final = final; /* pc left the table when this was delivered */
     int returned = final->msg && final->msg->hdr.type == CN_MSG_RETURN;
     cn__rec_phase(&ctx->pc->rec, returned ? CN__PH_RETURNED : CN__PH_ERRORED);
-    if (ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT) {
-        int acked = final->msg && final->msg->hdr.type == CN_MSG_ERROR &&
-                    final->msg->u.error.code == CN_ECANCELED;
-        ctx->cancel = acked ? CN_CANCEL_ACKNOWLEDGED : CN_CANCEL_DONE;
-        cn__rec_cancel(&ctx->pc->rec, ctx->cancel, NULL);
-        cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s", ctx->fn, ctx->peer,
-               acked ? "acknowledged" : "overtaken: it ended on its own");
+    if (ctx->cancel != CN_CANCEL_REQUESTED && ctx->cancel != CN_CANCEL_TIMED_OUT)
+        return;
+    if (final->msg == NULL && final->err == CN_ECANCELED) {
+        /* Closed here, not by its task: an operator's cancel of this end
+         * (canopy cancel) or this actor shutting down. The task was told,
+         * and may still run: the state stays, and nothing claims it ended. */
+        cn_log(CN_LOG_CANCEL, "context %s on actor %u: closed here before its task answered "
+               "the cancel: %s", ctx->fn, ctx->peer, final->reason);
+        return;
     }
+    int acked = final->msg && final->msg->hdr.type == CN_MSG_ERROR &&
+                final->msg->u.error.code == CN_ECANCELED;
+    ctx->cancel = acked ? CN_CANCEL_ACKNOWLEDGED : CN_CANCEL_DONE;
+    cn__rec_cancel(&ctx->pc->rec, ctx->cancel, NULL);
+    cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s%s", ctx->fn, ctx->peer,
+           acked           ? "acknowledged"
+           : final->msg    ? "overtaken: it ended on its own"
+                           : "over: ",
+           acked || final->msg ? "" : final->reason);
 }
 
 /* One copy of the final message has been taken (the reader's from the
@@ -760,7 +771,11 @@ int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
                ctx->peer, (long long)timeout_ms);
         return CN_ETIMEDOUT;
     }
-    return 0;
+    /* Ended here without its task's answer (ctx_end): not "it ended". */
+    pthread_mutex_lock(&ctx->mu);
+    int unanswered = ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT;
+    pthread_mutex_unlock(&ctx->mu);
+    return unanswered ? CN_ECANCELED : 0;
 }
 
 cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx)
