@@ -312,6 +312,23 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     kill -9 $l
 done
 
+# A long wait whose task is not waiting on canopy: in its own code, or
+# queued for want of a task thread. A warning after CANOPY_LINT_WAIT_MS.
+for mode in long-call starved; do
+    CANOPY_LOG_FILE="$tmp/l.$mode.log" $helpers/lint_tree $mode >"$tmp/l.$mode.out" 2>&1 &
+    l=$!
+    pids="$pids $l"
+    wait_for "$tmp/l.$mode.out" ready || fail "$mode: tree not ready"
+    sleep 0.6
+    expect_rc 0 "lint: a $mode of 0.6 s is not yet a long wait" $canopy lint lint
+    expect_rc 3 "lint fires on $mode" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
+    case $mode in
+    long-call) expect_out "warning long-wait \[lint, lint/kid\]: lint thread [0-9]+ \(main\) has waited [0-9]+s in call on lint/kid \(spin, cid [0-9]+\): thread [0-9]+ is running spin outside any canopy call .*'canopy bt' shows where" "long-wait names the task's thread and where to look" ;;
+    starved) expect_out "long-wait .*in call on lint/kid \(quick, cid [0-9]+\): no thread runs it: it is queued, and .*1 task thread.* busy" "long-wait says the call is queued behind max_threads" ;;
+    esac
+    kill -9 $l
+done
+
 # --- canopy cancel of a caller's end: what it reports ---------------------------
 # A task that never reaches a cancellation point: the caller's end closes
 # at once, and canopy says the task still runs (exit 1), not "done".

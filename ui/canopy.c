@@ -189,9 +189,10 @@ static const cmd_entry_t cmd_table[] = {
     {.name = "lint",
      .args = "[TREE]",
      .summary = "name what is hanging: stuck cancels, stalled streams, deadlocks",
-     .help = "Checks: stuck-cancel, stalled-stream, orphan-stream, unreaped, wait-for-cycle\n"
-             "(docs/cli.md explains each). Exits 3 if any fires. A condition counts once it\n"
-             "has lasted CANOPY_LINT_AFTER_MS (default 2000).",
+     .help = "Checks: stuck-cancel, stalled-stream, orphan-stream, unreaped, wait-for-cycle,\n"
+             "long-wait (docs/cli.md explains each). Exits 3 if any fires. A condition counts\n"
+             "once it has lasted CANOPY_LINT_AFTER_MS (default 2000); a call's wait is long\n"
+             "after CANOPY_LINT_WAIT_MS (default 10000).",
      .names = NAMES_TREE,
      .max_args = 1,
      .opts = OPT_JSON | OPT_TIMEOUT,

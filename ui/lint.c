@@ -1,5 +1,5 @@
 /*
- * lint.c: name the hang. Five checks over one whole-tree snapshot:
+ * lint.c: name the hang. Six checks over one whole-tree snapshot:
  *
  *   stuck-cancel    a cancel asked for long ago is not acknowledged
  *   stalled-stream  a sender has waited on backpressure too long
@@ -8,8 +8,13 @@
  *                   from the system while still in the tree
  *   wait-for-cycle  threads waiting on each other's calls and contexts
  *                   across actors: a cross-process deadlock
+ *   long-wait       a call or result waited on for long, whose task is
+ *                   not waiting on canopy itself: its own lock or system
+ *                   call, a loop, a sleep, no free task thread, a stopped
+ *                   or silent actor (a warning: a long job looks alike)
  *
- * "Long ago" is CANOPY_LINT_AFTER_MS (default 2000 ms). Each finding names
+ * "Long ago" is CANOPY_LINT_AFTER_MS (default 2000 ms), a long wait
+ * CANOPY_LINT_WAIT_MS (default 10 000 ms). Each finding names
  * the actors and contexts involved and says what the waiting thread is
  * doing, in one sentence.
  */
@@ -26,7 +31,8 @@ typedef struct {
     const cn_snapshot_t *s;
     lint_t *out;
     size_t max, n;
-    uint64_t after_us;
+    uint64_t after_us; /* CANOPY_LINT_AFTER_MS: "long ago" */
+    uint64_t wait_us;  /* CANOPY_LINT_WAIT_MS: a long wait (long-wait) */
 } run_t;
 
 static void add(run_t *r, const char *name, const char *sev, const char *actors, const char *fmt,
@@ -125,13 +131,26 @@ static void describe(const cn_snapshot_t *s, const cn_snap_actor_t *a, const cn_
         return;
     }
     if (t == NULL) {
-        snprintf(out, n, "has no thread running it (it is queued, or has just ended)");
+        /* Queued: every task thread it may have is busy (max_threads). */
+        size_t busy = 0;
+        for (size_t i = 0; i < a->nthreads; i++)
+            busy += a->threads[i].fn != NULL;
+        const msgpack_object *mx = cn_msgpack_get(a->raw, "threads_max");
+        if (mx && mx->type == MSGPACK_OBJECT_POSITIVE_INTEGER && busy >= mx->via.u64 &&
+            busy == 1)
+            snprintf(out, n, "no thread runs it: it is queued, and the 1 task thread the actor "
+                             "may have (cn_config_t.max_threads) is busy with another call");
+        else if (mx && mx->type == MSGPACK_OBJECT_POSITIVE_INTEGER && busy >= mx->via.u64)
+            snprintf(out, n, "no thread runs it: it is queued, and all %zu task threads the "
+                             "actor may have (cn_config_t.max_threads) are busy with other "
+                             "calls", busy);
+        else
+            snprintf(out, n, "has no thread running it (it is queued, or has just ended)");
         return;
     }
     uint64_t for_s = since(a, t->since_us) / 1000000;
     if (t->doing && strcmp(t->doing, "running") == 0)
-        snprintf(out, n, "thread %d is running %s outside any canopy call for %llus, so it "
-                         "never reaches a cancellation point",
+        snprintf(out, n, "thread %d is running %s outside any canopy call for %llus",
                  t->tid, t->fn ? t->fn : "its code", (unsigned long long)for_s);
     else if (t->doing && (strcmp(t->doing, "sleep") == 0 || strcmp(t->doing, "spawn") == 0))
         snprintf(out, n, "thread %d is in %s for %llus", t->tid, t->doing,
@@ -167,10 +186,14 @@ static void stuck_cancel(run_t *r)
                     continue; /* reported from the callee's side */
             }
             char how[256], buf[32], who[256];
+            const cn_snap_thread_t *tt = task_thread(task_at, caller, c->cid);
             if (task_at == NULL || !task_at->responsive)
                 snprintf(how, sizeof(how), "the actor running it does not answer");
             else
-                describe(s, task_at, task_thread(task_at, caller, c->cid), how, sizeof(how));
+                describe(s, task_at, tt, how, sizeof(how));
+            if (tt && tt->doing && strcmp(tt->doing, "running") == 0 &&
+                strlen(how) + 48 < sizeof(how))
+                strcat(how, ", so it never reaches a cancellation point");
             snprintf(who, sizeof(who), "%s, %s", path_of(s, caller, buf, sizeof(buf)),
                      task_at && task_at->path ? task_at->path : "?");
             add(r, "stuck-cancel", "error", who,
@@ -377,15 +400,70 @@ static void wait_cycles(run_t *r)
     free(v);
 }
 
+/*
+ * A thread that has waited long on a call or a context's result whose
+ * task is not itself waiting on canopy: it runs its own code (a lock of
+ * the program's, a system call, a loop), sleeps, is queued for want of a
+ * task thread, or its actor is stopped or silent. Waits on a task that is
+ * waiting in turn are left to the thread at the end of that chain, and
+ * recv is left out: a quiet stream is not a hang. A warning: a long job
+ * looks the same.
+ */
+static void long_wait(run_t *r)
+{
+    const cn_snapshot_t *s = r->s;
+    static const char *const waits[] = {"call", "open", "result"};
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        for (size_t k = 0; k < a->nthreads; k++) {
+            const cn_snap_thread_t *t = &a->threads[k];
+            int waiting = 0;
+            for (size_t w = 0; w < sizeof(waits) / sizeof(waits[0]); w++)
+                waiting |= t->doing && strcmp(t->doing, waits[w]) == 0;
+            if (!waiting || since(a, t->since_us) < r->wait_us)
+                continue;
+            const cn_snap_actor_t *p = actor(s, t->peer);
+            const cn_snap_thread_t *pt = task_thread(p, a->id, t->cid);
+            if (pt && pt->doing && strcmp(pt->doing, "running") != 0 &&
+                strcmp(pt->doing, "sleep") != 0 && strcmp(pt->doing, "idle") != 0)
+                continue; /* waiting in turn: the chain's end says why */
+            const cn_snap_ctx_t *c = ctx_at(p, t->cid, "callee", a->id);
+            char how[512], buf[32], who[256], tname[64];
+            if (p == NULL || !p->responsive)
+                snprintf(how, sizeof(how), "that actor does not answer");
+            else if (pt == NULL && c == NULL)
+                continue; /* the task has just ended, or not yet begun */
+            else
+                describe(s, p, pt, how, sizeof(how));
+            if (pt && pt->doing && strcmp(pt->doing, "running") == 0 &&
+                strlen(how) + 64 < sizeof(how))
+                strcat(how, " ('canopy bt' shows where)");
+            snprintf(tname, sizeof(tname), "%s", t->fn ? t->fn : t->kind ? t->kind : "?");
+            snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
+                     path_of(s, t->peer, buf, sizeof(buf)));
+            add(r, "long-wait", "warning", who,
+                "%s thread %d (%s) has waited %llus in %s on %s (%s, cid %llu): %s",
+                a->path ? a->path : "?", t->tid, tname,
+                (unsigned long long)(since(a, t->since_us) / 1000000), t->doing,
+                path_of(s, t->peer, buf, sizeof(buf)), c && c->fn ? c->fn : "?",
+                (unsigned long long)t->cid, how);
+        }
+    }
+}
+
 size_t lint_run(const cn_snapshot_t *s, lint_t *out, size_t max)
 {
     const char *env = getenv("CANOPY_LINT_AFTER_MS");
     long after = env && *env ? strtol(env, NULL, 10) : 2000;
-    run_t r = {s, out, max, 0, (uint64_t)(after < 0 ? 0 : after) * 1000};
+    env = getenv("CANOPY_LINT_WAIT_MS");
+    long wait = env && *env ? strtol(env, NULL, 10) : 10000;
+    run_t r = {s, out, max, 0, (uint64_t)(after < 0 ? 0 : after) * 1000,
+               (uint64_t)(wait < 0 ? 0 : wait) * 1000};
     stuck_cancel(&r);
     stalled_stream(&r);
     orphan_stream(&r);
     unreaped(&r);
     wait_cycles(&r);
+    long_wait(&r);
     return r.n;
 }

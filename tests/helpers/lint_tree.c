@@ -15,10 +15,15 @@
  *                   argv[2]) that has forgotten the context
  *   chatty          not a hang: the root logs 40 000 lines, for event
  *                   subscribers that do not keep up
+ *   long-call       the root calls a child whose function blocks in its
+ *                   own code (a plain usleep loop), and waits
+ *   starved         the child may have one task thread, which a context
+ *                   holds; the root's call to it is queued for ever
  */
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -64,8 +69,24 @@ static int fn_waiter(cn_call_t *c, const msgpack_object *args, msgpack_packer *o
     return rc < 0 && rc != CN_EOF ? rc : 0;
 }
 
-static const cn_export_t exports[] = {
-    {"spin", fn_spin}, {"flood", fn_flood}, {"waiter", fn_waiter}, {NULL, NULL}};
+/* Holds its task thread, in a canopy sleep, until cancelled. */
+static int fn_hold(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_started(c, NULL);
+    cn_sleep(WAIT_MS);
+    return 0;
+}
+
+static int fn_quick(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args;
+    return msgpack_pack_nil(out);
+}
+
+static const cn_export_t exports[] = {{"spin", fn_spin},     {"flood", fn_flood},
+                                      {"waiter", fn_waiter}, {"hold", fn_hold},
+                                      {"quick", fn_quick},   {NULL, NULL}};
 
 static int entry_quick(int argc, char **argv)
 {
@@ -136,8 +157,21 @@ static int root_main(int argc, char **argv)
         cn_ctx_free(ctx);
         return 0;
     }
+    if (strcmp(mode, "starved") == 0)
+        setenv("LINT_TREE_THREADS", "1", 1); /* the kid's cn_config_t.max_threads */
     if (cn_spawn("kid", NULL, &kid, 5000) != 0)
         return 1;
+    if (strcmp(mode, "long-call") == 0 || strcmp(mode, "starved") == 0) {
+        if (strcmp(mode, "starved") == 0 && cn_open(kid, "hold", NULL, &ctx, &st, 5000) != 0)
+            return 1;
+        cn_result_free(&st);
+        ready();
+        int rc = cn_call(kid, mode[0] == 'l' ? "spin" : "quick", NULL, &m, WAIT_MS);
+        cn_result_free(&m);
+        printf("call: %s\n", cn_strerror(rc));
+        cn_ctx_free(ctx);
+        return 0;
+    }
     const char *fn = strcmp(mode, "stuck-cancel") == 0 ? "spin"
                      : strcmp(mode, "cycle") == 0      ? "waiter"
                                                        : "flood";
@@ -179,7 +213,9 @@ static int root_main(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    cn_config_t cfg = {
-        .name = "lint", .exports = exports, .entries = entries, .main = root_main};
+    const char *threads = getenv("LINT_TREE_THREADS");
+    cn_config_t cfg = {.name = "lint", .exports = exports, .entries = entries,
+                       .main = root_main,
+                       .max_threads = threads ? (unsigned)atoi(threads) : 0};
     return cn_run(argc, argv, &cfg);
 }
