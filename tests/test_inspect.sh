@@ -98,6 +98,11 @@ expect_rc 1 "two trees: TREE left out" $canopy tree
 expect_out "2 trees are running: root[.][0-9]+, root[.][0-9]+; name one as NAME[.]PID" "two trees: both named"
 expect_rc 1 "two trees: the name alone" $canopy tree root
 expect_out "2 trees match root" "two trees: the name is ambiguous"
+# One word that is no running tree (one that has just exited, say): it is
+# not taken for granted as an actor of some tree.
+expect_rc 1 "two trees: ctx of a name no tree has" $canopy ctx dl
+expect_out "no tree 'dl' is running; if it is an actor, name its tree first: 2 trees are running" \
+    "two trees: ctx says no such tree, and how to name an actor"
 expect_rc 0 "two trees: NAME.PID" $canopy tree root.$root2
 expect_out "root pid $root2" "two trees: the one asked for"
 expect_rc 0 "ls lists both" $canopy ls

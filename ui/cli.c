@@ -177,6 +177,14 @@ static int actor_view(int argc, char **argv, const opts_t *o, cn_snapshot_t **s,
 {
     const char *tree, *which;
     ui_split_args(argc, argv, &tree, &which);
+    cn_tree_info_t t;
+    if (argc == 1 && tree == NULL && cn_client_find(NULL, &t) == CN_EAMBIGUOUS) {
+        /* One word, no tree of that name, several trees: it may be a tree
+         * that has just exited, or an actor whose tree must be named. */
+        fprintf(stderr, "canopy: no tree '%s' is running; if it is an actor, name its tree "
+                        "first: %s\n", which, cn_client_error());
+        return -1;
+    }
     if (ui_snapshot_of(tree, o, s) < 0)
         return -1;
     if (ui_pick_actor(*s, which, only) < 0) {
