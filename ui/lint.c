@@ -51,6 +51,13 @@ static void add(run_t *r, const char *name, const char *sev, const char *actors,
     r->n++;
 }
 
+/* Adds `more` to the sentence in buf (cap bytes), cut if it must be. */
+static void append(char *buf, size_t cap, const char *more)
+{
+    size_t used = strlen(buf);
+    snprintf(buf + used, cap - used, "%s", more);
+}
+
 static const cn_snap_actor_t *actor(const cn_snapshot_t *s, int64_t id)
 {
     for (size_t i = 0; i < s->nactors; i++)
@@ -191,9 +198,8 @@ static void stuck_cancel(run_t *r)
                 snprintf(how, sizeof(how), "the actor running it does not answer");
             else
                 describe(s, task_at, tt, how, sizeof(how));
-            if (tt && tt->doing && strcmp(tt->doing, "running") == 0 &&
-                strlen(how) + 48 < sizeof(how))
-                strcat(how, ", so it never reaches a cancellation point");
+            if (tt && tt->doing && strcmp(tt->doing, "running") == 0)
+                append(how, sizeof(how), ", so it never reaches a cancellation point");
             snprintf(who, sizeof(who), "%s, %s", path_of(s, caller, buf, sizeof(buf)),
                      task_at && task_at->path ? task_at->path : "?");
             add(r, "stuck-cancel", "error", who,
@@ -435,9 +441,8 @@ static void long_wait(run_t *r)
                 continue; /* the task has just ended, or not yet begun */
             else
                 describe(s, p, pt, how, sizeof(how));
-            if (pt && pt->doing && strcmp(pt->doing, "running") == 0 &&
-                strlen(how) + 64 < sizeof(how))
-                strcat(how, " ('canopy bt' shows where)");
+            if (pt && pt->doing && strcmp(pt->doing, "running") == 0)
+                append(how, sizeof(how), " ('canopy bt' shows where)");
             snprintf(tname, sizeof(tname), "%s", t->fn ? t->fn : t->kind ? t->kind : "?");
             snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
                      path_of(s, t->peer, buf, sizeof(buf)));
