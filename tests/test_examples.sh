@@ -160,9 +160,9 @@ run cancel cancel
 has '^1\. parse\("forty"\) returned CN_EREMOTE$' "cancel: the remote failure is CN_EREMOTE"
 has "^   origin cancel/worker, function parse, code CN_EINVAL, message: 'forty' is not a number$" \
     "cancel: the error object has origin, function, code and message"
-has "^2\. cn_ctx_cancel returned CN_OK; cancel state acknowledged \(cancelled \(by cancel\)\)$" \
+has "^2\. cn_ctx_cancel returned CN_OK; cancel state acknowledged \(cn_ctx_cancel \(by cancel\)\)$" \
     "cancel: the context's cancel is acknowledged"
-has "^   the context ended with CN_ECANCELED: crunch stopped after [0-9]+ steps: cancelled \(by cancel\)$" \
+has "^   the context ended with CN_ECANCELED: crunch stopped after [0-9]+ steps: cn_ctx_cancel \(by cancel\)$" \
     "cancel: the callee saw cn_call_cancelled and said so"
 in_log cancel "cancel/worker: crunch: cancelled after [0-9]+ steps" "cancel: the callee logged the cancel"
 has "^3\. cn_cancel\(sleeper\) returned CN_OK after [0-9]+ ms$" "cancel: cn_cancel of the sleeper"
