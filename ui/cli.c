@@ -74,9 +74,9 @@ static const char *fmt_count(uint64_t v, char *buf, size_t n)
 /* The path of actor `id` in s, or "#id". */
 static const char *actor_name(const cn_snapshot_t *s, int64_t id, char *buf, size_t n)
 {
-    for (size_t i = 0; i < s->nactors; i++)
-        if (s->actors[i].id == id)
-            return s->actors[i].path ? s->actors[i].path : s->actors[i].name;
+    const cn_snap_actor_t *a = ui_actor_by_id(s, id);
+    if (a)
+        return a->path ? a->path : a->name;
     snprintf(buf, n, "#%lld", (long long)id);
     return buf;
 }
@@ -863,22 +863,6 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
 /* How far a cancel has got. */
 enum { CANCEL_PENDING, CANCEL_CALLEE_RUNS, CANCEL_DONE };
 
-/* One end of call `call` (numbered by `caller`) on actor `on`, or NULL. */
-static const cn_snap_ctx_t *end_of(const cn_snapshot_t *s, uint32_t on, const char *role,
-                                   uint32_t caller, uint64_t call)
-{
-    for (size_t i = 0; i < s->nactors; i++) {
-        const cn_snap_actor_t *a = &s->actors[i];
-        for (size_t k = 0; a->id == on && k < a->ncontexts; k++) {
-            const cn_snap_ctx_t *c = &a->contexts[k];
-            if (c->cid == call && c->role && strcmp(c->role, role) == 0 &&
-                (strcmp(role, "caller") == 0 || c->peer == caller))
-                return &a->contexts[k];
-        }
-    }
-    return NULL;
-}
-
 static int ended(const cn_snap_ctx_t *c)
 {
     return c == NULL || (c->phase && (strcmp(c->phase, "returned") == 0 ||
@@ -891,16 +875,13 @@ static int ended(const cn_snap_ctx_t *c)
  * point is still running then: CANCEL_CALLEE_RUNS. */
 static int cancel_done(const cn_snapshot_t *s, uint32_t actor, uint64_t call, uint32_t callee)
 {
-    int present = 0;
-    for (size_t i = 0; i < s->nactors; i++)
-        present |= s->actors[i].id == actor;
-    if (!present)
+    const cn_snap_actor_t *a = ui_actor_by_id(s, actor);
+    if (a == NULL)
         return CANCEL_DONE;
-    if (!call)
+    if (!call || !ended(ui_ctx_at(a, call, "caller", callee)))
         return CANCEL_PENDING;
-    if (!ended(end_of(s, actor, "caller", actor, call)))
-        return CANCEL_PENDING;
-    return ended(end_of(s, callee, "callee", actor, call)) ? CANCEL_DONE : CANCEL_CALLEE_RUNS;
+    return ended(ui_ctx_at(ui_actor_by_id(s, callee), call, "callee", actor)) ? CANCEL_DONE
+                                                                              : CANCEL_CALLEE_RUNS;
 }
 
 /* After a snapshot failed: whether the tree has gone (its socket no

@@ -58,7 +58,8 @@ static void append(char *buf, size_t cap, const char *more)
     snprintf(buf + used, cap - used, "%s", more);
 }
 
-static const cn_snap_actor_t *actor(const cn_snapshot_t *s, int64_t id)
+/* ui.h */
+const cn_snap_actor_t *ui_actor_by_id(const cn_snapshot_t *s, int64_t id)
 {
     for (size_t i = 0; i < s->nactors; i++)
         if (s->actors[i].id == id)
@@ -68,7 +69,7 @@ static const cn_snap_actor_t *actor(const cn_snapshot_t *s, int64_t id)
 
 static const char *path_of(const cn_snapshot_t *s, int64_t id, char *buf, size_t n)
 {
-    const cn_snap_actor_t *a = actor(s, id);
+    const cn_snap_actor_t *a = ui_actor_by_id(s, id);
     if (a && (a->path || a->name))
         return a->path ? a->path : a->name;
     snprintf(buf, n, "actor %lld", (long long)id);
@@ -98,10 +99,9 @@ static const cn_snap_thread_t *thread_tid(const cn_snap_actor_t *a, int tid)
     return NULL;
 }
 
-/* The record at `a` of the call or context `cid` (the caller's numbering)
- * whose other end is `peer`, in `role`. */
-static const cn_snap_ctx_t *ctx_at(const cn_snap_actor_t *a, uint64_t cid, const char *role,
-                                   uint32_t peer)
+/* ui.h */
+const cn_snap_ctx_t *ui_ctx_at(const cn_snap_actor_t *a, uint64_t cid, const char *role,
+                               uint32_t peer)
 {
     for (size_t i = 0; a && i < a->ncontexts; i++)
         if (a->contexts[i].cid == cid && a->contexts[i].peer == peer && a->contexts[i].role &&
@@ -172,6 +172,15 @@ static void describe(const cn_snapshot_t *s, const cn_snap_actor_t *a, const cn_
  * The checks
  */
 
+/* Whether t waits in one of the `n` canopy calls named in `kinds`. */
+static int waits_in(const cn_snap_thread_t *t, const char *const *kinds, size_t n)
+{
+    for (size_t k = 0; t->doing && k < n; k++)
+        if (strcmp(t->doing, kinds[k]) == 0)
+            return 1;
+    return 0;
+}
+
 static void stuck_cancel(run_t *r)
 {
     const cn_snapshot_t *s = r->s;
@@ -187,8 +196,8 @@ static void stuck_cancel(run_t *r)
             if (strcmp(c->role, "callee") == 0) {
                 task_at = a, caller = c->peer;
             } else {
-                task_at = actor(s, c->peer), caller = a->id;
-                const cn_snap_ctx_t *other = ctx_at(task_at, c->cid, "callee", a->id);
+                task_at = ui_actor_by_id(s, c->peer), caller = a->id;
+                const cn_snap_ctx_t *other = ui_ctx_at(task_at, c->cid, "callee", a->id);
                 if (other && other->cancel && strcmp(other->cancel, "requested") == 0)
                     continue; /* reported from the callee's side */
             }
@@ -223,8 +232,8 @@ static void stalled_stream(run_t *r)
                 since(a, c->stream.blocked_since_us) < r->after_us)
                 continue;
             int we_call = strcmp(c->role, "caller") == 0;
-            const cn_snap_actor_t *p = actor(s, c->peer);
-            const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller", a->id);
+            const cn_snap_actor_t *p = ui_actor_by_id(s, c->peer);
+            const cn_snap_ctx_t *pc = ui_ctx_at(p, c->cid, we_call ? "callee" : "caller", a->id);
             const cn_snap_thread_t *pt =
                 we_call ? task_thread(p, a->id, c->cid) : thread_tid(p, pc ? pc->tid : 0);
             char how[256], buf[32], who[256];
@@ -259,11 +268,11 @@ static void orphan_stream(run_t *r)
                 (c->stream.local && strcmp(c->stream.local, "closed") == 0) ||
                 since(a, c->opened_us) < r->after_us)
                 continue;
-            const cn_snap_actor_t *p = actor(s, c->peer);
+            const cn_snap_actor_t *p = ui_actor_by_id(s, c->peer);
             if (p && !p->responsive)
                 continue; /* cannot tell */
             int we_call = strcmp(c->role, "caller") == 0;
-            const cn_snap_ctx_t *pc = ctx_at(p, c->cid, we_call ? "callee" : "caller", a->id);
+            const cn_snap_ctx_t *pc = ui_ctx_at(p, c->cid, we_call ? "callee" : "caller", a->id);
             if (pc && strcmp(pc->phase, "returned") != 0 && strcmp(pc->phase, "errored") != 0)
                 continue;
             char buf[32], who[256];
@@ -360,18 +369,16 @@ static void wait_cycles(run_t *r)
     static const char *const waits[] = {"call", "open", "result", "recv", "send"};
     for (int i = 0; i < n; i++) {
         const cn_snap_thread_t *t = v[i].t;
-        int waiting = 0;
-        for (size_t w = 0; w < sizeof(waits) / sizeof(waits[0]); w++)
-            waiting |= t->doing && strcmp(t->doing, waits[w]) == 0;
+        int waiting = waits_in(t, waits, sizeof(waits) / sizeof(waits[0]));
         /* A wait counts once it has lasted: a short one is a message in
          * flight, not a deadlock (the parts of a snapshot are not taken at
          * one instant). */
         if (!waiting || since(v[i].a, t->since_us) < r->after_us)
             continue;
-        const cn_snap_actor_t *p = actor(s, t->peer);
+        const cn_snap_actor_t *p = ui_actor_by_id(s, t->peer);
         const cn_snap_thread_t *to;
         if (t->fn && t->task_caller == t->peer && t->task_cid == t->cid) {
-            const cn_snap_ctx_t *pc = ctx_at(p, t->cid, "caller", v[i].a->id); /* we serve it */
+            const cn_snap_ctx_t *pc = ui_ctx_at(p, t->cid, "caller", v[i].a->id); /* we serve it */
             to = thread_tid(p, pc ? pc->tid : 0);
         } else {
             to = task_thread(p, v[i].a->id, t->cid); /* we called it */
@@ -423,17 +430,14 @@ static void long_wait(run_t *r)
         const cn_snap_actor_t *a = &s->actors[i];
         for (size_t k = 0; k < a->nthreads; k++) {
             const cn_snap_thread_t *t = &a->threads[k];
-            int waiting = 0;
-            for (size_t w = 0; w < sizeof(waits) / sizeof(waits[0]); w++)
-                waiting |= t->doing && strcmp(t->doing, waits[w]) == 0;
-            if (!waiting || since(a, t->since_us) < r->wait_us)
+            if (!waits_in(t, waits, sizeof(waits) / sizeof(waits[0])) || since(a, t->since_us) < r->wait_us)
                 continue;
-            const cn_snap_actor_t *p = actor(s, t->peer);
+            const cn_snap_actor_t *p = ui_actor_by_id(s, t->peer);
             const cn_snap_thread_t *pt = task_thread(p, a->id, t->cid);
             if (pt && pt->doing && strcmp(pt->doing, "running") != 0 &&
                 strcmp(pt->doing, "sleep") != 0 && strcmp(pt->doing, "idle") != 0)
                 continue; /* waiting in turn: the chain's end says why */
-            const cn_snap_ctx_t *c = ctx_at(p, t->cid, "callee", a->id);
+            const cn_snap_ctx_t *c = ui_ctx_at(p, t->cid, "callee", a->id);
             char how[512], buf[32], who[256], tname[64];
             if (p == NULL || !p->responsive)
                 snprintf(how, sizeof(how), "that actor does not answer");

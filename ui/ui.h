@@ -92,6 +92,12 @@ int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor
  * the console and "lock-wait" while it waits for it (its snapshot's
  * debug.state), as the TUI shows it. */
 const char *ui_shown_state(const cn_snap_actor_t *a);
+/* Actor `id` in s, or NULL. */
+const cn_snap_actor_t *ui_actor_by_id(const cn_snapshot_t *s, int64_t id);
+/* The record at `a` (may be NULL) of the call or context `cid` (the
+ * caller's numbering) whose other end is `peer`, in `role`; or NULL. */
+const cn_snap_ctx_t *ui_ctx_at(const cn_snap_actor_t *a, uint64_t cid, const char *role,
+                               uint32_t peer);
 
 /* console.c: the debugger's line console, and break. */
 int cli_attach(int argc, char **argv, const opts_t *o);

@@ -117,13 +117,19 @@ static void add_items(const tui_model_t *m, const cn_snap_actor_t *a, item_t **v
  * ever cut (only the peer's name, at the end). "> PEER" is a call this
  * actor made, "< PEER" one it serves.
  */
+/* "<" for an end this actor serves, ">" for a call it made. */
+static const char *arrow_of(const cn_snap_ctx_t *c)
+{
+    return c->role && !strcmp(c->role, "callee") ? "<" : ">";
+}
+
 static int name_links(const tui_model_t *m, item_t *v, size_t n)
 {
     int w = LINK_MIN(m), room = (m->cols > 0 ? m->cols : 80) - ROW_REST;
     char peer[40], me[40];
     for (size_t i = 0; i < n; i++) {
         const cn_snap_ctx_t *c = v[i].c;
-        const char *arrow = c->role && !strcmp(c->role, "callee") ? "<" : ">";
+        const char *arrow = arrow_of(c);
         peer_name(m, c->peer, peer, sizeof(peer));
         int len = m->ctx_all ? snprintf(v[i].link, sizeof(v[i].link), "%s %s %s",
                                         peer_name(m, v[i].a->id, me, sizeof(me)), arrow, peer)
@@ -132,12 +138,9 @@ static int name_links(const tui_model_t *m, item_t *v, size_t n)
             w = len < room ? len : room > w ? room : w;
     }
     for (size_t i = 0; m->ctx_all && i < n; i++)
-        if ((int)strlen(v[i].link) > w) {
-            const cn_snap_ctx_t *c = v[i].c;
-            snprintf(v[i].link, sizeof(v[i].link), "%u %s %s", v[i].a->id,
-                     c->role && !strcmp(c->role, "callee") ? "<" : ">",
-                     peer_name(m, c->peer, peer, sizeof(peer)));
-        }
+        if ((int)strlen(v[i].link) > w)
+            snprintf(v[i].link, sizeof(v[i].link), "%u %s %s", v[i].a->id, arrow_of(v[i].c),
+                     peer_name(m, v[i].c->peer, peer, sizeof(peer)));
     return w;
 }
 

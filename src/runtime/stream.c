@@ -371,11 +371,9 @@ static int say_cancelled(cn_stream_t *s, cn__task_t *t)
     char why[CN__REASON_MAX] = "";
     if (t)
         cn__task_cancel_reason(t, why, sizeof(why));
-    snprintf(s->last_error, sizeof(s->last_error), "%s%s",
-             t ? "this task was cancelled" : "this actor is shutting down",
-             why[0] ? ": " : "");
-    size_t n = strlen(s->last_error);
-    snprintf(s->last_error + n, sizeof(s->last_error) - n, "%s", why);
+    snprintf(s->last_error, sizeof(s->last_error), "%s%s%s",
+             t ? "this task was cancelled" : "this actor is shutting down", why[0] ? ": " : "",
+             why);
     return CN_ECANCELED;
 }
 
