@@ -328,7 +328,11 @@ for mode in long-call starved; do
     expect_rc 0 "lint: a $mode of 0.6 s is not yet a long wait" $canopy lint lint
     expect_rc 3 "lint fires on $mode" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
     case $mode in
-    long-call) expect_out "warning long-wait \[lint, lint/kid\]: lint thread [0-9]+ \(main\) has waited [0-9]+s in call on lint/kid \(spin, cid [0-9]+\): thread [0-9]+ is running spin outside any canopy call .*'canopy bt' shows where" "long-wait names the task's thread and where to look" ;;
+    long-call)
+        expect_rc 0 "ctx while a plain call runs" $canopy ctx lint
+        expect_out "caller +spin\(\) +lint/kid +running " "ctx: a plain call in flight is running, not opening"
+        expect_rc 3 "lint fires on $mode (again)" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
+        expect_out "warning long-wait \[lint, lint/kid\]: lint thread [0-9]+ \(main\) has waited [0-9]+s in call on lint/kid \(spin, cid [0-9]+\): thread [0-9]+ is running spin outside any canopy call .*'canopy bt' shows where" "long-wait names the task's thread and where to look" ;;
     starved) expect_out "long-wait .*in call on lint/kid \(quick, cid [0-9]+\): no thread runs it: it is queued, and .*1 task thread.* busy" "long-wait says the call is queued behind max_threads" ;;
     esac
     kill -9 $l

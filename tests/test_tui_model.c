@@ -61,7 +61,7 @@ static void fill(void)
                                           .window = 100, .local = "open", .peer = "open",
                                           .send_blocked = 1, .blocked_since_us = NOW - 1500000};
     w2_ctx[1] = (cn_snap_ctx_t){.cid = 9, .peer = 0, .fn = "roster", .role = "caller",
-                                .kind = "call", .phase = "opening", .cancel = "requested",
+                                .kind = "call", .phase = "running", .cancel = "requested",
                                 .opened_us = NOW - 1000000};
     actors[2].contexts = w2_ctx;
     actors[2].ncontexts = 2;

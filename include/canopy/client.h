@@ -113,7 +113,8 @@ typedef struct cn_snap_ctx {
     const char *fn;
     const char *role;   /* caller, callee */
     const char *kind;   /* call, context */
-    const char *phase;  /* opening, started, streaming, returned, errored */
+    const char *phase;  /* opening, started, streaming, returned, errored;
+                           a plain call: running */
     const char *cancel; /* none, requested, acknowledged, done, timed-out */
     const char *cancel_by;
     uint64_t opened_us, cancel_us;

@@ -575,6 +575,8 @@ void cn__registry_pack(msgpack_packer *pk)
         const char *phase = phase_names[r->phase];
         if (r->phase == CN__PH_STARTED && r->stream)
             phase = "streaming";
+        else if (!r->is_ctx && r->phase == CN__PH_OPENING)
+            phase = "running"; /* a plain call has no started: it runs until it answers */
         msgpack_pack_map(pk, 12);
         cn__pack_kint(pk, "cid", (int64_t)r->cid);
         cn__pack_kint(pk, "tid", r->tid);
