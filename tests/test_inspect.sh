@@ -144,6 +144,9 @@ expect_rc 0 "log" $canopy log
 expect_out "info +root: tree is up" "log: the tree's records"
 expect_rc 0 "log --level warn" $canopy log --level warn
 if printf '%s\n' "$out" | grep -q "tree is up"; then fail "log --level warn shows info"; else ok "log --level filters"; fi
+expect_rc 0 "log --level error, with no error in the log" $canopy log --level error
+expect_out "^canopy: tree root's log \(its last [0-9]+ records?\) has none at level error or above$" \
+    "log: says why it printed nothing"
 expect_rc 2 "log --level bogus" $canopy log --level bogus
 expect_rc 1 "log --actor with a name no actor has" $canopy log --actor nosuch
 expect_out "no actor 'nosuch' in tree" "log --actor: an unknown actor is named"

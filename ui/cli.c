@@ -557,12 +557,11 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
  * log
  */
 
-static const char *const level_names[] = {"trace", "debug", "info", "cancel", "warn", "error"};
 
 int ui_parse_level(const char *s)
 {
     for (int i = 0; i < 6; i++)
-        if (strcasecmp(s, level_names[i]) == 0)
+        if (strcasecmp(s, cn_log_level_name((cn_log_level_t)i)) == 0)
             return i;
     return -1;
 }
@@ -590,7 +589,7 @@ static void print_log(const cn_snap_log_t *l, int json)
 {
     if (json) {
         printf("{\"level\":");
-        json_cstr(stdout, level_names[l->level < 0 || l->level > 5 ? 5 : l->level]);
+        json_cstr(stdout, cn_log_level_name(l->level));
         printf(",\"time_us\":%llu,\"path\":", (unsigned long long)l->time_us);
         json_cstr(stdout, l->path);
         printf(",\"message\":");
@@ -600,7 +599,7 @@ static void print_log(const cn_snap_log_t *l, int json)
     }
     char clock[32];
     printf("%s %-6s %s: %s\n", fmt_clock(l->time_us, clock, sizeof(clock)),
-           level_names[l->level < 0 || l->level > 5 ? 5 : l->level], l->path ? l->path : "?",
+           cn_log_level_name(l->level), l->path ? l->path : "?",
            l->message ? l->message : "");
 }
 
@@ -617,6 +616,24 @@ static int log_wanted(const cn_snap_log_t *l, int min, const char *actor)
         return 1;
     const char *last = strrchr(p, '/');
     return last && strcmp(last + 1, actor) == 0;
+}
+
+/* On stderr, so that a script's output stays empty: why nothing was
+ * printed, rather than nothing at all. */
+static void say_no_records(const cn_snapshot_t *s, const opts_t *o, int min)
+{
+    if (s->nlogs == 0) {
+        fprintf(stderr, "canopy: tree %s has no log records yet%s\n", s->tree,
+                o->follow ? "; following" : "");
+        return;
+    }
+    char level[48] = "", from[96] = "";
+    if (min > 0)
+        snprintf(level, sizeof(level), " at level %s or above", cn_log_level_name(min));
+    if (o->actor)
+        snprintf(from, sizeof(from), " from %s", o->actor);
+    fprintf(stderr, "canopy: tree %s's log (its last %zu record%s) has none%s%s%s\n", s->tree,
+            s->nlogs, s->nlogs == 1 ? "" : "s", level, from, o->follow ? "; following" : "");
 }
 
 /* Connects to TREE and starts its event feed; NULL after saying why. */
@@ -729,6 +746,8 @@ int cli_log(int argc, char **argv, const opts_t *o)
     if (unknown)
         fprintf(stderr, "canopy: no actor '%s' in tree %s, and no records from one%s\n", o->actor,
                 s->tree, o->follow ? "; waiting for its records" : " (see 'canopy tree')");
+    else if (shown == 0)
+        say_no_records(s, o, min);
     cn_snapshot_free(s);
     if (!o->follow)
         return unknown ? EXIT_FAIL : 0;
@@ -766,7 +785,7 @@ static void print_event(const cn_event_t *ev, void *arg)
     else if (strncmp(ev->kind, "route-", 6) == 0)
         printf(": the route to actor %u", ev->peer);
     else if (strcmp(ev->kind, "log") == 0)
-        printf(": %s", ev->level >= 0 && ev->level <= 5 ? level_names[ev->level] : "?");
+        printf(": %s", ev->level >= 0 && ev->level <= 5 ? cn_log_level_name(ev->level) : "?");
     else
         printf(": %s cid %llu with actor %u", ev->fn ? ev->fn : "stream",
                (unsigned long long)ev->cid, ev->peer);

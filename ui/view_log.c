@@ -9,8 +9,6 @@
 
 #include "tui.h"
 
-static const char *const level_names[] = {"trace", "debug", "info", "cancel", "warn", "error"};
-
 static void build(const tui_model_t *m, rows_t *out)
 {
     const cn_snap_actor_t *sel = m->log_sel_only ? model_actor(m, m->sel_actor) : NULL;
@@ -28,7 +26,7 @@ static void build(const tui_model_t *m, rows_t *out)
             when[0] = '\0'; /* strftime leaves it undefined when it fails */
         snprintf(text, sizeof(text), "%s.%03u %-6s %s: %s", when,
                  (unsigned)(l->time_us / 1000 % 1000),
-                 l->level < 0 ? "out" : l->level <= CN_LOG_ERROR ? level_names[l->level] : "?",
+                 l->level < 0 ? "out" : l->level <= CN_LOG_ERROR ? cn_log_level_name(l->level) : "?",
                  l->path, l->message);
         trow_t *r = rows_add_match(out, m, text);
         if (r == NULL)
@@ -47,7 +45,7 @@ static const char *header(const tui_model_t *m)
     static char h[160];
     const cn_snap_actor_t *a = model_actor(m, m->sel_actor);
     snprintf(h, sizeof(h), "TIME         LEVEL  ACTOR: MESSAGE   (level >= %s%s%s; l: level, a: "
-             "actor)", m->log_level >= 0 && m->log_level <= CN_LOG_ERROR ? level_names[m->log_level] : "?",
+             "actor)", m->log_level >= 0 && m->log_level <= CN_LOG_ERROR ? cn_log_level_name(m->log_level) : "?",
              m->log_sel_only ? ", only " : "", m->log_sel_only && a && a->path ? a->path : "");
     return h;
 }
