@@ -307,6 +307,7 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     esac
     expect_rc 3 "lint --json on $mode" $canopy lint lint --json
     expect_out "\"lint\":\"$( [ $mode = cycle ] && echo wait-for-cycle || [ $mode = orphan ] && echo orphan-stream || echo $mode)\"" "lint --json names $mode"
+    [ $mode = cycle ] && expect_out '"actors":\["lint(/kid)?","lint(/kid)?"\]' "lint --json: actors, an array of paths"
     if [ $mode = stuck-cancel ]; then # the task's actor stopped for the debugger: say so
         $canopy break lint lint/kid >/dev/null 2>&1
         i=0

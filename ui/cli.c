@@ -1032,8 +1032,17 @@ static void print_lints_json(FILE *f, const lint_t *l, size_t n)
         json_cstr(f, l[i].name);
         fprintf(f, ",\"severity\":");
         json_cstr(f, l[i].severity);
-        fprintf(f, ",\"actors\":");
-        json_cstr(f, l[i].actors);
+        /* the paths, as the text's "[a, b]" lists them; a name has no
+         * comma or space (cn_spawn refuses them) */
+        fprintf(f, ",\"actors\":[");
+        for (const char *a = l[i].actors, *end; *a; a = *end ? end + 2 : end) {
+            end = strstr(a, ", ");
+            end = end ? end : a + strlen(a);
+            if (a != l[i].actors)
+                fprintf(f, ",");
+            json_str(f, a, (size_t)(end - a));
+        }
+        fprintf(f, "]");
         fprintf(f, ",\"message\":");
         json_cstr(f, l[i].what);
         fprintf(f, "}");
