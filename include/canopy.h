@@ -255,6 +255,10 @@ typedef struct cn_cancel_info {
     char by[256];          /* who asked and why, e.g. "cn_ctx_cancel (by root)" */
 } cn_cancel_info_t;
 
+/* An operator's cancel of this end (canopy cancel) counts too: REQUESTED,
+ * then ACKNOWLEDGED or DONE when the task answers, which may be after
+ * this end has closed. */
+
 CN_EXTERN cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx);
 
 /* The state's name as canopy shows it: "none", "requested", "acknowledged",

@@ -355,6 +355,22 @@ expect_rc 1 "cancel of a spinning task's caller end is not reported done" \
 expect_out "the caller's end is closed, but its task on lint/kid still runs after" \
     "cancel: says the task still runs, and where to look"
 kill -9 $l
+# A cancel of a context the program keeps (it never frees it): the task's
+# answer, which comes after the caller's end was closed, settles the cancel.
+# It stayed "requested", and lint called it stuck once it was 2 s old.
+CANOPY_LOG_FILE="$tmp/l.kept.log" $helpers/lint_tree stalled-stream >"$tmp/l.kept.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.kept.out" ready || fail "kept: tree not ready"
+cid=$($canopy ctx lint 2>/dev/null | awk '$2 == "caller" && $3 == "flood" { print $1; exit }')
+expect_rc 0 "cancel of a context its program keeps" $canopy cancel lint "lint/$cid" --timeout 5000
+sleep 0.3
+expect_rc 0 "ctx after the cancel" $canopy ctx lint lint
+expect_out "caller +flood +lint/kid +errored +(done|acknowledged) " \
+    "ctx: the kept context's cancel is settled by its task's answer"
+expect_rc 0 "lint: a settled cancel is not stuck, however old" env CANOPY_LINT_AFTER_MS=0 \
+    $canopy lint lint
+kill -9 $l
 # A cancel that lets the root's main return: the tree exits with what was
 # cancelled, and that is done (exit 0), not "still there".
 CANOPY_LOG_FILE="$tmp/l.cy2.log" $helpers/lint_tree cycle >"$tmp/l.cy2.out" 2>&1 &

@@ -2427,6 +2427,7 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     pthread_mutex_init(&r->mu, NULL);
     cn_route_table_init(&r->routes);
     cn__cmap_init(&r->calls);
+    cn__cmap_init(&r->closed);
     cn__cmap_init(&r->tasks);
     cn_idpool_init(&r->pool);
     atomic_init(&r->next_cid, 1);
@@ -2512,6 +2513,7 @@ static void rt_fini(void)
     cn__rt.nstreams = 0;
     cn_route_table_fini(&cn__rt.routes);
     cn__cmap_fini(&cn__rt.calls);
+    cn__cmap_fini(&cn__rt.closed);
     cn__cmap_fini(&cn__rt.tasks);
     free(cn__rt.read_buf);
     cn__rt.read_buf = NULL;

@@ -26,6 +26,13 @@
  * and as a copy into `endq` for the result. Whichever is taken first ends
  * the context (ctx_claim); the other copy is dropped. Several result
  * waiters wake one after another on `end_token`.
+ *
+ * An operator (canopy cancel) may close a started context's end before
+ * its task answers: the owner's waits end with CN_ECANCELED at once, and
+ * the call moves from rt.calls to rt.closed until cn_ctx_free, so that
+ * the task's answer, or a DEAD for it, still settles the cancel (late_answer):
+ * otherwise it would stay "requested" for as long as the program keeps
+ * the context. `delivering` guards such an answer as it does a final one.
  */
 #include <sched.h>
 #include <stdio.h>
@@ -47,6 +54,7 @@ struct cn__pcall {
     cn__latch_t endq;     /* a context's: a copy of its final message */
     cn__node_t end_token; /* in endq once the context has ended */
     _Atomic int delivering; /* final messages on their way in (see the top) */
+    cn_ctx_t *ctx;          /* a started context's, set under rt.mu (rt.closed) */
 };
 
 struct cn_ctx {
@@ -267,6 +275,41 @@ static void end_reason(const cn_wire_msg_t *msg, const char *reason, char *out, 
         snprintf(out, cap, "the context has ended: the other side returned");
 }
 
+/* A final message (or, msg NULL, a DEAD) for a context whose end an
+ * operator closed (rt.closed; see the top): it settles the cancel. Returns
+ * 1 if cid was such a context. */
+static int late_answer(uint64_t cid, const cn_wire_msg_t *msg, const char *reason)
+{
+    cn__lock(&cn__rt.mu);
+    cn__pcall_t *c = cn__cmap_get(&cn__rt.closed, 0, cid);
+    if (c && msg && msg->hdr.src != c->to)
+        c = NULL; /* not from its callee: dropped as any stray reply is */
+    if (c) {
+        cn__cmap_del(&cn__rt.closed, 0, cid);
+        atomic_fetch_add_explicit(&c->delivering, 1, memory_order_relaxed);
+    }
+    cn__unlock(&cn__rt.mu);
+    if (c == NULL)
+        return 0;
+    cn_ctx_t *ctx = c->ctx;
+    int acked = msg && msg->hdr.type == CN_MSG_ERROR && msg->u.error.code == CN_ECANCELED;
+    cn_cancel_state_t st = acked ? CN_CANCEL_ACKNOWLEDGED : CN_CANCEL_DONE;
+    pthread_mutex_lock(&ctx->mu);
+    int settle = ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT;
+    if (settle) {
+        ctx->cancel = st;
+        cn__rec_cancel(&c->rec, st, NULL);
+    }
+    pthread_mutex_unlock(&ctx->mu);
+    if (settle)
+        cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s%s, after this end was closed",
+               ctx->fn, ctx->peer,
+               acked ? "acknowledged" : msg ? "overtaken: it ended on its own" : "over: ",
+               acked || msg ? "" : reason);
+    atomic_fetch_sub_explicit(&c->delivering, 1, memory_order_release);
+    return 1;
+}
+
 void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *reason)
 {
     cid &= ~CN__CID_FROM_CALLEE;
@@ -342,6 +385,10 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
     cn__item_free(copy);
     if (c && it)
         return;
+    if (c == NULL && final && late_answer(cid, msg, reason)) {
+        cn_wire_msg_free(msg);
+        return;
+    }
     if (c == NULL && msg)
         cn_log(CN_LOG_DEBUG,
                "%s for call %llu from actor %u came after its caller stopped "
@@ -494,11 +541,25 @@ int cn__call_cancel_op(uint64_t cid, const char *why)
     cn__lock(&cn__rt.mu);
     cn__pcall_t *c = cn__cmap_get(&cn__rt.calls, 0, cid);
     uint32_t to = c ? c->to : 0;
+    cn_ctx_t *ctx = c ? c->ctx : NULL;
     if (c)
         cn__rec_cancel(&c->rec, CN_CANCEL_REQUESTED, why);
+    if (ctx && cn__cmap_put(&cn__rt.closed, 0, cid, c, NULL) == 0)
+        atomic_fetch_add_explicit(&c->delivering, 1, memory_order_relaxed);
+    else
+        ctx = NULL;
     cn__unlock(&cn__rt.mu);
     if (c == NULL)
         return CN_ENOENT;
+    if (ctx) { /* the owner's own view: cn_ctx_cancel_state */
+        pthread_mutex_lock(&ctx->mu);
+        if (ctx->cancel == CN_CANCEL_NONE) {
+            ctx->cancel = CN_CANCEL_REQUESTED;
+            ctx->cancel_us = cn__now_us();
+        }
+        pthread_mutex_unlock(&ctx->mu);
+        atomic_fetch_sub_explicit(&c->delivering, 1, memory_order_release);
+    }
     cn_log(CN_LOG_CANCEL, "call %llu to actor %u: %s", (unsigned long long)cid, to, why);
     cn__pcall_cancel(to, cid, why);
     return 0;
@@ -691,6 +752,9 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
         x->pc = c;
         x->peer = to.id;
         pthread_mutex_init(&x->mu, NULL);
+        cn__lock(&cn__rt.mu);
+        c->ctx = x; /* for an operator's cancel: see the top */
+        cn__unlock(&cn__rt.mu);
         cn__rec_phase(&c->rec, CN__PH_STARTED);
         snprintf(x->fn, sizeof(x->fn), "%s", fn);
         item_result(it, started, 1);
@@ -799,8 +863,8 @@ void cn_ctx_cancel_info(const cn_ctx_t *ctx, cn_cancel_info_t *out)
     out->state = ctx->cancel;
     out->requested_us = ctx->cancel_us;
     pthread_mutex_unlock(mu);
-    if (out->state != CN_CANCEL_NONE)
-        snprintf(out->by, sizeof(out->by), "cn_ctx_cancel (by %s)", cn__rt.path);
+    if (out->state != CN_CANCEL_NONE) /* cn_ctx_cancel's, or an operator's */
+        cn__rec_cancel_by(&ctx->pc->rec, out->by, sizeof(out->by));
 }
 
 void cn_ctx_free(cn_ctx_t *ctx)
@@ -809,6 +873,9 @@ void cn_ctx_free(cn_ctx_t *ctx)
         return;
     if (ctx->final == NULL && pcall_withdraw(ctx->pc))
         send_cancel(ctx->pc, "the context was freed");
+    cn__lock(&cn__rt.mu);
+    cn__cmap_del(&cn__rt.closed, 0, ctx->pc->cid); /* pcall_free waits for its answer */
+    cn__unlock(&cn__rt.mu);
     cn__rec_del(&ctx->pc->rec); /* before its stream goes */
     cn__stream_free(ctx->stream);
     pcall_free(ctx->pc);

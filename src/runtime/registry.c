@@ -428,6 +428,13 @@ void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by)
     }
 }
 
+void cn__rec_cancel_by(const cn__rec_t *r, char *out, size_t n)
+{
+    cn__lock(&reg.mu);
+    snprintf(out, n, "%s", r->cancel ? r->cancel_by : "");
+    cn__unlock(&reg.mu);
+}
+
 void cn__rec_stream(cn__rec_t *r, cn_stream_t *s)
 {
     cn__lock(&reg.mu);

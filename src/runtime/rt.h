@@ -153,6 +153,9 @@ typedef struct cn__rt {
     size_t nstreams;
     cn__stream_t *parent;
     cn__cmap_t calls; /* (0, cid) -> cn__pcall_t *: our calls in flight */
+    cn__cmap_t closed; /* (peer, cid) -> cn__pcall_t *: contexts whose end an
+                          operator closed, until freed: their task's late
+                          answer still settles their cancel state */
     cn__cmap_t tasks; /* (caller, cid) -> cn__task_t *: calls we are running */
     cn_idrange_t ids;
     cn_idpool_t pool;
@@ -477,6 +480,8 @@ void cn__rec_del(cn__rec_t *r); /* not registered: a no-op */
 void cn__rec_phase(cn__rec_t *r, int phase);
 void cn__rec_cancel(cn__rec_t *r, cn_cancel_state_t state, const char *by);
 void cn__rec_stream(cn__rec_t *r, cn_stream_t *s); /* NULL before freeing it */
+/* Who asked for r's cancel ("" if nobody has). */
+void cn__rec_cancel_by(const cn__rec_t *r, char *out, size_t n);
 
 /* What a thread is doing, for the snapshot. */
 enum {
