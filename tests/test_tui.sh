@@ -94,6 +94,14 @@ keys Down Enter
 on_screen "selected root/" 5 && ok "routes: Enter selects the route's target" ||
     fail "routes: Enter: $(screen | tail -3)"
 
+# Enter on a log record goes to its actor: the root's too, whose id is 0.
+keys 4 / "tree is up" Enter
+on_screen "info +root: tree is up" 5
+keys Home Enter
+on_screen "selected root *$" 5 && ok "log: Enter on the root's record selects the root" ||
+    fail "log: Enter on the root's record: $(screen | tail -3)"
+keys / C-u Enter
+
 # Contexts of the whole tree: the long-lived feed streams match canopy ctx --json.
 keys 3 a
 on_screen "whole tree" 5

@@ -47,6 +47,7 @@ typedef struct trow {
     int bar;          /* a fill bar: -1 none, else 0..100, drawn at bar_col */
     int bar_col;
     uint32_t actor;   /* what the row is about */
+    int has_actor;    /* log and lint rows: `actor` is one (0 is the root) */
     uint64_t cid;     /* a context's, or 0 */
     int is_match;     /* the filter matched this row itself */
 } trow_t;

@@ -166,7 +166,7 @@ static void act_enter(tui_t *t, int ch)
     case V_ROUTES: /* to the route's target */
     case V_LOG:
     case V_LINTS:
-        if (r == NULL || (r->actor == 0 && t->view != V_ROUTES))
+        if (r == NULL || (!r->has_actor && t->view != V_ROUTES))
             return;
         if (model_actor(&t->m, r->actor) == NULL) {
             say(t, "actor %u is not in the tree now", r->actor);

@@ -10,7 +10,7 @@
 #define WRAP 74 /* the reason's width under its heading: whole at 80 columns */
 
 /* Adds `text` as rows of at most WRAP columns, indented, cut at spaces. */
-static void add_wrapped(rows_t *out, const char *text, uint32_t actor, int style)
+static void add_wrapped(rows_t *out, const char *text, uint32_t actor, int has_actor, int style)
 {
     const char *p = text;
     while (*p) {
@@ -27,6 +27,7 @@ static void add_wrapped(rows_t *out, const char *text, uint32_t actor, int style
             return;
         snprintf(r->text, sizeof(r->text), "    %.*s", (int)n, p);
         r->actor = actor;
+        r->has_actor = has_actor;
         r->style = style;
         p += n;
         while (*p == ' ')
@@ -54,7 +55,8 @@ static void build(const tui_model_t *m, rows_t *out)
         snprintf(first, sizeof(first), "%.*s", (int)strcspn(l->actors, ","), l->actors);
         const cn_snap_actor_t *a = m->snap ? cn_snapshot_find(m->snap, first, NULL) : NULL;
         r->actor = a ? a->id : 0;
-        add_wrapped(out, l->what, r->actor, r->style);
+        r->has_actor = a != NULL;
+        add_wrapped(out, l->what, r->actor, r->has_actor, r->style);
     }
     if (m->nlints == 0 && m->snap) {
         trow_t *r = rows_add(out);

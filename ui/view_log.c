@@ -37,6 +37,7 @@ static void build(const tui_model_t *m, rows_t *out)
                                                                 : ST_NORMAL;
         const cn_snap_actor_t *a = m->snap ? cn_snapshot_find(m->snap, l->path, NULL) : NULL;
         r->actor = a ? a->id : 0;
+        r->has_actor = a != NULL;
     }
 }
 
