@@ -355,6 +355,19 @@ expect_rc 1 "cancel of a spinning task's caller end is not reported done" \
 expect_out "the caller's end is closed, but its task on lint/kid still runs after" \
     "cancel: says the task still runs, and where to look"
 kill -9 $l
+# Errors come before warnings: the deadlock explains the stalled stream.
+CANOPY_LOG_FILE="$tmp/l.sc.log" $helpers/lint_tree stall-and-cycle >"$tmp/l.sc.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.sc.out" ready || fail "stall-and-cycle: tree not ready"
+sleep 2.2
+expect_rc 3 "lint on a deadlock that stalls a stream" $canopy lint lint
+first=$(printf '%s\n' "$out" | head -1)
+printf '%s\n' "$out" | grep -q "^warning stalled-stream" &&
+    case $first in "error wait-for-cycle"*) true ;; *) false ;; esac &&
+    ok "lint: the error comes before the warning" || fail "lint order: $out"
+kill -9 $l
+
 # A cancel of a context the program keeps (it never frees it): the task's
 # answer, which comes after the caller's end was closed, settles the cancel.
 # It stayed "requested", and lint called it stuck once it was 2 s old.

@@ -474,5 +474,14 @@ size_t lint_run(const cn_snapshot_t *s, lint_t *out, size_t max)
     unreaped(&r);
     wait_cycles(&r);
     long_wait(&r);
+    /* Errors first, each kind keeping its order: a deadlock explains the
+     * streams it stalls, so it comes before their warnings. */
+    size_t k = 0;
+    for (size_t i = 0; i < r.n; i++)
+        if (strcmp(out[i].severity, "error") == 0) {
+            lint_t e = out[i];
+            memmove(&out[k + 1], &out[k], (i - k) * sizeof(*out));
+            out[k++] = e;
+        }
     return r.n;
 }

@@ -172,6 +172,23 @@ static int root_main(int argc, char **argv)
         cn_ctx_free(ctx);
         return 0;
     }
+    if (strcmp(mode, "stall-and-cycle") == 0) { /* a warning found before an error */
+        cn_ctx_t *flood;
+        cn_stream_t *fs;
+        if (cn_open(kid, "flood", NULL, &flood, &st, 5000) != 0 || cn_ctx_stream(flood, NULL, &fs))
+            return 1;
+        cn_result_free(&st);
+        if (cn_open(kid, "waiter", NULL, &ctx, &st, 5000) != 0 || cn_ctx_stream(ctx, NULL, &s))
+            return 1;
+        cn_result_free(&st);
+        cn_sleep(300);
+        ready();
+        cn_stream_recv(s, &m, WAIT_MS);
+        cn_result_free(&m);
+        cn_ctx_free(flood);
+        cn_ctx_free(ctx);
+        return 0;
+    }
     const char *fn = strcmp(mode, "stuck-cancel") == 0 ? "spin"
                      : strcmp(mode, "cycle") == 0      ? "waiter"
                                                        : "flood";
