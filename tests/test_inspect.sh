@@ -355,6 +355,22 @@ expect_rc 1 "cancel of a spinning task's caller end is not reported done" \
 expect_out "the caller's end is closed, but its task on lint/kid still runs after" \
     "cancel: says the task still runs, and where to look"
 kill -9 $l
+# A long peer path is shown whole, not cut at the column's width.
+long=a-worker-whose-name-is-longer-than-its-column
+LINT_TREE_KID=$long CANOPY_LOG_FILE="$tmp/l.long.log" \
+    $helpers/lint_tree stalled-stream >"$tmp/l.long.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.long.out" ready || fail "long name: tree not ready"
+expect_rc 0 "ctx with a long peer path" $canopy ctx lint lint
+expect_out "caller +flood +lint/$long +streaming " \
+    "ctx: a peer path longer than its column is whole"
+expect_rc 0 "tree with a long name" $canopy tree lint
+expect_out "^1 +\`- $long +[0-9]+ running" "tree: a name longer than its column is whole"
+expect_rc 0 "routes with a long name" $canopy routes lint lint
+expect_out "^  1 +$long +0 +1 \(lint/$long\) " "routes: a name longer than its column is whole"
+kill -9 $l
+
 # Errors come before warnings: the deadlock explains the stalled stream.
 CANOPY_LOG_FILE="$tmp/l.sc.log" $helpers/lint_tree stall-and-cycle >"$tmp/l.sc.out" 2>&1 &
 l=$!

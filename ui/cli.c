@@ -281,19 +281,35 @@ int cli_ls(int argc, char **argv, const opts_t *o)
  */
 
 
-static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *prefix, size_t plen,
-                      int last, int depth)
+/* The ACTOR column's width: its header's, or the widest name at its
+ * depth (three columns a level), so that no name is cut. */
+static int tree_width(const cn_snapshot_t *s)
 {
-    char age[32], rss[32], label[160];
+    int w = 32;
+    for (size_t i = 0; i < s->nactors; i++) {
+        int depth = 0;
+        for (const cn_snap_actor_t *p = &s->actors[i]; p->parent >= 0 && depth < 64; depth++)
+            if ((p = ui_actor_by_id(s, p->parent)) == NULL || p == &s->actors[i])
+                break;
+        int n = 3 * depth + (int)strlen(s->actors[i].name ? s->actors[i].name : "?");
+        w = n > w ? n : w;
+    }
+    return w;
+}
+
+static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *prefix, size_t plen,
+                      int last, int depth, int w)
+{
+    char age[32], rss[32], label[320];
     if (depth == 0)
         snprintf(label, sizeof(label), "%s", a->name ? a->name : "?");
     else
         snprintf(label, sizeof(label), "%s%s%s", prefix, last ? "`- " : "|- ",
                  a->name ? a->name : "?");
     if (!a->responsive)
-        printf("%-4u %-32.32s %7s %-12s\n", a->id, label, "-", "unresponsive");
+        printf("%-4u %-*s %7s %-12s\n", a->id, w, label, "-", "unresponsive");
     else
-        printf("%-4u %-32.32s %7d %-12.12s %6s %4zu %8s\n", a->id, label, a->pid,
+        printf("%-4u %-*s %7d %-12.12s %6s %4zu %8s\n", a->id, w, label, a->pid,
                ui_shown_state(a), fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
                fmt_since(s->now_us, a->start_us, age, sizeof(age)));
     size_t kids = 0;
@@ -314,7 +330,7 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
         after = c->id;
         if (depth > 0)
             snprintf(prefix + len, plen - len, "%s", last ? "   " : "|  ");
-        tree_rows(s, c, prefix, plen, ++seen == kids, depth + 1);
+        tree_rows(s, c, prefix, plen, ++seen == kids, depth + 1, w);
         prefix[len] = '\0';
     }
 }
@@ -348,7 +364,8 @@ int cli_tree(int argc, char **argv, const opts_t *o)
     printf("tree %s (root pid %d): %zu actors", s->tree, s->root_pid, s->nactors);
     if (s->unresponsive)
         printf(", %u unresponsive after %u ms", s->unresponsive, s->timeout_ms);
-    printf("\n%-4s %-32s %7s %-12s %6s %4s %8s\n", "ID", "ACTOR", "PID", "STATE", "RSS", "CTX",
+    int w = tree_width(s);
+    printf("\n%-4s %-*s %7s %-12s %6s %4s %8s\n", "ID", w, "ACTOR", "PID", "STATE", "RSS", "CTX",
            "AGE");
     char prefix[256] = "";
     /* Actors whose parent is not in the snapshot are drawn as roots too. */
@@ -358,7 +375,7 @@ int cli_tree(int argc, char **argv, const opts_t *o)
         for (size_t j = 0; j < s->nactors && a->parent >= 0; j++)
             orphan &= s->actors[j].id != a->parent;
         if (a->parent < 0 || orphan)
-            tree_rows(s, a, prefix, sizeof(prefix), 1, 0);
+            tree_rows(s, a, prefix, sizeof(prefix), 1, 0, w);
     }
     cn_snapshot_free(s);
     return 0;
@@ -392,21 +409,24 @@ int cli_routes(int argc, char **argv, const opts_t *o)
                a->nroutes == 1 ? "" : "s");
         /* VIA as wide as its widest entry: an actor's path is what says
          * where a route goes, and cut it would not */
-        int vw = 3;
+        int vw = 3, nw = 22;
         char buf[32];
         for (size_t k = 0; k < a->nroutes; k++) {
             int w = snprintf(NULL, 0, "%lld (%s)", (long long)a->routes[k].via,
                              actor_name(s, a->routes[k].via, buf, sizeof(buf)));
+            int n = (int)strlen(a->routes[k].name ? a->routes[k].name : "");
             vw = w > vw ? w : vw;
+            nw = n > nw ? n : nw;
         }
         if (a->nroutes)
-            printf("  %-6s %-22s %-6s %-*s %s\n", "DEST", "NAME", "PARENT", vw, "VIA", "LEARNED");
+            printf("  %-6s %-*s %-6s %-*s %s\n", "DEST", nw, "NAME", "PARENT", vw, "VIA",
+                   "LEARNED");
         for (size_t k = 0; k < a->nroutes; k++) {
             const cn_snap_route_t *r = &a->routes[k];
             char via[320], age[32];
             snprintf(via, sizeof(via), "%lld (%s)", (long long)r->via,
                      actor_name(s, r->via, buf, sizeof(buf)));
-            printf("  %-6u %-22.22s %-6u %-*s %s ago\n", r->id, r->name ? r->name : "",
+            printf("  %-6u %-*s %-6u %-*s %s ago\n", r->id, nw, r->name ? r->name : "",
                    r->parent, vw, via, fmt_since(a->now_us, r->learned_us, age, sizeof(age)));
         }
         printf("\n");
@@ -496,17 +516,28 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
             continue;
         printf("%s (id %u, pid %d)%s\n", a->path ? a->path : a->name ? a->name : "?", a->id,
                a->pid, a->responsive ? "" : ": unresponsive");
+        /* FN and PEER as wide as their longest, at least as the header:
+         * a path cut short cannot tell two workers apart. */
+        int wfn = 14, wpeer = 20;
+        for (size_t k = 0; k < a->ncontexts; k++) {
+            char buf[32];
+            const cn_snap_ctx_t *c = &a->contexts[k];
+            int f = (int)strlen(c->fn ? c->fn : "?") + 2;
+            int p = (int)strlen(actor_name(s, c->peer, buf, sizeof(buf)));
+            wfn = f > wfn ? f : wfn;
+            wpeer = p > wpeer ? p : wpeer;
+        }
         if (a->ncontexts)
-            printf("  %5s %-6s %-14s %-20s %-9s %-9s %s\n", "CID", "ROLE", "FN", "PEER",
-                   "PHASE", "CANCEL", "AGE");
+            printf("  %5s %-6s %-*s %-*s %-9s %-9s %s\n", "CID", "ROLE", wfn, "FN", wpeer,
+                   "PEER", "PHASE", "CANCEL", "AGE");
         for (size_t k = 0; k < a->ncontexts; k++, total++) {
             const cn_snap_ctx_t *c = &a->contexts[k];
-            char buf[32], age[32], fn[48];
+            char buf[32], age[32], fn[80];
             snprintf(fn, sizeof(fn), "%s%s", c->fn ? c->fn : "?",
                      c->kind && strcmp(c->kind, "call") == 0 ? "()" : "");
             const char *cancel = c->cancel && strcmp(c->cancel, "none") != 0 ? c->cancel : "-";
-            printf("  %5llu %-6.6s %-14.14s %-20.20s %-9.9s %-9.9s %s\n",
-                   (unsigned long long)c->cid, c->role ? c->role : "?", fn,
+            printf("  %5llu %-6.6s %-*s %-*s %-9.9s %-9.9s %s\n", (unsigned long long)c->cid,
+                   c->role ? c->role : "?", wfn, fn, wpeer,
                    actor_name(s, c->peer, buf, sizeof(buf)), c->phase ? c->phase : "?", cancel,
                    fmt_since(a->now_us, c->opened_us, age, sizeof(age)));
             if (c->cancel && strcmp(c->cancel, "none") != 0)
