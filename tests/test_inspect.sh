@@ -316,7 +316,9 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
             i=$((i + 1))
         done
         expect_rc 3 "lint fires on a stuck cancel in a stopped actor" $canopy lint lint
-        expect_out "stuck-cancel .*on lint/kid, it is stopped (in|for) the debugger" "stuck-cancel says the actor is stopped for the debugger"
+        # queued for the console, not yet holding it: its threads run on
+        expect_out "stuck-cancel .*on lint/kid, thread [0-9]+ is running spin .*, so it never reaches a cancellation point; it waits for the debugger's console" \
+            "stuck-cancel: the actor waits for the console, and its thread runs on meanwhile"
     fi
     kill -9 $l
 done
@@ -369,6 +371,34 @@ expect_rc 0 "tree with a long name" $canopy tree lint
 expect_out "^1 +\`- $long +[0-9]+ running" "tree: a name longer than its column is whole"
 expect_rc 0 "routes with a long name" $canopy routes lint lint
 expect_out "^  1 +$long +0 +1 \(lint/$long\) " "routes: a name longer than its column is whole"
+kill -9 $l
+
+# An actor stopped for the debugger is no deadlock: its task was frozen in
+# recv, and the root's send then blocked on it. lint called that a
+# wait-for-cycle.
+CANOPY_LOG_FILE="$tmp/l.feed.log" $helpers/lint_tree feed >"$tmp/l.feed.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.feed.out" ready || fail "feed: tree not ready"
+sleep 0.3
+$canopy break lint lint/kid >/dev/null 2>&1
+rm -f "$tmp/con.in"
+mkfifo "$tmp/con.in"
+$canopy attach --console lint <"$tmp/con.in" >"$tmp/con.out" 2>&1 &
+cp=$!
+exec 4>"$tmp/con.in"
+wait_for "$tmp/con.out" "has the console" || fail "feed: the kid never got the console: $(cat "$tmp/con.out")"
+sleep 2.5
+expect_rc 3 "lint on a stream into an actor stopped in the debugger" $canopy lint lint
+if printf '%s\n' "$out" | grep -q "wait-for-cycle"; then
+    fail "lint: a stopped actor's frozen recv made a deadlock: $out"
+else
+    ok "lint: no wait-for-cycle through an actor stopped in the debugger"
+fi
+expect_out "stalled-stream .*it is stopped in the debugger" "lint: the stream stalls because the actor is stopped"
+echo c >&4
+exec 4>&-
+wait $cp 2>/dev/null
 kill -9 $l
 
 # Errors come before warnings: the deadlock explains the stalled stream.

@@ -362,7 +362,7 @@ int cli_break(int argc, char **argv, const opts_t *o)
         fprintf(stderr, "canopy: cannot break into %s: %s\n", a->path ? a->path : "?",
                 cn_client_error());
     } else {
-        printf("%s (actor %u, pid %d) is stopping and waits for the console; "
+        printf("%s (actor %u, pid %d) waits for the console, and stops once it has it; "
                "'canopy attach %s' to talk to it\n",
                a->path ? a->path : "?", a->id, a->pid, s->tree);
     }

@@ -124,19 +124,22 @@ const char *ui_shown_state(const cn_snap_actor_t *a)
     return a->state ? a->state : "?";
 }
 
+/* Whether a's threads are parked for the debugger (a break or a crash,
+ * once it holds the console): what they were waiting on, they no longer
+ * wait on. Until it has the console they run on. */
+static int stopped(const cn_snap_actor_t *a)
+{
+    const msgpack_object *d = cn_msgpack_get(a->raw, "debug");
+    const msgpack_object *st = d ? cn_msgpack_get(d, "stopped") : NULL;
+    return st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER && st->via.u64 != 0;
+}
+
 /* "blocked in recv on root cid 9 for 5s", "running fn (not in a blocking
  * call)", ... */
-static void describe(const cn_snapshot_t *s, const cn_snap_actor_t *a, const cn_snap_thread_t *t,
-                     char *out, size_t n)
+static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
+                            const cn_snap_thread_t *t, char *out, size_t n)
 {
     char buf[32];
-    const char *st = ui_shown_state(a);
-    if (strcmp(st, "debugger") == 0 || strcmp(st, "lock-wait") == 0) {
-        /* its threads are stopped: nothing runs until it is continued */
-        snprintf(out, n, "it is stopped %s (see 'canopy attach')",
-                 st[0] == 'd' ? "in the debugger" : "for the debugger and waits for the console");
-        return;
-    }
     if (t == NULL) {
         /* Queued: every task thread it may have is busy (max_threads). */
         size_t busy = 0;
@@ -166,6 +169,25 @@ static void describe(const cn_snapshot_t *s, const cn_snap_actor_t *a, const cn_
         snprintf(out, n, "thread %d is blocked in %s on %s (cid %llu) for %llus", t->tid,
                  t->doing ? t->doing : "?", path_of(s, t->peer, buf, sizeof(buf)),
                  (unsigned long long)t->cid, (unsigned long long)for_s);
+}
+
+/* What t, of a, is doing, then `tail` if t is running its own code, then
+ * whether a is in the debugger. */
+static void describe(const cn_snapshot_t *s, const cn_snap_actor_t *a, const cn_snap_thread_t *t,
+                     const char *tail, char *out, size_t n)
+{
+    if (stopped(a)) { /* nothing runs there until it is continued */
+        snprintf(out, n, "it is stopped in the debugger (see 'canopy attach')");
+        return;
+    }
+    describe_thread(s, a, t, out, n);
+    if (t && t->doing && strcmp(t->doing, "running") == 0)
+        append(out, n, tail);
+    const char *st = ui_shown_state(a);
+    if (strcmp(st, "debugger") == 0) /* a breakpoint's thread: the others run on */
+        append(out, n, "; it holds the debugger's console");
+    else if (strcmp(st, "lock-wait") == 0)
+        append(out, n, "; it waits for the debugger's console");
 }
 
 /* ===========================================================================
@@ -206,9 +228,8 @@ static void stuck_cancel(run_t *r)
             if (task_at == NULL || !task_at->responsive)
                 snprintf(how, sizeof(how), "the actor running it does not answer");
             else
-                describe(s, task_at, tt, how, sizeof(how));
-            if (tt && tt->doing && strcmp(tt->doing, "running") == 0)
-                append(how, sizeof(how), ", so it never reaches a cancellation point");
+                describe(s, task_at, tt, ", so it never reaches a cancellation point", how,
+                         sizeof(how));
             snprintf(who, sizeof(who), "%s, %s", path_of(s, caller, buf, sizeof(buf)),
                      task_at && task_at->path ? task_at->path : "?");
             add(r, "stuck-cancel", "error", who,
@@ -240,7 +261,7 @@ static void stalled_stream(run_t *r)
             if (p == NULL || !p->responsive)
                 snprintf(how, sizeof(how), "the receiver does not answer");
             else if (pc && pc->has_stream)
-                describe(s, p, pt, how, sizeof(how));
+                describe(s, p, pt, "", how, sizeof(how));
             else
                 snprintf(how, sizeof(how), "the receiver has not opened its end of the stream");
             snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
@@ -373,12 +394,17 @@ static void wait_cycles(run_t *r)
         /* A wait counts once it has lasted: a short one is a message in
          * flight, not a deadlock (the parts of a snapshot are not taken at
          * one instant). */
-        if (!waiting || since(v[i].a, t->since_us) < r->after_us)
-            continue;
+        if (!waiting || since(v[i].a, t->since_us) < r->after_us || stopped(v[i].a))
+            continue; /* a stopped actor's threads wait on nobody: they are parked */
         const cn_snap_actor_t *p = ui_actor_by_id(s, t->peer);
         const cn_snap_thread_t *to;
-        if (t->fn && t->task_caller == t->peer && t->task_cid == t->cid) {
-            const cn_snap_ctx_t *pc = ui_ctx_at(p, t->cid, "caller", v[i].a->id); /* we serve it */
+        int serves = t->fn && t->task_caller == t->peer && t->task_cid == t->cid;
+        const cn_snap_ctx_t *mine = ui_ctx_at(v[i].a, t->cid, serves ? "callee" : "caller",
+                                              t->peer);
+        if (strcmp(t->doing, "recv") == 0 && mine && mine->has_stream && mine->stream.buffered)
+            continue; /* it has messages to take: it waits on nobody */
+        if (serves) {
+            const cn_snap_ctx_t *pc = ui_ctx_at(p, t->cid, "caller", v[i].a->id);
             to = thread_tid(p, pc ? pc->tid : 0);
         } else {
             to = task_thread(p, v[i].a->id, t->cid); /* we called it */
@@ -444,9 +470,7 @@ static void long_wait(run_t *r)
             else if (pt == NULL && c == NULL)
                 continue; /* the task has just ended, or not yet begun */
             else
-                describe(s, p, pt, how, sizeof(how));
-            if (pt && pt->doing && strcmp(pt->doing, "running") == 0)
-                append(how, sizeof(how), " ('canopy bt' shows where)");
+                describe(s, p, pt, " ('canopy bt' shows where)", how, sizeof(how));
             snprintf(tname, sizeof(tname), "%s", t->fn ? t->fn : t->kind ? t->kind : "?");
             snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
                      path_of(s, t->peer, buf, sizeof(buf)));

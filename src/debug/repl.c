@@ -894,10 +894,13 @@ void cn__debug_pack(msgpack_packer *pk)
 {
     cn__pack_cstr(pk, "debug");
     dreq_t *r = ss.cur;
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, 6);
     cn__pack_kstr(pk, "state", r == NULL ? (cn__debug_active() ? "waiting" : "none")
                                : ss.granted ? "holding"
                                             : "waiting");
+    /* Its other threads are parked (a break or a crash, once it holds the
+     * console): what they were waiting on, they no longer wait on. */
+    cn__pack_kint(pk, "stopped", cn__frozen());
     cn__pack_kstr(pk, "reason", r ? r->reason : NULL);
     cn__pack_kint(pk, "since_us", r ? (int64_t)ss.since_us : 0);
     cn__pack_kint(pk, "debug_mode", ss.debug_mode);

@@ -69,6 +69,21 @@ static int fn_waiter(cn_call_t *c, const msgpack_object *args, msgpack_packer *o
     return rc < 0 && rc != CN_EOF ? rc : 0;
 }
 
+/* Takes what the root sends until it closes. */
+static int fn_sink(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_stream_t *s;
+    cn_result_t m;
+    if (cn_started(c, NULL) < 0 || cn_call_stream(c, NULL, &s) < 0)
+        return CN_EPROTO;
+    int rc;
+    while ((rc = cn_stream_recv(s, &m, WAIT_MS)) == 0)
+        cn_result_free(&m);
+    cn_result_free(&m);
+    return rc == CN_EOF || rc == CN_ECANCELED ? 0 : rc;
+}
+
 /* Holds its task thread, in a canopy sleep, until cancelled. */
 static int fn_hold(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
@@ -86,7 +101,8 @@ static int fn_quick(cn_call_t *c, const msgpack_object *args, msgpack_packer *ou
 
 static const cn_export_t exports[] = {{"spin", fn_spin},     {"flood", fn_flood},
                                       {"waiter", fn_waiter}, {"hold", fn_hold},
-                                      {"quick", fn_quick},   {NULL, NULL}};
+                                      {"quick", fn_quick},   {"sink", fn_sink},
+                                      {NULL, NULL}};
 
 static int entry_quick(int argc, char **argv)
 {
@@ -170,6 +186,22 @@ static int root_main(int argc, char **argv)
         int rc = cn_call(kid, mode[0] == 'l' ? "spin" : "quick", NULL, &m, WAIT_MS);
         cn_result_free(&m);
         printf("call: %s\n", cn_strerror(rc));
+        cn_ctx_free(ctx);
+        return 0;
+    }
+    if (strcmp(mode, "feed") == 0) { /* the root sends, the kid takes */
+        if (cn_open(kid, "sink", NULL, &ctx, &st, 5000) != 0 || cn_ctx_stream(ctx, NULL, &s))
+            return 1;
+        cn_result_free(&st);
+        ready();
+        msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
+        int rc = 0;
+        for (uint64_t i = 0; rc == 0; i++) {
+            v.via.u64 = i;
+            if ((rc = cn_stream_send(s, &v, WAIT_MS)) == 0)
+                rc = cn_sleep(2);
+        }
+        printf("send: %s\n", cn_strerror(rc));
         cn_ctx_free(ctx);
         return 0;
     }
