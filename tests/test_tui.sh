@@ -210,6 +210,28 @@ on_screen "^ +lints: go to the actor" 2 && ok "help: a long line wraps inside th
 keys x q
 on_screen "\[exited 0\]" 5 && kill -0 "$tpid" && ok "q: detaches, the tree keeps running" ||
     fail "q: $(screen | tail -3); tree alive: $(kill -0 "$tpid" && echo yes)"
+# q while an actor holds the console: left so, it would stay stopped, so q
+# asks, and y continues it.
+tui "$canopy" attach root
+on_screen "worker-2" 10
+keys / worker-0 Enter n
+sleep 0.3
+keys b
+on_screen ">> root/sup-[0-9]/worker-0 has the debugger's console" 10 ||
+    fail "q: the break did not get the console: $(screen | tail -3)"
+keys q
+on_screen "worker-0 is in the debugger and stays stopped" 5 &&
+    ok "q: asks first when an actor holds the console" || fail "q with a holder: $(screen | tail -3)"
+keys y
+on_screen "\[exited 0\]" 5 && screen | grep -q "worker-0 continues" &&
+    ok "q, y: the TUI says the actor continues, and quits" || fail "q, y: $(screen | tail -4)"
+i=0
+while "$canopy" tree root 2>/dev/null | grep -Eq "worker-0 .*(debugger|lock-wait)" && [ $i -lt 60 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+"$canopy" tree root 2>/dev/null | grep -Eq "worker-0 .*(debugger|lock-wait)" &&
+    fail "q, y: the worker is still in the debugger" || ok "q, y: the worker runs on"
 # The TUI's console asks the root for the feed without the contexts' own
 # events: a subscriber beside it still gets them, it does not. Cancelling a
 # supervisor makes both kinds.

@@ -374,6 +374,8 @@ int tui_main(const tui_opts_t *o)
             draw(t);
     }
     endwin();
+    if (t->quit_note[0])
+        fprintf(stderr, "%s\n", t->quit_note);
     int status = t->run_status;
     if (o->run_pid > 0 && !t->gone[0] && !t->detach) {
         fprintf(stderr, "canopy: cancelling the tree (pid %d)...\n", o->run_pid);
@@ -384,7 +386,8 @@ int tui_main(const tui_opts_t *o)
              * when its session ends (docs/debugger.md), and this was the
              * console: the user asked for the tree to stop, so each session
              * is ended the way :release ends it. */
-            if (t->ev && cn_client_lock_op(t->ev, "release", 500) == 0 && released++ == 0)
+            if (t->ev && cn_client_lock_op(t->ev, "release", 500) == 0 && released++ == 0 &&
+                (t->m.has_holder || t->m.nwaiters))
                 fprintf(stderr, "canopy: ending the tree's debugger sessions (:release)\n");
             cn_event_t ev;
             while (t->ev && cn_client_event(t->ev, &ev, 0) == 0)

@@ -76,7 +76,7 @@ void snap_ask(snapper_t *w, int how);
  */
 
 enum { IN_NONE, IN_CONSOLE, IN_FILTER };
-enum { Q_NONE, Q_CANCEL, Q_KILL, Q_QUIT };
+enum { Q_NONE, Q_CANCEL, Q_KILL, Q_QUIT, Q_LEAVE };
 
 typedef struct tui {
     tui_model_t m;
@@ -108,6 +108,7 @@ typedef struct tui {
     /* A question waiting for y or n. */
     int q;
     char question[300];
+    char quit_note[400]; /* said on stderr once the screen is gone */
     uint32_t q_actor;
     uint64_t q_call;
     int q_pid;

@@ -380,6 +380,13 @@ static void act_quit(tui_t *t, int ch)
                        "Esc: stay");
         return;
     }
+    /* Leaving, it stays stopped until a console continues it: the tree may
+     * be waiting on it. */
+    if (t->m.has_holder && !t->gone[0]) {
+        ask(t, Q_LEAVE, "quit: %s is in the debugger and stays stopped. y: continue it first, "
+                        "n: leave it stopped, Esc: stay", t->m.holder.path);
+        return;
+    }
     t->quit = 1;
 }
 
@@ -447,7 +454,7 @@ const tkey_t tui_keys[] = {
      act_dump},
     {27, 0, "Esc", NULL, "close help or detail; leave the console", K_ALL, -1, act_esc},
     {'q', KEY_F(10), "q F10", "Quit", "quit (detach: the tree keeps running; after canopy run, "
-                                      "asks)",
+                                      "or with an actor in the debugger, asks)",
      K_NOCON, -1, act_quit},
     {KEY_F(10), 0, NULL, NULL, NULL, K_ALL, -1, act_quit},
 };
@@ -632,6 +639,21 @@ static void answer(tui_t *t, int yes)
         t->detach = !yes;
         return;
     }
+    if (q == Q_LEAVE) {
+        /* continue it the way the console's :release does */
+        if (yes && cn_client_lock_op(t->ev, "release", CONNECT_MS) < 0)
+            snprintf(t->quit_note, sizeof(t->quit_note), "canopy: could not continue %s: %s",
+                     t->m.holder.path, cn_client_error());
+        else if (yes)
+            snprintf(t->quit_note, sizeof(t->quit_note), "canopy: %s continues",
+                     t->m.holder.path);
+        else
+            snprintf(t->quit_note, sizeof(t->quit_note),
+                     "canopy: %s stays stopped in the debugger; 'canopy attach %s' to continue it",
+                     t->m.holder.path, t->tree);
+        t->quit = 1;
+        return;
+    }
     if (!yes) {
         say(t, "nothing done");
         return;
@@ -705,7 +727,7 @@ void on_key(tui_t *t, int ch)
     if (t->q) {
         if (ch == 'y' || ch == 'Y')
             answer(t, 1);
-        else if (ch == 'n' || ch == 'N' || (ch != 27 && t->q != Q_QUIT))
+        else if (ch == 'n' || ch == 'N' || (ch != 27 && t->q != Q_QUIT && t->q != Q_LEAVE))
             answer(t, 0);
         else if (ch == 27) {
             t->q = Q_NONE;
