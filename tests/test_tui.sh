@@ -270,6 +270,30 @@ on_screen "exit3-2 .* exit 3 " 10 && ok "exit: an exited child stays, marked wit
 keys q
 stop_tree
 
+# ---------------------------------------------------------------- the tree's last state
+# A child killed, and the root returns at once (its stream into the child
+# fails): the last screen shows the death, which the root's final events
+# carry, not the child still running; the ages stop with the tree.
+"$B/tests/helpers/lint_tree" feed >"$tmp/feed.out" 2>&1 &
+fpid=$!
+wait_for ready "$tmp/feed.out" 10 || fail "last state: the tree did not start"
+tui "$canopy" attach lint
+on_screen " kid " 10
+kpid=$(pgrep -P "$fpid" | head -1)
+kill -9 "$kpid"
+on_screen "GONE" 5 && on_screen "the tree has gone: " 2 &&
+    ok "last state: GONE, and the status line says so at once" ||
+    fail "last state: $(screen | tail -3)"
+on_screen " kid .*signal 9" 2 && ok "last state: the killed child shows as killed" ||
+    fail "last state: the child's death is missing: $(screen | head -6)"
+age1=$(screen | sed -n 's/.* lint .* \([0-9.]*s\) *$/\1/p' | head -1)
+sleep 1.2
+age2=$(screen | sed -n 's/.* lint .* \([0-9.]*s\) *$/\1/p' | head -1)
+[ -n "$age1" ] && [ "$age1" = "$age2" ] && ok "last state: the ages stop when the tree goes ($age1)" ||
+    fail "last state: ages went on: '$age1' then '$age2'"
+keys q
+wait "$fpid" 2>/dev/null
+
 # ---------------------------------------------------------------- a burst, then quiet
 # 2100 log lines at once, then nothing: more than the TUI takes in one turn
 # (2000), so the rest waits in the client's buffer, where a poll of the

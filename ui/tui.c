@@ -88,8 +88,8 @@ static void reselect(tui_t *t, int v, uint32_t actor, uint64_t cid, int had)
  * they are shown: 10 000 contexts take about 9 ms). */
 void build(tui_t *t)
 {
-    uint64_t local = wall_us();
-    if (t->m.snap) /* ages move on between snapshots */
+    uint64_t local = t->gone_us ? t->gone_us : wall_us();
+    if (t->m.snap) /* ages move on between snapshots, until the tree has gone */
         t->m.now_us = local > t->m.snap->now_us ? local : t->m.snap->now_us;
     int v = t->view;
     rows_t *r = &t->rows[v];
@@ -109,6 +109,20 @@ void build(tui_t *t)
     t->need_build = 0;
     t->last_build = now_ms();
     t->dirty = 1;
+}
+
+/* The tree has gone: the screen keeps its last state, and says so at
+ * once, over any message of the moment. */
+static void set_gone(tui_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_gone(tui_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->gone, sizeof(t->gone), fmt, ap);
+    va_end(ap);
+    t->gone_us = wall_us();
+    t->status_until = 0;
+    t->need_build = 1;
 }
 
 /* ===========================================================================
@@ -165,9 +179,9 @@ static void read_events(tui_t *t)
         /* Under canopy run, its exit status says more: check_run waits
          * a moment for it. */
         t->ev_lost = now_ms();
-        snprintf(t->ev_why, sizeof(t->ev_why), "the tree has gone (%s)", cn_client_error());
+        snprintf(t->ev_why, sizeof(t->ev_why), "the tree has gone: %s", cn_client_error());
         if (t->o->run_pid <= 0)
-            snprintf(t->gone, sizeof(t->gone), "%s", t->ev_why);
+            set_gone(t, "%s", t->ev_why);
         t->need_build = 1;
     }
 }
@@ -204,18 +218,15 @@ static void check_run(tui_t *t)
     if (t->o->run_pid <= 0 || t->gone[0])
         return;
     if (waitpid(t->o->run_pid, &st, WNOHANG) != t->o->run_pid) {
-        if (t->ev_lost && now_ms() - t->ev_lost > 2000) { /* alive, but not talking */
-            snprintf(t->gone, sizeof(t->gone), "%s", t->ev_why);
-            t->need_build = 1;
-        }
+        if (t->ev_lost && now_ms() - t->ev_lost > 2000) /* alive, but not talking */
+            set_gone(t, "%s", t->ev_why);
         return;
     }
     t->run_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     if (WIFEXITED(st))
-        snprintf(t->gone, sizeof(t->gone), "the tree exited with status %d", WEXITSTATUS(st));
+        set_gone(t, "the tree exited with status %d", WEXITSTATUS(st));
     else
-        snprintf(t->gone, sizeof(t->gone), "the tree died of signal %d", WTERMSIG(st));
-    t->need_build = 1;
+        set_gone(t, "the tree died of signal %d", WTERMSIG(st));
 }
 
 static int start(tui_t *t)

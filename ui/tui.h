@@ -108,6 +108,14 @@ struct tui_model {
     lint_t lints[TLINT_MAX];
     size_t nlints;
     char gone[256]; /* the tree has exited: how (canopy run), or "" */
+    /* Exits the feed told of that the latest snapshot does not know yet
+     * (the one the tree's end cuts short may never come) */
+    struct {
+        uint32_t actor;
+        uint64_t time_us;
+        char how[24]; /* as a snapshot says it: "exit 3", "signal 9" */
+    } exits[16];
+    size_t nexits;
 
     /* What the views show */
     uint32_t sel_actor; /* the selected actor: routes, contexts, detail */
@@ -138,6 +146,8 @@ enum {
 /* One event from the feed: logs, console output and lock changes are
  * applied. Returns EV_* flags. */
 int model_event(tui_model_t *m, const cn_event_t *ev);
+/* How `actor` exited, if the feed said so after the latest snapshot. */
+const char *model_exit_of(const tui_model_t *m, uint32_t actor);
 
 /* The tree's output (canopy run): one line of the program's stdout or
  * stderr, as a log record with level -1. */

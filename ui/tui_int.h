@@ -119,6 +119,7 @@ typedef struct tui {
     int help_scroll; /* the help's first line shown, when it does not fit */
     int mono;
     char gone[300]; /* the tree has gone: how */
+    uint64_t gone_us; /* and when: the ages shown stop there */
     int run_status; /* canopy run: its exit status, once it has gone */
     uint64_t ev_lost;   /* when the event feed closed, or 0 */
     uint64_t last_feed; /* when the feed was last read */

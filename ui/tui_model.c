@@ -231,6 +231,11 @@ void model_snapshot(tui_model_t *m, cn_snapshot_t *s)
     m->prev = m->snap;
     m->snap = s;
     m->now_us = s->now_us;
+    size_t kept = 0; /* exits it knows of leave the list */
+    for (size_t i = 0; i < m->nexits; i++)
+        if (m->exits[i].time_us > s->now_us)
+            m->exits[kept++] = m->exits[i];
+    m->nexits = kept;
     size_t n = lint_run(s, m->lints, TLINT_MAX);
     m->nlints = n > TLINT_MAX ? TLINT_MAX : n;
     read_lock(m, s);
@@ -368,6 +373,34 @@ static int log_has(const tui_model_t *m, int level, uint64_t time_us, const char
     return 0;
 }
 
+/* An exit event ("actor 7 (x) exited on signal 9", "... with status 3",
+ * "... disconnected"): kept until a snapshot knows it. */
+static void exit_seen(tui_model_t *m, const cn_event_t *ev)
+{
+    char detail[256];
+    snprintf(detail, sizeof(detail), "%.*s", ev->detail ? (int)ev->detail_len : 0,
+             ev->detail ? ev->detail : "");
+    const char *p;
+    int n;
+    size_t i = m->nexits < 16 ? m->nexits++ : 15;
+    m->exits[i].actor = ev->peer;
+    m->exits[i].time_us = ev->time_us;
+    if ((p = strstr(detail, "on signal ")) && sscanf(p, "on signal %d", &n) == 1)
+        snprintf(m->exits[i].how, sizeof(m->exits[i].how), "signal %d", n);
+    else if ((p = strstr(detail, "with status ")) && sscanf(p, "with status %d", &n) == 1)
+        snprintf(m->exits[i].how, sizeof(m->exits[i].how), "exit %d", n);
+    else
+        snprintf(m->exits[i].how, sizeof(m->exits[i].how), "exited");
+}
+
+const char *model_exit_of(const tui_model_t *m, uint32_t actor)
+{
+    for (size_t i = 0; i < m->nexits; i++)
+        if (m->exits[i].actor == actor)
+            return m->exits[i].how;
+    return NULL;
+}
+
 int model_event(tui_model_t *m, const cn_event_t *ev)
 {
     const char *k = ev->kind ? ev->kind : "";
@@ -393,7 +426,11 @@ int model_event(tui_model_t *m, const cn_event_t *ev)
         con_line(m, line, ui_snlen(n, sizeof(line)));
         return EV_SHOWN;
     }
-    if (!strcmp(k, "spawn") || !strcmp(k, "exit") || !strcmp(k, "cancel"))
+    if (!strcmp(k, "exit")) {
+        exit_seen(m, ev);
+        return EV_SHAPE | EV_SHOWN;
+    }
+    if (!strcmp(k, "spawn") || !strcmp(k, "cancel"))
         return EV_SHAPE;
     if (!strcmp(k, "dropped")) { /* the log view has a gap: say so there */
         char msg[400];

@@ -43,6 +43,11 @@ static int in_gdb(const cn_snapshot_t *s, uint32_t id)
 
 const char *actor_state(const tui_model_t *m, const cn_snap_actor_t *a, int *style)
 {
+    const char *how = model_exit_of(m, a->id);
+    if (how) { /* the feed said so after the snapshot was taken */
+        *style = ST_DIM;
+        return how;
+    }
     if (m->has_holder && m->holder.actor == a->id) {
         *style = ST_DEBUG;
         return a->responsive || !in_gdb(m->snap, a->id) ? "debugger" : "in gdb";

@@ -1233,6 +1233,14 @@ void cn__attach_stop(void)
     at.unlinked = 1;
     if (!at.on)
         return;
+    /* The last events (a child's exit, the shutdown's log lines) go out
+     * before the connections close, as far as a write that does not wait
+     * takes them: a TUI otherwise shows a state the tree had already
+     * left. */
+    cn__events_flush();
+    for (unsigned i = 0; i < CLIENTS_MAX; i++)
+        if (at.clients[i] && !at.clients[i]->closing && at.clients[i]->subscribed)
+            client_flush(at.clients[i]);
     at.on = 0;
     for (unsigned i = 0; i < CLIENTS_MAX; i++)
         if (at.clients[i])
