@@ -260,6 +260,14 @@ else
         ok "crash: after continue the parent sees SIGSEGV" ||
         fail "crash: parent did not see signal 11: $(tail -5 "$tmp/crash.log")"
     stop_tree
+    # Not in debug mode: no session, but the stack in the log names the
+    # function and line, which the broker looks up before the actor dies.
+    start_tree crashlog mid
+    wait_for "exited on signal 11" "$tmp/crashlog.log" 10
+    grep -Eq "crashlog/mid-1/leaf: +#[0-9]+ +crash_here at .*debug_tree.c:[0-9]+" "$tmp/crashlog.log" &&
+        ok "crash: outside debug mode the log's stack has function and line" ||
+        fail "crash: the log's stack is not symbolized: $(grep -A8 'crashed:' "$tmp/crashlog.log")"
+    stop_tree
 fi
 
 # ---------------------------------------------------------------- task error

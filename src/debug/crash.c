@@ -9,6 +9,12 @@
  * continues, lets the thread go on to die of its signal, so the parent
  * sees the true exit status.
  *
+ * Outside debug mode the broker writes the stack, so that it has function
+ * names and file:line (cn__crash_write_stack): the handler wakes it and
+ * waits at most CN__CRASH_WAIT_MS for it to begin; a broker that does not
+ * (it may be stuck behind a lock the crashed thread holds) leaves the
+ * raw stack to the handler. `claimed` makes it one or the other.
+ *
  * A crash on the broker thread itself cannot be debugged here (the broker
  * runs the REPL): it is logged and the actor dies at once.
  *
@@ -25,6 +31,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "debug/debug.h"
@@ -38,6 +45,7 @@ static struct {
     _Atomic int tid;
     _Atomic int ready;   /* the stack below is complete */
     _Atomic int release; /* futex word: the broker lets the thread die */
+    _Atomic int claimed; /* the stack's writer: the broker or the handler */
     int nframes;
     void *frames[CN__BT_FRAMES];
 } cr;
@@ -117,8 +125,24 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
     say(" in thread ");
     say_int(tid);
     say("; stack:\n");
-    backtrace_symbols_fd(cr.frames, cr.nframes, 2);
-    if (cn__debug_mode() && cn__rt.started && tid != cn__broker_tid) {
+    int broker = cn__rt.started && tid != cn__broker_tid;
+    if (broker && !cn__debug_mode()) {
+        cn__wake();
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        for (int waited = 0; waited < CN__CRASH_WAIT_MS && !atomic_load(&cr.claimed);
+             waited += 100)
+            syscall(SYS_futex, &cr.claimed, FUTEX_WAIT_PRIVATE, 0, &tick, NULL, 0);
+    }
+    int unclaimed = 0;
+    if (atomic_compare_exchange_strong(&cr.claimed, &unclaimed, 2)) {
+        backtrace_symbols_fd(cr.frames, cr.nframes, 2);
+    } else { /* the broker writes it: give it the time addr2line may take */
+        struct timespec tick = {0, 100 * 1000 * 1000};
+        for (int waited = 0; waited < 2 * CN__CRASH_WAIT_MS && !atomic_load(&cr.release);
+             waited += 100)
+            syscall(SYS_futex, &cr.release, FUTEX_WAIT_PRIVATE, 0, &tick, NULL, 0);
+    }
+    if (broker && cn__debug_mode()) {
         say("debug mode: waiting in the debugger for a post-mortem\n");
         cn__wake();
         while (!atomic_load(&cr.release))
@@ -154,6 +178,25 @@ int cn__crash_pending(int *sig, int *tid, void **frames, int *nframes, int max)
         memcpy(frames, cr.frames, sizeof(void *) * (size_t)n);
     *nframes = frames ? n : cr.nframes;
     return 1;
+}
+
+void cn__crash_write_stack(void)
+{
+    int none = 0;
+    if (!atomic_compare_exchange_strong(&cr.claimed, &none, 1))
+        return; /* the handler gave up waiting, and wrote it */
+    syscall(SYS_futex, &cr.claimed, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cn__bt_write(&sb, cr.frames, cr.nframes, 1, CN__CRASH_WAIT_MS);
+    for (size_t off = 0; off < sb.size;) {
+        ssize_t n = write(2, sb.data + off, sb.size - off);
+        if (n <= 0)
+            break;
+        off += (size_t)n;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    cn__crash_release();
 }
 
 void cn__crash_release(void)

@@ -869,7 +869,10 @@ void cn__debug_on_wake(void)
 {
     static int crash_seen;
     int sig, tid, n;
-    if (!crash_seen && cn__crash_pending(&sig, &tid, NULL, &n, 0)) {
+    if (!crash_seen && cn__crash_pending(&sig, &tid, NULL, &n, 0) && !ss.debug_mode) {
+        crash_seen = 1;
+        cn__crash_write_stack(); /* for the log; the thread then dies */
+    } else if (!crash_seen && cn__crash_pending(&sig, &tid, NULL, &n, 0)) {
         crash_seen = 1;
         dreq_t *r = calloc(1, sizeof(*r));
         if (r) {
