@@ -124,6 +124,8 @@ expect_rc 0 "routes of an actor by path" $canopy routes root/sup-1
 expect_out "root/sup-1 \\(id [0-9]+\\): 3 routes" "routes: a supervisor knows its 3 workers"
 expect_rc 1 "routes: ambiguous name" $canopy routes worker-0
 expect_out "more than one actor is named 'worker-0'" "routes: says the name is ambiguous"
+expect_rc 0 "ctx: an actor by the end of its path" $canopy ctx sup-1/worker-0
+expect_out "^root/sup-1/worker-0 \(id [0-9]+, pid [0-9]+\)" "ctx: sup-1/worker-0 is root/sup-1/worker-0"
 expect_rc 1 "routes: no such actor" $canopy routes root nobody
 expect_rc 0 "routes --json" $canopy routes --json
 printf '%s\n' "$out" >"$tmp/routes.json"
@@ -150,6 +152,10 @@ expect_out "^canopy: tree root's log \(its last [0-9]+ records?\) has none at le
 expect_rc 2 "log --level bogus" $canopy log --level bogus
 expect_rc 1 "log --actor with a name no actor has" $canopy log --actor nosuch
 expect_out "no actor 'nosuch' in tree" "log --actor: an unknown actor is named"
+expect_rc 0 "log --actor by the end of a path" $canopy log --actor sup-0/worker-0
+expect_rc 0 "log --actor with a name several actors have" $canopy log --actor worker-0
+expect_out "more than one actor in tree root is named 'worker-0': these are the records of each" \
+    "log --actor: says the name is ambiguous"
 expect_rc 0 "log --json" $canopy log --json
 expect_out "\"level\":\"info\",\"time_us\":[0-9]+,\"path\":\"root\"" "log --json: records"
 $canopy log -f >"$tmp/follow.out" 2>&1 &

@@ -642,11 +642,13 @@ static int log_wanted(const cn_snap_log_t *l, int min, const char *actor)
         return 1;
     size_t n = strlen(actor);
     const char *p = l->path ? l->path : "";
-    /* an actor's path, or its name as the last part, and what is below it */
-    if (strncmp(p, actor, n) == 0 && (p[n] == '\0' || p[n] == '/'))
-        return 1;
-    const char *last = strrchr(p, '/');
-    return last && strcmp(last + 1, actor) == 0;
+    /* an actor's path, its name or the end of its path, and what is below
+     * it: "a/b" is the whole path's beginning, or follows a '/' in it, and
+     * ends it or a part of it */
+    for (const char *at = p; at; at = strchr(at, '/'), at = at ? at + 1 : NULL)
+        if (strncmp(at, actor, n) == 0 && (at[n] == '\0' || at[n] == '/'))
+            return 1;
+    return 0;
 }
 
 /* On stderr, so that a script's output stays empty: why nothing was
@@ -773,10 +775,14 @@ int cli_log(int argc, char **argv, const opts_t *o)
     }
     /* An actor that has exited still has its records; one that never
      * was in the tree, and has none, is most likely a typo. */
-    int amb = 0, unknown = o->actor && shown == 0 && !cn_snapshot_find(s, o->actor, &amb) && !amb;
+    int amb = 0, known = o->actor && cn_snapshot_find(s, o->actor, &amb) != NULL;
+    int unknown = o->actor && shown == 0 && !known && !amb;
     if (unknown)
         fprintf(stderr, "canopy: no actor '%s' in tree %s, and no records from one%s\n", o->actor,
                 s->tree, o->follow ? "; waiting for its records" : " (see 'canopy tree')");
+    else if (amb)
+        fprintf(stderr, "canopy: more than one actor in tree %s is named '%s': these are the "
+                        "records of each (give a path for one)\n", s->tree, o->actor);
     else if (shown == 0)
         say_no_records(s, o, min);
     cn_snapshot_free(s);

@@ -296,7 +296,8 @@ CN_EXTERN int cn_client_break(cn_client_t *c, uint32_t actor, int64_t timeout_ms
  * continue and loses the console. */
 CN_EXTERN int cn_client_lock_op(cn_client_t *c, const char *op, int64_t timeout_ms);
 
-/* The actor whose id, name or path is `which`; NULL if none, or if a name
+/* The actor whose id, name or path is `which`, or whose path ends with it
+ * ("sup-1/worker-0"); NULL if none, or if a name or the end of a path
  * matches several (then *ambiguous is set, if given). */
 CN_EXTERN const cn_snap_actor_t *cn_snapshot_find(const cn_snapshot_t *s, const char *which,
                                                   int *ambiguous);

@@ -976,9 +976,15 @@ const cn_snap_actor_t *cn_snapshot_find(const cn_snapshot_t *s, const char *whic
         if (a->path && strcmp(a->path, which) == 0)
             return a;
     }
+    /* A name, or the end of a path ("stage-1/worker-0"), where it names
+     * one actor. */
+    size_t n = strlen(which);
     for (size_t i = 0; i < s->nactors; i++) {
         const cn_snap_actor_t *a = &s->actors[i];
-        if (a->name && strcmp(a->name, which) == 0) {
+        size_t plen = a->path ? strlen(a->path) : 0;
+        int tail = n && plen > n && a->path[plen - n - 1] == '/' &&
+                   strcmp(a->path + plen - n, which) == 0;
+        if ((a->name && strcmp(a->name, which) == 0) || tail) {
             if (hit) {
                 if (ambiguous)
                     *ambiguous = 1;
