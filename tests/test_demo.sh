@@ -32,7 +32,7 @@ expect_out "usage: pipeline" "with the usage"
 start_demo --trigger stall@1 --trigger stuck@1
 # The root is up once its supervisors are; they start their workers after.
 i=0
-until [ "$("$canopy" tree demo 2>/dev/null | grep -c "worker-")" = 6 ] || [ $i -ge $((100 * slow)) ]; do
+until [ "$("$canopy" tree demo 2>/dev/null | grep -c "[|\`]- worker-")" = 6 ] || [ $i -ge $((100 * slow)) ]; do
     sleep 0.1
     i=$((i + 1))
 done
@@ -91,7 +91,7 @@ else
 fi
 i=0
 while [ $i -lt $((50 * slow)) ]; do
-    "$canopy" tree demo 2>/dev/null | grep -q "worker-1 .* running" && [ "$("$canopy" tree demo | grep -c worker-)" = 6 ] && break
+    "$canopy" tree demo 2>/dev/null | grep -q "worker-1 .* running" && [ "$("$canopy" tree demo | grep -c "[|\`]- worker-")" = 6 ] && break
     i=$((i + 1))
     sleep 0.1
 done

@@ -207,7 +207,8 @@ expect_rc 0 "cancel --json" $canopy cancel root/sup-2/worker-2 --json
 expect_out '^\{"target":"root/sup-2/worker-2 \(id [0-9]+, pid [0-9]+\)","actor":[0-9]+,"call":0,"done":true,"ms":[0-9]+\}$' "cancel --json: one object"
 expect_rc 0 "tree after cancelling sup-1" $canopy tree
 expect_out "8 actors" "cancel: sup-1 and its workers are gone, and worker-2 of sup-2"
-if printf '%s\n' "$out" | grep -q "sup-1"; then fail "sup-1 still listed"; else ok "sup-1 not listed"; fi
+if printf '%s\n' "$out" | grep -Eq "[|\`]- sup-1 "; then fail "sup-1 still listed"; else ok "sup-1 not listed as alive"; fi
+expect_out "^[0-9]+ +x sup-1 +- exit 0 " "tree: the cancelled sup-1 shows as exited"
 expect_rc 0 "lint after the cancels" $canopy lint
 expect_out "no problems found" "lint: still healthy"
 
@@ -452,6 +453,16 @@ CANOPY_LOG_FILE="$tmp/c.log" $tree >/dev/null 2>&1 &
 c=$!
 pids="$pids $c"
 wait_for "$tmp/c.log" "tree is up"
+# A child that died shows in the tree for a while, with how it ended.
+w=$($canopy ctx root.$c root/sup-1/worker-1 2>/dev/null | sed -n '1s/.*pid \([0-9]*\).*/\1/p')
+[ -n "$w" ] && kill -9 "$w"
+i=0
+while ! $canopy tree root.$c 2>/dev/null | grep -q "x worker-1" && [ $i -lt 60 ]; do
+    sleep 0.05
+    i=$((i + 1))
+done
+expect_rc 0 "tree after a worker was killed" $canopy tree root.$c
+expect_out "^[0-9]+ +.* x worker-1 +- signal 9 " "tree: a killed worker shows, with its signal"
 expect_rc 0 "cancel the root" $canopy cancel root.$c root
 expect_out "the whole tree [.][.][.] .*done in" "cancel root: done"
 i=0

@@ -333,6 +333,18 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
         tree_rows(s, c, prefix, plen, ++seen == kids, depth + 1, w);
         prefix[len] = '\0';
     }
+    /* Children that exited lately, as the TUI shows them: how they ended
+     * is often the news. */
+    for (size_t k = 0; k < a->nchildren; k++) {
+        const cn_snap_child_t *c = &a->children[k];
+        if (!c->state || strcmp(c->state, "exited") != 0 || c->exit_us + EXITED_SHOW_US < s->now_us)
+            continue;
+        snprintf(label, sizeof(label), "%s%sx %s", prefix, depth > 0 ? (last ? "   " : "|  ") : "",
+                 c->name ? c->name : "?");
+        printf("%-4u %-*s %7s %-12.12s %6s %4s %8s ago\n", c->id, w, label, "-",
+               c->status ? c->status : "exited", "-", "-",
+               fmt_since(s->now_us, c->exit_us, age, sizeof(age)));
+    }
 }
 
 int cli_tree(int argc, char **argv, const opts_t *o)

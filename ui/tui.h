@@ -89,7 +89,6 @@ typedef struct tlock {
 #define TCON_MAX 2000
 #define TLOCK_MAX 64
 #define TLINT_MAX 64
-#define EXITED_SHOW_US (60ULL * 1000000) /* exited actors stay this long */
 
 struct tui_model {
     /* Data */

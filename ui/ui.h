@@ -119,6 +119,9 @@ int cli_bt(int argc, char **argv, const opts_t *o);
  * as one JSON object to f; 0, or -1 if it could not be written. */
 int ui_dump_write(FILE *f, const cn_snapshot_t *s);
 
+/* How long the TUI and canopy tree keep showing an actor that exited. */
+#define EXITED_SHOW_US (60ULL * 1000000)
+
 /* lint.c: hang lints over a snapshot. */
 typedef struct lint {
     const char *name;     /* stuck-cancel, stalled-stream, ... */
