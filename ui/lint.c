@@ -266,14 +266,22 @@ static void stalled_stream(run_t *r)
                 snprintf(how, sizeof(how), "the receiver has not opened its end of the stream");
             snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
                      path_of(s, c->peer, buf, sizeof(buf)));
+            /* Credit goes back in batches: a window can be used up with
+             * fewer messages buffered than it holds. */
+            char fill[128];
+            unsigned long long win = c->stream.peer_window,
+                               in = pc && pc->has_stream ? pc->stream.buffered : 0;
+            if (in >= win)
+                snprintf(fill, sizeof(fill), "all %llu in its buffer", win);
+            else
+                snprintf(fill, sizeof(fill), "%llu in its buffer, the rest taken but not yet "
+                                             "credited back", in);
             add(r, "stalled-stream", "warning", who,
                 "a sender on %s's stream of %s (cid %llu) has waited %llus for the receiver %s "
-                "to take messages (%llu of %llu buffered there): %s",
+                "to take messages (its window of %llu is used up: %s): %s",
                 a->path ? a->path : "?", c->fn ? c->fn : "?", (unsigned long long)c->cid,
                 (unsigned long long)(since(a, c->stream.blocked_since_us) / 1000000),
-                path_of(s, c->peer, buf, sizeof(buf)),
-                (unsigned long long)(pc && pc->has_stream ? pc->stream.buffered : 0),
-                (unsigned long long)c->stream.peer_window, how);
+                path_of(s, c->peer, buf, sizeof(buf)), win, fill, how);
         }
     }
 }
