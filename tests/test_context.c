@@ -998,6 +998,31 @@ static void *cancel_and_wait(void *p)
     return NULL;
 }
 
+/* The root's caller end of the context of `fn` (or, fn NULL, of `cid`). */
+static const cn_snap_ctx_t *root_caller_end(const cn_snapshot_t *s, const char *fn,
+                                            uint64_t cid)
+{
+    for (size_t i = 0; i < s->nactors; i++)
+        for (size_t j = 0; s->actors[i].id == 0 && j < s->actors[i].ncontexts; j++) {
+            const cn_snap_ctx_t *c = &s->actors[i].contexts[j];
+            if (!strcmp(c->role, "caller") && (fn ? !strcmp(c->fn, fn) : c->cid == cid))
+                return c;
+        }
+    return NULL;
+}
+
+/* The cid of the root's context of `fn`, from a snapshot; 0 if none. */
+static uint64_t root_cid_of(cn_client_t *c, const char *fn)
+{
+    cn_snapshot_t *s;
+    if (cn_client_snapshot(c, 0, T_MS, &s) != 0)
+        return 0;
+    const cn_snap_ctx_t *x = root_caller_end(s, fn, 0);
+    uint64_t cid = x ? x->cid : 0;
+    cn_snapshot_free(s);
+    return cid;
+}
+
 /* An operator closes the caller's end (canopy cancel ROOT/CID) while the
  * caller waits in cn_ctx_cancel for a task that has not answered: the
  * wait ends, and it says CN_ECANCELED, not that the task ended. */
@@ -1012,16 +1037,8 @@ static void test_cancel_closed_by_an_operator_is_not_an_end(void **state)
     pthread_t th;
     pthread_create(&th, NULL, cancel_and_wait, &k);
     cn_client_t *c;
-    cn_snapshot_t *s;
     assert_int_equal(cn_client_connect(cn_attach_path(), &c, T_MS), 0);
-    assert_int_equal(cn_client_snapshot(c, 0, T_MS, &s), 0);
-    uint64_t cid = 0;
-    for (size_t i = 0; i < s->nactors; i++)
-        for (size_t j = 0; s->actors[i].id == 0 && j < s->actors[i].ncontexts; j++)
-            if (!strcmp(s->actors[i].contexts[j].fn, "stubborn") &&
-                !strcmp(s->actors[i].contexts[j].role, "caller"))
-                cid = s->actors[i].contexts[j].cid;
-    cn_snapshot_free(s);
+    uint64_t cid = root_cid_of(c, "stubborn");
     assert_true(cid != 0);
     int64_t t0 = ms_now();
     assert_int_equal(cn_client_cancel(c, 0, cid, "an operator", T_MS), 0);
@@ -1049,11 +1066,8 @@ static const char *root_cancel_of(cn_client_t *c, uint64_t cid)
     st[0] = '\0';
     if (cn_client_snapshot(c, 0, T_MS, &s) != 0)
         return st;
-    for (size_t i = 0; i < s->nactors; i++)
-        for (size_t j = 0; s->actors[i].id == 0 && j < s->actors[i].ncontexts; j++)
-            if (s->actors[i].contexts[j].cid == cid &&
-                !strcmp(s->actors[i].contexts[j].role, "caller"))
-                snprintf(st, sizeof(st), "%s", s->actors[i].contexts[j].cancel);
+    const cn_snap_ctx_t *x = root_caller_end(s, NULL, cid);
+    snprintf(st, sizeof(st), "%s", x && x->cancel ? x->cancel : "");
     cn_snapshot_free(s);
     return st;
 }
@@ -1071,15 +1085,7 @@ static void test_operator_cancel_settles_when_the_task_answers(void **state)
     cn_result_free(&st);
     cn_client_t *c;
     assert_int_equal(cn_client_connect(cn_attach_path(), &c, T_MS), 0);
-    uint64_t cid = 0;
-    cn_snapshot_t *s;
-    assert_int_equal(cn_client_snapshot(c, 0, T_MS, &s), 0);
-    for (size_t i = 0; i < s->nactors; i++)
-        for (size_t j = 0; s->actors[i].id == 0 && j < s->actors[i].ncontexts; j++)
-            if (!strcmp(s->actors[i].contexts[j].fn, "hold") &&
-                !strcmp(s->actors[i].contexts[j].role, "caller"))
-                cid = s->actors[i].contexts[j].cid;
-    cn_snapshot_free(s);
+    uint64_t cid = root_cid_of(c, "hold");
     assert_true(cid != 0);
     assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_NONE);
     assert_int_equal(cn_client_cancel(c, 0, cid, "an operator", T_MS), 0);
