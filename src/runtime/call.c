@@ -385,11 +385,9 @@ void cn__call_deliver(uint64_t cid, cn_wire_msg_t *msg, int err, const char *rea
     cn__item_free(copy);
     if (c && it)
         return;
-    if (c == NULL && final && late_answer(cid, msg, reason)) {
-        cn_wire_msg_free(msg);
-        return;
-    }
-    if (c == NULL && msg)
+    /* the answer to a cancel of a context an operator closed, or too late */
+    int settled = c == NULL && final && late_answer(cid, msg, reason);
+    if (c == NULL && msg && !settled)
         cn_log(CN_LOG_DEBUG,
                "%s for call %llu from actor %u came after its caller stopped "
                "waiting",

@@ -153,7 +153,7 @@ typedef struct cn__rt {
     size_t nstreams;
     cn__stream_t *parent;
     cn__cmap_t calls; /* (0, cid) -> cn__pcall_t *: our calls in flight */
-    cn__cmap_t closed; /* (peer, cid) -> cn__pcall_t *: contexts whose end an
+    cn__cmap_t closed; /* (0, cid) -> cn__pcall_t *: contexts whose end an
                           operator closed, until freed: their task's late
                           answer still settles their cancel state */
     cn__cmap_t tasks; /* (caller, cid) -> cn__task_t *: calls we are running */
