@@ -89,6 +89,7 @@ typedef struct tlock {
 #define TCON_MAX 2000
 #define TLOCK_MAX 64
 #define TLINT_MAX 64
+#define TEXITS_MAX 16 /* exits the feed told of, ahead of the next snapshot */
 
 struct tui_model {
     /* Data */
@@ -113,7 +114,7 @@ struct tui_model {
         uint32_t actor;
         uint64_t time_us;
         char how[24]; /* as a snapshot says it: "exit 3", "signal 9" */
-    } exits[16];
+    } exits[TEXITS_MAX];
     size_t nexits;
 
     /* What the views show */

@@ -382,7 +382,7 @@ static void exit_seen(tui_model_t *m, const cn_event_t *ev)
              ev->detail ? ev->detail : "");
     const char *p;
     int n;
-    size_t i = m->nexits < 16 ? m->nexits++ : 15;
+    size_t i = m->nexits < TEXITS_MAX ? m->nexits++ : TEXITS_MAX - 1; /* full: the last */
     m->exits[i].actor = ev->peer;
     m->exits[i].time_us = ev->time_us;
     if ((p = strstr(detail, "on signal ")) && sscanf(p, "on signal %d", &n) == 1)
