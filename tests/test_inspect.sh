@@ -408,6 +408,18 @@ exec 4>&-
 wait $cp 2>/dev/null
 kill -9 $l
 
+# A thread a task started has the task thread's name (Linux copies it):
+# canopy bt says whose it is.
+CANOPY_LOG_FILE="$tmp/l.thr.log" $helpers/lint_tree threads >"$tmp/l.thr.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.thr.out" ready || fail "threads: tree not ready"
+expect_rc 0 "bt of an actor with a thread of its own" $canopy bt lint lint/kid
+expect_out "thread [0-9]+ \(cn-task-1\) .*; task idle" "bt: the task thread is one"
+expect_out "thread [0-9]+ \(cn-task-1\) .*the program's own thread, named after the task thread that started it" \
+    "bt: the program's thread is not taken for a task thread"
+kill -9 $l
+
 # Errors come before warnings: the deadlock explains the stalled stream.
 CANOPY_LOG_FILE="$tmp/l.sc.log" $helpers/lint_tree stall-and-cycle >"$tmp/l.sc.out" 2>&1 &
 l=$!

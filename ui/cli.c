@@ -479,7 +479,8 @@ int cli_bt(int argc, char **argv, const opts_t *o)
                a->id, a->pid, a->nstacks, a->nstacks == 1 ? "" : "s");
         for (size_t k = 0; k < a->nstacks; k++) {
             const cn_snap_stack_t *t = &a->stacks[k];
-            char what[160] = "";
+            char what[256] = "";
+            int task = 0;
             for (size_t j = 0; j < a->nthreads; j++) { /* what the runtime knows of it */
                 const cn_snap_thread_t *r = &a->threads[j];
                 if (r->tid != t->tid)
@@ -488,7 +489,13 @@ int cli_bt(int argc, char **argv, const opts_t *o)
                 snprintf(what, sizeof(what), "; %s %s%s%s for %s", r->kind ? r->kind : "?",
                          r->doing ? r->doing : "?", r->fn ? " in " : "", r->fn ? r->fn : "",
                          fmt_since(a->now_us, r->since_us, age, sizeof(age)));
+                task = r->kind && strcmp(r->kind, "task") == 0;
             }
+            /* A thread a task started has its name from Linux, not from us */
+            size_t used = strlen(what);
+            if (!task && t->name && strncmp(t->name, "cn-task-", 8) == 0)
+                snprintf(what + used, sizeof(what) - used, "; the program's own thread, named "
+                                                           "after the task thread that started it");
             printf("  thread %d (%s) %s%s\n", t->tid, t->name ? t->name : "?",
                    t->state ? t->state : "?", what);
             for (size_t f = 0; f < t->nframes; f++)

@@ -20,6 +20,7 @@
  *   starved         the child may have one task thread, which a context
  *                   holds; the root's call to it is queued for ever
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -84,6 +85,25 @@ static int fn_sink(cn_call_t *c, const msgpack_object *args, msgpack_packer *out
     return rc == CN_EOF || rc == CN_ECANCELED ? 0 : rc;
 }
 
+static void *sleeper(void *arg)
+{
+    (void)arg;
+    for (;;)
+        sleep(60); /* again after the EINTR of each canopy bt (docs/debugger.md) */
+    return NULL;
+}
+
+/* Starts a thread of its own, which Linux names after this task thread. */
+static int fn_thread(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args;
+    pthread_t th;
+    if (pthread_create(&th, NULL, sleeper, NULL) != 0)
+        return CN_ENOMEM;
+    pthread_detach(th);
+    return msgpack_pack_nil(out);
+}
+
 /* Holds its task thread, in a canopy sleep, until cancelled. */
 static int fn_hold(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
@@ -102,6 +122,7 @@ static int fn_quick(cn_call_t *c, const msgpack_object *args, msgpack_packer *ou
 static const cn_export_t exports[] = {{"spin", fn_spin},     {"flood", fn_flood},
                                       {"waiter", fn_waiter}, {"hold", fn_hold},
                                       {"quick", fn_quick},   {"sink", fn_sink},
+                                      {"thread", fn_thread},
                                       {NULL, NULL}};
 
 static int entry_quick(int argc, char **argv)
@@ -187,6 +208,14 @@ static int root_main(int argc, char **argv)
         cn_result_free(&m);
         printf("call: %s\n", cn_strerror(rc));
         cn_ctx_free(ctx);
+        return 0;
+    }
+    if (strcmp(mode, "threads") == 0) { /* a thread of the kid's own */
+        if (cn_call(kid, "thread", NULL, &m, 5000) != 0)
+            return 1;
+        cn_result_free(&m);
+        ready();
+        cn_sleep(WAIT_MS);
         return 0;
     }
     if (strcmp(mode, "feed") == 0) { /* the root sends, the kid takes */
