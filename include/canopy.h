@@ -237,7 +237,8 @@ CN_EXTERN int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
 CN_EXTERN int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms);
 
 /* Frees the context; one still running is sent CANCEL first (without
- * waiting). NULL is a no-op. */
+ * waiting). Another thread still waiting on it (recv, send, result) wakes
+ * with CN_ECANCELED, and this returns once it has left. NULL is a no-op. */
 CN_EXTERN void cn_ctx_free(cn_ctx_t *ctx);
 
 /* Cancellation state, as the inspector shows it. */
@@ -332,7 +333,9 @@ CN_EXTERN int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_
 /* Takes the next value into msg->value (free with cn_result_free). Returns
  * 0; CN_EOF once the peer closed its end or the context returned; the
  * context's error (CN_EREMOTE, CN_EDEAD, CN_ECANCELED, with msg->error) if
- * it ended so; CN_ETIMEDOUT. */
+ * it ended so; CN_ETIMEDOUT; CN_EBUSY if another thread is receiving on
+ * this end now (one at a time; several consumers: cn_bcast_new), or a hub
+ * owns it. */
 CN_EXTERN int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms);
 
 /* Closes this side's sending end: the peer's recv returns CN_EOF after
@@ -348,8 +351,8 @@ CN_EXTERN const char *cn_stream_last_error(const cn_stream_t *s);
 /* ---------------------------------------------------------------------------
  * Broadcast: several local consumers of one incoming stream
  *
- * A hub takes over a stream's receiving side (call no cn_stream_recv on it
- * after this) and keeps its last `capacity` messages. Each subscriber sees
+ * A hub takes over a stream's receiving side (cn_stream_recv on it returns
+ * CN_EBUSY after this) and keeps its last `capacity` messages. Each subscriber sees
  * every message from when it subscribed, in order, unless it falls more
  * than `capacity` behind the fastest: then it skips to the newest message
  * and is told how many it missed. The stream is drained only as fast as the
@@ -359,8 +362,8 @@ CN_EXTERN const char *cn_stream_last_error(const cn_stream_t *s);
 typedef struct cn_bcast cn_bcast_t;
 typedef struct cn_sub cn_sub_t;
 
-/* capacity: 1..65536. Free the hub after its subscribers, before the
- * stream's context. */
+/* capacity: 1..65536. CN_EBUSY if the stream has a hub already. Free the
+ * hub after its subscribers, before the stream's context. */
 CN_EXTERN int cn_bcast_new(cn_stream_t *s, unsigned capacity, cn_bcast_t **out);
 CN_EXTERN void cn_bcast_free(cn_bcast_t *b);
 

@@ -693,6 +693,84 @@ static void test_peer_killed_mid_stream(void **state)
     cn_ctx_free(ctx);
 }
 
+struct waiter {
+    cn_stream_t *s;
+    cn_ctx_t *ctx;
+    int op; /* 'r' recv, 's' send, 'R' cn_ctx_result */
+    int rc;
+    char why[256];
+};
+
+static void *wait_on(void *p)
+{
+    struct waiter *w = p;
+    cn_result_t m;
+    msgpack_object v = uint_obj(7);
+    w->rc = w->op == 'r' ? cn_stream_recv(w->s, &m, 60000)
+            : w->op == 's' ? cn_stream_send(w->s, &v, 60000)
+                           : cn_ctx_result(w->ctx, &m, 60000);
+    if (w->op == 'R')
+        snprintf(w->why, sizeof(w->why), "%s", m.error.message ? m.error.message : "");
+    else if (w->rc < 0)
+        snprintf(w->why, sizeof(w->why), "%s", cn_stream_last_error(w->s));
+    if (w->op != 's')
+        cn_result_free(&m);
+    return NULL;
+}
+
+/* One thread at a time receives on a stream: a second, meanwhile, is told
+ * CN_EBUSY, where two readers took the same messages or lost some. */
+static void test_a_second_receiver_is_refused(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    msgpack_object n = uint_obj(0);
+    cn_ctx_t *ctx = open_stream(a, "deaf", &n, NULL, &s); /* never sends */
+    struct waiter w = {s, ctx, 'r', 1, ""};
+    pthread_t th;
+    pthread_create(&th, NULL, wait_on, &w);
+    cn_result_t m;
+    int rc = 0;
+    for (int i = 0; i < 500 && (rc = cn_stream_recv(s, &m, 0)) != CN_EBUSY; i++) {
+        cn_result_free(&m);
+        usleep(2000); /* until the thread is in its recv */
+    }
+    assert_int_equal(rc, CN_EBUSY);
+    cn_result_free(&m);
+    assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0); /* its recv ends too */
+    pthread_join(th, NULL);
+    assert_true(w.rc < 0 && w.rc != CN_EBUSY);
+    cn_ctx_free(ctx);
+}
+
+/* cn_ctx_free while other threads still wait on the context: misuse, but
+ * their waits end with CN_ECANCELED, saying why, and nothing is touched
+ * after it is freed (ASan) nor does anything hang. */
+static void test_free_while_others_wait(void **state)
+{
+    (void)state;
+    for (int k = 0; k < 3; k++) {
+        cn_stream_t *s;
+        msgpack_object n = uint_obj(k == 1 ? 0 : 2); /* 's': a window of 2, never read */
+        cn_ctx_t *ctx = open_stream(a, "deaf", &n, NULL, &s);
+        msgpack_object v = uint_obj(1);
+        if (k == 1) /* the sender waits for credit: the deaf end never opens */
+            assert_int_equal(cn_stream_send(s, &v, 0), CN_ETIMEDOUT);
+        struct waiter w = {s, ctx, "rsR"[k], 1, ""};
+        pthread_t th;
+        pthread_create(&th, NULL, wait_on, &w);
+        usleep(100000); /* it is waiting */
+        int64_t t0 = ms_now();
+        cn_ctx_free(ctx);
+        pthread_join(th, NULL);
+        print_message("%c: %s (%s) %lld ms after the free began\n", w.op, cn_err_name(w.rc),
+                      w.why, (long long)(ms_now() - t0));
+        assert_int_equal(w.rc, CN_ECANCELED);
+        assert_non_null(strstr(w.why, "the context was freed (cn_ctx_free) while this thread waited"));
+        assert_true(ms_now() - t0 < 2000);
+    }
+}
+
 /* Takes the subscriber's next value; checks it and what was missed. */
 static void expect(cn_sub_t *sub, uint64_t value, uint64_t missed)
 {
@@ -702,6 +780,29 @@ static void expect(cn_sub_t *sub, uint64_t value, uint64_t missed)
     assert_int_equal(m.value.via.u64, value);
     assert_int_equal(skipped, missed);
     cn_result_free(&m);
+}
+
+/* A hub owns its stream's receiving side: a second hub, or a recv beside
+ * it, would see nothing or take what its subscribers should, silently. */
+static void test_a_hubs_stream_is_its_own(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    msgpack_object n = uint_obj(5);
+    cn_ctx_t *ctx = open_stream(a, "counter", &n, NULL, &s);
+    cn_bcast_t *b, *b2 = (cn_bcast_t *)&b;
+    assert_int_equal(cn_bcast_new(s, 8, &b), 0);
+    assert_int_equal(cn_bcast_new(s, 8, &b2), CN_EBUSY);
+    assert_null(b2);
+    cn_result_t m;
+    assert_int_equal(cn_stream_recv(s, &m, 0), CN_EBUSY);
+    cn_sub_t *sub;
+    assert_int_equal(cn_bcast_subscribe(b, &sub), 0);
+    for (uint64_t i = 0; i < 5; i++)
+        expect(sub, i, 0);
+    cn_sub_free(sub);
+    cn_bcast_free(b);
+    cn_ctx_free(ctx);
 }
 
 static void test_broadcast_with_a_lagging_consumer(void **state)
@@ -838,6 +939,9 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_peer_killed_mid_stream),
         cmocka_unit_test(test_broadcast_with_a_lagging_consumer),
         cmocka_unit_test(test_broadcast_threads),
+        cmocka_unit_test(test_a_second_receiver_is_refused),
+        cmocka_unit_test(test_free_while_others_wait),
+        cmocka_unit_test(test_a_hubs_stream_is_its_own),
     };
     return suite_finish(cmocka_run_group_tests_name("stream", tests, setup, NULL));
 }

@@ -18,11 +18,12 @@
  * A crash on the broker thread itself cannot be debugged here (the broker
  * runs the REPL): it is logged and the actor dies at once.
  *
- * Only async-signal-safe calls in the handler: backtrace() (made safe by an
- * early call, cn__unwinder_warm, in debug mode; outside debug mode the
+ * Only async-signal-safe calls in the handler: backtrace() (made safe by
+ * an early call, cn__unwinder_warm, in debug mode; outside debug mode the
  * crash log's first backtrace() may load libgcc_s from the handler, the
  * usual risk of crash loggers, taken so that actors do not all pay for
- * the unwinder at start), write, atomics, futex, signal, raise.
+ * the unwinder at start: an alarm ends a handler that deadlocks there),
+ * write, atomics, futex, alarm, signal, raise.
  */
 #include <execinfo.h>
 #include <limits.h>
@@ -111,6 +112,14 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
          * waits to die with the process. */
         for (;;)
             pause();
+    }
+    /* A crash inside malloc holds its lock, and backtrace() may then
+     * deadlock loading the unwinder (see the top): past this, SIGALRM
+     * ends the process rather than leave it hanging. Not in debug mode,
+     * where a post-mortem may last. */
+    if (!cn__debug_mode()) {
+        signal(SIGALRM, SIG_DFL);
+        alarm(CN__CRASH_WAIT_MS * 4 / 1000);
     }
     int tid = (int)syscall(SYS_gettid);
     atomic_store(&cr.tid, tid);

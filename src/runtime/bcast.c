@@ -44,10 +44,14 @@ int cn_bcast_new(cn_stream_t *s, unsigned capacity, cn_bcast_t **out)
 {
     if (s == NULL || out == NULL || capacity == 0 || capacity > 65536)
         return CN_EINVAL;
+    *out = NULL;
+    if (cn__stream_claim_hub(s, 1) < 0)
+        return CN_EBUSY; /* one hub per stream: a second would see nothing */
     cn_bcast_t *b = calloc(1, sizeof(*b));
     /* An array of pointers: NOLINTNEXTLINE(bugprone-sizeof-expression) */
     if (b == NULL || (b->ring = calloc(capacity, sizeof(*b->ring))) == NULL) {
         free(b);
+        cn__stream_claim_hub(s, 0);
         return CN_ENOMEM;
     }
     pthread_mutex_init(&b->mu, NULL);
@@ -104,7 +108,7 @@ static void pull(cn_bcast_t *b, int64_t timeout_ms)
     b->pulling = 1;
     cn__unlock(&b->mu);
     cn_result_t r;
-    int rc = cn_stream_recv(b->stream, &r, timeout_ms);
+    int rc = cn__stream_recv(b->stream, &r, timeout_ms);
     cn__lock(&b->mu);
     b->pulling = 0;
     if (rc == 0) {

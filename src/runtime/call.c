@@ -59,6 +59,7 @@ struct cn__pcall {
 
 struct cn_ctx {
     cn__pcall_t *pc; /* kept until cn_ctx_free: the stream uses its inbox */
+    _Atomic int result_waiters; /* threads in cn_ctx_result: cn_ctx_free ends their waits */
     uint32_t peer;
     char fn[CN__NAME_MAX];
     cn_stream_t *stream; /* our end, once opened */
@@ -153,13 +154,19 @@ static int pcall_withdraw(cn__pcall_t *c)
 /* Frees c and whatever is left in its inbox. It must be out of the table.
  * Out of the table is not yet untouched: the final message's delivery
  * may still be between its latch puts (`delivering`; see the top). */
-static void pcall_free(cn__pcall_t *c)
+/* Waits until no final message is on its way into c (see the top): the
+ * delivering thread is between two latch puts, a few hundred nanoseconds
+ * unless it was preempted there. */
+static void pcall_quiet(cn__pcall_t *c)
 {
-    /* The delivering thread is between two latch puts: a few hundred
-     * nanoseconds unless it was preempted there. */
     for (int spins = 0; atomic_load_explicit(&c->delivering, memory_order_acquire); spins++)
         if (spins > 100)
             sched_yield();
+}
+
+static void pcall_free(cn__pcall_t *c)
+{
+    pcall_quiet(c);
     cn__rec_del(&c->rec);
     cn__node_t *n;
     while (cn__latch_get(&c->inbox, 0, &n) == 0)
@@ -776,8 +783,18 @@ int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
         cn__pcall_t *c = ctx->pc;
         cn__node_t *n;
         cn__doing(CN__DO_RESULT, c->to, c->cid);
+        atomic_fetch_add(&ctx->result_waiters, 1);
         int rc = cn__latch_get(&c->endq, timeout_ms, &n);
         cn__done();
+        if (rc == CN_ECANCELED) { /* cn_ctx_free closed endq (see cn_ctx_free) */
+            item_t t = {.err = CN_ECANCELED};
+            snprintf(t.reason, sizeof(t.reason),
+                     "the context was freed (cn_ctx_free) while this thread waited");
+            rc = item_result(&t, res, 1);
+            atomic_fetch_sub(&ctx->result_waiters, 1); /* the last touch of ctx */
+            return rc;
+        }
+        atomic_fetch_sub(&ctx->result_waiters, 1);
         if (rc < 0) { /* still running: it stays registered */
             item_t t = {.err = CN_ETIMEDOUT};
             snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not return within %lld ms",
@@ -793,10 +810,20 @@ int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
     return item_result(ctx_final(ctx), res, 0);
 }
 
+static int ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms);
+
 int cn_ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
 {
     if (ctx == NULL)
         return CN_EINVAL;
+    atomic_fetch_add(&ctx->result_waiters, 1); /* it reads ctx after its wait: see cn_ctx_free */
+    int rc = ctx_cancel(ctx, timeout_ms);
+    atomic_fetch_sub(&ctx->result_waiters, 1);
+    return rc;
+}
+
+static int ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
+{
     /* Another thread may be reading the stream, and take the end first:
      * cn_ctx_result still sees it (endq). */
     pthread_mutex_lock(&ctx->mu);
@@ -874,6 +901,15 @@ void cn_ctx_free(cn_ctx_t *ctx)
     cn__lock(&cn__rt.mu);
     cn__cmap_del(&cn__rt.closed, 0, ctx->pc->cid); /* pcall_free waits for its answer */
     cn__unlock(&cn__rt.mu);
+    /* Threads still waiting on it (misuse, but not a crash): out of the
+     * table, nothing more comes in once a final message on its way is in;
+     * then their waits end with CN_ECANCELED, and they leave. */
+    pcall_quiet(ctx->pc);
+    cn__stream_stop(ctx->stream, "the context was freed (cn_ctx_free) while this thread waited");
+    cn__latch_close(&ctx->pc->endq, CN_ECANCELED);
+    struct timespec nap = {0, 100 * 1000};
+    while (atomic_load(&ctx->result_waiters))
+        nanosleep(&nap, NULL);
     cn__rec_del(&ctx->pc->rec); /* before its stream goes */
     cn__stream_free(ctx->stream);
     pcall_free(ctx->pc);

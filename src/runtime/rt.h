@@ -339,6 +339,16 @@ cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__yq_t *yq, cn__latch_t *in, ui
                              uint64_t cid_out, cn_ctx_t *ctx, const cn_stream_opts_t *opts,
                              int *rc);
 void cn__stream_free(cn_stream_t *s);
+/* Before freeing a stream other threads may still wait on: ends their
+ * waits with CN_ECANCELED (`why` for a sender's last_error), and returns
+ * once they have left. The owner's latch `in` is closed: call it once no
+ * final message is on its way in. */
+void cn__stream_stop(cn_stream_t *s, const char *why);
+/* cn_stream_recv without the hub check: the hub's own reads. */
+int cn__stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms);
+/* A hub takes the stream's receiving side (claim), CN_EBUSY if one has;
+ * or gives it back (!claim). */
+int cn__stream_claim_hub(cn_stream_t *s, int claim);
 
 /* The opener's stream met the context's final message `it` (taken): the
  * context records it; res gets its outcome, which is returned. */

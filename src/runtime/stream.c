@@ -52,6 +52,9 @@ struct cn_stream {
     cn__stream_t *link;      /* under send_mu: where YIELDs go, once known */
     msgpack_sbuffer sb;      /* reused for packing: no allocation per message */
     char last_error[CN__REASON_MAX];
+    _Atomic int receiving; /* a thread is in recv: one at a time (CN_EBUSY) */
+    _Atomic int hub;       /* a broadcast hub reads it (cn_bcast_new) */
+    _Atomic int freeing;   /* cn__stream_stop: its waits end with CN_ECANCELED */
 };
 
 /* ===========================================================================
@@ -431,11 +434,55 @@ int cn_stream_close(cn_stream_t *s)
  * Receiving
  */
 
+static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms);
+
 int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
 {
     if (s == NULL || msg == NULL)
         return CN_EINVAL;
     memset(msg, 0, sizeof(*msg));
+    if (atomic_load_explicit(&s->hub, memory_order_relaxed))
+        return CN_EBUSY; /* its hub's subscribers read it: cn_sub_recv */
+    return cn__stream_recv(s, msg, timeout_ms);
+}
+
+int cn__stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
+{
+    memset(msg, 0, sizeof(*msg));
+    /* One reader at a time: the queue's reading side is a single
+     * consumer's, and two took the same frames or lost some. A second
+     * thread is told, not made to wait (last_error is the first's). */
+    if (atomic_exchange_explicit(&s->receiving, 1, memory_order_acquire))
+        return CN_EBUSY;
+    int rc = recv_one(s, msg, timeout_ms);
+    atomic_store_explicit(&s->receiving, 0, memory_order_release); /* the last touch of s */
+    return rc;
+}
+
+int cn__stream_claim_hub(cn_stream_t *s, int claim)
+{
+    int none = 0;
+    if (!claim)
+        atomic_store(&s->hub, 0);
+    return !claim || atomic_compare_exchange_strong(&s->hub, &none, 1) ? 0 : CN_EBUSY;
+}
+
+void cn__stream_stop(cn_stream_t *s, const char *why)
+{
+    if (s == NULL)
+        return;
+    atomic_store(&s->freeing, 1);
+    cn__flow_end(s->flow, CN_ECANCELED, why); /* a sender waiting for credit */
+    cn__latch_close(s->in, CN_ECANCELED);     /* a receiver */
+    cn__lock(&s->send_mu);                    /* the sender has left */
+    cn__unlock(&s->send_mu);
+    struct timespec nap = {0, 100 * 1000};
+    while (atomic_load(&s->receiving)) /* the receiver wakes and leaves */
+        nanosleep(&nap, NULL);
+}
+
+static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
+{
     if (s->eof)
         return s->end_rc;
     int64_t deadline = -1; /* taken when we first wait: a clock read */
@@ -469,6 +516,9 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
             if (rc == CN_ETIMEDOUT)
                 snprintf(s->last_error, sizeof(s->last_error), "nothing received within %lld ms",
                          (long long)timeout_ms);
+            else if (rc == CN_ECANCELED && atomic_load(&s->freeing))
+                snprintf(s->last_error, sizeof(s->last_error),
+                         "the context was freed (cn_ctx_free) while this thread waited");
             else if (rc == CN_ECANCELED)
                 say_cancelled(s, cn__task_current());
             return rc; /* CN_ETIMEDOUT, or the task's cancellation */
