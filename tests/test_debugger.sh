@@ -426,6 +426,27 @@ if command -v tmux >/dev/null 2>&1; then
     tm kill-session -t "$s" 2>/dev/null
     wait "$pid" 2>/dev/null
     pid=
+
+    # The root's terminal was the console, then a client attached and
+    # killed the tree with a double Ctrl-C: the root's terminal is left
+    # as it was (it was left without echo, in libedit's raw mode).
+    s2=$s.raw
+    tm new-session -d -s "$s2" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $tree_bin --name=raw bp 2>$tmp/raw.log; stty -a >$tmp/raw.stty; sleep 30"
+    k=0
+    while ! tm capture-pane -p -t "$s2" | grep -q "^(raw/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    tm new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console raw; sleep 30"
+    k=0
+    while ! tm capture-pane -p -t "$s" | grep -q "(raw/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    tm send-keys -t "$s" C-c
+    sleep 0.3
+    tm send-keys -t "$s" C-c
+    k=0
+    while [ ! -s "$tmp/raw.stty" ] && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    grep -Eq "(^| )icanon( |$)" "$tmp/raw.stty" && grep -Eq "(^| )echo( |$)" "$tmp/raw.stty" &&
+        ok "terminal: the root's terminal has echo and line editing back after the tree is killed" ||
+        fail "terminal: the root's terminal after the kill: $(grep -o -- '-*icanon\|-*echo ' "$tmp/raw.stty" | tr '\n' ' ')"
+    tm kill-session -t "$s" 2>/dev/null
+    tm kill-session -t "$s2" 2>/dev/null
 else
     skip "terminal: tmux is not installed"
 fi

@@ -97,8 +97,10 @@ const char *cn__crash_sig_name(int sig)
 
 static void die(int sig)
 {
-    if (cn__rt.is_root)
+    if (cn__rt.is_root) {
         cn__attach_unlink_now();
+        cn__tty_reset();
+    }
     signal(sig, SIG_DFL);
     raise(sig); /* delivered as the handler returns: blocked until then */
 }

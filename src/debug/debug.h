@@ -145,6 +145,9 @@ void cn__tty_start(const char *path, void (*line)(const char *line, size_t len))
 
 /* Gives the terminal back to the program. */
 void cn__tty_stop(void);
+/* Puts the terminal back as the program had it before the console took
+ * it: on every way out of the root, a signal handler's too. */
+void cn__tty_reset(void);
 
 /* Prints above the line being typed. */
 void cn__tty_write(const char *text, size_t len);

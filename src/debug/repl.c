@@ -598,6 +598,7 @@ static int cmd_kill(int argc, char **argv, msgpack_sbuffer *out)
     (void)argc, (void)argv, (void)out;
     cn_log(CN_LOG_WARN, "debugger: killed from the console"); /* the root sees it die */
     cn__attach_stop(); /* the root: its socket goes with it */
+    cn__tty_reset();
     kill(getpid(), SIGKILL);
     return 1;
 }

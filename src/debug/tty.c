@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "debug/debug.h"
@@ -69,6 +70,8 @@ static struct {
     int inited;
     char prompt[CN__PATH_MAX + 4];
     void (*line)(const char *line, size_t len);
+    struct termios saved; /* the terminal as the program had it */
+    volatile sig_atomic_t saved_ok;
 } tty;
 
 int cn__tty_usable(void)
@@ -121,8 +124,19 @@ void cn__tty_start(const char *path, void (*line)(const char *line, size_t len))
         tty.inited = 1;
     }
     tty.on = 1;
+    if (!tty.saved_ok && tcgetattr(0, &tty.saved) == 0)
+        tty.saved_ok = 1;
+    /* Lines typed while the console was elsewhere were meant for another
+     * holder, or for none: not for this one. */
+    tcflush(0, TCIFLUSH);
     el.handler_install(tty.prompt, on_line);
     uv_poll_start(&tty.in, UV_READABLE, on_input);
+}
+
+void cn__tty_reset(void)
+{
+    if (tty.saved_ok) /* tcsetattr is async-signal-safe */
+        tcsetattr(0, TCSANOW, &tty.saved);
 }
 
 void cn__tty_stop(void)
@@ -132,6 +146,7 @@ void cn__tty_stop(void)
     tty.on = 0;
     uv_poll_stop(&tty.in);
     el.handler_remove();
+    cn__tty_reset(); /* whatever libedit left */
     fputs("\r\033[K", stdout);
     fflush(stdout);
 }

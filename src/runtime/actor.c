@@ -1326,6 +1326,7 @@ static void on_sigint_grace(uv_timer_t *t)
     (void)t;
     cn_log(CN_LOG_CANCEL, "the tree is cancelled and main has not returned: exiting");
     cn__attach_stop();
+    cn__tty_reset();
     cn__lock(&cn__rt.mu);
     int status = cn__rt.exit_status;
     cn__unlock(&cn__rt.mu);
@@ -1360,6 +1361,7 @@ static void on_sigint(uv_signal_t *h, int sig)
         }
         cn__unlock(&cn__rt.mu);
         cn__attach_stop();
+        cn__tty_reset();
         syscall(SYS_exit_group, 128 + SIGINT);
     }
     cn__rt.sigint_at = now ? now : 1;
@@ -1416,6 +1418,7 @@ static void maybe_finish_shutdown(void)
      * and the process is left as it was found. */
     cn__rt.stop_loop = 1;
     cn__attach_stop(); /* its handles are not streams: before the walk */
+    cn__tty_reset();
     cn__gdb_stop();
     uv_walk(&cn__rt.loop, close_leftover, NULL);
 }
