@@ -270,6 +270,17 @@ else
     stop_tree
 fi
 
+# ---------------------------------------------------------------- piped lines
+# Lines piped into the console: the answers come after the input has
+# ended, and the console waits for them (it left before they came).
+start_tree piped bp
+wait_for "waits for the console" "$tmp/piped.log" 5
+out=$(printf 'threads\n' | timeout 30 "$canopy" attach --console piped 2>&1)
+printf '%s\n' "$out" | grep -Eq "main +debugger" &&
+    ok "piped: the answer to a piped line is printed before the console leaves" ||
+    fail "piped: no answer: $out"
+stop_tree
+
 # ---------------------------------------------------------------- task error
 # In debug mode a task that fails stops in the debugger before its error
 # is relayed; after continue the caller gets the error.

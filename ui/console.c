@@ -37,7 +37,23 @@ static struct {
     char prompt[560];
     char inbuf[8192]; /* a pipe's partial line */
     size_t inlen;
+    int sent;            /* lines sent to the holder */
+    int64_t drain_until; /* a pipe ended: its answers are waited for until then */
+    int64_t quiet_since; /* the last output while draining */
 } con;
+
+/* Piped lines go out at once and their answers come later: at the end of
+ * the input the console stays until the output has been quiet this long
+ * (at most DRAIN_MAX_MS), rather than leave before the answers. */
+#define DRAIN_QUIET_MS 500
+#define DRAIN_MAX_MS 10000
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static void set_prompt(void)
 {
@@ -204,6 +220,8 @@ static void on_line(char *line)
     } else if (cn_client_console_send(con.c, line, len, CONNECT_MS) < 0) {
         note("canopy: %s", cn_client_error());
         con.done = 1;
+    } else {
+        con.sent++;
     }
     if (con.tty) {
         /* A fresh handler: libedit would otherwise redraw the line just
@@ -226,7 +244,12 @@ static void read_pipe(void)
 {
     ssize_t n = read(0, con.inbuf + con.inlen, sizeof(con.inbuf) - 1 - con.inlen);
     if (n <= 0) {
-        con.done = 1;
+        if (con.sent == 0) {
+            con.done = 1;
+            return;
+        }
+        con.drain_until = mono_ms() + DRAIN_MAX_MS; /* see DRAIN_QUIET_MS */
+        con.quiet_since = mono_ms();
         return;
     }
     con.inlen += (size_t)n;
@@ -284,8 +307,10 @@ int cli_attach(int argc, char **argv, const opts_t *o)
         rl_callback_handler_install(con.prompt, on_tty_line);
     int status = 0;
     while (!con.done) {
-        struct pollfd p[2] = {{0, POLLIN, 0}, {cn_client_fd(con.c), POLLIN, 0}};
-        int r = poll(p, 2, 1000);
+        /* stdin is left out once a pipe has ended (poll would say so at once) */
+        struct pollfd p[2] = {{con.drain_until ? -1 : 0, POLLIN, 0},
+                              {cn_client_fd(con.c), POLLIN, 0}};
+        int r = poll(p, 2, con.drain_until ? 100 : 1000);
         if (interrupted) {
             interrupted = 0;
             if (con.tty) { /* as a shell does: drop the line being typed */
@@ -316,7 +341,11 @@ int cli_attach(int argc, char **argv, const opts_t *o)
                 break;
             }
             on_event(&ev);
+            con.quiet_since = mono_ms();
         }
+        if (con.drain_until && (mono_ms() - con.quiet_since >= DRAIN_QUIET_MS ||
+                                mono_ms() >= con.drain_until))
+            con.done = 1;
         if (!con.done && (p[0].revents & (POLLIN | POLLHUP))) {
             if (con.tty)
                 rl_callback_read_char();
