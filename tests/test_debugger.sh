@@ -275,10 +275,14 @@ fi
 # ended, and the console waits for them (it left before they came).
 start_tree piped bp
 wait_for "waits for the console" "$tmp/piped.log" 5
-out=$(printf 'threads\n' | timeout 30 "$canopy" attach --console piped 2>&1)
+out=$(printf 'threads\nhelp 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17\n' |
+    timeout 30 "$canopy" attach --console piped 2>&1)
 printf '%s\n' "$out" | grep -Eq "main +debugger" &&
     ok "piped: the answer to a piped line is printed before the console leaves" ||
     fail "piped: no answer: $out"
+printf '%s\n' "$out" | grep -q "help: the line has more than 16 words or 1023 characters; nothing was run" &&
+    ok "REPL: a line of too many words is refused, not run cut short" ||
+    fail "REPL: a long line: $out"
 stop_tree
 
 # ---------------------------------------------------------------- task error

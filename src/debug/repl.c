@@ -735,19 +735,26 @@ static void run_line(const char *line, size_t len)
     }
     char buf[1024];
     snprintf(buf, sizeof(buf), "%.*s", (int)(len < sizeof(buf) ? len : sizeof(buf) - 1), line);
-    /* At most ARGS_MAX words (the rest are ignored), and argv[argc] is
-     * NULL, as main's is: the program's own commands may hand argv to
-     * code written for main's (getopt, a loop to the NULL). */
+    /* At most ARGS_MAX words, and argv[argc] is NULL, as main's is: the
+     * program's own commands may hand argv to code written for main's
+     * (getopt, a loop to the NULL). A longer line is refused, not run
+     * cut short. */
     char *argv[ARGS_MAX + 1];
-    int argc = 0;
-    for (char *save = NULL, *tok = strtok_r(buf, " \t\r\n", &save); tok && argc < ARGS_MAX;
+    int argc = 0, too_long = len >= sizeof(buf);
+    for (char *save = NULL, *tok = strtok_r(buf, " \t\r\n", &save); tok;
          tok = strtok_r(NULL, " \t\r\n", &save))
-        argv[argc++] = tok;
+        if (argc < ARGS_MAX)
+            argv[argc++] = tok;
+        else
+            too_long = 1;
     argv[argc] = NULL;
     msgpack_sbuffer out;
     msgpack_sbuffer_init(&out);
     int over = 0;
-    if (argc > 0) {
+    if (too_long) {
+        cn__sb_printf(&out, "%s: the line has more than %d words or %zu characters; nothing "
+                            "was run\n", argc ? argv[0] : "?", ARGS_MAX, sizeof(buf) - 1);
+    } else if (argc > 0) {
         const cmd_t *c = cmds;
         while (c->name && strcmp(c->name, argv[0]) != 0 && !(c->alias && !strcmp(c->alias, argv[0])))
             c++;
