@@ -285,6 +285,16 @@ printf '%s\n' "$out" | grep -q "help: the line has more than 16 words or 1023 ch
     fail "REPL: a long line: $out"
 stop_tree
 
+# canopy cancel of an actor at a breakpoint: it goes once its session
+# ends, and the cancel says so (lint finds nothing wrong to point at).
+start_tree cx bp
+wait_for "waits for the console" "$tmp/cx.log" 5
+out=$("$canopy" cancel cx cx/bp-1 --timeout 1500 2>&1) && rc=0 || rc=$?
+[ $rc = 1 ] && printf '%s\n' "$out" | grep -q "cx/bp-1 (id [0-9]*, pid [0-9]*) is in a debugger session, and goes when the session ends ('canopy attach cx', then c)" &&
+    ok "cancel: an actor in a debugger session is said to wait for it" ||
+    fail "cancel of an actor in the debugger (exit $rc): $out"
+stop_tree
+
 # ---------------------------------------------------------------- task error
 # In debug mode a task that fails stops in the debugger before its error
 # is relayed; after continue the caller gets the error.

@@ -1028,7 +1028,7 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
     long limit = o->timeout_ms > 0 ? o->timeout_ms : 10000;
     struct timespec t0, now;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    int state = CANCEL_PENDING, done = 0, exited = 0;
+    int state = CANCEL_PENDING, done = 0, exited = 0, in_debugger = 0;
     long ms = 0;
     while (!done && ms <= limit) {
         usleep(50000);
@@ -1049,6 +1049,9 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         }
         state = cancel_done(s, actor, call, callee);
         done = state == CANCEL_DONE;
+        const cn_snap_actor_t *held = ui_actor_by_id(s, call ? callee : actor);
+        in_debugger = held && (strcmp(ui_shown_state(held), "debugger") == 0 ||
+                               strcmp(ui_shown_state(held), "lock-wait") == 0);
         cn_snapshot_free(s);
         if (!done && !o->json && ms / 1000 != (ms - 50) / 1000) {
             printf(" %lds", ms / 1000);
@@ -1067,7 +1070,11 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         printf(" done in %ld ms%s\n", ms, exited ? " (the tree exited)" : "");
         return 0;
     }
-    if (state == CANCEL_CALLEE_RUNS)
+    if (in_debugger) /* it waits for its session to end: lint finds nothing wrong */
+        printf(" still there after %ld ms: %s is in a debugger session, and goes when the "
+               "session ends ('canopy attach %s', then c)\n",
+               ms, call ? callee_name : what, t.name);
+    else if (state == CANCEL_CALLEE_RUNS)
         printf(" the caller's end is closed, but its task on %s still runs after %ld ms: it has "
                "not reached a cancellation point; 'canopy lint' and 'canopy bt' say where\n",
                callee_name, ms);
