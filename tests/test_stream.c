@@ -718,6 +718,23 @@ static void *wait_on(void *p)
     return NULL;
 }
 
+/* A value too big for a message: CN_EMSGSIZE, and the limit in words. */
+static void test_a_value_too_big_says_the_limit(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    msgpack_object n = uint_obj(4);
+    cn_ctx_t *ctx = open_stream(a, "deaf", &n, NULL, &s);
+    size_t size = 17u << 20;
+    char *big = calloc(1, size);
+    assert_non_null(big);
+    msgpack_object v = {.type = MSGPACK_OBJECT_BIN, .via.bin = {(uint32_t)size, big}};
+    assert_int_equal(cn_stream_send(s, &v, T_MS), CN_EMSGSIZE);
+    assert_non_null(strstr(cn_stream_last_error(s), "larger than the 16 MiB a message may hold"));
+    free(big);
+    cn_ctx_free(ctx);
+}
+
 /* One thread at a time receives on a stream: a second, meanwhile, is told
  * CN_EBUSY, where two readers took the same messages or lost some. */
 static void test_a_second_receiver_is_refused(void **state)
@@ -939,6 +956,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_peer_killed_mid_stream),
         cmocka_unit_test(test_broadcast_with_a_lagging_consumer),
         cmocka_unit_test(test_broadcast_threads),
+        cmocka_unit_test(test_a_value_too_big_says_the_limit),
         cmocka_unit_test(test_a_second_receiver_is_refused),
         cmocka_unit_test(test_free_while_others_wait),
         cmocka_unit_test(test_a_hubs_stream_is_its_own),

@@ -397,7 +397,11 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     sb->size = 0;
     cn_wire_hdr_t h = {CN_MSG_YIELD, s->peer, cn__rt.id, s->cid_out};
     int rc = cn_wire_pack(sb, &h, value ? value : &nil, 0);
-    if (rc < 0)
+    if (rc == CN_EMSGSIZE)
+        snprintf(s->last_error, sizeof(s->last_error),
+                 "cannot send the value: packed, it is larger than the %u MiB a message may "
+                 "hold", CN_WIRE_DEFAULT_MAX_FRAME >> 20);
+    else if (rc < 0)
         snprintf(s->last_error, sizeof(s->last_error), "cannot send the value: %s",
                  cn_strerror(rc));
     else
