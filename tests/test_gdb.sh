@@ -70,6 +70,10 @@ if gdb_session grandchild; then
     send "bt"
     wait_for "in entry_bp \(" "$con" 10 && ok "grandchild: gdb's bt shows the breakpoint's caller" ||
         fail "grandchild: gdb bt: $(tail -8 "$con")"
+    # Stopped under gdb it cannot answer a snapshot: canopy tree says why.
+    out=$("$canopy" tree gdbmid 2>&1)
+    printf '%s\n' "$out" | grep -Eq "leaf +- +in gdb" && ok "grandchild: canopy tree says it is in gdb" ||
+        fail "grandchild: canopy tree: $out"
     # Lines are whole: gdb writes a frame in pieces, each must not end a line.
     bad=$(grep -c '^[a-z_]*=.*, *$' "$con")
     [ "$bad" -eq 0 ] && ok "grandchild: gdb's output arrives in whole lines" ||

@@ -307,7 +307,8 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
         snprintf(label, sizeof(label), "%s%s%s", prefix, last ? "`- " : "|- ",
                  a->name ? a->name : "?");
     if (!a->responsive)
-        printf("%-4u %-*s %7s %-12s\n", a->id, w, label, "-", "unresponsive");
+        printf("%-4u %-*s %7s %-12s\n", a->id, w, label, "-",
+               ui_in_gdb(s, a->id) ? "in gdb" : "unresponsive");
     else
         printf("%-4u %-*s %7d %-12.12s %6s %4zu %8s\n", a->id, w, label, a->pid,
                ui_shown_state(a), fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,

@@ -111,6 +111,20 @@ const cn_snap_ctx_t *ui_ctx_at(const cn_snap_actor_t *a, uint64_t cid, const cha
 }
 
 /* ui.h */
+int ui_in_gdb(const cn_snapshot_t *s, uint32_t id)
+{
+    for (size_t i = 0; i < s->nactors; i++) {
+        const msgpack_object *d = cn_msgpack_get(s->actors[i].raw, "debug");
+        const msgpack_object *g = d ? cn_msgpack_get(d, "gdb") : NULL;
+        const msgpack_object *who = g && g->type == MSGPACK_OBJECT_MAP ? cn_msgpack_get(g, "actor")
+                                                                        : NULL;
+        if (who && who->type == MSGPACK_OBJECT_POSITIVE_INTEGER && who->via.u64 == id)
+            return 1;
+    }
+    return 0;
+}
+
+/* ui.h */
 const char *ui_shown_state(const cn_snap_actor_t *a)
 {
     const msgpack_object *d = cn_msgpack_get(a->raw, "debug");

@@ -92,6 +92,9 @@ int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor
  * the console and "lock-wait" while it waits for it (its snapshot's
  * debug.state), as the TUI shows it. */
 const char *ui_shown_state(const cn_snap_actor_t *a);
+/* Whether a gdb some parent runs (its snapshot's debug.gdb) holds `id`:
+ * an actor stopped under gdb cannot answer a snapshot. */
+int ui_in_gdb(const cn_snapshot_t *s, uint32_t id);
 /* Actor `id` in s, or NULL. */
 const cn_snap_actor_t *ui_actor_by_id(const cn_snapshot_t *s, int64_t id);
 /* The record at `a` (may be NULL) of the call or context `cid` (the

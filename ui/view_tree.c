@@ -27,19 +27,6 @@ static int64_t parent_of(const cn_snapshot_t *s, const cn_snap_actor_t *a)
     return root->id;
 }
 
-/* The gdb some parent runs on `id` (its snapshot's debug.gdb), if any. */
-static int in_gdb(const cn_snapshot_t *s, uint32_t id)
-{
-    for (size_t i = 0; i < s->nactors; i++) {
-        const msgpack_object *d = cn_msgpack_get(s->actors[i].raw, "debug");
-        const msgpack_object *g = d ? cn_msgpack_get(d, "gdb") : NULL;
-        const msgpack_object *who = g && g->type == MSGPACK_OBJECT_MAP ? cn_msgpack_get(g, "actor")
-                                                                        : NULL;
-        if (who && who->type == MSGPACK_OBJECT_POSITIVE_INTEGER && who->via.u64 == id)
-            return 1;
-    }
-    return 0;
-}
 
 const char *actor_state(const tui_model_t *m, const cn_snap_actor_t *a, int *style)
 {
@@ -50,7 +37,7 @@ const char *actor_state(const tui_model_t *m, const cn_snap_actor_t *a, int *sty
     }
     if (m->has_holder && m->holder.actor == a->id) {
         *style = ST_DEBUG;
-        return a->responsive || !in_gdb(m->snap, a->id) ? "debugger" : "in gdb";
+        return a->responsive || !ui_in_gdb(m->snap, a->id) ? "debugger" : "in gdb";
     }
     for (size_t i = 0; i < m->nwaiters; i++)
         if (m->waiters[i].actor == a->id) {
