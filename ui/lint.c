@@ -176,6 +176,9 @@ static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
     if (t->doing && strcmp(t->doing, "running") == 0)
         snprintf(out, n, "thread %d is running %s outside any canopy call for %llus",
                  t->tid, t->fn ? t->fn : "its code", (unsigned long long)for_s);
+    else if (t->doing && strcmp(t->doing, "debugger") == 0) /* its peer is the root's lock */
+        snprintf(out, n, "thread %d is stopped at a breakpoint (cn_breakpoint) for %llus",
+                 t->tid, (unsigned long long)for_s);
     else if (t->doing && (strcmp(t->doing, "sleep") == 0 || strcmp(t->doing, "spawn") == 0))
         snprintf(out, n, "thread %d is in %s for %llus", t->tid, t->doing,
                  (unsigned long long)for_s);
