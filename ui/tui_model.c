@@ -380,15 +380,16 @@ static void exit_seen(tui_model_t *m, const cn_event_t *ev)
     char detail[256];
     snprintf(detail, sizeof(detail), "%.*s", ev->detail ? (int)ev->detail_len : 0,
              ev->detail ? ev->detail : "");
-    const char *p;
-    int n;
+    const char *sig = strstr(detail, "on signal "), *st = strstr(detail, "with status ");
     size_t i = m->nexits < TEXITS_MAX ? m->nexits++ : TEXITS_MAX - 1; /* full: the last */
     m->exits[i].actor = ev->peer;
     m->exits[i].time_us = ev->time_us;
-    if ((p = strstr(detail, "on signal ")) && sscanf(p, "on signal %d", &n) == 1)
-        snprintf(m->exits[i].how, sizeof(m->exits[i].how), "signal %d", n);
-    else if ((p = strstr(detail, "with status ")) && sscanf(p, "with status %d", &n) == 1)
-        snprintf(m->exits[i].how, sizeof(m->exits[i].how), "exit %d", n);
+    if (sig)
+        snprintf(m->exits[i].how, sizeof(m->exits[i].how), "signal %ld",
+                 strtol(sig + strlen("on signal "), NULL, 10));
+    else if (st)
+        snprintf(m->exits[i].how, sizeof(m->exits[i].how), "exit %ld",
+                 strtol(st + strlen("with status "), NULL, 10));
     else
         snprintf(m->exits[i].how, sizeof(m->exits[i].how), "exited");
 }
