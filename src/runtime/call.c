@@ -59,7 +59,8 @@ struct cn__pcall {
 
 struct cn_ctx {
     cn__pcall_t *pc; /* kept until cn_ctx_free: the stream uses its inbox */
-    _Atomic int result_waiters; /* threads in cn_ctx_result: cn_ctx_free ends their waits */
+    _Atomic int result_waiters; /* threads in cn_ctx_result or cn_ctx_cancel: cn_ctx_free
+                                   ends their waits, and waits for them to leave */
     uint32_t peer;
     char fn[CN__NAME_MAX];
     cn_stream_t *stream; /* our end, once opened */
@@ -774,27 +775,33 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
     return rc == 0 ? 1 : rc;
 }
 
+static int ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms);
+
 int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
 {
     if (ctx == NULL || res == NULL)
         return CN_EINVAL;
+    atomic_fetch_add(&ctx->result_waiters, 1); /* cn_ctx_free waits for it to leave */
+    int rc = ctx_result(ctx, res, timeout_ms);
+    atomic_fetch_sub(&ctx->result_waiters, 1); /* the last touch of ctx */
+    return rc;
+}
+
+static int ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
+{
     memset(res, 0, sizeof(*res));
     if (ctx_final(ctx) == NULL) {
         cn__pcall_t *c = ctx->pc;
         cn__node_t *n;
         cn__doing(CN__DO_RESULT, c->to, c->cid);
-        atomic_fetch_add(&ctx->result_waiters, 1);
         int rc = cn__latch_get(&c->endq, timeout_ms, &n);
         cn__done();
         if (rc == CN_ECANCELED) { /* cn_ctx_free closed endq (see cn_ctx_free) */
             item_t t = {.err = CN_ECANCELED};
             snprintf(t.reason, sizeof(t.reason),
                      "the context was freed (cn_ctx_free) while this thread waited");
-            rc = item_result(&t, res, 1);
-            atomic_fetch_sub(&ctx->result_waiters, 1); /* the last touch of ctx */
-            return rc;
+            return item_result(&t, res, 1);
         }
-        atomic_fetch_sub(&ctx->result_waiters, 1);
         if (rc < 0) { /* still running: it stays registered */
             item_t t = {.err = CN_ETIMEDOUT};
             snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not return within %lld ms",
