@@ -408,6 +408,18 @@ exec 4>&-
 wait $cp 2>/dev/null
 kill -9 $l
 
+# A call whose task stopped at a breakpoint: the long wait ends there, at
+# a thread waiting for a person, and says so.
+CANOPY_LOG_FILE="$tmp/l.bpc.log" $helpers/lint_tree bp-call >"$tmp/l.bpc.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.bpc.out" ready || fail "bp-call: tree not ready"
+sleep 0.8
+expect_rc 3 "lint on a call stopped at a breakpoint" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
+expect_out "long-wait .*in call on lint/kid \(bp, cid [0-9]+\): thread [0-9]+ is stopped at a breakpoint \(cn_breakpoint\) for [0-9]+s; it waits for the debugger's console" \
+    "long-wait: the task is stopped at a breakpoint, waiting for a console"
+kill -9 $l
+
 # A thread a task started has the task thread's name (Linux copies it):
 # canopy bt says whose it is.
 CANOPY_LOG_FILE="$tmp/l.thr.log" $helpers/lint_tree threads >"$tmp/l.thr.out" 2>&1 &

@@ -486,7 +486,8 @@ static void long_wait(run_t *r)
             const cn_snap_actor_t *p = ui_actor_by_id(s, t->peer);
             const cn_snap_thread_t *pt = task_thread(p, a->id, t->cid);
             if (pt && pt->doing && strcmp(pt->doing, "running") != 0 &&
-                strcmp(pt->doing, "sleep") != 0 && strcmp(pt->doing, "idle") != 0)
+                strcmp(pt->doing, "sleep") != 0 && strcmp(pt->doing, "idle") != 0 &&
+                strcmp(pt->doing, "debugger") != 0) /* a breakpoint waits for a person */
                 continue; /* waiting in turn: the chain's end says why */
             const cn_snap_ctx_t *c = ui_ctx_at(p, t->cid, "callee", a->id);
             char how[512], buf[32], who[256], tname[64];

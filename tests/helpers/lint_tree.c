@@ -104,6 +104,14 @@ static int fn_thread(cn_call_t *c, const msgpack_object *args, msgpack_packer *o
     return msgpack_pack_nil(out);
 }
 
+/* Stops at a breakpoint, and waits there for a console. */
+static int fn_bp(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args;
+    cn_breakpoint();
+    return msgpack_pack_nil(out);
+}
+
 /* Holds its task thread, in a canopy sleep, until cancelled. */
 static int fn_hold(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
@@ -122,7 +130,7 @@ static int fn_quick(cn_call_t *c, const msgpack_object *args, msgpack_packer *ou
 static const cn_export_t exports[] = {{"spin", fn_spin},     {"flood", fn_flood},
                                       {"waiter", fn_waiter}, {"hold", fn_hold},
                                       {"quick", fn_quick},   {"sink", fn_sink},
-                                      {"thread", fn_thread},
+                                      {"thread", fn_thread}, {"bp", fn_bp},
                                       {NULL, NULL}};
 
 static int entry_quick(int argc, char **argv)
@@ -199,6 +207,13 @@ static int root_main(int argc, char **argv)
     const char *kid_name = getenv("LINT_TREE_KID"); /* a long one: canopy ctx's columns */
     if (cn_spawn(kid_name ? kid_name : "kid", NULL, &kid, 5000) != 0)
         return 1;
+    if (strcmp(mode, "bp-call") == 0) { /* a call whose task stops at a breakpoint */
+        ready();
+        int rc = cn_call(kid, "bp", NULL, &m, WAIT_MS);
+        cn_result_free(&m);
+        printf("call: %s\n", cn_strerror(rc));
+        return 0;
+    }
     if (strcmp(mode, "long-call") == 0 || strcmp(mode, "starved") == 0) {
         if (strcmp(mode, "starved") == 0 && cn_open(kid, "hold", NULL, &ctx, &st, 5000) != 0)
             return 1;
