@@ -157,8 +157,10 @@ CN_EXTERN int cn_sleep(int64_t timeout_ms);
  * Calls
  */
 
-/* Why a call failed, when it did remotely (CN_EREMOTE) or its target died
- * (CN_EDEAD). Strings are NUL-terminated, owned by the result. */
+/* Why a call failed: remotely (CN_EREMOTE), its target died (CN_EDEAD),
+ * or it failed here (timed out, cancelled, or could not start; origin is
+ * this actor and fn is ""). Strings are NUL-terminated, owned by the
+ * result. */
 typedef struct cn_error {
     char *origin;    /* path of the actor the error came from */
     char *fn;        /* the function that failed, or "" */
@@ -170,7 +172,7 @@ typedef struct cn_error {
 
 typedef struct cn_result {
     msgpack_object value; /* the return value, on success */
-    cn_error_t error;     /* on CN_EREMOTE and CN_EDEAD */
+    cn_error_t error;     /* on any failure */
     void *priv_;
 } cn_result_t;
 
@@ -178,8 +180,10 @@ typedef struct cn_result {
  * Calls `fn` on actor `to` with `args` (NULL sends nil) and waits for its
  * result. Returns 0 with res->value set; CN_EREMOTE with res->error from
  * the remote function; CN_EDEAD with res->error.message saying which actor
- * died and how; CN_ETIMEDOUT. In every case call cn_result_free(res)
- * afterwards; res is zeroed first.
+ * died and how; CN_ETIMEDOUT; CN_ECANCELED if this task or actor is being
+ * cancelled (the call is not sent); CN_EINVAL if fn is NULL or cn_run is
+ * not running. Every failure says why in res->error.message. In every case
+ * call cn_result_free(res) afterwards; res is zeroed first.
  */
 CN_EXTERN int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_result_t *res,
                       int64_t timeout_ms);

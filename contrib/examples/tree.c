@@ -125,9 +125,11 @@ static int worker_main(int argc, char **argv)
         if (rc == 0)
             cn_log(CN_LOG_DEBUG, "cousin %u says %.*s", cousin.id, (int)r.value.via.str.size,
                    r.value.via.str.ptr);
+        else if (rc == CN_ECANCELED) /* this worker, or the cousin, is shutting down */
+            cn_log(CN_LOG_INFO, "cousin %u: %s", cousin.id, r.error.message);
         else
             cn_log(CN_LOG_WARN, "calling cousin %u: %s: %s", cousin.id, cn_strerror(rc),
-                   r.error.message ? r.error.message : "");
+                   r.error.message);
         cn_result_free(&r);
     }
     cn_ctx_free(ctx); /* cancels the feed */

@@ -576,30 +576,39 @@ void cn__pcall_detach(cn__pcall_t *c)
     c->task = NULL;
 }
 
-static int check_started(void)
+/* Whether this thread may start a call now: 0, or the error and, in
+ * t->reason, why not. */
+static int may_call(const char *fn, item_t *t)
 {
+    const char *why = NULL;
+    t->err = 0;
     if (!cn__rt.started)
-        return CN_EINVAL;
-    if (cn__task_current() && cn__task_is_cancelled(cn__task_current()))
-        return CN_ECANCELED;
-    if (atomic_load_explicit(&cn__rt.cancelled, memory_order_relaxed))
-        return CN_ECANCELED; /* this actor is shutting down */
-    return 0;
+        t->err = CN_EINVAL, why = "the runtime is not running (call from code that cn_run runs)";
+    else if (fn == NULL)
+        t->err = CN_EINVAL, why = "no function name (fn is NULL)";
+    else if (cn__task_current() && cn__task_is_cancelled(cn__task_current()))
+        t->err = CN_ECANCELED, why = "this task was cancelled";
+    else if (atomic_load_explicit(&cn__rt.cancelled, memory_order_relaxed))
+        t->err = CN_ECANCELED, why = "this actor is shutting down";
+    if (why)
+        snprintf(t->reason, sizeof(t->reason), "%s: %s not called", why, fn ? fn : "(null)");
+    return t->err;
 }
 
 /* Registers a call of fn(args) on `to` and sends its CMD. NULL with *rc set
- * if it could not start; a send failure is reported through the call. */
+ * and `res` filled (its error says why) if it could not start; a send
+ * failure is reported through the call. */
 static cn__pcall_t *start_call(cn_portal_t to, const char *fn, const msgpack_object *args,
-                               uint64_t flags, int *rc)
+                               uint64_t flags, cn_result_t *res, int *rc)
 {
-    *rc = check_started();
-    if (fn == NULL)
-        *rc = CN_EINVAL;
-    if (*rc < 0)
-        return NULL;
-    cn__pcall_t *c = cn__pcall_new(to.id);
+    item_t t = {0};
+    cn__pcall_t *c = NULL;
+    if (may_call(fn, &t) == 0 && (c = cn__pcall_new(to.id)) == NULL) {
+        t.err = CN_ENOMEM;
+        snprintf(t.reason, sizeof(t.reason), "out of memory: %s not called", fn);
+    }
     if (c == NULL) {
-        *rc = CN_ENOMEM;
+        *rc = item_result(&t, res, 1);
         return NULL;
     }
     c->rec.role = CN__ROLE_CALLER;
@@ -623,7 +632,7 @@ int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_resul
         return CN_EINVAL;
     memset(res, 0, sizeof(*res));
     int rc;
-    cn__pcall_t *c = start_call(to, fn, args, 0, &rc);
+    cn__pcall_t *c = start_call(to, fn, args, 0, res, &rc);
     if (c == NULL)
         return rc;
     item_t *it = pcall_final(c, CN__DO_CALL, timeout_ms, 1, &rc);
@@ -729,7 +738,7 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
     *ctx = NULL;
     memset(started, 0, sizeof(*started));
     int rc;
-    cn__pcall_t *c = start_call(to, fn, args, CN__CMD_CONTEXT, &rc);
+    cn__pcall_t *c = start_call(to, fn, args, CN__CMD_CONTEXT, started, &rc);
     if (c == NULL)
         return rc;
 
