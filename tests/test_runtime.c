@@ -1260,6 +1260,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_runtime: a call after cn_run returned did not fail so\n");
         return 1;
     }
+    cn_result_free(&r);
     cn_portal_t late;
     if (root &&
         (cn_spawn("late", NULL, &late, 1000) != CN_ECANCELED || cn_sleep(10) != CN_ECANCELED)) {

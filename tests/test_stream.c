@@ -149,9 +149,11 @@ static int fn_listener(cn_call_t *c, const msgpack_object *args, msgpack_packer 
     (void)args, (void)out;
     cn_started(c, NULL);
     cn_stream_t *s;
-    cn_call_stream(c, NULL, &s);
+    int rc = cn_call_stream(c, NULL, &s);
+    if (rc < 0)
+        return cn_call_fail(c, rc, "listener: could not open its end: %s", cn_err_name(rc));
     cn_result_t m;
-    int rc = cn_stream_recv(s, &m, 60000);
+    rc = cn_stream_recv(s, &m, 60000);
     cn_result_free(&m);
     return cn_call_fail(c, rc < 0 ? rc : CN_EPROTO, "listener: recv said %s (%s)", cn_err_name(rc),
                         cn_stream_last_error(s));
@@ -246,6 +248,38 @@ static int64_t ms_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits (up to T_MS) until thread `tid` of this process has slept through
+ * two looks 20 ms apart: it is in its blocking wait, past any spinning.
+ * Fixed sleeps were not enough on a loaded host. */
+static void wait_asleep(pid_t tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
+    int asleep = 0;
+    for (int64_t deadline = ms_now() + T_MS; asleep < 2 && ms_now() < deadline;) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *st = strrchr(buf, ')'); /* "pid (comm) S ..." */
+        asleep = st && st[1] == ' ' && st[2] == 'S' ? asleep + 1 : 0;
+        usleep(20000);
+    }
+    if (asleep < 2)
+        fail_msg("thread %d did not start waiting within %d ms", (int)tid, T_MS);
+}
+
+/* Waits (up to T_MS) until the peer has opened its end of s. */
+static void wait_peer_open(cn_stream_t *s)
+{
+    cn_stream_stats_t st;
+    int64_t deadline = ms_now() + T_MS;
+    for (cn_stream_stats(s, &st); !st.peer_opened && ms_now() < deadline; cn_stream_stats(s, &st))
+        usleep(1000);
+    assert_true(st.peer_opened);
 }
 
 /* Opens fn on `to` with args and this side's stream. */
@@ -554,10 +588,7 @@ static void test_overrun_mode(void **state)
     cn_ctx_free(ctx);
 
     ctx = open_stream(a, "deaf", &four, &overrun, &s);
-    int64_t deadline = ms_now() + T_MS;
-    cn_stream_stats_t st;
-    for (cn_stream_stats(s, &st); !st.peer_opened && ms_now() < deadline; cn_stream_stats(s, &st))
-        usleep(1000); /* its CREDIT is on the way */
+    wait_peer_open(s); /* its CREDIT is on the way */
     int sent = 0, rc;
     while ((rc = cn_stream_send(s, &v, T_MS)) == 0)
         sent++;
@@ -616,7 +647,7 @@ static void test_cancel_while_peer_blocked_in_recv(void **state)
     (void)state;
     cn_stream_t *s;
     cn_ctx_t *ctx = open_stream(a, "listener", NULL, NULL, &s);
-    usleep(50000);
+    wait_peer_open(s); /* it is in (or entering) its recv */
     assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
     cn_result_t res;
     assert_int_equal(cn_ctx_result(ctx, &res, 0), CN_ECANCELED);
@@ -631,12 +662,14 @@ struct blocked_sender {
     cn_stream_t *s;
     int rc;
     int64_t woke;
+    _Atomic pid_t tid;
 };
 
 static void *send_until_stuck(void *p)
 {
     struct blocked_sender *b = p;
     msgpack_object v = uint_obj(7);
+    b->tid = gettid();
     while ((b->rc = cn_stream_send(b->s, &v, 60000)) == 0)
         ;
     b->woke = ms_now();
@@ -649,10 +682,12 @@ static void test_cancel_while_blocked_on_backpressure(void **state)
     cn_stream_t *s;
     msgpack_object two = uint_obj(2);
     cn_ctx_t *ctx = open_stream(a, "deaf", &two, NULL, &s);
-    struct blocked_sender b = {s, 0, 0};
+    struct blocked_sender b = {s, 0, 0, 0};
     pthread_t th;
     pthread_create(&th, NULL, send_until_stuck, &b);
-    usleep(200000); /* two sent, the third waits for credit */
+    while (b.tid == 0)
+        usleep(1000);
+    wait_asleep(b.tid); /* two sent, the third waits for credit */
     cn_stream_stats_t st;
     cn_stream_stats(s, &st);
     assert_true(st.send_blocked);
@@ -699,11 +734,13 @@ struct waiter {
     int op; /* 'r' recv, 's' send, 'R' cn_ctx_result */
     int rc;
     char why[256];
+    _Atomic pid_t tid;
 };
 
 static void *wait_on(void *p)
 {
     struct waiter *w = p;
+    w->tid = gettid();
     cn_result_t m;
     msgpack_object v = uint_obj(7);
     w->rc = w->op == 'r' ? cn_stream_recv(w->s, &m, 60000)
@@ -743,7 +780,7 @@ static void test_a_second_receiver_is_refused(void **state)
     cn_stream_t *s;
     msgpack_object n = uint_obj(0);
     cn_ctx_t *ctx = open_stream(a, "deaf", &n, NULL, &s); /* never sends */
-    struct waiter w = {s, ctx, 'r', 1, ""};
+    struct waiter w = {s, ctx, 'r', 1, "", 0};
     pthread_t th;
     pthread_create(&th, NULL, wait_on, &w);
     cn_result_t m;
@@ -773,10 +810,12 @@ static void test_free_while_others_wait(void **state)
         msgpack_object v = uint_obj(1);
         if (k == 1) /* the sender waits for credit: the deaf end never opens */
             assert_int_equal(cn_stream_send(s, &v, 0), CN_ETIMEDOUT);
-        struct waiter w = {s, ctx, "rsR"[k], 1, ""};
+        struct waiter w = {s, ctx, "rsR"[k], 1, "", 0};
         pthread_t th;
         pthread_create(&th, NULL, wait_on, &w);
-        usleep(100000); /* it is waiting */
+        while (w.tid == 0)
+            usleep(1000);
+        wait_asleep(w.tid); /* it is waiting */
         int64_t t0 = ms_now();
         cn_ctx_free(ctx);
         pthread_join(th, NULL);
