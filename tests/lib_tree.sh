@@ -40,6 +40,24 @@ wait_for() {
     done
 }
 
+# pane_wait SESSION PATTERN [SECONDS]: until the pane shows a line grep -E
+# finds (0) or time is up (1).
+pane_wait() {
+    i=0
+    while ! tm capture-pane -p -t "$1" | grep -Eq -- "$2"; do
+        i=$((i + 1))
+        [ $i -gt $((${3:-5} * 20)) ] && return 1
+        sleep 0.05
+    done
+}
+
+# double_ctrl_c SESSION: two Ctrl-Cs, close enough to count as one escape.
+double_ctrl_c() {
+    tm send-keys -t "$1" C-c
+    sleep 0.3
+    tm send-keys -t "$1" C-c
+}
+
 start_tree() { # start_tree NAME ARGS...: the tree in the background, until "ready"
     name=$1
     shift

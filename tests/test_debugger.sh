@@ -379,11 +379,9 @@ if command -v tmux >/dev/null 2>&1; then
     start_tree term bp
     s=cn-dbg-$$
     tm new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console term"
-    k=0
-    while ! tm capture-pane -p -t "$s" | grep -q "(term/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    pane_wait "$s" "\(term/bp-1\) "
     tm send-keys -t "$s" "threads" Enter
-    k=0
-    while ! tm capture-pane -p -t "$s" | grep -q "debugger" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    pane_wait "$s" "debugger"
     screen=$(tm capture-pane -p -t "$s")
     if printf '%s\n' "$screen" | grep -q "^(term/bp-1) threads" &&
         printf '%s\n' "$screen" | grep -Eq "main +debugger"; then
@@ -392,8 +390,7 @@ if command -v tmux >/dev/null 2>&1; then
         fail "terminal: screen was: $screen"
     fi
     tm send-keys -t "$s" C-c
-    k=0
-    while ! tm capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    pane_wait "$s" "^\^C: no command is running"
     if tm capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && kill -0 "$pid" 2>/dev/null &&
         ! grep -q "shutting down" "$tmp/term.log"; then
         ok "terminal: Ctrl-C at the console interrupts the REPL and cancels nothing"
@@ -411,11 +408,9 @@ if command -v tmux >/dev/null 2>&1; then
     # No console client, and the root runs in a terminal: that terminal is
     # the console, for as long as an actor holds it.
     tm new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $tree_bin --name=own bp 2>$tmp/own.log; sleep 30"
-    k=0
-    while ! tm capture-pane -p -t "$s" | grep -q "^(own/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    pane_wait "$s" "^\(own/bp-1\) "
     tm send-keys -t "$s" "threads" Enter
-    k=0
-    while ! tm capture-pane -p -t "$s" | grep -Eq "main +debugger" && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    pane_wait "$s" "main +debugger"
     screen=$(tm capture-pane -p -t "$s")
     printf '%s\n' "$screen" | grep -q "^(own/bp-1) threads" && printf '%s\n' "$screen" | grep -Eq "main +debugger" &&
         ok "root's terminal: with no console attached, it is the console" ||
@@ -435,11 +430,8 @@ if command -v tmux >/dev/null 2>&1; then
     wait_for "waits for the console" "$tmp/escape.log" 5
     kid=$(pgrep -P "$pid" | head -1)
     tm new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console escape; sleep 30"
-    k=0
-    while ! tm capture-pane -p -t "$s" | grep -q "(escape/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
-    tm send-keys -t "$s" C-c
-    sleep 0.3
-    tm send-keys -t "$s" C-c
+    pane_wait "$s" "\(escape/bp-1\) "
+    double_ctrl_c "$s"
     k=0
     while { kill -0 "$pid" 2>/dev/null || kill -0 "$kid" 2>/dev/null; } && [ $k -lt 60 ]; do sleep 0.05; k=$((k + 1)); done
     if ! kill -0 "$pid" 2>/dev/null && [ -n "$kid" ] && ! kill -0 "$kid" 2>/dev/null; then
@@ -455,16 +447,12 @@ if command -v tmux >/dev/null 2>&1; then
     # The root's terminal was the console, then a client attached and
     # killed the tree with a double Ctrl-C: the root's terminal is left
     # as it was (it was left without echo, in libedit's raw mode).
-    s2=$s.raw
+    s2=$s-raw # not "." : tmux reads "a.b" as session a, pane b
     tm new-session -d -s "$s2" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $tree_bin --name=raw bp 2>$tmp/raw.log; stty -a >$tmp/raw.stty; sleep 30"
-    k=0
-    while ! tm capture-pane -p -t "$s2" | grep -q "^(raw/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
+    pane_wait "$s2" "^\(raw/bp-1\) "
     tm new-session -d -s "$s" -x 120 -y 40 "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy attach --console raw; sleep 30"
-    k=0
-    while ! tm capture-pane -p -t "$s" | grep -q "(raw/bp-1) " && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
-    tm send-keys -t "$s" C-c
-    sleep 0.3
-    tm send-keys -t "$s" C-c
+    pane_wait "$s" "\(raw/bp-1\) "
+    double_ctrl_c "$s"
     k=0
     while [ ! -s "$tmp/raw.stty" ] && [ $k -lt 100 ]; do sleep 0.05; k=$((k + 1)); done
     grep -Eq "(^| )icanon( |$)" "$tmp/raw.stty" && grep -Eq "(^| )echo( |$)" "$tmp/raw.stty" &&

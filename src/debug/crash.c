@@ -95,6 +95,15 @@ const char *cn__crash_sig_name(int sig)
     return sig_name(sig);
 }
 
+/* Async-signal-safe: waits until *word is no longer 0, up to about ms
+ * (in 100 ms steps, so an EINTR does not end the wait early). */
+static void futex_wait_set(_Atomic int *word, int ms)
+{
+    struct timespec tick = {0, 100 * 1000 * 1000};
+    for (int waited = 0; waited < ms && !atomic_load(word); waited += 100)
+        syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, 0, &tick, NULL, 0);
+}
+
 static void die(int sig)
 {
     if (cn__rt.is_root) {
@@ -139,20 +148,13 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
     int broker = cn__rt.started && tid != cn__broker_tid;
     if (broker && !cn__debug_mode()) {
         cn__wake();
-        struct timespec tick = {0, 100 * 1000 * 1000};
-        for (int waited = 0; waited < CN__CRASH_WAIT_MS && !atomic_load(&cr.claimed);
-             waited += 100)
-            syscall(SYS_futex, &cr.claimed, FUTEX_WAIT_PRIVATE, 0, &tick, NULL, 0);
+        futex_wait_set(&cr.claimed, CN__CRASH_WAIT_MS);
     }
     int unclaimed = 0;
-    if (atomic_compare_exchange_strong(&cr.claimed, &unclaimed, 2)) {
+    if (atomic_compare_exchange_strong(&cr.claimed, &unclaimed, 2))
         backtrace_symbols_fd(cr.frames, cr.nframes, 2);
-    } else { /* the broker writes it: give it the time addr2line may take */
-        struct timespec tick = {0, 100 * 1000 * 1000};
-        for (int waited = 0; waited < 2 * CN__CRASH_WAIT_MS && !atomic_load(&cr.release);
-             waited += 100)
-            syscall(SYS_futex, &cr.release, FUTEX_WAIT_PRIVATE, 0, &tick, NULL, 0);
-    }
+    else /* the broker writes it: give it the time addr2line may take */
+        futex_wait_set(&cr.release, 2 * CN__CRASH_WAIT_MS);
     if (broker && cn__debug_mode()) {
         say("debug mode: waiting in the debugger for a post-mortem\n");
         cn__wake();

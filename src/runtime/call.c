@@ -283,6 +283,22 @@ static void end_reason(const cn_wire_msg_t *msg, const char *reason, char *out, 
         snprintf(out, cap, "the context has ended: the other side returned");
 }
 
+/* Under ctx->mu: a requested cancel settles on the context's final
+ * message `msg` (NULL: a DEAD saying `reason`): acknowledged if the task
+ * answered CN_ECANCELED, else done. `after` ends the log line. */
+static void settle_cancel(cn_ctx_t *ctx, cn__rec_t *rec, const cn_wire_msg_t *msg,
+                          const char *reason, const char *after)
+{
+    if (ctx->cancel != CN_CANCEL_REQUESTED && ctx->cancel != CN_CANCEL_TIMED_OUT)
+        return;
+    int acked = msg && msg->hdr.type == CN_MSG_ERROR && msg->u.error.code == CN_ECANCELED;
+    ctx->cancel = acked ? CN_CANCEL_ACKNOWLEDGED : CN_CANCEL_DONE;
+    cn__rec_cancel(rec, ctx->cancel, NULL);
+    cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s%s%s", ctx->fn, ctx->peer,
+           acked ? "acknowledged" : msg ? "overtaken: it ended on its own" : "over: ",
+           acked || msg ? "" : reason, after);
+}
+
 /* A final message (or, msg NULL, a DEAD) for a context whose end an
  * operator closed (rt.closed; see the top): it settles the cancel. Returns
  * 1 if cid was such a context. */
@@ -299,21 +315,9 @@ static int late_answer(uint64_t cid, const cn_wire_msg_t *msg, const char *reaso
     cn__unlock(&cn__rt.mu);
     if (c == NULL)
         return 0;
-    cn_ctx_t *ctx = c->ctx;
-    int acked = msg && msg->hdr.type == CN_MSG_ERROR && msg->u.error.code == CN_ECANCELED;
-    cn_cancel_state_t st = acked ? CN_CANCEL_ACKNOWLEDGED : CN_CANCEL_DONE;
-    pthread_mutex_lock(&ctx->mu);
-    int settle = ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT;
-    if (settle) {
-        ctx->cancel = st;
-        cn__rec_cancel(&c->rec, st, NULL);
-    }
-    pthread_mutex_unlock(&ctx->mu);
-    if (settle)
-        cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s%s, after this end was closed",
-               ctx->fn, ctx->peer,
-               acked ? "acknowledged" : msg ? "overtaken: it ended on its own" : "over: ",
-               acked || msg ? "" : reason);
+    pthread_mutex_lock(&c->ctx->mu);
+    settle_cancel(c->ctx, &c->rec, msg, reason, ", after this end was closed");
+    pthread_mutex_unlock(&c->ctx->mu);
     atomic_fetch_sub_explicit(&c->delivering, 1, memory_order_release);
     return 1;
 }
@@ -687,9 +691,8 @@ static void ctx_end(cn_ctx_t *ctx, item_t *final)
     ctx->final = final; /* pc left the table when this was delivered */
     int returned = final->msg && final->msg->hdr.type == CN_MSG_RETURN;
     cn__rec_phase(&ctx->pc->rec, returned ? CN__PH_RETURNED : CN__PH_ERRORED);
-    if (ctx->cancel != CN_CANCEL_REQUESTED && ctx->cancel != CN_CANCEL_TIMED_OUT)
-        return;
-    if (final->msg == NULL && final->err == CN_ECANCELED) {
+    if (final->msg == NULL && final->err == CN_ECANCELED &&
+        (ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT)) {
         /* Closed here, not by its task: an operator's cancel of this end
          * (canopy cancel) or this actor shutting down. The task was told,
          * and may still run: the state stays, and nothing claims it ended. */
@@ -697,15 +700,7 @@ static void ctx_end(cn_ctx_t *ctx, item_t *final)
                "the cancel: %s", ctx->fn, ctx->peer, final->reason);
         return;
     }
-    int acked = final->msg && final->msg->hdr.type == CN_MSG_ERROR &&
-                final->msg->u.error.code == CN_ECANCELED;
-    ctx->cancel = acked ? CN_CANCEL_ACKNOWLEDGED : CN_CANCEL_DONE;
-    cn__rec_cancel(&ctx->pc->rec, ctx->cancel, NULL);
-    cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel %s%s", ctx->fn, ctx->peer,
-           acked           ? "acknowledged"
-           : final->msg    ? "overtaken: it ended on its own"
-                           : "over: ",
-           acked || final->msg ? "" : final->reason);
+    settle_cancel(ctx, &ctx->pc->rec, final->msg, final->reason, "");
 }
 
 /* One copy of the final message has been taken (the reader's from the
