@@ -4,7 +4,9 @@
 # cn_sleep wakes and its status is the exit status; a main that never
 # blocks is ended with status 130 once the tree is down. A second SIGINT
 # within 2 s kills the tree at once, even a child that ignores SHUTDOWN
-# and SIGTERM. Nothing is left running in any case.
+# and SIGTERM. A SIGINT to the whole process group (a terminal's Ctrl-C)
+# kills no child, not even one still in its program's start-up. Nothing
+# is left running in any case.
 set -u
 . "$(dirname "$0")/lib.sh"
 root_bin=${B:-build}/tests/helpers/sigint_root
@@ -71,5 +73,23 @@ if [ "$status" = 130 ]; then ok "stubborn: second SIGINT exits 130 at once"; els
 if grep -q "second SIGINT: killing the tree" "$tmp/stubborn.log"; then ok "stubborn: the kill is logged"; else fail "stubborn: log: $(cat "$tmp/stubborn.log")"; fi
 i=0; while [ -n "$(alive $kids)" ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
 left=$(alive $kids); if [ -z "$left" ]; then ok "stubborn: no child left"; else fail "stubborn: left $left"; fi
+
+# --- Ctrl-C at a terminal reaches the whole process group, and a child ---
+# --- still in its program's start-up (before cn_run) must not die of it ----
+CANOPY_LOG_FILE=$tmp/slowkid.log setsid $root_bin slowkid >"$tmp/slowkid.out" 2>&1 &
+pid=$!
+i=0
+while ! grep -q "spawning late" "$tmp/slowkid.out" 2>/dev/null && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+sleep 0.5 # the late child sleeps before its cn_run
+kids=$(pgrep -P $pid) # (kids_of reads all of /proc: too slow here)
+kill -INT -$pid # as the terminal's Ctrl-C: the root's group, children too
+wait_exit 10
+if [ "$status" = 7 ]; then ok "slowkid: a group SIGINT cancels the tree as usual"; else fail "slowkid: exit status '$status' (want 7): $(cat "$tmp/slowkid.out")"; fi
+if grep -q "signal 2" "$tmp/slowkid.log"; then
+    fail "slowkid: a child died of the Ctrl-C: $(grep 'signal 2' "$tmp/slowkid.log" | head -2)"
+else
+    ok "slowkid: no child died of the Ctrl-C, not even one still starting"
+fi
+left=$(alive $kids); if [ -z "$left" ]; then ok "slowkid: no child left"; else fail "slowkid: left $left"; fi
 
 finish test_sigint

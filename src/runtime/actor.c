@@ -2289,12 +2289,17 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
     posix_spawn_file_actions_adddup2(&fa, sv[1], 3);
     posix_spawnattr_init(&attr);
-    sigset_t none_set, all_set;
-    sigemptyset(&none_set);
+    sigset_t int_set, all_set;
+    /* The child starts with SIGINT blocked, until its cn_run ignores it: a
+     * Ctrl-C at the root's terminal reaches the whole process group, and
+     * used to kill a child still in its program's start-up (test_sigint's
+     * slowkid). The root alone acts on it. */
+    sigemptyset(&int_set);
+    sigaddset(&int_set, SIGINT);
     sigfillset(&all_set);
     if (cn__rt.hup_ignored) /* started under nohup: so is the whole tree */
         sigdelset(&all_set, SIGHUP);
-    posix_spawnattr_setsigmask(&attr, &none_set);
+    posix_spawnattr_setsigmask(&attr, &int_set);
     posix_spawnattr_setsigdefault(&attr, &all_set);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid;
@@ -2547,6 +2552,10 @@ static int child_init(void)
      * to the kernel's 15 bytes. */
     prctl(PR_SET_NAME, cn__rt.name);
     signal(SIGINT, SIG_IGN); /* the root coordinates cancellation */
+    sigset_t intr; /* blocked since exec (see cn_spawn): a pending one is gone */
+    sigemptyset(&intr);
+    sigaddset(&intr, SIGINT);
+    pthread_sigmask(SIG_UNBLOCK, &intr, NULL);
     /* stdout is a pipe to the parent, so fully buffered by default, and a
      * child leaves without flushing: line-buffer it so no line is lost. */
     setvbuf(stdout, NULL, _IOLBF, 0);
