@@ -200,6 +200,19 @@ CN_EXTERN void cn_result_free(cn_result_t *res);
 CN_EXTERN int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* `return cn_call_fail(...)` compiles to a tail call when optimized, and
+ * the failing function's frame is then gone from the error's backtrace
+ * and from the debugger's post-mortem. The macro keeps the call out of
+ * tail position; (cn_call_fail)(...) calls the function itself. */
+#if defined(__GNUC__) && !defined(CN_NO_CALL_FAIL_MACRO)
+#define cn_call_fail(...)                                                                          \
+    __extension__({                                                                                \
+        int cn_fail_rc_ = (cn_call_fail)(__VA_ARGS__);                                             \
+        __asm__ __volatile__("" ::: "memory");                                                     \
+        cn_fail_rc_;                                                                               \
+    })
+#endif
+
 /* In a cn_fn_t: the actor that made the call. */
 CN_EXTERN cn_portal_t cn_call_caller(const cn_call_t *call);
 

@@ -7,6 +7,7 @@
  * context's nested call to another actor is cancelled too, and the other
  * actor's function observes it.
  */
+#include <dlfcn.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -163,6 +164,26 @@ static int fn_boom(cn_call_t *c, const msgpack_object *args, msgpack_packer *out
 {
     (void)args, (void)out;
     return cn_call_fail(c, CN_EINVAL, "boom at %s", cn_path());
+}
+
+/* Whether a relayed backtrace's first frame is in fn (at most 512 bytes
+ * long): by name if the line has one, else by its "MODULE(+0xOFFSET)",
+ * since the failing actor is another process of this binary, where
+ * addresses differ and offsets do not. fn_boom ends in `return
+ * cn_call_fail(...)`: a tail call, optimized, would leave it out. */
+static int first_frame_in(const char *bt, const void *fn, const char *name)
+{
+    Dl_info di;
+    const char *p = strchr(bt, '('), *nl = strchr(bt, '\n');
+    if (dladdr(fn, &di) == 0 || p == NULL || (nl && p > nl))
+        return 0;
+    if (strncmp(p + 1, name, strlen(name)) == 0 && p[1 + strlen(name)] == '+')
+        return 1;
+    if (p[1] != '+')
+        return 0;
+    uintptr_t off = (uintptr_t)fn - (uintptr_t)di.dli_fbase;
+    uintptr_t at = (uintptr_t)strtoull(p + 2, NULL, 16);
+    return at > off && at < off + 512;
 }
 
 /* relay_raw [target, fn, args]: calls fn on target and, if that fails,
@@ -1180,6 +1201,8 @@ static void test_error_relayed_names_every_hop(void **state)
     assert_string_equal(r.error.via, "root/b, root/a");
     assert_non_null(r.error.backtrace); /* captured where it failed */
     assert_non_null(strstr(r.error.backtrace, "\n"));
+    print_message("backtrace from root/c:\n%s", r.error.backtrace);
+    assert_true(first_frame_in(r.error.backtrace, (const void *)fn_boom, "fn_boom"));
     cn_result_free(&r);
     /* A direct failure has no hops. */
     assert_int_equal(cn_call(c, "boom", NULL, &r, T_MS), CN_EREMOTE);

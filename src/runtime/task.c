@@ -636,21 +636,23 @@ int cn_call_cancelled(const cn_call_t *call)
     return call && atomic_load(&call->cancelled);
 }
 
-/* A backtrace of the calling thread as text, one frame a line, or NULL. */
-static char *capture_backtrace(void)
+/* A backtrace of the thread as text, one frame a line, from the caller of
+ * cn_call_fail on (this frame and cn_call_fail's are left out), or NULL. */
+__attribute__((noinline)) static char *capture_backtrace(void)
 {
-    void *frames[32];
-    int n = backtrace(frames, 32);
-    char **names = n > 1 ? backtrace_symbols(frames + 1, n - 1) : NULL; /* not this one */
+    enum { SKIP = 2 };
+    void *frames[32 + SKIP];
+    int n = backtrace(frames, 32 + SKIP) - SKIP;
+    char **names = n > 0 ? backtrace_symbols(frames + SKIP, n) : NULL;
     if (names == NULL)
         return NULL;
     size_t len = 1;
-    for (int i = 0; i < n - 1; i++)
+    for (int i = 0; i < n; i++)
         len += strlen(names[i]) + 1;
     char *out = malloc(len);
     if (out) {
         size_t at = 0; /* each name and its newline fit: len counted them */
-        for (int i = 0; i < n - 1; i++) {
+        for (int i = 0; i < n; i++) {
             size_t k = strlen(names[i]);
             memcpy(out + at, names[i], k);
             out[at + k] = '\n';
@@ -662,7 +664,7 @@ static char *capture_backtrace(void)
     return out;
 }
 
-int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
+int(cn_call_fail)(cn_call_t *call, int code, const char *fmt, ...)
 {
     struct task_fail *f = call ? task_fail(call) : NULL;
     if (f && fmt) {
@@ -676,7 +678,7 @@ int cn_call_fail(cn_call_t *call, int code, const char *fmt, ...)
         call->backtrace = capture_backtrace();
     }
     if (f && cn__debug_mode()) /* where it failed, for a post-mortem: from our caller on */
-        f->nframes = cn__stack_after(f->frames, CN__BT_FRAMES, (const void *)cn_call_fail);
+        f->nframes = cn__stack_after(f->frames, CN__BT_FRAMES, (const void *)&cn_call_fail);
     return code < 0 ? code : CN_EINVAL;
 }
 
