@@ -427,7 +427,9 @@ CN_EXTERN const char *cn_log_level_name(cn_log_level_t level);
  * Stops the calling thread in the tree's debugger: this actor queues for
  * the console lock in the root, and once it has the console the user
  * talks to its REPL (bt, threads, ctx, ...). Returns 0 when the user types
- * `continue`. The thread waits as long as that takes, without a timeout,
+ * `continue`; CN_ECANCELED if the session ended with this actor (or the
+ * thread's task) cancelled meanwhile, by the parent or the REPL's
+ * `cancel`, so that the code after it can stop. The thread waits as long as that takes, without a timeout,
  * as a breakpoint in any debugger does; other threads run on. With no
  * console attached, it waits in the lock queue and the root logs how to
  * attach (`canopy attach TREE`).

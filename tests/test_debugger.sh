@@ -368,6 +368,9 @@ i=0
 while kill -0 "$pid" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
 kill -0 "$pid" 2>/dev/null && fail "cancel: the tree did not finish after continue" ||
     ok "cancel: after continue the cancel completes"
+grep -q "after breakpoint: cancelled" "$tmp/patient.log" &&
+    ok "cancel: cn_breakpoint returns CN_ECANCELED when the session ended for a cancel" ||
+    fail "cancel: cn_breakpoint's return: $(grep 'after breakpoint' "$tmp/patient.log")"
 exec 3>&-
 wait "$cpid" 2>/dev/null
 cpid=

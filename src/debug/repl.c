@@ -1011,7 +1011,13 @@ int cn_breakpoint_at(const char *file, int line, const char *fn)
     const char *base = file ? strrchr(file, '/') : NULL;
     snprintf(r->reason, sizeof(r->reason), "breakpoint at %s:%d in %s()",
              base ? base + 1 : file ? file : "?", line, fn ? fn : "?");
-    return stop_this_thread(r);
+    int rc = stop_this_thread(r);
+    /* The session may have ended so that a cancel could go on: say so,
+     * as any blocking call would (the broker decided it before it woke us). */
+    const cn__task_t *t = cn__task_current();
+    if (rc == 0 && (cn__shutdown_coming() || (t && cn__task_is_cancelled(t))))
+        rc = CN_ECANCELED;
+    return rc;
 }
 
 void cn__debug_task_failed(const char *reason, void *const *frames, int nframes)

@@ -1262,6 +1262,16 @@ void cn__shutdown_after_debug(const char *why)
     cn__wake();
 }
 
+int cn__shutdown_coming(void)
+{
+    if (cn__rt.shutdown_after_debug)
+        return 1;
+    cn__lock(&cn__rt.mu);
+    int yes = cn__rt.shutting_down;
+    cn__unlock(&cn__rt.mu);
+    return yes;
+}
+
 void cn__cancel_tree(const char *why)
 {
     cn_log(CN_LOG_WARN, "cancelling the tree: %s", why);
@@ -1946,8 +1956,8 @@ static void on_wake(uv_poll_t *p, int err, int events)
     ev_wake();
     cn__debug_on_wake();
     if (cn__rt.shutdown_after_debug && !cn__debug_active() && !cn__rt.shutting_down) {
-        cn__rt.shutdown_after_debug = 0;
         begin_shutdown(cn__rt.shutdown_why, 0);
+        cn__rt.shutdown_after_debug = 0; /* after: cn__shutdown_coming never misses both */
     }
     for (size_t i = 0, n = stream_slots(); i < n; i++) {
         cn__stream_t *s = stream_slot(i);

@@ -166,7 +166,8 @@ typedef struct cn__rt {
     int main_done; /* the main or entry returned: shut down */
     int entry_grace_over; /* a child: its entry had its time to return after SHUTDOWN */
     _Atomic int cancelled; /* a child shutting down: new calls fail with CN_ECANCELED */
-    int shutdown_after_debug; /* broker: shut down when the debugger session ends */
+    _Atomic int shutdown_after_debug; /* set by the broker: shut down when the debugger
+                                       * session ends (a breakpoint's thread reads it) */
     char shutdown_why[CN__REASON_MAX];
     int stop_loop; /* broker only */
 
@@ -454,6 +455,9 @@ int cn__rt_init_root(int argc, char **argv, const cn_config_t *cfg);
 /* Broker: shuts this actor down once no debugger session is open or
  * waiting (a SHUTDOWN, or `cancel` at the REPL, during a session). */
 void cn__shutdown_after_debug(const char *why);
+/* Whether this actor is shutting down, or will once the debugger session
+ * ends (any thread). */
+int cn__shutdown_coming(void);
 
 /* Cancels this actor's own call or context `cid` as its caller would;
  * CN_ENOENT if there is none. Any thread. */
