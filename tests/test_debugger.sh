@@ -211,6 +211,18 @@ ask "bt" "bt: no thread to show: only the broker runs here" "serve-only: bt says
 send c
 stop_tree
 
+# ---------------------------------------------------------------- threads
+# After a break, the REPL's threads table says the others are stopped, and
+# what they were in: they no longer wait on what the runtime last saw.
+start_tree parked idle
+"$canopy" break parked idle-1 >/dev/null 2>&1
+attach parked
+wait_for "has the console" "$con" 5
+ask "threads" "^[0-9]+ +main +stopped .*stopped by the debugger \(it was in: sleep\)" \
+    "threads: after a break, a thread in cn_sleep shows as stopped, and what it was in"
+send c
+stop_tree
+
 # ---------------------------------------------------------------- canopy bt
 # Stacks of a running tree without a session: nothing queues for the
 # console, and the threads run on.

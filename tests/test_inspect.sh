@@ -208,7 +208,7 @@ expect_out '^\{"target":"root/sup-2/worker-2 \(id [0-9]+, pid [0-9]+\)","actor":
 expect_rc 0 "tree after cancelling sup-1" $canopy tree
 expect_out "8 actors" "cancel: sup-1 and its workers are gone, and worker-2 of sup-2"
 if printf '%s\n' "$out" | grep -Eq "[|\`]- sup-1 "; then fail "sup-1 still listed"; else ok "sup-1 not listed as alive"; fi
-expect_out "^[0-9]+ +x sup-1 +- exit 0 " "tree: the cancelled sup-1 shows as exited"
+expect_out "^[0-9]+ +x sup-1 +[0-9]+ exit 0 " "tree: the cancelled sup-1 shows as exited, with the pid it had"
 expect_rc 0 "lint after the cancels" $canopy lint
 expect_out "no problems found" "lint: still healthy"
 
@@ -486,7 +486,7 @@ while ! $canopy tree root.$c 2>/dev/null | grep -q "x worker-1" && [ $i -lt 60 ]
     i=$((i + 1))
 done
 expect_rc 0 "tree after a worker was killed" $canopy tree root.$c
-expect_out "^[0-9]+ +.* x worker-1 +- signal 9 " "tree: a killed worker shows, with its signal"
+expect_out "^[0-9]+ +.* x worker-1 +$w signal 9 " "tree: a killed worker shows, with the pid it had and its signal"
 expect_rc 0 "cancel the root" $canopy cancel root.$c root
 expect_out "the whole tree [.][.][.] .*done in" "cancel root: done"
 i=0

@@ -342,7 +342,10 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
             continue;
         snprintf(label, sizeof(label), "%s%sx %s", prefix, depth > 0 ? (last ? "   " : "|  ") : "",
                  c->name ? c->name : "?");
-        printf("%-4u %-*s %7s %-12.12s %6s %4s %8s ago\n", c->id, w, label, "-",
+        char pid[16] = "-"; /* the one it had */
+        if (c->pid > 0)
+            snprintf(pid, sizeof(pid), "%d", c->pid);
+        printf("%-4u %-*s %7s %-12.12s %6s %4s %8s ago\n", c->id, w, label, pid,
                c->status ? c->status : "exited", "-", "-",
                fmt_since(s->now_us, c->exit_us, age, sizeof(age)));
     }

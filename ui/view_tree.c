@@ -190,8 +190,11 @@ static void row_exited(walk_t *w, const cn_snap_child_t *c, int depth)
     snprintf(name, sizeof(name), "%*s  %s", ind, "", c->name ? c->name : "?");
     if (c->exit_us && c->exit_us <= w->m->now_us)
         fmt_age(age, sizeof(age), w->m->now_us - c->exit_us);
+    char pid[16] = "-"; /* the one it had */
+    if (c->pid > 0)
+        snprintf(pid, sizeof(pid), "%d", c->pid);
     snprintf(r->text, sizeof(r->text), "%4u %-24.24s %7s %-10.10s %4s %4s %6s %5s*", c->id, name,
-             "-", c->status ? c->status : "exited", "-", "-", "-", age);
+             pid, c->status ? c->status : "exited", "-", "-", "-", age);
     r->style = ST_DIM;
     r->actor = c->id;
     r->is_match = w->m->filter[0] && c->name && model_matches(w->m, c->name);

@@ -416,22 +416,53 @@ static int with_snapshot(msgpack_sbuffer *out,
     return 0;
 }
 
+/* "actor ID", with its name when this actor's snapshot knows it (the
+ * root, its parent, its descendants). */
+static void actor_label(const msgpack_object *snap, int64_t id, char *out, size_t n)
+{
+    const char *lists[] = {"routes", "children"};
+    for (size_t l = 0; l < 2; l++) {
+        const msgpack_object_array *a = arr(snap, lists[l]);
+        for (uint32_t i = 0; i < a->size; i++)
+            if (geti(&a->ptr[i], "id") == id) {
+                snprintf(out, n, "actor %lld (%.*s)", (long long)id, STRF(&a->ptr[i], "name"));
+                return;
+            }
+    }
+    snprintf(out, n, "actor %lld%s", (long long)id,
+             id == CN_ROOT_ID                 ? " (the root)"
+             : id == geti(snap, "parent")     ? " (the parent)"
+                                              : "");
+}
+
 static void table_threads(const msgpack_object *snap, msgpack_sbuffer *out)
 {
     const msgpack_object_array *a = arr(snap, "threads");
+    int parked = cn__frozen(); /* a break or crash stopped all but the session's */
     cn__sb_printf(out, "%-8s %-6s %-8s %-10s %s\n", "TID", "KIND", "DOING", "FOR", "WHAT");
     for (uint32_t i = 0; i < a->size; i++) {
         const msgpack_object *t = &a->ptr[i];
-        char what[160] = "";
-        if (cn_msgpack_get(t, "fn") && cn_msgpack_get(t, "fn")->type == MSGPACK_OBJECT_STR)
-            snprintf(what, sizeof(what), "task %.*s for actor %lld (call %lld)", STRF(t, "fn"),
-                     (long long)geti(t, "task_caller"), (long long)geti(t, "task_cid"));
-        if (geti(t, "cid"))
-            snprintf(what + strlen(what), sizeof(what) - strlen(what), "%scall %lld on actor %lld",
-                     what[0] ? "; waits on " : "waits on ", (long long)geti(t, "cid"),
-                     (long long)geti(t, "peer"));
+        char what[256] = "", who[96];
+        int stopped = parked && strcmp(gets_ptr(t, "doing"), "debugger") != 0;
+        int has_fn = cn_msgpack_get(t, "fn") && cn_msgpack_get(t, "fn")->type == MSGPACK_OBJECT_STR;
+        if (has_fn) {
+            actor_label(snap, geti(t, "task_caller"), who, sizeof(who));
+            snprintf(what, sizeof(what), "task %.*s for %s (call %lld)", STRF(t, "fn"), who,
+                     (long long)geti(t, "task_cid"));
+        }
+        if (geti(t, "cid")) {
+            actor_label(snap, geti(t, "peer"), who, sizeof(who));
+            snprintf(what + strlen(what), sizeof(what) - strlen(what), "%scall %lld on %s",
+                     has_fn ? "; waits on " : "waits on ", (long long)geti(t, "cid"), who);
+        }
+        if (stopped)
+            snprintf(what + strlen(what), sizeof(what) - strlen(what),
+                     "%sstopped by the debugger (it was in: %.*s)", what[0] ? "; " : "",
+                     STRF(t, "doing"));
         cn__sb_printf(out, "%-8lld %-6.*s %-8.*s %8.1fs  %s\n", (long long)geti(t, "tid"),
-                      STRF(t, "kind"), STRF(t, "doing"), ago_s(snap, geti(t, "since_us")), what);
+                      STRF(t, "kind"), stopped ? 7 : geti_len(t, "doing"),
+                      stopped ? "stopped" : gets_ptr(t, "doing"),
+                      ago_s(snap, geti(t, "since_us")), what);
     }
     if (a->size == 0)
         cn__sb_printf(out, "(no thread has used the API yet)\n");

@@ -60,7 +60,7 @@ static void pack_exited(msgpack_packer *pk, const cn__exited_t *x)
     msgpack_pack_map(pk, 6);
     cn__pack_kint(pk, "id", x->id);
     cn__pack_kstr(pk, "name", x->name);
-    cn__pack_kint(pk, "pid", 0);
+    cn__pack_kint(pk, "pid", x->pid);
     cn__pack_kstr(pk, "state", "exited");
     cn__pack_kstr(pk, "status", st);
     cn__pack_kint(pk, "exit_us", (int64_t)x->time_us);

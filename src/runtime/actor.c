@@ -926,7 +926,7 @@ static void child_done(cn__stream_t *s)
         cn__rt.children--;
     }
     cn__exited_t *x = &cn__rt.exited[cn__rt.nexited++ % CN__EXITED_KEEP];
-    *x = (cn__exited_t){s->peer, s->status, cn__now_us(), ""};
+    *x = (cn__exited_t){s->peer, (int)s->pid, s->status, cn__now_us(), ""};
     snprintf(x->name, sizeof(x->name), "%s", s->name);
     cn__unlock(&cn__rt.mu);
     char how[CN__REASON_MAX];

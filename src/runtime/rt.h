@@ -106,6 +106,7 @@ struct cn__stream {
 /* A child that has exited, kept for the inspector. */
 typedef struct cn__exited {
     uint32_t id;
+    int pid;    /* it had */
     int status; /* wait status */
     uint64_t time_us;
     char name[CN__NAME_MAX];
