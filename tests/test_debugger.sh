@@ -211,6 +211,34 @@ ask "bt" "bt: no thread to show: only the broker runs here" "serve-only: bt says
 send c
 stop_tree
 
+# ---------------------------------------------------------------- two consoles
+# A line typed at one console shows at the others after the holder's
+# prompt, so what they see answers something they can read; the console
+# that typed it shows it once.
+start_tree two bp
+attach two
+rm -f "$tmp/in2"
+mkfifo "$tmp/in2"
+"$canopy" attach --console two <"$tmp/in2" >"$tmp/two.con2" 2>&1 &
+cpid2=$!
+exec 4>"$tmp/in2"
+wait_for "has the console" "$con" 5
+wait_for "has the console" "$tmp/two.con2" 5
+send "threads"
+wait_for "^\(two/bp-1\) threads$" "$tmp/two.con2" 5 && wait_for "main +debugger" "$tmp/two.con2" 5 &&
+    [ "$(grep -n '^(two/bp-1) threads$' "$tmp/two.con2" | head -1 | cut -d: -f1)" -lt \
+        "$(grep -En 'main +debugger' "$tmp/two.con2" | head -1 | cut -d: -f1)" ] &&
+    ok "two consoles: a line typed at one shows at the other, before its answer" ||
+    fail "two consoles: the other console saw: $(tail -5 "$tmp/two.con2")"
+wait_for "main +debugger" "$con" 5
+[ "$(grep -c '^(two/bp-1) threads$' "$con")" -eq 1 ] &&
+    ok "two consoles: the console that typed the line shows it once" ||
+    fail "two consoles: the typing console shows it $(grep -c '^(two/bp-1) threads$' "$con") times"
+send c
+exec 4>&-
+wait "$cpid2" 2>/dev/null
+stop_tree
+
 # ---------------------------------------------------------------- threads
 # After a break, the REPL's threads table says the others are stopped, and
 # what they were in: they no longer wait on what the runtime last saw.

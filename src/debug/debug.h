@@ -97,8 +97,9 @@ void cn__lock_consoles_changed(void);
 
 /* The root: a client's debugging request (CONSOLE_IN, BREAK, LOCK_RELEASE
  * with an op). Returns 0, or a negative code with err (CN__REASON_MAX
- * bytes) saying why. `who` names the client for log lines. */
-int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err);
+ * bytes) saying why. `who` names the client for log lines; `from` is the
+ * client (a line it typed is shown to the other consoles, not to it). */
+int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, const void *from, char *err);
 
 /* The root: sends the lock's state (holder and waiters) to one new
  * console, as lock events, through send(frame, len, arg). */
@@ -154,9 +155,11 @@ void cn__tty_write(const char *text, size_t len);
 
 /* --- provided by attach.c, for lock.c */
 
-/* Sends a frame to every console client; with also_subscribers, to event
- * subscribers too. Returns how many consoles there are. */
-unsigned cn__attach_console_send(const char *frame, size_t len, int also_subscribers);
+/* Sends a frame to every console client but `except` (a client, or
+ * NULL); with also_subscribers, to event subscribers too. Returns how many
+ * consoles there are. */
+unsigned cn__attach_console_send(const char *frame, size_t len, int also_subscribers,
+                                 const void *except);
 unsigned cn__attach_consoles(void);
 
 /* --- bt.c */

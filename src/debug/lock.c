@@ -94,7 +94,7 @@ static void notice(const char *op, const lw_t *w, const char *fmt, ...)
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     if (pack_event(&sb, "lock", op, w, detail, strlen(detail)) == 0)
-        cn__attach_console_send(sb.data, sb.size, 1);
+        cn__attach_console_send(sb.data, sb.size, 1, NULL);
     msgpack_sbuffer_destroy(&sb);
     if (tty_is_console()) {
         char line[sizeof(detail) + 16];
@@ -249,7 +249,7 @@ static void on_output(const cn_wire_msg_t *m)
     msgpack_sbuffer_init(&sb);
     const cn_wire_str_t *d = &m->u.console_out.data;
     if (pack_event(&sb, "console", "output", w, d->ptr, d->len) == 0)
-        cn__attach_console_send(sb.data, sb.size, 0);
+        cn__attach_console_send(sb.data, sb.size, 0, NULL);
     msgpack_sbuffer_destroy(&sb);
     if (tty_is_console())
         cn__tty_write(d->ptr, d->len);
@@ -383,6 +383,26 @@ static int force_release(const char *who)
     return 0;
 }
 
+/* A line typed for the holder, as the consoles that did not type it see
+ * it: after the holder's prompt, as if typed there (`from` is the client
+ * that typed it, or NULL for the root's terminal). A Ctrl-C is not shown. */
+static void echo_input(const char *line, const void *from)
+{
+    const lw_t *w = lk.holder;
+    if (w == NULL || strcmp(line, CN__INTERRUPT) == 0)
+        return;
+    char text[4096 + CN__PATH_MAX + 8];
+    int n = snprintf(text, sizeof(text), "(%s) %s\n", w->path, line);
+    size_t len = n < 0 ? 0 : (size_t)n < sizeof(text) ? (size_t)n : sizeof(text) - 1;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (pack_event(&sb, "console", "input", w, text, len) == 0)
+        cn__attach_console_send(sb.data, sb.size, 0, from);
+    msgpack_sbuffer_destroy(&sb);
+    if (from && tty_is_console())
+        cn__tty_write(text, len);
+}
+
 /* A line typed at the root's own terminal. */
 static void tty_line(const char *line, size_t len)
 {
@@ -404,10 +424,11 @@ static void tty_line(const char *line, size_t len)
         }
         return;
     }
+    echo_input(line, NULL);
     send_to(CN_MSG_CONSOLE_IN, lk.holder, line);
 }
 
-int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err)
+int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, const void *from, char *err)
 {
     switch (m->hdr.type) {
     case CN_MSG_BREAK:
@@ -420,6 +441,7 @@ int cn__lock_client_msg(const cn_wire_msg_t *m, const char *who, char *err)
         char line[4096];
         const cn_wire_str_t *d = &m->u.console_in.data;
         snprintf(line, sizeof(line), "%.*s", (int)d->len, d->ptr);
+        echo_input(line, from);
         send_to(CN_MSG_CONSOLE_IN, lk.holder, line);
         return 0;
     case CN_MSG_LOCK_RELEASE:

@@ -674,12 +674,13 @@ void cn__inspect_event_body(const char *body, size_t len, uint64_t cid)
 /* The debugger's console output and lock changes: written to consoles
  * whole, never dropped (a console that stops reading is cut off at
  * OUT_MAX like any client); subscribers get lock changes as events. */
-unsigned cn__attach_console_send(const char *frame, size_t len, int also_subscribers)
+unsigned cn__attach_console_send(const char *frame, size_t len, int also_subscribers,
+                                 const void *except)
 {
     msgpack_sbuffer sb = {len, (char *)frame, len};
     for (unsigned i = 0; i < CLIENTS_MAX; i++) {
         client_t *c = at.clients[i];
-        if (c == NULL || c->closing)
+        if (c == NULL || c->closing || c == except)
             continue;
         if (c->console)
             client_send(c, &sb);
@@ -857,7 +858,7 @@ static void on_client_msg(client_t *c, cn_wire_msg_t *m)
     case CN_MSG_LOCK_RELEASE: {
         char who[CN__NAME_MAX + 32], err[CN__REASON_MAX];
         snprintf(who, sizeof(who), "%s (pid %d)", c->name, (int)c->pid);
-        if (cn__lock_client_msg(m, who, err) < 0)
+        if (cn__lock_client_msg(m, who, c, err) < 0)
             send_dead_to(c, m, err);
         else
             send_ok_to(c, m);
