@@ -458,6 +458,11 @@ if command -v tmux >/dev/null 2>&1; then
     printf '%s\n' "$screen" | grep -q "^(own/bp-1) threads" && printf '%s\n' "$screen" | grep -Eq "main +debugger" &&
         ok "root's terminal: with no console attached, it is the console" ||
         fail "root's terminal: screen was: $screen"
+    tm send-keys -t "$s" ":queue" Enter
+    pane_wait "$s" "^holder:  own/bp-1: breakpoint at debug_tree.c:[0-9]+ in entry_bp\(\) \(for [0-9.]+s\)" &&
+        tm capture-pane -p -t "$s" | grep -q "^waiting: nobody" &&
+        ok "root's terminal: :queue lists the holder and the waiters" ||
+        fail "root's terminal: :queue: $(tm capture-pane -p -t "$s" | tail -4)"
     tm send-keys -t "$s" "c" Enter
     wait_for "after breakpoint: ok" "$tmp/own.log" 5 && ok "root's terminal: continue typed there resumes the actor" ||
         fail "root's terminal: not resumed: $(tm capture-pane -p -t "$s")"

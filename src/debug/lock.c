@@ -403,6 +403,25 @@ static void echo_input(const char *line, const void *from)
         cn__tty_write(text, len);
 }
 
+/* :queue at the root's terminal: the holder and the waiters, as the line
+ * console shows them from a snapshot. */
+static void tty_queue(void)
+{
+    char buf[4096];
+    size_t n = 0;
+    uint64_t now = cn__now_us();
+    const lw_t *h = lk.holder;
+    n += (size_t)snprintf(buf, sizeof(buf), "holder:  %s: %s (for %.1fs)\n", h->path, h->reason,
+                          (double)(now - h->granted_us) / 1e6);
+    unsigned i = 0;
+    for (const lw_t *w = lk.head; w && n < sizeof(buf) - 2 * CN__PATH_MAX; w = w->next)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "waiting: %u. %s: %s (for %.1fs)\n", ++i,
+                              w->path, w->reason, (double)(now - w->since_us) / 1e6);
+    if (lk.head == NULL)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "waiting: nobody\n");
+    cn__tty_write(buf, n < sizeof(buf) ? n : sizeof(buf) - 1);
+}
+
 /* A line typed at the root's own terminal. */
 static void tty_line(const char *line, size_t len)
 {
@@ -415,8 +434,10 @@ static void tty_line(const char *line, size_t len)
             rc = skip_holder("the root's terminal", err);
         else if (strcmp(line, ":release") == 0)
             rc = force_release("the root's terminal");
+        else if (strcmp(line, ":queue") == 0)
+            tty_queue();
         else
-            snprintf(err, sizeof(err), "console commands here: :skip, :release");
+            snprintf(err, sizeof(err), "console commands here: :queue, :skip, :release");
         if (rc < 0 || err[0]) {
             char msg[CN__REASON_MAX + 16];
             int n = snprintf(msg, sizeof(msg), "%s\n", err);
