@@ -355,6 +355,15 @@ else
 fi
 keys c Enter
 on_screen "holder: nobody" 10 && ok "two breakpoints: both served" || fail "two breakpoints: $(screen | head -4)"
+# :break ACTOR in the console, as in the line console.
+keys :break Space nope Enter
+on_screen ":break: no actor 'nope'" 5 && ok "console: :break of an unknown actor says so" ||
+    fail "console: :break nope: $(screen | tail -3)"
+keys :break Space bp-2 Enter
+on_screen "holder: twobp/bp-2 " 10 && ok "console: :break ACTOR breaks into it, and it gets the console" ||
+    fail "console: :break bp-2: $(screen | head -4)"
+keys c Enter
+on_screen "holder: nobody" 10
 keys Escape q
 stop_tree
 

@@ -262,18 +262,36 @@ static const cn_snap_actor_t *target(tui_t *t)
     return model_actor(&t->m, id);
 }
 
-static void act_break(tui_t *t, int ch)
+static void break_actor(tui_t *t, const cn_snap_actor_t *a)
 {
-    (void)ch;
-    const cn_snap_actor_t *a = target(t);
-    if (a == NULL) {
-        say(t, "break: select an actor first");
-        return;
-    }
     if (cn_client_break(t->ev, a->id, CONNECT_MS) < 0)
         say(t, "break %s: %s", a->path, cn_client_error());
     else
         say(t, "break sent to %s: it queues for the console (5)", a->path);
+}
+
+static void act_break(tui_t *t, int ch)
+{
+    (void)ch;
+    const cn_snap_actor_t *a = target(t);
+    if (a == NULL)
+        say(t, "break: select an actor first");
+    else
+        break_actor(t, a);
+}
+
+/* :break ACTOR in the console view: an id, a name or a path. */
+static void console_break(tui_t *t, const char *which)
+{
+    int amb = 0;
+    const cn_snap_actor_t *a = t->m.snap && *which ? cn_snapshot_find(t->m.snap, which, &amb) : NULL;
+    if (a)
+        break_actor(t, a);
+    else if (*which == '\0')
+        say(t, ":break needs an actor: its id, name or path");
+    else
+        say(t, ":break: %s '%s'; give its id or path (view 1 lists them)",
+            amb ? "more than one actor is named" : "no actor", which);
 }
 
 static void ask(tui_t *t, int q, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -517,9 +535,11 @@ static void console_note(tui_t *t, const char *text)
  * (canopy attach --console): never sent to the holder. */
 static void console_cmd(tui_t *t, const char *p)
 {
-    char cmd[32] = "";
-    (void)sscanf(p + 1, "%31s", cmd);
-    if (!strcmp(cmd, "skip") || !strcmp(cmd, "release")) {
+    char cmd[32] = "", arg[256] = "";
+    (void)sscanf(p + 1, "%31s %255s", cmd, arg);
+    if (!strcmp(cmd, "break")) {
+        console_break(t, arg);
+    } else if (!strcmp(cmd, "skip") || !strcmp(cmd, "release")) {
         if (cn_client_lock_op(t->ev, cmd, CONNECT_MS) < 0)
             say(t, ":%s: %s", cmd, cn_client_error());
     } else if (!strcmp(cmd, "queue")) {
@@ -541,7 +561,8 @@ static void console_cmd(tui_t *t, const char *p)
                         "  :skip      send the holder to the back of the queue; the next one "
                         "gets it\n"
                         "  :release   make the holder continue and take the console from it\n"
-                        "  b breaks into the selected actor (in the other views); Esc leaves\n");
+                        "  :break A   break into actor A (id, name or path); b breaks into the\n"
+                        "             selected actor in the other views; Esc leaves\n");
     }
 }
 
