@@ -291,6 +291,9 @@ else
     grep -q "crash/mid-1/leaf has the console: crash: SIGSEGV" "$con" &&
         ok "crash: the grandchild queued for a post-mortem" ||
         fail "crash: no post-mortem session: $(cat "$con")"
+    grep -Eq "crash/mid-1/leaf: +#[0-9]+ +crash_here at .*debug_tree.c:[0-9]+" "$tmp/crash.log" &&
+        ok "crash: in debug mode too, the log's stack has function and line" ||
+        fail "crash: the log's stack in debug mode: $(grep -A3 'crashed' "$tmp/crash.log" | head -5)"
     send bt
     wait_for "#0 +crash_here at .*debug_tree.c" "$con" 10 &&
         ok "crash: post-mortem bt names crash_here as frame #0" ||
@@ -323,6 +326,10 @@ printf '%s\n' "$out" | grep -Eq "main +debugger" &&
 printf '%s\n' "$out" | grep -q "help: the line has more than 16 words or 1023 characters; nothing was run" &&
     ok "REPL: a line of too many words is refused, not run cut short" ||
     fail "REPL: a long line: $out"
+out=$(printf '\nslow\n\n' | timeout 30 "$canopy" attach --console piped 2>&1)
+printf '%s\n' "$out" | grep -q "^slow answer" &&
+    ok "piped: a slow answer (1.5 s) is waited for, blank lines or not" ||
+    fail "piped: the console left before a slow answer: $out"
 stop_tree
 
 # canopy cancel of an actor at a breakpoint: it goes once its session

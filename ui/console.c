@@ -38,21 +38,40 @@ static struct {
     char inbuf[8192]; /* a pipe's partial line */
     size_t inlen;
     int sent;            /* lines sent to the holder */
+    int answered;        /* output came after the last line sent */
+    unsigned nwait;      /* actors waiting for the console, as last heard */
+    int64_t attached_ms; /* when this console attached */
     int64_t drain_until; /* a pipe ended: its answers are waited for until then */
     int64_t quiet_since; /* the last output while draining */
 } con;
 
 /* Piped lines go out at once and their answers come later: at the end of
- * the input the console stays until the output has been quiet this long
- * (at most DRAIN_MAX_MS), rather than leave before the answers. */
+ * the input the console stays until the last line has had output and the
+ * output has then been quiet this long (at most DRAIN_MAX_MS), rather than
+ * leave before the answers. */
 #define DRAIN_QUIET_MS 500
 #define DRAIN_MAX_MS 10000
+/* A pipe's lines are for an actor that holds the console. While none does
+ * but one waits (the root grants it once a console attaches), they are
+ * held back, up to PIPE_HOLD_MS after attaching; with nobody waiting, for
+ * PIPE_SETTLE_MS, the time the queue's state takes to arrive. */
+#define PIPE_HOLD_MS 10000
+#define PIPE_SETTLE_MS 1000
+
 
 static int64_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether a pipe's lines wait for a holder now. */
+static int pipe_held(void)
+{
+    int64_t since = mono_ms() - con.attached_ms;
+    return !con.tty && con.holder_path[0] == '\0' && since < PIPE_HOLD_MS &&
+           (con.nwait > 0 || since < PIPE_SETTLE_MS);
 }
 
 static void set_prompt(void)
@@ -93,6 +112,7 @@ static void on_event(const cn_event_t *ev)
 {
     if (strcmp(ev->kind, "console") == 0) {
         print_above(ev->detail ? ev->detail : "", ev->detail ? ev->detail_len : 0);
+        con.answered = 1;
         return;
     }
     if (strcmp(ev->kind, "error") == 0) {
@@ -101,6 +121,7 @@ static void on_event(const cn_event_t *ev)
     }
     if (strcmp(ev->kind, "lock") != 0 || ev->op == NULL)
         return;
+    con.nwait = ev->waiting;
     int gets = !strcmp(ev->op, "granted") || !strcmp(ev->op, "holding");
     int loses = !strcmp(ev->op, "released") || !strcmp(ev->op, "skipped");
     if (gets) {
@@ -217,11 +238,14 @@ static void on_line(char *line)
     } else if (con.holder == 0 && con.holder_path[0] == '\0') {
         if (*p)
             note("nobody holds the console; ':queue' shows who waits, ':help' the commands");
+    } else if (*p == '\0') {
+        /* a blank line: the REPL has nothing to answer, so nothing is sent */
     } else if (cn_client_console_send(con.c, line, len, CONNECT_MS) < 0) {
         note("canopy: %s", cn_client_error());
         con.done = 1;
     } else {
         con.sent++;
+        con.answered = 0;
     }
     if (con.tty) {
         /* A fresh handler: libedit would otherwise redraw the line just
@@ -298,6 +322,7 @@ int cli_attach(int argc, char **argv, const opts_t *o)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_sigint; /* no SA_RESTART: poll returns */
     sigaction(SIGINT, &sa, NULL);
+    con.attached_ms = mono_ms();
     printf("attached to %s (root pid %d) as its debugger console; ':help' for commands,\n"
            "Ctrl-D to detach (the tree keeps running).\n",
            cn_client_tree(con.c), cn_client_root_pid(con.c));
@@ -308,9 +333,10 @@ int cli_attach(int argc, char **argv, const opts_t *o)
     int status = 0;
     while (!con.done) {
         /* stdin is left out once a pipe has ended (poll would say so at once) */
-        struct pollfd p[2] = {{con.drain_until ? -1 : 0, POLLIN, 0},
+        int held = pipe_held();
+        struct pollfd p[2] = {{con.drain_until || held ? -1 : 0, POLLIN, 0},
                               {cn_client_fd(con.c), POLLIN, 0}};
-        int r = poll(p, 2, con.drain_until ? 100 : 1000);
+        int r = poll(p, 2, con.drain_until || held ? 100 : 1000);
         if (interrupted) {
             interrupted = 0;
             if (con.tty) { /* as a shell does: drop the line being typed */
@@ -343,8 +369,9 @@ int cli_attach(int argc, char **argv, const opts_t *o)
             on_event(&ev);
             con.quiet_since = mono_ms();
         }
-        if (con.drain_until && (mono_ms() - con.quiet_since >= DRAIN_QUIET_MS ||
-                                mono_ms() >= con.drain_until))
+        if (con.drain_until &&
+            ((con.answered && mono_ms() - con.quiet_since >= DRAIN_QUIET_MS) ||
+             mono_ms() >= con.drain_until))
             con.done = 1;
         if (!con.done && (p[0].revents & (POLLIN | POLLHUP))) {
             if (con.tty)

@@ -47,6 +47,7 @@ static struct {
     _Atomic int ready;   /* the stack below is complete */
     _Atomic int release; /* futex word: the broker lets the thread die */
     _Atomic int claimed; /* the stack's writer: the broker or the handler */
+    _Atomic int written; /* futex word: the broker has written it */
     int nframes;
     void *frames[CN__BT_FRAMES];
 } cr;
@@ -146,7 +147,7 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
     say_int(tid);
     say("; stack:\n");
     int broker = cn__rt.started && tid != cn__broker_tid;
-    if (broker && !cn__debug_mode()) {
+    if (broker) {
         cn__wake();
         futex_wait_set(&cr.claimed, CN__CRASH_WAIT_MS);
     }
@@ -154,7 +155,7 @@ static void on_crash(int sig, siginfo_t *si, void *uc)
     if (atomic_compare_exchange_strong(&cr.claimed, &unclaimed, 2))
         backtrace_symbols_fd(cr.frames, cr.nframes, 2);
     else /* the broker writes it: give it the time addr2line may take */
-        futex_wait_set(&cr.release, 2 * CN__CRASH_WAIT_MS);
+        futex_wait_set(&cr.written, 2 * CN__CRASH_WAIT_MS);
     if (broker && cn__debug_mode()) {
         say("debug mode: waiting in the debugger for a post-mortem\n");
         cn__wake();
@@ -193,7 +194,7 @@ int cn__crash_pending(int *sig, int *tid, void **frames, int *nframes, int max)
     return 1;
 }
 
-void cn__crash_write_stack(void)
+void cn__crash_write_stack(int then_release)
 {
     int none = 0;
     if (!atomic_compare_exchange_strong(&cr.claimed, &none, 1))
@@ -209,7 +210,10 @@ void cn__crash_write_stack(void)
         off += (size_t)n;
     }
     msgpack_sbuffer_destroy(&sb);
-    cn__crash_release();
+    atomic_store(&cr.written, 1);
+    syscall(SYS_futex, &cr.written, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    if (then_release)
+        cn__crash_release();
 }
 
 void cn__crash_release(void)

@@ -199,11 +199,12 @@ const char *cn__crash_sig_name(int sig);
 /* Broker: lets the crashed thread go on to die of its signal. */
 void cn__crash_release(void);
 
-/* Broker, outside debug mode: writes the crashed thread's stack to stderr
- * with function names and file:line (addr2line cannot run in the signal
- * handler), then lets it die. The thread writes the raw stack itself if
- * this has not begun within CN__CRASH_WAIT_MS. */
-void cn__crash_write_stack(void);
+/* Broker: writes the crashed thread's stack to stderr with function names
+ * and file:line (addr2line cannot run in the signal handler), then, with
+ * then_release (outside debug mode), lets it die; in debug mode the
+ * post-mortem session does that. The thread writes the raw stack itself
+ * if this has not begun within CN__CRASH_WAIT_MS. */
+void cn__crash_write_stack(int then_release);
 #define CN__CRASH_WAIT_MS 3000
 
 #endif /* CN_DEBUG_H */

@@ -910,9 +910,10 @@ void cn__debug_on_wake(void)
     int sig, tid, n;
     if (!crash_seen && cn__crash_pending(&sig, &tid, NULL, &n, 0) && !ss.debug_mode) {
         crash_seen = 1;
-        cn__crash_write_stack(); /* for the log; the thread then dies */
+        cn__crash_write_stack(1); /* for the log; the thread then dies */
     } else if (!crash_seen && cn__crash_pending(&sig, &tid, NULL, &n, 0)) {
         crash_seen = 1;
+        cn__crash_write_stack(0); /* for the log; the thread waits for the post-mortem */
         dreq_t *r = calloc(1, sizeof(*r));
         if (r) {
             r->kind = K_CRASH;

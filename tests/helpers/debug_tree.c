@@ -2,7 +2,8 @@
  * debug_tree.c: trees with actors in the debugger, for test_debugger.sh.
  * The root ("dbgtree", or argv[1] if it is --name=NAME) spawns one child
  * per argument, named KIND-N, running entry KIND:
- *   bp      registers the REPL variable bp_hits and command hello, waits
+ *   bp      registers the REPL variable bp_hits and commands hello and
+ *           slow (answers after 1.5 s), waits
  *           300 ms, logs "before breakpoint", calls cn_breakpoint(), logs
  *           "after breakpoint", then waits to be cancelled
  *   spin    spins in spin_forever(), a while(1) outside any canopy call
@@ -57,11 +58,21 @@ static int cmd_hello(int argc, char **argv, cn_debug_out_t *out, void *arg)
     return argc > 3 ? CN_EINVAL : 0;
 }
 
+/* Answers after 1.5 s: a piped console must wait for it, not leave. */
+static int cmd_slow(int argc, char **argv, cn_debug_out_t *out, void *arg)
+{
+    (void)argc, (void)argv, (void)arg;
+    usleep(1500 * 1000);
+    cn_debug_printf(out, "slow answer\n");
+    return 0;
+}
+
 static int entry_bp(int argc, char **argv)
 {
     (void)argc, (void)argv;
     cn_debug_var("bp_hits", var_hits, NULL);
     cn_debug_command("hello", "say hello (at most 2 words)", cmd_hello, "bp");
+    cn_debug_command("slow", "answer after 1.5 s", cmd_slow, NULL);
     cn_log(CN_LOG_INFO, "registering 'bt': %s; 'bad name': %s",
            cn_err_name(cn_debug_command("bt", NULL, cmd_hello, NULL)),
            cn_err_name(cn_debug_var("bad name", var_hits, NULL)));
