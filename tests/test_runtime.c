@@ -221,6 +221,22 @@ static int waiter_main(int argc, char **argv)
     return 0;
 }
 
+/* An entry whose cn_spawn waits for a child that never greets: /bin/sh
+ * sleeping, with a `sleep` of its own that keeps the child's end of the
+ * link open after sh is gone. Cancelled meanwhile, its cn_spawn returns
+ * CN_ECANCELED at once, and the actor exits well inside its grace. */
+static int slow_spawner_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    const char *sargv[] = {"-c", "sleep 1.2; true", NULL};
+    cn_spawn_opts_t o = {.exe = "/bin/sh", .argv = sargv};
+    cn_portal_t p;
+    cn_log(CN_LOG_INFO, "slow spawner: spawning");
+    int rc = cn_spawn("never", &o, &p, 30000);
+    cn_log(CN_LOG_INFO, "slow spawner: cn_spawn returned %s", cn_err_name(rc));
+    return 0;
+}
+
 /* How deep this thread's stack is here, in bytes from its top. */
 __attribute__((noinline)) static long stack_depth(void)
 {
@@ -304,7 +320,7 @@ static const cn_export_t exports[] = {
     {"two", fn_two},       {"huge", fn_huge},         {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
-    {"waiter", waiter_main},     {NULL, NULL}};
+    {"waiter", waiter_main},     {"slow_spawner", slow_spawner_main}, {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1030,6 +1046,61 @@ static void test_hung_handlers_do_not_stop_shutdown(void **state)
     assert_int_equal(cn_cancel(hung, T_MS), CN_ENOENT); /* gone */
 }
 
+/* A child of this process whose command name is `comm`, or 0. */
+static pid_t child_named(const char *comm)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d && found == 0 && (e = readdir(d)) != NULL) {
+        char path[300], buf[512];
+        snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+        FILE *f = e->d_name[0] >= '0' && e->d_name[0] <= '9' ? fopen(path, "r") : NULL;
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *open = strchr(buf, '('), *close = strrchr(buf, ')');
+        if (open == NULL || close == NULL || close[1] == '\0')
+            continue;
+        long ppid = strtol(close + 4, NULL, 10); /* ") S PPID" */
+        if (ppid == getpid() && (size_t)(close - open - 1) == strlen(comm) &&
+            strncmp(open + 1, comm, strlen(comm)) == 0)
+            found = (pid_t)strtol(buf, NULL, 10);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static void test_cancel_during_spawn_is_prompt(void **state)
+{
+    (void)state;
+    cn_portal_t p;
+    cn_spawn_opts_t o = {.entry = "slow_spawner"};
+    assert_int_equal(cn_spawn("spawner", &o, &p, T_MS), 0);
+    for (int i = 0; i < 500 && !suite_log_contains("slow spawner: spawning"); i++)
+        usleep(10000);
+    int64_t spawned = ms_now();
+    usleep(200000); /* it waits in cn_spawn */
+    int64_t t0 = ms_now();
+    assert_int_equal(cn_cancel(p, T_MS), 0);
+    int64_t took = ms_now() - t0;
+    print_message("cancel of an actor inside cn_spawn took %lld ms\n", (long long)took);
+    assert_true(suite_log_contains("slow spawner: cn_spawn returned CN_ECANCELED"));
+    assert_false(suite_log_contains("(never) exited on signal 15 before it greeted"));
+    assert_false(suite_log_contains("(spawner) ignored SHUTDOWN"));
+    assert_true(took < 900 * suite_time_scale()); /* before the SIGTERM step, and the sleep */
+    /* The orphaned sleep came to this process, the nearest subreaper; the
+     * runtime reaps only actors' pids, so the program (here, the test)
+     * reaps what else it adopts. */
+    pid_t orphan = 0;
+    while (ms_now() - spawned < 5000 && (orphan = child_named("sleep")) != 0 &&
+           waitpid(orphan, NULL, WNOHANG) == 0)
+        usleep(10000);
+    assert_true(orphan == 0 || kill(orphan, 0) < 0);
+}
+
 static void test_cancel_lets_the_entry_clean_up(void **state)
 {
     (void)state;
@@ -1207,6 +1278,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_garbage_closes_only_its_stream),
         cmocka_unit_test(test_hung_handlers_do_not_stop_shutdown),
         cmocka_unit_test(test_cancel_lets_the_entry_clean_up),
+        cmocka_unit_test(test_cancel_during_spawn_is_prompt),
         cmocka_unit_test(test_kill9_middle_wakes_every_waiter),
         cmocka_unit_test(test_cancel_leaves_no_zombies_or_fds),
     };

@@ -44,6 +44,7 @@
 cn__rt_t cn__rt;
 
 #define LOST_WAIT_MS 50   /* how long a lost child's exit status is awaited */
+#define REAPED_LINK_MS 200 /* how long a reaped child's link may stay open */
 #define REAP_SOFT_MS 1000 /* SHUTDOWN, then SIGTERM after this */
 #define REAP_HARD_MS 1000 /* then SIGKILL after this */
 #define ENTRY_GRACE_MS 500 /* a child's entry has this long to return after SHUTDOWN */
@@ -905,6 +906,8 @@ static void stream_finish(cn__stream_t *s)
     if (s->is_parent) {
         cn__call_fail_all(CN_EDEAD, reason);
         begin_shutdown(reason, 0);
+    } else if (s->unstarted) { /* cancelled while starting: its cn_spawn said CN_ECANCELED */
+        cn_log(CN_LOG_DEBUG, "%s, cancelled before it greeted its parent", reason);
     } else if (s->peer != 0) { /* one that never greeted failed its cn_spawn: say why */
         cn_log(s->reaped && s->status == 0 && s->up ? CN_LOG_DEBUG : CN_LOG_WARN, "%s%s", reason,
                s->up ? "" : " before it greeted its parent (its cn_spawn failed)");
@@ -946,6 +949,7 @@ static void child_done(cn__stream_t *s)
 }
 
 static void on_lost_timer(uv_timer_t *t);
+static void on_reaped_link_timer(uv_timer_t *t);
 static void on_reap_timer(uv_timer_t *t);
 
 /* The read side of s is over (EOF, an error, or a bad frame): stop
@@ -983,6 +987,13 @@ static void on_lost_timer(uv_timer_t *t)
     cn__stream_t *s = t->data;
     stream_finish(s);
     child_done(s);
+}
+
+static void on_reaped_link_timer(uv_timer_t *t)
+{
+    cn__stream_t *s = t->data;
+    if (!s->lost)
+        stream_lost(s, NULL);
 }
 
 /* ===========================================================================
@@ -1088,6 +1099,11 @@ static void reap_children(void)
         if (s->lost && !s->finished) {
             uv_timer_stop(&s->timer);
             stream_finish(s);
+        } else if (!s->lost) {
+            /* Its link is still open: a process it started holds its end
+             * (a script that ran it, a program it forked). What it sent
+             * is read first, then the link is dropped. */
+            uv_timer_start(&s->timer, on_reaped_link_timer, REAPED_LINK_MS, 0);
         }
         child_done(s);
     }
@@ -1172,6 +1188,13 @@ static void cancel_child(cn__stream_t *s)
         cn_wire_shutdown_t b = {cn__wstr("cancelled by parent")};
         write_typed(s, &h, &b);
     } else {
+        if (!s->up && !s->closed) {
+            /* Still starting: its program's own start-up has nothing to
+             * save, and its cn_spawn returns CN_ECANCELED now rather than
+             * when it is gone (test_runtime's slow starter). */
+            s->unstarted = 1;
+            cn__latch_close(&s->hello, CN_ECANCELED);
+        }
         kill(s->pid, SIGTERM);
         s->reap_step = 2;
     }

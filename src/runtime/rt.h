@@ -89,6 +89,7 @@ struct cn__stream {
     /* children only */
     pid_t pid;
     int reaped, status; /* wait status once reaped */
+    int unstarted;      /* cancelled before it greeted: its cn_spawn said so */
     char name[CN__NAME_MAX];
     char path[CN__PATH_MAX];
     char why[CN__REASON_MAX]; /* why we dropped it, if we did */
