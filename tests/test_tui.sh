@@ -198,6 +198,18 @@ screen | grep -Eq "LEVEL +ACTOR: MESSAGE" && ok "keys: Home under tmux stays in 
     fail "keys: Home left the log view: $(screen | head -2)"
 keys / C-u Enter
 tm resize-window -t "$s" -x 120 -y 40 2>/dev/null || tm resize-pane -t "$s" -x 120 -y 40
+# Off the end of the log, the selection stays on its record while the
+# view is rebuilt (it jumped to the actor's oldest record, and stuck).
+# The second record is the root's, as the first is.
+sleep 0.5
+keys Home Down
+sleep 0.3
+picked() { tm capture-pane -e -p -t "$s" | grep "$(printf '\033')\[[0-9;]*7[;m]" | grep -E '[0-9]{2}:[0-9]{2}:[0-9]{2}\.' | sed 's/\x1b\[[0-9;]*m//g' | head -1; }
+before=$(picked)
+sleep 2.5 # snapshots and records come in: the view is rebuilt
+after=$(picked)
+[ -n "$before" ] && [ "$before" = "$after" ] && ok "log: the selection stays on its record as the view is rebuilt" ||
+    fail "log: the selection moved from '$before' to '$after'"
 sleep 0.5
 keys 1
 

@@ -61,7 +61,7 @@ const trow_t *sel_row(tui_t *t)
 /* Where the selection of view v goes after its rows were rebuilt: the
  * same actor and context if they are still there (the tree's: the model's
  * selected actor), else as near as the rows allow. */
-static void reselect(tui_t *t, int v, uint32_t actor, uint64_t cid, int had)
+static void reselect(tui_t *t, int v, uint32_t actor, uint64_t cid, uint64_t key, int had)
 {
     rows_t *r = &t->rows[v];
     if (views[v]->follows && t->follow[v]) {
@@ -74,7 +74,7 @@ static void reselect(tui_t *t, int v, uint32_t actor, uint64_t cid, int had)
         had = 1;
     }
     for (size_t i = 0; had && i < r->n; i++)
-        if (r->v[i].actor == actor && r->v[i].cid == cid) {
+        if (r->v[i].actor == actor && r->v[i].cid == cid && (v == V_TREE || r->v[i].key == key)) {
             t->sel[v] = (int)i;
             break;
         }
@@ -95,11 +95,11 @@ void build(tui_t *t)
     rows_t *r = &t->rows[v];
     int had = t->sel[v] >= 0 && (size_t)t->sel[v] < r->n;
     uint32_t actor = had ? r->v[t->sel[v]].actor : 0;
-    uint64_t cid = had ? r->v[t->sel[v]].cid : 0;
+    uint64_t cid = had ? r->v[t->sel[v]].cid : 0, key = had ? r->v[t->sel[v]].key : 0;
     rows_clear(r);
     t->m.cols = COLS;
     views[v]->build(&t->m, r);
-    reselect(t, v, actor, cid, had);
+    reselect(t, v, actor, cid, key, had);
     rows_clear(&t->top);
     if (views[v]->top)
         views[v]->top(&t->m, &t->top);

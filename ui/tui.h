@@ -49,6 +49,7 @@ typedef struct trow {
     uint32_t actor;   /* what the row is about */
     int has_actor;    /* log and lint rows: `actor` is one (0 is the root) */
     uint64_t cid;     /* a context's, or 0 */
+    uint64_t key;     /* what else tells rows apart (a log record's number), or 0 */
     int is_match;     /* the filter matched this row itself */
 } trow_t;
 
@@ -73,6 +74,7 @@ void rows_free(rows_t *r);
 
 typedef struct tlog {
     int level; /* cn_log_level_t; -1: the program's own output (canopy run) */
+    uint64_t seq; /* a record's identity: 1, 2, ... as the model took them */
     uint64_t time_us;
     char *path, *message;
 } tlog_t;
@@ -97,6 +99,7 @@ struct tui_model {
     uint64_t now_us;            /* the time rows are built for */
     tlog_t logs[TLOG_MAX];      /* a ring */
     size_t nlogs, log_first;
+    uint64_t log_seq; /* the last record's seq */
     int logs_seeded; /* the first snapshot's records are in */
     char *con[TCON_MAX]; /* the console's output lines, a ring */
     size_t ncon, con_first;

@@ -215,6 +215,7 @@ void model_seed_logs(tui_model_t *m, const cn_snapshot_t *s)
         const cn_snap_log_t *l = &s->logs[older - take + i];
         tlog_t *t = &m->logs[(m->log_first + i) % TLOG_MAX];
         t->level = l->level;
+        t->seq = ++m->log_seq; /* unique, if not in order: these came later */
         t->time_us = l->time_us;
         t->path = strdup(l->path ? l->path : "");
         t->message = strdup(l->message ? l->message : "");
@@ -263,6 +264,7 @@ void model_log_add(tui_model_t *m, int level, uint64_t time_us, const char *path
         l = &m->logs[(m->log_first + m->nlogs++) % TLOG_MAX];
     }
     l->level = level;
+    l->seq = ++m->log_seq;
     l->time_us = time_us;
     l->path = strdup(path ? path : "");
     l->message = strndup(msg ? msg : "", msg ? msg_len : 0);

@@ -38,6 +38,7 @@ static void build(const tui_model_t *m, rows_t *out)
         const cn_snap_actor_t *a = m->snap ? cn_snapshot_find(m->snap, l->path, NULL) : NULL;
         r->actor = a ? a->id : 0;
         r->has_actor = a != NULL;
+        r->key = l->seq; /* so that the selection stays on this record */
     }
 }
 
