@@ -379,6 +379,31 @@ on_screen "holder: nobody" 10
 keys Escape q
 stop_tree
 
+# ---------------------------------------------------------------- long names
+# A long tree name gives way to the tabs and the PAUSED flag at 80
+# columns; a long actor name widens NAME, cut in the middle past that.
+start_tree a-tree-name-long-enough-to-crowd-the-top-line late
+tui "$canopy" attach a-tree-name-long-enough-to-crowd-the-top-line
+on_screen "late-1" 10
+tm resize-window -t "$s" -x 80 -y 24 2>/dev/null || tm resize-pane -t "$s" -x 80 -y 24
+sleep 0.5 # a key typed during the resize can be lost (as above)
+on_screen "^ a-tree-name-long-enough~ " 5
+keys Space
+on_screen "6 Lints +PAUSED *$" 5 && screen | head -1 | grep -Eq "^ a-tree-name-long-[a-z-]*~ " &&
+    ok "long names: at 80 columns the tabs and PAUSED stay, the tree's name is cut" ||
+    fail "long names: top line: $(screen | head -1)"
+screen | grep -Eq "^ +0 - a-tree-name-lo~[a-z-]+-top-line +[0-9]+ running" &&
+    ok "long names: at 80 columns a long name is cut in the middle, its end kept" ||
+    fail "long names: at 80: $(screen | sed -n 3p)"
+keys Space
+tm resize-window -t "$s" -x 120 -y 40 2>/dev/null || tm resize-pane -t "$s" -x 120 -y 40
+sleep 0.5
+on_screen "^ +0 - a-tree-name-long-enough-to-crowd-the-top-line +[0-9]+ running" 5 &&
+    ok "long names: with room, NAME widens to the longest name" ||
+    fail "long names: at 120: $(screen | sed -n 3p)"
+keys q
+stop_tree
+
 # ---------------------------------------------------------------- colours
 # tmux shows the colours a program set as SGR codes (capture-pane -e): the
 # bars and states are coloured, and with NO_COLOR there is no colour at all.

@@ -105,8 +105,22 @@ static void draw_list(tui_t *t, rows_t *r, const int *sel, int *scroll, int y0, 
 static void draw_tabs(tui_t *t)
 {
     fill_line(0, style_attr(t, ST_HEADER));
+    const char *flag = t->gone[0] ? "GONE" : t->paused ? "PAUSED" : NULL;
+    /* The tabs and the flag come first: a long tree name gives way, the
+     * pid first, then the name's end (cut with '~'). */
+    int tabs = 0;
+    for (int v = 0; v < V_MAX; v++)
+        tabs += (int)strlen(views[v]->name) + 3;
+    int room = COLS - tabs - (flag ? (int)strlen(flag) + 2 : 0) - 1;
     char title[160];
     snprintf(title, sizeof(title), " canopy %s (pid %d) ", t->tree, t->root_pid);
+    if ((int)strlen(title) > room)
+        snprintf(title, sizeof(title), " %s ", t->tree);
+    if ((int)strlen(title) > room && room >= 4) {
+        title[room - 2] = '~';
+        title[room - 1] = ' ';
+        title[room] = '\0';
+    }
     put(t, 0, 0, style_attr(t, ST_HEADER) | A_BOLD, title);
     int x = (int)strlen(title) + 1;
     for (int v = 0; v < V_MAX; v++) {
@@ -118,8 +132,7 @@ static void draw_tabs(tui_t *t)
         put(t, 0, x, a, tab);
         x += (int)strlen(tab) + 1;
     }
-    const char *flag = t->gone[0] ? "GONE" : t->paused ? "PAUSED" : NULL;
-    if (flag && COLS > x + 8)
+    if (flag && COLS > (int)strlen(flag) + 2)
         put(t, 0, COLS - (int)strlen(flag) - 1, style_attr(t, ST_ALERT) | A_REVERSE, flag);
 }
 

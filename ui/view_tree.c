@@ -71,8 +71,38 @@ typedef struct {
     int64_t *parent; /* per actor */
     char *match;     /* per actor: 1 it matches, 2 something below does */
     size_t *order;   /* actor indices sorted by (parent, key) */
-    rows_t *out;
+    rows_t *out;     /* NULL: only measure the names (namew) */
+    int namew;       /* the widest indented name */
 } walk_t;
+
+/* The NAME column's width: the widest name shown, from NAME_MIN to what the
+ * screen leaves (the other columns take NAME_REST). The header follows. */
+#define NAME_MIN 24
+#define NAME_REST 48
+static int name_w = NAME_MIN;
+
+/* name, cut in the middle to fit name_w columns: the end of a name tells
+ * siblings apart as often as its start ("worker-name-number-042"). */
+static const char *fit(char *name)
+{
+    size_t n = strlen(name), w = (size_t)name_w;
+    if (n <= w)
+        return name;
+    size_t back = (w - 1) / 2, front = w - 1 - back;
+    name[front] = '~';
+    memmove(name + front + 1, name + n - back, back + 1);
+    return name;
+}
+
+/* Counts name (an indented name) towards the column's width; 1 if this
+ * walk only measures. */
+static int measured(walk_t *w, const char *name)
+{
+    int n = (int)strlen(name);
+    if (n > w->namew)
+        w->namew = n;
+    return w->out == NULL;
+}
 
 static const walk_t *sort_ctx;
 
@@ -151,15 +181,15 @@ static int mark(walk_t *w, size_t i, int depth)
 static void row_actor(walk_t *w, size_t i, int depth, int has_kids)
 {
     const cn_snap_actor_t *a = &w->s->actors[i];
-    trow_t *r = rows_add(w->out);
-    if (r == NULL)
-        return;
-    char name[64], rss[16], age[16];
-    int style;
-    const char *state = actor_state(w->m, a, &style);
+    char name[96], rss[16], age[16];
     int ind = depth * 2 > 20 ? 20 : depth * 2;
     snprintf(name, sizeof(name), "%*s%c %s", ind, "",
              has_kids ? (model_collapsed(w->m, a->id) ? '+' : '-') : ' ', a->name ? a->name : "?");
+    trow_t *r;
+    if (measured(w, name) || (r = rows_add(w->out)) == NULL)
+        return;
+    int style;
+    const char *state = actor_state(w->m, a, &style);
     fmt_kib(rss, sizeof(rss), a->responsive ? a->rss_kib : -1);
     if (a->start_us && a->start_us <= w->m->now_us)
         fmt_age(age, sizeof(age), w->m->now_us - a->start_us);
@@ -171,8 +201,8 @@ static void row_actor(walk_t *w, size_t i, int depth, int has_kids)
         snprintf(nctx, sizeof(nctx), "%zu", a->ncontexts);
         snprintf(nstr, sizeof(nstr), "%zu", streams_of(a));
     }
-    snprintf(r->text, sizeof(r->text), "%4u %-24.24s %7s %-10.10s %4s %4s %6s %6s", a->id, name,
-             pid, state, nctx, nstr, rss, age);
+    snprintf(r->text, sizeof(r->text), "%4u %-*s %7s %-10.10s %4s %4s %6s %6s", a->id, name_w,
+             fit(name), pid, state, nctx, nstr, rss, age);
     r->style = style;
     r->actor = a->id;
     r->is_match = w->m->filter[0] && w->match[i] == 1;
@@ -182,19 +212,19 @@ static void row_actor(walk_t *w, size_t i, int depth, int has_kids)
 
 static void row_exited(walk_t *w, const cn_snap_child_t *c, int depth)
 {
-    trow_t *r = rows_add(w->out);
-    if (r == NULL)
-        return;
-    char name[64], age[16] = "-";
+    char name[96], age[16] = "-";
     int ind = depth * 2 > 20 ? 20 : depth * 2;
     snprintf(name, sizeof(name), "%*s  %s", ind, "", c->name ? c->name : "?");
+    trow_t *r;
+    if (measured(w, name) || (r = rows_add(w->out)) == NULL)
+        return;
     if (c->exit_us && c->exit_us <= w->m->now_us)
         fmt_age(age, sizeof(age), w->m->now_us - c->exit_us);
     char pid[16] = "-"; /* the one it had */
     if (c->pid > 0)
         snprintf(pid, sizeof(pid), "%d", c->pid);
-    snprintf(r->text, sizeof(r->text), "%4u %-24.24s %7s %-10.10s %4s %4s %6s %5s*", c->id, name,
-             pid, c->status ? c->status : "exited", "-", "-", "-", age);
+    snprintf(r->text, sizeof(r->text), "%4u %-*s %7s %-10.10s %4s %4s %6s %5s*", c->id, name_w,
+             fit(name), pid, c->status ? c->status : "exited", "-", "-", "-", age);
     r->style = ST_DIM;
     r->actor = c->id;
     r->is_match = w->m->filter[0] && c->name && model_matches(w->m, c->name);
@@ -243,15 +273,22 @@ static void build(const tui_model_t *m, rows_t *out)
         sort_ctx = NULL;
         if (m->filter[0])
             mark(&w, 0, 0);
-        walk(&w, 0, 0);
-        /* Actors whose parent is not in the snapshot: at the end, not lost. */
-        for (size_t i = 1; i < n; i++) {
-            int64_t p = w.parent[i];
-            int known = 0;
-            for (size_t k = 0; k < n && !known; k++)
-                known = (int64_t)s->actors[k].id == p;
-            if (!known)
-                walk(&w, i, 1);
+        for (int pass = 0; pass < 2; pass++) { /* measure the names, then lay out */
+            w.out = pass ? out : NULL;
+            walk(&w, 0, 0);
+            /* Actors whose parent is not in the snapshot: at the end, not lost. */
+            for (size_t i = 1; i < n; i++) {
+                int64_t p = w.parent[i];
+                int known = 0;
+                for (size_t k = 0; k < n && !known; k++)
+                    known = (int64_t)s->actors[k].id == p;
+                if (!known)
+                    walk(&w, i, 1);
+            }
+            int room = (m->cols ? m->cols : 80) - NAME_REST;
+            name_w = w.namew < NAME_MIN ? NAME_MIN : w.namew < room ? w.namew : room;
+            if (name_w < NAME_MIN)
+                name_w = NAME_MIN;
         }
     }
     free(w.parent);
@@ -262,7 +299,9 @@ static void build(const tui_model_t *m, rows_t *out)
 static const char *header(const tui_model_t *m)
 {
     (void)m;
-    return "  ID NAME                         PID STATE       CTX  STR    RSS    AGE";
+    static char h[256];
+    snprintf(h, sizeof(h), "  ID %-*s     PID STATE       CTX  STR    RSS    AGE", name_w, "NAME");
+    return h;
 }
 
 const view_t view_tree = {"Tree", "actors as a tree: pid, state, contexts, streams, memory, age",
