@@ -22,6 +22,8 @@ typedef struct {
     char link[80];
 } item_t;
 
+#define BLOCKED_ALERT_US 1000000
+
 static int sort_key;
 static int link_w; /* the caller-and-callee column's width in the last build */
 
@@ -47,6 +49,10 @@ static int cmp(const void *x, const void *y)
     }
     if (c == 0) /* oldest first */
         c = a->c->opened_us < b->c->opened_us ? -1 : a->c->opened_us > b->c->opened_us;
+    if (c == 0) /* and always the same order: rows must not swap between snapshots */
+        c = a->a->id < b->a->id ? -1 : a->a->id > b->a->id;
+    if (c == 0)
+        c = a->c->cid < b->c->cid ? -1 : a->c->cid > b->c->cid;
     return c;
 }
 
@@ -202,7 +208,11 @@ static void build(const tui_model_t *m, rows_t *out)
         t->bar_col = bar_col + 1;
         int cancelling = c->cancel && strcmp(c->cancel, "none") != 0;
         int errored = c->phase && !strcmp(c->phase, "errored");
-        t->style = v[i].blocked_us || errored ? ST_ALERT : cancelling ? ST_WARN : ST_NORMAL;
+        /* A sender waiting for credit a moment is backpressure at work;
+         * one waiting a second or more is worth the eye. */
+        t->style = v[i].blocked_us >= BLOCKED_ALERT_US || errored ? ST_ALERT
+                   : cancelling                                  ? ST_WARN
+                                                                 : ST_NORMAL;
     }
     free(v);
 }
