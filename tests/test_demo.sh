@@ -180,4 +180,49 @@ for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
 [ -z "$left" ] && ok "no actor process is left" || fail "left running:$left"
 tm kill-session -t "$sess" 2>/dev/null
 
+# ---- canopy run, quit, leave the tree running: with an actor in the
+# debugger the TUI asks about it too, as canopy attach does, and can
+# continue it on the way out.
+sess=cn-dbg3-$$
+tm new-session -d -s "$sess" -x 100 -y 30 \
+    "CANOPY_RUNTIME_DIR=$CANOPY_RUNTIME_DIR $canopy run --debug --name demo3 -- $demo --trigger break@1; echo EXIT=\$? >$tmp/tui3.exit; sleep 60"
+i=0
+until tm capture-pane -p -t "$sess" | grep -q "worker-0 has the debugger's console" || [ $i -ge $((100 * slow)) ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+tm send-keys -t "$sess" q
+sleep 0.3
+tm send-keys -t "$sess" n
+i=0
+until tm capture-pane -p -t "$sess" | grep -q "worker-0 is in the debugger and stays stopped" || [ $i -ge $((50 * slow)) ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+tm capture-pane -p -t "$sess" | grep -q "worker-0 is in the debugger and stays stopped. y: continue it first" &&
+    ok "canopy run, quit, leave it running: asked about the actor in the debugger" ||
+    fail "canopy run, n: $(tm capture-pane -p -t "$sess" | grep -v '^$' | tail -3)"
+tm send-keys -t "$sess" y
+wait_for "EXIT=" "$tmp/tui3.exit" $((10 * slow))
+i=0
+while "$canopy" tree demo3 2>/dev/null | grep -q "worker-0 .* debugger" && [ $i -lt $((50 * slow)) ]; do
+    sleep 0.1
+    i=$((i + 1))
+done
+"$canopy" tree demo3 2>/dev/null | grep -Eq "worker-0 +[0-9]+ running" &&
+    ok "canopy run, quit, y: the tree runs on, the actor continued" ||
+    fail "canopy run, y: $("$canopy" tree demo3 2>&1 | head -8)"
+pids=$(tree_pids demo3)
+"$canopy" cancel demo3 demo3 >/dev/null 2>&1
+i=0
+left=x
+while [ -n "$left" ] && [ $i -lt $((100 * slow)) ]; do
+    left=
+    for p in $pids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+    sleep 0.1
+    i=$((i + 1))
+done
+[ -z "$left" ] || { fail "demo3 left running:$left"; kill -9 $left 2>/dev/null; }
+tm kill-session -t "$sess" 2>/dev/null
+
 finish test_demo

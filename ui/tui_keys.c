@@ -390,6 +390,18 @@ static void act_detail_scroll(tui_t *t, int ch)
     t->dirty = 1;
 }
 
+/* Leaving the tree running with an actor in the debugger: it stays
+ * stopped until a console continues it, and the tree may be waiting on
+ * it. Asks, and returns 1; 0 if no actor holds the console. */
+static int ask_leave(tui_t *t)
+{
+    if (!t->m.has_holder || t->gone[0])
+        return 0;
+    ask(t, Q_LEAVE, "quit: %s is in the debugger and stays stopped. y: continue it first, "
+                    "n: leave it stopped, Esc: stay", t->m.holder.path);
+    return 1;
+}
+
 static void act_quit(tui_t *t, int ch)
 {
     (void)ch;
@@ -398,14 +410,8 @@ static void act_quit(tui_t *t, int ch)
                        "Esc: stay");
         return;
     }
-    /* Leaving, it stays stopped until a console continues it: the tree may
-     * be waiting on it. */
-    if (t->m.has_holder && !t->gone[0]) {
-        ask(t, Q_LEAVE, "quit: %s is in the debugger and stays stopped. y: continue it first, "
-                        "n: leave it stopped, Esc: stay", t->m.holder.path);
-        return;
-    }
-    t->quit = 1;
+    if (!ask_leave(t))
+        t->quit = 1;
 }
 
 static void act_esc(tui_t *t, int ch)
@@ -656,8 +662,9 @@ static void answer(tui_t *t, int yes)
     t->q = Q_NONE;
     t->dirty = 1;
     if (q == Q_QUIT) {
-        t->quit = 1;
         t->detach = !yes;
+        if (yes || !ask_leave(t)) /* left running: and the actor in the debugger? */
+            t->quit = 1;
         return;
     }
     if (q == Q_LEAVE) {
