@@ -636,14 +636,22 @@ int cn_call_cancelled(const cn_call_t *call)
     return call && atomic_load(&call->cancelled);
 }
 
-/* A backtrace of the thread as text, one frame a line, from the caller of
- * cn_call_fail on (this frame and cn_call_fail's are left out), or NULL. */
-__attribute__((noinline)) static char *capture_backtrace(void)
+/* A backtrace of the thread as text, one frame a line, from `from` (the
+ * return address into cn_call_fail's caller) on, or NULL. The frames
+ * before it are this one, cn_call_fail's, and, under ASan, its backtrace
+ * interceptor's: found, not counted. */
+static char *capture_backtrace(const void *from)
 {
-    enum { SKIP = 2 };
-    void *frames[32 + SKIP];
-    int n = backtrace(frames, 32 + SKIP) - SKIP;
-    char **names = n > 0 ? backtrace_symbols(frames + SKIP, n) : NULL;
+    enum { MAX = 40 };
+    void *all[MAX];
+    int total = backtrace(all, MAX), skip = 0;
+    while (skip < total && all[skip] != from)
+        skip++;
+    if (skip == total) /* not found (no frame pointers?): all but this one */
+        skip = 1;
+    void **frames = all + skip;
+    int n = total - skip;
+    char **names = n > 0 ? backtrace_symbols(frames, n) : NULL;
     if (names == NULL)
         return NULL;
     size_t len = 1;
@@ -675,7 +683,7 @@ int(cn_call_fail)(cn_call_t *call, int code, const char *fmt, ...)
     }
     if (call) {
         free(call->backtrace);
-        call->backtrace = capture_backtrace();
+        call->backtrace = capture_backtrace(__builtin_return_address(0));
     }
     if (f && cn__debug_mode()) /* where it failed, for a post-mortem: from our caller on */
         f->nframes = cn__stack_after(f->frames, CN__BT_FRAMES, (const void *)&cn_call_fail);
