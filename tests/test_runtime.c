@@ -1217,6 +1217,15 @@ static void test_kill9_middle_wakes_every_waiter(void **state)
     assert_int_equal(call_str(workers[1][2], "whoami", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "root/sup-1/w2");
     assert_int_equal(call_str(workers[2][0], "whoami", buf, sizeof(buf)), CN_EDEAD);
+    /* Its parent goes on saying how a child ended, to calls from anywhere
+     * (it said "no route to actor N from root"). */
+    assert_int_equal(cn_call(sups[2], "whoami", NULL, &r, T_MS), CN_EDEAD);
+    assert_non_null(strstr(r.error.message, want));
+    cn_result_free(&r);
+    assert_int_equal(relay_str(workers[0][1], sups[2].id, "whoami", buf, sizeof(buf), &r),
+                     CN_EREMOTE);
+    assert_non_null(strstr(r.error.message, want));
+    cn_result_free(&r);
     /* The orphaned workers follow their parent within 2 s (PDEATHSIG). */
     for (int k = 0; k < NWORKERS; k++) {
         int64_t deadline = ms_now() + 2000;

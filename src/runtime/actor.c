@@ -316,16 +316,33 @@ static int stream_flush(cn__stream_t *s)
  */
 static int deliver_local(const char *buf, size_t len);
 
+/* Under rt.mu: a child of this actor that has exited lately, by id (ids
+ * are never reused), copied to *out; 0 if none. */
+static int exited_child(uint32_t id, cn__exited_t *out)
+{
+    uint64_t n = cn__rt.nexited < CN__EXITED_KEEP ? cn__rt.nexited : CN__EXITED_KEEP;
+    for (uint64_t i = 0; i < n; i++)
+        if (cn__rt.exited[i].id == id) {
+            *out = cn__rt.exited[i];
+            return 1;
+        }
+    return 0;
+}
+
 static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint32_t from_via,
                       char *reason)
 {
     if (h->dst == cn__rt.id)
         return deliver_local(buf, len);
     cn__stream_t *s = NULL;
+    cn__exited_t gone;
+    int was_child = 0;
     cn__lock(&cn__rt.mu);
     const cn_route_t *r = cn_route_find(&cn__rt.routes, h->dst);
     if (r != NULL)
         s = cn__rt.streams[r->via];
+    else if ((was_child = exited_child(h->dst, &gone)) != 0)
+        s = NULL; /* its own parent knows best how it ended */
     else if (cn__rt.parent != NULL && from_via != cn__rt.parent->via)
         s = cn__rt.parent;
     if (s != NULL && s->via != from_via)
@@ -335,7 +352,13 @@ static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint3
     cn__unlock(&cn__rt.mu);
 
     if (s == NULL) {
-        if (reason)
+        if (reason && was_child && WIFSIGNALED(gone.status))
+            snprintf(reason, CN__REASON_MAX, "actor %u (%s) exited on signal %d", h->dst,
+                     gone.name, WTERMSIG(gone.status));
+        else if (reason && was_child)
+            snprintf(reason, CN__REASON_MAX, "actor %u (%s) exited with status %d", h->dst,
+                     gone.name, WEXITSTATUS(gone.status));
+        else if (reason)
             snprintf(reason, CN__REASON_MAX, "no route to actor %u from %s", h->dst, cn__rt.path);
         return CN_EDEAD;
     }
