@@ -182,7 +182,7 @@ if [ -n "$stopped" ]; then
     expect_rc 0 "tree with a stopped actor" $canopy tree --timeout 300
     t1=$(date +%s%N)
     expect_out "unresponsive after 300 ms" "tree: says how many did not answer"
-    expect_out "worker-1 +- +unresponsive" "tree: the stopped actor is unresponsive"
+    expect_out "worker-1 +[0-9]+ +unresponsive" "tree: the stopped actor is unresponsive, with its pid"
     [ $(( (t1 - t0) / 1000000 )) -lt 2000 ] && ok "tree: did not wait for it" || fail "tree took $(( (t1 - t0) / 1000000 )) ms"
     kill -CONT $stopped
 else
@@ -487,6 +487,16 @@ while ! $canopy tree root.$c 2>/dev/null | grep -q "x worker-1" && [ $i -lt 60 ]
 done
 expect_rc 0 "tree after a worker was killed" $canopy tree root.$c
 expect_out "^[0-9]+ +.* x worker-1 +$w signal 9 " "tree: a killed worker shows, with the pid it had and its signal"
+# A stopped actor cannot answer: lint says so and why; the tree still
+# places it under its parent, with its pid.
+w=$($canopy ctx root.$c root/sup-0/worker-2 2>/dev/null | sed -n '1s/.*pid \([0-9]*\).*/\1/p')
+[ -n "$w" ] && kill -STOP "$w"
+expect_rc 3 "lint with a stopped worker" $canopy lint root.$c
+expect_out "unresponsive.*root/sup-0/worker-2 \(pid $w\) did not answer a snapshot within [0-9]+ ms: its process is stopped" \
+    "lint: a stopped actor is unresponsive, and said why"
+expect_rc 0 "tree with a stopped worker" $canopy tree root.$c
+expect_out "^[0-9]+ +\| +[|\`]- worker-2 +$w unresponsive" "tree: an unresponsive actor stays under its parent, with its pid"
+[ -n "$w" ] && kill -CONT "$w"
 expect_rc 0 "cancel the root" $canopy cancel root.$c root
 expect_out "the whole tree [.][.][.] .*done in" "cancel root: done"
 i=0

@@ -306,8 +306,11 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
     else
         snprintf(label, sizeof(label), "%s%s%s", prefix, last ? "`- " : "|- ",
                  a->name ? a->name : "?");
+    char upid[16] = "-"; /* an unresponsive one's, as its parent told the root */
+    if (!a->responsive && a->pid > 0)
+        snprintf(upid, sizeof(upid), "%d", a->pid);
     if (!a->responsive)
-        printf("%-4u %-*s %7s %-12s\n", a->id, w, label, "-",
+        printf("%-4u %-*s %7s %-12s\n", a->id, w, label, upid,
                ui_in_gdb(s, a->id) ? "in gdb" : "unresponsive");
     else
         printf("%-4u %-*s %7d %-12.12s %6s %4zu %8s\n", a->id, w, label, a->pid,

@@ -373,11 +373,40 @@ static void unreaped(run_t *r)
                 add(r, "unreaped", "error", who,
                     "%s (pid %d) has exited but %s has not reaped it: a zombie",
                     c->name ? c->name : "?", c->pid, a->path ? a->path : "?");
-            else if (st == 0 && kill(c->pid, 0) < 0 && errno == ESRCH)
+            else if (st == 0 && strcmp(c->state, "reaped") != 0 && kill(c->pid, 0) < 0 &&
+                     errno == ESRCH)
                 add(r, "unreaped", "error", who,
                     "%s (pid %d) is gone from the system but still in %s's children (%s)",
                     c->name ? c->name : "?", c->pid, a->path ? a->path : "?", c->state);
         }
+    }
+}
+
+/* Actors that did not answer the snapshot: their broker is not running.
+ * Where the process is on this host, its state says why. */
+static void unresponsive(run_t *r)
+{
+    const cn_snapshot_t *s = r->s;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        if (a->responsive || ui_in_gdb(s, a->id))
+            continue; /* a gdb that holds it says so elsewhere */
+        char st = a->pid > 0 ? proc_state(a->pid) : 0;
+        const char *why =
+            st == 'T' || st == 't'
+                ? "its process is stopped (SIGSTOP, ^Z or a tracer): kill -CONT resumes it"
+            : st == 'Z' ? "its process has exited, and its parent has not reaped it yet"
+            : st == 'D' ? "its process is in an uninterruptible wait (disk, NFS?)"
+            : a->pid > 0 && st == 0 && kill(a->pid, 0) < 0 && errno == ESRCH
+                ? "its process is gone"
+                : "its broker thread does not run: the process may be overloaded, or "
+                  "blocked in a runtime callback";
+        char pid[32] = "";
+        if (a->pid > 0)
+            snprintf(pid, sizeof(pid), " (pid %d)", a->pid);
+        add(r, "unresponsive", "warning", a->path ? a->path : a->name ? a->name : "?",
+            "%s%s did not answer a snapshot within %u ms: %s",
+            a->path ? a->path : a->name ? a->name : "?", pid, s->timeout_ms, why);
     }
 }
 
@@ -522,6 +551,7 @@ size_t lint_run(const cn_snapshot_t *s, lint_t *out, size_t max)
     stalled_stream(&r);
     orphan_stream(&r);
     unreaped(&r);
+    unresponsive(&r);
     wait_cycles(&r);
     long_wait(&r);
     /* Errors first, each kind keeping its order: a deadlock explains the

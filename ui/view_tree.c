@@ -196,8 +196,9 @@ static void row_actor(walk_t *w, size_t i, int depth, int has_kids)
     else
         snprintf(age, sizeof(age), "-");
     char pid[16] = "-", nctx[16] = "-", nstr[16] = "-";
-    if (a->responsive) {
+    if (a->pid > 0) /* an unresponsive one's too, as its parent told the root */
         snprintf(pid, sizeof(pid), "%d", a->pid);
+    if (a->responsive) {
         snprintf(nctx, sizeof(nctx), "%zu", a->ncontexts);
         snprintf(nstr, sizeof(nstr), "%zu", streams_of(a));
     }

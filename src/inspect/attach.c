@@ -323,6 +323,42 @@ static void on_req_closed(uv_handle_t *h)
 }
 
 /* Answers the client (if still there) and forgets the request. */
+
+/* An actor that did not answer: what the root's routes know of it (its
+ * parent, pid and path), so that tools can still place it in the tree. */
+static void pack_unresponsive(msgpack_packer *pk, uint32_t id, const char *name,
+                              uint32_t timeout_ms)
+{
+    char path[CN__PATH_MAX] = "", part[CN__PATH_MAX];
+    int64_t parent = -1;
+    int pid = 0;
+    cn__lock(&cn__rt.mu);
+    const cn_route_t *rt = cn_route_find(&cn__rt.routes, id);
+    if (rt) {
+        parent = rt->parent;
+        pid = rt->pid;
+    }
+    /* The path: names up the routes to the root (at most 64 levels). */
+    for (int depth = 0; rt && depth < 64; depth++) {
+        snprintf(part, sizeof(part), "%s%s%s", rt->name, path[0] ? "/" : "", path);
+        snprintf(path, sizeof(path), "%s", part);
+        rt = rt->parent == cn__rt.id ? NULL : cn_route_find(&cn__rt.routes, rt->parent);
+    }
+    cn__unlock(&cn__rt.mu);
+    if (path[0]) {
+        snprintf(part, sizeof(part), "%s/%s", cn__rt.path, path);
+        snprintf(path, sizeof(path), "%s", part);
+    }
+    msgpack_pack_map(pk, 7);
+    cn__pack_kint(pk, "id", id);
+    cn__pack_kstr(pk, "name", name);
+    cn__pack_kstr(pk, "state", "unresponsive");
+    cn__pack_kint(pk, "timeout_ms", timeout_ms);
+    cn__pack_kint(pk, "parent", parent);
+    cn__pack_kint(pk, "pid", pid);
+    cn__pack_kstr(pk, "path", path[0] ? path : NULL);
+}
+
 static void req_finish(treq_t *r)
 {
     for (treq_t **p = &at.reqs; *p; p = &(*p)->next)
@@ -354,11 +390,7 @@ static void req_finish(treq_t *r)
                     msgpack_sbuffer_write(&sb, r->parts[i].data, r->parts[i].size);
                     continue;
                 }
-                msgpack_pack_map(&pk, 4);
-                cn__pack_kint(&pk, "id", r->ids[i]);
-                cn__pack_kstr(&pk, "name", r->names[i]);
-                cn__pack_kstr(&pk, "state", "unresponsive");
-                cn__pack_kint(&pk, "timeout_ms", r->timeout_ms);
+                pack_unresponsive(&pk, r->ids[i], r->names[i], r->timeout_ms);
             }
             rc = cn_wire_end(&sb, mark, 0, UINT32_MAX);
         }

@@ -45,7 +45,10 @@ static void pack_child(msgpack_packer *pk, const cn__stream_t *s)
     cn__pack_kint(pk, "id", s->peer);
     cn__pack_kstr(pk, "name", s->name);
     cn__pack_kint(pk, "pid", s->pid);
-    cn__pack_kstr(pk, "state", !s->up           ? "starting"
+    /* Reaped, its link and pipes being drained: it is gone from the
+     * system already, and the lint must not call that lost track. */
+    cn__pack_kstr(pk, "state", s->reaped        ? "reaped"
+                               : !s->up         ? "starting"
                                : s->reap_step   ? "cancelling"
                                : s->lost        ? "exiting"
                                                 : "running");
