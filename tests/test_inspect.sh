@@ -276,7 +276,7 @@ n=$(grep -c "tree is up" "$tmp/logf.out")
 kill -9 $e
 
 # A subscriber that does not read loses events, counted, and slows nothing.
-CANOPY_LOG_FILE="$tmp/ch.log" $helpers/lint_tree chatty >"$tmp/ch.out" 2>&1 &
+CANOPY_LOG_FILE="$tmp/ch.log" CANOPY_LOG_FILE_MAX=1M $helpers/lint_tree chatty >"$tmp/ch.out" 2>&1 &
 ch=$!
 pids="$pids $ch"
 wait_for "$tmp/ch.out" ready
@@ -295,6 +295,13 @@ else
     fail "chatty root RSS ${rss} KiB"
 fi
 kill -9 $ch
+# Its 40 000 lines (about 4 MB) went to a log file that rotates at 1 MiB.
+size() { wc -c <"$1" 2>/dev/null || echo 0; }
+[ "$(size "$tmp/ch.log")" -le 1049000 ] && [ "$(size "$tmp/ch.log.1")" -gt 1000000 ] &&
+    [ "$(size "$tmp/ch.log.1")" -le 1049000 ] &&
+    head -1 "$tmp/ch.log" | grep -q "^(the log before this line is in $tmp/ch.log.1)" &&
+    ok "CANOPY_LOG_FILE_MAX: the log rotates, FILE and FILE.1 within the limit" ||
+    fail "CANOPY_LOG_FILE_MAX: $(size "$tmp/ch.log") and $(size "$tmp/ch.log.1") bytes; $(head -1 "$tmp/ch.log")"
 
 # --- lints on trees built to hang ------------------------------------------
 export CANOPY_LINT_AFTER_MS=400

@@ -31,7 +31,7 @@ static char **run_env(const opts_t *o, const char *logfile)
     size_t n = 0;
     while (environ[n])
         n++;
-    char **env = calloc(n + 5, sizeof(*env));
+    char **env = calloc(n + 6, sizeof(*env));
     if (env == NULL)
         return NULL;
     size_t k = 0;
@@ -51,6 +51,8 @@ static char **run_env(const opts_t *o, const char *logfile)
     }
     snprintf(log, sizeof(log), "CANOPY_LOG_FILE=%s", logfile);
     env[k++] = log;
+    if (getenv("CANOPY_LOG_FILE_MAX") == NULL) /* it lives in the runtime dir: often RAM */
+        env[k++] = "CANOPY_LOG_FILE_MAX=64M";
     env[k] = NULL;
     return env;
 }

@@ -11,6 +11,7 @@
  * prints what arrives.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +42,23 @@ static struct {
     size_t next; /* total records ever kept */
     FILE *out;   /* stderr, or CANOPY_LOG_FILE; NULL until the first record */
     int colour;
-} sink = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, 0};
+    long max;     /* CANOPY_LOG_FILE_MAX: bytes before the file is rotated; 0 none */
+    long written; /* into the file since it was opened or rotated */
+} sink = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, NULL, 0, 0, 0};
+
+/* CANOPY_LOG_FILE_MAX: a size in bytes, with an optional K, M or G. */
+static long parse_size(const char *v)
+{
+    char *end;
+    long n = v ? strtol(v, &end, 10) : 0;
+    if (v == NULL || end == v || n <= 0)
+        return 0;
+    long unit = *end == 'K' || *end == 'k' ? 1L << 10
+                : *end == 'M' || *end == 'm' ? 1L << 20
+                : *end == 'G' || *end == 'g' ? 1L << 30
+                                             : 1;
+    return n > LONG_MAX / unit ? LONG_MAX : n * unit;
+}
 
 /* Where the root's records go: CANOPY_LOG_FILE (appended to) if set and
  * writable, else stderr. Decided once, at the first record. */
@@ -54,12 +71,34 @@ static void sink_open(void)
         if (f) {
             setvbuf(f, NULL, _IOLBF, 0);
             sink.out = f;
+            sink.max = parse_size(getenv("CANOPY_LOG_FILE_MAX"));
+            sink.written = ftell(f) > 0 ? ftell(f) : 0;
         } else {
             fprintf(stderr, "canopy: cannot write the log to %s (%s); using stderr\n", path,
                     strerror(errno));
         }
     }
     sink.colour = isatty(fileno(sink.out)) && getenv("NO_COLOR") == NULL;
+}
+
+/* Under sink.mu: past CANOPY_LOG_FILE_MAX, the file becomes FILE.1 (the
+ * one before is dropped) and a new one starts, so a chatty tree keeps at
+ * most twice the limit on disk. */
+static void sink_rotate(void)
+{
+    const char *path = getenv("CANOPY_LOG_FILE");
+    char old[4096];
+    if (sink.out == stderr || path == NULL || snprintf(old, sizeof(old), "%s.1", path) >= (int)sizeof(old))
+        return;
+    fclose(sink.out);
+    rename(path, old);
+    sink.out = fopen(path, "w");
+    if (sink.out == NULL) {
+        sink.out = stderr;
+        return;
+    }
+    setvbuf(sink.out, NULL, _IOLBF, 0);
+    sink.written = fprintf(sink.out, "(the log before this line is in %s)\n", old);
 }
 
 void cn__log_fini(void)
@@ -103,10 +142,12 @@ void cn__log_sink(int level, uint64_t time_us, const char *path, size_t path_len
     cn__lock(&sink.mu);
     if (sink.out == NULL)
         sink_open();
-    fprintf(sink.out, "%02d:%02d:%02d.%03u %s%-6s%s %.*s: %.*s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-            (unsigned)(time_us / 1000 % 1000), sink.colour ? level_colours[level] : "",
-            level_names[level], sink.colour ? "\033[0m" : "", (int)path_len, path, (int)msg_len,
-            msg);
+    int wrote = fprintf(sink.out, "%02d:%02d:%02d.%03u %s%-6s%s %.*s: %.*s\n", tm.tm_hour, tm.tm_min,
+                    tm.tm_sec, (unsigned)(time_us / 1000 % 1000),
+                    sink.colour ? level_colours[level] : "", level_names[level],
+                    sink.colour ? "\033[0m" : "", (int)path_len, path, (int)msg_len, msg);
+    if (wrote > 0 && sink.max > 0 && (sink.written += wrote) > sink.max)
+        sink_rotate();
     if (sink.ring == NULL && (sink.ring = calloc(RING_SIZE, sizeof(*sink.ring))) == NULL) {
         cn__unlock(&sink.mu); /* printed, not kept */
         cn__event_log(level, time_us, path, path_len, msg, msg_len);
