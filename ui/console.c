@@ -58,7 +58,6 @@ static struct {
 #define PIPE_HOLD_MS 10000
 #define PIPE_SETTLE_MS 1000
 
-
 static int64_t mono_ms(void)
 {
     struct timespec ts;

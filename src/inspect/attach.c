@@ -322,8 +322,6 @@ static void on_req_closed(uv_handle_t *h)
     free(r);
 }
 
-/* Answers the client (if still there) and forgets the request. */
-
 /* An actor that did not answer: what the root's routes know of it (its
  * parent, pid and path), so that tools can still place it in the tree. */
 static void pack_unresponsive(msgpack_packer *pk, uint32_t id, const char *name,
@@ -359,6 +357,7 @@ static void pack_unresponsive(msgpack_packer *pk, uint32_t id, const char *name,
     cn__pack_kstr(pk, "path", path[0] ? path : NULL);
 }
 
+/* Answers the client (if still there) and forgets the request. */
 static void req_finish(treq_t *r)
 {
     for (treq_t **p = &at.reqs; *p; p = &(*p)->next)
