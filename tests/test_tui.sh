@@ -210,6 +210,14 @@ sleep 2.5 # snapshots and records come in: the view is rebuilt
 after=$(picked)
 [ -n "$before" ] && [ "$before" = "$after" ] && ok "log: the selection stays on its record as the view is rebuilt" ||
     fail "log: the selection moved from '$before' to '$after'"
+# The killed worker's row (the last worker-2: exited rows come after the
+# live ones): b says it has exited, rather than "select an actor first".
+keys 1 / worker-2 Enter End
+sleep 0.3
+keys b
+on_screen "break: worker-2 \(actor [0-9]+\) has exited \(signal 9\): there is nothing to break" 5 &&
+    ok "exited row: b says the actor has exited" || fail "exited row: b: $(screen | tail -2)"
+keys / C-u Enter
 sleep 0.5
 keys 1
 

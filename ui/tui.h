@@ -151,6 +151,8 @@ enum {
 int model_event(tui_model_t *m, const cn_event_t *ev);
 /* How `actor` exited, if the feed said so after the latest snapshot. */
 const char *model_exit_of(const tui_model_t *m, uint32_t actor);
+/* The snapshot's entry for child `id` that has exited, or NULL. */
+const cn_snap_child_t *model_exited(const tui_model_t *m, uint32_t id);
 
 /* The tree's output (canopy run): one line of the program's stdout or
  * stderr, as a log record with level -1. */

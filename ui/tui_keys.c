@@ -169,7 +169,12 @@ static void act_enter(tui_t *t, int ch)
         if (r == NULL || (!r->has_actor && t->view != V_ROUTES))
             return;
         if (model_actor(&t->m, r->actor) == NULL) {
-            say(t, "actor %u is not in the tree now", r->actor);
+            const cn_snap_child_t *c = model_exited(&t->m, r->actor);
+            if (c)
+                say(t, "%s (actor %u) has exited (%s)", c->name ? c->name : "?", c->id,
+                    c->status ? c->status : "exited");
+            else
+                say(t, "actor %u is not in the tree now", r->actor);
             return;
         }
         t->m.sel_actor = r->actor;
@@ -262,6 +267,20 @@ static const cn_snap_actor_t *target(tui_t *t)
     return model_actor(&t->m, id);
 }
 
+/* When the keys' target is not a live actor: if the selected row is a
+ * child that has exited, says so (there is nothing to act on), else asks
+ * for a selection. */
+static void say_no_target(tui_t *t, const char *verb, const char *ask_for)
+{
+    const trow_t *r = sel_row(t);
+    const cn_snap_child_t *c = r ? model_exited(&t->m, r->actor) : NULL;
+    if (c)
+        say(t, "%s: %s (actor %u) has exited (%s): there is nothing to %s", verb,
+            c->name ? c->name : "?", c->id, c->status ? c->status : "exited", verb);
+    else
+        say(t, "%s: select %s first", verb, ask_for);
+}
+
 static void break_actor(tui_t *t, const cn_snap_actor_t *a)
 {
     if (cn_client_break(t->ev, a->id, CONNECT_MS) < 0)
@@ -275,7 +294,7 @@ static void act_break(tui_t *t, int ch)
     (void)ch;
     const cn_snap_actor_t *a = target(t);
     if (a == NULL)
-        say(t, "break: select an actor first");
+        say_no_target(t, "break", "an actor");
     else
         break_actor(t, a);
 }
@@ -325,7 +344,7 @@ static void act_cancel(tui_t *t, int ch)
     }
     const cn_snap_actor_t *a = target(t);
     if (a == NULL) {
-        say(t, "cancel: select an actor or a context first");
+        say_no_target(t, "cancel", "an actor or a context");
         return;
     }
     t->q_actor = a->id;
@@ -337,8 +356,12 @@ static void act_kill(tui_t *t, int ch)
 {
     (void)ch;
     const cn_snap_actor_t *a = target(t);
-    if (a == NULL || !a->responsive || a->pid <= 0) {
-        say(t, "kill: %s", a ? "its pid is not known (it did not answer)" : "select an actor");
+    if (a == NULL) {
+        say_no_target(t, "kill", "an actor");
+        return;
+    }
+    if (a->pid <= 0) { /* an unresponsive one's is known from its parent */
+        say(t, "kill: the pid of %s is not known (it did not answer)", a->path ? a->path : "?");
         return;
     }
     t->q_pid = a->pid;

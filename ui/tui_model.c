@@ -404,6 +404,17 @@ const char *model_exit_of(const tui_model_t *m, uint32_t actor)
     return NULL;
 }
 
+const cn_snap_child_t *model_exited(const tui_model_t *m, uint32_t id)
+{
+    for (size_t i = 0; m->snap && i < m->snap->nactors; i++)
+        for (size_t k = 0; k < m->snap->actors[i].nchildren; k++) {
+            const cn_snap_child_t *c = &m->snap->actors[i].children[k];
+            if (c->id == id && c->state && strcmp(c->state, "exited") == 0)
+                return c;
+        }
+    return NULL;
+}
+
 int model_event(tui_model_t *m, const cn_event_t *ev)
 {
     const char *k = ev->kind ? ev->kind : "";

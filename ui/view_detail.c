@@ -27,7 +27,12 @@ void detail_build(const tui_model_t *m, const cn_snapshot_t *stacks, rows_t *out
 {
     const cn_snap_actor_t *a = model_actor(m, m->sel_actor);
     if (a == NULL) {
-        line(out, ST_DIM, "actor %u is not in the tree now", m->sel_actor);
+        const cn_snap_child_t *c = model_exited(m, m->sel_actor);
+        if (c)
+            line(out, ST_DIM, "%s (actor %u, pid %d) has exited: %s", c->name ? c->name : "?",
+                 c->id, c->pid, c->status ? c->status : "exited");
+        else
+            line(out, ST_DIM, "actor %u is not in the tree now", m->sel_actor);
         return;
     }
     int style;
