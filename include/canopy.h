@@ -146,6 +146,17 @@ CN_EXTERN int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_
 CN_EXTERN int cn_cancel(cn_portal_t child, int64_t timeout_ms);
 
 /*
+ * Waits until `child`, a child of this actor, has exited (whoever ended
+ * it: its own return, a crash, kill -9, a cancel) and has been reaped,
+ * and gives its wait status (WIFEXITED, WEXITSTATUS, WIFSIGNALED,
+ * WTERMSIG) in *status (may be NULL; -1 if it was never known). A
+ * supervisor's way to learn that a worker died, and how, without polling
+ * it. Returns 0 at once for one of the last 64 children to exit;
+ * CN_ENOENT if `child` is no child of this actor; CN_ETIMEDOUT.
+ */
+CN_EXTERN int cn_child_wait(cn_portal_t child, int *status, int64_t timeout_ms);
+
+/*
  * Sleeps up to timeout_ms, waking early when this actor is cancelled. A
  * cancellation point for entries and long handlers: returns 0 after the
  * full sleep, CN_ECANCELED once the actor is shutting down (at once, if it

@@ -193,6 +193,15 @@ static int tidy_main(int argc, char **argv)
     return 7;
 }
 
+/* An entry that returns 5 after 200 ms: its parent learns it with
+ * cn_child_wait. */
+static int quits_main(int argc, char **argv)
+{
+    (void)argc, (void)argv;
+    usleep(200000);
+    return 5;
+}
+
 /* An entry that ignores its cancellation: the actor still exits soon,
  * without SIGTERM from its parent. */
 static int stubborn_main(int argc, char **argv)
@@ -320,7 +329,8 @@ static const cn_export_t exports[] = {
     {"two", fn_two},       {"huge", fn_huge},         {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
-    {"waiter", waiter_main},     {"slow_spawner", slow_spawner_main}, {NULL, NULL}};
+    {"waiter", waiter_main},     {"slow_spawner", slow_spawner_main},
+    {"quits", quits_main},       {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1073,6 +1083,33 @@ static pid_t child_named(const char *comm)
     return found;
 }
 
+/* cn_child_wait: a parent learns that a child exited, and how, without
+ * polling it; again at once afterwards; not for another's child. */
+static void test_child_wait_says_how_it_ended(void **state)
+{
+    (void)state;
+    cn_portal_t q, idle;
+    cn_spawn_opts_t o = {.entry = "quits"};
+    assert_int_equal(cn_spawn("quits", &o, &q, T_MS), 0);
+    assert_int_equal(cn_spawn("idle", NULL, &idle, T_MS), 0);
+    int st = 0;
+    assert_int_equal(cn_child_wait(idle, &st, 100), CN_ETIMEDOUT); /* still running */
+    assert_int_equal(cn_child_wait(q, &st, T_MS), 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 5);
+    st = 0;
+    assert_int_equal(cn_child_wait(q, &st, 0), 0); /* it is remembered */
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 5);
+    cn_result_t r;
+    assert_int_equal(cn_call(idle, "getpid", NULL, &r, T_MS), 0);
+    pid_t pid = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    kill(pid, SIGKILL);
+    assert_int_equal(cn_child_wait(idle, &st, T_MS), 0);
+    assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+    assert_int_equal(cn_child_wait(workers[0][0], NULL, 0), CN_ENOENT); /* a grandchild */
+    assert_int_equal(cn_child_wait((cn_portal_t){4000000}, NULL, 0), CN_ENOENT);
+}
+
 static void test_cancel_during_spawn_is_prompt(void **state)
 {
     (void)state;
@@ -1288,6 +1325,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_hung_handlers_do_not_stop_shutdown),
         cmocka_unit_test(test_cancel_lets_the_entry_clean_up),
         cmocka_unit_test(test_cancel_during_spawn_is_prompt),
+        cmocka_unit_test(test_child_wait_says_how_it_ended),
         cmocka_unit_test(test_kill9_middle_wakes_every_waiter),
         cmocka_unit_test(test_cancel_leaves_no_zombies_or_fds),
     };

@@ -335,7 +335,7 @@ static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint3
     if (h->dst == cn__rt.id)
         return deliver_local(buf, len);
     cn__stream_t *s = NULL;
-    cn__exited_t gone;
+    cn__exited_t gone = {0};
     int was_child = 0;
     cn__lock(&cn__rt.mu);
     const cn_route_t *r = cn_route_find(&cn__rt.routes, h->dst);
@@ -2437,6 +2437,39 @@ int cn_cancel(cn_portal_t child, int64_t timeout_ms)
     int rc = cn__latch_get(&s->exited, timeout_ms, &n);
     stream_unref(s);
     return rc == CN_EDEAD ? 0 : rc;
+}
+
+int cn_child_wait(cn_portal_t child, int *status, int64_t timeout_ms)
+{
+    cn__stream_t *s = NULL;
+    cn__exited_t gone = {0};
+    int was_child = 0;
+    cn__lock(&cn__rt.mu);
+    for (size_t i = 0; i < cn__rt.nstreams; i++) {
+        cn__stream_t *c = cn__rt.streams[i];
+        if (c && !c->is_parent && c->peer == child.id) {
+            s = c;
+            stream_ref(s);
+            break;
+        }
+    }
+    if (s == NULL)
+        was_child = exited_child(child.id, &gone);
+    cn__unlock(&cn__rt.mu);
+    if (s == NULL) {
+        if (was_child && status)
+            *status = gone.status;
+        return was_child ? 0 : CN_ENOENT;
+    }
+    cn__node_t *n;
+    int rc = cn__latch_get(&s->exited, timeout_ms, &n); /* closed once it is all released */
+    if (rc == CN_EDEAD) {
+        if (status)
+            *status = s->reaped ? s->status : -1;
+        rc = 0;
+    }
+    stream_unref(s);
+    return rc;
 }
 
 /* ===========================================================================
