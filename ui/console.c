@@ -39,6 +39,8 @@ static struct {
     size_t inlen;
     int sent;            /* lines sent to the holder */
     int answered;        /* output came after the last line sent */
+    int greeted;         /* output came since the holder got the console */
+    int64_t granted_ms;  /* when it did, as heard */
     unsigned nwait;      /* actors waiting for the console, as last heard */
     int64_t attached_ms; /* when this console attached */
     int64_t drain_until; /* a pipe ended: its answers are waited for until then */
@@ -54,7 +56,9 @@ static struct {
 /* A pipe's lines are for an actor that holds the console. While none does
  * but one waits (the root grants it once a console attaches), they are
  * held back, up to PIPE_HOLD_MS after attaching; with nobody waiting, for
- * PIPE_SETTLE_MS, the time the queue's state takes to arrive. */
+ * PIPE_SETTLE_MS, the time the queue's state takes to arrive. Once one
+ * holds it, they wait for its greeting (up to PIPE_SETTLE_MS), so that
+ * the greeting is not taken for their answer. */
 #define PIPE_HOLD_MS 10000
 #define PIPE_SETTLE_MS 1000
 
@@ -68,9 +72,12 @@ static int64_t mono_ms(void)
 /* Whether a pipe's lines wait for a holder now. */
 static int pipe_held(void)
 {
-    int64_t since = mono_ms() - con.attached_ms;
-    return !con.tty && con.holder_path[0] == '\0' && since < PIPE_HOLD_MS &&
-           (con.nwait > 0 || since < PIPE_SETTLE_MS);
+    int64_t now = mono_ms(), since = now - con.attached_ms;
+    if (con.tty)
+        return 0;
+    if (con.holder_path[0])
+        return !con.greeted && now - con.granted_ms < PIPE_SETTLE_MS;
+    return since < PIPE_HOLD_MS && (con.nwait > 0 || since < PIPE_SETTLE_MS);
 }
 
 static void set_prompt(void)
@@ -111,7 +118,7 @@ static void on_event(const cn_event_t *ev)
 {
     if (strcmp(ev->kind, "console") == 0) {
         print_above(ev->detail ? ev->detail : "", ev->detail ? ev->detail_len : 0);
-        con.answered = 1;
+        con.answered = con.greeted = 1;
         return;
     }
     if (strcmp(ev->kind, "error") == 0) {
@@ -124,6 +131,8 @@ static void on_event(const cn_event_t *ev)
     int gets = !strcmp(ev->op, "granted") || !strcmp(ev->op, "holding");
     int loses = !strcmp(ev->op, "released") || !strcmp(ev->op, "skipped");
     if (gets) {
+        con.greeted = 0;
+        con.granted_ms = mono_ms();
         con.holder = ev->actor;
         snprintf(con.holder_path, sizeof(con.holder_path), "%s", ev->path ? ev->path : "?");
     } else if (loses && ev->actor == con.holder) {

@@ -391,7 +391,9 @@ static void unresponsive(run_t *r)
         const cn_snap_actor_t *a = &s->actors[i];
         if (a->responsive || ui_in_gdb(s, a->id))
             continue; /* a gdb that holds it says so elsewhere */
-        char st = a->pid > 0 ? proc_state(a->pid) : 0;
+        char st = '\0';
+        if (a->pid > 0)
+            st = proc_state(a->pid);
         const char *why =
             st == 'T' || st == 't'
                 ? "its process is stopped (SIGSTOP, ^Z or a tracer): kill -CONT resumes it"

@@ -416,6 +416,19 @@ static int with_snapshot(msgpack_sbuffer *out,
     return 0;
 }
 
+/* An age as people read it: 4.2s, 7m22s, 3h05m. */
+static const char *fmt_ago(double s, char *buf, size_t n)
+{
+    long long t = (long long)s;
+    if (s < 60)
+        snprintf(buf, n, "%.1fs", s);
+    else if (t < 3600)
+        snprintf(buf, n, "%lldm%02llds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%lldh%02lldm", t / 3600, t / 60 % 60);
+    return buf;
+}
+
 /* "actor ID", with its name when this actor's snapshot knows it (the
  * root, its parent, its descendants). */
 static void actor_label(const msgpack_object *snap, int64_t id, char *out, size_t n)
@@ -459,10 +472,11 @@ static void table_threads(const msgpack_object *snap, msgpack_sbuffer *out)
             snprintf(what + strlen(what), sizeof(what) - strlen(what),
                      "%sstopped by the debugger (it was in: %.*s)", what[0] ? "; " : "",
                      STRF(t, "doing"));
-        cn__sb_printf(out, "%-8lld %-6.*s %-8.*s %8.1fs  %s\n", (long long)geti(t, "tid"),
+        char age[32];
+        cn__sb_printf(out, "%-8lld %-6.*s %-8.*s %9s  %s\n", (long long)geti(t, "tid"),
                       STRF(t, "kind"), stopped ? 7 : geti_len(t, "doing"),
                       stopped ? "stopped" : gets_ptr(t, "doing"),
-                      ago_s(snap, geti(t, "since_us")), what);
+                      fmt_ago(ago_s(snap, geti(t, "since_us")), age, sizeof(age)), what);
     }
     if (a->size == 0)
         cn__sb_printf(out, "(no thread has used the API yet)\n");
@@ -471,14 +485,16 @@ static void table_threads(const msgpack_object *snap, msgpack_sbuffer *out)
 static void table_ctx(const msgpack_object *snap, msgpack_sbuffer *out)
 {
     const msgpack_object_array *a = arr(snap, "contexts");
-    cn__sb_printf(out, "%-6s %-6s %-18s %-7s %-8s %-10s %-9s %s\n", "CID", "PEER", "FN", "ROLE",
+    cn__sb_printf(out, "%-6s %-24s %-18s %-7s %-8s %-10s %-9s %s\n", "CID", "PEER", "FN", "ROLE",
                   "KIND", "PHASE", "CANCEL", "AGE");
     for (uint32_t i = 0; i < a->size; i++) {
         const msgpack_object *c = &a->ptr[i];
-        cn__sb_printf(out, "%-6lld %-6lld %-18.*s %-7.*s %-8.*s %-10.*s %-9.*s %.1fs\n",
-                      (long long)geti(c, "cid"), (long long)geti(c, "peer"), STRF(c, "fn"),
+        char peer[96], age[32];
+        actor_label(snap, geti(c, "peer"), peer, sizeof(peer));
+        cn__sb_printf(out, "%-6lld %-24s %-18.*s %-7.*s %-8.*s %-10.*s %-9.*s %s\n",
+                      (long long)geti(c, "cid"), peer + strlen("actor "), STRF(c, "fn"),
                       STRF(c, "role"), STRF(c, "kind"), STRF(c, "phase"), STRF(c, "cancel"),
-                      ago_s(snap, geti(c, "opened_us")));
+                      fmt_ago(ago_s(snap, geti(c, "opened_us")), age, sizeof(age)));
     }
     if (a->size == 0)
         cn__sb_printf(out, "(no calls or contexts open)\n");
@@ -490,9 +506,10 @@ static void table_routes(const msgpack_object *snap, msgpack_sbuffer *out)
     cn__sb_printf(out, "%-6s %-20s %-7s %-6s %s\n", "ID", "NAME", "PARENT", "VIA", "LEARNED");
     for (uint32_t i = 0; i < a->size; i++) {
         const msgpack_object *r = &a->ptr[i];
-        cn__sb_printf(out, "%-6lld %-20.*s %-7lld %-6lld %.1fs ago\n", (long long)geti(r, "id"),
+        char age[32];
+        cn__sb_printf(out, "%-6lld %-20.*s %-7lld %-6lld %s ago\n", (long long)geti(r, "id"),
                       STRF(r, "name"), (long long)geti(r, "parent"), (long long)geti(r, "via"),
-                      ago_s(snap, geti(r, "learned_us")));
+                      fmt_ago(ago_s(snap, geti(r, "learned_us")), age, sizeof(age)));
     }
     if (a->size == 0)
         cn__sb_printf(out, "(no routes: this actor has no descendants)\n");

@@ -87,18 +87,20 @@ static void sink_open(void)
 static void sink_rotate(void)
 {
     const char *path = getenv("CANOPY_LOG_FILE");
-    char old[4096];
-    if (sink.out == stderr || path == NULL || snprintf(old, sizeof(old), "%s.1", path) >= (int)sizeof(old))
+    char prev[4096];
+    if (sink.out == stderr || path == NULL ||
+        snprintf(prev, sizeof(prev), "%s.1", path) >= (int)sizeof(prev))
         return;
     fclose(sink.out);
-    rename(path, old);
+    if (rename(path, prev) < 0) /* then it starts again over the old one */
+        prev[0] = '\0';
     sink.out = fopen(path, "w");
     if (sink.out == NULL) {
         sink.out = stderr;
         return;
     }
     setvbuf(sink.out, NULL, _IOLBF, 0);
-    sink.written = fprintf(sink.out, "(the log before this line is in %s)\n", old);
+    sink.written = prev[0] ? fprintf(sink.out, "(the log before this line is in %s)\n", prev) : 0;
 }
 
 void cn__log_fini(void)
