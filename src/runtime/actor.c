@@ -2414,21 +2414,27 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
     return 0;
 }
 
-int cn_cancel(cn_portal_t child, int64_t timeout_ms)
+/* Under rt.mu: the stream of child `id`, referenced, or NULL. A child
+ * leaves this table (under rt.mu) once reaped, so a child found here is
+ * alive or about to be released. */
+static cn__stream_t *live_child_ref(uint32_t id)
 {
-    cn__stream_t *s = NULL;
-    cn__lock(&cn__rt.mu);
     for (size_t i = 0; i < cn__rt.nstreams; i++) {
         cn__stream_t *c = cn__rt.streams[i];
-        /* A child leaves this table (under rt.mu) once reaped, so a
-         * child found here is alive or about to be released. */
-        if (c && !c->is_parent && c->peer == child.id) {
-            s = c;
-            stream_ref(s);
-            atomic_store(&s->cancel_req, 1);
-            break;
+        if (c && !c->is_parent && c->peer == id) {
+            stream_ref(c);
+            return c;
         }
     }
+    return NULL;
+}
+
+int cn_cancel(cn_portal_t child, int64_t timeout_ms)
+{
+    cn__lock(&cn__rt.mu);
+    cn__stream_t *s = live_child_ref(child.id);
+    if (s)
+        atomic_store(&s->cancel_req, 1);
     cn__unlock(&cn__rt.mu);
     if (s == NULL)
         return CN_ENOENT;
@@ -2441,18 +2447,10 @@ int cn_cancel(cn_portal_t child, int64_t timeout_ms)
 
 int cn_child_wait(cn_portal_t child, int *status, int64_t timeout_ms)
 {
-    cn__stream_t *s = NULL;
     cn__exited_t gone = {0};
     int was_child = 0;
     cn__lock(&cn__rt.mu);
-    for (size_t i = 0; i < cn__rt.nstreams; i++) {
-        cn__stream_t *c = cn__rt.streams[i];
-        if (c && !c->is_parent && c->peer == child.id) {
-            s = c;
-            stream_ref(s);
-            break;
-        }
-    }
+    cn__stream_t *s = live_child_ref(child.id);
     if (s == NULL)
         was_child = exited_child(child.id, &gone);
     cn__unlock(&cn__rt.mu);
