@@ -404,6 +404,12 @@ screen | grep -Eq "^ +0 - a-tree-name-lo~[a-z-]+-top-line +[0-9]+ running" &&
     ok "long names: at 80 columns a long name is cut in the middle, its end kept" ||
     fail "long names: at 80: $(screen | sed -n 3p)"
 keys Space
+# d at 80 columns: the status line shows the bundle's name before its
+# directory, which a narrow line may cut (it cut the name).
+keys d
+on_screen "hang bundle written: canopy-dump-a-tree-name-long-enough" 15 &&
+    ok "d: the bundle's file name comes first, before the cut at 80 columns" || fail "d: $(screen | tail -2)"
+rm -f canopy-dump-a-tree-name-long-enough-to-crowd-the-top-line-*.json # written in the working directory
 tm resize-window -t "$s" -x 120 -y 40 2>/dev/null || tm resize-pane -t "$s" -x 120 -y 40
 sleep 0.5
 on_screen "^ +0 - a-tree-name-long-enough-to-crowd-the-top-line +[0-9]+ running" 5 &&

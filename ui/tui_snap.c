@@ -41,10 +41,13 @@ static void dump_to(const cn_snapshot_t *s, char *msg, size_t n)
             snprintf(msg, n, "dump: cannot write %s: %s", path, strerror(errno));
             return;
         }
-        char full[700];
-        if (path[0] != '/' && getcwd(full, sizeof(full) - strlen(name) - 2))
-            snprintf(path, sizeof(path), "%s/%s", full, name);
-        snprintf(msg, n, "hang bundle written: %s", path);
+        char dir[600];
+        if (dirs[i][0] != '/' && getcwd(dir, sizeof(dir)) == NULL)
+            snprintf(dir, sizeof(dir), "%s", dirs[i]);
+        else if (dirs[i][0] == '/')
+            snprintf(dir, sizeof(dir), "%s", dirs[i]);
+        /* The name first: a narrow status line cuts the end. */
+        snprintf(msg, n, "hang bundle written: %s, in %s", name, dir);
         return;
     }
     snprintf(msg, n, "dump: no directory to write %s in (%s)", name, strerror(errno));
