@@ -72,7 +72,7 @@ if gdb_session grandchild; then
         fail "grandchild: gdb bt: $(tail -8 "$con")"
     # Stopped under gdb it cannot answer a snapshot: canopy tree says why.
     out=$("$canopy" tree gdbmid 2>&1)
-    printf '%s\n' "$out" | grep -Eq "leaf +- +in gdb" && ok "grandchild: canopy tree says it is in gdb" ||
+    printf '%s\n' "$out" | grep -Eq "leaf +[0-9]+ +in gdb" && ok "grandchild: canopy tree says it is in gdb, with its pid" ||
         fail "grandchild: canopy tree: $out"
     # Lines are whole: gdb writes a frame in pieces, each must not end a line.
     bad=$(grep -c '^[a-z_]*=.*, *$' "$con")
