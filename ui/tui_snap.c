@@ -41,11 +41,9 @@ static void dump_to(const cn_snapshot_t *s, char *msg, size_t n)
             snprintf(msg, n, "dump: cannot write %s: %s", path, strerror(errno));
             return;
         }
-        char dir[600];
-        if (dirs[i][0] != '/' && getcwd(dir, sizeof(dir)) == NULL)
-            snprintf(dir, sizeof(dir), "%s", dirs[i]);
-        else if (dirs[i][0] == '/')
-            snprintf(dir, sizeof(dir), "%s", dirs[i]);
+        char dir[600], cwd[600];
+        const char *where = dirs[i][0] == '/' ? dirs[i] : getcwd(cwd, sizeof(cwd));
+        snprintf(dir, sizeof(dir), "%s", where ? where : dirs[i]);
         /* The name first: a narrow status line cuts the end. */
         snprintf(msg, n, "hang bundle written: %s, in %s", name, dir);
         return;
