@@ -152,6 +152,13 @@ static int fn_spin(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
     return 0;
 }
 
+/* Exits with status 3 under its caller's call. */
+static int fn_vanish(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a, (void)out;
+    _exit(3);
+}
+
 static int fn_deadlock(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
 {
     (void)c, (void)a, (void)out;
@@ -326,7 +333,8 @@ static const cn_export_t exports[] = {
     {"relay", fn_relay},   {"record", fn_record},     {"block", fn_block},
     {"spin", fn_spin},     {"deadlock", fn_deadlock}, {"nap", fn_nap},
     {"stack_above", fn_stack_above}, {"threads", fn_threads}, {"positive", fn_positive},
-    {"two", fn_two},       {"huge", fn_huge},         {NULL, NULL}};
+    {"two", fn_two},       {"huge", fn_huge},         {"vanish", fn_vanish},
+    {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
     {"waiter", waiter_main},     {"slow_spawner", slow_spawner_main},
@@ -1110,6 +1118,30 @@ static void test_child_wait_says_how_it_ended(void **state)
     assert_int_equal(cn_child_wait((cn_portal_t){4000000}, NULL, 0), CN_ENOENT);
 }
 
+/* The call a child exits under, and the next one made the moment the
+ * first returns, both say how it ended: its parent forgets the route and
+ * remembers the exit in one step (CI once saw "no route to actor N" for
+ * the second, from a call that slipped in between). */
+static void test_call_after_exit_says_how_it_ended(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 20; round++) {
+        cn_portal_t v;
+        assert_int_equal(cn_spawn("vanisher", NULL, &v, T_MS), 0);
+        char want[64];
+        snprintf(want, sizeof(want), "actor %u (vanisher) exited with status 3", v.id);
+        cn_result_t r;
+        assert_int_equal(cn_call(v, "vanish", NULL, &r, T_MS), CN_EDEAD);
+        assert_non_null(strstr(r.error.message, want));
+        cn_result_free(&r);
+        assert_int_equal(cn_call(v, "whoami", NULL, &r, T_MS), CN_EDEAD);
+        if (strstr(r.error.message, want) == NULL)
+            print_error("round %d: %s\n", round, r.error.message);
+        assert_non_null(strstr(r.error.message, want));
+        cn_result_free(&r);
+    }
+}
+
 static void test_cancel_during_spawn_is_prompt(void **state)
 {
     (void)state;
@@ -1326,6 +1358,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_cancel_lets_the_entry_clean_up),
         cmocka_unit_test(test_cancel_during_spawn_is_prompt),
         cmocka_unit_test(test_child_wait_says_how_it_ended),
+        cmocka_unit_test(test_call_after_exit_says_how_it_ended),
         cmocka_unit_test(test_kill9_middle_wakes_every_waiter),
         cmocka_unit_test(test_cancel_leaves_no_zombies_or_fds),
     };

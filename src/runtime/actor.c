@@ -879,6 +879,20 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
     cn__cmap_fini(gone);
 }
 
+/* Under rt.mu, for a finished and reaped child: out of the stream table
+ * and into the ring of exited children, in one step, so that no call
+ * finds it in neither. Once per child. */
+static void retire_child(cn__stream_t *s)
+{
+    if (cn__rt.streams[s->via] != s)
+        return;
+    cn__rt.streams[s->via] = NULL;
+    cn__rt.children--;
+    cn__exited_t *x = &cn__rt.exited[cn__rt.nexited++ % CN__EXITED_KEEP];
+    *x = (cn__exited_t){s->peer, (int)s->pid, s->status, cn__now_us(), ""};
+    snprintf(x->name, sizeof(x->name), "%s", s->name);
+}
+
 /* Every waiter behind s learns why it is gone: routes through s are
  * dropped (DEL_ROUTE goes up for each), and each call in flight through s
  * is answered with DEAD. Broker only; runs once per stream. */
@@ -905,6 +919,8 @@ static void stream_finish(cn__stream_t *s)
     if (cn__rt.is_root)
         cn_route_foreach(&cn__rt.routes, collect_id, &g);
     cn_route_del_via(&cn__rt.routes, s->via, route_lost, reason);
+    if (!s->is_parent && s->reaped) /* a call that finds no route finds how it ended */
+        retire_child(s);
     if (cn__rt.parent == s)
         cn__rt.parent = NULL;
     cn__lock(&s->wmu);
@@ -947,13 +963,7 @@ static void child_done(cn__stream_t *s)
     /* Out of the table before anyone is told, so a cn_cancel that wakes
      * here and asks again finds the child gone. */
     cn__lock(&cn__rt.mu);
-    if (cn__rt.streams[s->via] == s) {
-        cn__rt.streams[s->via] = NULL;
-        cn__rt.children--;
-    }
-    cn__exited_t *x = &cn__rt.exited[cn__rt.nexited++ % CN__EXITED_KEEP];
-    *x = (cn__exited_t){s->peer, (int)s->pid, s->status, cn__now_us(), ""};
-    snprintf(x->name, sizeof(x->name), "%s", s->name);
+    retire_child(s);
     cn__unlock(&cn__rt.mu);
     char how[CN__REASON_MAX];
     describe_exit(s, how, sizeof(how));
