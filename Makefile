@@ -182,19 +182,18 @@ $(B)/tests/helpers/%: $(B)/obj/tests/helpers/%.o $(LIBA)
 tests: all $(TEST_BINS) $(HELPER_BINS) $(EXAMPLE_BINS) $(DEMO_BINS) $(CHAOS_BINS)
 
 # Runs every cmocka binary and every shell test, prints each one's own
-# summary, then one closing line; fails if anything failed.
+# summary and how long it took, then one closing line; fails if anything
+# failed.
 check: tests
-	@pass=0; fail=0; failed=; \
-	for t in $(TEST_BINS); do \
-	    echo "== $$t"; \
-	    if $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
-	done; \
-	for t in $(TEST_SH); do \
-	    echo "== $$t"; \
-	    if B="$(B)" CC="$(CC)" SANITIZE="$(SANITIZE)" sh $$t; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	@pass=0; fail=0; failed=; t0=$$(date +%s); \
+	for t in $(TEST_BINS) $(TEST_SH); do \
+	    echo "== $$t"; s=$$(date +%s); \
+	    case $$t in *.sh) run="sh $$t";; *) run=$$t;; esac; \
+	    if B="$(B)" CC="$(CC)" SANITIZE="$(SANITIZE)" $$run; then pass=$$((pass+1)); else fail=$$((fail+1)); failed="$$failed $$t"; fi; \
+	    echo "== $$t: $$(($$(date +%s) - s)) s"; \
 	done; \
 	[ -z "$$failed" ] || echo "failed:$$failed"; \
-	echo "check: $$pass passed, $$fail failed"; \
+	echo "check: $$pass passed, $$fail failed, in $$(($$(date +%s) - t0)) s"; \
 	[ $$fail -eq 0 ]
 
 # ---------------------------------------------------------------- bench
