@@ -353,6 +353,13 @@ static char proc_state(int pid)
     return st;
 }
 
+/* Whether a local process has left the system: no /proc entry (its
+ * state letter, from proc_state, was 0) and kill says it does not exist. */
+static int pid_gone(int pid, char st)
+{
+    return pid > 0 && st == 0 && kill(pid, 0) < 0 && errno == ESRCH;
+}
+
 static void unreaped(run_t *r)
 {
     const cn_snapshot_t *s = r->s;
@@ -373,8 +380,7 @@ static void unreaped(run_t *r)
                 add(r, "unreaped", "error", who,
                     "%s (pid %d) has exited but %s has not reaped it: a zombie",
                     c->name ? c->name : "?", c->pid, a->path ? a->path : "?");
-            else if (st == 0 && strcmp(c->state, "reaped") != 0 && kill(c->pid, 0) < 0 &&
-                     errno == ESRCH)
+            else if (strcmp(c->state, "reaped") != 0 && pid_gone(c->pid, st))
                 add(r, "unreaped", "error", who,
                     "%s (pid %d) is gone from the system but still in %s's children (%s)",
                     c->name ? c->name : "?", c->pid, a->path ? a->path : "?", c->state);
@@ -399,8 +405,7 @@ static void unresponsive(run_t *r)
                 ? "its process is stopped (SIGSTOP, ^Z or a tracer): kill -CONT resumes it"
             : st == 'Z' ? "its process has exited, and its parent has not reaped it yet"
             : st == 'D' ? "its process is in an uninterruptible wait (disk, NFS?)"
-            : a->pid > 0 && st == 0 && kill(a->pid, 0) < 0 && errno == ESRCH
-                ? "its process is gone"
+            : pid_gone(a->pid, st) ? "its process is gone"
                 : "its broker thread does not run: the process may be overloaded, or "
                   "blocked in a runtime callback";
         char pid[32] = "";

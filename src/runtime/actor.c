@@ -329,6 +329,16 @@ static int exited_child(uint32_t id, cn__exited_t *out)
     return 0;
 }
 
+/* "actor 7 (worker-3) exited on signal 9": how a reaped child ended, as
+ * every reason that names it says it. */
+static void say_how_it_ended(uint32_t id, const char *name, int status, char *out, size_t cap)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, cap, "actor %u (%s) exited on signal %d", id, name, WTERMSIG(status));
+    else
+        snprintf(out, cap, "actor %u (%s) exited with status %d", id, name, WEXITSTATUS(status));
+}
+
 static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint32_t from_via,
                       char *reason)
 {
@@ -352,12 +362,8 @@ static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint3
     cn__unlock(&cn__rt.mu);
 
     if (s == NULL) {
-        if (reason && was_child && WIFSIGNALED(gone.status))
-            snprintf(reason, CN__REASON_MAX, "actor %u (%s) exited on signal %d", h->dst,
-                     gone.name, WTERMSIG(gone.status));
-        else if (reason && was_child)
-            snprintf(reason, CN__REASON_MAX, "actor %u (%s) exited with status %d", h->dst,
-                     gone.name, WEXITSTATUS(gone.status));
+        if (reason && was_child)
+            say_how_it_ended(h->dst, gone.name, gone.status, reason, CN__REASON_MAX);
         else if (reason)
             snprintf(reason, CN__REASON_MAX, "no route to actor %u from %s", h->dst, cn__rt.path);
         return CN_EDEAD;
@@ -674,12 +680,8 @@ static void describe_exit(cn__stream_t *s, char *out, size_t cap)
 {
     if (!s->reaped)
         snprintf(out, cap, "actor %u (%s) disconnected", s->peer, s->name);
-    else if (WIFSIGNALED(s->status))
-        snprintf(out, cap, "actor %u (%s) exited on signal %d", s->peer, s->name,
-                 WTERMSIG(s->status));
     else
-        snprintf(out, cap, "actor %u (%s) exited with status %d", s->peer, s->name,
-                 WEXITSTATUS(s->status));
+        say_how_it_ended(s->peer, s->name, s->status, out, cap);
 }
 
 static void begin_shutdown(const char *why, int status);
