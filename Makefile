@@ -152,7 +152,7 @@ $(B)/tests/%: $(B)/obj/tests/%.o $(LIBA)
 
 # The TUI's view models are tested without a terminal: the test links the
 # model and the views (no curses), and sees ui/ headers.
-TUI_MODEL_OBJS := $(B)/obj/ui/tui_model.o $(B)/obj/ui/lint.o \
+TUI_MODEL_OBJS := $(B)/obj/ui/tui_model.o $(B)/obj/ui/lint.o $(B)/obj/ui/fmt.o \
                   $(patsubst %.c,$(B)/obj/%.o,$(sort $(wildcard ui/view_*.c)))
 $(B)/obj/tests/test_tui_model.o: CFLAGS_ALL += -Iui
 $(B)/tests/test_tui_model: $(B)/obj/tests/test_tui_model.o $(TUI_MODEL_OBJS) $(LIBA)

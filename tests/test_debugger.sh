@@ -466,7 +466,7 @@ if command -v tmux >/dev/null 2>&1; then
         ok "root's terminal: with no console attached, it is the console" ||
         fail "root's terminal: screen was: $screen"
     tm send-keys -t "$s" ":queue" Enter
-    pane_wait "$s" "^holder:  own/bp-1: breakpoint at debug_tree.c:[0-9]+ in entry_bp\(\) \(for [0-9.]+s\)" &&
+    pane_wait "$s" "^holder:  own/bp-1: breakpoint at debug_tree.c:[0-9]+ in entry_bp\(\) \(for [0-9.]+m?s\)" &&
         tm capture-pane -p -t "$s" | grep -q "^waiting: nobody" &&
         ok "root's terminal: :queue lists the holder and the waiters" ||
         fail "root's terminal: :queue: $(tm capture-pane -p -t "$s" | tail -4)"

@@ -116,7 +116,7 @@ expect_out "root \\(id 0\\): 12 routes" "routes: the root knows all 12"
 ids=$(printf '%s\n' "$out" | awk '$1 ~ /^[0-9]+$/ { print $1 }')
 [ "$ids" = "$(printf '%s\n' "$ids" | sort -n)" ] && ok "routes: listed by id" || fail "routes: not by id: $(echo $ids)"
 expect_rc 0 "routes of a supervisor" $canopy routes root/sup-2
-expect_out " [0-9]+ \\(root/sup-2/worker-2\\) +[0-9]+(ms|s) ago" "routes: VIA names the child whole"
+expect_out " [0-9]+ \\(root/sup-2/worker-2\\) +[0-9.]+(ms|s) ago" "routes: VIA names the child whole"
 expect_rc 0 "routes of the whole tree" $canopy routes root
 sections=$(printf '%s\n' "$out" | sed -n 's/^[^ ].* (id \([0-9]*\)).*/\1/p')
 [ "$sections" = "$(printf '%s\n' "$sections" | sort -n)" ] && ok "routes: actors by id" || fail "routes: actors not by id: $(echo $sections)"

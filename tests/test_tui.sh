@@ -306,9 +306,9 @@ on_screen "GONE" 5 && on_screen "the tree has gone: " 2 &&
     fail "last state: $(screen | tail -3)"
 on_screen " kid .*signal 9" 2 && ok "last state: the killed child shows as killed" ||
     fail "last state: the child's death is missing: $(screen | head -6)"
-age1=$(screen | sed -n 's/.* lint .* \([0-9.]*s\) *$/\1/p' | head -1)
+age1=$(screen | sed -n 's/.* lint .* \([0-9.]*m\{0,1\}s\) *$/\1/p' | head -1)
 sleep 1.2
-age2=$(screen | sed -n 's/.* lint .* \([0-9.]*s\) *$/\1/p' | head -1)
+age2=$(screen | sed -n 's/.* lint .* \([0-9.]*m\{0,1\}s\) *$/\1/p' | head -1)
 [ -n "$age1" ] && [ "$age1" = "$age2" ] && ok "last state: the ages stop when the tree goes ($age1)" ||
     fail "last state: ages went on: '$age1' then '$age2'"
 keys q
@@ -356,7 +356,7 @@ fi
 # :queue lists the whole queue in the console, as in the line console;
 # it and any other ':' line are the console's own, not the holder's.
 keys :queue Enter
-if on_screen "^holder:  $first: .*\(for [0-9.]+[smh]\)" 5 &&
+if on_screen "^holder:  $first: .*\(for [0-9.]+(ms|s|m|m[0-9]+s|h|h[0-9]+m|d|d[0-9]+h)\)" 5 &&
     on_screen "^waiting: 1[.] $second: .*\(for " 2; then
     ok "console: :queue lists the holder and who waits"
 else

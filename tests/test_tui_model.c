@@ -132,7 +132,7 @@ static void test_tree_shape(void **state)
     assert_non_null(strstr(rows.v[4].text, "exit 3"));
     assert_int_equal(rows.v[4].style, ST_DIM);
     assert_non_null(strstr(rows.v[1].text, "4096K"));
-    assert_non_null(strstr(rows.v[0].text, "60s")); /* age */
+    assert_non_null(strstr(rows.v[0].text, "1m00s")); /* age */
 }
 
 static void test_tree_exited_goes_after_a_minute(void **state)
@@ -484,18 +484,27 @@ static void test_formats(void **state)
 {
     (void)state;
     char b[16];
-    fmt_age(b, sizeof(b), 1500000);
-    assert_string_equal(b, "1.5s");
-    fmt_age(b, sizeof(b), 90000000);
-    assert_string_equal(b, "90s");
-    fmt_age(b, sizeof(b), 3600000000ULL);
-    assert_string_equal(b, "60m");
-    fmt_kib(b, sizeof(b), 812);
-    assert_string_equal(b, "812K");
-    fmt_kib(b, sizeof(b), 14 * 1024);
-    assert_string_equal(b, "14M");
-    fmt_kib(b, sizeof(b), -1);
-    assert_string_equal(b, "-");
+    /* The CLI's and the TUI's, one way, never over five characters. */
+    static const struct {
+        uint64_t us;
+        const char *want;
+    } ages[] = {{350000, "350ms"},        {1500000, "1.5s"},         {9999999, "10.0s"},
+                {12000000, "12s"},        {90000000, "1m30s"},       {599000000, "9m59s"},
+                {3599000000ULL, "59m"},   {3600000000ULL, "1h00m"},  {35999000000ULL, "9h59m"},
+                {86399000000ULL, "23h"},  {90000000000ULL, "1d01h"}, {1000000000000ULL, "11d"}};
+    for (size_t i = 0; i < sizeof(ages) / sizeof(ages[0]); i++) {
+        assert_string_equal(ui_fmt_age(b, sizeof(b), ages[i].us), ages[i].want);
+        assert_true(strlen(b) <= 5);
+    }
+    static const struct {
+        int64_t kib;
+        const char *want;
+    } sizes[] = {{812, "812K"},       {9999, "9999K"},  {14 * 1024, "14M"}, {10239999, "9999M"},
+                 {10240000, "9.8G"}, {125829120, "120G"}, {-1, "-"}};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        assert_string_equal(ui_fmt_kib(b, sizeof(b), sizes[i].kib), sizes[i].want);
+        assert_true(strlen(b) <= 5);
+    }
     snprintf(m.filter, sizeof(m.filter), "Sup");
     assert_true(model_matches(&m, "root/sup"));
     assert_false(model_matches(&m, "root"));

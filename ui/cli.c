@@ -20,44 +20,11 @@
  * Formatting
  */
 
-/* "350ms", "12s", "2m05s", "1h02m", "3d04h". */
-static const char *fmt_age(uint64_t us, char *buf, size_t n)
-{
-    uint64_t ms = us / 1000, s = ms / 1000;
-    if (s < 1)
-        snprintf(buf, n, "%llums", (unsigned long long)ms);
-    else if (s < 60)
-        snprintf(buf, n, "%llus", (unsigned long long)s);
-    else if (s < 3600)
-        snprintf(buf, n, "%llum%02llus", (unsigned long long)(s / 60),
-                 (unsigned long long)(s % 60));
-    else if (s < 86400)
-        snprintf(buf, n, "%lluh%02llum", (unsigned long long)(s / 3600),
-                 (unsigned long long)(s / 60 % 60));
-    else
-        snprintf(buf, n, "%llud%02lluh", (unsigned long long)(s / 86400),
-                 (unsigned long long)(s / 3600 % 24));
-    return buf;
-}
-
 static const char *fmt_since(uint64_t now_us, uint64_t then_us, char *buf, size_t n)
 {
     if (then_us == 0)
         return "-";
-    return fmt_age(now_us > then_us ? now_us - then_us : 0, buf, n);
-}
-
-static const char *fmt_kib(int64_t kib, char *buf, size_t n)
-{
-    if (kib < 0)
-        snprintf(buf, n, "?");
-    else if (kib < 1024)
-        snprintf(buf, n, "%lldK", (long long)kib);
-    else if (kib < 1024 * 1024)
-        snprintf(buf, n, "%.1fM", kib / 1024.0);
-    else
-        snprintf(buf, n, "%.1fG", kib / 1048576.0);
-    return buf;
+    return ui_fmt_age(buf, n, now_us > then_us ? now_us - then_us : 0);
 }
 
 static const char *fmt_count(uint64_t v, char *buf, size_t n)
@@ -314,7 +281,7 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
                ui_in_gdb(s, a->id) ? "in gdb" : "unresponsive");
     else
         printf("%-4u %-*s %7d %-12.12s %6s %4zu %8s\n", a->id, w, label, a->pid,
-               ui_shown_state(a), fmt_kib(a->rss_kib, rss, sizeof(rss)), a->ncontexts,
+               ui_shown_state(a), ui_fmt_kib(rss, sizeof(rss), a->rss_kib), a->ncontexts,
                fmt_since(s->now_us, a->start_us, age, sizeof(age)));
     size_t kids = 0;
     for (size_t i = 0; i < s->nactors; i++)

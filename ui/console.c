@@ -149,6 +149,16 @@ static void on_event(const cn_event_t *ev)
     }
 }
 
+/* How long ago a lock entry's time key (granted_us, since_us) was, as
+ * the tool writes ages. */
+static const char *lock_age(const cn_snapshot_t *s, const msgpack_object *o, const char *k,
+                            char *buf, size_t n)
+{
+    const msgpack_object *v = cn_msgpack_get(o, k);
+    uint64_t t = v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+    return ui_fmt_age(buf, n, t && s->now_us > t ? s->now_us - t : 0);
+}
+
 /* :queue: the root's "lock" entry, from a snapshot. */
 static void show_queue(void)
 {
@@ -163,22 +173,23 @@ static void show_queue(void)
     const msgpack_object *w = lock ? cn_msgpack_get(lock, "waiters") : NULL;
 #define FIELD(o, k) (cn_msgpack_get(o, k) && cn_msgpack_get(o, k)->type == MSGPACK_OBJECT_STR ? (int)cn_msgpack_get(o, k)->via.str.size : 1), \
                     (cn_msgpack_get(o, k) && cn_msgpack_get(o, k)->type == MSGPACK_OBJECT_STR ? cn_msgpack_get(o, k)->via.str.ptr : "-")
-#define SINCE(o, k) (cn_msgpack_get(o, k) ? (double)(s->now_us - cn_msgpack_get(o, k)->via.u64) / 1e6 : 0.0)
+    char age[16];
     if (h && h->type == MSGPACK_OBJECT_MAP)
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "holder:  %.*s: %.*s (for %.1fs)\n",
-                              FIELD(h, "path"), FIELD(h, "reason"), SINCE(h, "granted_us"));
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "holder:  %.*s: %.*s (for %s)\n",
+                              FIELD(h, "path"), FIELD(h, "reason"),
+                              lock_age(s, h, "granted_us", age, sizeof(age)));
     else
         n += (size_t)snprintf(buf + n, sizeof(buf) - n, "holder:  nobody\n");
     size_t nw = w && w->type == MSGPACK_OBJECT_ARRAY ? w->via.array.size : 0;
     for (size_t i = 0; i < nw && n < sizeof(buf) - 256; i++) {
         const msgpack_object *x = &w->via.array.ptr[i];
-        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "waiting: %zu. %.*s: %.*s (for %.1fs)\n",
-                              i + 1, FIELD(x, "path"), FIELD(x, "reason"), SINCE(x, "since_us"));
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, "waiting: %zu. %.*s: %.*s (for %s)\n",
+                              i + 1, FIELD(x, "path"), FIELD(x, "reason"),
+                              lock_age(s, x, "since_us", age, sizeof(age)));
     }
     if (nw == 0)
         n += (size_t)snprintf(buf + n, sizeof(buf) - n, "waiting: nobody\n");
 #undef FIELD
-#undef SINCE
     print_above(buf, n);
     cn_snapshot_free(s);
 }

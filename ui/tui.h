@@ -177,10 +177,6 @@ void model_toggle(tui_model_t *m, uint32_t id, int collapse);
  * filter matches everything). */
 int model_matches(const tui_model_t *m, const char *text);
 
-/* "1.5s", "12m", "3h": an age in a few characters. */
-void fmt_age(char *out, size_t n, uint64_t us);
-/* "812K", "14M", "1.2G" from KiB. */
-void fmt_kib(char *out, size_t n, int64_t kib);
 
 /* ---------------------------------------------------------------------------
  * Views (view_*.c): one file each, one entry in the table in tui.c

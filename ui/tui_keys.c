@@ -550,7 +550,7 @@ static void queue_line(tui_t *t, const char *what, const tlock_t *l)
 {
     char age[16] = "?", text[600];
     if (l->since_us && l->since_us <= t->m.now_us)
-        fmt_age(age, sizeof(age), t->m.now_us - l->since_us);
+        ui_fmt_age(age, sizeof(age), t->m.now_us - l->since_us);
     int n = snprintf(text, sizeof(text), "%s %s: %s (for %s)\n", what, l->path, l->reason, age);
     model_con_add(&t->m, text, ui_snlen(n, sizeof(text)));
 }

@@ -54,32 +54,6 @@ void rows_free(rows_t *r)
  * Formatting
  */
 
-void fmt_age(char *out, size_t n, uint64_t us)
-{
-    uint64_t s = us / 1000000;
-    if (us < 10000000)
-        snprintf(out, n, "%.1fs", (double)us / 1e6);
-    else if (s < 120)
-        snprintf(out, n, "%llus", (unsigned long long)s);
-    else if (s < 7200)
-        snprintf(out, n, "%llum", (unsigned long long)(s / 60));
-    else if (s < 172800)
-        snprintf(out, n, "%lluh", (unsigned long long)(s / 3600));
-    else
-        snprintf(out, n, "%llud", (unsigned long long)(s / 86400));
-}
-
-void fmt_kib(char *out, size_t n, int64_t kib)
-{
-    if (kib < 0)
-        snprintf(out, n, "-");
-    else if (kib < 10240)
-        snprintf(out, n, "%lldK", (long long)kib);
-    else if (kib < 10240 * 1024)
-        snprintf(out, n, "%lldM", (long long)(kib / 1024));
-    else
-        snprintf(out, n, "%.1fG", (double)kib / (1024.0 * 1024.0));
-}
 
 /* ===========================================================================
  * The model

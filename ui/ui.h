@@ -4,10 +4,18 @@
 #ifndef CANOPY_UI_H
 #define CANOPY_UI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 #include "canopy.h"
 #include "canopy/client.h"
+
+/* fmt.c: an age ("350ms", "4.2s", "12s", "2m05s", "17m", "1h02m", "13h",
+ * "3d04h", "12d") and a size in KiB ("2452K", "14M", "9.8G", "123G"; "-"
+ * when unknown), in five characters at most, the same in every command
+ * and view. Each returns out. */
+const char *ui_fmt_age(char *out, size_t n, uint64_t us);
+const char *ui_fmt_kib(char *out, size_t n, int64_t kib);
 
 /* Exit codes (documented in `canopy --help` and docs/cli.md). */
 #define EXIT_FAIL 1     /* the command failed: no tree, tree exited, ... */

@@ -16,7 +16,7 @@ static void top(const tui_model_t *m, rows_t *out)
     char age[16] = "";
     if (m->has_holder) {
         if (m->holder.since_us && m->holder.since_us <= m->now_us)
-            fmt_age(age, sizeof(age), m->now_us - m->holder.since_us);
+            ui_fmt_age(age, sizeof(age), m->now_us - m->holder.since_us);
         snprintf(r->text, sizeof(r->text), "holder: %s (%s): %s", m->holder.path, age,
                  m->holder.reason);
         r->style = ST_DEBUG;
@@ -32,7 +32,7 @@ static void top(const tui_model_t *m, rows_t *out)
             return;
         age[0] = '\0';
         if (m->waiters[i].since_us && m->waiters[i].since_us <= m->now_us)
-            fmt_age(age, sizeof(age), m->now_us - m->waiters[i].since_us);
+            ui_fmt_age(age, sizeof(age), m->now_us - m->waiters[i].since_us);
         snprintf(r->text, sizeof(r->text), "waiting %zu: %s (%s): %s", i + 1, m->waiters[i].path,
                  age, m->waiters[i].reason);
         r->style = ST_WARN;

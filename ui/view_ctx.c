@@ -179,9 +179,9 @@ static void build(const tui_model_t *m, rows_t *out)
         char age[16] = "-", blk[16] = "", in[16] = "", outs[16] = "", rate[16] = "",
              text[TROW_TEXT];
         if (c->opened_us && c->opened_us <= m->now_us)
-            fmt_age(age, sizeof(age), m->now_us - c->opened_us);
+            ui_fmt_age(age, sizeof(age), m->now_us - c->opened_us);
         if (v[i].blocked_us)
-            fmt_age(blk, sizeof(blk), v[i].blocked_us);
+            ui_fmt_age(blk, sizeof(blk), v[i].blocked_us);
         if (c->has_stream) {
             snprintf(in, sizeof(in), "%llu", (unsigned long long)st->msgs_in);
             snprintf(outs, sizeof(outs), "%llu", (unsigned long long)st->msgs_out);

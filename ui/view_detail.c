@@ -38,9 +38,9 @@ void detail_build(const tui_model_t *m, const cn_snapshot_t *stacks, rows_t *out
     int style;
     const char *state = actor_state(m, a, &style);
     char rss[16], age[16] = "-";
-    fmt_kib(rss, sizeof(rss), a->rss_kib);
+    ui_fmt_kib(rss, sizeof(rss), a->rss_kib);
     if (a->start_us && a->start_us <= m->now_us)
-        fmt_age(age, sizeof(age), m->now_us - a->start_us);
+        ui_fmt_age(age, sizeof(age), m->now_us - a->start_us);
     line(out, ST_HEADER, "%s  (actor %u)  %s", a->path ? a->path : a->name, a->id, state);
     if (!a->responsive) {
         line(out, ST_ALERT, "it did not answer the last snapshot in time: stuck broker, stopped "
@@ -68,7 +68,7 @@ void detail_build(const tui_model_t *m, const cn_snapshot_t *stacks, rows_t *out
         const cn_snap_thread_t *t = &a->threads[i];
         char since[16] = "";
         if (t->since_us && t->since_us <= m->now_us)
-            fmt_age(since, sizeof(since), m->now_us - t->since_us);
+            ui_fmt_age(since, sizeof(since), m->now_us - t->since_us);
         char on[64] = "";
         if (t->peer || t->cid)
             snprintf(on, sizeof(on), " on actor %u cid %llu", t->peer, (unsigned long long)t->cid);

@@ -62,7 +62,7 @@ static void build(const tui_model_t *m, rows_t *out)
         char via[48], learned[16] = "-", text[TROW_TEXT];
         snprintf(via, sizeof(via), "%lld %s", (long long)r[i].via, name_of(m, a, r[i].via));
         if (r[i].learned_us && r[i].learned_us <= m->now_us)
-            fmt_age(learned, sizeof(learned), m->now_us - r[i].learned_us);
+            ui_fmt_age(learned, sizeof(learned), m->now_us - r[i].learned_us);
         snprintf(text, sizeof(text), "%6u %-24.24s %6u %-24.24s %9s ago", r[i].id,
                  r[i].name ? r[i].name : "?", r[i].parent, via, learned);
         trow_t *t = rows_add_match(out, m, text);

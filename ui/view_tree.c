@@ -190,9 +190,9 @@ static void row_actor(walk_t *w, size_t i, int depth, int has_kids)
         return;
     int style;
     const char *state = actor_state(w->m, a, &style);
-    fmt_kib(rss, sizeof(rss), a->responsive ? a->rss_kib : -1);
+    ui_fmt_kib(rss, sizeof(rss), a->responsive ? a->rss_kib : -1);
     if (a->start_us && a->start_us <= w->m->now_us)
-        fmt_age(age, sizeof(age), w->m->now_us - a->start_us);
+        ui_fmt_age(age, sizeof(age), w->m->now_us - a->start_us);
     else
         snprintf(age, sizeof(age), "-");
     char pid[16] = "-", nctx[16] = "-", nstr[16] = "-";
@@ -220,7 +220,7 @@ static void row_exited(walk_t *w, const cn_snap_child_t *c, int depth)
     if (measured(w, name) || (r = rows_add(w->out)) == NULL)
         return;
     if (c->exit_us && c->exit_us <= w->m->now_us)
-        fmt_age(age, sizeof(age), w->m->now_us - c->exit_us);
+        ui_fmt_age(age, sizeof(age), w->m->now_us - c->exit_us);
     char pid[16] = "-"; /* the one it had */
     if (c->pid > 0)
         snprintf(pid, sizeof(pid), "%d", c->pid);
