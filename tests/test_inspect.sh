@@ -70,6 +70,11 @@ mode=$(stat -c %a "$CANOPY_RUNTIME_DIR")
 
 expect_rc 0 "ls" $canopy ls
 expect_out "^root +$root +13 " "ls: name, pid, 13 actors"
+# canopy alone, not at a terminal: the help, and the truth about what runs
+# (it said that no tree was running).
+expect_rc 2 "canopy alone without a terminal: the help" $canopy </dev/null
+expect_out "tree root is running, and this is not a terminal: 'canopy tree' shows it" \
+    "canopy alone without a terminal: names the running tree"
 expect_rc 0 "ls --json" $canopy ls --json
 expect_out "\"tree\":\"root\",\"pid\":$root,\"actors\":13" "ls --json: the tree"
 
@@ -209,6 +214,13 @@ expect_rc 0 "tree after cancelling sup-1" $canopy tree
 expect_out "8 actors" "cancel: sup-1 and its workers are gone, and worker-2 of sup-2"
 if printf '%s\n' "$out" | grep -Eq "[|\`]- sup-1 "; then fail "sup-1 still listed"; else ok "sup-1 not listed as alive"; fi
 expect_out "^[0-9]+ +x sup-1 +[0-9]+ exit 0 " "tree: the cancelled sup-1 shows as exited, with the pid it had"
+# The other commands know it too: "no actor 'sup-1'" sent the user back to
+# canopy tree, which lists it.
+for which in sup-1 root/sup-1 "$(printf '%s\n' "$out" | awk '$2 == "x" && $3 == "sup-1" { print $1 }')"; do
+    expect_rc 1 "ctx of the exited sup-1 ($which)" $canopy ctx "$which"
+    expect_out "^canopy: root/sup-1 \(id [0-9]+, pid [0-9]+\) exited \(exit 0\) [0-9.]+m?s ago: it has nothing to show$" \
+        "ctx $which: says it exited, how and when"
+done
 expect_rc 0 "lint after the cancels" $canopy lint
 expect_out "no problems found" "lint: still healthy"
 

@@ -727,21 +727,28 @@ static int run_parsed(cli_line_t *l)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        /* canopy alone, at a terminal, with one tree running: its TUI. */
+        /* canopy alone, at a terminal, with one tree running: its TUI.
+         * Otherwise the help, and what is running. */
         cn_tree_info_t one;
         size_t n = 0;
         cli_line_t l;
-        if (isatty(0) && isatty(1) && cn_client_list(&one, 1, &n) == 0 && n == 1) {
+        int listed = cn_client_list(&one, 1, &n) == 0, tty = isatty(0) && isatty(1);
+        if (listed && n == 1 && tty) {
             parse_cmd(cmd_find("attach"), 0, NULL, stdout, stderr, &l);
             return run_parsed(&l);
         }
         usage_main(stderr);
         char dir[512] = "";
-        if (n > 1)
+        if (listed && n > 1)
             fprintf(stderr,
                     "\ncanopy: %zu trees are running: canopy attach TREE (canopy ls lists them)\n",
                     n);
-        else if (n == 0 && cn_client_dir(dir, sizeof(dir)) == 0)
+        else if (listed && n == 1)
+            fprintf(stderr,
+                    "\ncanopy: tree %s is running, and this is not a terminal: 'canopy tree' "
+                    "shows it, 'canopy attach' is its line console\n",
+                    one.name);
+        else if (listed && cn_client_dir(dir, sizeof(dir)) == 0)
             fprintf(stderr, "\ncanopy: no canopy tree is running (looked in %s)\n", dir);
         return EXIT_USAGE;
     }

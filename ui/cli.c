@@ -123,6 +123,33 @@ void ui_split_args(int argc, char **argv, const char **tree, const char **actor)
     }
 }
 
+/* When `which` names a child that has exited (by id, name or path), says
+ * so, with how and when, and returns 1: `canopy tree` still lists it. */
+static int say_exited(const cn_snapshot_t *s, const char *which)
+{
+    char *end;
+    unsigned long id = strtoul(which, &end, 10);
+    int by_id = *which && *end == '\0';
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        for (size_t k = 0; k < a->nchildren; k++) {
+            const cn_snap_child_t *c = &a->children[k];
+            if (strcmp(c->state, "exited") != 0 || c->name == NULL)
+                continue;
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", a->path ? a->path : "?", c->name);
+            if (by_id ? c->id != id : strcmp(which, c->name) != 0 && strcmp(which, path) != 0)
+                continue;
+            char ago[16];
+            fprintf(stderr, "canopy: %s (id %u, pid %d) exited (%s) %s ago: it has nothing to show\n",
+                    path, c->id, c->pid, c->status ? c->status : "?",
+                    ui_fmt_age(ago, sizeof(ago), s->now_us > c->exit_us ? s->now_us - c->exit_us : 0));
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* The actor named by `which` (NULL: every actor), or an error message. */
 int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out)
 {
@@ -133,6 +160,8 @@ int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor
     *out = cn_snapshot_find(s, which, &amb);
     if (*out)
         return 0;
+    if (!amb && say_exited(s, which))
+        return CN_ENOENT;
     fprintf(stderr, "canopy: %s '%s' in tree %s; give its id or path (see 'canopy tree')\n",
             amb ? "more than one actor is named" : "no actor", which, s->tree);
     return CN_ENOENT;

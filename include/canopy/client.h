@@ -82,7 +82,7 @@ CN_EXTERN const char *cn_client_error(void);
 typedef struct cn_snap_child {
     uint32_t id;
     const char *name;
-    int pid;           /* 0 once exited */
+    int pid;           /* kept once it has exited */
     const char *state; /* starting, running, cancelling, exiting, exited */
     const char *status; /* "exit 0", "signal 9"; NULL while alive */
     uint64_t exit_us;
