@@ -316,7 +316,8 @@ CN_EXTERN int cn_call_cancelled(const cn_call_t *call);
  * Each side of a started context may open its end of the context's one
  * stream. Opening lets the peer send up to `window` messages ahead of this
  * side's cn_stream_recv; a sender with no credit left blocks (backpressure),
- * or, in overrun mode, fails at once with CN_EOVERRUN. Nothing is dropped
+ * or, in overrun mode, fails at once with CN_EOVERRUN (before the peer has
+ * opened its end, it waits for that within its timeout). Nothing is dropped
  * and no buffer grows past its window. The stream belongs to the context
  * (or call) and is freed with it.
  */
@@ -325,7 +326,7 @@ typedef struct cn_stream cn_stream_t;
 
 typedef struct cn_stream_opts {
     unsigned window; /* messages this side buffers; 0 means 64; at most 65536 */
-    int overrun;     /* sending without credit fails with CN_EOVERRUN */
+    int overrun;     /* sending to a full buffer fails with CN_EOVERRUN */
 } cn_stream_opts_t;
 
 typedef struct cn_stream_stats {

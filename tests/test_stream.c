@@ -117,6 +117,22 @@ static int fn_deaf(cn_call_t *c, const msgpack_object *args, msgpack_packer *out
     return rc < 0 ? cn_call_fail(c, rc, "deaf: cancelled") : 0;
 }
 
+/* Overrun mode, sending the moment it has started: its opener has not
+ * opened its end yet. Returns the first send's code. */
+static int fn_eager(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_stream_opts_t o = {.overrun = 1};
+    cn_stream_t *s;
+    int rc = cn_started(c, NULL);
+    if (rc == 0)
+        rc = cn_call_stream(c, &o, &s);
+    msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = 7};
+    if (rc == 0)
+        rc = cn_stream_send(s, &v, 5000);
+    return msgpack_pack_int(out, rc);
+}
+
 /* Tries to stream before started, and reports the code. */
 static int fn_early(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
@@ -239,7 +255,7 @@ static const cn_export_t exports[] = {
     {"doubler", fn_doubler}, {"slow_sink", fn_slow_sink}, {"deaf", fn_deaf},
     {"early", fn_early},     {"breaks", fn_breaks},       {"listener", fn_listener},
     {"getpid", fn_getpid},   {"counter", fn_counter},     {"script", fn_script},
-    {NULL, NULL}};
+    {"eager", fn_eager},     {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -581,11 +597,36 @@ static void test_overrun_mode(void **state)
     cn_stream_t *s;
     msgpack_object never = uint_obj(0), four = uint_obj(4), v = uint_obj(1);
 
+    /* A receiver that never opens: the send waits for it, within its
+     * timeout (a start-up is not an overrun), then says so. */
     cn_ctx_t *ctx = open_stream(a, "deaf", &never, &overrun, &s);
-    assert_int_equal(cn_stream_send(s, &v, T_MS), CN_EOVERRUN);
-    assert_non_null(strstr(cn_stream_last_error(s), "never opened its stream"));
+    int64_t t0 = ms_now();
+    assert_int_equal(cn_stream_send(s, &v, 300), CN_EOVERRUN);
+    assert_true(ms_now() - t0 >= 290);
+    assert_string_equal(cn_stream_last_error(s),
+                        "overrun: the receiving side never opened its stream (waited 300 ms)");
+    assert_int_equal(cn_stream_send(s, &v, 0), CN_EOVERRUN); /* no wait asked for */
     assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
     cn_ctx_free(ctx);
+
+    /* A callee in overrun mode that sends the moment it has started: its
+     * opener opens its end just after cn_open returns. The send waits for
+     * that (it failed at once, a trial found), every time. */
+    for (int i = 0; i < 20; i++) {
+        cn_result_t st, m, res;
+        assert_int_equal(cn_open(a, "eager", NULL, &ctx, &st, T_MS), 0);
+        cn_result_free(&st);
+        if (i % 2)
+            usleep(20000); /* the opener a little late */
+        assert_int_equal(cn_ctx_stream(ctx, NULL, &s), 0);
+        assert_int_equal(cn_stream_recv(s, &m, T_MS), 0);
+        assert_int_equal(m.value.via.u64, 7);
+        cn_result_free(&m);
+        assert_int_equal(cn_ctx_result(ctx, &res, T_MS), 0);
+        assert_int_equal(res.value.via.i64, 0);
+        cn_result_free(&res);
+        cn_ctx_free(ctx);
+    }
 
     ctx = open_stream(a, "deaf", &four, &overrun, &s);
     wait_peer_open(s); /* its CREDIT is on the way */

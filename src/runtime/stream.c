@@ -5,7 +5,7 @@
  * Each side opens its end with a receive window of W messages, and opening
  * sends CREDIT [W] to the peer: the peer may send W YIELDs. Each YIELD
  * spends one credit; a sender with none blocks (or, in overrun mode, fails
- * at once with CN_EOVERRUN). As the receiver's user takes messages out, it
+ * at once with CN_EOVERRUN once the peer has opened its end). As the receiver's user takes messages out, it
  * returns credit in batches of half a window. So a receiver never holds
  * more than W messages it has not asked for, nothing is dropped, and a
  * peer that never opened its end simply never granted credit. YIELDs a
@@ -305,15 +305,22 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
     int rc = 0, stalled = 0;
     cn__lock(&f->mu);
     while (!atomic_load(&f->ended) && atomic_load(&f->credit) <= 0) {
-        if (s->overrun) {
+        /* Overrun mode fails on a full buffer, not on a receiver that has
+         * yet to open its end: that is every stream's start (a callee
+         * sends right after cn_started, its opener opens right after
+         * cn_open returns), so the send waits for it within its timeout. */
+        if (s->overrun && f->peer_opened) {
             rc = CN_EOVERRUN;
-            if (f->peer_opened)
-                snprintf(s->last_error, sizeof(s->last_error),
-                         "overrun: the receiver's buffer of %llu messages is full",
-                         (unsigned long long)f->peer_window);
-            else
-                snprintf(s->last_error, sizeof(s->last_error),
-                         "overrun: the receiving side never opened its stream");
+            snprintf(s->last_error, sizeof(s->last_error),
+                     "overrun: the receiver's buffer of %llu messages is full",
+                     (unsigned long long)f->peer_window);
+            break;
+        }
+        if (s->overrun && cn__mono_ns() >= deadline) {
+            rc = CN_EOVERRUN;
+            snprintf(s->last_error, sizeof(s->last_error),
+                     "overrun: the receiving side never opened its stream (waited %lld ms)",
+                     (long long)timeout_ms);
             break;
         }
         if (deadline != INT64_MAX && cn__mono_ns() >= deadline) {
