@@ -221,6 +221,15 @@ static void test_contexts(void **state)
     const trow_t *roster = find("roster");
     assert_int_equal(roster->style, ST_WARN); /* cancelling */
     assert_int_equal(roster->bar, -1);
+    assert_non_null(strstr(roster->text, " requested "));
+    /* "acknowledged" does not fit the column, and must not be cut */
+    w2_ctx[1].cancel = "acknowledged";
+    rows_clear(&rows);
+    view_ctx.build(&m, &rows);
+    roster = find("roster");
+    assert_non_null(strstr(roster->text, " acked "));
+    assert_null(strstr(roster->text, "acknowled"));
+    w2_ctx[1].cancel = "requested";
     m.sel_actor = 1;
     rows_clear(&rows);
     view_ctx.build(&m, &rows);

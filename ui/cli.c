@@ -550,7 +550,7 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
             wpeer = p > wpeer ? p : wpeer;
         }
         if (a->ncontexts)
-            printf("  %5s %-6s %-*s %-*s %-9s %-9s %s\n", "CID", "ROLE", wfn, "FN", wpeer,
+            printf("  %5s %-6s %-*s %-*s %-9s %-12s %s\n", "CID", "ROLE", wfn, "FN", wpeer,
                    "PEER", "PHASE", "CANCEL", "AGE");
         for (size_t k = 0; k < a->ncontexts; k++, total++) {
             const cn_snap_ctx_t *c = &a->contexts[k];
@@ -558,7 +558,7 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
             snprintf(fn, sizeof(fn), "%s%s", c->fn ? c->fn : "?",
                      c->kind && strcmp(c->kind, "call") == 0 ? "()" : "");
             const char *cancel = c->cancel && strcmp(c->cancel, "none") != 0 ? c->cancel : "-";
-            printf("  %5llu %-6.6s %-*s %-*s %-9.9s %-9.9s %s\n", (unsigned long long)c->cid,
+            printf("  %5llu %-6.6s %-*s %-*s %-9.9s %-12.12s %s\n", (unsigned long long)c->cid,
                    c->role ? c->role : "?", wfn, fn, wpeer,
                    actor_name(s, c->peer, buf, sizeof(buf)), c->phase ? c->phase : "?", cancel,
                    fmt_since(a->now_us, c->opened_us, age, sizeof(age)));

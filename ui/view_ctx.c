@@ -150,6 +150,13 @@ static int name_links(const tui_model_t *m, item_t *v, size_t n)
     return w;
 }
 
+/* The cancel state in the column's nine characters: "acknowledged" is
+ * "acked" (the CLI and the detail line spell it out). */
+static const char *cancel_word(const char *cancel)
+{
+    return cancel == NULL ? "none" : strcmp(cancel, "acknowledged") == 0 ? "acked" : cancel;
+}
+
 static void build(const tui_model_t *m, rows_t *out)
 {
     if (m->snap == NULL)
@@ -195,7 +202,7 @@ static void build(const tui_model_t *m, rows_t *out)
         int len = snprintf(text, sizeof(text), "%4llu %-*.*s %-9.9s %-9.9s %-9.9s %5s %5s ",
                            (unsigned long long)c->cid, link_w, link_w, v[i].link,
                            c->fn ? c->fn : "?", c->phase ? c->phase : "?",
-                           c->cancel ? c->cancel : "none", age, blk);
+                           cancel_word(c->cancel), age, blk);
         int bar_col = len;
         snprintf(text + len, sizeof(text) - (size_t)len, "%-8s %6s %6s %6s",
                  v[i].fill >= 0 ? "[      ]" : "", in, outs, rate);
