@@ -208,6 +208,9 @@ else
 fi
 expect_rc 0 "cancel an actor" $canopy cancel root/sup-1
 expect_out "cancelling root/sup-1 \(id [0-9]+, pid [0-9]+\) \.\.\. done in" "cancel: actor progress"
+grep -Eq "operator: cancel actor [0-9]+ \(sup-1\): cancelled by canopy" "$tmp/tree.log" &&
+    ok "cancel: the root logs which actor, by name, and who asked" ||
+    fail "cancel: $(grep 'operator:' "$tmp/tree.log")"
 expect_rc 0 "cancel --json" $canopy cancel root/sup-2/worker-2 --json
 expect_out '^\{"target":"root/sup-2/worker-2 \(id [0-9]+, pid [0-9]+\)","actor":[0-9]+,"call":0,"done":true,"ms":[0-9]+\}$' "cancel --json: one object"
 expect_rc 0 "tree after cancelling sup-1" $canopy tree

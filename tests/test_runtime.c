@@ -152,6 +152,15 @@ static int fn_spin(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
     return 0;
 }
 
+/* Sleeps a minute, or until cancelled: says which in the log. */
+static int fn_doze(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
+{
+    (void)c, (void)a, (void)out;
+    int rc = cn_sleep(60000);
+    cn_log(CN_LOG_INFO, "doze: %s", rc == 0 ? "slept" : cn_strerror(rc));
+    return rc;
+}
+
 /* Exits with status 3 under its caller's call. */
 static int fn_vanish(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
 {
@@ -334,7 +343,7 @@ static const cn_export_t exports[] = {
     {"spin", fn_spin},     {"deadlock", fn_deadlock}, {"nap", fn_nap},
     {"stack_above", fn_stack_above}, {"threads", fn_threads}, {"positive", fn_positive},
     {"two", fn_two},       {"huge", fn_huge},         {"vanish", fn_vanish},
-    {NULL, NULL}};
+    {"doze", fn_doze},     {NULL, NULL}};
 static const cn_entry_t entries[] = {
     {"sup", sup_main},           {"tidy", tidy_main},     {"stubborn", stubborn_main},
     {"waiter", waiter_main},     {"slow_spawner", slow_spawner_main},
@@ -1204,6 +1213,7 @@ struct waiter {
     pthread_t th;
     cn_portal_t to;
     cn_portal_t via; /* relay through this actor, or id 0 for a direct call */
+    const char *fn;  /* what it calls; NULL: "block" */
     int rc;
     int64_t woke_ms;
     char message[CN__REASON_MAX + 64];
@@ -1213,16 +1223,52 @@ static void *wait_block(void *p)
 {
     struct waiter *w = p;
     cn_result_t r;
+    const char *fn = w->fn ? w->fn : "block";
     if (w->via.id == 0) {
-        w->rc = cn_call(w->to, "block", NULL, &r, 10000);
+        w->rc = cn_call(w->to, fn, NULL, &r, 10000);
     } else {
         char buf[8];
-        w->rc = relay_str(w->via, w->to.id, "block", buf, sizeof(buf), &r);
+        w->rc = relay_str(w->via, w->to.id, fn, buf, sizeof(buf), &r);
     }
     w->woke_ms = ms_now();
     snprintf(w->message, sizeof(w->message), "%s", r.error.message ? r.error.message : "");
     cn_result_free(&r);
     return NULL;
+}
+
+/* A call whose caller dies is cancelled by the actor that forwarded it,
+ * and its log line names the call: it said only "cancelled 1 call(s)". */
+static void test_orphaned_call_is_named(void **state)
+{
+    (void)state;
+    cn_portal_t from, to;
+    assert_int_equal(cn_spawn("orph-from", NULL, &from, T_MS), 0);
+    assert_int_equal(cn_spawn("orph-to", NULL, &to, T_MS), 0);
+    cn_result_t r;
+    assert_int_equal(cn_call(from, "getpid", NULL, &r, T_MS), 0);
+    pid_t pid = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    struct waiter w = {.to = to, .via = from, .fn = "doze"};
+    pthread_create(&w.th, NULL, wait_block, &w);
+    char want[160];
+    snprintf(want, sizeof(want), "cancelled 1 call(s) whose caller is gone (actor %u's call ",
+             from.id);
+    int64_t deadline = ms_now() + T_MS;
+    while (!suite_log_contains("orph-to") && ms_now() < deadline) /* its task is running */
+        usleep(20000);
+    usleep(300000);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    pthread_join(w.th, NULL);
+    while (!suite_log_contains(want) && ms_now() < deadline + T_MS)
+        usleep(20000);
+    assert_true(suite_log_contains(want));
+    snprintf(want, sizeof(want), " to %u): actor %u (orph-from) exited on signal 9", to.id,
+             from.id);
+    assert_true(suite_log_contains(want));
+    while (!suite_log_contains("doze: ") && ms_now() < deadline + 2 * T_MS)
+        usleep(20000);
+    assert_true(suite_log_line_has("doze: ", "cancel"));
+    assert_int_equal(cn_cancel(to, T_MS), 0);
 }
 
 static void test_kill9_middle_wakes_every_waiter(void **state)
@@ -1359,6 +1405,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_cancel_during_spawn_is_prompt),
         cmocka_unit_test(test_child_wait_says_how_it_ended),
         cmocka_unit_test(test_call_after_exit_says_how_it_ended),
+        cmocka_unit_test(test_orphaned_call_is_named),
         cmocka_unit_test(test_kill9_middle_wakes_every_waiter),
         cmocka_unit_test(test_cancel_leaves_no_zombies_or_fds),
     };

@@ -789,11 +789,14 @@ static void operator_cancel(client_t *c, cn_wire_msg_t *m)
              x->reason.ptr ? (int)x->reason.len : 8, x->reason.ptr ? x->reason.ptr : "operator");
     uint32_t dst = m->hdr.dst, via = 0;
     int known = dst == cn__rt.id, rc = 0;
+    char name[CN_ROUTE_NAME_MAX];
+    snprintf(name, sizeof(name), "%s", cn__rt.name);
     cn__lock(&cn__rt.mu);
     const cn_route_t *r = cn_route_find(&cn__rt.routes, dst);
     if (r) {
         known = 1;
         via = r->parent;
+        snprintf(name, sizeof(name), "%s", r->name);
     }
     cn__unlock(&cn__rt.mu);
     if (!known) {
@@ -801,8 +804,12 @@ static void operator_cancel(client_t *c, cn_wire_msg_t *m)
         send_dead_to(c, m, err);
         return;
     }
-    cn_log(CN_LOG_CANCEL, "operator: %s %llu on actor %u: %s", x->call ? "cancel call" : "cancel",
-           (unsigned long long)(x->call ? x->call : dst), dst, why);
+    if (x->call)
+        cn_log(CN_LOG_CANCEL, "operator: cancel call %llu of actor %u (%s): %s",
+               (unsigned long long)x->call, dst, name, why);
+    else
+        cn_log(CN_LOG_CANCEL, "operator: cancel actor %u (%s)%s: %s", dst, name,
+               dst == cn__rt.id ? ", the whole tree" : "", why);
     if (x->call) { /* the caller's own call or context */
         if (dst == cn__rt.id) {
             rc = cn__call_cancel_op(x->call, why);

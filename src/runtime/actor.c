@@ -873,8 +873,18 @@ static void cancel_orphans(cn__stream_t *lost, const char *reason)
     }
     for (size_t i = 0; i < nt; i++)
         cn__task_cancel(tcaller[i], tcid[i], why);
-    if (n + nt > 0)
-        cn_log(CN_LOG_CANCEL, "cancelled %zu call(s) whose caller is gone: %s", n + nt, reason);
+    if (n + nt > 0) { /* which, for the first few: a log line that names none helps nobody */
+        char which[256] = "";
+        for (size_t i = 0; i < n + nt && i < 3; i++) {
+            size_t w = strlen(which);
+            snprintf(which + w, sizeof(which) - w, "%s%u's call %llu to %u%s", i ? ", actor " : "",
+                     i < n ? list[i].caller : tcaller[i - n],
+                     (unsigned long long)(i < n ? list[i].cid : tcid[i - n]),
+                     i < n ? list[i].callee : cn__rt.id, i < n ? "" : " (here)");
+        }
+        cn_log(CN_LOG_CANCEL, "cancelled %zu call(s) whose caller is gone (actor %s%s): %s",
+               n + nt, which, n + nt > 3 ? ", ..." : "", reason);
+    }
     free(list);
     free(tcaller);
     free(tcid);
