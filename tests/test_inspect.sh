@@ -329,7 +329,9 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     expect_rc 3 "lint fires on $mode" $canopy lint lint
     case $mode in
     stuck-cancel) expect_out "stuck-cancel .*cancel of spin .*running spin outside any canopy call" "stuck-cancel names where the task is" ;;
-    stalled-stream) expect_out "stalled-stream .*flood .*its window of 64 is used up: all 64 in its buffer" "stalled-stream names the receiver" ;;
+    stalled-stream)
+        expect_out "stalled-stream .*flood .*its window of 64 is used up: all 64 in its buffer" "stalled-stream names the receiver"
+        expect_out "all 64 in its buffer\): thread [0-9]+ \(main\) is in sleep for" "stalled-stream: what the receiver's thread runs, and where it waits" ;;
     cycle) expect_out "wait-for-cycle .*lint thread [0-9]+ \\(main\\) waits in recv on lint/kid -> lint/kid thread [0-9]+ \\(waiter\\) waits in recv on lint -> back to" "cycle printed" ;;
     unreaped) expect_out "unreaped .*quick \\(pid [0-9]+\\) is gone from the system" "unreaped names the child" ;;
     orphan) expect_out "orphan-stream .*other end on forgetful has no such context" "orphan-stream names the lost end" ;;

@@ -150,6 +150,13 @@ static int stopped(const cn_snap_actor_t *a)
 
 /* "blocked in recv on root cid 9 for 5s", "running fn (not in a blocking
  * call)", ... */
+/* What a thread is, in a word: the task it runs, else its kind (main,
+ * user). */
+static const char *thread_label(const cn_snap_thread_t *t)
+{
+    return t->fn ? t->fn : t->kind ? t->kind : "?";
+}
+
 static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
                             const cn_snap_thread_t *t, char *out, size_t n)
 {
@@ -173,6 +180,11 @@ static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
         return;
     }
     uint64_t for_s = since(a, t->since_us) / 1000000;
+    /* Where it waits, the function it runs too: "thread 7 is in sleep"
+     * left the user to find which code sleeps. */
+    char fn[80] = "";
+    if (t->fn || t->kind)
+        snprintf(fn, sizeof(fn), " (%s)", thread_label(t));
     if (t->doing && strcmp(t->doing, "running") == 0)
         snprintf(out, n, "thread %d is running %s outside any canopy call for %llus",
                  t->tid, t->fn ? t->fn : "its code", (unsigned long long)for_s);
@@ -180,10 +192,10 @@ static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
         snprintf(out, n, "thread %d is stopped at a breakpoint (cn_breakpoint) for %llus",
                  t->tid, (unsigned long long)for_s);
     else if (t->doing && (strcmp(t->doing, "sleep") == 0 || strcmp(t->doing, "spawn") == 0))
-        snprintf(out, n, "thread %d is in %s for %llus", t->tid, t->doing,
+        snprintf(out, n, "thread %d%s is in %s for %llus", t->tid, fn, t->doing,
                  (unsigned long long)for_s);
     else
-        snprintf(out, n, "thread %d is blocked in %s on %s (cid %llu) for %llus", t->tid,
+        snprintf(out, n, "thread %d%s is blocked in %s on %s (cid %llu) for %llus", t->tid, fn,
                  t->doing ? t->doing : "?", path_of(s, t->peer, buf, sizeof(buf)),
                  (unsigned long long)t->cid, (unsigned long long)for_s);
 }
@@ -533,7 +545,7 @@ static void long_wait(run_t *r)
                 continue; /* the task has just ended, or not yet begun */
             else
                 describe(s, p, pt, " ('canopy bt' shows where)", how, sizeof(how));
-            snprintf(tname, sizeof(tname), "%s", t->fn ? t->fn : t->kind ? t->kind : "?");
+            snprintf(tname, sizeof(tname), "%s", thread_label(t));
             snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
                      path_of(s, t->peer, buf, sizeof(buf)));
             add(r, "long-wait", "warning", who,
