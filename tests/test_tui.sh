@@ -464,6 +464,17 @@ on_screen "the tree (exited with status|died of signal)" 10 && on_screen "GONE" 
 keys q
 on_screen "\[exited [0-9]+\]" 5 && ok "run: q then quits without asking" || fail "run: q after exit: $(screen | tail -3)"
 
+# q, then y: the tree is cancelled, and what the program printed while it
+# went down (after the TUI stopped reading) is shown when the TUI has gone.
+tui "$canopy" run -- "$tree_bin" --name=bye idle
+on_screen "bye \(pid" 10
+keys q
+on_screen "cancel the tree\? y" 5
+keys y
+on_screen "\[exited [0-9]+\]" 10 && screen | grep -q "^debug_tree: main is done" &&
+    ok "run: q, y: the program's last output is shown after the TUI" ||
+    fail "run: q, y: $(screen | grep -v '^$' | tail -5)"
+
 tui "$canopy" run -- /no/such/program
 on_screen "cannot run /no/such/program: No such file" 5 && on_screen "\[exited 1\]" 2 &&
     ok "run: a program that cannot run is a clear error" || fail "run: bad program: $(screen | head -4)"

@@ -74,6 +74,18 @@ static void show_tail(const char *path)
         fprintf(stderr, "--- its output (%s):\n%s%s", path, buf, buf[n - 1] == '\n' ? "" : "\n");
 }
 
+/* The program's output from where the TUI stopped reading it to its end,
+ * to stdout: lines it printed while the tree was being cancelled. */
+static void show_rest(int fd)
+{
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+            break;
+    fflush(stdout);
+}
+
 int cli_run(int argc, char **argv, const opts_t *o)
 {
     if (argc < 1) {
@@ -171,11 +183,13 @@ int cli_run(int argc, char **argv, const opts_t *o)
     }
     tui_opts_t to = {which, (int)pid, rfd, argv[0]};
     int status = tui_main(&to);
-    close(rfd);
-    if (waitpid(pid, &st, WNOHANG) == 0)
+    if (waitpid(pid, &st, WNOHANG) == 0) {
         fprintf(stderr, "canopy: its output goes to %s, its log to %s\n", out, log);
-    else
+    } else { /* what it wrote after the TUI last read (as it stopped), then no trace */
+        show_rest(rfd);
         unlink(out), unlink(log);
+    }
+    close(rfd);
     return status;
 }
 

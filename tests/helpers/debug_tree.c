@@ -247,7 +247,10 @@ static int root_main(int argc, char **argv)
     }
     printf("ready\n");
     fflush(stdout);
-    return wait_cancelled();
+    int rc = wait_cancelled();
+    printf("debug_tree: main is done\n"); /* output while the tree goes down */
+    fflush(stdout);
+    return rc;
 }
 
 int main(int argc, char **argv)
