@@ -156,6 +156,7 @@ static int fn_spin(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
 static int fn_doze(cn_call_t *c, const msgpack_object *a, msgpack_packer *out)
 {
     (void)c, (void)a, (void)out;
+    cn_log(CN_LOG_INFO, "doze: sleeping");
     int rc = cn_sleep(60000);
     cn_log(CN_LOG_INFO, "doze: %s", rc == 0 ? "slept" : cn_strerror(rc));
     return rc;
@@ -1254,9 +1255,8 @@ static void test_orphaned_call_is_named(void **state)
     snprintf(want, sizeof(want), "cancelled 1 call(s) whose caller is gone (actor %u's call ",
              from.id);
     int64_t deadline = ms_now() + T_MS;
-    while (!suite_log_contains("orph-to") && ms_now() < deadline) /* its task is running */
-        usleep(20000);
-    usleep(300000);
+    while (!suite_log_line_has("root/orph-to", "doze: sleeping") && ms_now() < deadline)
+        usleep(20000); /* its task is running */
     assert_int_equal(kill(pid, SIGKILL), 0);
     pthread_join(w.th, NULL);
     while (!suite_log_contains(want) && ms_now() < deadline + T_MS)
@@ -1265,10 +1265,48 @@ static void test_orphaned_call_is_named(void **state)
     snprintf(want, sizeof(want), " to %u): actor %u (orph-from) exited on signal 9", to.id,
              from.id);
     assert_true(suite_log_contains(want));
-    while (!suite_log_contains("doze: ") && ms_now() < deadline + 2 * T_MS)
+    while (!suite_log_line_has("root/orph-to: doze: ", "cancel") && ms_now() < deadline + 2 * T_MS)
         usleep(20000);
-    assert_true(suite_log_line_has("doze: ", "cancel"));
+    assert_true(suite_log_line_has("root/orph-to: doze: ", "cancel"));
     assert_int_equal(cn_cancel(to, T_MS), 0);
+}
+
+/* Cancelling an actor lets the calls it runs see CN_ECANCELED and end
+ * (their cleanup runs; the process used to exit under them), and one that
+ * never reaches a cancellation point is named as the actor exits: its
+ * exit status of 0 alone hid that it was cut off. */
+static void test_cancel_lets_calls_end_and_names_the_stuck(void **state)
+{
+    (void)state;
+    static const char *const fns[] = {"doze", "spin"};
+    for (int i = 0; i < 2; i++) {
+        cn_portal_t p;
+        char name[32];
+        snprintf(name, sizeof(name), "ends-%s", fns[i]);
+        assert_int_equal(cn_spawn(name, NULL, &p, T_MS), 0);
+        struct waiter w = {.to = p, .fn = fns[i]};
+        pthread_create(&w.th, NULL, wait_block, &w);
+        int64_t deadline = ms_now() + T_MS;
+        if (i == 0)
+            while (!suite_log_line_has("root/ends-doze: ", "doze: sleeping") && ms_now() < deadline)
+                usleep(20000);
+        else
+            usleep(300000); /* the call runs */
+        int64_t t0 = ms_now();
+        assert_int_equal(cn_cancel(p, T_MS), 0);
+        int64_t took = ms_now() - t0;
+        pthread_join(w.th, NULL);
+        print_message("%s: cancelled in %lld ms\n", name, (long long)took);
+        if (i == 0) {
+            assert_true(suite_log_line_has("root/ends-doze: doze: ", "cancel"));
+            assert_true(took < 500 * suite_time_scale()); /* no grace was needed */
+        } else {
+            char want[128];
+            snprintf(want, sizeof(want), "root/%s", name);
+            assert_true(suite_log_line_has(want, "exiting with 1 call(s) still running (spin): "
+                                                 "cancelled, it never reached a cancellation point"));
+        }
+    }
 }
 
 static void test_kill9_middle_wakes_every_waiter(void **state)
@@ -1406,6 +1444,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_child_wait_says_how_it_ended),
         cmocka_unit_test(test_call_after_exit_says_how_it_ended),
         cmocka_unit_test(test_orphaned_call_is_named),
+        cmocka_unit_test(test_cancel_lets_calls_end_and_names_the_stuck),
         cmocka_unit_test(test_kill9_middle_wakes_every_waiter),
         cmocka_unit_test(test_cancel_leaves_no_zombies_or_fds),
     };

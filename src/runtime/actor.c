@@ -1363,14 +1363,15 @@ static void begin_shutdown(const char *why, int status)
     cn_log(CN_LOG_CANCEL, "shutting down: %s", why);
     cn__latch_close(&cn__rt.done, CN_ECANCELED); /* wakes cn_sleep */
     if (!cn__rt.is_root) {
-        /* The entry and the program's threads are cancelled with the
-         * actor: the calls and contexts they have open end with
-         * CN_ECANCELED, and new ones fail so, while the entry has its
-         * grace to clean up (ENTRY_GRACE_MS). */
+        /* The entry, the program's threads and the calls it serves are
+         * cancelled with the actor: the calls and contexts they have open
+         * end with CN_ECANCELED, and new ones fail so, while the entry
+         * and those calls have their grace to clean up (ENTRY_GRACE_MS). */
         char reason[CN__REASON_MAX];
         snprintf(reason, sizeof(reason), "this actor is shutting down: %s", why);
         atomic_store(&cn__rt.cancelled, 1);
         cn__call_fail_all(CN_ECANCELED, reason);
+        cn__task_cancel_all(reason); /* and the calls it serves, which then end */
     }
     for (size_t i = 0, n = stream_slots(); i < n; i++) {
         cn__stream_t *s = stream_slot(i);
@@ -1411,12 +1412,17 @@ static void on_sigint_grace(uv_timer_t *t)
     syscall(SYS_exit_group, status);
 }
 
-/* A child's entry did not return within ENTRY_GRACE_MS of SHUTDOWN. */
+/* A child's entry, or a call it runs, did not return within ENTRY_GRACE_MS
+ * of SHUTDOWN. */
 static void on_entry_grace(uv_timer_t *t)
 {
     (void)t;
-    cn_log(CN_LOG_CANCEL, "the entry has not returned %d ms after SHUTDOWN: exiting without it",
-           ENTRY_GRACE_MS);
+    cn__lock(&cn__rt.mu);
+    int main_done = cn__rt.main_done;
+    cn__unlock(&cn__rt.mu);
+    if (!main_done) /* its calls left running are named as it exits */
+        cn_log(CN_LOG_CANCEL, "the entry has not returned %d ms after SHUTDOWN: exiting without it",
+               ENTRY_GRACE_MS);
     cn__rt.entry_grace_over = 1;
     maybe_finish_shutdown();
 }
@@ -1468,16 +1474,27 @@ static void maybe_finish_shutdown(void)
         cn__lock(&cn__rt.mu);
         int main_done = cn__rt.main_done;
         int status = cn__rt.exit_status;
+        size_t tasks = cn__rt.tasks.count;
         cn__unlock(&cn__rt.mu);
-        if (!main_done && !cn__rt.entry_grace_over) {
+        /* Its cancelled calls get the same grace, to see CN_ECANCELED and
+         * clean up: structured cancellation means their code runs to its
+         * end, not that the process ends under it. */
+        if ((!main_done || tasks) && !cn__rt.entry_grace_over) {
             /* A child takes no SIGINT: the root's grace timer is free. */
             if (!uv_is_active((uv_handle_t *)&cn__rt.sigint_timer))
                 uv_timer_start(&cn__rt.sigint_timer, on_entry_grace, ENTRY_GRACE_MS, 0);
             return;
         }
-        /* Task threads may be stuck in user code; nothing waits for them.
-         * exit_group, not _exit: a sanitizer's _exit may try to finalise
-         * first and stall behind those very threads. */
+        /* Task threads may be stuck in user code; nothing waits for them,
+         * but the log says so: an exit status of 0 alone hides that a task
+         * was cut off. exit_group, not _exit: a sanitizer's _exit may try
+         * to finalise first and stall behind those very threads. */
+        char names[128];
+        size_t left = cn__task_leftover(names, sizeof(names));
+        if (left)
+            cn_log(CN_LOG_WARN, "exiting with %zu call(s) still running (%s%s): cancelled, %s "
+                   "never reached a cancellation point", left, names, left > 4 ? ", ..." : "",
+                   left == 1 ? "it" : "they");
         flush_parent_blocking(200);
         syscall(SYS_exit_group, status);
     }
@@ -2046,6 +2063,8 @@ static void on_wake(uv_poll_t *p, int err, int events)
     cn__unlock(&cn__rt.mu);
     if (main_done)
         begin_shutdown(cn__rt.is_root ? "the root's main returned" : "the entry returned", status);
+    else if (atomic_exchange(&cn__rt.tasks_drained, 0)) /* the last cancelled call has ended */
+        maybe_finish_shutdown();
 }
 
 static void broker_run(void)

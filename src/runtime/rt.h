@@ -166,7 +166,10 @@ typedef struct cn__rt {
     int shutting_down;
     int exit_status;
     int main_done; /* the main or entry returned: shut down */
-    int entry_grace_over; /* a child: its entry had its time to return after SHUTDOWN */
+    int entry_grace_over; /* a child: its entry and its tasks had their time to
+                             return after SHUTDOWN */
+    _Atomic int tasks_drained; /* shutting down, the last task has ended: the
+                                  broker looks again (maybe_finish_shutdown) */
     _Atomic int cancelled; /* a child shutting down: new calls fail with CN_ECANCELED */
     _Atomic int shutdown_after_debug; /* set by the broker: shut down when the debugger
                                        * session ends (a breakpoint's thread reads it) */
@@ -402,6 +405,11 @@ int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg);
 
 /* Broker: cancels the task (caller, cid). Returns 0 or CN_ENOENT. */
 int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason);
+/* Cancels every call this actor runs (an actor being cancelled). */
+void cn__task_cancel_all(const char *reason);
+/* How many calls this actor still runs (or has queued), and the first few
+ * functions' names into names (cap bytes, comma-separated). */
+size_t cn__task_leftover(char *names, size_t cap);
 
 /* The task running on this thread, or NULL. */
 cn__task_t *cn__task_current(void);

@@ -336,6 +336,7 @@ static void task_free(cn__task_t *t)
     cn__rec_del(&t->rec);
     cn__lock(&cn__rt.mu);
     cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
+    int drained = cn__rt.shutting_down && cn__rt.tasks.count == 0;
     /* Calls the function left running (a context it never freed) outlive
      * it; they must not point at it any more. */
     for (size_t i = 0; i < t->nested.cap; i++)
@@ -357,6 +358,10 @@ static void task_free(cn__task_t *t)
     free(t->fail);
     cn_wire_msg_free(t->msg);
     free(t);
+    if (drained) { /* an actor going down waits for its tasks to end */
+        atomic_store(&cn__rt.tasks_drained, 1);
+        cn__wake();
+    }
 }
 
 static void *worker(void *arg)
@@ -513,6 +518,44 @@ int cn__task_deliver(uint32_t caller, uint64_t cid, cn_wire_msg_t *msg)
     if (rc == 0 || rc == CN_ENOMEM)
         cn_wire_msg_free(msg);
     return rc == CN_ENOMEM ? 0 : rc;
+}
+
+void cn__task_cancel_all(const char *reason)
+{
+    cn__lock(&cn__rt.mu);
+    size_t n = 0, cap = cn__rt.tasks.count;
+    uint32_t *callers = cap ? malloc(cap * sizeof(*callers)) : NULL;
+    uint64_t *cids = cap ? malloc(cap * sizeof(*cids)) : NULL;
+    for (size_t i = 0; callers && cids && i < cn__rt.tasks.cap && n < cap; i++)
+        if (cn__rt.tasks.e[i].used) {
+            callers[n] = cn__rt.tasks.e[i].k1;
+            cids[n++] = cn__rt.tasks.e[i].k2;
+        }
+    cn__unlock(&cn__rt.mu);
+    for (size_t i = 0; i < n; i++) /* one that has ended meanwhile is just not found */
+        cn__task_cancel(callers[i], cids[i], reason);
+    free(callers);
+    free(cids);
+}
+
+size_t cn__task_leftover(char *names, size_t cap)
+{
+    size_t n = 0;
+    if (cap)
+        names[0] = '\0';
+    cn__lock(&cn__rt.mu);
+    for (size_t i = 0; i < cn__rt.tasks.cap; i++) {
+        const cn__task_t *t = cn__rt.tasks.e[i].used ? cn__rt.tasks.e[i].val : NULL;
+        if (t == NULL)
+            continue;
+        size_t w = strlen(names);
+        if (n < 4 && w + 1 < cap)
+            snprintf(names + w, cap - w, "%s%.*s", n ? ", " : "", (int)t->msg->u.cmd.fn.len,
+                     t->msg->u.cmd.fn.ptr);
+        n++;
+    }
+    cn__unlock(&cn__rt.mu);
+    return n;
 }
 
 int cn__task_cancel(uint32_t caller, uint64_t cid, const char *reason)
