@@ -23,7 +23,11 @@ expect_out '^usage: canopy version' "CMD --help shows the command's usage"
 expect_rc 2 "no arguments is a usage error" $c
 expect_out '^usage: canopy' "no arguments prints usage"
 expect_rc 2 "unknown command" $c frobnicate
-expect_out "unknown command 'frobnicate'" "unknown command is named"
+expect_out "unknown command 'frobnicate'; run 'canopy --help' for the list" "unknown command is named"
+expect_rc 2 "a mistyped command" $c trees
+expect_out "unknown command 'trees'; did you mean 'tree'\?" "a mistyped command: the one meant"
+expect_rc 2 "a mistyped command (letters swapped)" $c ltni
+expect_out "did you mean 'lint'\?" "a swap is one mistake"
 expect_rc 2 "unknown option" $c --frob
 expect_out "unknown option '--frob'" "unknown option is named"
 expect_rc 2 "too many arguments" $c version extra

@@ -70,6 +70,13 @@ mode=$(stat -c %a "$CANOPY_RUNTIME_DIR")
 
 expect_rc 0 "ls" $canopy ls
 expect_out "^root +$root +13 " "ls: name, pid, 13 actors"
+expect_rc 1 "a mistyped actor path" $canopy ctx root/sup-0/workr-1
+expect_out "no actor 'root/sup-0/workr-1' in tree root; did you mean 'root/sup-0/worker-1'\?" \
+    "a mistyped path: the one meant, as a path"
+expect_rc 1 "a mistyped actor name" $canopy routes sup0
+expect_out "did you mean 'sup-0'\?" "a mistyped name: the one meant"
+expect_rc 1 "a name far from any" $canopy ctx zebra
+expect_out "no actor 'zebra' in tree root; give its id or path" "no guess when nothing is close"
 # canopy alone, not at a terminal: the help, and the truth about what runs
 # (it said that no tree was running).
 expect_rc 2 "canopy alone without a terminal: the help" $canopy </dev/null

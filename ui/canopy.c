@@ -702,7 +702,14 @@ int cli_parse(int argc, char **argv, FILE *out, FILE *err, cli_line_t *l)
         fprintf(err, "canopy: unknown option '%s'; run 'canopy --help'\n", a);
         l->rc = EXIT_USAGE;
     } else if (cmd_find(a) == NULL) {
-        fprintf(err, "canopy: unknown command '%s'; run 'canopy --help' for the list\n", a);
+        const char *names[NCMDS];
+        for (size_t i = 0; i < NCMDS; i++)
+            names[i] = cmd_table[i].name;
+        const char *near = ui_suggest(a, names, NCMDS);
+        if (near)
+            fprintf(err, "canopy: unknown command '%s'; did you mean '%s'?\n", a, near);
+        else
+            fprintf(err, "canopy: unknown command '%s'; run 'canopy --help' for the list\n", a);
         l->rc = EXIT_USAGE;
     } else {
         parse_cmd(cmd_find(a), argc - 2, argv + 2, out, err, l);

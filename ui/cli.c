@@ -150,6 +150,21 @@ static int say_exited(const cn_snapshot_t *s, const char *which)
     return 0;
 }
 
+/* The live actor whose name or path is closest to a mistyped `which`, as
+ * it should have been written (its path when it was given as a path). */
+static const char *nearest_actor(const cn_snapshot_t *s, const char *which)
+{
+    const char **names = calloc(s->nactors ? s->nactors : 1, sizeof(*names));
+    if (names == NULL)
+        return NULL;
+    int by_path = strchr(which, '/') != NULL;
+    for (size_t i = 0; i < s->nactors; i++)
+        names[i] = by_path ? s->actors[i].path : s->actors[i].name;
+    const char *near = ui_suggest(which, names, s->nactors);
+    free(names);
+    return near;
+}
+
 /* The actor named by `which` (NULL: every actor), or an error message. */
 int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out)
 {
@@ -162,6 +177,12 @@ int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor
         return 0;
     if (!amb && say_exited(s, which))
         return CN_ENOENT;
+    const char *near = amb ? NULL : nearest_actor(s, which);
+    if (near) {
+        fprintf(stderr, "canopy: no actor '%s' in tree %s; did you mean '%s'?\n", which, s->tree,
+                near);
+        return CN_ENOENT;
+    }
     fprintf(stderr, "canopy: %s '%s' in tree %s; give its id or path (see 'canopy tree')\n",
             amb ? "more than one actor is named" : "no actor", which, s->tree);
     return CN_ENOENT;

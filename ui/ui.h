@@ -17,6 +17,11 @@
 const char *ui_fmt_age(char *out, size_t n, uint64_t us);
 const char *ui_fmt_kib(char *out, size_t n, int64_t kib);
 
+/* suggest.c: the candidate closest to a mistyped word (at most 1 edit for
+ * a word under 4 characters, 2 under 9, else 3), or NULL: for "did you
+ * mean ...?". */
+const char *ui_suggest(const char *word, const char *const *cands, size_t n);
+
 /* Exit codes (documented in `canopy --help` and docs/cli.md). */
 #define EXIT_FAIL 1     /* the command failed: no tree, tree exited, ... */
 #define EXIT_USAGE 2    /* the command line was wrong */
