@@ -361,6 +361,23 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     kill -9 $l
 done
 
+# A chain: the stall downstream (the root does not read) is the cause and
+# is listed first; the one behind it says it follows from it.
+CANOPY_LOG_FILE="$tmp/l.chain.log" $helpers/lint_tree chain >"$tmp/l.chain.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.chain.out" ready || fail "chain: tree not ready"
+sleep 0.6
+expect_rc 3 "lint fires on a chain of stalls" $canopy lint lint
+first=$(printf '%s\n' "$out" | grep -m1 "stalled-stream")
+case "$first" in
+*"stream of relayflood"*"thread "*" (main) is in sleep"*) ok "chain: the cause is listed first" ;;
+*) fail "chain: first stall: $first; all: $out" ;;
+esac
+expect_out "stream of flood .*thread [0-9]+ \(relayflood\) is blocked in send on lint .*itself held up by backpressure \(the stall listed before this one\)" \
+    "chain: the stall behind it says it follows"
+kill -9 $l
+
 # A long wait whose task is not waiting on canopy: in its own code, or
 # queued for want of a task thread. A warning after CANOPY_LINT_WAIT_MS.
 for mode in long-call starved; do

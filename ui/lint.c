@@ -271,7 +271,7 @@ static void stuck_cancel(run_t *r)
     }
 }
 
-static void stalled_stream(run_t *r)
+static void stalled_stream_pass(run_t *r, int pass)
 {
     const cn_snapshot_t *s = r->s;
     for (size_t i = 0; i < s->nactors; i++) {
@@ -286,6 +286,9 @@ static void stalled_stream(run_t *r)
             const cn_snap_ctx_t *pc = ui_ctx_at(p, c->cid, we_call ? "callee" : "caller", a->id);
             const cn_snap_thread_t *pt =
                 we_call ? task_thread(p, a->id, c->cid) : thread_tid(p, pc ? pc->tid : 0);
+            int downstream = pt && pt->doing && strcmp(pt->doing, "send") == 0;
+            if (downstream != pass)
+                continue;
             char how[256], buf[32], who[256];
             if (p == NULL || !p->responsive)
                 snprintf(how, sizeof(how), "the receiver does not answer");
@@ -293,6 +296,9 @@ static void stalled_stream(run_t *r)
                 describe(s, p, pt, "", how, sizeof(how));
             else
                 snprintf(how, sizeof(how), "the receiver has not opened its end of the stream");
+            if (downstream)
+                append(how, sizeof(how),
+                       ", itself held up by backpressure (the stall listed before this one)");
             snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
                      path_of(s, c->peer, buf, sizeof(buf)));
             /* Credit goes back in batches: a window can be used up with
@@ -313,6 +319,16 @@ static void stalled_stream(run_t *r)
                 path_of(s, c->peer, buf, sizeof(buf)), win, fill, how);
         }
     }
+}
+
+/* In a chain of stages the stall furthest downstream is the cause and
+ * the ones behind it follow from it: the cause is listed first (pass 0:
+ * receivers that are not themselves blocked sending), the others after
+ * it (pass 1), each saying that its receiver is stalled in turn. */
+static void stalled_stream(run_t *r)
+{
+    for (int pass = 0; pass < 2; pass++)
+        stalled_stream_pass(r, pass);
 }
 
 static void orphan_stream(run_t *r)

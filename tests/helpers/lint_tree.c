@@ -6,6 +6,9 @@
  *   stuck-cancel    a context's task spins outside any canopy call; the
  *                   root cancels it, and the cancel is never acknowledged
  *   stalled-stream  a child streams to the root, which never reads
+ *   chain           a child relays to the root, which never reads, what
+ *                   another task of its own floods it with: two stalls,
+ *                   one the cause of the other
  *   cycle           the root and its child each wait in recv on the same
  *                   context for the other to send first: a deadlock
  *   unreaped        a child's own code sets SIGCHLD to SIG_IGN, so the
@@ -55,6 +58,31 @@ static int fn_flood(cn_call_t *c, const msgpack_object *args, msgpack_packer *ou
         v.via.u64 = i;
         rc = cn_stream_send(s, &v, WAIT_MS);
     }
+    return rc == CN_EOF || rc == CN_ECANCELED ? 0 : rc;
+}
+
+/* A stage in the middle of a chain: floods itself (another task of this
+ * actor) and relays every message to its opener. */
+static int fn_relayflood(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    cn_ctx_t *up;
+    cn_stream_t *in, *s;
+    cn_result_t st, m;
+    if (cn_open(cn_self(), "flood", NULL, &up, &st, 5000) != 0)
+        return CN_EPROTO;
+    cn_result_free(&st);
+    if (cn_ctx_stream(up, NULL, &in) < 0 || cn_started(c, NULL) < 0 ||
+        cn_call_stream(c, NULL, &s) < 0)
+        return CN_EPROTO;
+    int rc;
+    while ((rc = cn_stream_recv(in, &m, WAIT_MS)) == 0) {
+        rc = cn_stream_send(s, &m.value, WAIT_MS);
+        cn_result_free(&m);
+        if (rc != 0)
+            break;
+    }
+    cn_ctx_free(up);
     return rc == CN_EOF || rc == CN_ECANCELED ? 0 : rc;
 }
 
@@ -131,7 +159,7 @@ static const cn_export_t exports[] = {{"spin", fn_spin},     {"flood", fn_flood}
                                       {"waiter", fn_waiter}, {"hold", fn_hold},
                                       {"quick", fn_quick},   {"sink", fn_sink},
                                       {"thread", fn_thread}, {"bp", fn_bp},
-                                      {NULL, NULL}};
+                                      {"relayflood", fn_relayflood}, {NULL, NULL}};
 
 static int entry_quick(int argc, char **argv)
 {
@@ -268,6 +296,7 @@ static int root_main(int argc, char **argv)
     }
     const char *fn = strcmp(mode, "stuck-cancel") == 0 ? "spin"
                      : strcmp(mode, "cycle") == 0      ? "waiter"
+                     : strcmp(mode, "chain") == 0      ? "relayflood"
                                                        : "flood";
     if (cn_open(kid, fn, NULL, &ctx, &st, 5000) != 0)
         return 1;
@@ -283,7 +312,7 @@ static int root_main(int argc, char **argv)
         int rc = cn_stream_recv(s, &m, WAIT_MS); /* and the child waits for us */
         cn_result_free(&m);
         printf("recv: %s\n", cn_strerror(rc));
-    } else if (strcmp(mode, "stalled-stream") == 0) {
+    } else if (strcmp(mode, "stalled-stream") == 0 || strcmp(mode, "chain") == 0) {
         cn_ctx_stream(ctx, NULL, &s); /* opened, never read */
         cn_sleep(300);
         ready();
