@@ -263,6 +263,13 @@ else
     expect_out "#[0-9]+ +entry_bp at .*debug_tree.c:[0-9]+" "canopy bt: the breakpoint's thread shows the function that called cn_breakpoint"
 fi
 expect_out "thread [0-9]+ .*main debugger for" "canopy bt: each stack says what the runtime knows the thread does"
+expect_out "besides its broker, each stopped only while its stack was read$" \
+    "canopy bt: the header says the threads ran on"
+if printf '%s\n' "$out" | grep -q "not stopped"; then
+    fail "canopy bt: each thread still says 'not stopped': $out"
+else
+    ok "canopy bt: no thread is labelled 'not stopped' (the header says it once)"
+fi
 if [ $tsan = 1 ]; then
     skip "canopy bt of while(1): ThreadSanitizer never delivers a signal to a spinning thread"
 else

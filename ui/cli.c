@@ -499,8 +499,9 @@ int cli_bt(int argc, char **argv, const opts_t *o)
             printf("%s (id %u): unresponsive\n\n", a->name ? a->name : "?", a->id);
             continue;
         }
-        printf("%s (id %u, pid %d): %zu thread%s besides its broker\n", a->path ? a->path : "?",
-               a->id, a->pid, a->nstacks, a->nstacks == 1 ? "" : "s");
+        printf("%s (id %u, pid %d): %zu thread%s besides its broker, each stopped only while "
+               "its stack was read\n", a->path ? a->path : "?", a->id, a->pid, a->nstacks,
+               a->nstacks == 1 ? "" : "s");
         for (size_t k = 0; k < a->nstacks; k++) {
             const cn_snap_stack_t *t = &a->stacks[k];
             char what[256] = "";
@@ -520,8 +521,12 @@ int cli_bt(int argc, char **argv, const opts_t *o)
             if (!task && t->name && strncmp(t->name, "cn-task-", 8) == 0)
                 snprintf(what + used, sizeof(what) - used, "; the program's own thread, named "
                                                            "after the task thread that started it");
-            printf("  thread %d (%s) %s%s\n", t->tid, t->name ? t->name : "?",
-                   t->state ? t->state : "?", what);
+            /* "not stopped", the usual case, is the header's; the others
+             * (stopped, debugger, crashed, no answer) are each thread's */
+            const char *st = t->state ? t->state : "?";
+            int usual = strcmp(st, "not stopped") == 0;
+            printf("  thread %d (%s): %s%s\n", t->tid, t->name ? t->name : "?", usual ? "" : st,
+                   usual && what[0] ? what + 2 : what);
             for (size_t f = 0; f < t->nframes; f++)
                 printf("    %s\n", t->frames[f]);
         }
