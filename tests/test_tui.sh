@@ -301,7 +301,7 @@ tui "$canopy" attach lint
 on_screen " kid " 10
 kpid=$(pgrep -P "$fpid" | head -1)
 kill -9 "$kpid"
-on_screen "GONE" 5 && on_screen "the tree has gone: " 2 &&
+on_screen "GONE" 5 && on_screen "^q quits; the screen shows the last state: the tree has gone: " 2 &&
     ok "last state: GONE, and the status line says so at once" ||
     fail "last state: $(screen | tail -3)"
 on_screen " kid .*signal 9" 2 && ok "last state: the killed child shows as killed" ||

@@ -157,7 +157,8 @@ static void draw_status(tui_t *t, int y)
     }
     char line[600];
     if (t->gone[0]) {
-        snprintf(line, sizeof(line), "%s; the screen shows its last state. q quits.", t->gone);
+        /* "q quits" first: a long reason (a socket's path) is what gets cut */
+        snprintf(line, sizeof(line), "q quits; the screen shows the last state: %s", t->gone);
         put(t, y, 0, style_attr(t, ST_ALERT), line);
         return;
     }
