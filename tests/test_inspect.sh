@@ -228,9 +228,13 @@ expect_out "^[0-9]+ +x sup-1 +[0-9]+ exit 0 " "tree: the cancelled sup-1 shows a
 # canopy tree, which lists it.
 for which in sup-1 root/sup-1 "$(printf '%s\n' "$out" | awk '$2 == "x" && $3 == "sup-1" { print $1 }')"; do
     expect_rc 1 "ctx of the exited sup-1 ($which)" $canopy ctx "$which"
-    expect_out "^canopy: root/sup-1 \(id [0-9]+, pid [0-9]+\) exited \(exit 0\) [0-9.]+m?s ago: it has nothing to show$" \
+    expect_out "^canopy: root/sup-1 \(id [0-9]+, pid [0-9]+\) has exited \(exit 0\) [0-9.]+m?s ago$" \
         "ctx $which: says it exited, how and when"
 done
+# Its records are still there: filtering them by level finds none, and
+# says so, rather than that there is no such actor.
+expect_rc 0 "log of the exited sup-1 at a level it never logged at" $canopy log --actor sup-1 --level error
+expect_out "has none at level error or above from sup-1" "log --actor (exited) --level: none at that level"
 expect_rc 0 "lint after the cancels" $canopy lint
 expect_out "no problems found" "lint: still healthy"
 
@@ -475,8 +479,8 @@ l=$!
 pids="$pids $l"
 wait_for "$tmp/l.thr.out" ready || fail "threads: tree not ready"
 expect_rc 0 "bt of an actor with a thread of its own" $canopy bt lint lint/kid
-expect_out "thread [0-9]+ \(cn-task-1\) .*; task idle" "bt: the task thread is one"
-expect_out "thread [0-9]+ \(cn-task-1\) .*the program's own thread, named after the task thread that started it" \
+expect_out "thread [0-9]+ \(cn-task-1\): task idle" "bt: the task thread is one"
+expect_out "thread [0-9]+ \(cn-task-1\): .*the program's own thread, named after the task thread that started it" \
     "bt: the program's thread is not taken for a task thread"
 kill -9 $l
 

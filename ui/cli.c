@@ -123,13 +123,15 @@ void ui_split_args(int argc, char **argv, const char **tree, const char **actor)
     }
 }
 
-/* When `which` names a child that has exited (by id, name or path), says
- * so, with how and when, and returns 1: `canopy tree` still lists it. */
-static int say_exited(const cn_snapshot_t *s, const char *which)
+/* The child that has exited which `which` names (by id, name or path),
+ * the latest when a name was reused, and its parent; or NULL. */
+static const cn_snap_child_t *find_exited(const cn_snapshot_t *s, const char *which,
+                                          const cn_snap_actor_t **parent)
 {
     char *end;
     unsigned long id = strtoul(which, &end, 10);
     int by_id = *which && *end == '\0';
+    const cn_snap_child_t *found = NULL;
     for (size_t i = 0; i < s->nactors; i++) {
         const cn_snap_actor_t *a = &s->actors[i];
         for (size_t k = 0; k < a->nchildren; k++) {
@@ -140,14 +142,26 @@ static int say_exited(const cn_snapshot_t *s, const char *which)
             snprintf(path, sizeof(path), "%s/%s", a->path ? a->path : "?", c->name);
             if (by_id ? c->id != id : strcmp(which, c->name) != 0 && strcmp(which, path) != 0)
                 continue;
-            char ago[16];
-            fprintf(stderr, "canopy: %s (id %u, pid %d) exited (%s) %s ago: it has nothing to show\n",
-                    path, c->id, c->pid, c->status ? c->status : "?",
-                    ui_fmt_age(ago, sizeof(ago), s->now_us > c->exit_us ? s->now_us - c->exit_us : 0));
-            return 1;
+            if (found == NULL || c->exit_us > found->exit_us)
+                found = c, *parent = a;
         }
     }
-    return 0;
+    return found;
+}
+
+/* When `which` names a child that has exited, says so, with how and when,
+ * and returns 1: `canopy tree` still lists it. */
+static int say_exited(const cn_snapshot_t *s, const char *which)
+{
+    const cn_snap_actor_t *a = NULL;
+    const cn_snap_child_t *c = find_exited(s, which, &a);
+    if (c == NULL)
+        return 0;
+    char ago[16];
+    fprintf(stderr, "canopy: %s/%s (id %u, pid %d) has exited (%s) %s ago\n",
+            a->path ? a->path : "?", c->name, c->id, c->pid, c->status ? c->status : "?",
+            ui_fmt_age(ago, sizeof(ago), s->now_us > c->exit_us ? s->now_us - c->exit_us : 0));
+    return 1;
 }
 
 /* The live actor whose name or path is closest to a mistyped `which`, as
@@ -397,7 +411,8 @@ int cli_tree(int argc, char **argv, const opts_t *o)
         cn_snapshot_free(s);
         return 0;
     }
-    printf("tree %s (root pid %d): %zu actors", s->tree, s->root_pid, s->nactors);
+    printf("tree %s (root pid %d): %zu actor%s", s->tree, s->root_pid, s->nactors,
+           s->nactors == 1 ? "" : "s");
     if (s->unresponsive)
         printf(", %u unresponsive after %u ms", s->unresponsive, s->timeout_ms);
     int w = tree_width(s);
@@ -824,6 +839,10 @@ int cli_log(int argc, char **argv, const opts_t *o)
     /* An actor that has exited still has its records; one that never
      * was in the tree, and has none, is most likely a typo. */
     int amb = 0, known = o->actor && cn_snapshot_find(s, o->actor, &amb) != NULL;
+    const cn_snap_actor_t *parent;
+    for (size_t i = 0; o->actor && !known && i < s->nlogs; i++) /* at any level */
+        known = log_wanted(&s->logs[i], 0, o->actor);
+    known = known || (o->actor && find_exited(s, o->actor, &parent));
     int unknown = o->actor && shown == 0 && !known && !amb;
     if (unknown)
         fprintf(stderr, "canopy: no actor '%s' in tree %s, and no records from one%s\n", o->actor,
@@ -1155,7 +1174,8 @@ int cli_lint(int argc, char **argv, const opts_t *o)
         print_lints_json(stdout, lints, n);
         printf("\n");
     } else if (n == 0) {
-        printf("tree %s: %zu actors, no problems found\n", s->tree, s->nactors);
+        printf("tree %s: %zu actor%s, no problems found\n", s->tree, s->nactors,
+               s->nactors == 1 ? "" : "s");
     } else {
         for (size_t i = 0; i < n; i++)
             printf("%s %s [%s]: %s\n", lints[i].severity, lints[i].name, lints[i].actors,
