@@ -278,6 +278,11 @@ fi
 [ "$(grep -c 'waits for the console' "$tmp/stacks.log")" -eq 1 ] &&
     ok "canopy bt: no debugger session is opened for it" ||
     fail "canopy bt: it queued for the console: $(grep 'waits for' "$tmp/stacks.log")"
+# canopy ctx names a breakpoint as such, with no made-up peer and cid
+# (it said "debugger in ... on stacks cid 0", the console's lock).
+out=$("$canopy" ctx stacks bp-2 2>&1)
+expect_out "thread [0-9]+ \(main\): stopped at a breakpoint for" "canopy ctx: a thread at a breakpoint says so"
+if printf '%s\n' "$out" | grep -q "cid 0"; then fail "canopy ctx: a breakpoint's thread shows cid 0: $out"; else ok "canopy ctx: no cid for a breakpoint's thread"; fi
 out=$("$canopy" bt stacks bp-2 --json 2>&1)
 expect_out '^\[\{"actor":2,"path":"stacks/bp-2","stacks":\[\{"tid":[0-9]+' "canopy bt --json: one actor's stacks"
 out=$("$canopy" dump stacks 2>&1)

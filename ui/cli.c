@@ -628,12 +628,15 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
             if (t->doing && strcmp(t->doing, "idle") == 0)
                 continue;
             char buf[32], age[32];
+            /* At a breakpoint its peer is the console's lock, not an actor
+             * it waits on: "stopped at a breakpoint", and no peer or cid */
+            int bp = t->doing && strcmp(t->doing, "debugger") == 0;
             printf("  thread %d (%s): %s", t->tid, t->kind ? t->kind : "?",
-                   t->doing ? t->doing : "?");
+                   bp ? "stopped at a breakpoint" : t->doing ? t->doing : "?");
             if (t->fn)
                 printf(" in %s", t->fn);
-            if (t->doing && strcmp(t->doing, "running") != 0 && strcmp(t->doing, "sleep") != 0 &&
-                strcmp(t->doing, "spawn") != 0)
+            if (t->doing && !bp && strcmp(t->doing, "running") != 0 &&
+                strcmp(t->doing, "sleep") != 0 && strcmp(t->doing, "spawn") != 0)
                 printf(" on %s cid %llu", actor_name(s, t->peer, buf, sizeof(buf)),
                        (unsigned long long)t->cid);
             printf(" for %s\n", fmt_since(a->now_us, t->since_us, age, sizeof(age)));
