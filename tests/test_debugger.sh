@@ -349,8 +349,8 @@ stop_tree
 start_tree cx bp
 wait_for "waits for the console" "$tmp/cx.log" 5
 out=$("$canopy" cancel cx cx/bp-1 --timeout 1500 2>&1) && rc=0 || rc=$?
-[ $rc = 1 ] && printf '%s\n' "$out" | grep -q "cx/bp-1 (id [0-9]*, pid [0-9]*) is in a debugger session, and goes when the session ends ('canopy attach cx', then c)" &&
-    ok "cancel: an actor in a debugger session is said to wait for it" ||
+[ $rc = 1 ] && printf '%s\n' "$out" | grep -q "cx/bp-1 (id [0-9]*, pid [0-9]*) is stopped for the debugger (waiting for the console), and it goes when its session ends ('canopy attach cx', then c)" &&
+    ok "cancel: an actor queued for the console is said to wait for its session" ||
     fail "cancel of an actor in the debugger (exit $rc): $out"
 stop_tree
 

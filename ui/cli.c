@@ -1101,8 +1101,9 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         state = cancel_done(s, actor, call, callee);
         done = state == CANCEL_DONE;
         const cn_snap_actor_t *held = ui_actor_by_id(s, call ? callee : actor);
-        in_debugger = held && (strcmp(ui_shown_state(held), "debugger") == 0 ||
-                               strcmp(ui_shown_state(held), "lock-wait") == 0);
+        /* 1: in a session, 2: queued for the console */
+        const char *hs = held ? ui_shown_state(held) : "";
+        in_debugger = strcmp(hs, "lock-wait") == 0 ? 2 : strcmp(hs, "debugger") == 0;
         cn_snapshot_free(s);
         if (!done && !o->json && ms / 1000 != (ms - 50) / 1000) {
             printf(" %lds", ms / 1000);
@@ -1122,9 +1123,11 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         return 0;
     }
     if (in_debugger) /* it waits for its session to end: lint finds nothing wrong */
-        printf(" still there after %ld ms: %s is in a debugger session, and goes when the "
-               "session ends ('canopy attach %s', then c)\n",
-               ms, call ? callee_name : what, t.name);
+        printf(" still there after %ld ms: %s is stopped for the debugger (%s), and %s when "
+               "its session ends ('canopy attach %s', then c)\n",
+               ms, call ? callee_name : what,
+               in_debugger == 2 ? "waiting for the console" : "in a session",
+               call ? "the call ends" : "it goes", t.name);
     else if (state == CANCEL_CALLEE_RUNS)
         printf(" the caller's end is closed, but its task on %s still runs after %ld ms: it has "
                "not reached a cancellation point; 'canopy lint' and 'canopy bt' say where\n",
