@@ -59,6 +59,14 @@ fifo_round() { # fifo_round NAME N
     else
         fail "$name: granted '$got', queued '$want'"
     fi
+    # "N more waiting" counts those behind the holder just granted: never
+    # the one the console is about to pass to (it said "1 more" and then
+    # granted that very one, leaving none).
+    bad=$(awk -v n="$n" '/^\[lock\] [0-9]+ more waiting/ { if ($2 != n - g || !granted) print; next }
+        /^\[lock\] .* has the console:/ { g++; granted = 1; next }
+        /^\[lock\] / { granted = 0 }' "$con")
+    [ -z "$bad" ] && ok "$name: each grant says how many still wait behind it" ||
+        fail "$name: wrong counts: $bad"
     # No interleaving: between a holder's grant and its release, every
     # answer names that holder only.
     bad=$(awk '/ has the console:/ { h = $2 } /^log level of / { if ($4 != h) print }

@@ -140,7 +140,9 @@ static void on_event(const cn_event_t *ev)
         con.holder_path[0] = '\0';
     }
     note("[lock] %s", ev->detail ? ev->detail : ev->op);
-    if (ev->waiting && (gets || loses))
+    /* Said with a grant only: at a release the count still holds the
+     * waiter that the console passes to next, which then "more" is not. */
+    if (ev->waiting && gets)
         note("[lock] %u more waiting (:queue lists them)", ev->waiting);
     set_prompt();
     if (con.tty) {
