@@ -459,6 +459,18 @@ if command -v tmux >/dev/null 2>&1; then
     else
         fail "terminal: screen was: $screen"
     fi
+    # A line the console answers itself: the answer, then a clean prompt
+    # (the prompt came back with ":queue" on it again: "(term/bp-1) :queue(term/bp-1) ").
+    tm send-keys -t "$s" ":queue" Enter
+    pane_wait "$s" "^waiting: nobody"
+    sleep 0.3
+    screen=$(tm capture-pane -p -t "$s")
+    if [ "$(printf '%s\n' "$screen" | grep -c ':queue')" -eq 1 ] &&
+        printf '%s\n' "$screen" | grep -v '^$' | tail -1 | grep -q '^(term/bp-1) *$'; then
+        ok "terminal: a console command's answer, then a clean prompt"
+    else
+        fail "terminal: after :queue: $(printf '%s\n' "$screen" | grep -v '^$' | tail -5)"
+    fi
     tm send-keys -t "$s" C-c
     pane_wait "$s" "^\^C: no command is running"
     if tm capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && kill -0 "$pid" 2>/dev/null &&

@@ -31,6 +31,8 @@ static struct {
     cn_client_t *c;
     const char *tree;
     int tty;
+    int in_line; /* on_line runs: the cursor is on a fresh line, and
+                    libedit still holds the line just entered */
     int done;
     uint32_t holder; /* the actor with the console, or 0 with holder_path "" */
     char holder_path[512];
@@ -93,13 +95,16 @@ static void set_prompt(void)
 /* Prints text while the user may be typing: above the line being edited. */
 static void print_above(const char *text, size_t len)
 {
-    if (con.tty)
+    /* Within on_line no line is being edited: a redraw would show the
+     * line just entered again, after the answer (":queue" twice). */
+    int redraw = con.tty && !con.in_line;
+    if (redraw)
         fputs("\r\033[K", stdout);
     fwrite(text, 1, len, stdout);
     if (len && text[len - 1] != '\n')
         fputc('\n', stdout);
     fflush(stdout);
-    if (con.tty)
+    if (redraw)
         rl_forced_update_display();
 }
 
@@ -280,7 +285,9 @@ static void on_line(char *line)
 /* libedit's callback: the line was malloc'd for us to free. */
 static void on_tty_line(char *line)
 {
+    con.in_line = 1;
     on_line(line);
+    con.in_line = 0;
     free(line);
 }
 
