@@ -502,6 +502,14 @@ if command -v tmux >/dev/null 2>&1; then
         tm capture-pane -p -t "$s" | grep -q "^waiting: nobody" &&
         ok "root's terminal: :queue lists the holder and the waiters" ||
         fail "root's terminal: :queue: $(tm capture-pane -p -t "$s" | tail -4)"
+    sleep 0.3
+    screen=$(tm capture-pane -p -t "$s")
+    if [ "$(printf '%s\n' "$screen" | grep -c ':queue')" -eq 1 ] &&
+        printf '%s\n' "$screen" | grep -v '^$' | tail -1 | grep -q '^(own/bp-1) *$'; then
+        ok "root's terminal: the console's own answer, then a clean prompt"
+    else
+        fail "root's terminal: after :queue: $(printf '%s\n' "$screen" | grep -v '^$' | tail -4)"
+    fi
     tm send-keys -t "$s" "c" Enter
     wait_for "after breakpoint: ok" "$tmp/own.log" 5 && ok "root's terminal: continue typed there resumes the actor" ||
         fail "root's terminal: not resumed: $(tm capture-pane -p -t "$s")"

@@ -68,6 +68,7 @@ static struct {
     int on;       /* the handler is installed and fd 0 watched */
     uv_poll_t in; /* fd 0 */
     int inited;
+    int in_line; /* on_line runs: no line is being edited (see cn__tty_write) */
     char prompt[CN__PATH_MAX + 4];
     void (*line)(const char *line, size_t len);
     struct termios saved; /* the terminal as the program had it */
@@ -91,7 +92,9 @@ static void on_line(char *line)
     }
     if (*line)
         el.history(line);
+    tty.in_line = 1;
     tty.line(line, strlen(line));
+    tty.in_line = 0;
     free(line);
     /* A fresh handler: libedit would otherwise redraw the line just
      * entered as if still being typed when output arrives. */
@@ -153,12 +156,16 @@ void cn__tty_stop(void)
 
 void cn__tty_write(const char *text, size_t len)
 {
-    if (tty.on)
+    /* An answer given while the line handler runs: the cursor is on a
+     * fresh line, and a redraw would show the line just entered again
+     * after it ("canopy> :foocanopy> "). */
+    int redraw = tty.on && !tty.in_line;
+    if (redraw)
         fputs("\r\033[K", stdout);
     fwrite(text, 1, len, stdout);
     if (len && text[len - 1] != '\n')
         fputc('\n', stdout);
     fflush(stdout);
-    if (tty.on)
+    if (redraw)
         el.redisplay();
 }
