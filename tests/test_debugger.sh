@@ -443,6 +443,20 @@ wait "$cpid" 2>/dev/null
 cpid=
 pid=
 
+# clean_prompt_after_queue HOLDER WHERE: after ':queue' in tmux session
+# $s, the line shows once and the screen ends with a bare prompt (the
+# prompt came back with the line on it again: "(HOLDER) :queue(HOLDER)").
+clean_prompt_after_queue() {
+    sleep 0.3
+    screen=$(tm capture-pane -p -t "$s")
+    if [ "$(printf '%s\n' "$screen" | grep -c ':queue')" -eq 1 ] &&
+        printf '%s\n' "$screen" | grep -v '^$' | tail -1 | grep -q "^($1) *\$"; then
+        ok "$2: the console's own answer, then a clean prompt"
+    else
+        fail "$2: after :queue: $(printf '%s\n' "$screen" | grep -v '^$' | tail -4)"
+    fi
+}
+
 # ---------------------------------------------------------------- a real terminal
 if command -v tmux >/dev/null 2>&1; then
     tm_keep
@@ -459,18 +473,9 @@ if command -v tmux >/dev/null 2>&1; then
     else
         fail "terminal: screen was: $screen"
     fi
-    # A line the console answers itself: the answer, then a clean prompt
-    # (the prompt came back with ":queue" on it again: "(term/bp-1) :queue(term/bp-1) ").
     tm send-keys -t "$s" ":queue" Enter
     pane_wait "$s" "^waiting: nobody"
-    sleep 0.3
-    screen=$(tm capture-pane -p -t "$s")
-    if [ "$(printf '%s\n' "$screen" | grep -c ':queue')" -eq 1 ] &&
-        printf '%s\n' "$screen" | grep -v '^$' | tail -1 | grep -q '^(term/bp-1) *$'; then
-        ok "terminal: a console command's answer, then a clean prompt"
-    else
-        fail "terminal: after :queue: $(printf '%s\n' "$screen" | grep -v '^$' | tail -5)"
-    fi
+    clean_prompt_after_queue "term/bp-1" "terminal"
     tm send-keys -t "$s" C-c
     pane_wait "$s" "^\^C: no command is running"
     if tm capture-pane -p -t "$s" | grep -q "^\^C: no command is running" && kill -0 "$pid" 2>/dev/null &&
@@ -502,14 +507,7 @@ if command -v tmux >/dev/null 2>&1; then
         tm capture-pane -p -t "$s" | grep -q "^waiting: nobody" &&
         ok "root's terminal: :queue lists the holder and the waiters" ||
         fail "root's terminal: :queue: $(tm capture-pane -p -t "$s" | tail -4)"
-    sleep 0.3
-    screen=$(tm capture-pane -p -t "$s")
-    if [ "$(printf '%s\n' "$screen" | grep -c ':queue')" -eq 1 ] &&
-        printf '%s\n' "$screen" | grep -v '^$' | tail -1 | grep -q '^(own/bp-1) *$'; then
-        ok "root's terminal: the console's own answer, then a clean prompt"
-    else
-        fail "root's terminal: after :queue: $(printf '%s\n' "$screen" | grep -v '^$' | tail -4)"
-    fi
+    clean_prompt_after_queue "own/bp-1" "root's terminal"
     tm send-keys -t "$s" "c" Enter
     wait_for "after breakpoint: ok" "$tmp/own.log" 5 && ok "root's terminal: continue typed there resumes the actor" ||
         fail "root's terminal: not resumed: $(tm capture-pane -p -t "$s")"
