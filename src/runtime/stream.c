@@ -5,8 +5,9 @@
  * Each side opens its end with a receive window of W messages, and opening
  * sends CREDIT [W] to the peer: the peer may send W YIELDs. Each YIELD
  * spends one credit; a sender with none blocks (or, in overrun mode, fails
- * at once with CN_EOVERRUN once the peer has opened its end). As the receiver's user takes messages out, it
- * returns credit in batches of half a window. So a receiver never holds
+ * at once with CN_EOVERRUN once the peer has opened its end). As the
+ * receiver's user takes messages out, it returns credit in batches of half
+ * a window. So a receiver never holds
  * more than W messages it has not asked for, nothing is dropped, and a
  * peer that never opened its end simply never granted credit. YIELDs a
  * peer sends beyond its credit are dropped on arrival (cn__yq_push).

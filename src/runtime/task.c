@@ -336,7 +336,8 @@ static void task_free(cn__task_t *t)
     cn__rec_del(&t->rec);
     cn__lock(&cn__rt.mu);
     cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
-    int drained = cn__rt.shutting_down && cn__rt.tasks.count == 0;
+    /* A child going down waits for its tasks (maybe_finish_shutdown) */
+    int drained = !cn__rt.is_root && cn__rt.shutting_down && cn__rt.tasks.count == 0;
     /* Calls the function left running (a context it never freed) outlive
      * it; they must not point at it any more. */
     for (size_t i = 0; i < t->nested.cap; i++)
@@ -358,7 +359,7 @@ static void task_free(cn__task_t *t)
     free(t->fail);
     cn_wire_msg_free(t->msg);
     free(t);
-    if (drained) { /* an actor going down waits for its tasks to end */
+    if (drained) {
         atomic_store(&cn__rt.tasks_drained, 1);
         cn__wake();
     }
