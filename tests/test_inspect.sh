@@ -479,7 +479,7 @@ l=$!
 pids="$pids $l"
 wait_for "$tmp/l.thr.out" ready || fail "threads: tree not ready"
 expect_rc 0 "bt of an actor with a thread of its own" $canopy bt lint lint/kid
-expect_out "thread [0-9]+ \(cn-task-1\): task idle" "bt: the task thread is one"
+expect_out "thread [0-9]+ \(cn-task-1\): (.*; )?task idle" "bt: the task thread is one"
 expect_out "thread [0-9]+ \(cn-task-1\): .*the program's own thread, named after the task thread that started it" \
     "bt: the program's thread is not taken for a task thread"
 kill -9 $l
