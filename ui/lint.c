@@ -148,8 +148,6 @@ static int stopped(const cn_snap_actor_t *a)
     return st && st->type == MSGPACK_OBJECT_POSITIVE_INTEGER && st->via.u64 != 0;
 }
 
-/* "blocked in recv on root cid 9 for 5s", "running fn (not in a blocking
- * call)", ... */
 /* What a thread is, in a word: the task it runs, else its kind (main,
  * user). */
 static const char *thread_label(const cn_snap_thread_t *t)
@@ -157,6 +155,8 @@ static const char *thread_label(const cn_snap_thread_t *t)
     return t->fn ? t->fn : t->kind ? t->kind : "?";
 }
 
+/* "blocked in recv on root cid 9 for 5s", "running fn (not in a blocking
+ * call)", ... */
 static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
                             const cn_snap_thread_t *t, char *out, size_t n)
 {
@@ -289,7 +289,7 @@ static void stalled_stream_pass(run_t *r, int pass)
             int downstream = pt && pt->doing && strcmp(pt->doing, "send") == 0;
             if (downstream != pass)
                 continue;
-            char how[256], buf[32], who[256];
+            char how[400], buf[32], who[256];
             if (p == NULL || !p->responsive)
                 snprintf(how, sizeof(how), "the receiver does not answer");
             else if (pc && pc->has_stream)
