@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static char suite_logpath[] = "/tmp/canopy-test-XXXXXX";
@@ -68,6 +69,23 @@ static inline int suite_log_line_has(const char *needle, const char *also)
         found = strstr(line, needle) && strstr(line, also);
     fclose(f);
     return found;
+}
+
+/* Waits up to ms for a line of the tree's log that holds needle (and
+ * also, unless NULL), looking every 10 ms; returns whether one came. */
+static inline int suite_log_wait(const char *needle, const char *also, long long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    long long until = t.tv_sec * 1000LL + t.tv_nsec / 1000000 + ms;
+    for (;;) {
+        if (suite_log_line_has(needle, also ? also : ""))
+            return 1;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if (t.tv_sec * 1000LL + t.tv_nsec / 1000000 >= until)
+            return 0;
+        usleep(10000);
+    }
 }
 
 /* After the group: prints the tree's log if anything failed, removes it,

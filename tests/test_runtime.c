@@ -648,26 +648,19 @@ static void test_spawn_failures_are_clear(void **state)
 
     cn_spawn_opts_t bad_entry = {.entry = "no-such-entry"};
     assert_int_equal(cn_spawn("lost", &bad_entry, &p, T_MS), CN_EDEAD);
-    int64_t deadline = ms_now() + T_MS;
-    while (!suite_log_contains("has no entry 'no-such-entry'") && ms_now() < deadline)
-        usleep(10000);
+    suite_log_wait("has no entry 'no-such-entry'", NULL, T_MS);
     assert_true(
         suite_log_contains("root/lost: this program has no entry 'no-such-entry'"));
 
     assert_false(suite_log_contains("root/lost: root/lost:")); /* its path once */
-    deadline = ms_now() + T_MS; /* and the spawner hears why it failed */
-    while (!suite_log_contains("(lost) exited with status 2 before it greeted its parent") &&
-           ms_now() < deadline)
-        usleep(10000);
+    /* and the spawner hears why it failed */
+    suite_log_wait("(lost) exited with status 2 before it greeted its parent", NULL, T_MS);
     assert_true(suite_log_contains("(lost) exited with status 2 before it greeted its parent"));
     /* A program that exits 0 without greeting is a failed spawn too: said
      * as a warning, not a debug line. */
     cn_spawn_opts_t quick = {.exe = "/bin/true"};
     assert_int_equal(cn_spawn("quick", &quick, &p, T_MS), CN_EDEAD);
-    deadline = ms_now() + T_MS;
-    while (!suite_log_contains("(quick) exited with status 0 before it greeted") &&
-           ms_now() < deadline)
-        usleep(10000);
+    suite_log_wait("(quick) exited with status 0 before it greeted", NULL, T_MS);
     assert_true(suite_log_line_has("(quick) exited with status 0 before it greeted its parent",
                                    " warn "));
 
@@ -980,9 +973,7 @@ static void test_dead_for_a_callee_reply_keeps_the_call_in_flight(void **state)
 
     assert_int_equal(kill(pid, SIGKILL), 0);
     snprintf(want, sizeof(want), "crossed: CANCEL for call %d of actor %u", cid, caller.id);
-    int64_t deadline = ms_now() + T_MS;
-    while (!suite_log_contains(want) && ms_now() < deadline)
-        usleep(1000);
+    suite_log_wait(want, NULL, T_MS);
     assert_true(suite_log_contains(want));
     pthread_join(th, NULL);
     assert_int_equal(c.rc, CN_EDEAD);
@@ -1004,9 +995,7 @@ static void test_route_for_ungranted_id_is_refused(void **state)
              "refused ADD_ROUTE for 60000 from actor %u (fake-squat): no id range behind it "
              "holds that id",
              fake.id);
-    int64_t deadline = ms_now() + T_MS;
-    while (!suite_log_contains(want) && ms_now() < deadline)
-        usleep(1000);
+    suite_log_wait(want, NULL, T_MS);
     assert_true(suite_log_contains(want));
     assert_false(route_known(60000));
     assert_true(route_known(fake.id)); /* the stream is still up */
@@ -1025,9 +1014,7 @@ static void test_version_mismatch_is_refused(void **state)
              CN_PROTOCOL_VERSION);
     assert_true(suite_log_contains(want));
     /* The peer was told, with the code, before the stream closed. */
-    int64_t deadline = ms_now() + T_MS;
-    while (!suite_log_contains("fake_child: refused with code -4005") && ms_now() < deadline)
-        usleep(10000);
+    suite_log_wait("fake_child: refused with code -4005", NULL, T_MS);
     assert_true(
         suite_log_contains("fake_child: refused with code -4005: protocol version mismatch"));
 }
@@ -1039,16 +1026,13 @@ static void test_garbage_closes_only_its_stream(void **state)
     cn_spawn_opts_t o = {.exe = FAKE, .argv = argv};
     cn_portal_t fake;
     assert_int_equal(cn_spawn("fake-garbage", &o, &fake, T_MS), 0);
-    int64_t deadline = ms_now() + T_MS;
-    while (!suite_log_contains("fake_child: after garbage the parent closed") &&
-           ms_now() < deadline)
-        usleep(10000);
+    suite_log_wait("fake_child: after garbage the parent closed", NULL, T_MS);
     assert_true(suite_log_contains("closing the stream: bad frame from fake-garbage"));
     assert_true(suite_log_contains("fake_child: after garbage the parent closed"));
     char buf[64];
     assert_int_equal(call_str(workers[0][0], "whoami", buf, sizeof(buf)), 0);
     assert_string_equal(buf, "root/sup-0/w0");
-    deadline = ms_now() + 1000; /* dropped once its exit status is known */
+    int64_t deadline = ms_now() + 1000; /* dropped once its exit status is known */
     while (route_known(fake.id) && ms_now() < deadline)
         usleep(1000);
     assert_false(route_known(fake.id));
@@ -1254,19 +1238,15 @@ static void test_orphaned_call_is_named(void **state)
     char want[160];
     snprintf(want, sizeof(want), "cancelled 1 call(s) whose caller is gone (actor %u's call ",
              from.id);
-    int64_t deadline = ms_now() + T_MS;
-    while (!suite_log_line_has("root/orph-to", "doze: sleeping") && ms_now() < deadline)
-        usleep(20000); /* its task is running */
+    suite_log_wait("root/orph-to", "doze: sleeping", T_MS); /* its task is running */
     assert_int_equal(kill(pid, SIGKILL), 0);
     pthread_join(w.th, NULL);
-    while (!suite_log_contains(want) && ms_now() < deadline + T_MS)
-        usleep(20000);
+    suite_log_wait(want, NULL, T_MS);
     assert_true(suite_log_contains(want));
     snprintf(want, sizeof(want), " to %u): actor %u (orph-from) exited on signal 9", to.id,
              from.id);
     assert_true(suite_log_contains(want));
-    while (!suite_log_line_has("root/orph-to: doze: ", "cancel") && ms_now() < deadline + 2 * T_MS)
-        usleep(20000);
+    suite_log_wait("root/orph-to: doze: ", "cancel", T_MS);
     assert_true(suite_log_line_has("root/orph-to: doze: ", "cancel"));
     assert_int_equal(cn_cancel(to, T_MS), 0);
 }
@@ -1286,10 +1266,8 @@ static void test_cancel_lets_calls_end_and_names_the_stuck(void **state)
         assert_int_equal(cn_spawn(name, NULL, &p, T_MS), 0);
         struct waiter w = {.to = p, .fn = fns[i]};
         pthread_create(&w.th, NULL, wait_block, &w);
-        int64_t deadline = ms_now() + T_MS;
         if (i == 0)
-            while (!suite_log_line_has("root/ends-doze: ", "doze: sleeping") && ms_now() < deadline)
-                usleep(20000);
+            suite_log_wait("root/ends-doze: ", "doze: sleeping", T_MS);
         else
             usleep(300000); /* the call runs */
         int64_t t0 = ms_now();
