@@ -373,8 +373,10 @@ CN_EXTERN int cn_stream_close(cn_stream_t *s);
 
 CN_EXTERN void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out);
 
-/* Why the last call on s that failed did, in words ("" if none has);
- * after CN_EOF, how the stream ended. */
+/* Why this thread's last stream call that failed did, in words ("" if
+ * none has); after CN_EOF, how the stream ended. Kept per thread, as
+ * errno is: a sender and a receiver on two threads each see their own,
+ * and it stays readable after the stream is freed (s is not read). */
 CN_EXTERN const char *cn_stream_last_error(const cn_stream_t *s);
 
 /* ---------------------------------------------------------------------------

@@ -869,6 +869,41 @@ static void test_free_while_others_wait(void **state)
     }
 }
 
+struct sender {
+    cn_stream_t *s;
+    int rc;
+    char why[256];
+};
+
+static void *send_once(void *p)
+{
+    struct sender *x = p;
+    msgpack_object v = uint_obj(1);
+    x->rc = cn_stream_send(x->s, &v, 300);
+    snprintf(x->why, sizeof(x->why), "%s", cn_stream_last_error(x->s));
+    return NULL;
+}
+
+/* A sender and a receiver on two threads each read why their own call
+ * failed: one buffer per stream said whichever failed last, to both. */
+static void test_each_thread_reads_its_own_error(void **state)
+{
+    (void)state;
+    cn_stream_t *s;
+    msgpack_object n = uint_obj(0); /* the deaf end never opens: no credit */
+    cn_ctx_t *ctx = open_stream(a, "deaf", &n, NULL, &s);
+    struct sender x = {s, 1, ""};
+    pthread_t th;
+    pthread_create(&th, NULL, send_once, &x);
+    cn_result_t m;
+    assert_int_equal(cn_stream_recv(s, &m, 100), CN_ETIMEDOUT); /* the send still waits */
+    pthread_join(th, NULL); /* and fails after this recv did */
+    assert_int_equal(x.rc, CN_ETIMEDOUT);
+    assert_non_null(strstr(x.why, "no credit within 300 ms"));
+    assert_string_equal(cn_stream_last_error(s), "nothing received within 100 ms");
+    cn_ctx_free(ctx);
+}
+
 /* Takes the subscriber's next value; checks it and what was missed. */
 static void expect(cn_sub_t *sub, uint64_t value, uint64_t missed)
 {
@@ -1040,6 +1075,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_a_value_too_big_says_the_limit),
         cmocka_unit_test(test_a_second_receiver_is_refused),
         cmocka_unit_test(test_free_while_others_wait),
+        cmocka_unit_test(test_each_thread_reads_its_own_error),
         cmocka_unit_test(test_a_hubs_stream_is_its_own),
     };
     return suite_finish(cmocka_run_group_tests_name("stream", tests, setup, NULL));

@@ -346,7 +346,7 @@ cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__yq_t *yq, cn__latch_t *in, ui
                              int *rc);
 void cn__stream_free(cn_stream_t *s);
 /* Before freeing a stream other threads may still wait on: ends their
- * waits with CN_ECANCELED (`why` for a sender's last_error), and returns
+ * waits with CN_ECANCELED (`why`, for a sender's cn_stream_last_error), and returns
  * once they have left. The owner's latch `in` is closed: call it once no
  * final message is on its way in. */
 void cn__stream_stop(cn_stream_t *s, const char *why);

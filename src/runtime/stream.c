@@ -33,6 +33,12 @@
 #define STALL_EVENT_US 100000 /* a wait for credit this long is a "stall" event */
 #define MAX_WINDOW 65536
 
+/* Why this thread's last failed stream call did (cn_stream_last_error).
+ * Per thread, as errno: a sender and a receiver on two threads each read
+ * their own, and a thread whose wait a cn_ctx_free ended can read why
+ * after the stream is gone. */
+static __thread char tl_error[CN__REASON_MAX];
+
 struct cn_stream {
     cn__flow_t *flow;
     cn__yq_t *yq;    /* YIELDs from the peer */
@@ -52,7 +58,7 @@ struct cn_stream {
     pthread_mutex_t send_mu; /* one sender at a time; taken before rt.mu */
     cn__stream_t *link;      /* under send_mu: where YIELDs go, once known */
     msgpack_sbuffer sb;      /* reused for packing: no allocation per message */
-    char last_error[CN__REASON_MAX];
+    char end_why[CN__REASON_MAX]; /* the receiver's: why recv returns end_rc */
     _Atomic int receiving; /* a thread is in recv: one at a time (CN_EBUSY) */
     _Atomic int hub;       /* a broadcast hub reads it (cn_bcast_new) */
     _Atomic int freeing;   /* cn__stream_stop: its waits end with CN_ECANCELED */
@@ -220,7 +226,7 @@ static int send_simple(cn_stream_t *s, uint32_t type, const msgpack_object *body
         rc = cn_wire_pack(&sb, &h, body, 0);
     }
     if (rc == 0)
-        rc = cn__send_frame(&h, sb.data, sb.size, s->last_error);
+        rc = cn__send_frame(&h, sb.data, sb.size, tl_error);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -312,21 +318,21 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
          * cn_open returns), so the send waits for it within its timeout. */
         if (s->overrun && f->peer_opened) {
             rc = CN_EOVERRUN;
-            snprintf(s->last_error, sizeof(s->last_error),
+            snprintf(tl_error, sizeof(tl_error),
                      "overrun: the receiver's buffer of %llu messages is full",
                      (unsigned long long)f->peer_window);
             break;
         }
         if (s->overrun && cn__mono_ns() >= deadline) {
             rc = CN_EOVERRUN;
-            snprintf(s->last_error, sizeof(s->last_error),
+            snprintf(tl_error, sizeof(tl_error),
                      "overrun: the receiving side never opened its stream (waited %lld ms)",
                      (long long)timeout_ms);
             break;
         }
         if (deadline != INT64_MAX && cn__mono_ns() >= deadline) {
             rc = CN_ETIMEDOUT;
-            snprintf(s->last_error, sizeof(s->last_error),
+            snprintf(tl_error, sizeof(tl_error),
                      "no credit within %lld ms: the receiver %s", (long long)timeout_ms,
                      f->peer_opened ? "is not keeping up" : "has not opened its stream");
             break;
@@ -366,7 +372,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
     }
     if (rc == 0 && atomic_load(&f->ended)) {
         rc = f->err;
-        snprintf(s->last_error, sizeof(s->last_error), "%s", f->reason);
+        snprintf(tl_error, sizeof(tl_error), "%s", f->reason);
     }
     if (rc == 0) {
         atomic_fetch_sub(&f->credit, 1); /* others only add: it stays >= 0 */
@@ -377,12 +383,12 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
 }
 
 /* last_error for CN_ECANCELED: the task's cancellation, or the actor's. */
-static int say_cancelled(cn_stream_t *s, cn__task_t *t)
+static int say_cancelled(cn__task_t *t)
 {
     char why[CN__REASON_MAX] = "";
     if (t)
         cn__task_cancel_reason(t, why, sizeof(why));
-    snprintf(s->last_error, sizeof(s->last_error), "%s%s%s",
+    snprintf(tl_error, sizeof(tl_error), "%s%s%s",
              t ? "this task was cancelled" : "this actor is shutting down", why[0] ? ": " : "",
              why);
     return CN_ECANCELED;
@@ -393,12 +399,12 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     if (s == NULL)
         return CN_EINVAL;
     if (s->closed) {
-        snprintf(s->last_error, sizeof(s->last_error), "this end of the stream is closed");
+        snprintf(tl_error, sizeof(tl_error), "this end of the stream is closed");
         return CN_EPIPE;
     }
     cn__task_t *t = cn__task_current();
     if (t && cn__task_is_cancelled(t))
-        return say_cancelled(s, t);
+        return say_cancelled(t);
     cn__lock(&s->send_mu);
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
     msgpack_sbuffer *sb = &s->sb;
@@ -406,20 +412,20 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     cn_wire_hdr_t h = {CN_MSG_YIELD, s->peer, cn__rt.id, s->cid_out};
     int rc = cn_wire_pack(sb, &h, value ? value : &nil, 0);
     if (rc == CN_EMSGSIZE)
-        snprintf(s->last_error, sizeof(s->last_error),
+        snprintf(tl_error, sizeof(tl_error),
                  "cannot send the value: packed, it is larger than the %u MiB a message may "
                  "hold", CN_WIRE_DEFAULT_MAX_FRAME >> 20);
     else if (rc < 0)
-        snprintf(s->last_error, sizeof(s->last_error), "cannot send the value: %s",
+        snprintf(tl_error, sizeof(tl_error), "cannot send the value: %s",
                  cn_strerror(rc));
     else
         rc = take_credit(s, timeout_ms, sb->size);
     if (rc == 0 && s->link == NULL)
         s->link = cn__link_get(s->peer); /* routed once, not per message */
     if (rc == 0 && s->link)
-        rc = cn__link_send(s->link, &h, sb->data, sb->size, s->last_error);
+        rc = cn__link_send(s->link, &h, sb->data, sb->size, tl_error);
     else if (rc == 0)
-        rc = cn__send_frame(&h, sb->data, sb->size, s->last_error);
+        rc = cn__send_frame(&h, sb->data, sb->size, tl_error);
     if (sb->alloc > 1u << 20) { /* do not keep a huge one */
         msgpack_sbuffer_destroy(sb);
         msgpack_sbuffer_init(sb);
@@ -495,8 +501,10 @@ void cn__stream_stop(cn_stream_t *s, const char *why)
 
 static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
 {
-    if (s->eof)
+    if (s->eof) {
+        snprintf(tl_error, sizeof(tl_error), "%s", s->end_why);
         return s->end_rc;
+    }
     int64_t deadline = -1; /* taken when we first wait: a clock read */
     cn__node_t *n;
     for (;;) {
@@ -512,7 +520,7 @@ static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
             return 0;
         }
         if (rc < 0) {
-            snprintf(s->last_error, sizeof(s->last_error), "a message was lost: %s",
+            snprintf(tl_error, sizeof(tl_error), "a message was lost: %s",
                      cn_strerror(rc));
             return rc;
         }
@@ -526,13 +534,13 @@ static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
         }
         if (rc < 0) {
             if (rc == CN_ETIMEDOUT)
-                snprintf(s->last_error, sizeof(s->last_error), "nothing received within %lld ms",
+                snprintf(tl_error, sizeof(tl_error), "nothing received within %lld ms",
                          (long long)timeout_ms);
             else if (rc == CN_ECANCELED && atomic_load(&s->freeing))
-                snprintf(s->last_error, sizeof(s->last_error),
+                snprintf(tl_error, sizeof(tl_error),
                          "the context was freed (cn_ctx_free) while this thread waited");
             else if (rc == CN_ECANCELED)
-                say_cancelled(s, cn__task_current());
+                say_cancelled(cn__task_current());
             return rc; /* CN_ETIMEDOUT, or the task's cancellation */
         }
         if (!cn__yq_is_token(s->yq, n))
@@ -555,12 +563,13 @@ static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
     }
     /* Said once, for this call and every later one (they return it too). */
     if (s->end_rc == CN_EOF)
-        snprintf(s->last_error, sizeof(s->last_error), "end of stream: the other side %s",
+        snprintf(s->end_why, sizeof(s->end_why), "end of stream: the other side %s",
                  type == CN_MSG_STOP ? "closed its end" : "returned");
     else if (msg->error.message && msg->error.message[0])
-        snprintf(s->last_error, sizeof(s->last_error), "%s", msg->error.message);
+        snprintf(s->end_why, sizeof(s->end_why), "%s", msg->error.message);
     else
-        snprintf(s->last_error, sizeof(s->last_error), "%s", cn_strerror(s->end_rc));
+        snprintf(s->end_why, sizeof(s->end_why), "%s", cn_strerror(s->end_rc));
+    snprintf(tl_error, sizeof(tl_error), "%s", s->end_why);
     return s->end_rc;
 }
 
@@ -589,5 +598,6 @@ void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out)
 
 const char *cn_stream_last_error(const cn_stream_t *s)
 {
-    return s && s->last_error[0] ? s->last_error : "";
+    (void)s; /* the calling thread's: see tl_error */
+    return tl_error;
 }
