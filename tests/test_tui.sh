@@ -379,6 +379,10 @@ on_screen "holder: nobody" 10 && ok "two breakpoints: both served" || fail "two 
 keys :break Space nope Enter
 on_screen ":break: no actor 'nope'" 5 && ok "console: :break of an unknown actor says so" ||
     fail "console: :break nope: $(screen | tail -3)"
+keys :break Space bq-2 Enter
+on_screen ":break: no actor 'bq-2' in tree twobp; did you mean 'bp-2'?" 5 &&
+    ok "console: :break of a mistyped actor names the one meant" ||
+    fail "console: :break bq-2: $(screen | tail -3)"
 keys :break Space bp-2 Enter
 on_screen "holder: twobp/bp-2 " 10 && ok "console: :break ACTOR breaks into it, and it gets the console" ||
     fail "console: :break bp-2: $(screen | head -4)"

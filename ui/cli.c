@@ -27,6 +27,12 @@ static const char *fmt_since(uint64_t now_us, uint64_t then_us, char *buf, size_
     return ui_fmt_age(buf, n, now_us > then_us ? now_us - then_us : 0);
 }
 
+/* "s" for a count that is not 1: "%zu actor%s". */
+static const char *plural(size_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 static const char *fmt_count(uint64_t v, char *buf, size_t n)
 {
     if (v < 10000)
@@ -149,21 +155,6 @@ static const cn_snap_child_t *find_exited(const cn_snapshot_t *s, const char *wh
     return found;
 }
 
-/* When `which` names a child that has exited, says so, with how and when,
- * and returns 1: `canopy tree` still lists it. */
-static int say_exited(const cn_snapshot_t *s, const char *which)
-{
-    const cn_snap_actor_t *a = NULL;
-    const cn_snap_child_t *c = find_exited(s, which, &a);
-    if (c == NULL)
-        return 0;
-    char ago[16];
-    fprintf(stderr, "canopy: %s/%s (id %u, pid %d) has exited (%s) %s ago\n",
-            a->path ? a->path : "?", c->name, c->id, c->pid, c->status ? c->status : "?",
-            ui_fmt_age(ago, sizeof(ago), s->now_us > c->exit_us ? s->now_us - c->exit_us : 0));
-    return 1;
-}
-
 /* The live actor whose name or path is closest to a mistyped `which`, as
  * it should have been written (its path when it was given as a path). */
 static const char *nearest_actor(const cn_snapshot_t *s, const char *which)
@@ -179,27 +170,37 @@ static const char *nearest_actor(const cn_snapshot_t *s, const char *which)
     return near;
 }
 
+int ui_find_actor(const cn_snapshot_t *s, const char *which, const char *hint,
+                  const cn_snap_actor_t **out, char *why, size_t n)
+{
+    int amb;
+    *out = which ? cn_snapshot_find(s, which, &amb) : NULL;
+    if (*out || which == NULL)
+        return 0;
+    const cn_snap_actor_t *a = NULL;
+    const cn_snap_child_t *c = amb ? NULL : find_exited(s, which, &a);
+    const char *near = amb || c ? NULL : nearest_actor(s, which);
+    char ago[16];
+    if (c) /* `canopy tree` still lists it */
+        snprintf(why, n, "%s/%s (id %u, pid %d) has exited (%s) %s ago",
+                 a->path ? a->path : "?", c->name, c->id, c->pid, c->status ? c->status : "?",
+                 fmt_since(s->now_us, c->exit_us, ago, sizeof(ago)));
+    else if (near)
+        snprintf(why, n, "no actor '%s' in tree %s; did you mean '%s'?", which, s->tree, near);
+    else
+        snprintf(why, n, "%s '%s' in tree %s; give its id or path (%s)",
+                 amb ? "more than one actor is named" : "no actor", which, s->tree, hint);
+    return CN_ENOENT;
+}
+
 /* The actor named by `which` (NULL: every actor), or an error message. */
 int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out)
 {
-    *out = NULL;
-    if (which == NULL)
-        return 0;
-    int amb;
-    *out = cn_snapshot_find(s, which, &amb);
-    if (*out)
-        return 0;
-    if (!amb && say_exited(s, which))
-        return CN_ENOENT;
-    const char *near = amb ? NULL : nearest_actor(s, which);
-    if (near) {
-        fprintf(stderr, "canopy: no actor '%s' in tree %s; did you mean '%s'?\n", which, s->tree,
-                near);
-        return CN_ENOENT;
-    }
-    fprintf(stderr, "canopy: %s '%s' in tree %s; give its id or path (see 'canopy tree')\n",
-            amb ? "more than one actor is named" : "no actor", which, s->tree);
-    return CN_ENOENT;
+    char why[512];
+    int rc = ui_find_actor(s, which, "see 'canopy tree'", out, why, sizeof(why));
+    if (rc < 0)
+        fprintf(stderr, "canopy: %s\n", why);
+    return rc;
 }
 
 /* [TREE] [ACTOR]: a snapshot, and the actor it names (NULL: all). */
@@ -412,7 +413,7 @@ int cli_tree(int argc, char **argv, const opts_t *o)
         return 0;
     }
     printf("tree %s (root pid %d): %zu actor%s", s->tree, s->root_pid, s->nactors,
-           s->nactors == 1 ? "" : "s");
+           plural(s->nactors));
     if (s->unresponsive)
         printf(", %u unresponsive after %u ms", s->unresponsive, s->timeout_ms);
     int w = tree_width(s);
@@ -457,7 +458,7 @@ int cli_routes(int argc, char **argv, const opts_t *o)
             continue;
         }
         printf("%s (id %u): %zu route%s\n", a->path ? a->path : "?", a->id, a->nroutes,
-               a->nroutes == 1 ? "" : "s");
+               plural(a->nroutes));
         /* VIA as wide as its widest entry: an actor's path is what says
          * where a route goes, and cut it would not */
         int vw = 3, nw = 22;
@@ -516,7 +517,7 @@ int cli_bt(int argc, char **argv, const opts_t *o)
         }
         printf("%s (id %u, pid %d): %zu thread%s besides its broker, each stopped only while "
                "its stack was read\n", a->path ? a->path : "?", a->id, a->pid, a->nstacks,
-               a->nstacks == 1 ? "" : "s");
+               plural(a->nstacks));
         for (size_t k = 0; k < a->nstacks; k++) {
             const cn_snap_stack_t *t = &a->stacks[k];
             char what[256] = "";
@@ -732,7 +733,7 @@ static void say_no_records(const cn_snapshot_t *s, const opts_t *o, int min)
     if (o->actor)
         snprintf(from, sizeof(from), " from %s", o->actor);
     fprintf(stderr, "canopy: tree %s's log (its last %zu record%s) has none%s%s%s\n", s->tree,
-            s->nlogs, s->nlogs == 1 ? "" : "s", level, from, o->follow ? "; following" : "");
+            s->nlogs, plural(s->nlogs), level, from, o->follow ? "; following" : "");
 }
 
 /* Connects to TREE and starts its event feed; NULL after saying why. */
@@ -1181,7 +1182,7 @@ int cli_lint(int argc, char **argv, const opts_t *o)
         printf("\n");
     } else if (n == 0) {
         printf("tree %s: %zu actor%s, no problems found\n", s->tree, s->nactors,
-               s->nactors == 1 ? "" : "s");
+               plural(s->nactors));
     } else {
         for (size_t i = 0; i < n; i++)
             printf("%s %s [%s]: %s\n", lints[i].severity, lints[i].name, lints[i].actors,

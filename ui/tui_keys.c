@@ -302,15 +302,16 @@ static void act_break(tui_t *t, int ch)
 /* :break ACTOR in the console view: an id, a name or a path. */
 static void console_break(tui_t *t, const char *which)
 {
-    int amb = 0;
-    const cn_snap_actor_t *a = t->m.snap && *which ? cn_snapshot_find(t->m.snap, which, &amb) : NULL;
-    if (a)
-        break_actor(t, a);
-    else if (*which == '\0')
+    const cn_snap_actor_t *a = NULL;
+    char why[512];
+    if (*which == '\0')
         say(t, ":break needs an actor: its id, name or path");
+    else if (t->m.snap == NULL)
+        say(t, ":break: no snapshot of the tree yet");
+    else if (ui_find_actor(t->m.snap, which, "view 1 lists them", &a, why, sizeof(why)) < 0)
+        say(t, ":break: %s", why);
     else
-        say(t, ":break: %s '%s'; give its id or path (view 1 lists them)",
-            amb ? "more than one actor is named" : "no actor", which);
+        break_actor(t, a);
 }
 
 static void ask(tui_t *t, int q, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

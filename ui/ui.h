@@ -99,7 +99,12 @@ int ui_path_first(const char *actor, char *name, size_t n);
 int ui_split_target(const char *target, char *actor, size_t n, uint64_t *cid);
 /* "info" -> CN_LOG_INFO (any case); -1 if it names no level. */
 int ui_parse_level(const char *s);
-/* The actor `which` names in s (NULL: none asked), or an error printed. */
+/* The actor `which` names in s (NULL: none asked), or CN_ENOENT and in
+ * why (n bytes) why not: it has exited (how, when), a near name, or it is
+ * ambiguous or unknown, with `hint` on where to look. */
+int ui_find_actor(const cn_snapshot_t *s, const char *which, const char *hint,
+                  const cn_snap_actor_t **out, char *why, size_t n);
+/* ui_find_actor for the CLI: the reason printed. */
 int ui_pick_actor(const cn_snapshot_t *s, const char *which, const cn_snap_actor_t **out);
 /* The state to show for actor a: its own, or "debugger" while it holds
  * the console and "lock-wait" while it waits for it (its snapshot's
