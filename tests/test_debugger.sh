@@ -245,6 +245,9 @@ wait_for "main +debugger" "$con" 5
 send c
 exec 4>&-
 wait "$cpid2" 2>/dev/null
+wait_for "debugger: console detached: [^ ]+ \(pid $cpid2\); 1 still attached" "$tmp/two.log" 5 &&
+    ok "two consoles: the root logs a console's detach, and how many are left" ||
+    fail "two consoles: no detach logged: $(grep debugger: "$tmp/two.log" | tail -3)"
 stop_tree
 
 # ---------------------------------------------------------------- threads

@@ -231,6 +231,11 @@ static void client_cut(client_t *c, const char *why)
     if (c->console) {
         c->console = 0;
         at.consoles--;
+        char left[48] = "; no other console is attached";
+        if (at.consoles > 0)
+            snprintf(left, sizeof(left), "; %u still attached", (unsigned)at.consoles);
+        cn_log(CN_LOG_INFO, "debugger: console detached: %s (pid %d)%s", c->name, (int)c->pid,
+               left);
         cn__lock_consoles_changed();
     }
     for (treq_t *r = at.reqs; r; r = r->next)
