@@ -638,6 +638,23 @@ static void test_restarts_do_not_grow_the_stream_table(void **state)
     assert_true(after <= before + 1);
 }
 
+/* A child that exits before it greets, spawned again and again: each
+ * spawn says CN_EDEAD. Its SIGCHLD could reach the broker before the
+ * broker had started watching the child's stream, and reaping it then
+ * used the stream's timers uninitialised: the root crashed in about one
+ * spawn of a hundred. */
+static void test_a_child_that_exits_at_once_again_and_again(void **state)
+{
+    (void)state;
+    cn_spawn_opts_t o = {.exe = "/bin/false"};
+    int dead = 0;
+    for (int i = 0; i < 300; i++) {
+        cn_portal_t p;
+        dead += cn_spawn("brief", &o, &p, T_MS) == CN_EDEAD;
+    }
+    assert_int_equal(dead, 300);
+}
+
 static void test_spawn_failures_are_clear(void **state)
 {
     (void)state;
@@ -1405,6 +1422,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_calls_across_the_tree),
         cmocka_unit_test(test_errors_name_their_origin),
         cmocka_unit_test(test_spawn_failures_are_clear),
+        cmocka_unit_test(test_a_child_that_exits_at_once_again_and_again),
         cmocka_unit_test(test_restarts_do_not_grow_the_stream_table),
         cmocka_unit_test(test_task_function_runs_near_its_stack_top),
         cmocka_unit_test(test_sequential_calls_keep_one_task_thread),

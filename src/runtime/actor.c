@@ -1116,11 +1116,18 @@ static size_t stream_slots(void)
     return n;
 }
 
+static void stream_start(cn__stream_t *s);
+
+/* The stream in slot i, started: one another thread registered (cn_spawn)
+ * has no handles until the broker starts it, and a walk that met it first
+ * (its SIGCHLD, if it died at once; a cancel) used them uninitialised. */
 static cn__stream_t *stream_slot(size_t i)
 {
     cn__lock(&cn__rt.mu);
     cn__stream_t *s = cn__rt.streams[i];
     cn__unlock(&cn__rt.mu);
+    if (s && !s->polling && !s->lost)
+        stream_start(s);
     return s;
 }
 
@@ -2048,8 +2055,6 @@ static void on_wake(uv_poll_t *p, int err, int events)
         cn__stream_t *s = stream_slot(i);
         if (s == NULL || s->lost)
             continue;
-        if (!s->polling)
-            stream_start(s);
         if (atomic_exchange(&s->want_write, 0)) /* now: no poll round first */
             stream_flush(s);
         if (atomic_exchange(&s->cancel_req, 0)) /* cn_cancel asked */
