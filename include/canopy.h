@@ -128,11 +128,16 @@ typedef struct cn_spawn_opts {
  * child of this actor that is still up has that name), CN_ETIMEDOUT (the
  * child was killed), CN_EDEAD (it exited or crashed before greeting, or
  * has no such entry; logged), CN_ECANCELED (this actor is shutting down),
- * or an errno-style code from the system: CN_ENOENT or CN_EACCES (exe is
- * missing or not executable), CN_EMFILE (this process is out of file
- * descriptors: a spawn needs six for a moment and keeps three), CN_EAGAIN
- * (the process limit, RLIMIT_NPROC, is reached). Failures are logged with
- * what ran out. opts may be NULL.
+ * or a system error, one of: CN_ENOENT (exe is missing, or a directory
+ * on its path is not one), CN_EACCES (not executable), CN_ENOEXEC (not
+ * a program this system can run), CN_EBUSY (exe is open for writing),
+ * CN_EMFILE (this process is out of file descriptors: a spawn needs six
+ * for a moment and keeps three), CN_EAGAIN (the process limit,
+ * RLIMIT_NPROC, is reached), CN_ENOMEM, CN_ENAMETOOLONG, CN_EIO (any
+ * other). Failures are logged in the system's words, with what ran out.
+ * exe is run as given: a name without '/' is not looked up in PATH, and
+ * a relative one is taken from this process's working directory. opts
+ * may be NULL.
  */
 CN_EXTERN int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out,
                        int64_t timeout_ms);

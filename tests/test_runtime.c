@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -660,8 +661,24 @@ static void test_spawn_failures_are_clear(void **state)
     (void)state;
     cn_portal_t p;
     cn_spawn_opts_t missing = {.exe = "/nonexistent/actor"};
-    assert_int_equal(cn_spawn("ghost", &missing, &p, T_MS), -ENOENT);
+    assert_int_equal(cn_spawn("ghost", &missing, &p, T_MS), CN_ENOENT);
     assert_true(suite_log_contains("cannot start /nonexistent/actor for actor ghost"));
+    /* Every system error is one cn_strerror names: these were passed on as
+     * -ENOTDIR and -ENOEXEC, "unknown error" to the caller. */
+    cn_spawn_opts_t under_file = {.exe = "/etc/passwd/actor"};
+    assert_int_equal(cn_spawn("under", &under_file, &p, T_MS), CN_ENOENT);
+    assert_true(suite_log_contains("cannot start /etc/passwd/actor for actor under: Not a directory"));
+    char junk[] = "/tmp/canopy-junk-XXXXXX";
+    int fd = mkstemp(junk);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not a program\n", 14), 14);
+    fchmod(fd, 0700);
+    close(fd);
+    cn_spawn_opts_t not_prog = {.exe = junk};
+    int rc = cn_spawn("junk", &not_prog, &p, T_MS);
+    unlink(junk);
+    assert_int_equal(rc, CN_ENOEXEC);
+    assert_string_equal(cn_err_name(rc), "CN_ENOEXEC");
 
     cn_spawn_opts_t bad_entry = {.entry = "no-such-entry"};
     assert_int_equal(cn_spawn("lost", &bad_entry, &p, T_MS), CN_EDEAD);

@@ -40,6 +40,7 @@ extern "C" {
     XX(EBUSY, -EBUSY, "busy: another operation of this kind is in progress")                       \
     XX(EMFILE, -EMFILE, "too many open files (the process's RLIMIT_NOFILE)")                       \
     XX(EEXIST, -EEXIST, "already exists")                                                          \
+    XX(ENOEXEC, -ENOEXEC, "not a program this system can run")                                     \
     /* canopy's own runtime codes */                                                               \
     XX(EDEAD, -4001, "the actor or context is dead")                                               \
     XX(EOVERRUN, -4002, "stream buffer overrun")                                                   \

@@ -2301,12 +2301,44 @@ static const char *spawn_limit(int err)
     }
 }
 
-/* Logs why the channel to a new child could not be made; -err. */
+/* cn_spawn's code for a system error: one of those its comment lists, so
+ * that cn_strerror names it (the log says the system's own words). */
+static int spawn_code(int err)
+{
+    switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ELOOP:
+        return CN_ENOENT; /* no such program */
+    case EACCES:
+    case EPERM:
+        return CN_EACCES;
+    case ENOEXEC:
+        return CN_ENOEXEC;
+    case ETXTBSY:
+        return CN_EBUSY; /* being written */
+    case EMFILE:
+    case ENFILE:
+        return CN_EMFILE;
+    case EAGAIN:
+        return CN_EAGAIN;
+    case ENOMEM:
+        return CN_ENOMEM;
+    case ENAMETOOLONG:
+        return CN_ENAMETOOLONG;
+    case E2BIG:
+        return CN_EINVAL; /* its arguments and environment are too long */
+    default:
+        return CN_EIO;
+    }
+}
+
+/* Logs why the channel to a new child could not be made. */
 static int spawn_no_channel(const char *name, int err)
 {
     cn_log(CN_LOG_ERROR, "cannot start actor %s: no descriptors for its channel: %s%s", name,
            strerror(err), spawn_limit(err));
-    return -err;
+    return spawn_code(err);
 }
 
 int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, int64_t timeout_ms)
@@ -2417,7 +2449,7 @@ int cn_spawn(const char *name, const cn_spawn_opts_t *opts, cn_portal_t *out, in
             return rc;
         cn_log(CN_LOG_ERROR, "cannot start %s for actor %s: %s%s", exe, name, strerror(rc),
                spawn_limit(rc));
-        return -rc;
+        return spawn_code(rc);
     }
 
     cn__stream_t *s = stream_new(sv[0], 0, id);
