@@ -1067,6 +1067,8 @@ static void test_cancel_closed_by_an_operator_is_not_an_end(void **state)
     assert_int_equal(k.rc, CN_ECANCELED);
     assert_true(ms_now() - t0 < 500); /* before stubborn gives in, 600 ms on */
     assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_REQUESTED);
+    /* and asked again, it says the same: it said 0, "it ended" */
+    assert_int_equal(cn_ctx_cancel(ctx, 0), CN_ECANCELED);
     assert_true(suite_log_contains("context stubborn on actor ") &&
                 suite_log_contains(": closed here before its task answered the cancel"));
     cn_client_close(c);
@@ -1076,6 +1078,7 @@ static void test_cancel_closed_by_an_operator_is_not_an_end(void **state)
         usleep(10000);
     assert_int_equal(cn_ctx_cancel_state(ctx), CN_CANCEL_ACKNOWLEDGED);
     assert_true(suite_log_contains(": cancel acknowledged, after this end was closed"));
+    assert_int_equal(cn_ctx_cancel(ctx, 0), 0); /* now it has ended */
     cn_ctx_free(ctx);
 }
 

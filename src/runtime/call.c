@@ -685,13 +685,29 @@ int cn__request_ids(uint32_t count, uint32_t *first, int64_t timeout_ms)
  * Contexts
  */
 
+/* Under ctx->mu: whether the context ended here, closed without its
+ * task's answer (an operator's cancel of this end, this actor or task
+ * cancelled): the task was told, and may still run. */
+static int closed_here(const cn_ctx_t *ctx)
+{
+    return ctx->final && ctx->final->msg == NULL && ctx->final->err == CN_ECANCELED;
+}
+
+/* Under ctx->mu: closed here, and no answer of the task's has come since
+ * (one that settles the cancel may, after the end closed). */
+static int unanswered(const cn_ctx_t *ctx)
+{
+    return closed_here(ctx) && ctx->cancel != CN_CANCEL_ACKNOWLEDGED &&
+           ctx->cancel != CN_CANCEL_DONE;
+}
+
 /* Under ctx->mu: records how the context ended. */
 static void ctx_end(cn_ctx_t *ctx, item_t *final)
 {
     ctx->final = final; /* pc left the table when this was delivered */
     int returned = final->msg && final->msg->hdr.type == CN_MSG_RETURN;
     cn__rec_phase(&ctx->pc->rec, returned ? CN__PH_RETURNED : CN__PH_ERRORED);
-    if (final->msg == NULL && final->err == CN_ECANCELED &&
+    if (closed_here(ctx) &&
         (ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT)) {
         /* Closed here, not by its task: an operator's cancel of this end
          * (canopy cancel) or this actor shutting down. The task was told,
@@ -839,6 +855,7 @@ static int ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
      * cn_ctx_result still sees it (endq). */
     pthread_mutex_lock(&ctx->mu);
     int ended = ctx->final != NULL, ask = !ended && ctx->cancel == CN_CANCEL_NONE;
+    int open_ended = unanswered(ctx);
     if (ask) {
         ctx->cancel = CN_CANCEL_REQUESTED;
         ctx->cancel_us = cn__now_us();
@@ -848,7 +865,7 @@ static int ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
     }
     pthread_mutex_unlock(&ctx->mu);
     if (ended)
-        return 0;
+        return open_ended ? CN_ECANCELED : 0;
     if (ask) {
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel requested", ctx->fn, ctx->peer);
         send_cancel(ctx->pc, "cn_ctx_cancel"); /* it reads "cn_ctx_cancel (by PATH)" */
@@ -871,11 +888,11 @@ static int ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
                ctx->peer, (long long)timeout_ms);
         return CN_ETIMEDOUT;
     }
-    /* Ended here without its task's answer (ctx_end): not "it ended". */
+    /* Ended here without its task's answer: not "it ended". */
     pthread_mutex_lock(&ctx->mu);
-    int unanswered = ctx->cancel == CN_CANCEL_REQUESTED || ctx->cancel == CN_CANCEL_TIMED_OUT;
+    open_ended = unanswered(ctx) || ctx->final == NULL; /* or cn_ctx_free's */
     pthread_mutex_unlock(&ctx->mu);
-    return unanswered ? CN_ECANCELED : 0;
+    return open_ended ? CN_ECANCELED : 0;
 }
 
 cn_cancel_state_t cn_ctx_cancel_state(const cn_ctx_t *ctx)
