@@ -292,7 +292,16 @@ grep -Eq " log +root[^ ]*: (info|cancel|warn): " "$tmp/events.txt" && ok "events
 for kind in cancel ctx-errored exit log; do
     grep -q "\"kind\":\"$kind\"" "$tmp/events.json" && ok "events: $kind" || fail "events: no $kind in $(head -c 600 "$tmp/events.json")"
 done
-grep -q '"kind":"exit".*"fn":"sup-2"' "$tmp/events.json" && ok "events: sup-2's exit names it" || fail "events: no exit of sup-2"
+grep -q '"kind":"exit".*"name":"sup-2"' "$tmp/events.json" && ok "events: sup-2's exit names it" || fail "events: no exit of sup-2"
+grep -Eq '"kind":"log","time_us":[0-9]+,"path":"root[^"]*","level":"(info|cancel|warn)","message":' "$tmp/events.json" &&
+    ok "events --json: a log record is as log --json prints it" ||
+    fail "events --json: log record: $(grep '"kind":"log"' "$tmp/events.json" | head -2)"
+bad=0
+while IFS= read -r line; do
+    printf '%s\n' "$line" >"$tmp/one.json"
+    json_ok "$tmp/one.json" || { bad=1; printf '%s\n' "$line"; break; }
+done <"$tmp/events.json"
+[ $bad = 0 ] && ok "events --json: every line is one JSON value" || fail "events --json: a line is not JSON"
 # The feeds that sup-2's workers had opened on their cousins end, and the
 # cousins, their callees, say so: each end of a context reports its close.
 grep -Eq '"kind":"ctx-(closed|errored)".*"detail":"callee"' "$tmp/events.json" && ok "events: a callee's end of a context closes" || fail "events: no callee close in $(grep -c . "$tmp/events.json") events"

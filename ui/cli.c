@@ -867,20 +867,52 @@ int cli_log(int argc, char **argv, const opts_t *o)
  * events
  */
 
+/* One event as a JSON object of the fields its kind has (docs/cli.md):
+ * a log record as `canopy log --json` prints one. */
+static void print_event_json(const cn_event_t *ev)
+{
+    const char *k = ev->kind ? ev->kind : "";
+    int is_log = !strcmp(k, "log"), child = !strcmp(k, "spawn") || !strcmp(k, "exit");
+    printf("{\"kind\":");
+    json_cstr(stdout, k);
+    printf(",\"time_us\":%llu,\"path\":", (unsigned long long)ev->time_us);
+    json_cstr(stdout, ev->path);
+    if (is_log) {
+        printf(",\"level\":");
+        json_cstr(stdout, ev->level >= 0 && ev->level <= 5 ? cn_log_level_name(ev->level) : "?");
+        printf(",\"message\":");
+        json_cstr(stdout, ev->detail);
+        printf("}\n");
+        return;
+    }
+    if (!strcmp(k, "dropped")) {
+        printf(",\"count\":%llu}\n", (unsigned long long)ev->count);
+        return;
+    }
+    printf(",\"actor\":%u", ev->actor);
+    if (child) {
+        printf(",\"child\":%u,\"name\":", ev->peer);
+        json_cstr(stdout, ev->fn);
+    } else if (!strcmp(k, "lock")) {
+        printf(",\"op\":");
+        json_cstr(stdout, ev->op);
+        printf(",\"waiting\":%u", ev->waiting);
+    } else if (!strncmp(k, "route-", 6)) {
+        printf(",\"peer\":%u", ev->peer);
+    } else if (strcmp(k, "console") != 0 && strcmp(k, "error") != 0) {
+        printf(",\"cid\":%llu,\"peer\":%u,\"fn\":", (unsigned long long)ev->cid, ev->peer);
+        json_cstr(stdout, ev->fn);
+    }
+    printf(",\"detail\":");
+    json_cstr(stdout, ev->detail);
+    printf("}\n");
+}
+
 static void print_event(const cn_event_t *ev, void *arg)
 {
     const opts_t *o = arg;
     if (o->json) {
-        printf("{\"kind\":");
-        json_cstr(stdout, ev->kind);
-        printf(",\"actor\":%u,\"path\":", ev->actor);
-        json_cstr(stdout, ev->path);
-        printf(",\"time_us\":%llu,\"cid\":%llu,\"peer\":%u,\"fn\":",
-               (unsigned long long)ev->time_us, (unsigned long long)ev->cid, ev->peer);
-        json_cstr(stdout, ev->fn);
-        printf(",\"detail\":");
-        json_cstr(stdout, ev->detail);
-        printf(",\"level\":%d,\"count\":%llu}\n", ev->level, (unsigned long long)ev->count);
+        print_event_json(ev);
         return;
     }
     char clock[32];
