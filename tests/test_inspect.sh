@@ -231,6 +231,12 @@ for which in sup-1 root/sup-1 "$(printf '%s\n' "$out" | awk '$2 == "x" && $3 == 
     expect_out "^canopy: root/sup-1 \(id [0-9]+, pid [0-9]+\) has exited \(exit 0\) [0-9.]+m?s ago$" \
         "ctx $which: says it exited, how and when"
 done
+# ACTOR/CID of it too: "no actor 'sup-1/3'" was all it said.
+expect_rc 1 "cancel of a call of the exited sup-1" $canopy cancel sup-1/3
+expect_out "^canopy: root/sup-1 \(id [0-9]+, pid [0-9]+\) has exited \(exit 0\)" \
+    "cancel sup-1/3: says sup-1 exited"
+expect_rc 1 "cancel of a call of a mistyped actor" $canopy cancel sup-9/3
+expect_out "no actor 'sup-9' in tree root; did you mean 'sup-[02]'\?" "cancel sup-9/3: names an actor meant"
 # Its records are still there: filtering them by level finds none, and
 # says so, rather than that there is no such actor.
 expect_rc 0 "log of the exited sup-1 at a level it never logged at" $canopy log --actor sup-1 --level error

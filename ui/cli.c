@@ -1015,6 +1015,14 @@ static int pick_target(const cn_snapshot_t *s, const char *target, const cn_snap
             *a = x;
             return 0;
         }
+        int amb2;
+        if (cn_snapshot_find(s, target, &amb2) == NULL && !amb2) {
+            /* not an actor's path either: say why ACTOR is not there (it
+             * has exited, or was mistyped), not that "A/7" is no actor */
+            int rc = ui_pick_actor(s, who, a);
+            *a = NULL;
+            return rc < 0 ? rc : CN_ENOENT;
+        }
     }
     return ui_pick_actor(s, target, a);
 }
