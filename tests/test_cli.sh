@@ -30,6 +30,9 @@ expect_rc 2 "a mistyped command (letters swapped)" $c ltni
 expect_out "did you mean 'lint'\?" "a swap is one mistake"
 expect_rc 2 "unknown option" $c --frob
 expect_out "unknown option '--frob'" "unknown option is named"
+expect_rc 2 "an empty tree name" $c tree ''
+expect_out "canopy tree: an empty name: give a tree or an actor, or leave it out" \
+    "an empty name is refused, not taken as 'the only tree'"
 expect_rc 2 "too many arguments" $c version extra
 expect_out "expected 0 arguments, got 1" "argument count is explained"
 expect_rc 2 "help for a missing command" $c help nope

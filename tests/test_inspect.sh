@@ -100,6 +100,8 @@ expect_rc 0 "tree by pid" $canopy tree $root
 expect_rc 0 "tree by socket path" $canopy tree "$sock"
 expect_rc 1 "tree: no such tree" $canopy tree nosuchtree
 expect_out "no tree 'nosuchtree' is running" "tree: says which tree is missing"
+expect_rc 1 "tree: a mistyped tree" $canopy tree rot
+expect_out "no tree 'rot' is running; did you mean 'root'\?" "tree: a mistyped tree name gets the one meant"
 
 # Two trees of the same name: canopy asks which, and NAME.PID picks one.
 CANOPY_LOG_FILE="$tmp/tree2.log" $tree >/dev/null 2>&1 &
@@ -115,6 +117,9 @@ expect_out "2 trees match root" "two trees: the name is ambiguous"
 expect_rc 1 "two trees: ctx of a name no tree has" $canopy ctx dl
 expect_out "no tree 'dl' is running; if it is an actor, name its tree first: 2 trees are running" \
     "two trees: ctx says no such tree, and how to name an actor"
+expect_rc 1 "two trees: an actor's path, its tree's name shared" $canopy ctx root/sup-0
+expect_out "which tree is root/sup-0 in\? 2 trees match root: root[.][0-9]+, root[.][0-9]+; name one as NAME[.]PID, then the actor" \
+    "two trees: a path whose tree name both have says so"
 expect_rc 0 "two trees: NAME.PID" $canopy tree root.$root2
 expect_out "root pid $root2" "two trees: the one asked for"
 expect_rc 0 "ls lists both" $canopy ls

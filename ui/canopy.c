@@ -603,6 +603,12 @@ static void parse_cmd(const cmd_entry_t *c, int argc, char **argv, FILE *out, FI
                 args[nargs++] = argv[i];
             break;
         }
+        if (a[0] == '\0' && c->names) { /* "" would mean "the only tree" */
+            fprintf(err, "canopy %s: an empty name: give a tree or an actor, or leave it out\n",
+                    c->name);
+            rc = EXIT_USAGE;
+            break;
+        }
         if (a[0] != '-' || a[1] == '\0') {
             args[nargs++] = argv[i];
             continue;

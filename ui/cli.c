@@ -65,15 +65,41 @@ void ui_say_error(const char *what, int rc)
             why && *why ? why : cn_strerror(rc));
 }
 
+int ui_find_tree(const char *tree, cn_tree_info_t *t)
+{
+    int rc = cn_client_find(tree, t);
+    if (rc != CN_ENOENT || tree == NULL || strchr(tree, '/')) {
+        if (rc < 0)
+            ui_say_error(NULL, rc);
+        return rc;
+    }
+    char why[512];
+    snprintf(why, sizeof(why), "%s", cn_client_error());
+    enum { MAX = 64 };
+    cn_tree_info_t all[MAX];
+    const char *names[MAX];
+    size_t n = 0;
+    if (cn_client_list(all, MAX, &n) < 0)
+        n = 0;
+    if (n > MAX)
+        n = MAX;
+    for (size_t i = 0; i < n; i++)
+        names[i] = all[i].name;
+    const char *near = ui_suggest(tree, names, n);
+    if (near)
+        fprintf(stderr, "canopy: no tree '%s' is running; did you mean '%s'?\n", tree, near);
+    else
+        fprintf(stderr, "canopy: %s\n", why);
+    return rc;
+}
+
 /* Connects to TREE (NULL: the only one) and takes a snapshot. */
 int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out)
 {
     cn_tree_info_t t;
-    int rc = cn_client_find(tree, &t);
-    if (rc < 0) {
-        ui_say_error(NULL, rc);
+    int rc = ui_find_tree(tree, &t);
+    if (rc < 0)
         return rc;
-    }
     cn_client_t *c;
     rc = cn_client_connect(t.path, &c, CONNECT_MS);
     if (rc < 0) {
@@ -210,6 +236,14 @@ static int actor_view(int argc, char **argv, const opts_t *o, cn_snapshot_t **s,
     const char *tree, *which;
     ui_split_args(argc, argv, &tree, &which);
     cn_tree_info_t t;
+    char first[64];
+    if (argc == 1 && tree == NULL && ui_path_first(which, first, sizeof(first)) &&
+        cn_client_find(first, &t) == CN_EAMBIGUOUS) {
+        /* A path whose tree's name several trees have. */
+        fprintf(stderr, "canopy: which tree is %s in? %s, then the actor\n", which,
+                cn_client_error());
+        return -1;
+    }
     if (argc == 1 && tree == NULL && cn_client_find(NULL, &t) == CN_EAMBIGUOUS) {
         /* One word, no tree of that name, several trees: it may be a tree
          * that has just exited, or an actor whose tree must be named. */
@@ -741,11 +775,9 @@ static cn_client_t *subscribe_to(const char *tree)
 {
     cn_tree_info_t t;
     cn_client_t *c;
-    int rc = cn_client_find(tree, &t);
-    if (rc < 0) {
-        ui_say_error(NULL, rc);
+    int rc = ui_find_tree(tree, &t);
+    if (rc < 0)
         return NULL;
-    }
     if ((rc = cn_client_connect(t.path, &c, CONNECT_MS)) < 0) {
         ui_say_error(t.name, rc);
         return NULL;
@@ -1066,12 +1098,10 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
 {
     const char *target = argv[argc - 1], *tree = argc == 2 ? argv[0] : ui_tree_of_path(target);
     cn_tree_info_t t;
-    int rc = cn_client_find(tree, &t);
+    int rc = ui_find_tree(tree, &t);
     cn_client_t *c = NULL;
     if (rc == 0 && (rc = cn_client_connect(t.path, &c, CONNECT_MS)) < 0)
         ui_say_error(t.name, rc);
-    else if (rc < 0)
-        ui_say_error(NULL, rc);
     if (rc < 0)
         return EXIT_FAIL;
     cn_snapshot_t *s;

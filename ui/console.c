@@ -332,11 +332,9 @@ int cli_attach(int argc, char **argv, const opts_t *o)
     (void)o;
     con.tree = argc ? argv[0] : NULL;
     cn_tree_info_t t;
-    int rc = cn_client_find(con.tree, &t);
-    if (rc < 0) {
-        ui_say_error(NULL, rc);
+    int rc = ui_find_tree(con.tree, &t);
+    if (rc < 0)
         return EXIT_FAIL;
-    }
     if ((rc = cn_client_connect(t.path, &con.c, CONNECT_MS)) < 0 ||
         (rc = cn_client_console(con.c, CN_EVENTS_NONE, CONNECT_MS)) < 0) {
         ui_say_error(t.name, rc);

@@ -85,6 +85,9 @@ void cli_line_fini(cli_line_t *l);
 /* cli.c: reaching a tree, shared by the commands. */
 void ui_say_error(const char *what, int rc); /* "canopy: what: why" on stderr */
 int ui_snapshot_of(const char *tree, const opts_t *o, cn_snapshot_t **out);
+/* cn_client_find, with why not printed; a mistyped name gets the running
+ * tree's name it is closest to. */
+int ui_find_tree(const char *tree, cn_tree_info_t *t);
 /* [TREE] [ACTOR]: with one argument, a running tree's name wins. */
 void ui_split_args(int argc, char **argv, const char **tree, const char **actor);
 const char *ui_tree_of_path(const char *actor);
