@@ -12,7 +12,8 @@ slow=1
 [ "$sanitized" = 1 ] && slow=3
 
 # The pids of tree $1 (default demo), from a snapshot.
-tree_pids() { "$canopy" tree --json "${1:-demo}" | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$'; }
+# The live actors' pids: the "actors" array, not the "exited" after it.
+tree_pids() { "$canopy" tree --json "${1:-demo}" | sed 's/,"exited":.*//' | grep -o '"pid": *[0-9]*' | grep -o '[0-9]*$'; }
 
 # Starts the demo as tree "demo" with ARGS; waits until it is up.
 start_demo() {

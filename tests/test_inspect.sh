@@ -236,6 +236,9 @@ for which in sup-1 root/sup-1 "$(printf '%s\n' "$out" | awk '$2 == "x" && $3 == 
     expect_out "^canopy: root/sup-1 \(id [0-9]+, pid [0-9]+\) has exited \(exit 0\) [0-9.]+m?s ago$" \
         "ctx $which: says it exited, how and when"
 done
+expect_rc 0 "tree --json after cancelling sup-1" $canopy tree --json
+expect_out '"exited":\[.*\{"id":[0-9]+,"parent":0,"name":"sup-1","path":"root/sup-1","pid":[0-9]+,"status":"exit 0","exit_us":[0-9]+\}' \
+    "tree --json: the exited sup-1 is listed, as canopy tree lists it"
 # ACTOR/CID of it too: "no actor 'sup-1/3'" was all it said.
 expect_rc 1 "cancel of a call of the exited sup-1" $canopy cancel sup-1/3
 expect_out "^canopy: root/sup-1 \(id [0-9]+, pid [0-9]+\) has exited \(exit 0\)" \

@@ -420,6 +420,32 @@ static void tree_rows(const cn_snapshot_t *s, const cn_snap_actor_t *a, char *pr
     }
 }
 
+/* tree --json's "exited": the children that have exited, as canopy tree
+ * lists them (each parent keeps its last few). */
+static void print_exited_json(const cn_snapshot_t *s)
+{
+    int first = 1;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *a = &s->actors[i];
+        for (size_t k = 0; k < a->nchildren; k++) {
+            const cn_snap_child_t *c = &a->children[k];
+            if (c->state == NULL || strcmp(c->state, "exited") != 0)
+                continue;
+            printf("%s{\"id\":%u,\"parent\":%u,\"name\":", first ? "" : ",", c->id, a->id);
+            json_cstr(stdout, c->name);
+            char path[512];
+            snprintf(path, sizeof(path), "%s/%s", a->path ? a->path : "?",
+                     c->name ? c->name : "?");
+            printf(",\"path\":");
+            json_cstr(stdout, path);
+            printf(",\"pid\":%d,\"status\":", c->pid);
+            json_cstr(stdout, c->status);
+            printf(",\"exit_us\":%llu}", (unsigned long long)c->exit_us);
+            first = 0;
+        }
+    }
+}
+
 int cli_tree(int argc, char **argv, const opts_t *o)
 {
     cn_snapshot_t *s;
@@ -442,6 +468,8 @@ int cli_tree(int argc, char **argv, const opts_t *o)
             printf(",\"rss_kib\":%lld,\"contexts\":%zu,\"start_us\":%llu}", (long long)a->rss_kib,
                    a->ncontexts, (unsigned long long)a->start_us);
         }
+        printf("],\"exited\":[");
+        print_exited_json(s);
         printf("]}\n");
         cn_snapshot_free(s);
         return 0;
