@@ -307,6 +307,8 @@ for kind in cancel ctx-errored exit log; do
     grep -q "\"kind\":\"$kind\"" "$tmp/events.json" && ok "events: $kind" || fail "events: no $kind in $(head -c 600 "$tmp/events.json")"
 done
 grep -q '"kind":"exit".*"name":"sup-2"' "$tmp/events.json" && ok "events: sup-2's exit names it" || fail "events: no exit of sup-2"
+grep -Eq '"kind":"exit".*"name":"sup-2","detail":"actor [0-9]+ \(sup-2\) exited with status 0 \(cancelled by canopy-client \(pid [0-9]+\)' "$tmp/events.json" &&
+    ok "events: sup-2's exit says who cancelled it" || fail "events: $(grep '"name":"sup-2"' "$tmp/events.json" | grep exit)"
 grep -Eq '"kind":"log","time_us":[0-9]+,"path":"root[^"]*","level":"(info|cancel|warn)","message":' "$tmp/events.json" &&
     ok "events --json: a log record is as log --json prints it" ||
     fail "events --json: log record: $(grep '"kind":"log"' "$tmp/events.json" | head -2)"

@@ -1168,6 +1168,20 @@ static void test_call_after_exit_says_how_it_ended(void **state)
         assert_non_null(strstr(r.error.message, want));
         cn_result_free(&r);
     }
+    /* One that was cancelled says so, and by whom: "exited with status
+     * 0" alone read like an actor that chose to stop. */
+    cn_portal_t v;
+    assert_int_equal(cn_spawn("cancelled", NULL, &v, T_MS), 0);
+    assert_int_equal(cn_cancel(v, T_MS), 0);
+    cn_result_t r;
+    assert_int_equal(cn_call(v, "whoami", NULL, &r, T_MS), CN_EDEAD);
+    char want[128];
+    snprintf(want, sizeof(want),
+             "actor %u (cancelled) exited with status 0 (cancelled by its parent (cn_cancel))", v.id);
+    if (strstr(r.error.message, want) == NULL)
+        print_error("%s\n", r.error.message);
+    assert_non_null(strstr(r.error.message, want));
+    cn_result_free(&r);
 }
 
 static void test_cancel_during_spawn_is_prompt(void **state)

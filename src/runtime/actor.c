@@ -331,12 +331,16 @@ static int exited_child(uint32_t id, cn__exited_t *out)
 
 /* "actor 7 (worker-3) exited on signal 9": how a reaped child ended, as
  * every reason that names it says it. */
-static void say_how_it_ended(uint32_t id, const char *name, int status, char *out, size_t cap)
+static void say_how_it_ended(uint32_t id, const char *name, int status, const char *cancelled,
+                             char *out, size_t cap)
 {
+    char how[32];
     if (WIFSIGNALED(status))
-        snprintf(out, cap, "actor %u (%s) exited on signal %d", id, name, WTERMSIG(status));
+        snprintf(how, sizeof(how), "on signal %d", WTERMSIG(status));
     else
-        snprintf(out, cap, "actor %u (%s) exited with status %d", id, name, WEXITSTATUS(status));
+        snprintf(how, sizeof(how), "with status %d", WEXITSTATUS(status));
+    snprintf(out, cap, "actor %u (%s) exited %s%s%s%s", id, name, how, cancelled[0] ? " (" : "",
+             cancelled, cancelled[0] ? ")" : "");
 }
 
 static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint32_t from_via,
@@ -363,7 +367,8 @@ static int route_send(const cn_wire_hdr_t *h, const char *buf, size_t len, uint3
 
     if (s == NULL) {
         if (reason && was_child)
-            say_how_it_ended(h->dst, gone.name, gone.status, reason, CN__REASON_MAX);
+            say_how_it_ended(h->dst, gone.name, gone.status, gone.cancelled, reason,
+                             CN__REASON_MAX);
         else if (reason)
             snprintf(reason, CN__REASON_MAX, "no route to actor %u from %s", h->dst, cn__rt.path);
         return CN_EDEAD;
@@ -681,7 +686,7 @@ static void describe_exit(cn__stream_t *s, char *out, size_t cap)
     if (!s->reaped)
         snprintf(out, cap, "actor %u (%s) disconnected", s->peer, s->name);
     else
-        say_how_it_ended(s->peer, s->name, s->status, out, cap);
+        say_how_it_ended(s->peer, s->name, s->status, s->cancelled, out, cap);
 }
 
 static void begin_shutdown(const char *why, int status);
@@ -901,8 +906,9 @@ static void retire_child(cn__stream_t *s)
     cn__rt.streams[s->via] = NULL;
     cn__rt.children--;
     cn__exited_t *x = &cn__rt.exited[cn__rt.nexited++ % CN__EXITED_KEEP];
-    *x = (cn__exited_t){s->peer, (int)s->pid, s->status, cn__now_us(), ""};
+    *x = (cn__exited_t){s->peer, (int)s->pid, s->status, cn__now_us(), "", ""};
     snprintf(x->name, sizeof(x->name), "%s", s->name);
+    snprintf(x->cancelled, sizeof(x->cancelled), "%s", s->cancelled);
 }
 
 /* Every waiter behind s learns why it is gone: routes through s are
@@ -1229,11 +1235,12 @@ static void track_debugger(cn__stream_t *s, const cn_wire_hdr_t *h)
         cn__cmap_del(&s->dbg, h->src, 0);
 }
 
-/* Starts cancelling child s. Broker only. */
-static void cancel_child(cn__stream_t *s)
+/* Starts cancelling child s, `why` said with its exit. Broker only. */
+static void cancel_child(cn__stream_t *s, const char *why)
 {
     if (s->reaped || s->reap_step > 0 || s->pid <= 0)
         return;
+    snprintf(s->cancelled, sizeof(s->cancelled), "%s", why);
     s->reap_step = 1;
     if (!s->closed && s->up) {
         cn_wire_hdr_t h = {CN_MSG_SHUTDOWN, s->peer, cn__rt.id, 0};
@@ -1264,7 +1271,7 @@ int cn__cancel_child_id(uint32_t id, const char *why)
         cn__stream_t *s = stream_slot(i);
         if (s && !s->is_parent && s->peer == id && !s->reaped && !s->lost) {
             cn_log(CN_LOG_CANCEL, "cancelling %s: %s", s->path[0] ? s->path : s->name, why);
-            cancel_child(s);
+            cancel_child(s, why);
             return 0;
         }
     }
@@ -1383,7 +1390,7 @@ static void begin_shutdown(const char *why, int status)
     for (size_t i = 0, n = stream_slots(); i < n; i++) {
         cn__stream_t *s = stream_slot(i);
         if (s && !s->is_parent)
-            cancel_child(s);
+            cancel_child(s, "cancelled with its parent");
     }
     maybe_finish_shutdown();
 }
@@ -2058,7 +2065,7 @@ static void on_wake(uv_poll_t *p, int err, int events)
         if (atomic_exchange(&s->want_write, 0)) /* now: no poll round first */
             stream_flush(s);
         if (atomic_exchange(&s->cancel_req, 0)) /* cn_cancel asked */
-            cancel_child(s);
+            cancel_child(s, "cancelled by its parent (cn_cancel)");
     }
     cn__lock(&cn__rt.mu);
     int main_done = cn__rt.main_done == 1;

@@ -27,6 +27,9 @@
 #define CN__NAME_MAX 64
 #define CN__PATH_MAX 512
 #define CN__REASON_MAX 256
+/* "cancelled by canopy-client (pid 9613): canopy cancel", said with a
+ * cancelled child's exit. */
+#define CN__CANCELLED_MAX 128
 #define CN__NO_VIA UINT32_MAX
 
 typedef struct cn__stream cn__stream_t;
@@ -90,6 +93,7 @@ struct cn__stream {
     pid_t pid;
     int reaped, status; /* wait status once reaped */
     int unstarted;      /* cancelled before it greeted: its cn_spawn said so */
+    char cancelled[CN__CANCELLED_MAX]; /* who cancelled it and why, if anyone did */
     char name[CN__NAME_MAX];
     char path[CN__PATH_MAX];
     char why[CN__REASON_MAX]; /* why we dropped it, if we did */
@@ -111,6 +115,7 @@ typedef struct cn__exited {
     int status; /* wait status */
     uint64_t time_us;
     char name[CN__NAME_MAX];
+    char cancelled[CN__CANCELLED_MAX];
 } cn__exited_t;
 
 #define CN__EXITED_KEEP 64
