@@ -83,7 +83,7 @@ expect_rc 2 "canopy alone without a terminal: the help" $canopy </dev/null
 expect_out "tree root is running, and this is not a terminal: 'canopy tree' shows it" \
     "canopy alone without a terminal: names the running tree"
 expect_rc 0 "ls --json" $canopy ls --json
-expect_out "\"tree\":\"root\",\"pid\":$root,\"actors\":13" "ls --json: the tree"
+expect_out "\"tree\":\"root\",\"pid\":$root,\"actors\":13,\"start_us\":[0-9]+," "ls --json: the tree, its start named as tree --json names an actor's"
 
 expect_rc 0 "tree" $canopy tree
 expect_out "13 actors" "tree: 13 actors"

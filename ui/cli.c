@@ -325,7 +325,7 @@ int cli_ls(int argc, char **argv, const opts_t *o)
         if (o->json) {
             printf("%s{\"tree\":", i ? "," : "");
             json_cstr(stdout, t[i].name);
-            printf(",\"pid\":%d,\"actors\":%ld,\"since_us\":%llu,\"socket\":", t[i].pid, actors,
+            printf(",\"pid\":%d,\"actors\":%ld,\"start_us\":%llu,\"socket\":", t[i].pid, actors,
                    (unsigned long long)t[i].since_us);
             json_cstr(stdout, t[i].path);
             printf("}");
