@@ -268,6 +268,18 @@ static void test_contexts(void **state)
     assert_true(strlen(feed->text) <= 130);
     const char *h = view_ctx.header(&m);
     assert_int_equal(strstr(h, "FUNCTION") - h, strstr(feed->text, "feed") - feed->text);
+    /* From 100 columns on, the whole row fits, its last column (MSG/S)
+     * too: at 100 it lost a character. */
+    for (int cols = 100; cols <= 110; cols += 2) {
+        m.cols = cols;
+        rows_clear(&rows);
+        view_ctx.build(&m, &rows);
+        feed = find("feed");
+        assert_true((int)strlen(feed->text) <= cols);
+        h = view_ctx.header(&m);
+        assert_non_null(strstr(h, "MSG/S"));
+        assert_true(strstr(h, "MSG/S") - h + 5 <= cols);
+    }
     /* One actor's view: the peer's name whole. */
     m.cols = 120;
     m.ctx_all = 0;

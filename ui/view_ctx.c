@@ -111,7 +111,7 @@ static void add_items(const tui_model_t *m, const cn_snap_actor_t *a, item_t **v
 
 /* The caller-and-callee column: at least this wide, wider when it names
  * both ends; the rest of a row takes ROW_REST columns. */
-#define LINK_MIN(m) ((m)->ctx_all ? 24 : 13)
+#define LINK_MIN(m) ((m)->ctx_all ? 23 : 13)
 #define ROW_REST 77
 
 /*
