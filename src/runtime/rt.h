@@ -351,9 +351,9 @@ cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__yq_t *yq, cn__latch_t *in, ui
                              int *rc);
 void cn__stream_free(cn_stream_t *s);
 /* Before freeing a stream other threads may still wait on: ends their
- * waits with CN_ECANCELED (`why`, for a sender's cn_stream_last_error), and returns
- * once they have left. The owner's latch `in` is closed: call it once no
- * final message is on its way in. */
+ * waits with CN_ECANCELED (`why`, for a sender's cn_stream_last_error),
+ * and returns once they have left. The owner's latch `in` is closed: call
+ * it once no final message is on its way in. */
 void cn__stream_stop(cn_stream_t *s, const char *why);
 /* cn_stream_recv without the hub check: the hub's own reads. */
 int cn__stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms);

@@ -382,7 +382,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
     return rc;
 }
 
-/* last_error for CN_ECANCELED: the task's cancellation, or the actor's. */
+/* tl_error for CN_ECANCELED: the task's cancellation, or the actor's. */
 static int say_cancelled(cn__task_t *t)
 {
     char why[CN__REASON_MAX] = "";
