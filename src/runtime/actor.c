@@ -133,6 +133,12 @@ static int name_refused(const char *name)
 static int stream_register(cn__stream_t *s)
 {
     cn__lock(&cn__rt.mu);
+    if (!s->is_parent && cn__rt.shutting_down) {
+        /* begin_shutdown cancels the children in the table as it sets
+         * this, under this lock: one added after would never be told. */
+        cn__unlock(&cn__rt.mu);
+        return CN_ECANCELED;
+    }
     if (!s->is_parent && name_taken_locked(s->name)) {
         cn__unlock(&cn__rt.mu);
         return CN_EEXIST;
@@ -1376,17 +1382,16 @@ static void begin_shutdown(const char *why, int status)
     }
     cn_log(CN_LOG_CANCEL, "shutting down: %s", why);
     cn__latch_close(&cn__rt.done, CN_ECANCELED); /* wakes cn_sleep */
-    if (!cn__rt.is_root) {
-        /* The entry, the program's threads and the calls it serves are
-         * cancelled with the actor: the calls and contexts they have open
-         * end with CN_ECANCELED, and new ones fail so, while the entry
-         * and those calls have their grace to clean up (ENTRY_GRACE_MS). */
-        char reason[CN__REASON_MAX];
-        snprintf(reason, sizeof(reason), "this actor is shutting down: %s", why);
-        atomic_store(&cn__rt.cancelled, 1);
-        cn__call_fail_all(CN_ECANCELED, reason);
-        cn__task_cancel_all(reason); /* and the calls it serves, which then end */
-    }
+    /* The entry (the root's main), the program's threads and the calls it
+     * serves are cancelled with the actor: the calls and contexts they
+     * have open end with CN_ECANCELED, and new ones fail so, while the
+     * entry and those calls have their grace to clean up (ENTRY_GRACE_MS).
+     * The root's too: a call its own thread made to itself waited on. */
+    char reason[CN__REASON_MAX];
+    snprintf(reason, sizeof(reason), "this actor is shutting down: %s", why);
+    atomic_store(&cn__rt.cancelled, 1);
+    cn__call_fail_all(CN_ECANCELED, reason);
+    cn__task_cancel_all(reason); /* and the calls it serves, which then end */
     for (size_t i = 0, n = stream_slots(); i < n; i++) {
         cn__stream_t *s = stream_slot(i);
         if (s && !s->is_parent)
@@ -1426,8 +1431,21 @@ static void on_sigint_grace(uv_timer_t *t)
     syscall(SYS_exit_group, status);
 }
 
+/* Task threads may be stuck in user code; nothing waits for them, but
+ * the log says so: an exit status of 0 alone hides that a task was cut
+ * off. */
+static void say_leftover_tasks(const char *doing)
+{
+    char names[128];
+    size_t left = cn__task_leftover(names, sizeof(names));
+    if (left)
+        cn_log(CN_LOG_WARN, "%s with %zu call(s) still running (%s%s): cancelled, %s never "
+               "reached a cancellation point", doing, left, names, left > 4 ? ", ..." : "",
+               left == 1 ? "it" : "they");
+}
+
 /* A child's entry, or a call it runs, did not return within ENTRY_GRACE_MS
- * of SHUTDOWN. */
+ * of SHUTDOWN (the root: a call it serves, after main returned). */
 static void on_entry_grace(uv_timer_t *t)
 {
     (void)t;
@@ -1499,21 +1517,15 @@ static void maybe_finish_shutdown(void)
                 uv_timer_start(&cn__rt.sigint_timer, on_entry_grace, ENTRY_GRACE_MS, 0);
             return;
         }
-        /* Task threads may be stuck in user code; nothing waits for them,
-         * but the log says so: an exit status of 0 alone hides that a task
-         * was cut off. exit_group, not _exit: a sanitizer's _exit may try
-         * to finalise first and stall behind those very threads. */
-        char names[128];
-        size_t left = cn__task_leftover(names, sizeof(names));
-        if (left)
-            cn_log(CN_LOG_WARN, "exiting with %zu call(s) still running (%s%s): cancelled, %s "
-                   "never reached a cancellation point", left, names, left > 4 ? ", ..." : "",
-                   left == 1 ? "it" : "they");
+        /* exit_group, not _exit: a sanitizer's _exit may try to finalise
+         * first and stall behind task threads stuck in user code. */
+        say_leftover_tasks("exiting");
         flush_parent_blocking(200);
         syscall(SYS_exit_group, status);
     }
     cn__lock(&cn__rt.mu);
     int main_done = cn__rt.main_done;
+    size_t tasks = cn__rt.tasks.count;
     cn__unlock(&cn__rt.mu);
     if ((cn__rt.sigint_at || cn__rt.op_cancel) && !main_done) {
         /* Ctrl-C or an operator cancelled the tree under a main that is
@@ -1523,6 +1535,13 @@ static void maybe_finish_shutdown(void)
             uv_timer_start(&cn__rt.sigint_timer, on_sigint_grace, 1000, 0);
         return;
     }
+    if (tasks && !cn__rt.entry_grace_over) {
+        /* The calls the root serves were cancelled too: their grace to
+         * end before cn_run returns under them. */
+        uv_timer_start(&cn__rt.sigint_timer, on_entry_grace, ENTRY_GRACE_MS, 0);
+        return;
+    }
+    say_leftover_tasks("returning from cn_run");
     /* The root returns from cn_run: close every handle so the loop ends
      * and the process is left as it was found. */
     cn__rt.stop_loop = 1;

@@ -336,8 +336,8 @@ static void task_free(cn__task_t *t)
     cn__rec_del(&t->rec);
     cn__lock(&cn__rt.mu);
     cn__cmap_del(&cn__rt.tasks, t->caller, t->cid);
-    /* A child going down waits for its tasks (maybe_finish_shutdown) */
-    int drained = !cn__rt.is_root && cn__rt.shutting_down && cn__rt.tasks.count == 0;
+    /* An actor going down waits for its tasks (maybe_finish_shutdown) */
+    int drained = cn__rt.shutting_down && cn__rt.tasks.count == 0;
     /* Calls the function left running (a context it never freed) outlive
      * it; they must not point at it any more. */
     for (size_t i = 0; i < t->nested.cap; i++)
