@@ -1537,8 +1537,13 @@ static void maybe_finish_shutdown(void)
     }
     if (tasks && !cn__rt.entry_grace_over) {
         /* The calls the root serves were cancelled too: their grace to
-         * end before cn_run returns under them. */
-        uv_timer_start(&cn__rt.sigint_timer, on_entry_grace, ENTRY_GRACE_MS, 0);
+         * end before cn_run returns under them, counted once (this runs
+         * again as children go). It replaces a Ctrl-C's second, which
+         * was for a main that has now returned. */
+        static int grace_started;
+        if (!grace_started)
+            uv_timer_start(&cn__rt.sigint_timer, on_entry_grace, ENTRY_GRACE_MS, 0);
+        grace_started = 1;
         return;
     }
     say_leftover_tasks("returning from cn_run");
