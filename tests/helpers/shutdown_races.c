@@ -96,7 +96,7 @@ static int midspawn(int rounds)
         cn_portal_t mid;
         if (cn_spawn("mid", &o, &mid, 5000) != 0)
             return 1;
-        usleep((useconds_t)(100 + rand() % 100) * 1000);
+        usleep((useconds_t)(100 + i * 37 % 100) * 1000); /* 100 to 199 ms, spread */
         int64_t t0 = ms_now();
         int rc = cn_cancel(mid, 5000);
         int64_t took = ms_now() - t0;
