@@ -347,6 +347,83 @@ static void test_decode_peeked(void **state)
     check_peeked(f, n, 0);
 }
 
+/* A body of five elements whose payload holds no array or map is
+ * measured without the general scan: it must still be refused, with the
+ * scan's codes, when cut short anywhere or followed by a stray byte. */
+static void test_flat_bodies_measured_exactly(void **state)
+{
+    (void)state;
+    static const uint64_t ids[] = {0, 127, 70000, UINT64_MAX >> 1};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        for (int kind = 0; kind <= 12; kind++) {
+            msgpack_sbuffer sb;
+            pack_peek_case(&sb, CN_MSG_YIELD, ids[i], kind);
+            const char *body = sb.data + CN_WIRE_LEN_SIZE;
+            size_t blen = sb.size - CN_WIRE_LEN_SIZE, off, plen;
+            cn_wire_hdr_t h;
+            assert_int_equal(cn_wire_peek_payload(body, blen, &h, &off, &plen), 0);
+            assert_int_equal(h.cid, ids[i]);
+            assert_int_equal(off + plen, blen);
+            for (size_t k = 1; k < blen; k += k < 400 ? 1 : blen / 7 + 1)
+                assert_int_equal(cn_wire_peek(body, k, &h), CN_ETRUNC);
+            assert_int_equal(cn_wire_peek(body, blen - 1, &h), CN_ETRUNC);
+            char *more = malloc(blen + 1);
+            assert_non_null(more);
+            memcpy(more, body, blen);
+            more[blen] = 0x01;
+            assert_int_equal(cn_wire_peek(more, blen + 1, &h), CN_ETRAILING);
+            cn_wire_msg_t *m;
+            assert_int_equal(cn_wire_decode_body(more, blen + 1, &m), CN_ETRAILING);
+            free(more);
+            msgpack_sbuffer_destroy(&sb);
+        }
+}
+
+/* A frame packed with an envelope packed once is, byte for byte, the one
+ * cn_wire_pack gives, for every kind of payload and size of id. */
+static void test_pack_env_is_pack(void **state)
+{
+    (void)state;
+    static const uint64_t ids[] = {0, 1, 127, 128, 70000, (uint64_t)1 << 33, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++)
+        for (int kind = 0; kind <= 14; kind++) {
+            msgpack_sbuffer sb, again;
+            pack_peek_case(&sb, CN_MSG_YIELD, ids[i], kind);
+            cn_wire_msg_t *m;
+            assert_int_equal(cn_wire_decode_frame(sb.data, sb.size, 0, &m), 0);
+            cn_wire_env_t env = {0};
+            msgpack_sbuffer_init(&again);
+            assert_int_equal(cn_wire_pack_env(&again, &env, &m->body, 0), CN_EINVAL);
+            assert_int_equal(again.size, 0);
+            assert_int_equal(cn_wire_env_init(&env, &m->hdr), 0);
+            msgpack_sbuffer_write(&again, "x", 1); /* appends after what is there */
+            assert_int_equal(cn_wire_pack_env(&again, &env, &m->body, 0), 0);
+            assert_int_equal(again.size, 1 + sb.size);
+            assert_memory_equal(again.data + 1, sb.data, sb.size);
+            /* too large for a small limit: refused, the buffer as it was */
+            if (sb.size > 100) {
+                assert_int_equal(cn_wire_pack_env(&again, &env, &m->body, 64), CN_EMSGSIZE);
+                assert_int_equal(again.size, 1 + sb.size);
+            }
+            cn_wire_msg_free(m);
+            msgpack_sbuffer_destroy(&again);
+            msgpack_sbuffer_destroy(&sb);
+        }
+    /* NULL packs nil, as cn_wire_pack does */
+    cn_wire_hdr_t h = {CN_MSG_YIELD, 3, 4, 5};
+    cn_wire_env_t env;
+    msgpack_sbuffer a, b;
+    msgpack_sbuffer_init(&a);
+    msgpack_sbuffer_init(&b);
+    assert_int_equal(cn_wire_env_init(&env, &h), 0);
+    assert_int_equal(cn_wire_pack_env(&a, &env, NULL, 0), 0);
+    assert_int_equal(cn_wire_pack(&b, &h, NULL, 0), 0);
+    assert_int_equal(a.size, b.size);
+    assert_memory_equal(a.data, b.data, a.size);
+    msgpack_sbuffer_destroy(&a);
+    msgpack_sbuffer_destroy(&b);
+}
+
 static void test_optional_fields_absent_or_nil(void **state)
 {
     (void)state;
@@ -1012,6 +1089,8 @@ int main(void)
         cmocka_unit_test(test_roundtrip_every_type),
         cmocka_unit_test(test_optional_fields_absent_or_nil),
         cmocka_unit_test(test_decode_peeked),
+        cmocka_unit_test(test_flat_bodies_measured_exactly),
+        cmocka_unit_test(test_pack_env_is_pack),
         cmocka_unit_test(test_stream_1000_frames_every_split),
         cmocka_unit_test(test_large_frame_in_pieces),
         cmocka_unit_test(test_read_ends_after_prefix),

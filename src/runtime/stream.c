@@ -58,6 +58,7 @@ struct cn_stream {
     pthread_mutex_t send_mu; /* one sender at a time; taken before rt.mu */
     cn__stream_t *link;      /* under send_mu: where YIELDs go, once known */
     msgpack_sbuffer sb;      /* reused for packing: no allocation per message */
+    cn_wire_env_t env;       /* under send_mu: the YIELDs' envelope, packed once */
     char end_why[CN__REASON_MAX]; /* the receiver's: why recv returns end_rc */
     _Atomic int receiving; /* a thread is in recv: one at a time (CN_EBUSY) */
     _Atomic int hub;       /* a broadcast hub reads it (cn_bcast_new) */
@@ -410,7 +411,9 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     msgpack_sbuffer *sb = &s->sb;
     sb->size = 0;
     cn_wire_hdr_t h = {CN_MSG_YIELD, s->peer, cn__rt.id, s->cid_out};
-    int rc = cn_wire_pack(sb, &h, value ? value : &nil, 0);
+    int rc = s->env.len ? 0 : cn_wire_env_init(&s->env, &h);
+    if (rc == 0)
+        rc = cn_wire_pack_env(sb, &s->env, value ? value : &nil, 0);
     if (rc == CN_EMSGSIZE)
         snprintf(tl_error, sizeof(tl_error),
                  "cannot send the value: packed, it is larger than the %u MiB a message may "

@@ -23,6 +23,7 @@
 
 #include <msgpack/unpack_define.h> /* MSGPACK_EMBED_STACK_SIZE */
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,18 +99,141 @@ const char *cn_wire_kind_name(cn_wire_kind_t kind)
  * The measuring scan
  */
 
+/* A big-endian unsigned integer of n bytes (1, 2, 4 or 8). */
 static uint64_t be_read(const uint8_t *p, unsigned n)
 {
-    uint64_t v = 0;
-    for (unsigned i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
+    uint16_t v16;
+    uint32_t v32;
+    uint64_t v64;
+    switch (n) {
+    case 1:
+        return p[0];
+    case 2:
+        memcpy(&v16, p, 2);
+        return be16toh(v16);
+    case 4:
+        memcpy(&v32, p, 4);
+        return be32toh(v32);
+    default:
+        memcpy(&v64, p, 8);
+        return be64toh(v64);
+    }
 }
 
 /* msgpack-c's parser keeps a fixed stack of this many open containers and
  * fails deeper input with a NOMEM code; the scan refuses it first, so that
  * NOMEM from msgpack_unpack() means memory. */
 #define WIRE_MAX_DEPTH MSGPACK_EMBED_STACK_SIZE
+
+/*
+ * Steps over the head of the object at p[*i]: its type byte, any length
+ * or count field, and a scalar's payload. Sets *items to the container
+ * slots it claims (an array's elements, a map's keys and values) and
+ * *container for an array or map, even an empty one. Checks the bytes
+ * stepped over against len, not the items a container claims.
+ */
+static int scan_head(const uint8_t *p, size_t len, size_t *i, uint64_t *items, int *container)
+{
+    uint8_t b = p[(*i)++];
+    unsigned lenbytes = 0; /* size of a length field that follows */
+    uint64_t skip = 0;     /* payload bytes after it */
+    unsigned ext = 0;      /* ext's type byte */
+
+    *items = 0;
+    *container = 0;
+    if (b <= 0x7f || b >= 0xe0) {
+        /* fixint */
+    } else if (b <= 0x8f) {
+        *items = 2u * (b & 0x0f), *container = 1;
+    } else if (b <= 0x9f) {
+        *items = b & 0x0f, *container = 1;
+    } else if (b <= 0xbf) {
+        skip = b & 0x1f;
+    } else {
+        switch (b) {
+        case 0xc0: /* nil */
+        case 0xc2: /* false */
+        case 0xc3: /* true */
+            break;
+        case 0xc4: /* bin 8/16/32, str 8/16/32 */
+        case 0xd9:
+            lenbytes = 1;
+            break;
+        case 0xc5:
+        case 0xda:
+            lenbytes = 2;
+            break;
+        case 0xc6:
+        case 0xdb:
+            lenbytes = 4;
+            break;
+        case 0xc7: /* ext 8/16/32 */
+            lenbytes = 1, ext = 1;
+            break;
+        case 0xc8:
+            lenbytes = 2, ext = 1;
+            break;
+        case 0xc9:
+            lenbytes = 4, ext = 1;
+            break;
+        case 0xca: /* float 32/64 */
+            skip = 4;
+            break;
+        case 0xcb:
+            skip = 8;
+            break;
+        case 0xcc: /* uint and int 8/16/32/64 */
+        case 0xd0:
+            skip = 1;
+            break;
+        case 0xcd:
+        case 0xd1:
+            skip = 2;
+            break;
+        case 0xce:
+        case 0xd2:
+            skip = 4;
+            break;
+        case 0xcf:
+        case 0xd3:
+            skip = 8;
+            break;
+        case 0xd4: /* fixext 1/2/4/8/16: type byte, then data */
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
+            skip = 1 + (1u << (b - 0xd4));
+            break;
+        case 0xdc: /* array 16/32, map 16/32: count follows */
+        case 0xde:
+            if (len - *i < 2)
+                return CN_ETRUNC;
+            *items = be_read(p + *i, 2) * (b == 0xde ? 2 : 1), *container = 1;
+            *i += 2;
+            break;
+        case 0xdd:
+        case 0xdf:
+            if (len - *i < 4)
+                return CN_ETRUNC;
+            *items = be_read(p + *i, 4) * (b == 0xdf ? 2 : 1), *container = 1;
+            *i += 4;
+            break;
+        default: /* 0xc1 is never used */
+            return CN_EBADMSGPACK;
+        }
+    }
+    if (lenbytes > 0) {
+        if (len - *i < lenbytes)
+            return CN_ETRUNC;
+        skip = be_read(p + *i, lenbytes) + ext;
+        *i += lenbytes;
+    }
+    if (skip > len - *i)
+        return CN_ETRUNC;
+    *i += (size_t)skip;
+    return 0;
+}
 
 /*
  * Checks that body[0..len) is exactly one msgpack object and sets *slots to
@@ -128,106 +252,12 @@ static int wire_scan(const uint8_t *p, size_t len, size_t *slots)
     while (pending > 0) {
         if (i >= len)
             return CN_ETRUNC;
-        uint8_t b = p[i++];
         pending--;
         open[depth]--;
-        unsigned lenbytes = 0; /* size of a length field that follows */
-        uint64_t skip = 0;     /* payload bytes after it */
-        uint64_t items = 0;    /* container slots claimed */
-        unsigned ext = 0;      /* ext's type byte */
-        int container = 0;     /* an array or map, even an empty one */
-
-        if (b <= 0x7f || b >= 0xe0) {
-            /* fixint */
-        } else if (b <= 0x8f) {
-            items = 2u * (b & 0x0f), container = 1;
-        } else if (b <= 0x9f) {
-            items = b & 0x0f, container = 1;
-        } else if (b <= 0xbf) {
-            skip = b & 0x1f;
-        } else {
-            switch (b) {
-            case 0xc0: /* nil */
-            case 0xc2: /* false */
-            case 0xc3: /* true */
-                break;
-            case 0xc4: /* bin 8/16/32, str 8/16/32 */
-            case 0xd9:
-                lenbytes = 1;
-                break;
-            case 0xc5:
-            case 0xda:
-                lenbytes = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-                lenbytes = 4;
-                break;
-            case 0xc7: /* ext 8/16/32 */
-                lenbytes = 1, ext = 1;
-                break;
-            case 0xc8:
-                lenbytes = 2, ext = 1;
-                break;
-            case 0xc9:
-                lenbytes = 4, ext = 1;
-                break;
-            case 0xca: /* float 32/64 */
-                skip = 4;
-                break;
-            case 0xcb:
-                skip = 8;
-                break;
-            case 0xcc: /* uint and int 8/16/32/64 */
-            case 0xd0:
-                skip = 1;
-                break;
-            case 0xcd:
-            case 0xd1:
-                skip = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                skip = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                skip = 8;
-                break;
-            case 0xd4: /* fixext 1/2/4/8/16: type byte, then data */
-            case 0xd5:
-            case 0xd6:
-            case 0xd7:
-            case 0xd8:
-                skip = 1 + (1u << (b - 0xd4));
-                break;
-            case 0xdc: /* array 16/32, map 16/32: count follows */
-            case 0xde:
-                if (len - i < 2)
-                    return CN_ETRUNC;
-                items = be_read(p + i, 2) * (b == 0xde ? 2 : 1), container = 1;
-                i += 2;
-                break;
-            case 0xdd:
-            case 0xdf:
-                if (len - i < 4)
-                    return CN_ETRUNC;
-                items = be_read(p + i, 4) * (b == 0xdf ? 2 : 1), container = 1;
-                i += 4;
-                break;
-            default: /* 0xc1 is never used */
-                return CN_EBADMSGPACK;
-            }
-        }
-        if (lenbytes > 0) {
-            if (len - i < lenbytes)
-                return CN_ETRUNC;
-            skip = be_read(p + i, lenbytes) + ext;
-            i += lenbytes;
-        }
-        if (skip > len - i)
-            return CN_ETRUNC;
-        i += (size_t)skip;
+        uint64_t items;
+        int container, rc = scan_head(p, len, &i, &items, &container);
+        if (rc < 0)
+            return rc;
         if (items > len - i || pending + items > len - i)
             return CN_ETRUNC;
         /* msgpack-c takes a stack slot for every container, an empty
@@ -505,6 +535,21 @@ static int read_envelope(const uint8_t *p, size_t len, cn_wire_hdr_t *hdr, size_
                          size_t *body_off, size_t *nelem)
 {
     size_t i = 1, n;
+    /* The common body first: five elements, the last without arrays or
+     * maps (a stream's message), measured without the general scan. Any
+     * other body, a bad one included, takes the scan, which explains it. */
+    size_t start = 1;
+    if (len > 1 && p[0] == 0x95 && read_header(p, len, &start, hdr) == 0 && start < len) {
+        size_t end = start;
+        uint64_t items;
+        int container;
+        if (scan_head(p, len, &end, &items, &container) == 0 && !container && end == len) {
+            *slots = 5; /* as the scan counts: the envelope's elements */
+            *body_off = start;
+            *nelem = 5;
+            return 0;
+        }
+    }
     int rc = wire_scan(p, len, slots);
     if (rc < 0)
         return rc;
@@ -630,6 +675,19 @@ int cn_wire_next_frame(cn_wire_decoder_t *d, const void *buf, size_t len, size_t
             cn_wire_decoder_fini(d);
     }
 
+    /* The common case first: a whole frame at the start of buf. */
+    if (d->len_have == 0 && d->pend_have == 0 && left > CN_WIRE_LEN_SIZE) {
+        uint64_t blen = be_read((const uint8_t *)p, CN_WIRE_LEN_SIZE);
+        if (blen > 0 && blen <= d->max_frame && blen <= left - CN_WIRE_LEN_SIZE) {
+            d->body_len = (uint32_t)blen;
+            *body = p + CN_WIRE_LEN_SIZE;
+            *body_len = (size_t)blen;
+            *used = CN_WIRE_LEN_SIZE + (size_t)blen;
+            d->frames++;
+            return 1;
+        }
+    }
+
     if (d->len_have < CN_WIRE_LEN_SIZE) {
         size_t n = CN_WIRE_LEN_SIZE - d->len_have;
         if (n > left)
@@ -744,6 +802,35 @@ int cn_wire_pack(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const msgpack_ob
     if (rc < 0)
         return rc;
     rc = body ? msgpack_pack_object(&pk, *body) : msgpack_pack_nil(&pk);
+    return cn_wire_end(sb, mark, rc, max_frame);
+}
+
+int cn_wire_env_init(cn_wire_env_t *env, const cn_wire_hdr_t *hdr)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t mark;
+    msgpack_sbuffer_init(&sb);
+    int rc = cn_wire_begin(&sb, &pk, hdr, &mark);
+    if (rc == 0 && sb.size <= sizeof(env->b)) {
+        memcpy(env->b, sb.data, sb.size);
+        env->len = (unsigned char)sb.size;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int cn_wire_pack_env(msgpack_sbuffer *sb, const cn_wire_env_t *env, const msgpack_object *body,
+                     size_t max_frame)
+{
+    size_t mark = sb->size;
+    if (env->len == 0)
+        return CN_EINVAL;
+    if (msgpack_sbuffer_write(sb, (const char *)env->b, env->len) != 0)
+        return CN_ENOMEM;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    int rc = body ? msgpack_pack_object(&pk, *body) : msgpack_pack_nil(&pk);
     return cn_wire_end(sb, mark, rc, max_frame);
 }
 

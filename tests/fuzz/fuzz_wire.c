@@ -13,8 +13,10 @@
  * stream that is exactly one frame, and cn_wire_peek with the body
  * decoder on the stream taken as one body (peek may pass a body that
  * decoding refuses only for a typed body's fields), and on a body that
- * peek passed, cn_wire_decode_peeked (which skips the scan) must give
- * what the body decoder gives.
+ * peek passed, msgpack-c must read exactly one object and
+ * cn_wire_decode_peeked (which skips the scan) must give what the body
+ * decoder gives. A frame packed with an envelope packed once
+ * (cn_wire_pack_env) must be the bytes cn_wire_pack gives.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -53,6 +55,12 @@ static void check_message(const cn_wire_msg_t *m)
     CHECK(cn_wire_pack(&b, &m2->hdr, &m2->body, UINT32_MAX) == 0);
     CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
     cn_wire_msg_free(m2);
+
+    cn_wire_env_t env = {0}; /* an envelope packed once: the same bytes */
+    b.size = 0;
+    CHECK(cn_wire_env_init(&env, &m->hdr) == 0);
+    CHECK(cn_wire_pack_env(&b, &env, &m->body, UINT32_MAX) == 0);
+    CHECK(a.size == b.size && memcmp(a.data, b.data, a.size) == 0);
 
     size_t n;
     if (cn_wire_fields(m->hdr.type, &n) != NULL) {
@@ -130,6 +138,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(msgpack_unpack((const char *)data + off, plen, &used, &z, &o) ==
                       MSGPACK_UNPACK_SUCCESS &&
                   used == plen && same_object(o, m->body));
+            msgpack_zone_destroy(&z);
+        }
+        if (peek == 0) { /* what peek passes is exactly one msgpack object */
+            msgpack_zone z;
+            msgpack_zone_init(&z, 256);
+            msgpack_object o;
+            size_t used = 0;
+            CHECK(msgpack_unpack((const char *)data, size, &used, &z, &o) ==
+                      MSGPACK_UNPACK_SUCCESS &&
+                  used == size);
             msgpack_zone_destroy(&z);
         }
         if (peek == 0) { /* checked: the decode that skips the scan agrees */
