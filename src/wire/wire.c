@@ -132,7 +132,8 @@ static uint64_t be_read(const uint8_t *p, unsigned n)
  * *container for an array or map, even an empty one. Checks the bytes
  * stepped over against len, not the items a container claims.
  */
-static int scan_head(const uint8_t *p, size_t len, size_t *i, uint64_t *items, int *container)
+static inline __attribute__((always_inline)) int scan_head(const uint8_t *p, size_t len, size_t *i,
+                                                           uint64_t *items, int *container)
 {
     uint8_t b = p[(*i)++];
     unsigned lenbytes = 0; /* size of a length field that follows */
