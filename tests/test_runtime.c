@@ -697,6 +697,22 @@ static void test_spawn_failures_are_clear(void **state)
     suite_log_wait("(quick) exited with status 0 before it greeted", NULL, T_MS);
     assert_true(suite_log_line_has("(quick) exited with status 0 before it greeted its parent",
                                    " warn "));
+    /* One that hangs up and exits only later, past the wait for its
+     * status (a slow exit on a loaded host): its end is told as
+     * "disconnected" at once and how it exited when that is known. */
+    char slow[] = "/tmp/canopy-slow-XXXXXX";
+    fd = mkstemp(slow);
+    assert_true(fd >= 0);
+    static const char script[] = "#!/bin/sh\neval \"exec $CANOPY_FD>&-\"\nsleep 0.3\nexit 3\n";
+    assert_int_equal(write(fd, script, sizeof(script) - 1), (ssize_t)sizeof(script) - 1);
+    fchmod(fd, 0700);
+    close(fd);
+    cn_spawn_opts_t late = {.exe = slow};
+    assert_int_equal(cn_spawn("late", &late, &p, T_MS), CN_EDEAD);
+    assert_true(suite_log_wait("(late) exited with status 3 before it greeted its parent", NULL,
+                               T_MS));
+    assert_true(suite_log_line_has("(late) exited with status 3 before it greeted", " warn "));
+    unlink(slow);
 
     assert_int_equal(cn_spawn("bad name", NULL, &p, T_MS), CN_EINVAL);
     assert_int_equal(cn_spawn("", NULL, &p, T_MS), CN_EINVAL);

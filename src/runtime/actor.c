@@ -917,6 +917,19 @@ static void retire_child(cn__stream_t *s)
     snprintf(x->cancelled, sizeof(x->cancelled), "%s", s->cancelled);
 }
 
+/* The log line for a child's end: a warning unless it greeted and exited
+ * with status 0, and for one that never greeted, that its cn_spawn
+ * failed. Said again once its exit status arrives if it came too late for
+ * the first (then `reason` is how it exited). */
+static void say_child_end(cn__stream_t *s, const char *reason)
+{
+    if (s->unstarted) /* cancelled while starting: its cn_spawn said CN_ECANCELED */
+        cn_log(CN_LOG_DEBUG, "%s, cancelled before it greeted its parent", reason);
+    else if (s->peer != 0)
+        cn_log(s->reaped && s->status == 0 && s->up ? CN_LOG_DEBUG : CN_LOG_WARN, "%s%s", reason,
+               s->up ? "" : " before it greeted its parent (its cn_spawn failed)");
+}
+
 /* Every waiter behind s learns why it is gone: routes through s are
  * dropped (DEL_ROUTE goes up for each), and each call in flight through s
  * is answered with DEAD. Broker only; runs once per stream. */
@@ -969,11 +982,8 @@ static void stream_finish(cn__stream_t *s)
     if (s->is_parent) {
         cn__call_fail_all(CN_EDEAD, reason);
         begin_shutdown(reason, 0);
-    } else if (s->unstarted) { /* cancelled while starting: its cn_spawn said CN_ECANCELED */
-        cn_log(CN_LOG_DEBUG, "%s, cancelled before it greeted its parent", reason);
-    } else if (s->peer != 0) { /* one that never greeted failed its cn_spawn: say why */
-        cn_log(s->reaped && s->status == 0 && s->up ? CN_LOG_DEBUG : CN_LOG_WARN, "%s%s", reason,
-               s->up ? "" : " before it greeted its parent (its cn_spawn failed)");
+    } else {
+        say_child_end(s, reason);
     }
 }
 
@@ -1163,6 +1173,12 @@ static void reap_children(void)
         if (s->lost && !s->finished) {
             uv_timer_stop(&s->timer);
             stream_finish(s);
+        } else if (s->finished && !s->why[0]) {
+            /* Its end was told as "disconnected" LOST_WAIT_MS after it
+             * hung up (a slow exit, a loaded host): now say how. */
+            char how[CN__REASON_MAX];
+            describe_exit(s, how, sizeof(how));
+            say_child_end(s, how);
         } else if (!s->lost) {
             /* Its link is still open: a process it started holds its end
              * (a script that ran it, a program it forked). What it sent
