@@ -68,7 +68,7 @@ static int fn_relayflood(cn_call_t *c, const msgpack_object *args, msgpack_packe
     (void)args, (void)out;
     cn_ctx_t *up;
     cn_stream_t *in, *s;
-    cn_result_t st, m;
+    cn_result_t st = {0}, m = {0}; /* freed whether or not a call filled them */
     if (cn_open(cn_self(), "flood", NULL, &up, &st, 5000) != 0)
         return CN_EPROTO;
     cn_result_free(&st);
@@ -194,7 +194,7 @@ static int root_main(int argc, char **argv)
     const char *mode = argc > 1 ? argv[1] : "healthy";
     cn_portal_t kid;
     cn_ctx_t *ctx = NULL;
-    cn_result_t st, m;
+    cn_result_t st = {0}, m = {0}; /* freed whether or not a call filled them */
     cn_stream_t *s = NULL;
 
     if (strcmp(mode, "unreaped") == 0) {
