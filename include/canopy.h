@@ -204,7 +204,11 @@ typedef struct cn_result {
 CN_EXTERN int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_result_t *res,
                       int64_t timeout_ms);
 
-/* Frees what a result holds. Safe on a zeroed or already freed result. */
+/* Frees what a result holds. Safe on a zeroed or already freed result.
+ * Every function that fills a result (cn_call, cn_open's `started`,
+ * cn_ctx_result, cn_stream_recv, cn_sub_recv) zeroes it first, whatever
+ * it then returns (CN_EINVAL for a NULL handle too), so freeing it after
+ * any of them is always safe. */
 CN_EXTERN void cn_result_free(cn_result_t *res);
 
 /* In a cn_fn_t: sets the message the caller will see, records a backtrace

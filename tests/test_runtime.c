@@ -1536,7 +1536,7 @@ int main(int argc, char **argv)
         return 1;
     if (root && !second_run_refused(argc, argv, &cfg))
         return 1;
-    cn_result_t r; /* the tree is down: a call says so, as a spawn does */
+    cn_result_t r = {0}; /* the tree is down: a call says so, as a spawn does */
     if (root && cn_call((cn_portal_t){1}, "whoami", NULL, &r, 1000) != CN_ECANCELED) {
         fprintf(stderr, "test_runtime: a call after cn_run returned did not fail so\n");
         return 1;

@@ -219,7 +219,7 @@ static int fn_script(cn_call_t *c, const msgpack_object *args, msgpack_packer *o
             rc = cn_stream_close(s);
             break;
         case 'D': {
-            cn_result_t m;
+            cn_result_t m = {0};
             while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
                 if (m.value.via.u64 != got++)
                     rc = CN_ERANGE;
@@ -528,7 +528,7 @@ static void test_sequence_matrix(void **state)
                 break;
             case 'D': {
                 uint64_t n = 0;
-                cn_result_t m;
+                cn_result_t m = {0};
                 while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
                     assert_int_equal(m.value.via.u64, n);
                     n++;
@@ -660,6 +660,36 @@ static void test_stream_before_started_is_refused(void **state)
     cn_result_free(&st);
     assert_int_equal(cn_ctx_stream(ctx, &huge, &s), CN_EINVAL);
     cn_ctx_free(ctx);
+}
+
+/* A result given with a NULL handle is zeroed all the same, so the
+ * cn_result_free a caller does after any call is safe: cn_open,
+ * cn_ctx_result, cn_stream_recv and cn_sub_recv returned CN_EINVAL before
+ * zeroing it, and a caller freed its stack's garbage. */
+static void test_results_are_zeroed_even_for_a_null_handle(void **state)
+{
+    (void)state;
+    cn_result_t r;
+    memset(&r, 0xa5, sizeof(r));
+    assert_int_equal(cn_open(a, "early", NULL, NULL, &r, T_MS), CN_EINVAL);
+    assert_null(r.priv_);
+    cn_result_free(&r);
+    memset(&r, 0xa5, sizeof(r));
+    assert_int_equal(cn_ctx_result(NULL, &r, T_MS), CN_EINVAL);
+    assert_null(r.priv_);
+    cn_result_free(&r);
+    memset(&r, 0xa5, sizeof(r));
+    assert_int_equal(cn_stream_recv(NULL, &r, T_MS), CN_EINVAL);
+    assert_null(r.priv_);
+    cn_result_free(&r);
+    memset(&r, 0xa5, sizeof(r));
+    assert_int_equal(cn_sub_recv(NULL, &r, NULL, T_MS), CN_EINVAL);
+    assert_null(r.priv_);
+    cn_result_free(&r);
+    memset(&r, 0xa5, sizeof(r));
+    assert_int_equal(cn_call(a, NULL, NULL, &r, T_MS), CN_EINVAL);
+    assert_null(r.priv_);
+    cn_result_free(&r);
 }
 
 static void test_error_during_streaming(void **state)
@@ -1060,6 +1090,7 @@ static int suite_main(int argc, char **argv)
     (void)argc, (void)argv;
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_both_ways_and_end_of_stream),
+        cmocka_unit_test(test_results_are_zeroed_even_for_a_null_handle),
         cmocka_unit_test(test_backpressure_slow_consumer),
         cmocka_unit_test(test_million_in_order_memory_flat),
         cmocka_unit_test(test_sequence_matrix),

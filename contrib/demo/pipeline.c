@@ -277,7 +277,7 @@ static void *stuck_main(void *arg)
     feeder_t *f = arg;
     cn_portal_t w = feeder_worker(f);
     cn_ctx_t *ctx;
-    cn_result_t st;
+    cn_result_t st = {0}; /* freed when w.id == 0 too, with no cn_open */
     if (w.id == 0 || cn_open(w, "chore", NULL, &ctx, &st, CALL_MS) < 0) {
         cn_result_free(&st);
         return NULL;

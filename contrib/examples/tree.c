@@ -95,7 +95,7 @@ static int worker_main(int argc, char **argv)
     for (unsigned round = cn_self().id; cn_sleep(1000) == 0; round++) {
         if (ctx == NULL) { /* (re)open the feed once the roster is complete */
             uint32_t to = pick_cousin(round + 1);
-            cn_result_t st;
+            cn_result_t st = {0}; /* no cousin yet: no cn_open, freed all the same */
             if (to && cn_open((cn_portal_t){to}, "feed", NULL, &ctx, &st, TIMEOUT_MS) == 0 &&
                 cn_ctx_stream(ctx, NULL, &s) < 0) {
                 cn_ctx_free(ctx);
@@ -105,7 +105,7 @@ static int worker_main(int argc, char **argv)
         }
         if (ctx) {
             msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = round};
-            cn_result_t total;
+            cn_result_t total = {0}; /* the send may fail, and recv not run */
             if (cn_stream_send(s, &v, TIMEOUT_MS) == 0 &&
                 cn_stream_recv(s, &total, TIMEOUT_MS) == 0)
                 cn_log(CN_LOG_TRACE, "feed total %llu", (unsigned long long)total.value.via.u64);

@@ -128,9 +128,10 @@ static void pull(cn_bcast_t *b, int64_t timeout_ms)
 
 int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeout_ms)
 {
+    if (msg) /* first: a caller may free it whatever the outcome */
+        memset(msg, 0, sizeof(*msg));
     if (sub == NULL || msg == NULL)
         return CN_EINVAL;
-    memset(msg, 0, sizeof(*msg));
     if (missed)
         *missed = 0;
     cn_bcast_t *b = sub->b;

@@ -744,10 +744,11 @@ static item_t *ctx_final(cn_ctx_t *ctx)
 int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t **ctx,
             cn_result_t *started, int64_t timeout_ms)
 {
+    if (started) /* first: a caller may free it whatever the outcome */
+        memset(started, 0, sizeof(*started));
     if (ctx == NULL || started == NULL)
         return CN_EINVAL;
     *ctx = NULL;
-    memset(started, 0, sizeof(*started));
     int rc;
     cn__pcall_t *c = start_call(to, fn, args, CN__CMD_CONTEXT, started, &rc);
     if (c == NULL)
@@ -799,6 +800,8 @@ static int ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms);
 
 int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
 {
+    if (res) /* first: a caller may free it whatever the outcome */
+        memset(res, 0, sizeof(*res));
     if (ctx == NULL || res == NULL)
         return CN_EINVAL;
     atomic_fetch_add(&ctx->result_waiters, 1); /* cn_ctx_free waits for it to leave */

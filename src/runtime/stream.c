@@ -459,9 +459,10 @@ static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms);
 
 int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
 {
+    if (msg) /* first: a caller may free it whatever the outcome */
+        memset(msg, 0, sizeof(*msg));
     if (s == NULL || msg == NULL)
         return CN_EINVAL;
-    memset(msg, 0, sizeof(*msg));
     if (atomic_load_explicit(&s->hub, memory_order_relaxed))
         return CN_EBUSY; /* its hub's subscribers read it: cn_sub_recv */
     return cn__stream_recv(s, msg, timeout_ms);

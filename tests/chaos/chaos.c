@@ -271,7 +271,7 @@ static void *reader_main(void *arg)
     node_t *n = arg;
     uint64_t want = 0;
     for (;;) {
-        cn_result_t m;
+        cn_result_t m = {0};
         int rc = cn_stream_recv(n->st, &m, IO_MS);
         if (rc == 0) {
             uint64_t got =
@@ -333,6 +333,8 @@ static int adopt(const msgpack_object *list, int depth)
         cn_stream_opts_t o = {.window = WINDOW};
         int rc = cn_open((cn_portal_t){n->id}, "pump", NULL, &n->ctx, &st, IO_MS);
         cn_result_free(&st);
+        if (rc == 1) /* it returned without starting: no stream to read */
+            rc = CN_EPROTO;
         if (rc == 0)
             rc = cn_ctx_stream(n->ctx, &o, &n->st);
         if (rc < 0) {
