@@ -371,9 +371,37 @@ static int64_t obj_i64(const msgpack_object *o, int64_t dflt)
     return dflt;
 }
 
+/*
+ * map[key], for the snapshot's decoders. They read each map's fields in
+ * the order the runtime packs them, so each search starts where the last
+ * one matched and wraps around: a field is found in about one comparison,
+ * where cn_msgpack_get takes half the map's (a snapshot of 200 actors and
+ * 10 000 contexts has 20 000 context rows of 12 fields, and the linear
+ * searches were a third of its decoding). Unlike cn_msgpack_get, a key
+ * given twice in one map may be read from either place.
+ */
+static _Thread_local uint32_t field_hint; /* reset per snapshot */
+
+static const msgpack_object *field(const msgpack_object *map, const char *key)
+{
+    if (map == NULL || map->type != MSGPACK_OBJECT_MAP || map->via.map.size == 0)
+        return NULL;
+    uint32_t n = map->via.map.size, i = field_hint < n ? field_hint : 0;
+    size_t klen = strlen(key);
+    for (uint32_t left = n; left > 0; left--, i = i + 1 < n ? i + 1 : 0) {
+        const msgpack_object *k = &map->via.map.ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == klen &&
+            memcmp(k->via.str.ptr, key, klen) == 0) {
+            field_hint = i + 1;
+            return &map->via.map.ptr[i].val;
+        }
+    }
+    return NULL;
+}
+
 static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
 {
-    return obj_i64(cn_msgpack_get(map, key), dflt);
+    return obj_i64(field(map, key), dflt);
 }
 
 /* A NUL-terminated copy of p[0..len) in the zone. */
@@ -389,7 +417,7 @@ static const char *get_dup(msgpack_zone *z, const char *p, size_t len)
 
 static const char *get_str(msgpack_zone *z, const msgpack_object *map, const char *key)
 {
-    const msgpack_object *o = cn_msgpack_get(map, key);
+    const msgpack_object *o = field(map, key);
     if (o == NULL || o->type != MSGPACK_OBJECT_STR)
         return NULL;
     return get_dup(z, o->via.str.ptr, o->via.str.size);
@@ -398,7 +426,7 @@ static const char *get_str(msgpack_zone *z, const msgpack_object *map, const cha
 /* The array at map[key]: its elements and count (0 if absent). */
 static const msgpack_object *get_array(const msgpack_object *map, const char *key, size_t *n)
 {
-    const msgpack_object *o = cn_msgpack_get(map, key);
+    const msgpack_object *o = field(map, key);
     *n = o && o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size : 0;
     return *n ? o->via.array.ptr : NULL;
 }
@@ -422,12 +450,12 @@ static void decode_stream(msgpack_zone *z, const msgpack_object *o, cn_snap_stre
     s->buffered = (uint64_t)get_i64(o, "buffered", 0);
     s->window = (uint64_t)get_i64(o, "window", 0);
     s->credit = get_i64(o, "credit", 0);
-    s->peer_window = (uint64_t)get_i64(o, "peer_window", 0);
     s->last_us = (uint64_t)get_i64(o, "last_us", 0);
     s->send_blocked = (int)get_i64(o, "send_blocked", 0);
     s->blocked_since_us = (uint64_t)get_i64(o, "blocked_since_us", 0);
     s->local = get_str(z, o, "local");
     s->peer = get_str(z, o, "peer");
+    s->peer_window = (uint64_t)get_i64(o, "peer_window", 0);
 }
 
 static int decode_actor(msgpack_zone *z, const msgpack_object *o, cn_snap_actor_t *a)
@@ -472,18 +500,18 @@ static int decode_actor(msgpack_zone *z, const msgpack_object *o, cn_snap_actor_
     a->contexts = zalloc(z, n, sizeof(*a->contexts));
     for (size_t i = 0; i < n && a->contexts; i++, a->ncontexts++) {
         cn_snap_ctx_t *c = &a->contexts[i];
-        c->cid = (uint64_t)get_i64(&e[i], "cid", 0);
+        c->cid = (uint64_t)get_i64(&e[i], "cid", 0); /* in the order they are packed */
+        c->tid = (int)get_i64(&e[i], "tid", 0);
         c->peer = (uint32_t)get_i64(&e[i], "peer", 0);
         c->fn = get_str(z, &e[i], "fn");
         c->role = get_str(z, &e[i], "role");
         c->kind = get_str(z, &e[i], "kind");
         c->phase = get_str(z, &e[i], "phase");
+        c->opened_us = (uint64_t)get_i64(&e[i], "opened_us", 0);
         c->cancel = get_str(z, &e[i], "cancel");
         c->cancel_by = get_str(z, &e[i], "cancel_by");
-        c->opened_us = (uint64_t)get_i64(&e[i], "opened_us", 0);
         c->cancel_us = (uint64_t)get_i64(&e[i], "cancel_us", 0);
-        c->tid = (int)get_i64(&e[i], "tid", 0);
-        const msgpack_object *st = cn_msgpack_get(&e[i], "stream");
+        const msgpack_object *st = field(&e[i], "stream");
         c->has_stream = st && st->type == MSGPACK_OBJECT_MAP;
         if (c->has_stream)
             decode_stream(z, st, &c->stream);
@@ -545,6 +573,7 @@ static int decode_snapshot(cn_wire_msg_t *m, cn_snapshot_t **out)
     s->raw = m->body;
     msgpack_zone *z = &p->zone;
     const msgpack_object *b = &m->body;
+    field_hint = 0;
     s->tree = get_str(z, b, "tree");
     s->root_pid = (int)get_i64(b, "root_pid", 0);
     s->now_us = (uint64_t)get_i64(b, "now_us", 0);
@@ -556,7 +585,7 @@ static int decode_snapshot(cn_wire_msg_t *m, cn_snapshot_t **out)
     for (size_t i = 0; i < n && s->actors; i++, s->nactors++)
         decode_actor(z, &e[i], &s->actors[i]);
     if (s->nactors > 0) {
-        e = get_array(&cn_msgpack_get(b, "actors")->via.array.ptr[0], "logs", &n);
+        e = get_array(&field(b, "actors")->via.array.ptr[0], "logs", &n);
         s->logs = zalloc(z, n, sizeof(*s->logs));
         for (size_t i = 0; i < n && s->logs; i++, s->nlogs++) {
             s->logs[i].level = (int)get_i64(&e[i], "level", 0);
