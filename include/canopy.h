@@ -353,11 +353,12 @@ typedef struct cn_stream_stats {
 } cn_stream_stats_t;
 
 /* Opens the opener's end of ctx's stream. Returns 0, or CN_EINVAL (bad
- * window, or already open). */
+ * window, or already open: cn_stream_last_error says which). */
 CN_EXTERN int cn_ctx_stream(cn_ctx_t *ctx, const cn_stream_opts_t *opts, cn_stream_t **out);
 
 /* In a context's function: opens the callee's end. CN_EINVAL before
- * cn_started, in a plain call, or if already open. */
+ * cn_started, in a plain call, or if already open (cn_stream_last_error
+ * says which). */
 CN_EXTERN int cn_call_stream(cn_call_t *call, const cn_stream_opts_t *opts, cn_stream_t **out);
 
 /* Sends one value (NULL sends nil), waiting up to timeout_ms for credit.
@@ -383,7 +384,9 @@ CN_EXTERN int cn_stream_close(cn_stream_t *s);
 CN_EXTERN void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out);
 
 /* Why this thread's last stream call that failed did, in words ("" if
- * none has); after CN_EOF, how the stream ended. Kept per thread, as
+ * none has): cn_ctx_stream, cn_call_stream, cn_stream_*, and the hub's
+ * cn_bcast_new, cn_bcast_subscribe and cn_sub_recv; after CN_EOF, how
+ * the stream ended. Kept per thread, as
  * errno is: a sender and a receiver on two threads each see their own,
  * and it stays readable after the stream is freed (s is not read). */
 CN_EXTERN const char *cn_stream_last_error(const cn_stream_t *s);

@@ -654,11 +654,13 @@ static void test_stream_before_started_is_refused(void **state)
     cn_stream_t *s, *again;
     assert_int_equal(cn_ctx_stream(ctx, NULL, &s), 0);
     assert_int_equal(cn_ctx_stream(ctx, NULL, &again), CN_EINVAL); /* one per side */
+    assert_non_null(strstr(cn_stream_last_error(s), "open already"));
     cn_stream_opts_t huge = {.window = 1u << 20};
     cn_ctx_free(ctx);
     assert_int_equal(cn_open(a, "early", NULL, &ctx, &st, T_MS), 0);
     cn_result_free(&st);
     assert_int_equal(cn_ctx_stream(ctx, &huge, &s), CN_EINVAL);
+    assert_non_null(strstr(cn_stream_last_error(NULL), "more than the 65536 allowed"));
     cn_ctx_free(ctx);
 }
 
@@ -673,19 +675,33 @@ static void test_results_are_zeroed_even_for_a_null_handle(void **state)
     memset(&r, 0xa5, sizeof(r));
     assert_int_equal(cn_open(a, "early", NULL, NULL, &r, T_MS), CN_EINVAL);
     assert_null(r.priv_);
+    assert_non_null(strstr(r.error.message, "ctx is NULL")); /* and says why */
     cn_result_free(&r);
     memset(&r, 0xa5, sizeof(r));
     assert_int_equal(cn_ctx_result(NULL, &r, T_MS), CN_EINVAL);
     assert_null(r.priv_);
+    assert_non_null(strstr(r.error.message, "ctx is NULL"));
     cn_result_free(&r);
     memset(&r, 0xa5, sizeof(r));
     assert_int_equal(cn_stream_recv(NULL, &r, T_MS), CN_EINVAL);
     assert_null(r.priv_);
+    assert_string_equal(cn_stream_last_error(NULL), "no stream (s is NULL)");
     cn_result_free(&r);
     memset(&r, 0xa5, sizeof(r));
     assert_int_equal(cn_sub_recv(NULL, &r, NULL, T_MS), CN_EINVAL);
     assert_null(r.priv_);
+    assert_string_equal(cn_stream_last_error(NULL), "no subscriber (sub is NULL)");
     cn_result_free(&r);
+    /* A negative timeout waits as 0 does, and the message says 0. */
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(a, "doubler", NULL, NULL, &s);
+    assert_int_equal(cn_stream_recv(s, &r, -5), CN_ETIMEDOUT);
+    assert_string_equal(cn_stream_last_error(s), "nothing received within 0 ms");
+    cn_result_free(&r);
+    assert_int_equal(cn_stream_close(s), 0);
+    assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
+    cn_result_free(&r);
+    cn_ctx_free(ctx);
     memset(&r, 0xa5, sizeof(r));
     assert_int_equal(cn_call(a, NULL, NULL, &r, T_MS), CN_EINVAL);
     assert_null(r.priv_);
@@ -862,6 +878,8 @@ static void test_a_second_receiver_is_refused(void **state)
     cn_result_t m;
     int rc = cn_stream_recv(s, &m, 0);
     assert_int_equal(rc, CN_EBUSY);
+    assert_string_equal(cn_stream_last_error(s),
+                        "another thread is receiving on this stream: one receiver at a time");
     cn_result_free(&m);
     assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0); /* its recv ends too */
     pthread_join(th, NULL);
@@ -957,8 +975,10 @@ static void test_a_hubs_stream_is_its_own(void **state)
     assert_int_equal(cn_bcast_new(s, 8, &b), 0);
     assert_int_equal(cn_bcast_new(s, 8, &b2), CN_EBUSY);
     assert_null(b2);
+    assert_non_null(strstr(cn_stream_last_error(s), "has a hub already"));
     cn_result_t m;
     assert_int_equal(cn_stream_recv(s, &m, 0), CN_EBUSY);
+    assert_non_null(strstr(cn_stream_last_error(s), "receive with cn_sub_recv"));
     cn_sub_t *sub;
     assert_int_equal(cn_bcast_subscribe(b, &sub), 0);
     for (uint64_t i = 0; i < 5; i++)

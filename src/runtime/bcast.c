@@ -42,11 +42,14 @@ struct cn_sub {
 
 int cn_bcast_new(cn_stream_t *s, unsigned capacity, cn_bcast_t **out)
 {
-    if (s == NULL || out == NULL || capacity == 0 || capacity > 65536)
-        return CN_EINVAL;
+    if (s == NULL || out == NULL)
+        return cn__stream_fail(CN_EINVAL, "no %s (%s is NULL)", s ? "place for the hub" : "stream",
+                               s ? "out" : "s");
     *out = NULL;
-    if (cn__stream_claim_hub(s, 1) < 0)
-        return CN_EBUSY; /* one hub per stream: a second would see nothing */
+    if (capacity == 0 || capacity > 65536)
+        return cn__stream_fail(CN_EINVAL, "a capacity of %u: it is 1 to 65536 messages", capacity);
+    if (cn__stream_claim_hub(s, 1) < 0) /* one hub per stream: a second would see nothing */
+        return cn__stream_fail(CN_EBUSY, "this stream has a hub already: subscribe to that one");
     cn_bcast_t *b = calloc(1, sizeof(*b));
     /* An array of pointers: NOLINTNEXTLINE(bugprone-sizeof-expression) */
     if (b == NULL || (b->ring = calloc(capacity, sizeof(*b->ring))) == NULL) {
@@ -78,7 +81,8 @@ void cn_bcast_free(cn_bcast_t *b)
 int cn_bcast_subscribe(cn_bcast_t *b, cn_sub_t **out)
 {
     if (b == NULL || out == NULL)
-        return CN_EINVAL;
+        return cn__stream_fail(CN_EINVAL, "no %s (%s is NULL)", b ? "place for the subscriber" : "hub",
+                               b ? "out" : "b");
     cn_sub_t *sub = calloc(1, sizeof(*sub));
     if (sub == NULL)
         return CN_ENOMEM;
@@ -131,7 +135,8 @@ int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeo
     if (msg) /* first: a caller may free it whatever the outcome */
         memset(msg, 0, sizeof(*msg));
     if (sub == NULL || msg == NULL)
-        return CN_EINVAL;
+        return cn__stream_fail(CN_EINVAL, "no %s (%s is NULL)", sub ? "result" : "subscriber",
+                               sub ? "msg" : "sub");
     if (missed)
         *missed = 0;
     cn_bcast_t *b = sub->b;

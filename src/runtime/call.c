@@ -489,6 +489,19 @@ static int item_result(item_t *it, cn_result_t *res, int take)
     return 0;
 }
 
+/* A result refused before anything was sent: says why, as a local
+ * failure does in item_result. res may be NULL. */
+static int refuse(cn_result_t *res, int err, const char *why)
+{
+    if (res) {
+        res->error.origin = dup_c(cn__rt.path);
+        res->error.fn = dup_c("");
+        res->error.message = dup_c(why);
+        res->error.code = err;
+    }
+    return err;
+}
+
 void cn_result_free(cn_result_t *res)
 {
     if (res == NULL)
@@ -644,7 +657,7 @@ int cn_call(cn_portal_t to, const char *fn, const msgpack_object *args, cn_resul
         send_cancel(c, "the caller timed out");
         item_t t = {.err = CN_ETIMEDOUT};
         snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not answer within %lld ms", fn,
-                 to.id, (long long)timeout_ms);
+                 to.id, cn__said_ms(timeout_ms));
         rc = item_result(&t, res, 1);
     } else {
         rc = item_result(it, res, 1);
@@ -747,7 +760,7 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
     if (started) /* first: a caller may free it whatever the outcome */
         memset(started, 0, sizeof(*started));
     if (ctx == NULL || started == NULL)
-        return CN_EINVAL;
+        return refuse(started, CN_EINVAL, "no place for the context (ctx is NULL): not opened");
     *ctx = NULL;
     int rc;
     cn__pcall_t *c = start_call(to, fn, args, CN__CMD_CONTEXT, started, &rc);
@@ -760,7 +773,7 @@ int cn_open(cn_portal_t to, const char *fn, const msgpack_object *args, cn_ctx_t
             send_cancel(c, "the opener timed out");
             item_t t = {.err = CN_ETIMEDOUT};
             snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not start within %lld ms", fn,
-                     to.id, (long long)timeout_ms);
+                     to.id, cn__said_ms(timeout_ms));
             rc = item_result(&t, started, 1);
             pcall_free(c);
             return rc;
@@ -803,7 +816,7 @@ int cn_ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
     if (res) /* first: a caller may free it whatever the outcome */
         memset(res, 0, sizeof(*res));
     if (ctx == NULL || res == NULL)
-        return CN_EINVAL;
+        return refuse(res, CN_EINVAL, "no context (ctx is NULL)");
     atomic_fetch_add(&ctx->result_waiters, 1); /* cn_ctx_free waits for it to leave */
     int rc = ctx_result(ctx, res, timeout_ms);
     atomic_fetch_sub(&ctx->result_waiters, 1); /* the last touch of ctx */
@@ -828,7 +841,7 @@ static int ctx_result(cn_ctx_t *ctx, cn_result_t *res, int64_t timeout_ms)
         if (rc < 0) { /* still running: it stays registered */
             item_t t = {.err = CN_ETIMEDOUT};
             snprintf(t.reason, sizeof(t.reason), "%s on actor %u did not return within %lld ms",
-                     ctx->fn, ctx->peer, (long long)timeout_ms);
+                     ctx->fn, ctx->peer, cn__said_ms(timeout_ms));
             return item_result(&t, res, 1);
         }
         if (n != &c->end_token)
@@ -888,7 +901,7 @@ static int ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
     }
     if (rc == CN_ETIMEDOUT) {
         cn_log(CN_LOG_CANCEL, "context %s on actor %u: cancel timed out after %lld ms", ctx->fn,
-               ctx->peer, (long long)timeout_ms);
+               ctx->peer, cn__said_ms(timeout_ms));
         return CN_ETIMEDOUT;
     }
     /* Ended here without its task's answer: not "it ended". */
@@ -957,8 +970,11 @@ int cn__ctx_end_from_stream(cn_ctx_t *ctx, cn__item_t *it, cn_result_t *res)
 
 int cn_ctx_stream(cn_ctx_t *ctx, const cn_stream_opts_t *opts, cn_stream_t **out)
 {
-    if (ctx == NULL || out == NULL || ctx->stream)
-        return CN_EINVAL;
+    if (ctx == NULL || out == NULL)
+        return cn__stream_fail(CN_EINVAL, "no %s (%s is NULL)", ctx ? "place for the stream" : "context",
+                               ctx ? "out" : "ctx");
+    if (ctx->stream)
+        return cn__stream_fail(CN_EINVAL, "this context's stream is open already (one per side)");
     int rc;
     ctx->stream =
         cn__stream_open(&ctx->pc->flow, &ctx->pc->yq, &ctx->pc->inbox, ctx->peer, ctx->pc->cid,

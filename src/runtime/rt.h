@@ -343,6 +343,17 @@ int cn__yq_is_token(cn__yq_t *q, cn__node_t *n);
  * CN__FOREVER for none. */
 int64_t cn__ms_left(int64_t deadline_ns);
 
+/* A timeout as a message gives it: a negative one (but CN_FOREVER) waited
+ * as 0 did, so it is said as 0. */
+static inline long long cn__said_ms(int64_t timeout_ms)
+{
+    return timeout_ms < 0 ? 0 : (long long)timeout_ms;
+}
+
+/* Sets this thread's cn_stream_last_error to the printf-style message
+ * and returns rc: for the failures a stream call finds before it starts. */
+int cn__stream_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Opens one end of a context's stream over `flow` (our send credit), `yq`
  * (the peer's YIELDs) and `in` (the rest of what the peer sends); grants
  * the peer its first credit. */

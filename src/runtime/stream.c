@@ -22,6 +22,7 @@
  * so it cannot miss a wake-up. The sending counters are written by one
  * sender at a time (send_mu) and read with atomic loads.
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -248,7 +249,8 @@ cn_stream_t *cn__stream_open(cn__flow_t *flow, cn__yq_t *yq, cn__latch_t *in, ui
 {
     unsigned window = opts && opts->window ? opts->window : DEFAULT_WINDOW;
     if (window > MAX_WINDOW) {
-        *rc = CN_EINVAL;
+        *rc = cn__stream_fail(CN_EINVAL, "a window of %u messages is more than the %u allowed",
+                              window, MAX_WINDOW);
         return NULL;
     }
     cn_stream_t *s = calloc(1, sizeof(*s));
@@ -328,13 +330,13 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
             rc = CN_EOVERRUN;
             snprintf(tl_error, sizeof(tl_error),
                      "overrun: the receiving side never opened its stream (waited %lld ms)",
-                     (long long)timeout_ms);
+                     cn__said_ms(timeout_ms));
             break;
         }
         if (deadline != INT64_MAX && cn__mono_ns() >= deadline) {
             rc = CN_ETIMEDOUT;
             snprintf(tl_error, sizeof(tl_error),
-                     "no credit within %lld ms: the receiver %s", (long long)timeout_ms,
+                     "no credit within %lld ms: the receiver %s", cn__said_ms(timeout_ms),
                      f->peer_opened ? "is not keeping up" : "has not opened its stream");
             break;
         }
@@ -395,10 +397,19 @@ static int say_cancelled(cn__task_t *t)
     return CN_ECANCELED;
 }
 
+int cn__stream_fail(int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tl_error, sizeof(tl_error), fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_ms)
 {
     if (s == NULL)
-        return CN_EINVAL;
+        return cn__stream_fail(CN_EINVAL, "no stream (s is NULL)");
     if (s->closed) {
         snprintf(tl_error, sizeof(tl_error), "this end of the stream is closed");
         return CN_EPIPE;
@@ -462,9 +473,11 @@ int cn_stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
     if (msg) /* first: a caller may free it whatever the outcome */
         memset(msg, 0, sizeof(*msg));
     if (s == NULL || msg == NULL)
-        return CN_EINVAL;
+        return cn__stream_fail(CN_EINVAL, "no %s (%s is NULL)", s ? "result" : "stream",
+                               s ? "msg" : "s");
     if (atomic_load_explicit(&s->hub, memory_order_relaxed))
-        return CN_EBUSY; /* its hub's subscribers read it: cn_sub_recv */
+        return cn__stream_fail(CN_EBUSY, "a broadcast hub reads this stream: receive with "
+                                         "cn_sub_recv on one of its subscriptions");
     return cn__stream_recv(s, msg, timeout_ms);
 }
 
@@ -473,9 +486,10 @@ int cn__stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
     memset(msg, 0, sizeof(*msg));
     /* One reader at a time: the queue's reading side is a single
      * consumer's, and two took the same frames or lost some. A second
-     * thread is told, not made to wait (last_error is the first's). */
+     * thread is told, not made to wait. */
     if (atomic_exchange_explicit(&s->receiving, 1, memory_order_acquire))
-        return CN_EBUSY;
+        return cn__stream_fail(CN_EBUSY, "another thread is receiving on this stream: one "
+                                         "receiver at a time");
     int rc = recv_one(s, msg, timeout_ms);
     atomic_store_explicit(&s->receiving, 0, memory_order_release); /* the last touch of s */
     return rc;
@@ -539,7 +553,7 @@ static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
         if (rc < 0) {
             if (rc == CN_ETIMEDOUT)
                 snprintf(tl_error, sizeof(tl_error), "nothing received within %lld ms",
-                         (long long)timeout_ms);
+                         cn__said_ms(timeout_ms));
             else if (rc == CN_ECANCELED && atomic_load(&s->freeing))
                 snprintf(tl_error, sizeof(tl_error),
                          "the context was freed (cn_ctx_free) while this thread waited");

@@ -653,8 +653,15 @@ int cn_started(cn_call_t *call, const msgpack_object *value)
 
 int cn_call_stream(cn_call_t *call, const cn_stream_opts_t *opts, cn_stream_t **out)
 {
-    if (call == NULL || out == NULL || !call->context || !call->started || call->stream)
-        return CN_EINVAL;
+    if (call == NULL || out == NULL)
+        return cn__stream_fail(CN_EINVAL, "no %s (%s is NULL)", call ? "place for the stream" : "call",
+                               call ? "out" : "call");
+    if (!call->context)
+        return cn__stream_fail(CN_EINVAL, "a plain call has no stream: open a context (cn_open)");
+    if (!call->started)
+        return cn__stream_fail(CN_EINVAL, "the stream opens after cn_started");
+    if (call->stream)
+        return cn__stream_fail(CN_EINVAL, "this context's stream is open already (one per side)");
     int rc;
     call->stream = cn__stream_open(&call->flow, &call->yq, &call->in, call->caller,
                                    call->cid | CN__CID_FROM_CALLEE, NULL, opts, &rc);
