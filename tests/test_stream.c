@@ -191,6 +191,24 @@ static int fn_counter(cn_call_t *c, const msgpack_object *args, msgpack_packer *
     return cn_stream_close(s);
 }
 
+/* Starts with its pid, sends 0..3 and waits to be cancelled. */
+static int fn_burst(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args, (void)out;
+    msgpack_object pid = uint_obj((uint64_t)getpid());
+    cn_stream_t *s;
+    int rc = cn_started(c, &pid);
+    if (rc == 0)
+        rc = cn_call_stream(c, NULL, &s);
+    for (uint64_t i = 0; rc == 0 && i < 4; i++) {
+        msgpack_object v = uint_obj(i);
+        rc = cn_stream_send(s, &v, T_MS);
+    }
+    while (rc == 0)
+        rc = cn_sleep(1000);
+    return rc;
+}
+
 /*
  * Runs the script in args, one step per letter:
  *   S started   O open its end   Y send the next number   C close
@@ -255,7 +273,7 @@ static const cn_export_t exports[] = {
     {"doubler", fn_doubler}, {"slow_sink", fn_slow_sink}, {"deaf", fn_deaf},
     {"early", fn_early},     {"breaks", fn_breaks},       {"listener", fn_listener},
     {"getpid", fn_getpid},   {"counter", fn_counter},     {"script", fn_script},
-    {"eager", fn_eager},     {NULL, NULL}};
+    {"eager", fn_eager},     {"burst", fn_burst},         {NULL, NULL}};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -815,6 +833,55 @@ static void test_peer_killed_mid_stream(void **state)
     cn_ctx_free(ctx);
 }
 
+/* What was sent before an end is taken first when the end is the
+ * peer's (its death here), but a cancel means stop: once this side
+ * cancelled the context, its stream hands out nothing more, however much
+ * is buffered (a consumer went on through a whole window after it). */
+static void test_buffered_messages_after_a_cancel_and_a_death(void **state)
+{
+    (void)state;
+    cn_portal_t c;
+    assert_int_equal(cn_spawn("bursty", NULL, &c, T_MS), 0);
+    for (int kill9 = 0; kill9 < 2; kill9++) {
+        cn_ctx_t *ctx;
+        cn_result_t st, m;
+        assert_int_equal(cn_open(c, "burst", NULL, &ctx, &st, T_MS), 0);
+        pid_t pid = (pid_t)st.value.via.u64;
+        cn_result_free(&st);
+        cn_stream_t *s;
+        cn_stream_opts_t o = {.window = 4};
+        assert_int_equal(cn_ctx_stream(ctx, &o, &s), 0);
+        cn_stream_stats_t sst;
+        for (int i = 0; i < 1000 && (cn_stream_stats(s, &sst), sst.buffered < 4); i++)
+            usleep(1000);
+        assert_int_equal(sst.buffered, 4); /* all four are here */
+        int rc;
+        if (kill9) {
+            kill(pid, SIGKILL);
+            for (uint64_t i = 0; i < 4; i++) { /* sent before it died: taken */
+                assert_int_equal(cn_stream_recv(s, &m, T_MS), 0);
+                assert_int_equal(m.value.via.u64, i);
+                cn_result_free(&m);
+            }
+            rc = cn_stream_recv(s, &m, T_MS);
+            assert_int_equal(rc, CN_EDEAD);
+        } else {
+            assert_int_equal(cn_ctx_cancel(ctx, T_MS), 0);
+            rc = cn_stream_recv(s, &m, T_MS);
+            assert_int_equal(rc, CN_ECANCELED); /* not message 0 */
+            assert_non_null(strstr(m.error.message, "this context was cancelled: cn_ctx_cancel"));
+            assert_non_null(strstr(cn_stream_last_error(s), "cancelled: cn_ctx_cancel"));
+            cn_result_free(&m);
+            msgpack_object v = uint_obj(9);
+            assert_int_equal(cn_stream_send(s, &v, T_MS), CN_ECANCELED); /* both ways */
+            rc = cn_stream_recv(s, &m, T_MS); /* and stays so */
+            assert_int_equal(rc, CN_ECANCELED);
+        }
+        cn_result_free(&m);
+        cn_ctx_free(ctx);
+    }
+}
+
 struct waiter {
     cn_stream_t *s;
     cn_ctx_t *ctx;
@@ -1111,6 +1178,7 @@ static int suite_main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_both_ways_and_end_of_stream),
         cmocka_unit_test(test_results_are_zeroed_even_for_a_null_handle),
+        cmocka_unit_test(test_buffered_messages_after_a_cancel_and_a_death),
         cmocka_unit_test(test_backpressure_slow_consumer),
         cmocka_unit_test(test_million_in_order_memory_flat),
         cmocka_unit_test(test_sequence_matrix),

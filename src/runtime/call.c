@@ -67,7 +67,9 @@ struct cn_ctx {
     pthread_mutex_t mu;  /* the reader and a canceller may race for the end: */
     item_t *final;       /*   how it ended, once it has (pc is out of the table) */
     cn_cancel_state_t cancel;
-    uint64_t cancel_us; /* when cancel was requested */
+    uint64_t cancel_us;                /* when cancel was requested */
+    char cancel_by[CN__REASON_MAX];    /* and by whom */
+    _Atomic int cancelled; /* cancel requested or closed here: read without mu */
 };
 
 static int is_final(uint32_t type)
@@ -579,6 +581,8 @@ int cn__call_cancel_op(uint64_t cid, const char *why)
         if (ctx->cancel == CN_CANCEL_NONE) {
             ctx->cancel = CN_CANCEL_REQUESTED;
             ctx->cancel_us = cn__now_us();
+            snprintf(ctx->cancel_by, sizeof(ctx->cancel_by), "%s", why);
+            atomic_store(&ctx->cancelled, 1);
         }
         pthread_mutex_unlock(&ctx->mu);
         atomic_fetch_sub_explicit(&c->delivering, 1, memory_order_release);
@@ -718,6 +722,8 @@ static int unanswered(const cn_ctx_t *ctx)
 static void ctx_end(cn_ctx_t *ctx, item_t *final)
 {
     ctx->final = final; /* pc left the table when this was delivered */
+    if (closed_here(ctx))
+        atomic_store(&ctx->cancelled, 1);
     int returned = final->msg && final->msg->hdr.type == CN_MSG_RETURN;
     cn__rec_phase(&ctx->pc->rec, returned ? CN__PH_RETURNED : CN__PH_ERRORED);
     if (closed_here(ctx) &&
@@ -875,9 +881,9 @@ static int ctx_cancel(cn_ctx_t *ctx, int64_t timeout_ms)
     if (ask) {
         ctx->cancel = CN_CANCEL_REQUESTED;
         ctx->cancel_us = cn__now_us();
-        char by[CN__REASON_MAX];
-        snprintf(by, sizeof(by), "cn_ctx_cancel (by %s)", cn__rt.path);
-        cn__rec_cancel(&ctx->pc->rec, CN_CANCEL_REQUESTED, by);
+        snprintf(ctx->cancel_by, sizeof(ctx->cancel_by), "cn_ctx_cancel (by %s)", cn__rt.path);
+        cn__rec_cancel(&ctx->pc->rec, CN_CANCEL_REQUESTED, ctx->cancel_by);
+        atomic_store(&ctx->cancelled, 1);
     }
     pthread_mutex_unlock(&ctx->mu);
     if (ended)
@@ -960,6 +966,23 @@ void cn_ctx_free(cn_ctx_t *ctx)
     cn__item_free(ctx->final);
     pthread_mutex_destroy(&ctx->mu);
     free(ctx);
+}
+
+int cn__ctx_cancelled(cn_ctx_t *ctx, cn_result_t *res)
+{
+    char why[CN__REASON_MAX + 64];
+    if (!atomic_load_explicit(&ctx->cancelled, memory_order_acquire))
+        return 0; /* the common case, on every message: no lock */
+    pthread_mutex_lock(&ctx->mu);
+    int yes = ctx->cancel != CN_CANCEL_NONE || closed_here(ctx);
+    if (yes)
+        snprintf(why, sizeof(why), "this context was cancelled: %s",
+                 ctx->cancel_by[0] ? ctx->cancel_by : ctx->final->reason);
+    pthread_mutex_unlock(&ctx->mu);
+    if (!yes)
+        return 0;
+    cn__stream_fail(CN_ECANCELED, "%s", why);
+    return refuse(res, CN_ECANCELED, why);
 }
 
 int cn__ctx_end_from_stream(cn_ctx_t *ctx, cn__item_t *it, cn_result_t *res)

@@ -372,6 +372,12 @@ int cn__stream_recv(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms);
  * or gives it back (!claim). */
 int cn__stream_claim_hub(cn_stream_t *s, int claim);
 
+/* Whether ctx has been cancelled (cn_ctx_cancel, or an operator's cancel
+ * of this end): then its stream refuses both ways at once, whatever is
+ * buffered, and this returns CN_ECANCELED with res (if not NULL) and
+ * cn_stream_last_error saying by whom; else 0. */
+int cn__ctx_cancelled(cn_ctx_t *ctx, cn_result_t *res);
+
 /* The opener's stream met the context's final message `it` (taken): the
  * context records it; res gets its outcome, which is returned. */
 int cn__ctx_end_from_stream(cn_ctx_t *ctx, cn__item_t *it, cn_result_t *res);

@@ -417,6 +417,8 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     cn__task_t *t = cn__task_current();
     if (t && cn__task_is_cancelled(t))
         return say_cancelled(t);
+    if (s->ctx && cn__ctx_cancelled(s->ctx, NULL) < 0)
+        return CN_ECANCELED;
     cn__lock(&s->send_mu);
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
     msgpack_sbuffer *sb = &s->sb;
@@ -523,6 +525,14 @@ static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
         snprintf(tl_error, sizeof(tl_error), "%s", s->end_why);
         return s->end_rc;
     }
+    /* Cancelled, this end takes nothing more, however much is buffered:
+     * what was sent before an end (CN_EOF, an error, a death) is taken
+     * first, but a cancel means stop. */
+    cn__task_t *t = cn__task_current();
+    if (t && cn__task_is_cancelled(t))
+        return say_cancelled(t);
+    if (s->ctx && cn__ctx_cancelled(s->ctx, msg) < 0)
+        return CN_ECANCELED;
     int64_t deadline = -1; /* taken when we first wait: a clock read */
     cn__node_t *n;
     for (;;) {
