@@ -275,6 +275,10 @@ static void end_reason(const cn_wire_msg_t *msg, const char *reason, char *out, 
 {
     if (msg == NULL)
         snprintf(out, cap, "%s", reason ? reason : "the context has ended");
+    else if (msg->hdr.type == CN_MSG_ERROR && msg->u.error.code == CN_ECANCELED)
+        snprintf(out, cap, "the context's task on %.*s ended: %.*s", /* a cancel is no error */
+                 (int)msg->u.error.origin.len, msg->u.error.origin.ptr,
+                 (int)msg->u.error.message.len, msg->u.error.message.ptr);
     else if (msg->hdr.type == CN_MSG_ERROR)
         snprintf(out, cap, "the context ended with an error from %.*s: %.*s",
                  (int)msg->u.error.origin.len, msg->u.error.origin.ptr,
