@@ -422,7 +422,7 @@ for mode in long-call starved; do
         expect_rc 0 "ctx while a plain call runs" $canopy ctx lint
         expect_out "caller +spin\(\) +lint/kid +running " "ctx: a plain call in flight is running, not opening"
         expect_rc 3 "lint fires on $mode (again)" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
-        expect_out "warning long-wait \[lint, lint/kid\]: lint thread [0-9]+ \(main\) has waited [0-9]+s in call on lint/kid \(spin, cid [0-9]+\): thread [0-9]+ is running spin outside any canopy call .*'canopy bt' shows where" "long-wait names the task's thread and where to look" ;;
+        expect_out "warning long-wait \[lint, lint/kid\]: lint thread [0-9]+ \(main\) has waited ([0-9]+ms|[0-9]\.[0-9]s) in call on lint/kid \(spin, cid [0-9]+\): thread [0-9]+ is running spin outside any canopy call .*'canopy bt' shows where" "long-wait names the task's thread and where to look" ;;
     starved) expect_out "long-wait .*in call on lint/kid \(quick, cid [0-9]+\): no thread runs it: it is queued, and .*1 task thread.* busy" "long-wait says the call is queued behind max_threads" ;;
     esac
     kill -9 $l
@@ -493,7 +493,7 @@ pids="$pids $l"
 wait_for "$tmp/l.bpc.out" ready || fail "bp-call: tree not ready"
 sleep 0.8
 expect_rc 3 "lint on a call stopped at a breakpoint" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
-expect_out "long-wait .*in call on lint/kid \(bp, cid [0-9]+\): thread [0-9]+ is stopped at a breakpoint \(cn_breakpoint\) for [0-9]+s; it waits for the debugger's console" \
+expect_out "long-wait .*in call on lint/kid \(bp, cid [0-9]+\): thread [0-9]+ is stopped at a breakpoint \(cn_breakpoint\) for ([0-9]+ms|[0-9]\.[0-9]s); it waits for the debugger's console" \
     "long-wait: the task is stopped at a breakpoint, waiting for a console"
 kill -9 $l
 

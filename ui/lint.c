@@ -179,25 +179,26 @@ static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
             snprintf(out, n, "has no thread running it (it is queued, or has just ended)");
         return;
     }
-    uint64_t for_s = since(a, t->since_us) / 1000000;
+    char for_s[16]; /* as every age is written (cli.md) */
+    ui_fmt_age(for_s, sizeof(for_s), since(a, t->since_us));
     /* Where it waits, the function it runs too: "thread 7 is in sleep"
      * left the user to find which code sleeps. */
     char fn[80] = "";
     if (t->fn || t->kind)
         snprintf(fn, sizeof(fn), " (%s)", thread_label(t));
     if (t->doing && strcmp(t->doing, "running") == 0)
-        snprintf(out, n, "thread %d is running %s outside any canopy call for %llus",
-                 t->tid, t->fn ? t->fn : "its code", (unsigned long long)for_s);
+        snprintf(out, n, "thread %d is running %s outside any canopy call for %s",
+                 t->tid, t->fn ? t->fn : "its code", for_s);
     else if (t->doing && strcmp(t->doing, "debugger") == 0) /* its peer is the root's lock */
-        snprintf(out, n, "thread %d is stopped at a breakpoint (cn_breakpoint) for %llus",
-                 t->tid, (unsigned long long)for_s);
+        snprintf(out, n, "thread %d is stopped at a breakpoint (cn_breakpoint) for %s",
+                 t->tid, for_s);
     else if (t->doing && (strcmp(t->doing, "sleep") == 0 || strcmp(t->doing, "spawn") == 0))
-        snprintf(out, n, "thread %d%s is in %s for %llus", t->tid, fn, t->doing,
-                 (unsigned long long)for_s);
+        snprintf(out, n, "thread %d%s is in %s for %s", t->tid, fn, t->doing,
+                 for_s);
     else
-        snprintf(out, n, "thread %d%s is blocked in %s on %s (cid %llu) for %llus", t->tid, fn,
+        snprintf(out, n, "thread %d%s is blocked in %s on %s (cid %llu) for %s", t->tid, fn,
                  t->doing ? t->doing : "?", path_of(s, t->peer, buf, sizeof(buf)),
-                 (unsigned long long)t->cid, (unsigned long long)for_s);
+                 (unsigned long long)t->cid, for_s);
 }
 
 /* What t, of a, is doing, then `tail` if t is running its own code, then
@@ -235,6 +236,7 @@ static int waits_in(const cn_snap_thread_t *t, const char *const *kinds, size_t 
 static void stuck_cancel(run_t *r)
 {
     const cn_snapshot_t *s = r->s;
+    char age[16];
     for (size_t i = 0; i < s->nactors; i++) {
         const cn_snap_actor_t *a = &s->actors[i];
         for (size_t k = 0; k < a->ncontexts; k++) {
@@ -262,10 +264,10 @@ static void stuck_cancel(run_t *r)
             snprintf(who, sizeof(who), "%s, %s", path_of(s, caller, buf, sizeof(buf)),
                      task_at && task_at->path ? task_at->path : "?");
             add(r, "stuck-cancel", "error", who,
-                "the cancel of %s (cid %llu) was asked for %llus ago and is not acknowledged: "
+                "the cancel of %s (cid %llu) was asked for %s ago and is not acknowledged: "
                 "on %s, %s",
                 c->fn ? c->fn : "?", (unsigned long long)c->cid,
-                (unsigned long long)(since(a, c->cancel_us) / 1000000),
+                ui_fmt_age(age, sizeof(age), since(a, c->cancel_us)),
                 task_at && task_at->path ? task_at->path : "?", how);
         }
     }
@@ -274,6 +276,7 @@ static void stuck_cancel(run_t *r)
 static void stalled_stream_pass(run_t *r, int pass)
 {
     const cn_snapshot_t *s = r->s;
+    char age[16];
     for (size_t i = 0; i < s->nactors; i++) {
         const cn_snap_actor_t *a = &s->actors[i];
         for (size_t k = 0; k < a->ncontexts; k++) {
@@ -312,10 +315,10 @@ static void stalled_stream_pass(run_t *r, int pass)
                 snprintf(fill, sizeof(fill), "%llu in its buffer, the rest taken but not yet "
                                              "credited back", in);
             add(r, "stalled-stream", "warning", who,
-                "a sender on %s's stream of %s (cid %llu) has waited %llus for the receiver %s "
+                "a sender on %s's stream of %s (cid %llu) has waited %s for the receiver %s "
                 "to take messages (its window of %llu is used up: %s): %s",
                 a->path ? a->path : "?", c->fn ? c->fn : "?", (unsigned long long)c->cid,
-                (unsigned long long)(since(a, c->stream.blocked_since_us) / 1000000),
+                ui_fmt_age(age, sizeof(age), since(a, c->stream.blocked_since_us)),
                 path_of(s, c->peer, buf, sizeof(buf)), win, fill, how);
         }
     }
@@ -540,6 +543,7 @@ static void wait_cycles(run_t *r)
 static void long_wait(run_t *r)
 {
     const cn_snapshot_t *s = r->s;
+    char age[16];
     static const char *const waits[] = {"call", "open", "result"};
     for (size_t i = 0; i < s->nactors; i++) {
         const cn_snap_actor_t *a = &s->actors[i];
@@ -565,9 +569,9 @@ static void long_wait(run_t *r)
             snprintf(who, sizeof(who), "%s, %s", a->path ? a->path : "?",
                      path_of(s, t->peer, buf, sizeof(buf)));
             add(r, "long-wait", "warning", who,
-                "%s thread %d (%s) has waited %llus in %s on %s (%s, cid %llu): %s",
+                "%s thread %d (%s) has waited %s in %s on %s (%s, cid %llu): %s",
                 a->path ? a->path : "?", t->tid, tname,
-                (unsigned long long)(since(a, t->since_us) / 1000000), t->doing,
+                ui_fmt_age(age, sizeof(age), since(a, t->since_us)), t->doing,
                 path_of(s, t->peer, buf, sizeof(buf)), c && c->fn ? c->fn : "?",
                 (unsigned long long)t->cid, how);
         }
