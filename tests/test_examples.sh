@@ -125,7 +125,7 @@ has "^cousins/sup-1/worker-0 -> cousins/sup-0/worker-1 \(actor $w01, child of ac
     "cousins: sup-1/worker-0 reaches sup-0/worker-1 by its id"
 has "^cancelled sup-0 and its workers: ok$" "cousins: sup-0's branch cancelled"
 has "^cancelled sup-1 and its workers: ok$" "cousins: sup-1's branch cancelled"
-if grep -q "cousins/sup-1/worker-1: shutting down: cancelled by the parent" "$tmp/cousins.log"; then
+if grep -q "cousins/sup-1/worker-1: shutting down: cancelled with its parent" "$tmp/cousins.log"; then
     ok "cousins: the workers were cancelled by their supervisors"
 else
     fail "cousins: no worker's cancel in the log: $(cat "$tmp/cousins.log")"

@@ -223,6 +223,13 @@ expect_out "cancelling root/sup-1 \(id [0-9]+, pid [0-9]+\) \.\.\. done in" "can
 grep -Eq "operator: cancel actor [0-9]+ \(sup-1\): cancelled by canopy" "$tmp/tree.log" &&
     ok "cancel: the root logs which actor, by name, and who asked" ||
     fail "cancel: $(grep 'operator:' "$tmp/tree.log")"
+# The actor itself says who asked (its calls end with that reason), and
+# its workers that they went with it.
+grep -Eq "root/sup-1: shutting down: cancelled by canopy-client \(pid [0-9]+\): canopy cancel" \
+    "$tmp/tree.log" && grep -q "root/sup-1/worker-0: shutting down: cancelled with its parent" \
+    "$tmp/tree.log" &&
+    ok "cancel: the cancelled actor's own log says who asked" ||
+    fail "cancel: $(grep 'root/sup-1.*shutting down' "$tmp/tree.log")"
 expect_rc 0 "cancel --json" $canopy cancel root/sup-2/worker-2 --json
 expect_out '^\{"target":"root/sup-2/worker-2 \(id [0-9]+, pid [0-9]+\)","actor":[0-9]+,"call":0,"done":true,"ms":[0-9]+\}$' "cancel --json: one object"
 expect_rc 0 "tree after cancelling sup-1" $canopy tree

@@ -1266,7 +1266,7 @@ static void cancel_child(cn__stream_t *s, const char *why)
     s->reap_step = 1;
     if (!s->closed && s->up) {
         cn_wire_hdr_t h = {CN_MSG_SHUTDOWN, s->peer, cn__rt.id, 0};
-        cn_wire_shutdown_t b = {cn__wstr("cancelled by parent")};
+        cn_wire_shutdown_t b = {cn__wstr(why)}; /* its calls say who asked */
         write_typed(s, &h, &b);
     } else {
         if (!s->up && !s->closed) {
@@ -1911,12 +1911,19 @@ static void dispatch(cn__stream_t *s, cn_wire_msg_t *m)
                          m->u.log.time_us, m->u.log.path.ptr, m->u.log.path.len,
                          m->u.log.message.ptr, m->u.log.message.len);
         break;
-    case CN_MSG_SHUTDOWN:
+    case CN_MSG_SHUTDOWN: {
+        /* Who asked, as the parent says ("cancelled by canopy-client (pid
+         * 812): canopy cancel"): the reason every call here ends with. */
+        char why[CN__REASON_MAX] = "cancelled by the parent";
+        if (m->u.shutdown.reason.len > 0)
+            snprintf(why, sizeof(why), "%.*s", (int)m->u.shutdown.reason.len,
+                     m->u.shutdown.reason.ptr);
         if (s->is_parent && cn__debug_active())
-            cn__shutdown_after_debug("cancelled by the parent");
+            cn__shutdown_after_debug(why);
         else if (s->is_parent)
-            begin_shutdown("cancelled by the parent", 0);
+            begin_shutdown(why, 0);
         break;
+    }
     case CN_MSG_INSPECT:
     case CN_MSG_SNAPSHOT:
     case CN_MSG_EVENT:
