@@ -682,7 +682,7 @@ static void parse_cmd(const cmd_entry_t *c, int argc, char **argv, FILE *out, FI
         fprintf(err, "canopy %s: expected %s%d argument%s, got %d\n", c->name,
                 c->min_args == c->max_args ? "" : (nargs < c->min_args ? "at least " : "at most "),
                 nargs < c->min_args ? c->min_args : c->max_args,
-                (nargs < c->min_args ? c->min_args : c->max_args) == 1 ? "" : "s", nargs);
+                ui_plural(nargs < c->min_args ? c->min_args : c->max_args), nargs);
         usage_hint(err, c);
         rc = EXIT_USAGE;
     }

@@ -27,12 +27,6 @@ static const char *fmt_since(uint64_t now_us, uint64_t then_us, char *buf, size_
     return ui_fmt_age(buf, n, now_us > then_us ? now_us - then_us : 0);
 }
 
-/* "s" for a count that is not 1: "%zu actor%s". */
-static const char *plural(size_t n)
-{
-    return n == 1 ? "" : "s";
-}
-
 static const char *fmt_count(uint64_t v, char *buf, size_t n)
 {
     if (v < 10000)
@@ -475,7 +469,7 @@ int cli_tree(int argc, char **argv, const opts_t *o)
         return 0;
     }
     printf("tree %s (root pid %d): %zu actor%s", s->tree, s->root_pid, s->nactors,
-           plural(s->nactors));
+           ui_plural(s->nactors));
     if (s->unresponsive)
         printf(", %u unresponsive after %u ms", s->unresponsive, s->timeout_ms);
     int w = tree_width(s);
@@ -520,7 +514,7 @@ int cli_routes(int argc, char **argv, const opts_t *o)
             continue;
         }
         printf("%s (id %u): %zu route%s\n", a->path ? a->path : "?", a->id, a->nroutes,
-               plural(a->nroutes));
+               ui_plural(a->nroutes));
         /* VIA as wide as its widest entry: an actor's path is what says
          * where a route goes, and cut it would not */
         int vw = 3, nw = 22;
@@ -579,7 +573,7 @@ int cli_bt(int argc, char **argv, const opts_t *o)
         }
         printf("%s (id %u, pid %d): %zu thread%s besides its broker, each stopped only while "
                "its stack was read\n", a->path ? a->path : "?", a->id, a->pid, a->nstacks,
-               plural(a->nstacks));
+               ui_plural(a->nstacks));
         for (size_t k = 0; k < a->nstacks; k++) {
             const cn_snap_stack_t *t = &a->stacks[k];
             char what[256] = "";
@@ -795,7 +789,7 @@ static void say_no_records(const cn_snapshot_t *s, const opts_t *o, int min)
     if (o->actor)
         snprintf(from, sizeof(from), " from %s", o->actor);
     fprintf(stderr, "canopy: tree %s's log (its last %zu record%s) has none%s%s%s\n", s->tree,
-            s->nlogs, plural(s->nlogs), level, from, o->follow ? "; following" : "");
+            s->nlogs, ui_plural(s->nlogs), level, from, o->follow ? "; following" : "");
 }
 
 /* Connects to TREE and starts its event feed; NULL after saying why. */
@@ -1280,7 +1274,7 @@ int cli_lint(int argc, char **argv, const opts_t *o)
         printf("\n");
     } else if (n == 0) {
         printf("tree %s: %zu actor%s, no problems found\n", s->tree, s->nactors,
-               plural(s->nactors));
+               ui_plural(s->nactors));
     } else {
         for (size_t i = 0; i < n; i++)
             printf("%s %s [%s]: %s\n", lints[i].severity, lints[i].name, lints[i].actors,

@@ -7,6 +7,11 @@
 
 #include "ui.h"
 
+const char *ui_plural(size_t n)
+{
+    return n == 1 ? "" : "s";
+}
+
 const char *ui_fmt_age(char *out, size_t n, uint64_t us)
 {
     unsigned long long s = us / 1000000;

@@ -197,8 +197,9 @@ static void draw_status(tui_t *t, int y)
     char why[256];
     snprintf(why, sizeof(why), "%s", t->sn.why);
     pthread_mutex_unlock(&t->sn.mu);
-    snprintf(line, sizeof(line), "%zu actors, %zu contexts, %zu lint%s%s%s%s%s", s->nactors, nctx,
-             t->m.nlints, t->m.nlints == 1 ? "" : "s", s->unresponsive ? ", some not answering" : "",
+    snprintf(line, sizeof(line), "%zu actor%s, %zu context%s, %zu lint%s%s%s%s%s", s->nactors,
+             ui_plural(s->nactors), nctx, ui_plural(nctx), t->m.nlints, ui_plural(t->m.nlints),
+             s->unresponsive ? ", some not answering" : "",
              t->m.filter[0] ? ", filter: " : "", t->m.filter, failed ? "; snapshot failed: " : "");
     if (failed)
         strncat(line, why, sizeof(line) - strlen(line) - 1);

@@ -15,6 +15,8 @@
  * when unknown), in five characters at most, the same in every command
  * and view. Each returns out. */
 const char *ui_fmt_age(char *out, size_t n, uint64_t us);
+/* "s" for a count that is not 1: "%zu actor%s". */
+const char *ui_plural(size_t n);
 const char *ui_fmt_kib(char *out, size_t n, int64_t kib);
 
 /* suggest.c: the candidate closest to a mistyped word (at most 1 edit for
