@@ -414,6 +414,19 @@ expect_out "stream of flood .*thread [0-9]+ \(relayflood\) is blocked in send on
     "chain: the stall behind it says it follows"
 kill -9 $l
 
+# Not a deadlock: the root calls the kid, whose task calls back into the
+# root, which sleeps. Both calls are number 1 of their callers; lint took
+# the kid's own call for it serving the root's, and printed a cycle.
+CANOPY_LOG_FILE="$tmp/l.cb.log" $helpers/lint_tree callback >"$tmp/l.cb.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.cb.out" ready || fail "callback: tree not ready"
+sleep 0.8
+expect_rc 0 "lint: a slow callback (calls of the same number) is no deadlock" $canopy lint lint
+expect_rc 0 "ctx: the callback's calls" $canopy ctx lint
+expect_out "caller +peek\(\) +lint +running" "callback: the kid's call back into the root is in flight"
+kill -9 $l
+
 # A long wait whose task is not waiting on canopy: in its own code, or
 # queued for want of a task thread. A warning after CANOPY_LINT_WAIT_MS.
 for mode in long-call starved; do

@@ -466,6 +466,23 @@ static int find_node(node_t *v, int n, const cn_snap_actor_t *a, const cn_snap_t
     return -1;
 }
 
+/*
+ * Whether thread t of actor a, waiting on (t->peer, t->cid), waits as the
+ * callee of its own task's context (on its opener) rather than on a call
+ * or context of its own. Each actor numbers its own calls, so its task's
+ * (caller, cid) may equal one of its own calls by chance: a call, open
+ * or result is always its own, and a stream's end is told by the context
+ * row this thread holds.
+ */
+static int serves_its_caller(const cn_snap_actor_t *a, const cn_snap_thread_t *t)
+{
+    if (!t->fn || t->task_caller != t->peer || t->task_cid != t->cid ||
+        (strcmp(t->doing, "recv") != 0 && strcmp(t->doing, "send") != 0))
+        return 0;
+    const cn_snap_ctx_t *own = ui_ctx_at(a, t->cid, "caller", t->peer);
+    return !(own && own->tid == t->tid); /* its own context of that number */
+}
+
 static void wait_cycles(run_t *r)
 {
     const cn_snapshot_t *s = r->s;
@@ -490,7 +507,7 @@ static void wait_cycles(run_t *r)
             continue; /* a stopped actor's threads wait on nobody: they are parked */
         const cn_snap_actor_t *p = ui_actor_by_id(s, t->peer);
         const cn_snap_thread_t *to;
-        int serves = t->fn && t->task_caller == t->peer && t->task_cid == t->cid;
+        int serves = serves_its_caller(v[i].a, t);
         const cn_snap_ctx_t *mine = ui_ctx_at(v[i].a, t->cid, serves ? "callee" : "caller",
                                               t->peer);
         if (strcmp(t->doing, "recv") == 0 && mine && mine->has_stream && mine->stream.buffered)

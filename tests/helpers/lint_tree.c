@@ -22,6 +22,12 @@
  *                   own code (a plain usleep loop), and waits
  *   starved         the child may have one task thread, which a context
  *                   holds; the root's call to it is queued for ever
+ *   callback        not a hang: the root calls the child's ask, which
+ *                   calls the root's peek, which sleeps. Both calls are
+ *                   number 1 of their callers, so the child's task (from
+ *                   the root, cid 1) waits in a call of its own on the
+ *                   root, cid 1: lint took it for one serving the root's
+ *                   call and printed a deadlock
  */
 #include <pthread.h>
 #include <signal.h>
@@ -155,7 +161,23 @@ static int fn_quick(cn_call_t *c, const msgpack_object *args, msgpack_packer *ou
     return msgpack_pack_nil(out);
 }
 
+static int fn_peek(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args, (void)out;
+    return cn_sleep(WAIT_MS); /* slow, and waiting on nobody */
+}
+
+static int fn_ask(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)c, (void)args, (void)out;
+    cn_result_t r = {0};
+    int rc = cn_call((cn_portal_t){CN_ROOT_ID}, "peek", NULL, &r, WAIT_MS);
+    cn_result_free(&r);
+    return rc;
+}
+
 static const cn_export_t exports[] = {{"spin", fn_spin},     {"flood", fn_flood},
+                                      {"peek", fn_peek},     {"ask", fn_ask},
                                       {"waiter", fn_waiter}, {"hold", fn_hold},
                                       {"quick", fn_quick},   {"sink", fn_sink},
                                       {"thread", fn_thread}, {"bp", fn_bp},
@@ -239,6 +261,12 @@ static int root_main(int argc, char **argv)
         ready();
         int rc = cn_call(kid, "bp", NULL, &m, WAIT_MS);
         cn_result_free(&m);
+        printf("call: %s\n", cn_strerror(rc));
+        return 0;
+    }
+    if (strcmp(mode, "callback") == 0) {
+        ready();
+        int rc = cn_call(kid, "ask", NULL, &m, WAIT_MS); /* the root's call number 1 */
         printf("call: %s\n", cn_strerror(rc));
         return 0;
     }
