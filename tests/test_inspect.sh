@@ -280,7 +280,11 @@ grep -q "too many clients" "$tmp/h.log" && ok "hostile: refusals logged" || fail
 expect_rc 0 "after hostile clients the tree still answers" $canopy tree lint
 expect_out "2 actors" "after hostile clients: both actors"
 kill -0 $h 2>/dev/null && ok "the root survived" || fail "the root died"
-kill -9 $h
+# Two trees run (root and lint): a tree's name alone is its root. It was
+# refused as "2 trees are running ...; name one by its name".
+expect_rc 0 "cancel TREE, with another tree running" $canopy cancel lint --timeout 5000
+expect_out "cancelling lint \(id 0, pid $h\): the whole tree \.\.\. done" "cancel TREE: the whole tree"
+kill -9 $h 2>/dev/null
 unset CANOPY_ATTACH_STALL_MS
 
 # --- the event feed -----------------------------------------------------------

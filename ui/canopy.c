@@ -206,7 +206,8 @@ static const cmd_entry_t cmd_table[] = {
              "cid is its caller's numbering, so several served ones may share it: then\n"
              "name the caller instead).\n"
              "An actor is cancelled by its parent: SHUTDOWN, then SIGTERM after 1 s, then\n"
-             "SIGKILL; cancelling the root cancels the whole tree. A context is cancelled\n"
+             "SIGKILL; cancelling the root cancels the whole tree ('canopy cancel TREE'\n"
+             "names it alone, whatever else runs). A context is cancelled\n"
              "by its caller, as the caller's code would. Progress is shown until it is\n"
              "gone; exit 1 if it is still there after the timeout.",
      .names = NAMES_TREE | NAMES_ACTOR,

@@ -1120,6 +1120,13 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
 {
     const char *target = argv[argc - 1], *tree = argc == 2 ? argv[0] : ui_tree_of_path(target);
     cn_tree_info_t t;
+    /* A running tree's name alone (NAME or NAME.PID) is that tree's root,
+     * however many trees run: with two, "canopy cancel app" was refused
+     * as naming no tree. */
+    int whole = argc == 1 && tree == NULL && strchr(target, '/') == NULL &&
+                cn_client_find(target, &t) == 0;
+    if (whole)
+        tree = target;
     int rc = ui_find_tree(tree, &t);
     cn_client_t *c = NULL;
     if (rc == 0 && (rc = cn_client_connect(t.path, &c, CONNECT_MS)) < 0)
@@ -1132,9 +1139,9 @@ int cli_cancel(int argc, char **argv, const opts_t *o)
         cn_client_close(c);
         return EXIT_FAIL;
     }
-    const cn_snap_actor_t *a;
-    const cn_snap_ctx_t *ctx;
-    if (pick_target(s, target, &a, &ctx) < 0 || a == NULL) {
+    const cn_snap_actor_t *a = whole ? ui_actor_by_id(s, CN_ROOT_ID) : NULL;
+    const cn_snap_ctx_t *ctx = NULL;
+    if ((!whole && pick_target(s, target, &a, &ctx) < 0) || a == NULL) {
         cn_snapshot_free(s);
         cn_client_close(c);
         return EXIT_FAIL;
