@@ -215,6 +215,11 @@ if [ -n "$cid" ]; then
     expect_out "cancelling context $cid \(feed, caller root/sup-0/worker-0\) \.\.\. done in" "cancel: context progress"
     grep -q "feed (for actor 2) cancelled: cancelled by canopy-client" "$tmp/tree.log" &&
         ok "cancel: the callee's task was cancelled" || fail "cancel: no callee cancel in the log"
+    # who asked, and the caller that only sent it: "(by root/sup-0/worker-0)"
+    # read as if the worker had asked
+    grep -Eq "feed \(for actor 2\) cancelled: cancelled by canopy-client \(pid [0-9]+\): canopy cancel \(sent by root/sup-0/worker-0\)" "$tmp/tree.log" &&
+        ok "cancel: the callee hears who asked and which caller sent it" ||
+        fail "cancel: $(grep 'feed (for actor 2) cancelled' "$tmp/tree.log")"
 else
     fail "no feed context on worker-0 to cancel"
 fi

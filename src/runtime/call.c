@@ -544,12 +544,14 @@ static int send_cmd(cn__pcall_t *c, const char *fn, const msgpack_object *args, 
     return rc;
 }
 
-/* Sends CANCEL for the call or context c to its callee. */
-static void send_cancel(const cn__pcall_t *c, const char *why)
+/* Sends CANCEL for the call or context c to its callee: `why` and who
+ * sends it, "(by PATH)", or "(sent by PATH)" when `why` already names who
+ * asked (an operator's cancel of this actor's call). */
+static void send_cancel_as(const cn__pcall_t *c, const char *why, int relayed)
 {
     cn_wire_hdr_t h = {CN_MSG_CANCEL, c->to, cn__rt.id, c->cid};
     char reason[CN__REASON_MAX];
-    snprintf(reason, sizeof(reason), "%s (by %s)", why, cn__rt.path);
+    snprintf(reason, sizeof(reason), "%s (%s %s)", why, relayed ? "sent by" : "by", cn__rt.path);
     cn_wire_cancel_t b = {{reason, (uint32_t)strlen(reason)}};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
@@ -558,11 +560,21 @@ static void send_cancel(const cn__pcall_t *c, const char *why)
     msgpack_sbuffer_destroy(&sb);
 }
 
-void cn__pcall_cancel(uint32_t to, uint64_t cid, const char *why)
+static void send_cancel(const cn__pcall_t *c, const char *why)
+{
+    send_cancel_as(c, why, 0);
+}
+
+static void pcall_cancel(uint32_t to, uint64_t cid, const char *why, int relayed)
 {
     cn__pcall_t c = {.to = to, .cid = cid};
-    send_cancel(&c, why);
+    send_cancel_as(&c, why, relayed);
     cn__call_deliver(cid, NULL, CN_ECANCELED, why);
+}
+
+void cn__pcall_cancel(uint32_t to, uint64_t cid, const char *why)
+{
+    pcall_cancel(to, cid, why, 0);
 }
 
 int cn__call_cancel_op(uint64_t cid, const char *why)
@@ -592,7 +604,7 @@ int cn__call_cancel_op(uint64_t cid, const char *why)
         atomic_fetch_sub_explicit(&c->delivering, 1, memory_order_release);
     }
     cn_log(CN_LOG_CANCEL, "call %llu to actor %u: %s", (unsigned long long)cid, to, why);
-    cn__pcall_cancel(to, cid, why);
+    pcall_cancel(to, cid, why, 1); /* why names who asked: this actor only sends it */
     return 0;
 }
 
