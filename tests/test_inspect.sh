@@ -536,6 +536,12 @@ expect_rc 0 "bt of an actor with a thread of its own" $canopy bt lint lint/kid
 expect_out "thread [0-9]+ \(cn-task-1\): (.*; )?task idle" "bt: the task thread is one"
 expect_out "thread [0-9]+ \(cn-task-1\): .*the program's own thread, named after the task thread that started it" \
     "bt: the program's thread is not taken for a task thread"
+# The second of them ends when bt's signal cuts its sleep short: its name
+# was read after the signal, and was gone ("thread 14574 (): ").
+[ "$(printf '%s\n' "$out" | grep -c "the program's own thread, named after")" -eq 2 ] &&
+    ! printf '%s\n' "$out" | grep -q "thread [0-9]* ()" &&
+    ok "bt: a thread that ends on bt's signal still has its name" ||
+    fail "bt: $(printf '%s\n' "$out" | grep 'thread [0-9]')"
 kill -9 $l
 
 # Errors come before warnings: the deadlock explains the stalled stream.

@@ -593,6 +593,8 @@ int cli_bt(int argc, char **argv, const opts_t *o)
             if (!task && t->name && strncmp(t->name, "cn-task-", 8) == 0)
                 snprintf(what + used, sizeof(what) - used, "; the program's own thread, named "
                                                            "after the task thread that started it");
+            else if (used == 0) /* the runtime knows nothing of it */
+                snprintf(what, sizeof(what), "; the program's own thread");
             /* "not stopped", the usual case, is the header's; the others
              * (stopped, debugger, crashed, no answer) are each thread's */
             const char *st = t->state ? t->state : "?";

@@ -43,6 +43,7 @@ int cn__broker_tid;
 typedef struct row {
     _Atomic int tid;
     _Atomic int state;
+    char comm[16]; /* its name, read before it is signalled: it may end on EINTR */
     int nframes;
     void *frames[CN__BT_FRAMES];
 } row_t;
@@ -234,6 +235,7 @@ int cn__freeze(int park_them, int skip_tid, int64_t timeout_ms, cn__thr_stack_t 
             continue;
         row_t *r = &fz.rows[count++];
         r->nframes = 0;
+        read_comm((int)tid, r->comm, sizeof(r->comm));
         atomic_store(&r->state, CN__FZ_ASKED);
         atomic_store(&r->tid, (int)tid);
     }
@@ -264,7 +266,7 @@ int cn__freeze(int park_them, int skip_tid, int64_t timeout_ms, cn__thr_stack_t 
         t->state = atomic_load(&r->state);
         t->nframes = t->state == CN__FZ_NOANSWER ? 0 : r->nframes;
         memcpy(t->frames, r->frames, sizeof(void *) * (size_t)t->nframes);
-        read_comm(t->tid, t->comm, sizeof(t->comm));
+        snprintf(t->comm, sizeof(t->comm), "%s", r->comm);
     }
     if (!park_them)
         atomic_store(&fz.nrows, 0);

@@ -127,14 +127,26 @@ static void *sleeper(void *arg)
     return NULL;
 }
 
-/* Starts a thread of its own, which Linux names after this task thread. */
+/* Sleeps once, and ends when the sleep does: the first canopy bt ends it
+ * (EINTR), while its stack is being read. */
+static void *quitter(void *arg)
+{
+    (void)arg;
+    sleep(60);
+    return NULL;
+}
+
+/* Starts two threads of its own, which Linux names after this task
+ * thread. */
 static int fn_thread(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
 {
     (void)c, (void)args;
-    pthread_t th;
-    if (pthread_create(&th, NULL, sleeper, NULL) != 0)
+    pthread_t th, th2;
+    if (pthread_create(&th, NULL, sleeper, NULL) != 0 ||
+        pthread_create(&th2, NULL, quitter, NULL) != 0)
         return CN_ENOMEM;
     pthread_detach(th);
+    pthread_detach(th2);
     return msgpack_pack_nil(out);
 }
 
