@@ -176,7 +176,8 @@ static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
                              "actor may have (cn_config_t.max_threads) are busy with other "
                              "calls", busy);
         else
-            snprintf(out, n, "has no thread running it (it is queued, or has just ended)");
+            snprintf(out, n, "its task has no thread running it: it is queued, has just "
+                             "ended, or its thread ended without answering");
         return;
     }
     char for_s[16]; /* as every age is written (cli.md) */
