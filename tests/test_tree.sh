@@ -71,6 +71,23 @@ start_tree "$tmp/b.log"
 kids=$(descendants $root)
 n=$(echo $kids | wc -w)
 if [ "$n" -eq 12 ]; then ok "second tree: 12 actors"; else fail "second tree: $n descendants"; fi
+# A supervisor killed: its workers go with it, and the root's log names
+# them (they vanished from tree and log without a word before).
+sup=$(for p in $kids; do [ "$(cut -d')' -f2 /proc/$p/stat 2>/dev/null | cut -d' ' -f3)" = "$root" ] && echo $p; done | head -1)
+workers=$(descendants $sup)
+kill -9 $sup
+i=0
+while ! grep -q "of its subtree with it" "$tmp/b.log" && [ $i -lt 100 ]; do sleep 0.05; i=$((i + 1)); done
+if grep -Eq "warn +[a-z]+: sup-[0-9] \([a-z]+/sup-[0-9]\) took 3 actors of its subtree with it: worker-[0-9] \(id [0-9]+\), worker-[0-9] \(id [0-9]+\), worker-[0-9] \(id [0-9]+\)$" "$tmp/b.log"; then
+    ok "kill -9 of a supervisor: the root names the workers that went with it"
+else
+    fail "kill -9 of a supervisor: $(grep -E 'sup-|worker-' "$tmp/b.log" | tail -5)"
+fi
+i=0
+while [ -n "$(alive $workers)" ] && [ $i -lt 40 ]; do sleep 0.05; i=$((i + 1)); done
+[ -z "$(alive $workers)" ] && ok "kill -9 of a supervisor: its workers are gone" ||
+    fail "kill -9 of a supervisor: still running: $(alive $workers)"
+kids=$(descendants $root)
 kill -9 $root
 wait $root 2>/dev/null
 i=0

@@ -788,14 +788,32 @@ static void adopt_pid(int pid)
 
 static void grants_drop(uint32_t to);
 
+/* What a lost child took with it: the reason its routes go with, and
+ * its descendants, named for the log. */
+struct lost {
+    const char *reason;
+    char subtree[256];
+    size_t n;
+};
+
 /* cn_route_del_via callback for a lost child: DEL_ROUTE up, and the
- * child's descendants (not the child: its stream reaps it) adopted. */
+ * child's descendants (not the child: its stream reaps it) adopted and
+ * listed. */
 static void route_lost(const cn_route_t *r, void *arg)
 {
-    send_del_route(r, arg);
+    struct lost *l = arg;
+    send_del_route(r, (void *)l->reason);
     grants_drop(r->id); /* under rt.mu, as cn_route_del_via calls us */
-    if (r->pid > 0 && r->parent != cn__rt.id)
+    if (r->parent == cn__rt.id)
+        return;
+    if (r->pid > 0)
         adopt_pid(r->pid);
+    size_t used = strlen(l->subtree);
+    if (l->n++ < 4)
+        snprintf(l->subtree + used, sizeof(l->subtree) - used, "%s%s (id %u)", used ? ", " : "",
+                 r->name[0] ? r->name : "?", r->id);
+    else if (l->n == 5)
+        snprintf(l->subtree + used, sizeof(l->subtree) - used, ", ...");
 }
 
 struct gone {
@@ -955,7 +973,8 @@ static void stream_finish(cn__stream_t *s)
     cn__lock(&cn__rt.mu);
     if (cn__rt.is_root)
         cn_route_foreach(&cn__rt.routes, collect_id, &g);
-    cn_route_del_via(&cn__rt.routes, s->via, route_lost, reason);
+    struct lost lost = {reason, "", 0};
+    cn_route_del_via(&cn__rt.routes, s->via, route_lost, &lost);
     if (!s->is_parent && s->reaped) /* a call that finds no route finds how it ended */
         retire_child(s);
     if (cn__rt.parent == s)
@@ -984,6 +1003,9 @@ static void stream_finish(cn__stream_t *s)
         begin_shutdown(reason, 0);
     } else {
         say_child_end(s, reason);
+        if (lost.n > 0) /* they went with it, each unheard: say which */
+            cn_log(CN_LOG_WARN, "%s (%s) took %zu actor%s of its subtree with it: %s", s->name,
+                   s->path[0] ? s->path : "?", lost.n, lost.n == 1 ? "" : "s", lost.subtree);
     }
 }
 
