@@ -584,8 +584,8 @@ static int decode_snapshot(cn_wire_msg_t *m, cn_snapshot_t **out)
     s->actors = zalloc(z, n, sizeof(*s->actors));
     for (size_t i = 0; i < n && s->actors; i++, s->nactors++)
         decode_actor(z, &e[i], &s->actors[i]);
-    if (s->nactors > 0) {
-        e = get_array(&field(b, "actors")->via.array.ptr[0], "logs", &n);
+    if (s->nactors > 0) { /* the first actor's (the root's) log: e[0] is the array found above */
+        e = get_array(&e[0], "logs", &n);
         s->logs = zalloc(z, n, sizeof(*s->logs));
         for (size_t i = 0; i < n && s->logs; i++, s->nlogs++) {
             s->logs[i].level = (int)get_i64(&e[i], "level", 0);
