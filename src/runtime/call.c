@@ -993,7 +993,9 @@ int cn__ctx_cancelled(cn_ctx_t *ctx, cn_result_t *res)
     int yes = ctx->cancel != CN_CANCEL_NONE || closed_here(ctx);
     if (yes)
         snprintf(why, sizeof(why), "this context was cancelled: %s",
-                 ctx->cancel_by[0] ? ctx->cancel_by : ctx->final->reason);
+                 ctx->cancel_by[0] ? ctx->cancel_by
+                 : ctx->final     ? ctx->final->reason
+                                  : "its end was closed here");
     pthread_mutex_unlock(&ctx->mu);
     if (!yes)
         return 0;
