@@ -441,6 +441,16 @@ expect_out "caller +peek\(\) +lint +running" "callback: the kid's call back into
 expect_rc 0 "lint: a slow callback (calls of the same number) is no deadlock" $canopy lint lint
 kill -9 $l
 
+# A thread in cn_child_wait waits for its child to exit: it said "running".
+CANOPY_LOG_FILE="$tmp/l.reap.log" $helpers/lint_tree reap >"$tmp/l.reap.out" 2>&1 &
+l=$!
+pids="$pids $l"
+wait_for "$tmp/l.reap.out" ready || fail "reap: tree not ready"
+sleep 0.3
+expect_rc 0 "ctx while the root waits for its child" $canopy ctx lint lint
+expect_out "thread [0-9]+ \(main\): reap on lint/kid for " "ctx: a thread in cn_child_wait is reaping, on which child"
+kill -9 $l
+
 # A long wait whose task is not waiting on canopy: in its own code, or
 # queued for want of a task thread. A warning after CANOPY_LINT_WAIT_MS.
 for mode in long-call starved; do

@@ -694,8 +694,10 @@ int cli_ctx(int argc, char **argv, const opts_t *o)
                    bp ? "stopped at a breakpoint" : t->doing ? t->doing : "?");
             if (t->fn)
                 printf(" in %s", t->fn);
-            if (t->doing && !bp && strcmp(t->doing, "running") != 0 &&
-                strcmp(t->doing, "sleep") != 0 && strcmp(t->doing, "spawn") != 0)
+            if (t->doing && strcmp(t->doing, "reap") == 0) /* for a child to exit */
+                printf(" on %s", actor_name(s, t->peer, buf, sizeof(buf)));
+            else if (t->doing && !bp && strcmp(t->doing, "running") != 0 &&
+                     strcmp(t->doing, "sleep") != 0 && strcmp(t->doing, "spawn") != 0)
                 printf(" on %s cid %llu", actor_name(s, t->peer, buf, sizeof(buf)),
                        (unsigned long long)t->cid);
             printf(" for %s\n", fmt_since(a->now_us, t->since_us, age, sizeof(age)));

@@ -193,6 +193,9 @@ static void describe_thread(const cn_snapshot_t *s, const cn_snap_actor_t *a,
     else if (t->doing && strcmp(t->doing, "debugger") == 0) /* its peer is the root's lock */
         snprintf(out, n, "thread %d is stopped at a breakpoint (cn_breakpoint) for %s",
                  t->tid, for_s);
+    else if (t->doing && strcmp(t->doing, "reap") == 0) /* cn_cancel, cn_child_wait */
+        snprintf(out, n, "thread %d%s is waiting for its child %s to exit, for %s", t->tid, fn,
+                 path_of(s, t->peer, buf, sizeof(buf)), for_s);
     else if (t->doing && (strcmp(t->doing, "sleep") == 0 || strcmp(t->doing, "spawn") == 0))
         snprintf(out, n, "thread %d%s is in %s for %s", t->tid, fn, t->doing,
                  for_s);

@@ -2594,7 +2594,9 @@ int cn_cancel(cn_portal_t child, int64_t timeout_ms)
         return CN_ENOENT;
     cn__wake();
     cn__node_t *n;
+    cn__doing(CN__DO_REAP, child.id, 0);
     int rc = cn__latch_get(&s->exited, timeout_ms, &n);
+    cn__done();
     stream_unref(s);
     return rc == CN_EDEAD ? 0 : rc;
 }
@@ -2614,7 +2616,9 @@ int cn_child_wait(cn_portal_t child, int *status, int64_t timeout_ms)
         return was_child ? 0 : CN_ENOENT;
     }
     cn__node_t *n;
+    cn__doing(CN__DO_REAP, child.id, 0);
     int rc = cn__latch_get(&s->exited, timeout_ms, &n); /* closed once it is all released */
+    cn__done();
     if (rc == CN_EDEAD) {
         if (status)
             *status = s->reaped ? s->status : -1;

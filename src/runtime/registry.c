@@ -543,8 +543,9 @@ void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid)
  * Packing
  */
 
-static const char *const doing_names[] = {"idle", "running", "call",  "open", "result",
-                                          "recv", "send",    "sleep", "spawn", "debugger"};
+static const char *const doing_names[] = {"idle", "running", "call",  "open",     "result",
+                                          "recv", "send",    "sleep", "spawn", "debugger",
+                                          "reap"};
 static const char *end_state(int open, int closed)
 {
     return closed ? "closed" : open ? "open" : "unopened";

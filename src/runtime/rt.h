@@ -541,6 +541,7 @@ enum {
     CN__DO_SLEEP,   /* in cn_sleep */
     CN__DO_SPAWN,   /* waiting for a child to come up */
     CN__DO_DEBUG,   /* stopped at a breakpoint, until continue */
+    CN__DO_REAP,    /* waiting for a child to be gone (cn_cancel, cn_child_wait) */
 };
 
 /* The calling thread is now blocked in `what` on (peer, cid); cn__done()

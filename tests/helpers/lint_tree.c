@@ -22,6 +22,8 @@
  *                   own code (a plain usleep loop), and waits
  *   starved         the child may have one task thread, which a context
  *                   holds; the root's call to it is queued for ever
+ *   reap            not a hang: the root waits in cn_child_wait for its
+ *                   child, which runs on
  *   callback        not a hang: the root calls the child's ask, which
  *                   calls the root's peek, which sleeps. Both calls are
  *                   number 1 of their callers, so the child's task (from
@@ -274,6 +276,12 @@ static int root_main(int argc, char **argv)
         int rc = cn_call(kid, "bp", NULL, &m, WAIT_MS);
         cn_result_free(&m);
         printf("call: %s\n", cn_strerror(rc));
+        return 0;
+    }
+    if (strcmp(mode, "reap") == 0) {
+        ready();
+        int status = 0, rc = cn_child_wait(kid, &status, WAIT_MS);
+        printf("child_wait: %s\n", cn_strerror(rc));
         return 0;
     }
     if (strcmp(mode, "callback") == 0) {
