@@ -443,10 +443,12 @@ static void test_lints(void **state)
 {
     (void)state;
     m.nlints = 1;
-    m.lints[0] = (lint_t){"stalled-stream", "warning", "root/sup/worker-2,root/sup", "stuck"};
+    m.lints[0] = (lint_t){"stalled-stream", "warning", "root/sup, root/sup/worker-2", "stuck"};
     view_lints.build(&m, &rows);
     assert_int_equal(rows.n, 2); /* the heading, and the reason under it */
-    assert_int_equal(rows.v[0].actor, 2); /* the first actor named */
+    /* the last actor named: where it is held up (the receiver, here);
+     * Enter went to the first, the sender */
+    assert_int_equal(rows.v[0].actor, 2);
     assert_int_equal(rows.v[0].style, ST_WARN);
     assert_int_equal(rows.v[1].actor, 2);
     assert_string_equal(rows.v[1].text, "    stuck");

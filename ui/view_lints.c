@@ -1,7 +1,9 @@
 /*
  * view_lints.c: the hang lints (lint.c), live: each names what is wrong
  * and the actors involved, with its reason in full under it. Enter
- * selects the first actor and shows its contexts.
+ * selects the last actor named, where the lint finds the hold-up (the
+ * stuck task's, the receiver's, the one waited on), and shows its
+ * contexts.
  */
 #include <string.h>
 
@@ -51,9 +53,10 @@ static void build(const tui_model_t *m, rows_t *out)
             continue;
         snprintf(r->text, sizeof(r->text), "%-7s %-14s [%s]", l->severity, l->name, l->actors);
         r->style = strcmp(l->severity, "error") == 0 ? ST_ALERT : ST_WARN;
-        char first[256];
-        snprintf(first, sizeof(first), "%.*s", (int)strcspn(l->actors, ","), l->actors);
-        const cn_snap_actor_t *a = m->snap ? cn_snapshot_find(m->snap, first, NULL) : NULL;
+        const char *last = strrchr(l->actors, ','); /* the first comes first: caller, sender */
+        last = last ? last + 1 : l->actors;
+        last += strspn(last, " ");
+        const cn_snap_actor_t *a = m->snap ? cn_snapshot_find(m->snap, last, NULL) : NULL;
         r->actor = a ? a->id : 0;
         r->has_actor = a != NULL;
         add_wrapped(out, l->what, r->actor, r->has_actor, r->style);
@@ -70,7 +73,7 @@ static void build(const tui_model_t *m, rows_t *out)
 static const char *header(const tui_model_t *m)
 {
     (void)m;
-    return "SEVERITY NAME          [ACTORS], and why   (Enter: the first actor's contexts)";
+    return "SEVERITY NAME          [ACTORS], and why   (Enter: the last actor's contexts)";
 }
 
 const view_t view_lints = {"Lints", "what looks hung: stuck cancels, stalled streams, deadlocks",
