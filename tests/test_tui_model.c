@@ -452,6 +452,14 @@ static void test_lints(void **state)
     assert_int_equal(rows.v[0].style, ST_WARN);
     assert_int_equal(rows.v[1].actor, 2);
     assert_string_equal(rows.v[1].text, "    stuck");
+    /* one that is gone (an orphan's dead peer): the one before it */
+    snprintf(m.lints[0].actors, sizeof(m.lints[0].actors), "root/sup, root/sup/gone");
+    rows_clear(&rows);
+    view_lints.build(&m, &rows);
+    assert_int_equal(rows.v[0].actor, 1);
+    assert_true(rows.v[0].has_actor);
+    snprintf(m.lints[0].actors, sizeof(m.lints[0].actors), "root/sup, root/sup/worker-2");
+    rows_clear(&rows);
     /* A long reason is wrapped whole at spaces, every row within 80
      * columns; the filter finds a lint by any word of it. */
     char *why = m.lints[0].what;

@@ -37,6 +37,27 @@ static void add_wrapped(rows_t *out, const char *text, uint32_t actor, int has_a
     }
 }
 
+/* The actor Enter goes to: the last one a lint names that is in the
+ * snapshot, where the hold-up is (the stuck task's, the receiver's, the
+ * one waited on); the first names the caller or the sender. A last one
+ * that is gone (an orphan's dead peer, an unreaped child's process)
+ * leaves the one before it. */
+static const cn_snap_actor_t *held_up_at(const tui_model_t *m, const char *actors)
+{
+    char list[256];
+    snprintf(list, sizeof(list), "%s", actors);
+    for (char *cut; m->snap;) {
+        cut = strrchr(list, ',');
+        const char *name = cut ? cut + 1 : list;
+        name += strspn(name, " ");
+        const cn_snap_actor_t *a = cn_snapshot_find(m->snap, name, NULL);
+        if (a || cut == NULL)
+            return a;
+        *cut = '\0';
+    }
+    return NULL;
+}
+
 /* Each lint is a heading (severity, name, the actors) and its reason in
  * full under it: the reason is what says why the tree hangs, so it is
  * never cut at the screen's edge. The filter matches any of it. */
@@ -53,10 +74,7 @@ static void build(const tui_model_t *m, rows_t *out)
             continue;
         snprintf(r->text, sizeof(r->text), "%-7s %-14s [%s]", l->severity, l->name, l->actors);
         r->style = strcmp(l->severity, "error") == 0 ? ST_ALERT : ST_WARN;
-        const char *last = strrchr(l->actors, ','); /* the first comes first: caller, sender */
-        last = last ? last + 1 : l->actors;
-        last += strspn(last, " ");
-        const cn_snap_actor_t *a = m->snap ? cn_snapshot_find(m->snap, last, NULL) : NULL;
+        const cn_snap_actor_t *a = held_up_at(m, l->actors);
         r->actor = a ? a->id : 0;
         r->has_actor = a != NULL;
         add_wrapped(out, l->what, r->actor, r->has_actor, r->style);
