@@ -43,6 +43,18 @@ wait_for() { # wait_for FILE PATTERN: up to 10 s
     grep -q "$2" "$1" 2>/dev/null
 }
 
+# start_lint NAME MODE [ARG...]: lint_tree MODE in the background, its log
+# in $tmp/l.NAME.log and its output in $tmp/l.NAME.out; $l is its pid, and
+# it is waited for until it says ready.
+start_lint() {
+    name=$1
+    shift
+    CANOPY_LOG_FILE="$tmp/l.$name.log" $helpers/lint_tree "$@" >"$tmp/l.$name.out" 2>&1 &
+    l=$!
+    pids="$pids $l"
+    wait_for "$tmp/l.$name.out" ready || fail "$name ($1): tree not ready"
+}
+
 # --- no tree ---------------------------------------------------------------
 expect_rc 1 "no tree: tree fails" $canopy tree
 expect_out "no canopy tree is running" "no tree: says so"
@@ -373,10 +385,7 @@ size() { wc -c <"$1" 2>/dev/null || echo 0; }
 # --- lints on trees built to hang ------------------------------------------
 export CANOPY_LINT_AFTER_MS=400
 for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
-    CANOPY_LOG_FILE="$tmp/l.$mode.log" $helpers/lint_tree $mode $helpers/fake_child >"$tmp/l.$mode.out" 2>&1 &
-    l=$!
-    pids="$pids $l"
-    wait_for "$tmp/l.$mode.out" ready || fail "$mode: tree not ready"
+    start_lint $mode $mode $helpers/fake_child
     sleep 0.6
     expect_rc 3 "lint fires on $mode" $canopy lint lint
     case $mode in
@@ -408,10 +417,7 @@ done
 
 # A chain: the stall downstream (the root does not read) is the cause and
 # is listed first; the one behind it says it follows from it.
-CANOPY_LOG_FILE="$tmp/l.chain.log" $helpers/lint_tree chain >"$tmp/l.chain.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.chain.out" ready || fail "chain: tree not ready"
+start_lint chain chain
 sleep 0.6
 expect_rc 3 "lint fires on a chain of stalls" $canopy lint lint
 first=$(printf '%s\n' "$out" | grep -m1 "stalled-stream")
@@ -426,10 +432,7 @@ kill -9 $l
 # Not a deadlock: the root calls the kid, whose task calls back into the
 # root, which sleeps. Both calls are number 1 of their callers; lint took
 # the kid's own call for it serving the root's, and printed a cycle.
-CANOPY_LOG_FILE="$tmp/l.cb.log" $helpers/lint_tree callback >"$tmp/l.cb.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.cb.out" ready || fail "callback: tree not ready"
+start_lint cb callback
 i=0 # until the kid's call back into the root is in flight (slow under sanitizers)
 while ! $canopy ctx lint 2>/dev/null | grep -Eq "caller +peek\(\) +lint +running" && [ $i -lt 200 ]; do
     sleep 0.05
@@ -442,10 +445,7 @@ expect_rc 0 "lint: a slow callback (calls of the same number) is no deadlock" $c
 kill -9 $l
 
 # A thread in cn_child_wait waits for its child to exit: it said "running".
-CANOPY_LOG_FILE="$tmp/l.reap.log" $helpers/lint_tree reap >"$tmp/l.reap.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.reap.out" ready || fail "reap: tree not ready"
+start_lint reap reap
 sleep 0.3
 expect_rc 0 "ctx while the root waits for its child" $canopy ctx lint lint
 expect_out "thread [0-9]+ \(main\): reap on lint/kid for " "ctx: a thread in cn_child_wait is reaping, on which child"
@@ -454,10 +454,7 @@ kill -9 $l
 # A long wait whose task is not waiting on canopy: in its own code, or
 # queued for want of a task thread. A warning after CANOPY_LINT_WAIT_MS.
 for mode in long-call starved; do
-    CANOPY_LOG_FILE="$tmp/l.$mode.log" $helpers/lint_tree $mode >"$tmp/l.$mode.out" 2>&1 &
-    l=$!
-    pids="$pids $l"
-    wait_for "$tmp/l.$mode.out" ready || fail "$mode: tree not ready"
+    start_lint $mode $mode
     sleep 0.6
     expect_rc 0 "lint: a $mode of 0.6 s is not yet a long wait" $canopy lint lint
     expect_rc 3 "lint fires on $mode" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
@@ -475,10 +472,7 @@ done
 # --- canopy cancel of a caller's end: what it reports ---------------------------
 # A task that never reaches a cancellation point: the caller's end closes
 # at once, and canopy says the task still runs (exit 1), not "done".
-CANOPY_LOG_FILE="$tmp/l.sc2.log" $helpers/lint_tree stuck-cancel >"$tmp/l.sc2.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.sc2.out" ready || fail "stuck-cancel (2): tree not ready"
+start_lint sc2 stuck-cancel
 cid=$($canopy ctx lint 2>/dev/null | awk '$2 == "caller" && $3 == "spin" { print $1; exit }')
 expect_rc 1 "cancel of a spinning task's caller end is not reported done" \
     $canopy cancel lint "lint/$cid" --timeout 1000
@@ -504,10 +498,7 @@ kill -9 $l
 # An actor stopped for the debugger is no deadlock: its task was frozen in
 # recv, and the root's send then blocked on it. lint called that a
 # wait-for-cycle.
-CANOPY_LOG_FILE="$tmp/l.feed.log" $helpers/lint_tree feed >"$tmp/l.feed.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.feed.out" ready || fail "feed: tree not ready"
+start_lint feed feed
 sleep 0.3
 $canopy break lint lint/kid >/dev/null 2>&1
 rm -f "$tmp/con.in"
@@ -531,10 +522,7 @@ kill -9 $l
 
 # A call whose task stopped at a breakpoint: the long wait ends there, at
 # a thread waiting for a person, and says so.
-CANOPY_LOG_FILE="$tmp/l.bpc.log" $helpers/lint_tree bp-call >"$tmp/l.bpc.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.bpc.out" ready || fail "bp-call: tree not ready"
+start_lint bpc bp-call
 sleep 0.8
 expect_rc 3 "lint on a call stopped at a breakpoint" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
 expect_out "long-wait .*in call on lint/kid \(bp, cid [0-9]+\): thread [0-9]+ is stopped at a breakpoint \(cn_breakpoint\) for ([0-9]+ms|[0-9]\.[0-9]s); it waits for the debugger's console" \
@@ -543,10 +531,7 @@ kill -9 $l
 
 # A thread a task started has the task thread's name (Linux copies it):
 # canopy bt says whose it is.
-CANOPY_LOG_FILE="$tmp/l.thr.log" $helpers/lint_tree threads >"$tmp/l.thr.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.thr.out" ready || fail "threads: tree not ready"
+start_lint thr threads
 expect_rc 0 "bt of an actor with a thread of its own" $canopy bt lint lint/kid
 expect_out "thread [0-9]+ \(cn-task-1\): (.*; )?task idle" "bt: the task thread is one"
 expect_out "thread [0-9]+ \(cn-task-1\): .*the program's own thread, named after the task thread that started it" \
@@ -560,10 +545,7 @@ expect_out "thread [0-9]+ \(cn-task-1\): .*the program's own thread, named after
 kill -9 $l
 
 # Errors come before warnings: the deadlock explains the stalled stream.
-CANOPY_LOG_FILE="$tmp/l.sc.log" $helpers/lint_tree stall-and-cycle >"$tmp/l.sc.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.sc.out" ready || fail "stall-and-cycle: tree not ready"
+start_lint sc stall-and-cycle
 sleep 2.2
 expect_rc 3 "lint on a deadlock that stalls a stream" $canopy lint lint
 first=$(printf '%s\n' "$out" | head -1)
@@ -575,10 +557,7 @@ kill -9 $l
 # A cancel of a context the program keeps (it never frees it): the task's
 # answer, which comes after the caller's end was closed, settles the cancel.
 # It stayed "requested", and lint called it stuck once it was 2 s old.
-CANOPY_LOG_FILE="$tmp/l.kept.log" $helpers/lint_tree stalled-stream >"$tmp/l.kept.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.kept.out" ready || fail "kept: tree not ready"
+start_lint kept stalled-stream
 cid=$($canopy ctx lint 2>/dev/null | awk '$2 == "caller" && $3 == "flood" { print $1; exit }')
 expect_rc 0 "cancel of a context its program keeps" $canopy cancel lint "lint/$cid" --timeout 5000
 sleep 0.3
@@ -590,10 +569,7 @@ expect_rc 0 "lint: a settled cancel is not stuck, however old" env CANOPY_LINT_A
 kill -9 $l
 # A cancel that lets the root's main return: the tree exits with what was
 # cancelled, and that is done (exit 0), not "still there".
-CANOPY_LOG_FILE="$tmp/l.cy2.log" $helpers/lint_tree cycle >"$tmp/l.cy2.out" 2>&1 &
-l=$!
-pids="$pids $l"
-wait_for "$tmp/l.cy2.out" ready || fail "cycle (2): tree not ready"
+start_lint cy2 cycle
 cid=$($canopy ctx lint 2>/dev/null | awk '$2 == "caller" && $3 == "waiter" { print $1; exit }')
 expect_rc 0 "cancel of a call whose end ends the tree" $canopy cancel lint "lint/$cid" --timeout 5000
 expect_out "done in [0-9]+ ms \(the tree exited\)" "cancel: done, because the tree exited"
