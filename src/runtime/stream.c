@@ -410,10 +410,8 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
 {
     if (s == NULL)
         return cn__stream_fail(CN_EINVAL, "no stream (s is NULL)");
-    if (s->closed) {
-        snprintf(tl_error, sizeof(tl_error), "this end of the stream is closed");
-        return CN_EPIPE;
-    }
+    if (s->closed)
+        return cn__stream_fail(CN_EPIPE, "this end of the stream is closed");
     cn__task_t *t = cn__task_current();
     if (t && cn__task_is_cancelled(t))
         return say_cancelled(t);
@@ -521,10 +519,8 @@ void cn__stream_stop(cn_stream_t *s, const char *why)
 
 static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
 {
-    if (s->eof) {
-        snprintf(tl_error, sizeof(tl_error), "%s", s->end_why);
-        return s->end_rc;
-    }
+    if (s->eof)
+        return cn__stream_fail(s->end_rc, "%s", s->end_why);
     /* Cancelled, this end takes nothing more, however much is buffered:
      * what was sent before an end (CN_EOF, an error, a death) is taken
      * first, but a cancel means stop. */
@@ -547,11 +543,8 @@ static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
             }
             return 0;
         }
-        if (rc < 0) {
-            snprintf(tl_error, sizeof(tl_error), "a message was lost: %s",
-                     cn_strerror(rc));
-            return rc;
-        }
+        if (rc < 0)
+            return cn__stream_fail(rc, "a message was lost: %s", cn_strerror(rc));
         rc = cn__latch_get(s->in, 0, &n);
         if (rc == CN_ETIMEDOUT && timeout_ms != 0) { /* about to sleep: say so */
             if (deadline < 0)
@@ -597,8 +590,7 @@ static int recv_one(cn_stream_t *s, cn_result_t *msg, int64_t timeout_ms)
         snprintf(s->end_why, sizeof(s->end_why), "%s", msg->error.message);
     else
         snprintf(s->end_why, sizeof(s->end_why), "%s", cn_strerror(s->end_rc));
-    snprintf(tl_error, sizeof(tl_error), "%s", s->end_why);
-    return s->end_rc;
+    return cn__stream_fail(s->end_rc, "%s", s->end_why);
 }
 
 void cn_stream_stats(const cn_stream_t *s, cn_stream_stats_t *out)
