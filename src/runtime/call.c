@@ -453,6 +453,19 @@ static char *dup_c(const char *s)
     return cn__dup_wire_str(cn__wstr(s));
 }
 
+/* A result that failed here, before or without the callee's answer:
+ * `why` in its message, this actor as its origin. res may be NULL. */
+static int refuse(cn_result_t *res, int err, const char *why)
+{
+    if (res) {
+        res->error.origin = dup_c(cn__rt.path);
+        res->error.fn = dup_c("");
+        res->error.message = dup_c(why);
+        res->error.code = err;
+    }
+    return err;
+}
+
 /*
  * Fills res from a delivered item and returns the call's outcome. With
  * `take`, a RETURN/STARTED message moves into res (res->priv_); without,
@@ -461,13 +474,8 @@ static char *dup_c(const char *s)
 static int item_result(item_t *it, cn_result_t *res, int take)
 {
     memset(res, 0, sizeof(*res));
-    if (it->msg == NULL) {
-        res->error.origin = dup_c(cn__rt.path);
-        res->error.fn = dup_c("");
-        res->error.message = dup_c(it->reason);
-        res->error.code = it->err;
-        return it->err;
-    }
+    if (it->msg == NULL)
+        return refuse(res, it->err, it->reason);
     cn_wire_msg_t *m = it->msg;
     if (m->hdr.type == CN_MSG_ERROR) {
         const cn_wire_error_t *e = &m->u.error;
@@ -493,19 +501,6 @@ static int item_result(item_t *it, cn_result_t *res, int take)
         it->msg = NULL;
     }
     return 0;
-}
-
-/* A result refused before anything was sent: says why, as a local
- * failure does in item_result. res may be NULL. */
-static int refuse(cn_result_t *res, int err, const char *why)
-{
-    if (res) {
-        res->error.origin = dup_c(cn__rt.path);
-        res->error.fn = dup_c("");
-        res->error.message = dup_c(why);
-        res->error.code = err;
-    }
-    return err;
 }
 
 void cn_result_free(cn_result_t *res)
