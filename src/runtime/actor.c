@@ -2583,6 +2583,18 @@ static cn__stream_t *live_child_ref(uint32_t id)
     return NULL;
 }
 
+/* Waits up to timeout_ms for child s to be gone (its `exited` latch is
+ * closed once all of it is released), the thread shown as reaping it.
+ * 0 once it is gone, else the wait's code. */
+static int wait_gone(cn__stream_t *s, uint32_t id, int64_t timeout_ms)
+{
+    cn__node_t *n;
+    cn__doing(CN__DO_REAP, id, 0);
+    int rc = cn__latch_get(&s->exited, timeout_ms, &n);
+    cn__done();
+    return rc == CN_EDEAD ? 0 : rc;
+}
+
 int cn_cancel(cn_portal_t child, int64_t timeout_ms)
 {
     cn__lock(&cn__rt.mu);
@@ -2593,12 +2605,9 @@ int cn_cancel(cn_portal_t child, int64_t timeout_ms)
     if (s == NULL)
         return CN_ENOENT;
     cn__wake();
-    cn__node_t *n;
-    cn__doing(CN__DO_REAP, child.id, 0);
-    int rc = cn__latch_get(&s->exited, timeout_ms, &n);
-    cn__done();
+    int rc = wait_gone(s, child.id, timeout_ms);
     stream_unref(s);
-    return rc == CN_EDEAD ? 0 : rc;
+    return rc;
 }
 
 int cn_child_wait(cn_portal_t child, int *status, int64_t timeout_ms)
@@ -2615,15 +2624,9 @@ int cn_child_wait(cn_portal_t child, int *status, int64_t timeout_ms)
             *status = gone.status;
         return was_child ? 0 : CN_ENOENT;
     }
-    cn__node_t *n;
-    cn__doing(CN__DO_REAP, child.id, 0);
-    int rc = cn__latch_get(&s->exited, timeout_ms, &n); /* closed once it is all released */
-    cn__done();
-    if (rc == CN_EDEAD) {
-        if (status)
-            *status = s->reaped ? s->status : -1;
-        rc = 0;
-    }
+    int rc = wait_gone(s, child.id, timeout_ms);
+    if (rc == 0 && status)
+        *status = s->reaped ? s->status : -1;
     stream_unref(s);
     return rc;
 }
