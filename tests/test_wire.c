@@ -159,20 +159,30 @@ static size_t frame_raw(char *out, const void *body, size_t len)
 }
 
 /* cn_wire_decode_peeked on a frame that was checked: the same code as
- * cn_wire_decode_frame (`want`) and, on success, the same message. */
+ * cn_wire_decode_frame (`want`) and, on success, the same message, with
+ * no memo, with a memo that remembers another envelope, and with one
+ * that remembers this frame's (the second decode through it). */
 static void check_peeked(const void *frame, size_t len, int want)
 {
+    static const char other[] = {0, 0, 0, 6, (char)0x95, CN_MSG_YIELD, 1, 2, 3, (char)0xc0};
+    cn_wire_memo_t memo = {0};
     cn_wire_msg_t *a = NULL, *b = NULL;
     assert_int_equal(cn_wire_decode_frame(frame, len, UINT32_MAX, &a), want);
-    assert_int_equal(cn_wire_decode_peeked(frame, len, &b), want);
-    if (want == 0) {
-        assert_memory_equal(&a->hdr, &b->hdr, sizeof(a->hdr));
-        assert_int_equal(b->frame_len, len);
-        assert_memory_equal(b->frame, frame, len);
-        assert_true(msgpack_object_equal(a->body, b->body));
+    assert_int_equal(cn_wire_decode_peeked(other, sizeof(other), &memo, &b), 0);
+    assert_int_equal(b->hdr.cid, 3);
+    cn_wire_msg_free(b);
+    for (int k = 0; k < 3; k++) {
+        b = NULL;
+        assert_int_equal(cn_wire_decode_peeked(frame, len, k ? &memo : NULL, &b), want);
+        if (want == 0) {
+            assert_memory_equal(&a->hdr, &b->hdr, sizeof(a->hdr));
+            assert_int_equal(b->frame_len, len);
+            assert_memory_equal(b->frame, frame, len);
+            assert_true(msgpack_object_equal(a->body, b->body));
+        }
+        cn_wire_msg_free(b);
     }
     cn_wire_msg_free(a);
-    cn_wire_msg_free(b);
 }
 
 /* Decodes one whole frame through a fresh incremental decoder and returns
@@ -208,8 +218,8 @@ static int decode_once(const void *frame, size_t len)
         } else if (rc == 1) {
             assert_int_equal(cn_wire_decode_frame(frame, len, 0, &m), 0);
             size_t off, plen;
-            assert_int_equal(cn_wire_peek_payload(u + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE, &h,
-                                                  &off, &plen),
+            assert_int_equal(cn_wire_peek_payload(u + CN_WIRE_LEN_SIZE, len - CN_WIRE_LEN_SIZE,
+                                                  NULL, &h, &off, &plen),
                              0);
             if (plen > 0) { /* exactly the body's bytes */
                 msgpack_zone z;
@@ -361,22 +371,138 @@ static void test_flat_bodies_measured_exactly(void **state)
             const char *body = sb.data + CN_WIRE_LEN_SIZE;
             size_t blen = sb.size - CN_WIRE_LEN_SIZE, off, plen;
             cn_wire_hdr_t h;
-            assert_int_equal(cn_wire_peek_payload(body, blen, &h, &off, &plen), 0);
+            cn_wire_memo_t memo = {0}; /* then remembers this envelope */
+            assert_int_equal(cn_wire_peek_payload(body, blen, NULL, &h, &off, &plen), 0);
             assert_int_equal(h.cid, ids[i]);
             assert_int_equal(off + plen, blen);
-            for (size_t k = 1; k < blen; k += k < 400 ? 1 : blen / 7 + 1)
+            assert_int_equal(cn_wire_peek_payload(body, blen, &memo, &h, &off, &plen), 0);
+            assert_int_equal(memo.len, off);
+            for (size_t k = 1; k < blen; k += k < 400 ? 1 : blen / 7 + 1) {
                 assert_int_equal(cn_wire_peek(body, k, &h), CN_ETRUNC);
+                assert_int_equal(cn_wire_peek_payload(body, k, &memo, &h, &off, &plen), CN_ETRUNC);
+            }
             assert_int_equal(cn_wire_peek(body, blen - 1, &h), CN_ETRUNC);
             char *more = malloc(blen + 1);
             assert_non_null(more);
             memcpy(more, body, blen);
             more[blen] = 0x01;
             assert_int_equal(cn_wire_peek(more, blen + 1, &h), CN_ETRAILING);
+            assert_int_equal(cn_wire_peek_payload(more, blen + 1, &memo, &h, &off, &plen),
+                             CN_ETRAILING);
             cn_wire_msg_t *m;
             assert_int_equal(cn_wire_decode_body(more, blen + 1, &m), CN_ETRAILING);
             free(more);
             msgpack_sbuffer_destroy(&sb);
         }
+}
+
+/* Whether two objects msgpack_unpack could give for the same bytes at
+ * pa and pb are the same: type, value (a float's bits) and, for str, bin
+ * and ext, where in those bytes they point (when they hold a byte: for
+ * an empty str msgpack-c leaves whatever pointer it had to hand). */
+static int same_unpacked(const msgpack_object *a, const char *pa, const msgpack_object *b,
+                         const char *pb)
+{
+    if (a->type != b->type)
+        return 0;
+    switch (a->type) {
+    case MSGPACK_OBJECT_NIL:
+        return 1;
+    case MSGPACK_OBJECT_BOOLEAN:
+        return a->via.boolean == b->via.boolean;
+    case MSGPACK_OBJECT_STR:
+        return a->via.str.size == b->via.str.size &&
+               (a->via.str.size == 0 || a->via.str.ptr - pa == b->via.str.ptr - pb);
+    case MSGPACK_OBJECT_BIN:
+        return a->via.bin.size == b->via.bin.size &&
+               (a->via.bin.size == 0 || a->via.bin.ptr - pa == b->via.bin.ptr - pb);
+    case MSGPACK_OBJECT_EXT:
+        return a->via.ext.type == b->via.ext.type && a->via.ext.size == b->via.ext.size &&
+               (a->via.ext.size == 0 || a->via.ext.ptr - pa == b->via.ext.ptr - pb);
+    default: /* the integers and floats: the same 8 bytes */
+        return memcmp(&a->via.u64, &b->via.u64, 8) == 0;
+    }
+}
+
+/* A payload without arrays or maps is not unpacked by msgpack-c's parser
+ * (wire.c's unpack_flat does it for less): every first byte of such an
+ * object, with each of three tails cut at every length, decodes to what
+ * msgpack_unpack gives, or fails with the code its verdict maps to. */
+static void test_flat_unpack_is_msgpack_unpack(void **state)
+{
+    (void)state;
+    static const unsigned char env[] = {0x95, CN_MSG_YIELD, 1, 2, 3};
+    unsigned char tails[3][24];
+    for (int k = 0; k < 24; k++) {
+        tails[0][k] = 0;
+        tails[1][k] = (unsigned char)k; /* small lengths */
+        tails[2][k] = (unsigned char)(0xff - k); /* negative numbers, NaNs */
+    }
+    int checked = 0;
+    for (int b = 0; b < 256; b++) {
+        if ((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf))
+            continue; /* containers take msgpack_unpack */
+        for (int t = 0; t < 3; t++)
+            for (size_t cut = 0; cut <= 24; cut++) {
+                unsigned char pl[25], body[40];
+                char frame[48];
+                pl[0] = (unsigned char)b;
+                memcpy(pl + 1, tails[t], cut);
+                size_t plen = 1 + cut;
+                memcpy(body, env, sizeof(env));
+                memcpy(body + sizeof(env), pl, plen);
+                size_t flen = frame_raw(frame, body, sizeof(env) + plen);
+
+                msgpack_zone z;
+                msgpack_zone_init(&z, 256);
+                msgpack_object o;
+                size_t used = 0;
+                msgpack_unpack_return ur = msgpack_unpack((const char *)pl, plen, &used, &z, &o);
+                int want = ur == MSGPACK_UNPACK_SUCCESS       ? 0
+                           : ur == MSGPACK_UNPACK_EXTRA_BYTES ? CN_ETRAILING
+                           : ur == MSGPACK_UNPACK_CONTINUE    ? CN_ETRUNC
+                                                              : CN_EBADMSGPACK;
+                cn_wire_msg_t *m = NULL, *m2 = NULL;
+                assert_int_equal(cn_wire_decode_frame(frame, flen, 0, &m), want);
+                if (want == 0) {
+                    const char *at = m->frame + CN_WIRE_LEN_SIZE + sizeof(env);
+                    assert_true(same_unpacked(&o, (const char *)pl, &m->body, at));
+                    assert_int_equal(cn_wire_decode_peeked(frame, flen, NULL, &m2), 0);
+                    at = m2->frame + CN_WIRE_LEN_SIZE + sizeof(env);
+                    assert_true(same_unpacked(&o, (const char *)pl, &m2->body, at));
+                    checked++;
+                }
+                cn_wire_msg_free(m);
+                cn_wire_msg_free(m2);
+                msgpack_zone_destroy(&z);
+            }
+    }
+    assert_true(checked >= 600); /* 624: one cut of each tail for almost every byte */
+}
+
+/* A message whose body holds no array or map is one block without a
+ * zone; cn_wire_msg_zone still gives its owner one to allocate in, made
+ * once and freed with it (ASan and valgrind see a leak or a double free). */
+static void test_msg_zone(void **state)
+{
+    (void)state;
+    for (int kind = 0; kind <= 13; kind += 13) { /* nil, then containers */
+        msgpack_sbuffer sb;
+        pack_peek_case(&sb, CN_MSG_YIELD, 9, kind);
+        cn_wire_msg_t *m;
+        assert_int_equal(cn_wire_decode_frame(sb.data, sb.size, 0, &m), 0);
+        assert_int_equal(m->block, kind == 0);
+        msgpack_zone *z = cn_wire_msg_zone(m);
+        assert_non_null(z);
+        assert_ptr_equal(cn_wire_msg_zone(m), z);
+        char *p = msgpack_zone_malloc(z, 5000); /* more than a chunk */
+        assert_non_null(p);
+        memset(p, 1, 5000);
+        assert_int_equal(m->frame_len, sb.size);
+        assert_memory_equal(m->frame, sb.data, sb.size);
+        cn_wire_msg_free(m);
+        msgpack_sbuffer_destroy(&sb);
+    }
 }
 
 /* A frame packed with an envelope packed once is, byte for byte, the one
@@ -1089,6 +1215,8 @@ int main(void)
         cmocka_unit_test(test_roundtrip_every_type),
         cmocka_unit_test(test_optional_fields_absent_or_nil),
         cmocka_unit_test(test_decode_peeked),
+        cmocka_unit_test(test_flat_unpack_is_msgpack_unpack),
+        cmocka_unit_test(test_msg_zone),
         cmocka_unit_test(test_flat_bodies_measured_exactly),
         cmocka_unit_test(test_pack_env_is_pack),
         cmocka_unit_test(test_stream_1000_frames_every_split),

@@ -407,7 +407,7 @@ static int64_t get_i64(const msgpack_object *map, const char *key, int64_t dflt)
 /* A NUL-terminated copy of p[0..len) in the zone. */
 static const char *get_dup(msgpack_zone *z, const char *p, size_t len)
 {
-    char *s = msgpack_zone_malloc(z, len + 1);
+    char *s = z ? msgpack_zone_malloc(z, len + 1) : NULL;
     if (s) {
         memcpy(s, p, len);
         s[len] = '\0';
@@ -827,6 +827,7 @@ static void event_fill(cn_wire_msg_t *m, cn_event_t *ev)
     static const char *const keys[] = {"kind", "actor",  "path", "time_us", "cid",   "peer",
                                        "fn",   "detail", "op",   "waiting", "level", "count"};
     enum { NKEYS = sizeof(keys) / sizeof(keys[0]) };
+    msgpack_zone *z = cn_wire_msg_zone(m);
     unsigned seen = 0;
     const msgpack_object_map *map = &m->body.via.map;
     for (uint32_t i = 0; i < map->size; i++) {
@@ -841,7 +842,7 @@ static void event_fill(cn_wire_msg_t *m, cn_event_t *ev)
             continue;
         seen |= 1u << f;
         int is_str = v->type == MSGPACK_OBJECT_STR;
-        const char *str = is_str ? get_dup(&m->zone, v->via.str.ptr, v->via.str.size) : NULL;
+        const char *str = is_str ? get_dup(z, v->via.str.ptr, v->via.str.size) : NULL;
         switch (f) {
         case 0:
             ev->kind = str;
@@ -866,7 +867,7 @@ static void event_fill(cn_wire_msg_t *m, cn_event_t *ev)
             break;
         case 7:
             if (v->type == MSGPACK_OBJECT_BIN)
-                str = get_dup(&m->zone, v->via.bin.ptr, v->via.bin.size);
+                str = get_dup(z, v->via.bin.ptr, v->via.bin.size);
             if (str) {
                 ev->detail = str;
                 ev->detail_len = is_str ? v->via.str.size : v->via.bin.size;
@@ -901,7 +902,7 @@ static int batch_start(cn_client_t *c, cn_wire_msg_t *m)
     c->batch_left = evs->via.array.size;
     c->batch_actor = (uint32_t)obj_i64(cn_msgpack_get(&m->body, "actor"), 0);
     c->batch_path = path && path->type == MSGPACK_OBJECT_STR
-                        ? get_dup(&m->zone, path->via.str.ptr, path->via.str.size)
+                        ? get_dup(cn_wire_msg_zone(m), path->via.str.ptr, path->via.str.size)
                         : NULL;
     return 1;
 }
@@ -917,7 +918,7 @@ static void batch_next(cn_client_t *c, cn_event_t *ev)
     int is_array = o->type == MSGPACK_OBJECT_ARRAY;
     const msgpack_object *f = is_array ? o->via.array.ptr : NULL;
     uint32_t n = is_array ? o->via.array.size : 0;
-    msgpack_zone *z = &c->event->zone;
+    msgpack_zone *z = cn_wire_msg_zone(c->event);
     if (n > 0 && f[0].type == MSGPACK_OBJECT_STR)
         ev->kind = get_dup(z, f[0].via.str.ptr, f[0].via.str.size);
     ev->time_us = n > 1 ? (uint64_t)obj_i64(&f[1], 0) : 0;
@@ -953,7 +954,7 @@ int cn_client_event(cn_client_t *c, cn_event_t *ev, int64_t timeout_ms)
             c->event = m;
             ev->kind = "error";
             ev->time_us = (uint64_t)time(NULL) * 1000000;
-            ev->detail = get_dup(&m->zone, m->u.dead.reason.ptr, m->u.dead.reason.len);
+            ev->detail = get_dup(cn_wire_msg_zone(m), m->u.dead.reason.ptr, m->u.dead.reason.len);
             ev->detail_len = m->u.dead.reason.len;
             return 0;
         }

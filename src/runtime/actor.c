@@ -2003,7 +2003,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
             cn_wire_hdr_t h;
             cn_wire_msg_t *m;
             size_t poff, plen;
-            int peeked = s->up && cn_wire_peek_payload(body, len, &h, &poff, &plen) == 0;
+            int peeked = s->up && cn_wire_peek_payload(body, len, &s->memo, &h, &poff, &plen) == 0;
             if (peeked && h.type == CN_MSG_YIELD && h.dst == cn__rt.id) {
                 run_add(s, &h, body, len);
                 continue;

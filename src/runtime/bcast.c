@@ -167,7 +167,7 @@ int cn_sub_recv(cn_sub_t *sub, cn_result_t *msg, uint64_t *missed, int64_t timeo
         }
         const cn_wire_msg_t *m = b->ring[sub->next % b->capacity];
         cn_wire_msg_t *copy;
-        rc = cn_wire_decode_peeked(m->frame, m->frame_len, &copy); /* decoded once already */
+        rc = cn_wire_decode_peeked(m->frame, m->frame_len, NULL, &copy); /* decoded once already */
         if (rc == 0) {
             msg->value = copy->body;
             msg->priv_ = copy;

@@ -65,6 +65,7 @@ struct cn__stream {
     int up;        /* handshake done */
     uint32_t peer; /* actor id at the other end */
     cn_wire_decoder_t dec;
+    cn_wire_memo_t memo; /* the broker's: the last envelope it read here */
 
     /* guarded by wmu */
     pthread_mutex_t wmu;
@@ -323,6 +324,7 @@ typedef struct cn__yq {
     uint64_t last_us;        /* under mu: when the last one did */
     msgpack_sbuffer batch;   /* the reader's: frames it took, */
     size_t boff;             /*   and how far it has read them */
+    cn_wire_memo_t memo;     /* the reader's: its frames' envelope */
     _Atomic unsigned nbatch; /* frames left in batch (for counters) */
 } cn__yq_t;
 

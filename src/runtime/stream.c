@@ -199,7 +199,7 @@ static int yq_take(cn__yq_t *q, cn_wire_msg_t **out)
                           memory_order_relaxed);
     /* The broker peeked it, and a YIELD's body is opaque: this cannot
      * fail but for memory. */
-    int rc = cn_wire_decode_peeked(p, len, out);
+    int rc = cn_wire_decode_peeked(p, len, &q->memo, out);
     return rc < 0 ? rc : 1;
 }
 

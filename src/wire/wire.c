@@ -360,8 +360,155 @@ static int check_body(cn_wire_msg_t *m)
     return 0;
 }
 
-static int read_envelope(const uint8_t *p, size_t len, cn_wire_hdr_t *hdr, size_t *slots,
-                         size_t *body_off, size_t *nelem);
+static int read_envelope(const uint8_t *p, size_t len, cn_wire_memo_t *memo, cn_wire_hdr_t *hdr,
+                         size_t *slots, size_t *body_off, size_t *nelem);
+
+/* Whether the msgpack object whose first byte is b holds no array or map,
+ * and so needs no object slots to unpack. */
+static int is_flat(uint8_t b)
+{
+    return !((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf));
+}
+
+/*
+ * Unpacks the object at p[0..len), whose first byte is_flat(), into *o as
+ * msgpack_unpack() does, and sets *used to its length. A str, bin or ext
+ * points into p, as msgpack_unpack() leaves it. This is the one object a
+ * stream's message usually is, and msgpack-c's parser spends on setting
+ * itself up four times what reading it takes (test_wire and fuzz_wire
+ * compare the two on every kind). Returns 0, CN_ETRUNC (msgpack-c's
+ * CONTINUE) or CN_EBADMSGPACK (0xc1, its PARSE_ERROR).
+ */
+static int unpack_flat(const uint8_t *p, size_t len, size_t *used, msgpack_object *o)
+{
+    uint8_t b = p[0];
+    size_t i = 1, n = 0; /* where the data starts; its length */
+    if (b <= 0x7f || b >= 0xe0) { /* fixint */
+        o->type = b <= 0x7f ? MSGPACK_OBJECT_POSITIVE_INTEGER : MSGPACK_OBJECT_NEGATIVE_INTEGER;
+        if (b <= 0x7f)
+            o->via.u64 = b;
+        else
+            o->via.i64 = (int8_t)b;
+        *used = 1;
+        return 0;
+    }
+    if (b >= 0xa0 && b <= 0xbf) { /* fixstr */
+        o->type = MSGPACK_OBJECT_STR;
+        n = b & 0x1f;
+    } else {
+        unsigned w = 0; /* the width of a length field, or of a number */
+        switch (b) {
+        case 0xc0:
+            o->type = MSGPACK_OBJECT_NIL;
+            break;
+        case 0xc2:
+        case 0xc3:
+            o->type = MSGPACK_OBJECT_BOOLEAN;
+            o->via.boolean = b == 0xc3;
+            break;
+        case 0xc4: /* bin 8/16/32 */
+        case 0xc5:
+        case 0xc6:
+            o->type = MSGPACK_OBJECT_BIN;
+            w = 1u << (b - 0xc4);
+            break;
+        case 0xd9: /* str 8/16/32 */
+        case 0xda:
+        case 0xdb:
+            o->type = MSGPACK_OBJECT_STR;
+            w = 1u << (b - 0xd9);
+            break;
+        case 0xc7: /* ext 8/16/32: the length does not count the type byte */
+        case 0xc8:
+        case 0xc9:
+            o->type = MSGPACK_OBJECT_EXT;
+            w = 1u << (b - 0xc7);
+            break;
+        case 0xd4: /* fixext 1/2/4/8/16 */
+        case 0xd5:
+        case 0xd6:
+        case 0xd7:
+        case 0xd8:
+            o->type = MSGPACK_OBJECT_EXT;
+            n = 1u << (b - 0xd4);
+            break;
+        case 0xca:
+        case 0xcb:
+        case 0xcc:
+        case 0xcd:
+        case 0xce:
+        case 0xcf:
+        case 0xd0:
+        case 0xd1:
+        case 0xd2:
+        case 0xd3:
+            /* float 32/64, uint 8..64, int 8..64: the value is read below */
+            n = b <= 0xcb ? 4u << (b - 0xca) : 1u << ((b - 0xcc) & 3);
+            break;
+        default: /* 0xc1 is never used */
+            return CN_EBADMSGPACK;
+        }
+        if (w > 0) {
+            if (len - i < w)
+                return CN_ETRUNC;
+            n = (size_t)be_read(p + i, w);
+            i += w;
+        }
+        if (o->type == MSGPACK_OBJECT_EXT) { /* its type byte, then data */
+            if (len - i < 1)
+                return CN_ETRUNC;
+            o->via.ext.type = (int8_t)p[i++];
+        }
+    }
+    if (n > len - i)
+        return CN_ETRUNC;
+    *used = i + n;
+    const uint8_t *d = p + i;
+    if (b >= 0xca && b <= 0xd3) {
+        uint64_t v = be_read(d, (unsigned)n);
+        if (b == 0xca) {
+            float f;
+            uint32_t v32 = (uint32_t)v;
+            memcpy(&f, &v32, 4);
+            o->type = MSGPACK_OBJECT_FLOAT32;
+            o->via.f64 = f;
+        } else if (b == 0xcb) {
+            o->type = MSGPACK_OBJECT_FLOAT64;
+            memcpy(&o->via.f64, &v, 8);
+        } else if (b >= 0xd0 && v >> (8 * n - 1)) { /* a negative int */
+            o->type = MSGPACK_OBJECT_NEGATIVE_INTEGER;
+            o->via.i64 = n == 8 ? (int64_t)v : (int64_t)(v | (~UINT64_C(0) << (8 * n)));
+        } else {
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+            o->via.u64 = v;
+        }
+    } else if (o->type == MSGPACK_OBJECT_STR) {
+        o->via.str.ptr = (const char *)d;
+        o->via.str.size = (uint32_t)n;
+    } else if (o->type == MSGPACK_OBJECT_BIN) {
+        o->via.bin.ptr = (const char *)d;
+        o->via.bin.size = (uint32_t)n;
+    } else if (o->type == MSGPACK_OBJECT_EXT) {
+        o->via.ext.ptr = (const char *)d;
+        o->via.ext.size = (uint32_t)n;
+    }
+    return 0;
+}
+
+/* msgpack_unpack(), through unpack_flat() where that can take the object
+ * (then z, which it does not use, may be NULL). */
+static msgpack_unpack_return unpack_body(const char *p, size_t len, size_t *off, msgpack_zone *z,
+                                         msgpack_object *o)
+{
+    if (len == 0 || !is_flat((uint8_t)p[0]))
+        return msgpack_unpack(p, len, off, z, o);
+    int rc = unpack_flat((const uint8_t *)p, len, off, o);
+    if (rc == CN_ETRUNC)
+        return MSGPACK_UNPACK_CONTINUE;
+    if (rc < 0)
+        return MSGPACK_UNPACK_PARSE_ERROR;
+    return *off < len ? MSGPACK_UNPACK_EXTRA_BYTES : MSGPACK_UNPACK_SUCCESS;
+}
 
 /* Builds a message from the 4-byte prefix and a body of body_len bytes
  * whose envelope has been read: `slots` container slots in all, the body
@@ -371,22 +518,32 @@ static int build_msg(const uint8_t *prefix, const char *body, size_t body_len,
                      cn_wire_msg_t **out)
 {
     int rc;
-    /* One chunk for the struct, the frame copy and every object, plus
-     * alignment slack. If the estimate were short the zone would just take
-     * another chunk. */
     size_t frame_len = CN_WIRE_LEN_SIZE + body_len;
-    size_t chunk = sizeof(cn_wire_msg_t) + frame_len + slots * sizeof(msgpack_object) + 32;
+    cn_wire_msg_t *m;
+    char *frame;
     msgpack_zone z;
-    if (!msgpack_zone_init(&z, chunk))
-        return CN_ENOMEM;
-
-    cn_wire_msg_t *m = msgpack_zone_malloc(&z, sizeof(*m));
-    char *frame = m ? msgpack_zone_malloc_no_align(&z, frame_len) : NULL;
-    if (frame == NULL) {
-        msgpack_zone_destroy(&z);
-        return CN_ENOMEM;
+    /* A body that holds no array or map needs no object slots, so no zone:
+     * the struct and the frame's copy are one block (a stream's message
+     * costs a third less to build and free). Otherwise one chunk for the
+     * struct, the frame copy and every object, plus alignment slack; if
+     * the estimate were short the zone would just take another chunk. */
+    int block = body_off < body_len && is_flat((uint8_t)body[body_off]);
+    if (block) {
+        m = malloc(sizeof(*m) + frame_len);
+        frame = m ? (char *)(m + 1) : NULL;
+    } else {
+        size_t chunk = sizeof(cn_wire_msg_t) + frame_len + slots * sizeof(msgpack_object) + 32;
+        if (!msgpack_zone_init(&z, chunk))
+            return CN_ENOMEM;
+        m = msgpack_zone_malloc(&z, sizeof(*m));
+        frame = m ? msgpack_zone_malloc_no_align(&z, frame_len) : NULL;
+        if (frame == NULL)
+            msgpack_zone_destroy(&z);
     }
+    if (frame == NULL)
+        return CN_ENOMEM;
     memset(m, 0, sizeof(*m));
+    m->block = block;
     memcpy(frame, prefix, CN_WIRE_LEN_SIZE);
     memcpy(frame + CN_WIRE_LEN_SIZE, body, body_len);
     m->frame = frame;
@@ -397,8 +554,8 @@ static int build_msg(const uint8_t *prefix, const char *body, size_t body_len,
      * unpacked, which is most of the saving on a small message. Elements
      * after it, which this version does not know, are skipped. */
     size_t off = 0;
-    switch (msgpack_unpack(frame + CN_WIRE_LEN_SIZE + body_off, body_len - body_off, &off, &z,
-                           &m->body)) {
+    switch (unpack_body(frame + CN_WIRE_LEN_SIZE + body_off, body_len - body_off, &off,
+                        block ? NULL : &z, &m->body)) {
     case MSGPACK_UNPACK_SUCCESS:
         rc = check_body(m);
         break;
@@ -416,10 +573,14 @@ static int build_msg(const uint8_t *prefix, const char *body, size_t body_len,
         break;
     }
     if (rc < 0) {
-        msgpack_zone_destroy(&z);
+        if (block)
+            free(m);
+        else
+            msgpack_zone_destroy(&z);
         return rc;
     }
-    m->zone = z; /* from here on the message owns the zone that holds it */
+    if (!block)
+        m->zone = z; /* from here on the message owns the zone that holds it */
     *out = m;
     return 0;
 }
@@ -431,7 +592,8 @@ static int decode_body(const uint8_t *prefix, const char *body, size_t body_len,
     cn_wire_hdr_t hdr;
     memset(&hdr, 0, sizeof(hdr)); /* padding too: messages are compared whole */
     size_t slots, body_off, nelem;
-    int rc = read_envelope((const uint8_t *)body, body_len, &hdr, &slots, &body_off, &nelem);
+    int rc =
+        read_envelope((const uint8_t *)body, body_len, NULL, &hdr, &slots, &body_off, &nelem);
     if (rc < 0)
         return rc;
     return build_msg(prefix, body, body_len, &hdr, slots, body_off, nelem, out);
@@ -441,9 +603,23 @@ void cn_wire_msg_free(cn_wire_msg_t *msg)
 {
     if (msg == NULL)
         return;
+    if (msg->block) {
+        if (msg->zone.chunk_size != 0) /* made by cn_wire_msg_zone */
+            msgpack_zone_destroy(&msg->zone);
+        free(msg);
+        return;
+    }
     /* The zone struct lives inside memory the zone owns: move it out first. */
     msgpack_zone z = msg->zone;
     msgpack_zone_destroy(&z);
+}
+
+msgpack_zone *cn_wire_msg_zone(cn_wire_msg_t *msg)
+{
+    /* msgpack_zone_init sets chunk_size; memset left it 0 in a block */
+    if (msg->block && msg->zone.chunk_size == 0 && !msgpack_zone_init(&msg->zone, 1024))
+        return NULL;
+    return &msg->zone;
 }
 
 int cn_wire_decode_frame(const void *frame, size_t len, size_t max_frame, cn_wire_msg_t **out)
@@ -520,10 +696,32 @@ static int read_header(const uint8_t *p, size_t len, size_t *i, cn_wire_hdr_t *h
     return 0;
 }
 
+/* read_header for a body that starts with the fixarray of five (p[0] is
+ * 0x95, *i is 1), through the memo: the same bytes as the last envelope
+ * read through it are that envelope. */
+static int read_header_memo(const uint8_t *p, size_t len, size_t *i, cn_wire_hdr_t *hdr,
+                            cn_wire_memo_t *memo)
+{
+    if (memo == NULL)
+        return read_header(p, len, i, hdr);
+    if (memo->len > 0 && len > memo->len && memcmp(p, memo->b, memo->len) == 0) {
+        memcpy(hdr, &memo->hdr, sizeof(*hdr)); /* padding too, as it was read */
+        *i = memo->len;
+        return 0;
+    }
+    int rc = read_header(p, len, i, hdr);
+    if (rc == 0 && *i <= sizeof(memo->b)) {
+        memcpy(memo->b, p, *i);
+        memo->len = (unsigned char)*i;
+        memcpy(&memo->hdr, hdr, sizeof(*hdr));
+    }
+    return rc;
+}
+
 int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr)
 {
     size_t off, plen;
-    return cn_wire_peek_payload(body, len, hdr, &off, &plen);
+    return cn_wire_peek_payload(body, len, NULL, hdr, &off, &plen);
 }
 
 /*
@@ -532,15 +730,16 @@ int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr)
  * proper) starts. The scan has shown every element to be a whole object,
  * so the reads below stay inside p[0..len).
  */
-static int read_envelope(const uint8_t *p, size_t len, cn_wire_hdr_t *hdr, size_t *slots,
-                         size_t *body_off, size_t *nelem)
+static int read_envelope(const uint8_t *p, size_t len, cn_wire_memo_t *memo, cn_wire_hdr_t *hdr,
+                         size_t *slots, size_t *body_off, size_t *nelem)
 {
     size_t i = 1, n;
     /* The common body first: five elements, the last without arrays or
      * maps (a stream's message), measured without the general scan. Any
      * other body, a bad one included, takes the scan, which explains it. */
     size_t start = 1;
-    if (len > 1 && p[0] == 0x95 && read_header(p, len, &start, hdr) == 0 && start < len) {
+    if (len > 1 && p[0] == 0x95 && read_header_memo(p, len, &start, hdr, memo) == 0 &&
+        start < len) {
         size_t end = start;
         uint64_t items;
         int container;
@@ -572,11 +771,11 @@ static int read_envelope(const uint8_t *p, size_t len, cn_wire_hdr_t *hdr, size_
     return 0;
 }
 
-int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_t *payload_off,
-                         size_t *payload_len)
+int cn_wire_peek_payload(const void *body, size_t len, cn_wire_memo_t *memo, cn_wire_hdr_t *hdr,
+                         size_t *payload_off, size_t *payload_len)
 {
     size_t slots, off, n;
-    int rc = read_envelope(body, len, hdr, &slots, &off, &n);
+    int rc = read_envelope(body, len, memo, hdr, &slots, &off, &n);
     if (rc < 0)
         return rc;
     /* With exactly five elements the payload runs to the end. */
@@ -585,20 +784,14 @@ int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_
     return 0;
 }
 
-/* Whether the msgpack object whose first byte is b holds no array or map,
- * and so needs no object slots to unpack. */
-static int is_flat(uint8_t b)
-{
-    return !((b >= 0x80 && b <= 0x9f) || (b >= 0xdc && b <= 0xdf));
-}
-
 /*
  * wire.h. The bytes were scanned when they were peeked: what is left to
  * do is the envelope's four integers, and the unpacking. A payload with
  * containers needs the scan's count of slots to size the zone, so it
  * (and any envelope but the plain five elements) takes the checked path.
  */
-int cn_wire_decode_peeked(const void *frame, size_t len, cn_wire_msg_t **out)
+int cn_wire_decode_peeked(const void *frame, size_t len, cn_wire_memo_t *memo,
+                          cn_wire_msg_t **out)
 {
     const uint8_t *body = (const uint8_t *)frame + CN_WIRE_LEN_SIZE;
     size_t body_len = len - CN_WIRE_LEN_SIZE, i = 1;
@@ -606,7 +799,8 @@ int cn_wire_decode_peeked(const void *frame, size_t len, cn_wire_msg_t **out)
     memset(&hdr, 0, sizeof(hdr)); /* as decode_body does */
     *out = NULL;
     if (len > CN_WIRE_LEN_SIZE && body[0] == 0x95 && /* fixarray of five */
-        read_header(body, body_len, &i, &hdr) == 0 && i < body_len && is_flat(body[i]))
+        read_header_memo(body, body_len, &i, &hdr, memo) == 0 && i < body_len &&
+        is_flat(body[i]))
         return build_msg(frame, (const char *)body, body_len, &hdr, 0, i, 5, out);
     return cn_wire_decode_frame(frame, len, UINT32_MAX, out);
 }

@@ -171,12 +171,20 @@ typedef struct cn_wire_msg {
     } u;               /* filled for typed bodies only */
     const char *frame; /* the raw frame, length prefix included, */
     size_t frame_len;  /*   so a router can forward it unchanged */
-    msgpack_zone zone; /* owns this struct and all of the above */
+    msgpack_zone zone; /* owns this struct and all of the above, */
+    int block;         /*   unless this is set: a body without arrays or
+                        *   maps needs no zone, and the struct and its
+                        *   frame are then one block (see cn_wire_msg_zone) */
 } cn_wire_msg_t;
 
 /* Releases everything a decoded message owns, the struct included. NULL is
  * a no-op. */
 void cn_wire_msg_free(cn_wire_msg_t *msg);
+
+/* A zone that lives as long as msg, for its owner to allocate in (msg's
+ * own, or one made on first use for a message without one). NULL when out
+ * of memory. */
+msgpack_zone *cn_wire_msg_zone(cn_wire_msg_t *msg);
 
 /* "HELLO", "YIELD", ...; "?" for an unknown code. Static string. */
 const char *cn_wire_type_name(uint32_t type);
@@ -289,11 +297,26 @@ int cn_wire_decode_body(const void *body, size_t len, cn_wire_msg_t **out);
  */
 int cn_wire_peek(const void *body, size_t len, cn_wire_hdr_t *hdr);
 
+/*
+ * The envelope of the last frame read through it: the YIELDs of a stream
+ * all begin with the same bytes (the array header and the four integers),
+ * and comparing them costs less than reading the integers again. Give
+ * cn_wire_peek_payload and cn_wire_decode_peeked one per reader (it is
+ * not locked), zeroed before first use, or NULL to read every envelope.
+ */
+#define CN_WIRE_ENV_MAX 32 /* 4 + 1 + 5 + 5 + 5 + 9 bytes at most */
+typedef struct cn_wire_memo {
+    cn_wire_hdr_t hdr;
+    unsigned char len; /* 0: nothing remembered yet */
+    unsigned char b[CN_WIRE_ENV_MAX];
+} cn_wire_memo_t;
+
 /* cn_wire_peek, and where the payload's bytes are in `body`: a router can
  * pass a payload on without decoding it. *payload_len is 0 when the
- * message has extra trailing envelope elements (then decode it). */
-int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_t *payload_off,
-                         size_t *payload_len);
+ * message has extra trailing envelope elements (then decode it). `memo`
+ * may be NULL. */
+int cn_wire_peek_payload(const void *body, size_t len, cn_wire_memo_t *memo, cn_wire_hdr_t *hdr,
+                         size_t *payload_off, size_t *payload_len);
 
 /*
  * Decodes a whole frame (length prefix included, `len` bytes) that was
@@ -307,7 +330,8 @@ int cn_wire_peek_payload(const void *body, size_t len, cn_wire_hdr_t *hdr, size_
  * Never give it bytes from a peer unchecked: the scan is what stops a
  * claimed container count from being allocated before it is read.
  */
-int cn_wire_decode_peeked(const void *frame, size_t len, cn_wire_msg_t **out);
+int cn_wire_decode_peeked(const void *frame, size_t len, cn_wire_memo_t *memo,
+                          cn_wire_msg_t **out);
 
 /* Decodes exactly one whole frame held in `frame` (length prefix included,
  * `len` bytes in all). Same codes as cn_wire_decode, plus CN_ETRUNC when
@@ -352,7 +376,6 @@ int cn_wire_pack_raw(msgpack_sbuffer *sb, const cn_wire_hdr_t *hdr, const void *
  * is mostly its envelope (six appends to the buffer), so
  * cn_wire_pack_env() costs about half of cn_wire_pack().
  */
-#define CN_WIRE_ENV_MAX 32 /* 4 + 1 + 5 + 5 + 5 + 9 bytes at most */
 typedef struct cn_wire_env {
     unsigned char len; /* 0 until cn_wire_env_init() */
     unsigned char b[CN_WIRE_ENV_MAX];

@@ -15,7 +15,7 @@
  * decoding refuses only for a typed body's fields), and on a body that
  * peek passed, msgpack-c must read exactly one object and
  * cn_wire_decode_peeked (which skips the scan) must give what the body
- * decoder gives. A frame packed with an envelope packed once
+ * decoder gives, with or without a memo of the envelope. A frame packed with an envelope packed once
  * (cn_wire_pack_env) must be the bytes cn_wire_pack gives.
  */
 #include <stdint.h>
@@ -129,7 +129,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = cn_wire_decode_body(data, size, &m);
         size_t off, plen;
         cn_wire_hdr_t h2;
-        CHECK(cn_wire_peek_payload(data, size, &h2, &off, &plen) == peek);
+        CHECK(cn_wire_peek_payload(data, size, NULL, &h2, &off, &plen) == peek);
+        /* through a memo: the second peek compares, and agrees */
+        cn_wire_memo_t memo = {0};
+        size_t off2, plen2;
+        for (int k = 0; k < 2; k++) {
+            CHECK(cn_wire_peek_payload(data, size, &memo, &h2, &off2, &plen2) == peek);
+            CHECK(peek < 0 || (off2 == off && plen2 == plen));
+        }
         if (rc == 0 && plen > 0) { /* the payload's bytes are the body */
             msgpack_zone z;
             msgpack_zone_init(&z, 256);
@@ -156,11 +163,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(f != NULL);
             cn_wire_put_len(f, size);
             memcpy(f + CN_WIRE_LEN_SIZE, data, size);
-            CHECK(cn_wire_decode_peeked(f, CN_WIRE_LEN_SIZE + size, &m2) == rc);
-            if (rc == 0)
-                CHECK(memcmp(&m2->hdr, &m->hdr, sizeof(m->hdr)) == 0 &&
-                      same_object(m2->body, m->body));
-            cn_wire_msg_free(m2);
+            for (int k = 0; k < 3; k++) { /* no memo, then the one the peeks filled */
+                CHECK(cn_wire_decode_peeked(f, CN_WIRE_LEN_SIZE + size, k ? &memo : NULL, &m2) ==
+                      rc);
+                if (rc == 0)
+                    CHECK(memcmp(&m2->hdr, &m->hdr, sizeof(m->hdr)) == 0 &&
+                          same_object(m2->body, m->body));
+                cn_wire_msg_free(m2);
+                m2 = NULL;
+            }
             free(f);
         }
         if (peek < 0)

@@ -106,7 +106,7 @@ static int next_frame(int fd, frame_t *f, int wait_ms)
     cn_wire_hdr_t h;
     size_t off, plen;
     if (body == NULL || read_n(fd, body, len, T_MS) < 0 ||
-        cn_wire_peek_payload(body, len, &h, &off, &plen) < 0 || plen == 0) {
+        cn_wire_peek_payload(body, len, NULL, &h, &off, &plen) < 0 || plen == 0) {
         fprintf(stderr, "mkcorpus_client: a frame from the root that does not peek\n");
         exit(1);
     }
