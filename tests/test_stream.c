@@ -4,7 +4,9 @@
  * sequence check, overrun mode, errors and cancellation mid-stream, and a
  * peer killed with -9.
  */
+#include <dirent.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -269,7 +271,43 @@ static int fn_getpid(cn_call_t *c, const msgpack_object *args, msgpack_packer *o
     return msgpack_pack_int64(out, getpid());
 }
 
+/* Receives until the end of the stream; returns how many it took. */
+static int fn_drain(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)args;
+    cn_started(c, NULL);
+    cn_stream_t *s;
+    int rc = cn_call_stream(c, NULL, &s);
+    uint64_t n = 0;
+    cn_result_t m;
+    while (rc == 0 && (rc = cn_stream_recv(s, &m, T_MS)) == 0) {
+        cn_result_free(&m);
+        n++;
+    }
+    cn_result_free(&m);
+    return rc == CN_EOF ? msgpack_pack_uint64(out, n) : cn_call_fail(c, rc, "drain: %s", cn_err_name(rc));
+}
+
+/* Sends args[0] messages of args[1] bytes each, then closes. */
+static int fn_blobs(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    (void)out;
+    uint64_t n = args->via.array.ptr[0].via.u64, size = args->via.array.ptr[1].via.u64;
+    char *blob = calloc(1, size);
+    msgpack_object v = {.type = MSGPACK_OBJECT_BIN};
+    v.via.bin.ptr = blob;
+    v.via.bin.size = (uint32_t)size;
+    cn_started(c, NULL);
+    cn_stream_t *s;
+    int rc = blob ? cn_call_stream(c, NULL, &s) : CN_ENOMEM;
+    for (uint64_t i = 0; rc == 0 && i < n; i++)
+        rc = cn_stream_send(s, &v, T_MS);
+    free(blob);
+    return rc < 0 ? rc : cn_stream_close(s);
+}
+
 static const cn_export_t exports[] = {
+    {"drain", fn_drain},     {"blobs", fn_blobs},
     {"doubler", fn_doubler}, {"slow_sink", fn_slow_sink}, {"deaf", fn_deaf},
     {"early", fn_early},     {"breaks", fn_breaks},       {"listener", fn_listener},
     {"getpid", fn_getpid},   {"counter", fn_counter},     {"script", fn_script},
@@ -1173,6 +1211,135 @@ static void test_broadcast_threads(void **state)
     cn_ctx_free(ctx);
 }
 
+/* The thread of this process named `comm`, or 0. */
+static pid_t thread_named(const char *comm)
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    pid_t found = 0;
+    while (d && found == 0 && (e = readdir(d)) != NULL) {
+        char path[64], name[32] = "";
+        snprintf(path, sizeof(path), "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = e->d_name[0] != '.' ? fopen(path, "r") : NULL;
+        if (f && fgets(name, sizeof(name), f) && strncmp(name, comm, strlen(comm)) == 0 &&
+            name[strlen(comm)] == '\n')
+            found = (pid_t)atoi(e->d_name);
+        if (f)
+            fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return found;
+}
+
+static pid_t pid_of(cn_portal_t p)
+{
+    cn_result_t r;
+    assert_int_equal(cn_call(p, "getpid", NULL, &r, T_MS), 0);
+    pid_t pid = (pid_t)r.value.via.i64;
+    cn_result_free(&r);
+    return pid;
+}
+
+/* Waits up to T_MS for thread or process `tid` to have `policy`. */
+static int policy_becomes(pid_t tid, int policy)
+{
+    for (int64_t deadline = ms_now() + T_MS; ms_now() < deadline; usleep(1000))
+        if (sched_getscheduler(tid) == policy)
+            return 1;
+    return sched_getscheduler(tid) == policy;
+}
+
+static _Atomic int blob_stop;
+
+/* Streams 16 KiB messages into "drain" on `a` until blob_stop. */
+static void *blob_sender(void *arg)
+{
+    cn_stream_t *s = arg;
+    static char blob[16384];
+    msgpack_object v = {.type = MSGPACK_OBJECT_BIN};
+    v.via.bin.ptr = blob;
+    v.via.bin.size = sizeof(blob);
+    while (!atomic_load(&blob_stop))
+        if (cn_stream_send(s, &v, T_MS) != 0)
+            return (void *)1;
+    return NULL;
+}
+
+/* While a broker writes large batches it runs as SCHED_BATCH, so that
+ * waking it does not preempt the sender (actor.c, "The broker's
+ * scheduling"), and it is SCHED_OTHER again soon after they stop; a
+ * process it starts meanwhile does not inherit SCHED_BATCH. */
+static void test_bulk_writes_batch_the_broker(void **state)
+{
+    (void)state;
+    pid_t broker = thread_named("cn-broker");
+    assert_true(broker > 0);
+    assert_true(policy_becomes(broker, SCHED_OTHER));
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(a, "drain", NULL, NULL, &s);
+    pthread_t th;
+    atomic_store(&blob_stop, 0);
+    assert_int_equal(pthread_create(&th, NULL, blob_sender, s), 0);
+    int batch = policy_becomes(broker, SCHED_BATCH);
+    cn_portal_t b;
+    int spawned = batch ? cn_spawn("b", NULL, &b, T_MS) : -1;
+    int still = sched_getscheduler(broker) == SCHED_BATCH;
+    atomic_store(&blob_stop, 1);
+    void *failed;
+    pthread_join(th, &failed);
+    assert_true(batch);
+    assert_null(failed);
+    assert_int_equal(spawned, 0);
+    /* b was started by the broker while it wrote bulk */
+    print_message("broker batch while spawning: %s\n", still ? "yes" : "no (a stall)");
+    assert_int_equal(sched_getscheduler(pid_of(b)), SCHED_OTHER);
+    assert_int_equal(cn_stream_close(s), 0);
+    cn_result_t r;
+    assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
+    assert_true(r.value.via.u64 > 0);
+    cn_result_free(&r);
+    cn_ctx_free(ctx);
+    assert_true(policy_becomes(broker, SCHED_OTHER)); /* the writes stopped */
+    assert_int_equal(cn_cancel(b, T_MS), 0);
+}
+
+/* A broker whose program gave it another policy keeps it: an actor whose
+ * main thread is SCHED_IDLE streams bulk and stays SCHED_IDLE. */
+static void test_bulk_leaves_another_policy_alone(void **state)
+{
+    (void)state;
+    cn_portal_t c;
+    assert_int_equal(cn_spawn("c", NULL, &c, T_MS), 0);
+    pid_t pid = pid_of(c); /* a serve-only child: its broker is its main thread */
+    struct sched_param sp = {0};
+    assert_int_equal(sched_setscheduler(pid, SCHED_IDLE, &sp), 0);
+    msgpack_object nv[2] = {uint_obj(200), uint_obj(16384)};
+    msgpack_object args = {.type = MSGPACK_OBJECT_ARRAY};
+    args.via.array.ptr = nv;
+    args.via.array.size = 2;
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(c, "blobs", &args, NULL, &s);
+    unsigned n = 0;
+    cn_result_t m;
+    int rc;
+    while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
+        assert_int_equal(sched_getscheduler(pid), SCHED_IDLE);
+        cn_result_free(&m);
+        n++;
+    }
+    cn_result_free(&m);
+    assert_int_equal(rc, CN_EOF);
+    assert_int_equal(n, 200);
+    cn_result_t r;
+    assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
+    cn_result_free(&r);
+    cn_ctx_free(ctx);
+    usleep(20000); /* past BULK_IDLE_MS: it would have gone to SCHED_OTHER */
+    assert_int_equal(sched_getscheduler(pid), SCHED_IDLE);
+    assert_int_equal(cn_cancel(c, T_MS), 0);
+}
+
 /* ------------------------------------------------------------ main */
 
 static int suite_main(int argc, char **argv)
@@ -1199,6 +1366,8 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_free_while_others_wait),
         cmocka_unit_test(test_each_thread_reads_its_own_error),
         cmocka_unit_test(test_a_hubs_stream_is_its_own),
+        cmocka_unit_test(test_bulk_writes_batch_the_broker),
+        cmocka_unit_test(test_bulk_leaves_another_policy_alone),
     };
     return suite_finish(cmocka_run_group_tests_name("stream", tests, setup, NULL));
 }

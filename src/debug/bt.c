@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "debug/debug.h"
+#include "runtime/rt.h"
 
 /* ===========================================================================
  * What each address is, once asked
@@ -167,6 +168,7 @@ static void addr2line(const char *module, const uintptr_t *rel, ent_t **ents, in
     posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
     pid_t pid;
+    cn__broker_unbatch(); /* addr2line would inherit it */
     int rc = posix_spawnp(&pid, "addr2line", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pfd[1]);

@@ -397,6 +397,7 @@ static int spawn_gdb(bridge_t *b, const char *gdb, char *why)
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                         POSIX_SPAWN_SETSIGDEF);
     char **env = gdb_env();
+    cn__broker_unbatch(); /* gdb would inherit it */
     int rc = env ? posix_spawn(&b->pid, gdb, &fa, &attr, argv, env) : ENOMEM;
     free(env);
     posix_spawn_file_actions_destroy(&fa);

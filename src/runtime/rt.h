@@ -210,6 +210,12 @@ uint64_t cn__now_us(void);
  * cost one write. */
 void cn__wake(void);
 
+/* Broker: before it starts a thread or a process, which would inherit its
+ * scheduling policy, ends the SCHED_BATCH it takes while it writes bulk
+ * (actor.c, "The broker's scheduling"); it comes back at the next large
+ * write. */
+void cn__broker_unbatch(void);
+
 /* The same clock read at the kernel's last tick (1-4 ms old), for
  * timestamps on a hot path: a few ns, where cn__now_us costs ~30 here. */
 uint64_t cn__now_coarse_us(void);

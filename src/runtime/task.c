@@ -416,6 +416,7 @@ static int pool_grow(void)
         if (cn__rt.threads == NULL)
             cn__rt.threads = calloc(cn__rt.max_threads, sizeof(pthread_t));
         void *number = (void *)(uintptr_t)(k + 1); /* its name's */
+        cn__broker_unbatch(); /* the thread would inherit it */
         err = cn__rt.threads ? pthread_create(&cn__rt.threads[k], NULL, worker, number) : ENOMEM;
         if (err == 0)
             atomic_fetch_add(&cn__rt.nthreads, 1);
