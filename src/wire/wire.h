@@ -172,9 +172,10 @@ typedef struct cn_wire_msg {
     const char *frame; /* the raw frame, length prefix included, */
     size_t frame_len;  /*   so a router can forward it unchanged */
     msgpack_zone zone; /* owns this struct and all of the above, */
-    int block;         /*   unless this is set: a body without arrays or
+    size_t block;      /*   unless this is set: a body without arrays or
                         *   maps needs no zone, and the struct and its
-                        *   frame are then one block (see cn_wire_msg_zone) */
+                        *   frame are then one block of this many bytes
+                        *   (see cn_wire_msg_zone) */
 } cn_wire_msg_t;
 
 /* Releases everything a decoded message owns, the struct included. NULL is
