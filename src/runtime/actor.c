@@ -283,6 +283,8 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
 #define BULK_BYTES (8u * 1024)
 #define BULK_IDLE_MS 2
 
+static __thread int tl_broker; /* this thread runs the loop */
+
 static struct {
     uv_timer_t timer;  /* while on: to turn it off again */
     int on;            /* the broker runs as SCHED_BATCH */
@@ -299,7 +301,7 @@ static int bulk_policy(int policy)
 
 void cn__broker_unbatch(void)
 {
-    if (!bulk.on)
+    if (!tl_broker || !bulk.on)
         return;
     uv_timer_stop(&bulk.timer);
     bulk.on = 0;
@@ -2228,6 +2230,7 @@ static void on_wake(uv_poll_t *p, int err, int events)
 static void broker_run(void)
 {
     cn__broker_tid = (int)syscall(SYS_gettid);
+    tl_broker = 1;
     while (!cn__rt.stop_loop)
         uv_run(&cn__rt.loop, UV_RUN_DEFAULT);
 }
@@ -2924,6 +2927,7 @@ int cn__rt_init_root(int argc, char **argv, const cn_config_t *cfg)
     cn__rt.started = 1;
     cn__rt.start_us = cn__now_us();
     cn__broker_tid = (int)syscall(SYS_gettid); /* the caller runs the loop */
+    tl_broker = 1;
     return 0;
 }
 

@@ -443,7 +443,9 @@ static int unpack_flat(const uint8_t *p, size_t len, size_t *used, msgpack_objec
         case 0xd1:
         case 0xd2:
         case 0xd3:
-            /* float 32/64, uint 8..64, int 8..64: the value is read below */
+            /* float 32/64, uint 8..64, int 8..64: the value, and with it
+             * the type, is read below */
+            o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
             n = b <= 0xcb ? 4u << (b - 0xca) : 1u << ((b - 0xcc) & 3);
             break;
         default: /* 0xc1 is never used */
