@@ -277,8 +277,10 @@ static int stream_write(cn__stream_t *s, const cn_wire_hdr_t *h, const char *buf
  * broker writes it in a few large sends (3 000 wake-ups, a third more
  * messages a second). The price is latency when every core is busy, so it
  * lasts only while the writes do: BULK_IDLE_MS after the last large one
- * the broker is SCHED_OTHER again. A broker that was not SCHED_OTHER (a
- * program that gave its threads a policy) is left as it is.
+ * the broker is SCHED_OTHER again. A broker that is not SCHED_OTHER when
+ * a large write comes (its program, or an operator's chrt, chose another
+ * policy) is left as it is, and so is one whose policy was changed while
+ * it was SCHED_BATCH.
  */
 #define BULK_BYTES (8u * 1024)
 #define BULK_IDLE_MS 2
@@ -287,26 +289,30 @@ static __thread int tl_broker; /* this thread runs the loop */
 
 static struct {
     uv_timer_t timer;  /* while on: to turn it off again */
-    int on;            /* the broker runs as SCHED_BATCH */
-    int never;         /* not SCHED_OTHER to begin with, or refused */
-    int checked;       /* `never` is known */
+    int on;            /* the broker made itself SCHED_BATCH */
     uint64_t last_ms;  /* uv_now of the last large write */
 } bulk;
 
+/* The calling thread's policy, set and read through the kernel (0 is this
+ * thread): glibc's pthread_getschedparam answers from what its own
+ * pthread_setschedparam last set, and would miss an operator's chrt. */
 static int bulk_policy(int policy)
 {
     struct sched_param sp = {0};
-    return pthread_setschedparam(pthread_self(), policy, &sp);
+    return sched_setscheduler(0, policy, &sp);
 }
 
 void cn__broker_unbatch(void)
 {
     if (!tl_broker || !bulk.on)
         return;
+    /* Back to SCHED_OTHER, unless something gave the thread another
+     * policy meanwhile; if the kernel refuses, the timer, and every
+     * thread or process about to start, tries again. */
+    if (sched_getscheduler(0) == SCHED_BATCH && bulk_policy(SCHED_OTHER) != 0)
+        return;
     uv_timer_stop(&bulk.timer);
     bulk.on = 0;
-    if (bulk_policy(SCHED_OTHER) != 0)
-        bulk.never = 1; /* stays batch: no worse than before it asked */
 }
 
 static void on_bulk_timer(uv_timer_t *t)
@@ -319,24 +325,13 @@ static void on_bulk_timer(uv_timer_t *t)
 /* Broker: a write of `bytes` is about to go out. */
 static void bulk_note(size_t bytes)
 {
-    if (bytes < BULK_BYTES || bulk.never)
+    if (bytes < BULK_BYTES)
         return;
     bulk.last_ms = uv_now(&cn__rt.loop);
-    if (bulk.on)
+    /* Only from SCHED_OTHER: the program, or an operator's chrt, may have
+     * chosen another policy, at start or since. */
+    if (bulk.on || sched_getscheduler(0) != SCHED_OTHER || bulk_policy(SCHED_BATCH) != 0)
         return;
-    if (!bulk.checked) {
-        int policy;
-        struct sched_param sp;
-        bulk.checked = 1;
-        bulk.never = pthread_getschedparam(pthread_self(), &policy, &sp) != 0 ||
-                     policy != SCHED_OTHER;
-        if (bulk.never)
-            return;
-    }
-    if (bulk_policy(SCHED_BATCH) != 0) {
-        bulk.never = 1;
-        return;
-    }
     bulk.on = 1;
     uv_timer_start(&bulk.timer, on_bulk_timer, BULK_IDLE_MS, BULK_IDLE_MS);
 }

@@ -456,6 +456,10 @@ static int unpack_flat(const uint8_t *p, size_t len, size_t *used, msgpack_objec
                 return CN_ETRUNC;
             n = (size_t)be_read(p + i, w);
             i += w;
+            /* msgpack-c adds the type byte to an ext's length in 32 bits,
+             * and fails the one that wraps */
+            if (o->type == MSGPACK_OBJECT_EXT && n == UINT32_MAX)
+                return CN_EBADMSGPACK;
         }
         if (o->type == MSGPACK_OBJECT_EXT) { /* its type byte, then data */
             if (len - i < 1)
@@ -696,8 +700,10 @@ void cn_wire_msg_free(cn_wire_msg_t *msg)
 msgpack_zone *cn_wire_msg_zone(cn_wire_msg_t *msg)
 {
     /* msgpack_zone_init sets chunk_size; memset left it 0 in a block */
-    if (msg->block && msg->zone.chunk_size == 0 && !msgpack_zone_init(&msg->zone, 1024))
+    if (msg->block && msg->zone.chunk_size == 0 && !msgpack_zone_init(&msg->zone, 1024)) {
+        msg->zone.chunk_size = 0; /* set before its malloc failed: none made */
         return NULL;
+    }
     return &msg->zone;
 }
 
@@ -784,7 +790,11 @@ static int read_header_memo(const uint8_t *p, size_t len, size_t *i, cn_wire_hdr
     if (memo == NULL)
         return read_header(p, len, i, hdr);
     if (memo->len > 0 && len > memo->len && memcmp(p, memo->b, memo->len) == 0) {
-        memcpy(hdr, &memo->hdr, sizeof(*hdr)); /* padding too, as it was read */
+        /* field by field: *hdr's padding stays as its caller set it */
+        hdr->type = memo->hdr.type;
+        hdr->dst = memo->hdr.dst;
+        hdr->src = memo->hdr.src;
+        hdr->cid = memo->hdr.cid;
         *i = memo->len;
         return 0;
     }
@@ -792,7 +802,10 @@ static int read_header_memo(const uint8_t *p, size_t len, size_t *i, cn_wire_hdr
     if (rc == 0 && *i <= sizeof(memo->b)) {
         memcpy(memo->b, p, *i);
         memo->len = (unsigned char)*i;
-        memcpy(&memo->hdr, hdr, sizeof(*hdr));
+        memo->hdr.type = hdr->type;
+        memo->hdr.dst = hdr->dst;
+        memo->hdr.src = hdr->src;
+        memo->hdr.cid = hdr->cid;
     }
     return rc;
 }
