@@ -533,6 +533,7 @@ static void spare_drop(void *unused)
     (void)unused;
     free(tl_spare);
     tl_spare = NULL;
+    tl_spare_ok = -1; /* the thread is ending: a later free is a free */
 }
 
 static void spare_key_make(void)
