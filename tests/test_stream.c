@@ -1307,7 +1307,8 @@ static void test_bulk_writes_batch_the_broker(void **state)
 /* A broker given another policy keeps it, even when that happens while
  * it writes bulk as SCHED_BATCH: an actor streams bulk, its main thread
  * (its broker) is made SCHED_IDLE halfway, as chrt -p would, and stays
- * SCHED_IDLE through the rest of the stream and after it. */
+ * SCHED_IDLE through the rest of the stream and after it. The root's
+ * broker, reading that bulk, is SCHED_BATCH meanwhile. */
 static void test_bulk_leaves_another_policy_alone(void **state)
 {
     (void)state;
@@ -1315,7 +1316,8 @@ static void test_bulk_leaves_another_policy_alone(void **state)
     assert_int_equal(cn_spawn("c", NULL, &c, T_MS), 0);
     pid_t pid = pid_of(c); /* a serve-only child: its broker is its main thread */
     struct sched_param sp = {0};
-    int seen_batch = 0;
+    int seen_batch = 0, root_batch = 0;
+    pid_t broker = thread_named("cn-broker");
     msgpack_object nv[2] = {uint_obj(400), uint_obj(16384)};
     msgpack_object args = {.type = MSGPACK_OBJECT_ARRAY};
     args.via.array.ptr = nv;
@@ -1328,6 +1330,8 @@ static void test_bulk_leaves_another_policy_alone(void **state)
     while ((rc = cn_stream_recv(s, &m, T_MS)) == 0) {
         if (n < 200 && sched_getscheduler(pid) == SCHED_BATCH)
             seen_batch = 1;
+        if (sched_getscheduler(broker) == SCHED_BATCH) /* reading bulk */
+            root_batch = 1;
         if (n == 200)
             assert_int_equal(sched_setscheduler(pid, SCHED_IDLE, &sp), 0);
         if (n >= 200)
@@ -1339,6 +1343,7 @@ static void test_bulk_leaves_another_policy_alone(void **state)
     assert_int_equal(rc, CN_EOF);
     assert_int_equal(n, 400);
     assert_true(seen_batch);
+    assert_true(root_batch);
     cn_result_t r;
     assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
     cn_result_free(&r);
