@@ -1282,7 +1282,7 @@ static void test_bulk_writes_batch_the_broker(void **state)
     atomic_store(&blob_stop, 0);
     assert_int_equal(pthread_create(&th, NULL, blob_sender, s), 0);
     int batch = policy_becomes(broker, SCHED_BATCH);
-    cn_portal_t b;
+    cn_portal_t b = {0};
     int spawned = batch ? cn_spawn("b", NULL, &b, T_MS) : -1;
     int still = sched_getscheduler(broker) == SCHED_BATCH;
     atomic_store(&blob_stop, 1);

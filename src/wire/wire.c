@@ -389,7 +389,7 @@ static int unpack_flat(const uint8_t *p, size_t len, size_t *used, msgpack_objec
         if (b <= 0x7f)
             o->via.u64 = b;
         else
-            o->via.i64 = (int8_t)b;
+            o->via.i64 = (int64_t)b - 0x100; /* 0xe0..0xff: -32..-1 */
         *used = 1;
         return 0;
     }
