@@ -168,7 +168,7 @@ typedef struct cn_wire_msg {
 #define CN__WIRE_BODY_MEMBER(name, member, FIELDS) cn_wire_##member##_t member;
         CN_WIRE_BODIES(CN__WIRE_BODY_MEMBER)
 #undef CN__WIRE_BODY_MEMBER
-    } u;               /* filled for typed bodies only */
+    } u;               /* filled for typed bodies only (never for a block) */
     const char *frame; /* the raw frame, length prefix included, */
     size_t frame_len;  /*   so a router can forward it unchanged */
     msgpack_zone zone; /* owns this struct and all of the above, */
