@@ -306,7 +306,31 @@ static int fn_blobs(cn_call_t *c, const msgpack_object *args, msgpack_packer *ou
     return rc < 0 ? rc : cn_stream_close(s);
 }
 
+/* Receives with a window of args; answers every nil with how many
+ * messages came before it, and returns that count at the end. */
+static int fn_tally(cn_call_t *c, const msgpack_object *args, msgpack_packer *out)
+{
+    cn_stream_opts_t opts = {.window = (unsigned)args->via.u64};
+    cn_started(c, NULL);
+    cn_stream_t *s;
+    int rc = cn_call_stream(c, &opts, &s);
+    uint64_t n = 0;
+    cn_result_t m;
+    while (rc == 0 && (rc = cn_stream_recv(s, &m, T_MS)) == 0) {
+        if (m.value.type == MSGPACK_OBJECT_NIL) {
+            msgpack_object v = uint_obj(n);
+            rc = cn_stream_send(s, &v, T_MS);
+        } else {
+            n++;
+        }
+        cn_result_free(&m);
+    }
+    cn_result_free(&m);
+    return rc == CN_EOF ? msgpack_pack_uint64(out, n) : cn_call_fail(c, rc, "tally: %s", cn_err_name(rc));
+}
+
 static const cn_export_t exports[] = {
+    {"tally", fn_tally},
     {"drain", fn_drain},     {"blobs", fn_blobs},
     {"doubler", fn_doubler}, {"slow_sink", fn_slow_sink}, {"deaf", fn_deaf},
     {"early", fn_early},     {"breaks", fn_breaks},       {"listener", fn_listener},
@@ -1304,6 +1328,65 @@ static void test_bulk_writes_batch_the_broker(void **state)
     assert_int_equal(cn_cancel(b, T_MS), 0);
 }
 
+/*
+ * In bulk mode the broker holds small writes back for a moment to let
+ * them grow (actor.c, "Lingering"); what it holds goes out on its own
+ * clock even when the sender neither sends again nor sleeps. Each round
+ * starts bulk mode with a 16 KiB message, sends a burst of small ones and
+ * a nil, then waits for the receiver's answer to the nil polling, without
+ * ever sleeping. A round whose tail stayed behind never gets its answer.
+ * LINGER_US set to ten seconds makes this fail; the odd rounds, which
+ * sleep in cn_stream_recv, then take the ten seconds each instead (the
+ * sleep is what should end the linger at once).
+ */
+static void test_held_back_frames_go_out_on_their_own(void **state)
+{
+    (void)state;
+    enum { ROUNDS = 20, BURST = 2000 };
+    msgpack_object win = uint_obj(4096);
+    cn_stream_opts_t opts = {.window = 64};
+    cn_stream_t *s;
+    cn_ctx_t *ctx = open_stream(a, "tally", &win, &opts, &s);
+    wait_peer_open(s);
+    static char blob[16384];
+    msgpack_object big = {.type = MSGPACK_OBJECT_BIN}, nil = {.type = MSGPACK_OBJECT_NIL};
+    big.via.bin.ptr = blob;
+    big.via.bin.size = sizeof(blob);
+    uint64_t sent = 0;
+    int64_t slowest = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        assert_int_equal(cn_stream_send(s, &big, T_MS), 0);
+        sent++;
+        for (uint64_t i = 0; i < BURST; i++) {
+            msgpack_object v = uint_obj(i);
+            assert_int_equal(cn_stream_send(s, &v, T_MS), 0);
+        }
+        sent += BURST;
+        assert_int_equal(cn_stream_send(s, &nil, T_MS), 0);
+        int64_t t0 = ms_now(), deadline = t0 + T_MS;
+        cn_result_t m;
+        int rc;
+        if (r % 2)
+            rc = cn_stream_recv(s, &m, T_MS);
+        else
+            while ((rc = cn_stream_recv(s, &m, 0)) == CN_ETIMEDOUT && ms_now() < deadline)
+                sched_yield();
+        if (rc != 0)
+            fail_msg("round %d: no answer to the nil within %d ms (%s)", r, T_MS, cn_err_name(rc));
+        assert_int_equal(m.value.via.u64, sent);
+        cn_result_free(&m);
+        if (ms_now() - t0 > slowest)
+            slowest = ms_now() - t0;
+    }
+    print_message("slowest answer: %lld ms\n", (long long)slowest);
+    assert_int_equal(cn_stream_close(s), 0);
+    cn_result_t r;
+    assert_int_equal(cn_ctx_result(ctx, &r, T_MS), 0);
+    assert_int_equal(r.value.via.u64, sent);
+    cn_result_free(&r);
+    cn_ctx_free(ctx);
+}
+
 /* A broker given another policy keeps it, even when that happens while
  * it writes bulk as SCHED_BATCH: an actor streams bulk, its main thread
  * (its broker) is made SCHED_IDLE halfway, as chrt -p would, and stays
@@ -1381,6 +1464,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_a_hubs_stream_is_its_own),
         cmocka_unit_test(test_bulk_writes_batch_the_broker),
         cmocka_unit_test(test_bulk_leaves_another_policy_alone),
+        cmocka_unit_test(test_held_back_frames_go_out_on_their_own),
     };
     return suite_finish(cmocka_run_group_tests_name("stream", tests, setup, NULL));
 }

@@ -56,6 +56,16 @@ void cn__clock_set(cn__clock_t *c, uint64_t period_ms)
         c->on = period_ms > 0;
 }
 
+void cn__clock_once_us(cn__clock_t *c, uint64_t us)
+{
+    struct itimerspec its;
+    memset(&its, 0, sizeof(its));
+    its.it_value.tv_sec = (time_t)(us / 1000000);
+    its.it_value.tv_nsec = (long)(us % 1000000) * 1000L;
+    if (c->fd >= 0 && timerfd_settime(c->fd, 0, &its, NULL) == 0)
+        c->on = us > 0;
+}
+
 void cn__clock_close(cn__clock_t *c)
 {
     if (c->fd < 0)

@@ -91,6 +91,7 @@ void cn__cond_init_mono(pthread_cond_t *cv)
 
 void cn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns)
 {
+    cn__about_to_sleep();
     if (deadline_ns == INT64_MAX) {
         pthread_cond_wait(cv, mu);
     } else {
@@ -262,6 +263,8 @@ int cn__latch_get_spin(cn__latch_t *l, int64_t timeout_ms, int64_t spin_ns, cn__
                                                 memory_order_acq_rel, memory_order_acquire);
         atomic_fetch_sub_explicit(&spinners, 1, memory_order_relaxed);
     }
+    if (atomic_load_explicit(&w.state, memory_order_acquire) == WAITING)
+        cn__about_to_sleep();
     while (atomic_load_explicit(&w.state, memory_order_acquire) == WAITING) {
         if (deadline == INT64_MAX) {
             futex_wait(&w.state, WAITING, NULL);

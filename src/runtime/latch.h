@@ -107,6 +107,12 @@ void cn__cond_init_mono(pthread_cond_t *cv);
  * signalled or the deadline passes. Callers loop on their own condition. */
 void cn__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns);
 
+/* Called by every latch and cn__cond_wait_until wait before the thread
+ * sleeps; the runtime defines it (actor.c: the broker sends at once what
+ * it holds back for a moment in bulk mode, which the sleeper may be
+ * waiting on). Costs one relaxed load when nothing is held back. */
+void cn__about_to_sleep(void);
+
 /* Items queued now (for the inspector). */
 unsigned cn__latch_size(cn__latch_t *l);
 

@@ -52,6 +52,8 @@ typedef struct cn__clock {
 int cn__clock_init(cn__clock_t *c, void (*fn)(cn__clock_t *));
 /* Ticks every period_ms from now on; 0 stops it. */
 void cn__clock_set(cn__clock_t *c, uint64_t period_ms);
+/* Ticks once, `us` microseconds from now (0 stops it). */
+void cn__clock_once_us(cn__clock_t *c, uint64_t us);
 /* Stops watching it and closes its descriptor. */
 void cn__clock_close(cn__clock_t *c);
 
@@ -71,6 +73,8 @@ struct cn__stream {
     pthread_mutex_t wmu;
     msgpack_sbuffer wq; /* bytes queued, not yet taken by the broker */
     int wbusy;          /* the broker holds bytes in wb: queue behind them */
+    size_t room;        /* the last frame queued in wq: its sender's room (stream_write) */
+    int lingering;      /* broker only: wq is left to grow for a moment (linger) */
     int closed;         /* writes fail with CN_EDEAD */
     char reason[CN__REASON_MAX];
     cn__cmap_t inflight; /* (src, cid) of CMDs sent into this stream */
@@ -248,10 +252,13 @@ int cn__send_frame(const cn_wire_hdr_t *h, const char *buf, size_t len, char *re
  * cn__link_put), or NULL for ourselves or no route. For a sender that
  * sends many frames to one actor: ids are never reused and an actor never
  * moves in the tree, so the answer holds until the stream closes, and
- * cn__link_send then fails with CN_EDEAD and its reason. */
+ * cn__link_send then fails with CN_EDEAD and its reason. `room` is how
+ * many bytes the sender may send after this frame without waiting (its
+ * credit), 0 if it cannot tell: in bulk mode the broker holds back small
+ * writes from a sender with room to make them larger (actor.c, linger). */
 cn__stream_t *cn__link_get(uint32_t dst);
 int cn__link_send(cn__stream_t *l, const cn_wire_hdr_t *h, const char *buf, size_t len,
-                  char *reason);
+                  size_t room, char *reason);
 void cn__link_put(cn__stream_t *l);
 
 /* --- shared by call.c, task.c and stream.c */

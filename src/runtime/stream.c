@@ -288,8 +288,6 @@ void cn__stream_free(cn_stream_t *s)
  * Sending
  */
 
-/* Takes one credit for a frame of `bytes`, waiting up to timeout_ms for
- * it, and counts the frame as sent. */
 static void count_sent(cn_stream_t *s, size_t bytes)
 {
     /* one writer at a time (send_mu): plain increments, atomic for readers */
@@ -301,7 +299,9 @@ static void count_sent(cn_stream_t *s, size_t bytes)
     atomic_store_explicit(&s->out_us, cn__now_coarse_us(), memory_order_relaxed);
 }
 
-static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
+/* Takes one credit for a frame of `bytes`, waiting up to timeout_ms for
+ * it, and counts the frame as sent; *left is the credit left after it. */
+static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes, int64_t *left)
 {
     cn__flow_t *f = s->flow;
     /* The fast path: a credit is there, one atomic step. */
@@ -309,8 +309,10 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
     while (c > 0 && !atomic_load(&f->ended))
         if (atomic_compare_exchange_weak(&f->credit, &c, c - 1)) {
             count_sent(s, bytes);
+            *left = c - 1;
             return 0;
         }
+    *left = 0;
     int64_t deadline = cn__deadline(timeout_ms);
     int rc = 0, stalled = 0;
     cn__lock(&f->mu);
@@ -378,7 +380,7 @@ static int take_credit(cn_stream_t *s, int64_t timeout_ms, size_t bytes)
         snprintf(tl_error, sizeof(tl_error), "%s", f->reason);
     }
     if (rc == 0) {
-        atomic_fetch_sub(&f->credit, 1); /* others only add: it stays >= 0 */
+        *left = atomic_fetch_sub(&f->credit, 1) - 1; /* others only add: it stays >= 0 */
         count_sent(s, bytes);
     }
     cn__unlock(&f->mu);
@@ -418,6 +420,7 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
     if (s->ctx && cn__ctx_cancelled(s->ctx, NULL) < 0)
         return CN_ECANCELED;
     cn__lock(&s->send_mu);
+    int64_t left = 0;
     static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
     msgpack_sbuffer *sb = &s->sb;
     sb->size = 0;
@@ -433,11 +436,11 @@ int cn_stream_send(cn_stream_t *s, const msgpack_object *value, int64_t timeout_
         snprintf(tl_error, sizeof(tl_error), "cannot send the value: %s",
                  cn_strerror(rc));
     else
-        rc = take_credit(s, timeout_ms, sb->size);
+        rc = take_credit(s, timeout_ms, sb->size, &left);
     if (rc == 0 && s->link == NULL)
         s->link = cn__link_get(s->peer); /* routed once, not per message */
     if (rc == 0 && s->link)
-        rc = cn__link_send(s->link, &h, sb->data, sb->size, tl_error);
+        rc = cn__link_send(s->link, &h, sb->data, sb->size, (size_t)left * sb->size, tl_error);
     else if (rc == 0)
         rc = cn__send_frame(&h, sb->data, sb->size, tl_error);
     if (sb->alloc > 1u << 20) { /* do not keep a huge one */
