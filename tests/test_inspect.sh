@@ -464,7 +464,11 @@ for mode in long-call starved; do
         expect_out "caller +spin\(\) +lint/kid +running " "ctx: a plain call in flight is running, not opening"
         expect_rc 3 "lint fires on $mode (again)" env CANOPY_LINT_WAIT_MS=500 $canopy lint lint
         expect_out "warning long-wait \[lint, lint/kid\]: lint thread [0-9]+ \(main\) has waited ([0-9]+ms|[0-9]\.[0-9]s) in call on lint/kid \(spin, cid [0-9]+\): thread [0-9]+ is running spin outside any canopy call .*'canopy bt' shows where" "long-wait names the task's thread and where to look" ;;
-    starved) expect_out "long-wait .*in call on lint/kid \(quick, cid [0-9]+\): no thread runs it: it is queued, and .*1 task thread.* busy" "long-wait says the call is queued behind max_threads" ;;
+    starved)
+        expect_out "long-wait .*in call on lint/kid \(quick, cid [0-9]+\): no thread runs it: it is queued, and .*1 task thread.* busy" "long-wait says the call is queued behind max_threads"
+        expect_rc 0 "ctx while a call waits for a task thread" $canopy ctx lint lint/kid
+        expect_out "callee +quick\(\) +lint +queued " "ctx: a call no thread has taken yet is queued, not running"
+        expect_out "callee +hold +lint +(started|streaming) " "ctx: the context holding the one thread is not queued" ;;
     esac
     kill -9 $l
 done

@@ -114,11 +114,13 @@ typedef struct cn_snap_ctx {
     const char *role;   /* caller, callee */
     const char *kind;   /* call, context */
     const char *phase;  /* opening, started, streaming, returned, errored;
-                           a plain call: running */
+                           a plain call: running; a callee's end that no
+                           task thread has taken yet: queued */
     const char *cancel; /* none, requested, acknowledged, done, timed-out */
     const char *cancel_by;
     uint64_t opened_us, cancel_us;
-    int tid;            /* a caller's: the thread that opened it */
+    int tid;            /* a caller's: the thread that opened it; a
+                           callee's: the thread running it (0: queued) */
     int has_stream;
     cn_snap_stream_t stream;
 } cn_snap_ctx_t;

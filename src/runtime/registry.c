@@ -517,7 +517,7 @@ void cn__done(void)
     cn__unlock(&reg.mu);
 }
 
-void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid)
+void cn__thr_task(cn__rec_t *r)
 {
     thr_t *t = self();
     if (t == NULL)
@@ -525,14 +525,15 @@ void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid)
     uint64_t now = cn__now_us();
     cn__lock(&reg.mu);
     t->is_task = 1;
-    t->in_task = fn != NULL;
-    if (fn) {
-        snprintf(t->fn, sizeof(t->fn), "%.*s", (int)fn_len, fn);
-        t->task_caller = caller;
-        t->task_cid = cid;
+    t->in_task = r != NULL;
+    if (r) {
+        memcpy(t->fn, r->fn, sizeof(t->fn));
+        t->task_caller = r->peer;
+        t->task_cid = r->cid;
         t->task_us = now;
+        r->tid = t->tid; /* no longer queued */
     }
-    t->doing = fn ? CN__DO_RUNNING : CN__DO_IDLE;
+    t->doing = r ? CN__DO_RUNNING : CN__DO_IDLE;
     t->peer = 0;
     t->cid = 0;
     t->since_us = now;
@@ -583,6 +584,8 @@ void cn__registry_pack(msgpack_packer *pk)
         const char *phase = phase_names[r->phase];
         if (r->phase == CN__PH_STARTED && r->stream)
             phase = "streaming";
+        else if (r->role == CN__ROLE_CALLEE && r->phase == CN__PH_OPENING && r->tid == 0)
+            phase = "queued"; /* no task thread has taken it yet */
         else if (!r->is_ctx && r->phase == CN__PH_OPENING)
             phase = "running"; /* a plain call has no started: it runs until it answers */
         msgpack_pack_map(pk, 12);

@@ -564,8 +564,10 @@ enum {
 void cn__doing(int what, uint32_t peer, uint64_t cid);
 void cn__done(void);
 
-/* A task thread starts (fn != NULL) or ends running a task. */
-void cn__thr_task(const char *fn, size_t fn_len, uint32_t caller, uint64_t cid);
+/* A task thread starts running the task whose record is r, or ends it
+ * (NULL). Until a thread starts it, a callee's record has tid 0, which the
+ * snapshot shows as phase "queued". */
+void cn__thr_task(cn__rec_t *r);
 
 /* Map entries for snapshots: "key": string (NULL packs nil) or integer.
  * Not inline: msgpack's packers are, and these have some eighty callers

@@ -388,9 +388,9 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&pool.mu);
         cn__task_t *t = (cn__task_t *)n;
         tl_task = t;
-        cn__thr_task(t->msg->u.cmd.fn.ptr, t->msg->u.cmd.fn.len, t->caller, t->cid);
+        cn__thr_task(&t->rec);
         run_task(t);
-        cn__thr_task(NULL, 0, 0, 0);
+        cn__thr_task(NULL);
         tl_task = NULL;
         task_free(t);
     }
