@@ -393,7 +393,10 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     stalled-stream)
         expect_out "stalled-stream .*flood .*its window of 64 is used up: all 64 in its buffer" "stalled-stream names the receiver"
         expect_out "all 64 in its buffer\): thread [0-9]+ \(main\) is in sleep for" "stalled-stream: what the receiver's thread runs, and where it waits" ;;
-    cycle) expect_out "wait-for-cycle .*lint thread [0-9]+ \\(main\\) waits in recv on lint/kid -> lint/kid thread [0-9]+ \\(waiter\\) waits in recv on lint -> back to" "cycle printed" ;;
+    cycle)
+        expect_out "wait-for-cycle .*lint thread [0-9]+ \\(main\\) waits in recv on lint/kid -> lint/kid thread [0-9]+ \\(waiter\\) waits in recv on lint -> back to" "cycle printed"
+        printf '%s\n' "$out" | grep -q "held up" && fail "cycle: nobody is held up behind it: $out" ||
+            ok "cycle: names no thread held up behind it when none is" ;;
     unreaped) expect_out "unreaped .*quick \\(pid [0-9]+\\) is gone from the system" "unreaped names the child" ;;
     orphan) expect_out "orphan-stream .*other end on forgetful has no such context" "orphan-stream names the lost end" ;;
     esac
@@ -414,6 +417,15 @@ for mode in stuck-cancel stalled-stream cycle unreaped orphan; do
     fi
     kill -9 $l
 done
+
+# A deadlock that others wait on: the kid's sink task waits in recv for
+# the root's main thread, which is in the cycle. The lint names it.
+start_lint cycle-behind cycle-behind
+sleep 0.6
+expect_rc 3 "lint fires on a cycle with a waiter behind it" $canopy lint lint
+expect_out "wait-for-cycle .*back to lint(/kid)? thread [0-9]+; held up behind it: lint/kid thread [0-9]+ \\(sink\\)" \
+    "wait-for-cycle names the thread held up behind the deadlock"
+kill -9 $l
 
 # A chain: the stall downstream (the root does not read) is the cause and
 # is listed first; the one behind it says it follows from it.

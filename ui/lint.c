@@ -487,6 +487,48 @@ static int serves_its_caller(const cn_snap_actor_t *a, const cn_snap_thread_t *t
     return !(own && own->tid == t->tid); /* its own context of that number */
 }
 
+/*
+ * Appends to text the threads that are not in the cycle through v[j] but
+ * wait on it, directly or along a chain: they are held up by the deadlock
+ * and end when it does (the root's call into the pair, say). The first
+ * few by name, then how many more.
+ */
+static void held_up(const node_t *v, int n, int j, char *text, size_t cap)
+{
+    enum { NAMED = 3 };
+    char *in_cycle = calloc((size_t)n, 1);
+    if (in_cycle == NULL)
+        return;
+    int k = j;
+    do {
+        in_cycle[k] = 1;
+        k = v[k].next;
+    } while (k != j);
+    int count = 0;
+    char buf[160];
+    for (int i = 0; i < n; i++) {
+        if (in_cycle[i] || v[i].next < 0)
+            continue;
+        int at = v[i].next, steps = 0;
+        while (at >= 0 && !in_cycle[at] && steps++ < n)
+            at = v[at].next;
+        if (at < 0 || !in_cycle[at])
+            continue;
+        if (count < NAMED) {
+            snprintf(buf, sizeof(buf), "%s%s thread %d (%s)",
+                     count ? ", " : "; held up behind it: ", v[i].a->path ? v[i].a->path : "?",
+                     v[i].t->tid, v[i].t->fn ? v[i].t->fn : v[i].t->kind);
+            append(text, cap, buf);
+        }
+        count++;
+    }
+    if (count > NAMED) {
+        snprintf(buf, sizeof(buf), " and %d more", count - NAMED);
+        append(text, cap, buf);
+    }
+    free(in_cycle);
+}
+
 static void wait_cycles(run_t *r)
 {
     const cn_snapshot_t *s = r->s;
@@ -547,6 +589,7 @@ static void wait_cycles(run_t *r)
         size_t used = strlen(text);
         snprintf(text + used, sizeof(text) - used, "back to %s thread %d",
                  v[j].a->path ? v[j].a->path : "?", v[j].t->tid);
+        held_up(v, n, j, text, sizeof(text));
         add(r, "wait-for-cycle", "error", who, "deadlock across actors: %s", text);
     }
     free(v);

@@ -11,6 +11,8 @@
  *                   one the cause of the other
  *   cycle           the root and its child each wait in recv on the same
  *                   context for the other to send first: a deadlock
+ *   cycle-behind    the same, and another task of the child's waits in
+ *                   recv for the deadlocked root to send: held up behind it
  *   unreaped        a child's own code sets SIGCHLD to SIG_IGN, so the
  *                   kernel reaps its grandchild and the runtime never
  *                   learns it exited
@@ -343,9 +345,17 @@ static int root_main(int argc, char **argv)
         return 0;
     }
     const char *fn = strcmp(mode, "stuck-cancel") == 0 ? "spin"
-                     : strcmp(mode, "cycle") == 0      ? "waiter"
+                     : strncmp(mode, "cycle", 5) == 0  ? "waiter"
                      : strcmp(mode, "chain") == 0      ? "relayflood"
                                                        : "flood";
+    cn_ctx_t *behind = NULL; /* cycle-behind: the kid's sink waits on us */
+    cn_stream_t *bs;
+    if (strcmp(mode, "cycle-behind") == 0) {
+        if (cn_open(kid, "sink", NULL, &behind, &st, 5000) != 0 ||
+            cn_ctx_stream(behind, NULL, &bs) != 0)
+            return 1;
+        cn_result_free(&st);
+    }
     if (cn_open(kid, fn, NULL, &ctx, &st, 5000) != 0)
         return 1;
     cn_result_free(&st);
@@ -354,7 +364,7 @@ static int root_main(int argc, char **argv)
         printf("cancel: %s\n", cn_strerror(rc));
         ready();
         cn_sleep(WAIT_MS);
-    } else if (strcmp(mode, "cycle") == 0) {
+    } else if (strncmp(mode, "cycle", 5) == 0) {
         cn_ctx_stream(ctx, NULL, &s);
         ready();
         int rc = cn_stream_recv(s, &m, WAIT_MS); /* and the child waits for us */
@@ -379,6 +389,8 @@ static int root_main(int argc, char **argv)
         }
     }
     cn_ctx_free(ctx);
+    if (behind)
+        cn_ctx_free(behind);
     return 0;
 }
 
