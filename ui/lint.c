@@ -505,7 +505,7 @@ static void held_up(const node_t *v, int n, int j, char *text, size_t cap)
         k = v[k].next;
     } while (k != j);
     int count = 0;
-    char buf[160];
+    char one[160];
     for (int i = 0; i < n; i++) {
         if (in_cycle[i] || v[i].next < 0)
             continue;
@@ -515,16 +515,16 @@ static void held_up(const node_t *v, int n, int j, char *text, size_t cap)
         if (at < 0 || !in_cycle[at])
             continue;
         if (count < NAMED) {
-            snprintf(buf, sizeof(buf), "%s%s thread %d (%s)",
+            snprintf(one, sizeof(one), "%s%s thread %d (%s)",
                      count ? ", " : "; held up behind it: ", v[i].a->path ? v[i].a->path : "?",
                      v[i].t->tid, v[i].t->fn ? v[i].t->fn : v[i].t->kind);
-            append(text, cap, buf);
+            append(text, cap, one);
         }
         count++;
     }
     if (count > NAMED) {
-        snprintf(buf, sizeof(buf), " and %d more", count - NAMED);
-        append(text, cap, buf);
+        snprintf(one, sizeof(one), " and %d more", count - NAMED);
+        append(text, cap, one);
     }
     free(in_cycle);
 }
