@@ -677,8 +677,14 @@ static void test_spawn_failures_are_clear(void **state)
     cn_spawn_opts_t not_prog = {.exe = junk};
     int rc = cn_spawn("junk", &not_prog, &p, T_MS);
     unlink(junk);
-    assert_int_equal(rc, CN_ENOEXEC);
-    assert_string_equal(cn_err_name(rc), "CN_ENOEXEC");
+    if (cn_test_under_valgrind() && rc == CN_EDEAD) {
+        /* valgrind runs posix_spawn's shared-memory clone as a fork, so
+         * the exec's error cannot come back: the child exits 127 */
+        assert_true(suite_log_contains("(junk) exited with status 127 before it greeted"));
+    } else {
+        assert_int_equal(rc, CN_ENOEXEC);
+        assert_string_equal(cn_err_name(rc), "CN_ENOEXEC");
+    }
 
     cn_spawn_opts_t bad_entry = {.entry = "no-such-entry"};
     assert_int_equal(cn_spawn("lost", &bad_entry, &p, T_MS), CN_EDEAD);
