@@ -517,7 +517,7 @@ static void held_up(const node_t *v, int n, int j, char *text, size_t cap)
         if (count < NAMED) {
             snprintf(one, sizeof(one), "%s%s thread %d (%s)",
                      count ? ", " : "; held up behind it: ", v[i].a->path ? v[i].a->path : "?",
-                     v[i].t->tid, v[i].t->fn ? v[i].t->fn : v[i].t->kind);
+                     v[i].t->tid, thread_label(v[i].t));
             append(text, cap, one);
         }
         count++;
@@ -579,9 +579,8 @@ static void wait_cycles(run_t *r)
         do {
             size_t used = strlen(text), wu = strlen(who);
             snprintf(text + used, sizeof(text) - used, "%s thread %d (%s) waits in %s on %s -> ",
-                     v[k].a->path ? v[k].a->path : "?", v[k].t->tid,
-                     v[k].t->fn ? v[k].t->fn : v[k].t->kind, v[k].t->doing,
-                     path_of(s, v[k].t->peer, buf, sizeof(buf)));
+                     v[k].a->path ? v[k].a->path : "?", v[k].t->tid, thread_label(v[k].t),
+                     v[k].t->doing, path_of(s, v[k].t->peer, buf, sizeof(buf)));
             snprintf(who + wu, sizeof(who) - wu, "%s%s", wu ? ", " : "",
                      v[k].a->path ? v[k].a->path : "?");
             k = v[k].next;
