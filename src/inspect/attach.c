@@ -488,14 +488,14 @@ static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms, int s
     r->timeout_ms = timeout_ms;
     for (size_t i = 0; i < r->n; i++)
         msgpack_sbuffer_init(&r->parts[i]);
-    pack_self_into(&r->parts[0], stacks);
-    r->ngot = 1;
+    r->ngot = 1; /* this actor's part, packed once the others have been asked */
     r->next = at.reqs;
     at.reqs = r;
     r->timer.data = r;
     uv_timer_init(&cn__rt.loop, &r->timer);
 
-    /* Ask everyone at once; each answers from its broker. */
+    /* Ask everyone at once; each answers from its broker, while this one
+     * packs its own part (with thousands of contexts, milliseconds). */
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_object_kv kv = {{.type = MSGPACK_OBJECT_STR}, {.type = MSGPACK_OBJECT_BOOLEAN}};
@@ -514,6 +514,7 @@ static void tree_snapshot(client_t *c, uint64_t ccid, uint32_t timeout_ms, int s
             cn_log(CN_LOG_DEBUG, "attach: cannot reach actor %u for a snapshot", r->ids[i]);
     }
     msgpack_sbuffer_destroy(&sb);
+    pack_self_into(&r->parts[0], stacks);
     if (r->ngot == r->n)
         req_finish(r);
     else

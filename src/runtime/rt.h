@@ -521,8 +521,11 @@ int cn__call_cancel_op(uint64_t cid, const char *why);
 enum { CN__ROLE_CALLER, CN__ROLE_CALLEE };
 enum { CN__PH_OPENING, CN__PH_STARTED, CN__PH_RETURNED, CN__PH_ERRORED };
 
+/* What a snapshot reads of every record comes first, and the reason last:
+ * a snapshot reads thousands of records spread over the heap, and each
+ * cache line a record spans is a miss. */
 typedef struct cn__rec {
-    struct cn__rec *prev, *next;
+    size_t slot; /* 1 + its index in the registry's table; 0 when not in it */
     int role, is_ctx, phase;
     uint32_t peer;     /* the actor at the other end */
     uint64_t cid;      /* as the caller numbered it */
@@ -530,9 +533,9 @@ typedef struct cn__rec {
     int tid; /* the thread that opened it (callers) or runs it (callees) */
     cn_cancel_state_t cancel;
     uint64_t cancel_us;
-    char cancel_by[CN__REASON_MAX];
-    char fn[CN__NAME_MAX];
     cn_stream_t *stream; /* this end's stream, once opened */
+    char fn[CN__NAME_MAX];
+    char cancel_by[CN__REASON_MAX];
 } cn__rec_t;
 
 /* Registers r (zeroed but for role, is_ctx, peer, cid, fn). */
