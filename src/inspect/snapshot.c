@@ -32,7 +32,7 @@ static long rss_kib(void)
         return -1;
     b[n] = '\0';
     char *end;
-    strtol(b, &end, 10); /* size */
+    (void)strtol(b, &end, 10); /* size */
     long res = strtol(end, &end, 10);
     return res <= 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
 }

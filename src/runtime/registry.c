@@ -388,7 +388,7 @@ static thr_t *self(void);
 /* Under reg.mu: the table holds cap records, or is left as it was. */
 static void recs_resize(size_t cap)
 {
-    cn__rec_t **t = realloc(reg.recs, cap * sizeof(*t));
+    cn__rec_t **t = realloc(reg.recs, cap * sizeof(cn__rec_t *));
     if (t) {
         reg.recs = t;
         reg.cap = cap;
