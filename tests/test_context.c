@@ -1096,6 +1096,104 @@ static const char *root_cancel_of(cn_client_t *c, uint64_t cid)
     return st;
 }
 
+/* How many records of "hold" in actor `id`'s part of s have cid `cid`:
+ * its contexts' ends (of `role`) or, role NULL, its threads running it. */
+static int hold_rows(const cn_snapshot_t *s, uint32_t id, const char *role, uint64_t cid)
+{
+    int n = 0;
+    for (size_t i = 0; i < s->nactors; i++) {
+        const cn_snap_actor_t *x = &s->actors[i];
+        for (size_t j = 0; x->id == id && role && j < x->ncontexts; j++)
+            n += x->contexts[j].cid == cid && !strcmp(x->contexts[j].fn, "hold") &&
+                 !strcmp(x->contexts[j].role, role);
+        for (size_t j = 0; x->id == id && !role && j < x->nthreads; j++)
+            n += x->threads[j].task_cid == cid && x->threads[j].fn &&
+                 !strcmp(x->threads[j].fn, "hold");
+    }
+    return n;
+}
+
+/* Whether s shows exactly the open ones of cids[n] (and no other "hold")
+ * at both ends, each once, and a thread of `a` running each. */
+static int shows_exactly(const cn_snapshot_t *s, const uint64_t *cids, const int *open, int n)
+{
+    int want = 0;
+    for (int i = 0; i < n; i++) {
+        want += open[i];
+        if (hold_rows(s, 0, "caller", cids[i]) != open[i] ||
+            hold_rows(s, a.id, "callee", cids[i]) != open[i] ||
+            hold_rows(s, a.id, NULL, cids[i]) != open[i])
+            return 0;
+    }
+    size_t callers = 0, callees = 0;
+    for (size_t i = 0; i < s->nactors; i++)
+        for (size_t j = 0; j < s->actors[i].ncontexts; j++)
+            if (!strcmp(s->actors[i].contexts[j].fn, "hold")) {
+                callers += s->actors[i].id == 0;
+                callees += s->actors[i].id == a.id;
+            }
+    return callers == (size_t)want && callees == (size_t)want;
+}
+
+/* Records come and go in no order, past the registry's first table (64)
+ * and its first chunk of thread records (32), and the table shrinks
+ * again: a snapshot shows exactly the contexts still open, at both ends,
+ * and the task threads running them. */
+static void test_snapshot_shows_exactly_what_is_open(void **state)
+{
+    (void)state;
+    enum { N = 80 };
+    static cn_ctx_t *ctx[N];
+    static uint64_t cids[N];
+    static int open[N];
+    cn_client_t *c;
+    assert_int_equal(cn_client_connect(cn_attach_path(), &c, T_MS), 0);
+    for (int i = 0; i < N; i++) { /* each one's cid: the one the root did not have */
+        cn_result_t st;
+        assert_int_equal(cn_open(a, "hold", NULL, &ctx[i], &st, T_MS), 0);
+        cn_result_free(&st);
+        open[i] = 1;
+        cn_snapshot_t *s;
+        assert_int_equal(cn_client_snapshot(c, 0, T_MS, &s), 0);
+        const cn_snap_actor_t *root = &s->actors[0];
+        assert_int_equal(root->id, 0);
+        for (size_t j = 0; j < root->ncontexts && cids[i] == 0; j++) {
+            const cn_snap_ctx_t *x = &root->contexts[j];
+            int known = strcmp(x->fn, "hold") != 0;
+            for (int k = 0; k < i && !known; k++)
+                known = cids[k] == x->cid;
+            if (!known)
+                cids[i] = x->cid;
+        }
+        cn_snapshot_free(s);
+        assert_true(cids[i] != 0);
+    }
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < N; i++) { /* every third; all but every seventh; the rest */
+            int keep = round == 0 ? i % 3 != 0 : round == 1 ? i % 7 == 1 : 0;
+            if (!open[i] || keep)
+                continue;
+            cn_result_t res;
+            assert_int_equal(cn_ctx_cancel(ctx[i], T_MS), 0);
+            assert_int_equal(cn_ctx_result(ctx[i], &res, T_MS), CN_ECANCELED);
+            cn_result_free(&res);
+            cn_ctx_free(ctx[i]);
+            open[i] = 0;
+        }
+        int ok = 0; /* a task thread says it has finished just after it answers */
+        for (int tries = 0; tries < 200 && !ok; tries++) {
+            cn_snapshot_t *s;
+            assert_int_equal(cn_client_snapshot(c, 0, T_MS, &s), 0);
+            ok = shows_exactly(s, cids, open, N);
+            cn_snapshot_free(s);
+            if (!ok)
+                usleep(10000);
+        }
+        assert_true(ok);
+    }
+    cn_client_close(c);
+}
+
 /* Only an operator cancels (the program never calls cn_ctx_cancel), and
  * the program keeps the context: the owner's view says so, and once the
  * task has acknowledged, both views say acknowledged, not "requested"
@@ -1352,6 +1450,7 @@ static int suite_main(int argc, char **argv)
         cmocka_unit_test(test_cancel_reaches_every_nested_context),
         cmocka_unit_test(test_dead_for_callee_spares_own_call_of_same_cid),
         cmocka_unit_test(test_a_burst_after_quiet_reaches_the_feed_whole),
+        cmocka_unit_test(test_snapshot_shows_exactly_what_is_open),
     };
     return suite_finish(cmocka_run_group_tests_name("context", tests, setup, NULL));
 }
