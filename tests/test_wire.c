@@ -767,6 +767,84 @@ static size_t chunk_random(size_t pos, void *arg)
     return 1 + (*seed >> 16) % 300;
 }
 
+/* Unpacks sb's bytes into o, in z (whose memory the caller frees). */
+static void unpack_into(msgpack_sbuffer *sb, msgpack_zone *z, msgpack_object *o)
+{
+    size_t off = 0;
+    assert_int_equal(msgpack_unpack(sb->data, sb->size, &off, z, o), MSGPACK_UNPACK_SUCCESS);
+}
+
+/* A snapshot's table reads as the array of maps it stands for; a row
+ * shorter than cols lacks the rest; anything not a table is left alone. */
+static void test_table_as_maps(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "rows", 4); /* in either order */
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_int(&pk, 7);
+    msgpack_pack_str_with_body(&pk, "hold", 4);
+    msgpack_pack_array(&pk, 1); /* short */
+    msgpack_pack_int(&pk, 8);
+    msgpack_pack_nil(&pk); /* not a row */
+    msgpack_pack_str_with_body(&pk, "cols", 4);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "cid", 3);
+    msgpack_pack_str_with_body(&pk, "fn", 2);
+    msgpack_zone z;
+    msgpack_zone_init(&z, 1024);
+    msgpack_object t, out;
+    unpack_into(&sb, &z, &t);
+    assert_int_equal(cn_msgpack_table(&t, &z, &out), 1);
+    assert_int_equal(out.type, MSGPACK_OBJECT_ARRAY);
+    assert_int_equal(out.via.array.size, 3);
+    const msgpack_object *r = out.via.array.ptr;
+    assert_int_equal(r[0].via.map.size, 2);
+    assert_int_equal(cn_msgpack_get(&r[0], "cid")->via.u64, 7);
+    assert_memory_equal(cn_msgpack_get(&r[0], "fn")->via.str.ptr, "hold", 4);
+    assert_int_equal(r[1].via.map.size, 1);
+    assert_int_equal(cn_msgpack_get(&r[1], "cid")->via.u64, 8);
+    assert_null(cn_msgpack_get(&r[1], "fn"));
+    assert_int_equal(r[2].type, MSGPACK_OBJECT_MAP);
+    assert_int_equal(r[2].via.map.size, 0);
+
+    /* Not tables: an array, a map with a third key, cols that is not an
+     * array, nil. */
+    out.type = MSGPACK_OBJECT_NIL;
+    sb.size = 0;
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int(&pk, 1);
+    unpack_into(&sb, &z, &t);
+    assert_int_equal(cn_msgpack_table(&t, &z, &out), 0);
+    sb.size = 0;
+    msgpack_pack_map(&pk, 3);
+    msgpack_pack_str_with_body(&pk, "cols", 4);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_str_with_body(&pk, "rows", 4);
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_str_with_body(&pk, "more", 4);
+    msgpack_pack_nil(&pk);
+    unpack_into(&sb, &z, &t);
+    assert_int_equal(cn_msgpack_table(&t, &z, &out), 0);
+    sb.size = 0;
+    msgpack_pack_map(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "cols", 4);
+    msgpack_pack_int(&pk, 2);
+    msgpack_pack_str_with_body(&pk, "rows", 4);
+    msgpack_pack_array(&pk, 0);
+    unpack_into(&sb, &z, &t);
+    assert_int_equal(cn_msgpack_table(&t, &z, &out), 0);
+    assert_int_equal(cn_msgpack_table(NULL, &z, &out), 0);
+    assert_int_equal(out.type, MSGPACK_OBJECT_NIL); /* left alone */
+    msgpack_zone_destroy(&z);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_stream_1000_frames_every_split(void **state)
 {
     (void)state;
@@ -1308,6 +1386,7 @@ int main(void)
         cmocka_unit_test(test_error_after_good_frames_is_sticky),
         cmocka_unit_test(test_encoder_errors_leave_buffer_alone),
         cmocka_unit_test(test_protocol_doc_matches_codec),
+        cmocka_unit_test(test_table_as_maps),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }

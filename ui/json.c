@@ -3,7 +3,10 @@
  *
  * msgpack-c can print objects, but not as JSON. Maps with non-string keys
  * get their keys printed as JSON strings; bin becomes a string of its
- * bytes (escaped); ext becomes null. Output is compact unless `indent`.
+ * bytes (escaped); ext becomes null. A snapshot's table ({cols, rows},
+ * docs/protocol.md) prints as the array of objects it stands for, so
+ * --json keeps one object per context or thread. Output is compact
+ * unless `indent`.
  */
 #include <stdio.h>
 #include <string.h>
@@ -58,8 +61,29 @@ static void newline(FILE *f, int indent, int depth)
         fputc(' ', f);
 }
 
+static void obj(FILE *f, const msgpack_object *o, int indent, int depth);
+
+/* A table, printed as its rows' objects; 0 if o is not one (or memory
+ * ran out: it then prints as the map it is). */
+static int table(FILE *f, const msgpack_object *o, int indent, int depth)
+{
+    if (o->type != MSGPACK_OBJECT_MAP || o->via.map.size != 2 || !cn_msgpack_get(o, "cols"))
+        return 0;
+    msgpack_zone z;
+    msgpack_object rows;
+    if (!msgpack_zone_init(&z, 4096))
+        return 0;
+    int rc = cn_msgpack_table(o, &z, &rows);
+    if (rc == 1)
+        obj(f, &rows, indent, depth);
+    msgpack_zone_destroy(&z);
+    return rc == 1;
+}
+
 static void obj(FILE *f, const msgpack_object *o, int indent, int depth)
 {
+    if (table(f, o, indent, depth))
+        return;
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
         fputs("null", f);

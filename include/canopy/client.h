@@ -209,6 +209,15 @@ CN_EXTERN void cn_snapshot_free(cn_snapshot_t *s);
  * inside it), or NULL: for reading fields the structs do not carry. */
 CN_EXTERN const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key);
 
+/* A snapshot's big lists ("contexts" and "threads" of each actor in
+ * s->raw) come as tables: {cols: [name, ...], rows: [[value, ...], ...]},
+ * each row's values in the order of cols (docs/protocol.md). If t is a
+ * table, *out becomes the array of maps it stands for, one per row, built
+ * in z (keys and values point into t), and it returns 1; if t is anything
+ * else it returns 0 and leaves *out alone; CN_ENOMEM if z ran out. The
+ * structs (cn_snap_ctx_t, cn_snap_thread_t) hold the same rows decoded. */
+CN_EXTERN int cn_msgpack_table(const msgpack_object *t, msgpack_zone *z, msgpack_object *out);
+
 /* Asks the tree to cancel an actor (call == 0; actor 0 is the whole tree)
  * or the call or context `call` that actor made (as its caller would).
  * Returns 0 once the root has passed the request on; the cancel itself

@@ -20,7 +20,7 @@
     CN__STR(CN_VERSION_MAJOR) "." CN__STR(CN_VERSION_MINOR) "." CN__STR(CN_VERSION_PATCH)
 
 /* Bumped on any incompatible change to framing or message layout. */
-#define CN_PROTOCOL_VERSION 4
+#define CN_PROTOCOL_VERSION 5
 
 #ifdef __cplusplus
 extern "C" {

@@ -350,7 +350,9 @@ static int cmd_help(int argc, char **argv, msgpack_sbuffer *out)
     return 0;
 }
 
-/* This actor's own snapshot, decoded; NULL if it cannot be made. */
+/* This actor's own snapshot, decoded, its tables (threads, contexts)
+ * turned into arrays of maps like its other lists; NULL if it cannot be
+ * made. */
 static msgpack_object *own_snapshot(msgpack_zone *z, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;
@@ -358,8 +360,17 @@ static msgpack_object *own_snapshot(msgpack_zone *z, msgpack_sbuffer *sb)
     cn__snapshot_pack(&pk, 0);
     msgpack_object *o = msgpack_zone_malloc(z, sizeof(*o));
     size_t off = 0;
-    if (o == NULL || msgpack_unpack(sb->data, sb->size, &off, z, o) != MSGPACK_UNPACK_SUCCESS)
+    if (o == NULL || msgpack_unpack(sb->data, sb->size, &off, z, o) != MSGPACK_UNPACK_SUCCESS ||
+        o->type != MSGPACK_OBJECT_MAP)
         return NULL;
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        msgpack_object rows, *v = &o->via.map.ptr[i].val;
+        int rc = cn_msgpack_table(v, z, &rows);
+        if (rc < 0)
+            return NULL;
+        if (rc == 1)
+            *v = rows;
+    }
     return o;
 }
 

@@ -8,6 +8,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -431,6 +432,87 @@ static const msgpack_object *get_array(const msgpack_object *map, const char *ke
     return *n ? o->via.array.ptr : NULL;
 }
 
+/*
+ * One of an actor's tables ("contexts", "threads": {cols, rows}, rows as
+ * arrays; docs/protocol.md). Each column a decoder reads is looked up by
+ * name once per table, so a root that adds or moves columns is still
+ * read right, and a column it lacks reads as absent. A row's string that
+ * repeats the row before's (a role, a phase, a function's name, most of
+ * them) is the same copy, not a new one.
+ */
+#define TABLE_MAX_COLS 16
+
+typedef struct {
+    const msgpack_object *rows;
+    size_t n;
+    int at[TABLE_MAX_COLS]; /* each wanted column's place in a row, or -1 */
+    const msgpack_object *last[TABLE_MAX_COLS]; /* the string last copied, */
+    const char *copy[TABLE_MAX_COLS];           /*   and its copy */
+} table_t;
+
+static void table_open(table_t *t, const msgpack_object *actor, const char *key,
+                       const char *const *want, size_t nwant)
+{
+    memset(t, 0, sizeof(*t));
+    const msgpack_object *o = field(actor, key);
+    const msgpack_object *cols = cn_msgpack_get(o, "cols"), *rows = cn_msgpack_get(o, "rows");
+    uint32_t ncols = cols && cols->type == MSGPACK_OBJECT_ARRAY ? cols->via.array.size : 0;
+    for (size_t w = 0; w < nwant && w < TABLE_MAX_COLS; w++) {
+        t->at[w] = -1;
+        size_t len = strlen(want[w]);
+        for (uint32_t j = 0; j < ncols && j < INT_MAX; j++) {
+            const msgpack_object *c = &cols->via.array.ptr[j];
+            if (c->type == MSGPACK_OBJECT_STR && c->via.str.size == len &&
+                memcmp(c->via.str.ptr, want[w], len) == 0) {
+                t->at[w] = (int)j;
+                break;
+            }
+        }
+    }
+    if (ncols && rows && rows->type == MSGPACK_OBJECT_ARRAY) {
+        t->rows = rows->via.array.ptr;
+        t->n = rows->via.array.size;
+    }
+}
+
+/* Row i's value in wanted column w, or NULL. */
+static const msgpack_object *cell(const table_t *t, size_t i, int w)
+{
+    const msgpack_object *r = &t->rows[i];
+    int j = t->at[w];
+    if (j < 0 || r->type != MSGPACK_OBJECT_ARRAY || (uint32_t)j >= r->via.array.size)
+        return NULL;
+    return &r->via.array.ptr[j];
+}
+
+static int64_t cell_i64(const table_t *t, size_t i, int w, int64_t dflt)
+{
+    return obj_i64(cell(t, i, w), dflt);
+}
+
+static const char *cell_str(msgpack_zone *z, table_t *t, size_t i, int w)
+{
+    const msgpack_object *o = cell(t, i, w), *last = t->last[w];
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+        return NULL;
+    if (last && last->via.str.size == o->via.str.size &&
+        memcmp(last->via.str.ptr, o->via.str.ptr, o->via.str.size) == 0)
+        return t->copy[w];
+    t->last[w] = o;
+    return t->copy[w] = get_dup(z, o->via.str.ptr, o->via.str.size);
+}
+
+#define COL_ENUM(c) COL_##c,
+#define COL_NAME(c) #c,
+enum { CN_SNAP_CTX_COLS(COL_ENUM) NCTX_COLS };
+static const char *const ctx_cols[] = {CN_SNAP_CTX_COLS(COL_NAME)};
+#undef COL_ENUM
+#define COL_ENUM(c) TCOL_##c,
+enum { CN_SNAP_THREAD_COLS(COL_ENUM) NTHREAD_COLS };
+static const char *const thread_cols[] = {CN_SNAP_THREAD_COLS(COL_NAME)};
+_Static_assert(NCTX_COLS <= TABLE_MAX_COLS && NTHREAD_COLS <= TABLE_MAX_COLS,
+               "a table_t has a place for each column a decoder reads");
+
 static void *zalloc(msgpack_zone *z, size_t n, size_t size)
 {
     if (n == 0)
@@ -496,39 +578,40 @@ static int decode_actor(msgpack_zone *z, const msgpack_object *o, cn_snap_actor_
         r->name = get_str(z, &e[i], "name");
         r->learned_us = (uint64_t)get_i64(&e[i], "learned_us", 0);
     }
-    e = get_array(o, "contexts", &n);
-    a->contexts = zalloc(z, n, sizeof(*a->contexts));
-    for (size_t i = 0; i < n && a->contexts; i++, a->ncontexts++) {
+    table_t tb;
+    table_open(&tb, o, "contexts", ctx_cols, NCTX_COLS);
+    a->contexts = zalloc(z, tb.n, sizeof(*a->contexts));
+    for (size_t i = 0; i < tb.n && a->contexts; i++, a->ncontexts++) {
         cn_snap_ctx_t *c = &a->contexts[i];
-        c->cid = (uint64_t)get_i64(&e[i], "cid", 0); /* in the order they are packed */
-        c->tid = (int)get_i64(&e[i], "tid", 0);
-        c->peer = (uint32_t)get_i64(&e[i], "peer", 0);
-        c->fn = get_str(z, &e[i], "fn");
-        c->role = get_str(z, &e[i], "role");
-        c->kind = get_str(z, &e[i], "kind");
-        c->phase = get_str(z, &e[i], "phase");
-        c->opened_us = (uint64_t)get_i64(&e[i], "opened_us", 0);
-        c->cancel = get_str(z, &e[i], "cancel");
-        c->cancel_by = get_str(z, &e[i], "cancel_by");
-        c->cancel_us = (uint64_t)get_i64(&e[i], "cancel_us", 0);
-        const msgpack_object *st = field(&e[i], "stream");
+        c->cid = (uint64_t)cell_i64(&tb, i, COL_cid, 0);
+        c->tid = (int)cell_i64(&tb, i, COL_tid, 0);
+        c->peer = (uint32_t)cell_i64(&tb, i, COL_peer, 0);
+        c->fn = cell_str(z, &tb, i, COL_fn);
+        c->role = cell_str(z, &tb, i, COL_role);
+        c->kind = cell_str(z, &tb, i, COL_kind);
+        c->phase = cell_str(z, &tb, i, COL_phase);
+        c->opened_us = (uint64_t)cell_i64(&tb, i, COL_opened_us, 0);
+        c->cancel = cell_str(z, &tb, i, COL_cancel);
+        c->cancel_by = cell_str(z, &tb, i, COL_cancel_by);
+        c->cancel_us = (uint64_t)cell_i64(&tb, i, COL_cancel_us, 0);
+        const msgpack_object *st = cell(&tb, i, COL_stream);
         c->has_stream = st && st->type == MSGPACK_OBJECT_MAP;
         if (c->has_stream)
             decode_stream(z, st, &c->stream);
     }
-    e = get_array(o, "threads", &n);
-    a->threads = zalloc(z, n, sizeof(*a->threads));
-    for (size_t i = 0; i < n && a->threads; i++, a->nthreads++) {
-        cn_snap_thread_t *t = &a->threads[i];
-        t->tid = (int)get_i64(&e[i], "tid", 0);
-        t->kind = get_str(z, &e[i], "kind");
-        t->doing = get_str(z, &e[i], "doing");
-        t->peer = (uint32_t)get_i64(&e[i], "peer", 0);
-        t->cid = (uint64_t)get_i64(&e[i], "cid", 0);
-        t->since_us = (uint64_t)get_i64(&e[i], "since_us", 0);
-        t->fn = get_str(z, &e[i], "fn");
-        t->task_caller = (uint32_t)get_i64(&e[i], "task_caller", 0);
-        t->task_cid = (uint64_t)get_i64(&e[i], "task_cid", 0);
+    table_open(&tb, o, "threads", thread_cols, NTHREAD_COLS);
+    a->threads = zalloc(z, tb.n, sizeof(*a->threads));
+    for (size_t i = 0; i < tb.n && a->threads; i++, a->nthreads++) {
+        cn_snap_thread_t *th = &a->threads[i];
+        th->tid = (int)cell_i64(&tb, i, TCOL_tid, 0);
+        th->kind = cell_str(z, &tb, i, TCOL_kind);
+        th->doing = cell_str(z, &tb, i, TCOL_doing);
+        th->peer = (uint32_t)cell_i64(&tb, i, TCOL_peer, 0);
+        th->cid = (uint64_t)cell_i64(&tb, i, TCOL_cid, 0);
+        th->since_us = (uint64_t)cell_i64(&tb, i, TCOL_since_us, 0);
+        th->fn = cell_str(z, &tb, i, TCOL_fn);
+        th->task_caller = (uint32_t)cell_i64(&tb, i, TCOL_task_caller, 0);
+        th->task_cid = (uint64_t)cell_i64(&tb, i, TCOL_task_cid, 0);
     }
     e = get_array(o, "stacks", &n);
     a->stacks = zalloc(z, n, sizeof(*a->stacks));

@@ -363,10 +363,15 @@ void cn__pack_kstr(msgpack_packer *pk, const char *k, const char *v)
     cn__pack_cstr(pk, v);
 }
 
+void cn__pack_int(msgpack_packer *pk, int64_t v)
+{
+    msgpack_pack_int64(pk, v);
+}
+
 void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v)
 {
     cn__pack_cstr(pk, k);
-    msgpack_pack_int64(pk, v);
+    cn__pack_int(pk, v);
 }
 
 static const char *const phase_names[] = {"opening", "started", "returned", "errored"};
@@ -625,18 +630,68 @@ static void pack_stream(msgpack_packer *pk, cn_stream_t *s)
     cn__pack_kint(pk, "peer_window", (int64_t)st.peer_window);
 }
 
-static void pack_thread(msgpack_packer *pk, const thr_t *t)
+/* The snapshot's two tables (docs/protocol.md, Inspection: a table is
+ * {cols, rows}, its rows arrays; with a map per row, the keys were half
+ * of a big snapshot's objects, and most of the time the client took to
+ * read it). Each row's values are packed in the order of these. */
+#define COL_NAME(c) #c,
+static const char *const ctx_cols[] = {CN_SNAP_CTX_COLS(COL_NAME)};
+static const char *const thr_cols[] = {CN_SNAP_THREAD_COLS(COL_NAME)};
+#define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* `key`'s entry up to its rows: {cols: [...], rows: [ then nrows rows. */
+static void pack_table(msgpack_packer *pk, const char *key, const char *const *cols,
+                       size_t ncols, size_t nrows)
 {
-    msgpack_pack_map(pk, 9);
-    cn__pack_kint(pk, "tid", t->tid);
-    cn__pack_kstr(pk, "kind", t->is_task ? "task" : t->tid == getpid() ? "main" : "user");
-    cn__pack_kstr(pk, "doing", doing_names[t->doing]);
-    cn__pack_kint(pk, "peer", t->peer);
-    cn__pack_kint(pk, "cid", (int64_t)t->cid);
-    cn__pack_kint(pk, "since_us", (int64_t)t->since_us);
-    cn__pack_kstr(pk, "fn", t->in_task ? t->fn : NULL);
-    cn__pack_kint(pk, "task_caller", t->in_task ? t->task_caller : 0);
-    cn__pack_kint(pk, "task_cid", t->in_task ? (int64_t)t->task_cid : 0);
+    cn__pack_cstr(pk, key);
+    msgpack_pack_map(pk, 2);
+    cn__pack_cstr(pk, "cols");
+    msgpack_pack_array(pk, ncols);
+    for (size_t i = 0; i < ncols; i++)
+        cn__pack_cstr(pk, cols[i]);
+    cn__pack_cstr(pk, "rows");
+    msgpack_pack_array(pk, nrows);
+}
+
+static void pack_ctx_row(msgpack_packer *pk, const cn__rec_t *r)
+{
+    const char *phase = phase_names[r->phase];
+    if (r->phase == CN__PH_STARTED && r->stream)
+        phase = "streaming";
+    else if (r->role == CN__ROLE_CALLEE && r->phase == CN__PH_OPENING && r->tid == 0)
+        phase = "queued"; /* no task thread has taken it yet */
+    else if (!r->is_ctx && r->phase == CN__PH_OPENING)
+        phase = "running"; /* a plain call has no started: it runs until it answers */
+    msgpack_pack_array(pk, NCOLS(ctx_cols));
+    cn__pack_int(pk, (int64_t)r->cid);
+    cn__pack_int(pk, r->tid);
+    cn__pack_int(pk, r->peer);
+    cn__pack_cstr(pk, r->fn);
+    cn__pack_cstr(pk, r->role == CN__ROLE_CALLER ? "caller" : "callee");
+    cn__pack_cstr(pk, r->is_ctx ? "context" : "call");
+    cn__pack_cstr(pk, phase);
+    cn__pack_int(pk, (int64_t)r->opened_us);
+    cn__pack_cstr(pk, cn_cancel_state_name(r->cancel));
+    cn__pack_cstr(pk, r->cancel ? r->cancel_by : NULL);
+    cn__pack_int(pk, (int64_t)r->cancel_us);
+    if (r->stream)
+        pack_stream(pk, r->stream);
+    else
+        msgpack_pack_nil(pk);
+}
+
+static void pack_thread_row(msgpack_packer *pk, const thr_t *t)
+{
+    msgpack_pack_array(pk, NCOLS(thr_cols));
+    cn__pack_int(pk, t->tid);
+    cn__pack_cstr(pk, t->is_task ? "task" : t->tid == getpid() ? "main" : "user");
+    cn__pack_cstr(pk, doing_names[t->doing]);
+    cn__pack_int(pk, t->peer);
+    cn__pack_int(pk, (int64_t)t->cid);
+    cn__pack_int(pk, (int64_t)t->since_us);
+    cn__pack_cstr(pk, t->in_task ? t->fn : NULL);
+    cn__pack_int(pk, t->in_task ? t->task_caller : 0);
+    cn__pack_int(pk, t->in_task ? (int64_t)t->task_cid : 0);
 }
 
 /* How many records ahead the walk prefetches: enough to keep a few misses
@@ -646,8 +701,7 @@ static void pack_thread(msgpack_packer *pk, const thr_t *t)
 void cn__registry_pack(msgpack_packer *pk)
 {
     cn__lock(&reg.mu);
-    cn__pack_cstr(pk, "contexts");
-    msgpack_pack_array(pk, reg.nrecs);
+    pack_table(pk, "contexts", ctx_cols, NCOLS(ctx_cols), reg.nrecs);
     for (size_t i = 0; i < reg.nrecs; i++) {
         if (i + REC_AHEAD < reg.nrecs) { /* the lines a record's packing reads */
             const char *next = (const char *)reg.recs[i + REC_AHEAD];
@@ -655,38 +709,12 @@ void cn__registry_pack(msgpack_packer *pk)
             __builtin_prefetch(next + 64);
             __builtin_prefetch(next + 128);
         }
-        const cn__rec_t *r = reg.recs[i];
-        const char *phase = phase_names[r->phase];
-        if (r->phase == CN__PH_STARTED && r->stream)
-            phase = "streaming";
-        else if (r->role == CN__ROLE_CALLEE && r->phase == CN__PH_OPENING && r->tid == 0)
-            phase = "queued"; /* no task thread has taken it yet */
-        else if (!r->is_ctx && r->phase == CN__PH_OPENING)
-            phase = "running"; /* a plain call has no started: it runs until it answers */
-        msgpack_pack_map(pk, 12);
-        cn__pack_kint(pk, "cid", (int64_t)r->cid);
-        cn__pack_kint(pk, "tid", r->tid);
-        cn__pack_kint(pk, "peer", r->peer);
-        cn__pack_kstr(pk, "fn", r->fn);
-        cn__pack_kstr(pk, "role", r->role == CN__ROLE_CALLER ? "caller" : "callee");
-        cn__pack_kstr(pk, "kind", r->is_ctx ? "context" : "call");
-        cn__pack_kstr(pk, "phase", phase);
-        cn__pack_kint(pk, "opened_us", (int64_t)r->opened_us);
-        cn__pack_kstr(pk, "cancel", cn_cancel_state_name(r->cancel));
-        cn__pack_kstr(pk, "cancel_by", r->cancel ? r->cancel_by : NULL);
-        cn__pack_kint(pk, "cancel_us", (int64_t)r->cancel_us);
-        cn__pack_cstr(pk, "stream");
-        if (r->stream)
-            pack_stream(pk, r->stream);
-        else
-            msgpack_pack_nil(pk);
+        pack_ctx_row(pk, reg.recs[i]);
     }
-    cn__pack_cstr(pk, "threads");
-    msgpack_pack_array(pk, reg.nthrs);
+    pack_table(pk, "threads", thr_cols, NCOLS(thr_cols), reg.nthrs);
     for (thr_chunk_t *c = reg.chunks; c; c = c->next)
         for (const thr_t *t = c->t; t < c->t + THR_CHUNK; t++)
             if (t->used)
-                pack_thread(pk, t);
+                pack_thread_row(pk, t);
     cn__unlock(&reg.mu);
 }
-

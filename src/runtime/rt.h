@@ -572,10 +572,11 @@ void cn__done(void);
  * snapshot shows as phase "queued". */
 void cn__thr_task(cn__rec_t *r);
 
-/* Map entries for snapshots: "key": string (NULL packs nil) or integer.
- * Not inline: msgpack's packers are, and these have some eighty callers
- * (registry.c has the why). */
+/* Values and map entries for snapshots: a string (NULL packs nil), an
+ * integer, "key": either. Not inline: msgpack's packers are, and these
+ * have some hundred callers (registry.c has the why). */
 void cn__pack_cstr(msgpack_packer *pk, const char *v);
+void cn__pack_int(msgpack_packer *pk, int64_t v);
 void cn__pack_kstr(msgpack_packer *pk, const char *k, const char *v);
 void cn__pack_kint(msgpack_packer *pk, const char *k, int64_t v);
 

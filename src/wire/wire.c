@@ -1214,3 +1214,38 @@ const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key)
     }
     return NULL;
 }
+
+/* canopy/client.h. */
+int cn_msgpack_table(const msgpack_object *t, msgpack_zone *z, msgpack_object *out)
+{
+    if (t == NULL || t->type != MSGPACK_OBJECT_MAP || t->via.map.size != 2)
+        return 0;
+    const msgpack_object *cols = cn_msgpack_get(t, "cols"), *rows = cn_msgpack_get(t, "rows");
+    if (cols == NULL || rows == NULL || cols->type != MSGPACK_OBJECT_ARRAY ||
+        rows->type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    uint32_t n = rows->via.array.size;
+    msgpack_object *maps = n ? msgpack_zone_malloc(z, n * sizeof(*maps)) : NULL;
+    if (n && maps == NULL)
+        return CN_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *row = &rows->via.array.ptr[i];
+        uint32_t k = row->type != MSGPACK_OBJECT_ARRAY ? 0
+                     : row->via.array.size < cols->via.array.size ? row->via.array.size
+                                                                  : cols->via.array.size;
+        msgpack_object_kv *kv = k ? msgpack_zone_malloc(z, k * sizeof(*kv)) : NULL;
+        if (k && kv == NULL)
+            return CN_ENOMEM;
+        for (uint32_t j = 0; j < k; j++) {
+            kv[j].key = cols->via.array.ptr[j];
+            kv[j].val = row->via.array.ptr[j];
+        }
+        maps[i].type = MSGPACK_OBJECT_MAP;
+        maps[i].via.map.size = k;
+        maps[i].via.map.ptr = kv;
+    }
+    out->type = MSGPACK_OBJECT_ARRAY;
+    out->via.array.size = n;
+    out->via.array.ptr = maps;
+    return 1;
+}

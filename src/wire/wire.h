@@ -424,4 +424,17 @@ const char *cn_wire_kind_name(cn_wire_kind_t kind);
 /* map[key] in a map with string keys, or NULL. Public: canopy/client.h. */
 CN_EXTERN const msgpack_object *cn_msgpack_get(const msgpack_object *map, const char *key);
 
+/* The columns of a snapshot's two tables (docs/protocol.md, Inspection),
+ * in the order the runtime packs each row's values; a reader finds each
+ * column by its name in the table's cols. X(name) for each. */
+#define CN_SNAP_CTX_COLS(X)                                                                        \
+    X(cid) X(tid) X(peer) X(fn) X(role) X(kind) X(phase) X(opened_us) X(cancel) X(cancel_by)       \
+        X(cancel_us) X(stream)
+#define CN_SNAP_THREAD_COLS(X)                                                                     \
+    X(tid) X(kind) X(doing) X(peer) X(cid) X(since_us) X(fn) X(task_caller) X(task_cid)
+
+/* A snapshot's table ({cols, rows}) as the array of maps it stands for.
+ * Public: canopy/client.h. */
+CN_EXTERN int cn_msgpack_table(const msgpack_object *t, msgpack_zone *z, msgpack_object *out);
+
 #endif /* CN_WIRE_H */

@@ -292,7 +292,7 @@ int main(int argc, char **argv)
                 msgpack_packer pk;
                 size_t mark;
                 cn_wire_begin(&sb, &pk, &h, &mark);
-                msgpack_pack_map(&pk, 6);
+                msgpack_pack_map(&pk, 7);
                 msgpack_pack_str_with_body(&pk, "id", 2);
                 msgpack_pack_uint32(&pk, self);
                 msgpack_pack_str_with_body(&pk, "name", 4);
@@ -305,6 +305,23 @@ int main(int argc, char **argv)
                 msgpack_pack_str_with_body(&pk, "running", 7);
                 msgpack_pack_str_with_body(&pk, "contexts", 8);
                 msgpack_pack_array(&pk, 0);
+                /* A table whose columns another version might send: in
+                 * another order, one unknown, some missing. */
+                msgpack_pack_str_with_body(&pk, "threads", 7);
+                msgpack_pack_map(&pk, 2);
+                msgpack_pack_str_with_body(&pk, "cols", 4);
+                msgpack_pack_array(&pk, 4);
+                msgpack_pack_str_with_body(&pk, "doing", 5);
+                msgpack_pack_str_with_body(&pk, "later", 5);
+                msgpack_pack_str_with_body(&pk, "tid", 3);
+                msgpack_pack_str_with_body(&pk, "kind", 4);
+                msgpack_pack_str_with_body(&pk, "rows", 4);
+                msgpack_pack_array(&pk, 1);
+                msgpack_pack_array(&pk, 4);
+                msgpack_pack_str_with_body(&pk, "running", 7);
+                msgpack_pack_nil(&pk);
+                msgpack_pack_int(&pk, 4242);
+                msgpack_pack_str_with_body(&pk, "user", 4);
                 cn_wire_end(&sb, mark, 0, 0);
                 send_buf(&sb);
             }
