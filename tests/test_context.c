@@ -1136,9 +1136,9 @@ static int shows_exactly(const cn_snapshot_t *s, const uint64_t *cids, const int
 }
 
 /* Records come and go in no order, past the registry's first table (64)
- * and its first chunk of thread records (32), and the table shrinks
- * again: a snapshot shows exactly the contexts still open, at both ends,
- * and the task threads running them. */
+ * and its first chunks of thread records (4, 8, 16, 32), and the table
+ * shrinks again: a snapshot shows exactly the contexts still open, at
+ * both ends, and the task threads running them. */
 static void test_snapshot_shows_exactly_what_is_open(void **state)
 {
     (void)state;

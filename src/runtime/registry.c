@@ -43,12 +43,17 @@ typedef struct thr {
 
 /* Threads' records come in chunks that are never freed: a thread's
  * record is reused by the next thread, and a process keeps as many as it
- * ever had threads at once (about 200 bytes each). */
-#define THR_CHUNK 32
+ * ever had threads at once (136 bytes each). The first chunk holds
+ * 4 and each next one twice the last, up to 64: an idle actor's two or
+ * three threads take one small block (a chunk of 32 first cost an idle
+ * actor 8 KiB more of its resident memory). */
+#define THR_CHUNK_FIRST 4
+#define THR_CHUNK_MAX 64
 
 typedef struct thr_chunk {
     struct thr_chunk *next;
-    thr_t t[THR_CHUNK];
+    size_t n;
+    thr_t t[];
 } thr_chunk_t;
 
 static struct {
@@ -499,12 +504,15 @@ static void thr_gone(void *p)
 static thr_t *thr_take(void)
 {
     if (reg.free_thrs == NULL) {
-        thr_chunk_t *c = malloc(sizeof(*c));
+        size_t n = reg.chunks ? 2 * reg.chunks->n : THR_CHUNK_FIRST;
+        n = n < THR_CHUNK_MAX ? n : THR_CHUNK_MAX;
+        thr_chunk_t *c = malloc(sizeof(*c) + n * sizeof(c->t[0]));
         if (c == NULL)
             return NULL;
         c->next = reg.chunks;
+        c->n = n;
         reg.chunks = c;
-        for (size_t i = THR_CHUNK; i-- > 0;) {
+        for (size_t i = n; i-- > 0;) {
             c->t[i].used = 0;
             c->t[i].free_next = reg.free_thrs;
             reg.free_thrs = &c->t[i];
@@ -635,12 +643,14 @@ static void pack_stream(msgpack_packer *pk, cn_stream_t *s)
  * of a big snapshot's objects, and most of the time the client took to
  * read it). Each row's values are packed in the order of these. */
 #define COL_NAME(c) #c,
-static const char *const ctx_cols[] = {CN_SNAP_CTX_COLS(COL_NAME)};
-static const char *const thr_cols[] = {CN_SNAP_THREAD_COLS(COL_NAME)};
+#define COL_MAX 16 /* arrays of chars, not of pointers: no relocations to
+                      dirty a page of every actor at start */
+static const char ctx_cols[][COL_MAX] = {CN_SNAP_CTX_COLS(COL_NAME)};
+static const char thr_cols[][COL_MAX] = {CN_SNAP_THREAD_COLS(COL_NAME)};
 #define NCOLS(a) (sizeof(a) / sizeof((a)[0]))
 
 /* `key`'s entry up to its rows: {cols: [...], rows: [ then nrows rows. */
-static void pack_table(msgpack_packer *pk, const char *key, const char *const *cols,
+static void pack_table(msgpack_packer *pk, const char *key, const char (*cols)[COL_MAX],
                        size_t ncols, size_t nrows)
 {
     cn__pack_cstr(pk, key);
@@ -713,7 +723,7 @@ void cn__registry_pack(msgpack_packer *pk)
     }
     pack_table(pk, "threads", thr_cols, NCOLS(thr_cols), reg.nthrs);
     for (thr_chunk_t *c = reg.chunks; c; c = c->next)
-        for (const thr_t *t = c->t; t < c->t + THR_CHUNK; t++)
+        for (const thr_t *t = c->t; t < c->t + c->n; t++)
             if (t->used)
                 pack_thread_row(pk, t);
     cn__unlock(&reg.mu);

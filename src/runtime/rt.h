@@ -513,9 +513,10 @@ int cn__call_cancel_op(uint64_t cid, const char *why);
 /* ---------------------------------------------------------------------------
  * registry.c: what the inspector sees. Each call and context in flight, at
  * either end, has a record, and each thread that runs tasks or blocks in
- * the API says what it is doing. The records live inside the runtime's own
- * objects and change under the registry's lock, a leaf lock except that a
- * snapshot reads stream counters (flow and yq locks) while holding it.
+ * the API says what it is doing. A call's or context's record lives inside
+ * the runtime's own object for it, a thread's in the registry; both change
+ * under the registry's lock, a leaf lock except that a snapshot reads
+ * stream counters (flow and yq locks) while holding it.
  */
 
 enum { CN__ROLE_CALLER, CN__ROLE_CALLEE };
