@@ -519,6 +519,8 @@ static thr_t *thr_take(void)
         }
     }
     thr_t *t = reg.free_thrs;
+    if (t == NULL) /* never: a chunk holds at least THR_CHUNK_FIRST */
+        return NULL;
     reg.free_thrs = t->free_next;
     memset(t, 0, sizeof(*t));
     t->used = 1;
