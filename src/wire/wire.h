@@ -426,7 +426,10 @@ CN_EXTERN const msgpack_object *cn_msgpack_get(const msgpack_object *map, const 
 
 /* The columns of a snapshot's two tables (docs/protocol.md, Inspection),
  * in the order the runtime packs each row's values; a reader finds each
- * column by its name in the table's cols. X(name) for each. */
+ * column by its name in the table's cols. X(name) for each. A column
+ * added here needs its value packed in the same place of the row
+ * (registry.c, pack_ctx_row and pack_thread_row): a row packs as many
+ * values as there are names, and one short is a malformed answer. */
 #define CN_SNAP_CTX_COLS(X)                                                                        \
     X(cid) X(tid) X(peer) X(fn) X(role) X(kind) X(phase) X(opened_us) X(cancel) X(cancel_by)       \
         X(cancel_us) X(stream)
