@@ -539,8 +539,10 @@ static void test_events_come_in_batches(void **state)
     feed_stop(&f);
     print_message("%ld contexts, %ld events, %ld wake-ups\n", contexts, f.events, f.wakes);
     assert_true(f.events >= 6 * contexts); /* open, started, closed at each end */
-    /* Two actors' ticks over 1.2 s are about 48 writes. */
-    assert_true(f.wakes <= 80);
+    /* The root writes its clients once a tick, its own batch and the
+     * child's together: about 24 writes in 1.2 s (21-22 seen). Passing
+     * on each child's batch as it came made 34-36 here. */
+    assert_true(f.wakes <= 30);
 }
 
 /* What a reader of the feed saw of fn_burst's lines. */
@@ -671,7 +673,8 @@ static long ctx_switches(int pid, int tid)
 /* With a subscriber attached, an actor with no events to send sleeps: no
  * clock ticks for it (a tick every CN__EVENTS_MS whatever the load woke
  * an idle tree of 200 actors 4000 times a second). Events made after the
- * quiet spell still arrive within a tick. */
+ * quiet spell still arrive within two ticks (the actor's, then the
+ * root's: 101 ms seen). */
 static void test_idle_actor_sleeps_with_subscriber(void **state)
 {
     (void)state;
@@ -702,7 +705,7 @@ static void test_idle_actor_sleeps_with_subscriber(void **state)
                   (long long)took);
     assert_true(idle <= 5); /* a tick every 50 ms would be 20 */
     assert_true(f.events >= want);
-    assert_true(took < 500); /* a tick (50 ms), and slack for a sanitizer */
+    assert_true(took < 500); /* two ticks (100 ms), and slack for a sanitizer */
 }
 
 /* The timeout of the epoll wait thread tid of pid is blocked in, from

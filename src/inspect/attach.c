@@ -58,6 +58,7 @@
 #define OUT_KEEP (1u << 20)   /* a drained answer buffer larger than this is freed */
 #define REQS_MAX 8            /* snapshots being gathered for one client at once */
 #define EVENTS_MAX (1u << 20) /* event bytes queued for one subscriber */
+#define EVENTS_SOON (EVENTS_MAX / 4) /* ... written before the next tick */
 #define SNAP_TIMEOUT_MS 1000
 #define SNAP_TIMEOUT_MAX_MS 30000
 
@@ -113,9 +114,6 @@ static struct {
     uint64_t next_req;
     unsigned subscribers, ctx_subscribers; /* the latter want the contexts' events */
     unsigned consoles;
-    uv_check_t flush;     /* writes queued events once per loop turn, */
-    uv_idle_t flush_soon; /* and keeps the loop from sleeping before it */
-    int clients_ready; /* flush is initialised: clients may come */
     int spare;         /* a descriptor kept to refuse clients with when out of them */
     uv_timer_t rest;   /* ... and without it, the listening socket rests a while */
     uint64_t nofd_ms;  /* when refusing for want of descriptors was last logged */
@@ -641,29 +639,37 @@ static void send_dropped(client_t *c)
     msgpack_sbuffer_destroy(&sb);
 }
 
-static void on_flush_soon(uv_idle_t *h)
+int cn__attach_events_tick(void)
 {
-    (void)h; /* its being active is all it is for: see fan_out_one */
-}
-
-static void on_flush(uv_check_t *h)
-{
-    uv_check_stop(h);
-    uv_idle_stop(&at.flush_soon);
+    int any = 0;
     for (unsigned i = 0; i < CLIENTS_MAX; i++) {
         client_t *c = at.clients[i];
+        /* One waiting for its socket is written by the socket's poll, and
+         * keeps no clock running. */
         if (c && !c->closing && c->subscribed && c->out_off < c->out.size &&
-            !(c->events & UV_WRITABLE))
+            !(c->events & UV_WRITABLE)) {
             client_flush(c);
+            any = 1;
+        }
     }
+    return any;
 }
 
-/* One EVENT frame for subscriber c: `prefix` (its length prefix, or NULL
+/*
+ * One EVENT frame for subscriber c: `prefix` (its length prefix, or NULL
  * when `frame` begins with it) and `frame`'s len bytes, all or nothing.
- * It is queued, and written with whatever else this turn of the loop
- * brings (one write, one wake-up of the client, per turn). A subscriber
- * that is not keeping up loses it, counted, and is told how many once it
- * catches up (nevents: how many events the frame holds, for that count). */
+ * A subscriber that is not keeping up loses it, counted, and is told how
+ * many once it catches up (nevents: how many events the frame holds, for
+ * that count).
+ *
+ * It is queued, and written on the root's next event tick with all the
+ * others that tick brings, the root's own batch and each child's (actor.c,
+ * on_ev_tick; cn__attach_events_tick): one write and one wake-up of the
+ * client per tick, however many actors send. Written as they came, a busy
+ * tree of N actors woke each subscriber about 20 N times a second. After
+ * a quiet spell (the clock stopped) the first frame goes at once and
+ * starts the clock, and a backlog past EVENTS_SOON goes at once too.
+ */
 static void fan_out_one(client_t *c, const char *prefix, const char *frame, size_t len,
                         uint64_t nevents)
 {
@@ -675,12 +681,13 @@ static void fan_out_one(client_t *c, const char *prefix, const char *frame, size
         c->dropped += nevents;
         return;
     }
-    /* Queued from a timer or before the poll (the root's own events), the
-     * check would wait for the poll, which may sleep until the next timer:
-     * an active idle handle makes that poll return at once. */
-    if (!uv_is_active((uv_handle_t *)&at.flush)) {
-        uv_check_start(&at.flush, on_flush);
-        uv_idle_start(&at.flush_soon, on_flush_soon);
+    if (c->events & UV_WRITABLE) /* the socket's poll writes it */
+        return;
+    if (!cn__rt.ev_clock.on) {
+        client_flush(c);
+        cn__events_clock_on();
+    } else if (c->out.size - c->out_off > EVENTS_SOON) {
+        client_flush(c);
     }
 }
 
@@ -1016,17 +1023,6 @@ static void on_tick(cn__clock_t *t)
     }
 }
 
-/* What the loop needs before the first client: the handles that write
- * queued events. Once, from cn__attach_start or a test hook. */
-static void clients_init(void)
-{
-    if (at.clients_ready)
-        return;
-    uv_check_init(&cn__rt.loop, &at.flush);
-    uv_idle_init(&cn__rt.loop, &at.flush_soon);
-    at.clients_ready = 1;
-}
-
 /* Takes a connected socket (it owns fd from here on): the new client, or
  * NULL if it was refused (fd closed). */
 static client_t *admit(int fd)
@@ -1226,7 +1222,6 @@ int cn__attach_start(void)
     if (crc < 0)
         cn_log(CN_LOG_WARN, "attach: no clock for the client checks (%s): a client that "
                             "stalls mid-frame will not be cut off", cn_strerror(crc));
-    clients_init();
     cn__clock_set(&at.tick, at.stall_ms < 1000 ? at.stall_ms / 2 + 1 : 1000);
     at.on = 1;
     cleanup_on_signals();
@@ -1300,9 +1295,6 @@ void cn__attach_stop(void)
     if (at.spare >= 0)
         close(at.spare);
     at.spare = -1;
-    uv_close((uv_handle_t *)&at.flush, NULL);
-    uv_close((uv_handle_t *)&at.flush_soon, NULL);
-    at.clients_ready = 0;
     close(at.fd);
     at.fd = -1;
 }
@@ -1313,7 +1305,6 @@ void cn__attach_stop(void)
 
 cn__client_t *cn__attach_client_open(int fd)
 {
-    clients_init();
     return admit(fd);
 }
 

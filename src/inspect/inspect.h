@@ -43,6 +43,11 @@ void cn__inspect_event(const char *frame, size_t len, uint64_t cid);
  * prefix. */
 void cn__inspect_event_body(const char *body, size_t len, uint64_t cid);
 
+/* The root's broker, on each tick of its event clock (actor.c,
+ * on_ev_tick): writes every subscriber's queued events. Returns 1 if any
+ * were queued (keep the clock), 0 if none. */
+int cn__attach_events_tick(void);
+
 /* The root's broker: a route to actor `id` was just added; if anyone
  * subscribes, that actor is told to send its events. */
 void cn__inspect_route_added(uint32_t id);

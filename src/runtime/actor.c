@@ -1499,9 +1499,14 @@ pid_t cn__child_pid(uint32_t id)
  */
 static void on_ev_tick(cn__clock_t *c)
 {
-    if (cn__events_queued())
+    int busy = cn__events_queued();
+    if (busy)
         cn__events_flush();
-    else if (cn__events_sleep())
+    /* The root's subscribers get this tick's events, its own and its
+     * children's, in one write each (attach.c, fan_out_one). */
+    if (cn__rt.is_root && cn__attach_events_tick())
+        busy = 1;
+    if (!busy && cn__events_sleep())
         cn__clock_set(c, 0);
 }
 
@@ -1522,6 +1527,14 @@ static void ev_wake(void)
         cn__events_flush();
         cn__clock_set(&cn__rt.ev_clock, CN__EVENTS_MS);
     }
+}
+
+void cn__events_clock_on(void)
+{
+    if (!atomic_load_explicit(&cn__rt.events_on, memory_order_relaxed) || cn__rt.ev_clock.on)
+        return;
+    cn__events_awake();
+    cn__clock_set(&cn__rt.ev_clock, CN__EVENTS_MS);
 }
 
 void cn__events_enable(unsigned classes)

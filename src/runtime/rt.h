@@ -643,6 +643,10 @@ void cn__events_awake(void);
 #define CN__EVENTS_MS 50
 void cn__events_enable(unsigned classes);
 
+/* Broker: starts that clock if events are on and it is stopped (the root,
+ * for its subscribers' queues, which its ticks write). */
+void cn__events_clock_on(void);
+
 /* The root's log sink: a record, as a "log" event. */
 void cn__event_log(int level, uint64_t time_us, const char *path, size_t path_len, const char *msg,
                    size_t msg_len);
