@@ -2898,7 +2898,8 @@ static int rt_init(int argc, char **argv, const cn_config_t *cfg)
     uv_timer_init(&r->loop, &r->sigint_timer);
     /* Without its clock an actor still sends its events, only at its
      * next wake-up rather than on the tick. */
-    cn__clock_init(&r->ev_clock, on_ev_tick);
+    if (cn__clock_init(&r->ev_clock, on_ev_tick) == 0)
+        cn__clock_lazy(&r->ev_clock); /* a busy broker's turns send its batches */
     uv_timer_init(&r->loop, &r->hello_timer);
     uv_timer_init(&r->loop, &adopt.timer);
     uv_unref((uv_handle_t *)&adopt.timer);

@@ -42,14 +42,22 @@ typedef struct cn__stream cn__stream_t;
  */
 typedef struct cn__clock {
     uv_poll_t poll;
-    int fd; /* -1: none could be made (the clock never ticks) */
-    int on; /* set to tick */
+    uv_check_t busy; /* a lazy clock's look at each turn of the loop */
+    int fd;          /* -1: none could be made (the clock never ticks) */
+    int on;          /* set to tick */
+    int lazy;
+    uint64_t period_ms, due_ms; /* the next tick, in loop time */
     void (*fn)(struct cn__clock *);
 } cn__clock_t;
 
 /* Makes a stopped clock that calls fn at each tick; it keeps no loop
  * running. 0, or CN_EMFILE / CN_ENOMEM (and fd is -1). */
 int cn__clock_init(cn__clock_t *c, void (*fn)(cn__clock_t *));
+/* Makes c tick from the loop's own turns while the loop turns anyway: a
+ * turn that finds the tick due runs it and sets the timer a period on, so
+ * the timer fires only when the broker would otherwise sleep through the
+ * tick (a busy broker is woken by it not at all). 0, or CN_ENOMEM. */
+int cn__clock_lazy(cn__clock_t *c);
 /* Ticks every period_ms from now on; 0 stops it. */
 void cn__clock_set(cn__clock_t *c, uint64_t period_ms);
 /* Ticks once, `us` microseconds from now (0 stops it). */
