@@ -44,8 +44,9 @@ void cn__inspect_event(const char *frame, size_t len, uint64_t cid);
 void cn__inspect_event_body(const char *body, size_t len, uint64_t cid);
 
 /* The root's broker, on each tick of its event clock (actor.c,
- * on_ev_tick): writes every subscriber's queued events. Returns 1 if any
- * were queued (keep the clock), 0 if none. */
+ * on_ev_tick): writes every subscriber's queued events. Returns 1 if it
+ * wrote any (keep the clock), 0 if there were none to write (a client
+ * waiting for its socket is written by that socket's poll). */
 int cn__attach_events_tick(void);
 
 /* The root's broker: a route to actor `id` was just added; if anyone
